@@ -1,0 +1,44 @@
+"""The `flan-jax` command: one subcommand per entry point.
+
+Each subcommand is a module with `main(argv) -> int`; it is imported only when
+used, so `flan-jax --help` stays fast.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "train": ("flan_jax.train", "fine-tune a model from gin files (--gin_file=F --gin.KEY=VALUE)"),
+    "convert": ("flan_jax.convert.hf", "convert checkpoints: from-hf SRC DST | to-hf SRC DST"),
+    "plan": ("flan_jax.plan", "per-chip memory and step time of a recipe on a topology"),
+    "flops": ("flan_jax.flops", "FLOPs accounting; --paper prints the paper's compute table"),
+}
+
+
+def _usage() -> str:
+  width = max(map(len, SUBCOMMANDS))
+  lines = [f"  {name:<{width}}  {text}" for name, (_, text) in SUBCOMMANDS.items()]
+  return "usage: flan-jax COMMAND [ARGS...]\n\ncommands:\n" + "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  if not argv or argv[0] in ("-h", "--help", "help"):
+    print(_usage())
+    return 0
+  command, rest = argv[0], argv[1:]
+  if command not in SUBCOMMANDS:
+    print(f"flan-jax: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+    return 2
+  module = importlib.import_module(SUBCOMMANDS[command][0])
+  try:
+    return int(module.main(rest) or 0)
+  except (ValueError, FileNotFoundError) as e:
+    # Configuration mistakes (gin bindings, task names, paths) read better without a traceback.
+    print(f"flan-jax {command}: error: {e}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+  sys.exit(main())

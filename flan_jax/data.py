@@ -1,0 +1,110 @@
+"""Input pipeline: seqio task/mixture -> feature converter -> per-host numpy batches.
+
+Each process reads its own shard (`seqio.ShardInfo(process_index, process_count)`)
+and yields `BATCH_SIZE / process_count` rows; `trainer.global_batch` assembles the
+global `jax.Array`s. The pipeline is deterministic for a given seed, so its
+position is just the number of batches taken: resuming skips that many.
+"""
+from __future__ import annotations
+
+import difflib
+import importlib
+from typing import Iterator, Mapping, Sequence
+
+import jax
+import numpy as np
+import seqio
+
+FEATURE_CONVERTERS = {
+    "encdec": seqio.EncDecFeatureConverter,
+    "decoder": seqio.DecoderFeatureConverter,
+    "prefix_lm": seqio.PrefixLMFeatureConverter,
+}
+
+
+def import_task_modules(modules: Sequence[str]) -> None:
+  """Imports the modules whose import registers tasks (e.g. 'flan_jax.tasks.embedded')."""
+  for name in modules:
+    try:
+      importlib.import_module(name)
+    except ImportError as e:
+      raise ValueError(f"cannot import task module {name!r} (gin: train.task_modules): {e}") from e
+
+
+def get_mixture_or_task(name: str) -> seqio.Task | seqio.Mixture:
+  """Looks a name up in both registries; an unknown name lists the closest ones."""
+  known = list(seqio.TaskRegistry.names()) + list(seqio.MixtureRegistry.names())
+  if name not in known:
+    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise ValueError(
+        f"unknown task or mixture {name!r} (gin: MIXTURE_OR_TASK_NAME).{hint} {len(known)} are registered; "
+        "`flan-jax tasks list` shows them, and train.task_modules lists the modules that register them.")
+  return seqio.get_mixture_or_task(name)
+
+
+def check_vocabulary(task: seqio.Task | seqio.Mixture, model_vocab_size: int) -> None:
+  for feature_name, feature in task.output_features.items():
+    size = feature.vocabulary.vocab_size
+    if size > model_vocab_size:
+      raise ValueError(
+          f"feature {feature_name!r} of {task.name!r} uses a vocabulary of {size} ids but the model's "
+          f"vocab_size is {model_vocab_size}; set the model's vocab_size (gin) to at least {size}")
+
+
+class BatchIterator:
+  """Per-host batches of a seqio task with a checkpointable position."""
+
+  def __init__(self, mixture_or_task_name: str, task_feature_lengths: Mapping[str, int], global_batch_size: int,
+               *, split: str = "train", feature_converter: str = "encdec", pack: bool = True,
+               shuffle: bool = True, seed: int = 0, use_cached: bool = False, num_epochs: int | None = None,
+               process_index: int | None = None, process_count: int | None = None):
+    self.process_index = jax.process_index() if process_index is None else process_index
+    self.process_count = jax.process_count() if process_count is None else process_count
+    if global_batch_size % self.process_count:
+      raise ValueError(f"BATCH_SIZE={global_batch_size} is not divisible by the {self.process_count} processes")
+    if feature_converter not in FEATURE_CONVERTERS:
+      raise ValueError(f"feature_converter={feature_converter!r}; use one of {sorted(FEATURE_CONVERTERS)}")
+    self.task = get_mixture_or_task(mixture_or_task_name)
+    self.global_batch_size = global_batch_size
+    self.local_batch_size = global_batch_size // self.process_count
+    converter = FEATURE_CONVERTERS[feature_converter](pack=pack)
+    self._ds = seqio.get_dataset(
+        self.task.name, dict(task_feature_lengths), converter, dataset_split=split, use_cached=use_cached,
+        shuffle=shuffle, num_epochs=num_epochs, seed=seed, verbose=False,
+        shard_info=seqio.ShardInfo(self.process_index, self.process_count),
+        batch_size=self.local_batch_size)
+    self.batches_taken = 0
+    self._iter = None
+
+  def global_shapes(self) -> dict[str, jax.ShapeDtypeStruct]:
+    """Shapes of the global batch, known without reading data (seqio pads to fixed lengths)."""
+    return {k: jax.ShapeDtypeStruct((self.global_batch_size,) + tuple(spec.shape[1:]), spec.dtype.as_numpy_dtype)
+            for k, spec in self._ds.element_spec.items()}
+
+  def restore(self, state: Mapping[str, int]) -> None:
+    """Continues after the batches a checkpointed run had taken (the pipeline is deterministic)."""
+    self.batches_taken = int(state["batches_taken"])
+    self._iter = None
+
+  def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+    return self
+
+  def __next__(self) -> dict[str, np.ndarray]:
+    if self._iter is None:
+      self._iter = self._ds.skip(self.batches_taken).prefetch(2).as_numpy_iterator()
+    batch = next(self._iter)
+    self.batches_taken += 1
+    return batch
+
+  def state(self) -> dict:
+    return {"batches_taken": int(self.batches_taken)}
+
+
+def non_padding_tokens(batch: Mapping[str, np.ndarray]) -> int:
+  """Real (non-pad) input plus target tokens in a batch, for tokens/s."""
+  total = 0
+  for key in ("encoder_input_tokens", "decoder_target_tokens"):
+    if key in batch:
+      total += int(np.count_nonzero(batch[key]))
+  return total

@@ -1,0 +1,593 @@
+"""Autoregressive decoding with a KV cache, and log-likelihood scoring.
+
+    decoder = Decoder(model, mesh)                  # T5 Transformer or PaLM decoder
+    params = decoder.put_params(params)             # onto the partitioner's shardings
+    out = decoder.greedy(params, inputs_BxS, max_decode_len=64)
+    out = decoder.beam_search(params, inputs_BxS, num_beams=4, alpha=0.6, max_decode_len=64)
+    out = decoder.sample(params, inputs_BxS, seed=0, temperature=0.7, top_k=40, top_p=0.95)
+    out.tokens                                      # [B, N] int32: generated ids, EOS kept, PAD (0) after
+    lls = decoder.score_options(params, inputs, options)   # multiple choice by log-likelihood
+
+Every search runs inside one `jax.jit` as a `lax.while_loop` over at most `max_decode_len`
+steps with the KV cache in the carry, so a new token costs one single-token decoder step.
+The loop stops early once every row has produced EOS (id 1) or, for beam search, once no
+live beam can still beat the finished ones.
+
+How the models are driven (one code path for both families):
+  * the *decoder prefix* is what is fed before the first generated token: the start token 0
+    for the encoder-decoder (T5), `[0] + prompt` for a decoder-only model (PaLM), whose
+    training inputs are the concatenation shifted right by one (seqio's PrefixLM/Decoder
+    converters). Prefixes of different lengths are right-padded; while a row is still in
+    its prefix the loop forces the prefix token instead of choosing one. (The prompt thus
+    goes through the cache token by token: simple and exact, but a long prompt costs one
+    step per token.)
+  * `step_fn(context, tokens_Bx1, index, cache) -> (logits_BxV, cache)` is one cached
+    decoder step at position `index`; `context` holds per-row arrays computed once (the T5
+    encoder output). The cache is created by shape (`model.init` under `jax.eval_shape`,
+    nothing computed) and zero-filled; the first step runs before the loop, so cache
+    entries that a model creates on its first step (cross-attention keys/values computed
+    from the encoder output) enter the carry with their final structure.
+
+Beam search follows T5X (brevity penalty `((5 + len) / 6) ** alpha`, finished hypotheses
+kept apart from live ones, stop when the best live score, at the most favourable length
+`max_decode_len`, cannot beat the worst finished one), except in two corner cases where it
+does what the canonical algorithm (and transformers' `generate`) does: only an EOS among
+the `num_beams` best candidates of a step finishes a hypothesis, and at `max_decode_len`
+the live beams compete with the finished ones instead of being dropped. With `alpha=0`
+it returns exactly what transformers' beam search returns with `length_penalty=0.0`.
+
+Shape letters: B batch, K beams, S input length, P decoder-prefix length, N max_decode_len,
+T = P + N sequence (and cache) length, V vocabulary.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, NamedTuple, Sequence
+
+import flax.linen as nn
+import gin
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from flan_jax import partitioning
+
+PyTree = Any
+Array = jax.Array
+StepFn = Callable[[PyTree, Array, Array, PyTree], tuple[Array, PyTree]]
+
+PAD_ID = 0
+EOS_ID = 1
+# Finite "minus infinity" for log-probabilities: sums of a few stay finite and ordered.
+NEG_INF = -1.0e7
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class DecodeConfig:
+  """How to decode. `num_beams > 1`: beam search; else `temperature == 0`: greedy,
+  `temperature > 0`: sampling (after top-k, then top-p filtering; 0 / 1.0 disable them).
+  `min_decode_len` forbids EOS before that many tokens (as transformers' `min_new_tokens`)."""
+  max_decode_len: int = 64
+  num_beams: int = 1
+  alpha: float = 0.6
+  temperature: float = 0.0
+  top_k: int = 0
+  top_p: float = 1.0
+  min_decode_len: int = 0
+  eos_id: int = EOS_ID
+
+  def __post_init__(self):
+    if self.max_decode_len < 1:
+      raise ValueError(f"DecodeConfig.max_decode_len={self.max_decode_len}; must be >= 1")
+    if self.num_beams < 1:
+      raise ValueError(f"DecodeConfig.num_beams={self.num_beams}; must be >= 1 (1 = greedy or sampling)")
+    if self.num_beams > 1 and self.temperature > 0:
+      raise ValueError("DecodeConfig: beam search (num_beams > 1) is deterministic; set temperature=0 "
+                       "or num_beams=1 to sample")
+    if self.temperature < 0 or self.top_k < 0 or not 0.0 < self.top_p <= 1.0:
+      raise ValueError(f"DecodeConfig: need temperature >= 0, top_k >= 0 and 0 < top_p <= 1; got "
+                       f"{self.temperature}, {self.top_k}, {self.top_p}")
+    if not 0 <= self.min_decode_len <= self.max_decode_len:
+      raise ValueError(f"DecodeConfig.min_decode_len={self.min_decode_len}; must be in [0, max_decode_len]")
+
+  @property
+  def method(self) -> str:
+    return "beam" if self.num_beams > 1 else ("sample" if self.temperature > 0 else "greedy")
+
+
+class Decoded(NamedTuple):
+  """Host results. `tokens` [B, N]: generated ids (EOS included, PAD after); `scores` [B]:
+  sum of the model's log-probs of those tokens (beam search: the length-normalised
+  score). Beam search also gives every beam, best first: `beams` [B, K, N], `beam_scores` [B, K]."""
+  tokens: np.ndarray
+  scores: np.ndarray
+  beams: np.ndarray | None = None
+  beam_scores: np.ndarray | None = None
+
+
+# ----------------------------------------------------------------------------------------
+# Model-agnostic searches over a cached step function.
+
+
+def brevity_penalty(alpha: float, length: Array) -> Array:
+  """T5X's length normalisation: ((5 + length) / 6) ** alpha."""
+  return jnp.power((5.0 + length.astype(jnp.float32)) / 6.0, alpha)
+
+
+def filter_logits(logits_BxV: Array, top_k: int = 0, top_p: float = 1.0) -> Array:
+  """Sets logits outside the top-k, then outside the top-p nucleus, to NEG_INF.
+
+  The nucleus is the smallest set of most likely tokens whose probability reaches `top_p`
+  (always at least the most likely token); ties at a threshold are kept.
+  """
+  if top_k:
+    kth_Bx1 = jax.lax.top_k(logits_BxV, top_k)[0][:, -1:]
+    logits_BxV = jnp.where(logits_BxV < kth_Bx1, NEG_INF, logits_BxV)
+  if top_p < 1.0:
+    sorted_BxV = jnp.sort(logits_BxV, axis=-1)[:, ::-1]
+    probs_BxV = jax.nn.softmax(sorted_BxV, axis=-1)
+    mass_before_BxV = jnp.cumsum(probs_BxV, axis=-1) - probs_BxV
+    kept_BxV = mass_before_BxV < top_p
+    threshold_Bx1 = jnp.min(jnp.where(kept_BxV, sorted_BxV, jnp.inf), axis=-1, keepdims=True)
+    logits_BxV = jnp.where(logits_BxV < threshold_Bx1, NEG_INF, logits_BxV)
+  return logits_BxV
+
+
+def _column(x_BxL: Array, index: Array) -> Array:
+  """x[:, index] with a traced index clipped into range."""
+  index = jnp.clip(index, 0, x_BxL.shape[1] - 1)
+  return jax.lax.dynamic_index_in_dim(x_BxL, index, axis=1, keepdims=False)
+
+
+def _forced_tokens(prefix_BxP: Array, prefix_len_B: Array, pos: Array, max_decode_len: int):
+  """Which rows do not choose the token at `pos`, and what they get instead: the prefix
+  token while inside the prefix, PAD once `max_decode_len` tokens were generated."""
+  gen_index_B = pos - prefix_len_B  # tokens generated before this one; < 0 inside the prefix
+  in_prefix_B = gen_index_B < 0
+  past_end_B = gen_index_B >= max_decode_len
+  token_B = jnp.where(in_prefix_B, _column(prefix_BxP, pos), PAD_ID)
+  return in_prefix_B | past_end_B, token_B, gen_index_B
+
+
+def _generated(seq_BxT: Array, prefix_len_B: Array, max_decode_len: int) -> Array:
+  """The `max_decode_len` positions after each row's prefix."""
+  idx_BxN = prefix_len_B[:, None] + jnp.arange(max_decode_len)[None, :]
+  return jnp.take_along_axis(seq_BxT, idx_BxN, axis=1)
+
+
+def temperature_sample(step_fn: StepFn, context: PyTree, cache: PyTree, prefix_BxP: Array, prefix_len_B: Array,
+                       rng: Array | None = None, *, max_decode_len: int, temperature: float = 0.0,
+                       top_k: int = 0, top_p: float = 1.0, min_decode_len: int = 0,
+                       eos_id: int = EOS_ID) -> tuple[Array, Array]:
+  """Greedy (`temperature == 0`) or sampled decoding. Returns (tokens [B, N], log-prob sums [B]).
+
+  `cache` must have room for P + N positions; `rng` is needed only when sampling.
+  """
+  b, p = prefix_BxP.shape
+  n = max_decode_len
+  seq_BxT = jnp.zeros((b, p + n), jnp.int32).at[:, :p].set(prefix_BxP)
+  logits_BxV, cache = step_fn(context, seq_BxT[:, :1], jnp.array(0, jnp.int32), cache)
+  init = dict(i=jnp.array(0, jnp.int32), seq=seq_BxT, logits=logits_BxV, cache=cache,
+              done=jnp.zeros((b,), bool), logprob=jnp.zeros((b,), jnp.float32))
+
+  def cond(s):
+    return (s["i"] < p + n - 1) & ~jnp.all(s["done"])
+
+  def body(s):
+    pos = s["i"] + 1  # position of the token chosen now
+    forced_B, forced_token_B, gen_index_B = _forced_tokens(prefix_BxP, prefix_len_B, pos, n)
+    logits_BxV = s["logits"].astype(jnp.float32)
+    if min_decode_len:
+      too_early_B = gen_index_B < min_decode_len
+      logits_BxV = logits_BxV.at[:, eos_id].set(jnp.where(too_early_B, NEG_INF, logits_BxV[:, eos_id]))
+    if temperature == 0.0:
+      token_B = jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32)
+    else:
+      filtered_BxV = filter_logits(logits_BxV / temperature, top_k, top_p)
+      token_B = jax.random.categorical(jax.random.fold_in(rng, pos), filtered_BxV).astype(jnp.int32)
+    token_B = jnp.where(forced_B, forced_token_B, token_B)
+    token_B = jnp.where(s["done"], PAD_ID, token_B)
+    chosen_B = ~forced_B & ~s["done"]
+    token_logp_B = jnp.take_along_axis(jax.nn.log_softmax(logits_BxV), token_B[:, None], axis=-1)[:, 0]
+    logprob_B = s["logprob"] + jnp.where(chosen_B, token_logp_B, 0.0)
+    done_B = s["done"] | (chosen_B & ((token_B == eos_id) | (gen_index_B + 1 >= n)))
+    seq_BxT = jax.lax.dynamic_update_slice_in_dim(s["seq"], token_B[:, None], pos, axis=1)
+    next_logits_BxV, cache = step_fn(context, token_B[:, None], pos, s["cache"])
+    return dict(i=pos, seq=seq_BxT, logits=next_logits_BxV, cache=cache, done=done_B, logprob=logprob_B)
+
+  final = jax.lax.while_loop(cond, body, init)
+  return _generated(final["seq"], prefix_len_B, n), final["logprob"]
+
+
+def _repeat_rows(tree: PyTree, axes: PyTree, k: int) -> PyTree:
+  """Repeats every row k times along its batch axis (row b -> rows b*k .. b*k+k-1)."""
+  return jax.tree.map(lambda x, ax: x if ax is None else jnp.repeat(x, k, axis=ax), tree, axes)
+
+
+def _take_rows(tree: PyTree, axes: PyTree, rows: Array) -> PyTree:
+  return jax.tree.map(lambda x, ax: x if ax is None else jnp.take(x, rows, axis=ax), tree, axes)
+
+
+def beam_search(step_fn: StepFn, context: PyTree, cache: PyTree, cache_batch_axes: PyTree, prefix_BxP: Array,
+                prefix_len_B: Array, *, num_beams: int, max_decode_len: int, alpha: float = 0.6,
+                min_decode_len: int = 0, eos_id: int = EOS_ID) -> tuple[Array, Array]:
+  """Beam search (see the module docstring). Returns (beams [B, K, N], scores [B, K]), best first.
+
+  `context` (batch on axis 0) and `cache` (batch on `cache_batch_axes`) hold B rows; they
+  are repeated to B*K rows here. Scores are log-prob sums divided by the brevity penalty.
+  """
+  b, p = prefix_BxP.shape
+  k, n = num_beams, max_decode_len
+  t = p + n
+  context = _repeat_rows(context, jax.tree.map(lambda _: 0, context), k)
+  cache = _repeat_rows(cache, cache_batch_axes, k)
+  seq_BxKxT = jnp.broadcast_to(jnp.zeros((b, 1, t), jnp.int32).at[:, 0, :p].set(prefix_BxP), (b, k, t))
+  logits, cache = step_fn(context, seq_BxKxT[:, :, 0].reshape(b * k, 1), jnp.array(0, jnp.int32), cache)
+  init = dict(
+      i=jnp.array(0, jnp.int32), logits=logits, cache=cache,
+      alive_seq=seq_BxKxT, alive_logp=jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1), jnp.float32), (b, 1)),
+      fin_seq=seq_BxKxT, fin_score=jnp.full((b, k), NEG_INF, jnp.float32), fin_flag=jnp.zeros((b, k), bool),
+      open=jnp.ones((b,), bool))
+  top_ranks_2K = jnp.arange(2 * k) < k
+
+  def cond(s):
+    return (s["i"] < t - 1) & jnp.any(s["open"])
+
+  def body(s):
+    pos = s["i"] + 1
+    forced_B, forced_token_B, gen_index_B = _forced_tokens(prefix_BxP, prefix_len_B, pos, n)
+    logp_BxKxV = jax.nn.log_softmax(s["logits"].astype(jnp.float32)).reshape(b, k, -1)
+    v = logp_BxKxV.shape[-1]
+    if min_decode_len:
+      too_early = (gen_index_B < min_decode_len)[:, None]
+      logp_BxKxV = logp_BxKxV.at[:, :, eos_id].set(jnp.where(too_early, NEG_INF, logp_BxKxV[:, :, eos_id]))
+    forced_logp_BxV = jnp.where(jnp.arange(v)[None, :] == forced_token_B[:, None], 0.0, NEG_INF)
+    logp_BxKxV = jnp.where(forced_B[:, None, None], forced_logp_BxV[:, None, :], logp_BxKxV)
+
+    # The 2K best one-token extensions of the live beams.
+    cand_BxKV = (s["alive_logp"][:, :, None] + logp_BxKxV).reshape(b, k * v)
+    top_logp_Bx2K, top_idx_Bx2K = jax.lax.top_k(cand_BxKV, 2 * k)
+    src_beam_Bx2K, token_Bx2K = top_idx_Bx2K // v, (top_idx_Bx2K % v).astype(jnp.int32)
+    top_seq_Bx2KxT = jnp.take_along_axis(s["alive_seq"], src_beam_Bx2K[:, :, None], axis=1)
+    top_seq_Bx2KxT = jax.lax.dynamic_update_slice_in_dim(top_seq_Bx2KxT, token_Bx2K[:, :, None], pos, axis=2)
+    chosen_B = ~forced_B
+    ends_Bx2K = chosen_B[:, None] & ((token_Bx2K == eos_id) | (gen_index_B + 1 >= n)[:, None])
+
+    # Live beams: the K best extensions that did not end.
+    alive_logp_BxK, keep_BxK = jax.lax.top_k(top_logp_Bx2K + ends_Bx2K * NEG_INF, k)
+    alive_seq = jnp.take_along_axis(top_seq_Bx2KxT, keep_BxK[:, :, None], axis=1)
+    alive_src_BxK = jnp.take_along_axis(src_beam_Bx2K, keep_BxK, axis=1)
+
+    # Finished hypotheses: merge those ending among this step's K best into the kept K.
+    finishes_Bx2K = ends_Bx2K & top_ranks_2K[None, :] & s["open"][:, None]
+    new_score_Bx2K = top_logp_Bx2K / brevity_penalty(alpha, gen_index_B + 1)[:, None]
+    new_score_Bx2K = jnp.where(finishes_Bx2K, new_score_Bx2K, NEG_INF)
+    merged_score = jnp.concatenate([s["fin_score"], new_score_Bx2K], axis=1)
+    merged_seq = jnp.concatenate([s["fin_seq"], top_seq_Bx2KxT], axis=1)
+    merged_flag = jnp.concatenate([s["fin_flag"], finishes_Bx2K], axis=1)
+    fin_score, fin_idx = jax.lax.top_k(merged_score, k)
+    fin_seq = jnp.take_along_axis(merged_seq, fin_idx[:, :, None], axis=1)
+    fin_flag = jnp.take_along_axis(merged_flag, fin_idx, axis=1)
+
+    # A row stays open while a live beam could still beat its worst finished hypothesis.
+    best_possible_B = alive_logp_BxK[:, 0] / brevity_penalty(alpha, jnp.array(n))
+    worst_finished_B = jnp.where(jnp.all(fin_flag, axis=1), jnp.min(fin_score, axis=1), NEG_INF)
+    open_B = s["open"] & (gen_index_B + 1 < n) & (best_possible_B > worst_finished_B)
+
+    rows = (jnp.arange(b)[:, None] * k + alive_src_BxK).reshape(b * k)
+    cache = _take_rows(s["cache"], cache_batch_axes, rows)
+    logits, cache = step_fn(context, _column(alive_seq.reshape(b * k, t), pos)[:, None], pos, cache)
+    return dict(i=pos, logits=logits, cache=cache, alive_seq=alive_seq, alive_logp=alive_logp_BxK,
+                fin_seq=fin_seq, fin_score=fin_score, fin_flag=fin_flag, open=open_B)
+
+  final = jax.lax.while_loop(cond, body, init)
+  none_finished_B = ~jnp.any(final["fin_flag"], axis=1)
+  seq_BxKxT = jnp.where(none_finished_B[:, None, None], final["alive_seq"], final["fin_seq"])
+  scores_BxK = jnp.where(none_finished_B[:, None], final["alive_logp"], final["fin_score"])
+  beams = _generated(seq_BxKxT.reshape(b * k, t), jnp.repeat(prefix_len_B, k), n).reshape(b, k, n)
+  return beams, scores_BxK
+
+
+# ----------------------------------------------------------------------------------------
+# How each model family is driven.
+
+
+def _zeros_like_shapes(shapes: PyTree) -> PyTree:
+  return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
+class _EncoderDecoder:
+  """T5: the encoder runs once per batch; the decoder prefix is the start token 0."""
+  generation_error = None
+
+  def __init__(self, model: nn.Module):
+    self.model = model
+
+  def abstract_params(self) -> PyTree:
+    x = jnp.ones((1, 1), jnp.int32)
+    return jax.eval_shape(lambda: self.model.init(jax.random.key(0), x, x))["params"]
+
+  def context(self, params: PyTree, inputs_BxS: Array) -> PyTree:
+    segment_ids_BxS = (inputs_BxS > 0).astype(jnp.int32)
+    encoded_BxSxD = self.model.apply({"params": params}, inputs_BxS, segment_ids_BxS, method="encode")
+    return {"encoded": encoded_BxSxD, "segment_ids": segment_ids_BxS}
+
+  def prefix(self, inputs_BxS: Array) -> tuple[Array, Array]:
+    b = inputs_BxS.shape[0]
+    return jnp.zeros((b, 1), jnp.int32), jnp.ones((b,), jnp.int32)
+
+  def cache_shapes(self, batch: int, input_len: int, length: int) -> PyTree:
+    cfg = self.model.config
+
+    def init():
+      encoded = jnp.zeros((batch, input_len, cfg.emb_dim), cfg.activation_dtype)
+      return self.model.init(jax.random.key(0), encoded, jnp.ones((batch, input_len), jnp.int32),
+                             jnp.zeros((batch, length), jnp.int32), decode=True, method="decode")["cache"]
+    return jax.eval_shape(init)
+
+  def step(self, params: PyTree, context: PyTree, tokens_Bx1: Array, index: Array, cache: PyTree):
+    logits, state = self.model.apply({"params": params, "cache": cache}, context["encoded"],
+                                     context["segment_ids"], tokens_Bx1, decode=True, mutable=["cache"],
+                                     method="decode")
+    return logits[:, 0], state["cache"]
+
+  def target_logprobs(self, params: PyTree, inputs_BxS: Array, targets_BxL: Array) -> Array:
+    """log p(targets[:, j] | inputs, targets[:, :j]) [B, L], teacher forced."""
+    decoder_inputs_BxL = jnp.pad(targets_BxL[:, :-1], ((0, 0), (1, 0)))
+    logits_BxLxV = self.model.apply({"params": params}, inputs_BxS, decoder_inputs_BxL)
+    logp = jax.nn.log_softmax(logits_BxLxV)
+    return jnp.take_along_axis(logp, targets_BxL[..., None], axis=-1)[..., 0]
+
+
+class _DecoderOnly:
+  """PaLM-style LM: the prompt is part of the decoder sequence, `[0] + prompt + continuation`."""
+
+  def __init__(self, model: nn.Module):
+    self.model = model
+    if getattr(model.config, "prefix_bidirectional", False):
+      self.generation_error = (
+          "decoding a prefix_bidirectional model is not supported: the cache reads the prompt "
+          "causally, one token per step; scoring (score / score_options) is")
+    else:
+      self.generation_error = None
+
+  def abstract_params(self) -> PyTree:
+    return jax.eval_shape(lambda: self.model.init(jax.random.key(0), jnp.ones((1, 1), jnp.int32)))["params"]
+
+  def context(self, params: PyTree, inputs_BxS: Array) -> PyTree:
+    return {}
+
+  def prefix(self, inputs_BxS: Array) -> tuple[Array, Array]:
+    prefix_BxP = jnp.pad(inputs_BxS, ((0, 0), (1, 0)))
+    return prefix_BxP, 1 + jnp.sum(inputs_BxS > 0, axis=1).astype(jnp.int32)
+
+  def cache_shapes(self, batch: int, input_len: int, length: int) -> PyTree:
+    tokens = jnp.zeros((batch, length), jnp.int32)
+    return jax.eval_shape(lambda: self.model.init(jax.random.key(0), tokens, decode=True)["cache"])
+
+  def step(self, params: PyTree, context: PyTree, tokens_Bx1: Array, index: Array, cache: PyTree):
+    positions_Bx1 = jnp.full(tokens_Bx1.shape, index, jnp.int32)
+    logits, state = self.model.apply({"params": params, "cache": cache}, tokens_Bx1,
+                                     decoder_positions=positions_Bx1, decode=True, mutable=["cache"])
+    return logits[:, 0], state["cache"]
+
+  def target_logprobs(self, params: PyTree, inputs_BxS: Array, targets_BxL: Array) -> Array:
+    """As for T5, on the sequence `inputs + targets` (each row's prompt right-padded away)."""
+    b, s = inputs_BxS.shape
+    l = targets_BxL.shape[1]
+    prompt_len_B = jnp.sum(inputs_BxS > 0, axis=1)
+    # Row layout: prompt, targets, padding; targets start at each row's prompt length.
+    cols = jnp.arange(s + l)[None, :]
+    tgt_idx = jnp.clip(cols - prompt_len_B[:, None], 0, l - 1)
+    from_targets = cols >= prompt_len_B[:, None]
+    seq = jnp.where(from_targets, jnp.take_along_axis(targets_BxL, tgt_idx, axis=1),
+                    jnp.pad(inputs_BxS, ((0, 0), (0, l))))
+    decoder_inputs = jnp.pad(seq[:, :-1], ((0, 0), (1, 0)))
+    causal_attention = (cols <= prompt_len_B[:, None]).astype(jnp.int32)  # seqio PrefixLM: prompt + 1
+    logits = self.model.apply({"params": params}, decoder_inputs, decoder_causal_attention=causal_attention)
+    logp = jnp.take_along_axis(jax.nn.log_softmax(logits), seq[..., None], axis=-1)[..., 0]
+    # Back to [B, L] target positions.
+    idx_BxL = jnp.clip(prompt_len_B[:, None] + jnp.arange(l)[None, :], 0, s + l - 1)
+    return jnp.take_along_axis(logp, idx_BxL, axis=1)
+
+
+def _family(model: nn.Module):
+  if hasattr(model, "encode"):
+    return _EncoderDecoder(model)
+  if hasattr(model, "config") and hasattr(model.config, "num_layers"):
+    return _DecoderOnly(model)
+  raise ValueError(f"cannot decode with {type(model).__name__}: expected flan_jax.models.t5.Transformer "
+                   "or flan_jax.models.palm.Decoder")
+
+
+def _batch_axes(shapes_1: PyTree, shapes_2: PyTree) -> PyTree:
+  """Per leaf: the axis that grows with the batch (compares shapes at batch 1 and 2), or None."""
+  def axis(a, b):
+    diff = [i for i, (x, y) in enumerate(zip(a.shape, b.shape)) if x != y]
+    return diff[0] if diff else None
+  return jax.tree.map(axis, shapes_1, shapes_2)
+
+
+def _pad_rows(rows: Sequence[Sequence[int]] | np.ndarray, length: int | None = None) -> np.ndarray:
+  if isinstance(rows, np.ndarray) and rows.ndim == 2 and length is None:
+    return rows.astype(np.int32)
+  rows = [list(map(int, r)) for r in rows]
+  width = max([len(r) for r in rows] + [1]) if length is None else length
+  out = np.zeros((len(rows), width), np.int32)
+  for i, r in enumerate(rows):
+    if len(r) > width:
+      raise ValueError(f"row {i} has {len(r)} tokens, more than the length {width}")
+    out[i, :len(r)] = r
+  return out
+
+
+# ----------------------------------------------------------------------------------------
+# The sharded, compiled front end.
+
+
+class Decoder:
+  """Greedy / beam / sampled decoding and scoring for one model on one mesh.
+
+  Parameters live on `params_shardings` (default: the partitioner's, from the model's
+  logical axis names); batches are split over the mesh's data axes (`batch_sharding`) and
+  padded with empty rows to a multiple of their size. Each distinct (method, settings,
+  shapes) compiles once. `inputs` are encoder tokens for T5 and prompts for a decoder-only
+  model: [B, S] int arrays right-padded with 0, or lists of id lists.
+  """
+
+  def __init__(self, model: nn.Module, mesh: Mesh | None = None, params_shardings: PyTree | None = None):
+    self.model = model
+    self._family = _family(model)
+    self.mesh = partitioning.make_mesh() if mesh is None else mesh
+    if params_shardings is None:
+      params_shardings = partitioning.shardings_for(self._family.abstract_params(), self.mesh)
+    self.params_shardings = params_shardings
+    self._compiled: dict[Any, Callable] = {}
+
+  # -- parameters and batches ----------------------------------------------------------------
+
+  def put_params(self, params: PyTree) -> PyTree:
+    """Unboxes `params` and places them on `params_shardings`."""
+    params = nn.unbox(params)
+    if isinstance(params, dict) and set(params) == {"params"}:
+      params = params["params"]
+    return jax.device_put(params, self.params_shardings)
+
+  def _rows_multiple(self) -> int:
+    return partitioning.data_parallel_size(self.mesh)
+
+  def _put_batch(self, x: np.ndarray) -> tuple[Array, int]:
+    """Pads rows to a multiple of the data-parallel size and shards them; returns (array, rows)."""
+    b = x.shape[0]
+    m = self._rows_multiple()
+    padded = np.zeros((-(-b // m) * m,) + x.shape[1:], x.dtype)
+    padded[:b] = x
+    sharding = partitioning.batch_sharding(self.mesh, padded.ndim)
+    return jax.make_array_from_callback(padded.shape, sharding, lambda idx: padded[idx]), b
+
+  def _constrain_batch(self, tree: PyTree, axes: PyTree) -> PyTree:
+    """Shards each leaf's batch axis over the data axes (where it divides; else replicated)."""
+    spec = partitioning.logical_to_mesh_spec(("batch",))[0]
+    size = self._rows_multiple()
+
+    def constrain(x, ax):
+      if ax is None or x.shape[ax] % size:
+        return x
+      parts = [None] * x.ndim
+      parts[ax] = spec
+      return jax.lax.with_sharding_constraint(x, NamedSharding(self.mesh, P(*parts)))
+    return jax.tree.map(constrain, tree, axes)
+
+  # -- decoding -------------------------------------------------------------------------------
+
+  def _decode_fn(self, config: DecodeConfig) -> Callable:
+    key = ("decode", config)
+    if key in self._compiled:
+      return self._compiled[key]
+    fam = self._family
+    if fam.generation_error:
+      raise ValueError(fam.generation_error)
+    n, k = config.max_decode_len, config.num_beams
+
+    def fn(params, inputs_BxS, rng):
+      b, s = inputs_BxS.shape
+      context = fam.context(params, inputs_BxS)
+      prefix_BxP, prefix_len_B = fam.prefix(inputs_BxS)
+      t = prefix_BxP.shape[1] + n
+      axes = _batch_axes(fam.cache_shapes(1, s, t), fam.cache_shapes(2, s, t))
+      cache = self._constrain_batch(_zeros_like_shapes(fam.cache_shapes(b, s, t)), axes)
+      step = functools.partial(fam.step, params)
+      if config.method == "beam":
+        beams, scores = beam_search(step, context, cache, axes, prefix_BxP, prefix_len_B, num_beams=k,
+                                    max_decode_len=n, alpha=config.alpha, min_decode_len=config.min_decode_len,
+                                    eos_id=config.eos_id)
+        return beams[:, 0], scores[:, 0], beams, scores
+      tokens, logprobs = temperature_sample(
+          step, context, cache, prefix_BxP, prefix_len_B, rng, max_decode_len=n,
+          temperature=config.temperature, top_k=config.top_k, top_p=config.top_p,
+          min_decode_len=config.min_decode_len, eos_id=config.eos_id)
+      return tokens, logprobs, None, None
+
+    rep = partitioning.replicated(self.mesh)
+    jitted = jax.jit(fn, in_shardings=(self.params_shardings, partitioning.batch_sharding(self.mesh, 2), rep),
+                     out_shardings=rep)
+    self._compiled[key] = jitted
+    return jitted
+
+  def decode(self, params: PyTree, inputs, config: DecodeConfig = DecodeConfig(),
+             rng: Array | int | None = None) -> Decoded:
+    """Decodes a batch as `config` says; `params` as returned by `put_params`."""
+    inputs_BxS, b = self._put_batch(_pad_rows(inputs))
+    if rng is None or isinstance(rng, int):
+      rng = jax.random.key(rng or 0)
+    with self.mesh, partitioning.axis_rules():
+      tokens, scores, beams, beam_scores = self._decode_fn(config)(params, inputs_BxS, rng)
+    host = lambda x: None if x is None else np.asarray(x)[:b]
+    return Decoded(host(tokens), host(scores), host(beams), host(beam_scores))
+
+  def greedy(self, params: PyTree, inputs, max_decode_len: int = 64, **kw) -> Decoded:
+    return self.decode(params, inputs, DecodeConfig(max_decode_len=max_decode_len, **kw))
+
+  def sample(self, params: PyTree, inputs, seed: Array | int = 0, temperature: float = 1.0, top_k: int = 0,
+             top_p: float = 1.0, max_decode_len: int = 64, **kw) -> Decoded:
+    config = DecodeConfig(max_decode_len=max_decode_len, temperature=temperature, top_k=top_k, top_p=top_p, **kw)
+    return self.decode(params, inputs, config, rng=seed)
+
+  def beam_search(self, params: PyTree, inputs, num_beams: int = 4, alpha: float = 0.6,
+                  max_decode_len: int = 64, **kw) -> Decoded:
+    return self.decode(params, inputs, DecodeConfig(max_decode_len=max_decode_len, num_beams=num_beams,
+                                                    alpha=alpha, **kw))
+
+  # -- scoring --------------------------------------------------------------------------------
+
+  def _score_fn(self) -> Callable:
+    if "score" not in self._compiled:
+      fam = self._family
+
+      def fn(params, inputs_BxS, targets_BxL):
+        logp_BxL = fam.target_logprobs(params, inputs_BxS, targets_BxL)
+        return jnp.sum(jnp.where(targets_BxL > 0, logp_BxL, 0.0), axis=1)
+
+      batch = partitioning.batch_sharding(self.mesh, 2)
+      self._compiled["score"] = jax.jit(fn, in_shardings=(self.params_shardings, batch, batch),
+                                        out_shardings=partitioning.replicated(self.mesh))
+    return self._compiled["score"]
+
+  def score(self, params: PyTree, inputs, targets) -> np.ndarray:
+    """log p(targets | inputs) [B]: the sum over each row's non-pad target tokens (include
+    EOS in `targets` to score a complete answer, as seqio's tasks do)."""
+    inputs_np, targets_np = _pad_rows(inputs), _pad_rows(targets)
+    if len(inputs_np) != len(targets_np):
+      raise ValueError(f"score: {len(inputs_np)} inputs but {len(targets_np)} targets")
+    inputs_BxS, b = self._put_batch(inputs_np)
+    targets_BxL, _ = self._put_batch(targets_np)
+    with self.mesh, partitioning.axis_rules():
+      return np.asarray(self._score_fn()(params, inputs_BxS, targets_BxL))[:b]
+
+  def score_options(self, params: PyTree, inputs: Sequence[Sequence[int]],
+                    options: Sequence[Sequence[Sequence[int]]], batch_size: int = 32) -> list[np.ndarray]:
+    """Multiple choice by log-likelihood: for each input, log p(option | input) of each of its
+    options (token ids, EOS included if the task's targets have it). The pairs are scored in
+    batches of `batch_size` with fixed shapes, so all batches share one compilation."""
+    if len(inputs) != len(options):
+      raise ValueError(f"score_options: {len(inputs)} inputs but {len(options)} option lists")
+    pairs = [(i, list(x), list(o)) for i, (x, opts) in enumerate(zip(inputs, options)) for o in opts]
+    if not pairs:
+      return [np.zeros((0,), np.float32) for _ in inputs]
+    in_len = max(len(x) for _, x, _ in pairs) or 1
+    out_len = max(len(o) for _, _, o in pairs) or 1
+    scores = []
+    for start in range(0, len(pairs), batch_size):
+      chunk = pairs[start:start + batch_size]
+      chunk = chunk + [(-1, [], [])] * (batch_size - len(chunk))  # fixed shapes
+      got = self.score(params, _pad_rows([x for _, x, _ in chunk], in_len),
+                       _pad_rows([o for _, _, o in chunk], out_len))
+      scores.extend(got[:len(pairs) - start])
+    out, pos = [], 0
+    for opts in options:
+      out.append(np.asarray(scores[pos:pos + len(opts)], np.float32))
+      pos += len(opts)
+    return out

@@ -1,0 +1,91 @@
+"""T5X-style gin flags: `--gin_file=F` (repeatable) and `--gin.KEY=VALUE` overrides.
+
+Gin files are looked up as given, then relative to the installed `gin/` directory
+(so `gin/recipes/quickstart.gin` works from any working directory), and `include`
+statements inside them resolve against that directory too.
+"""
+from __future__ import annotations
+
+import ast
+import os
+import pathlib
+import re
+from typing import Sequence
+
+import gin
+
+import flan_jax
+
+
+def gin_root() -> pathlib.Path:
+  """The directory holding the shipped gin files (installed copy or the repository's)."""
+  pkg = pathlib.Path(flan_jax.__file__).resolve().parent
+  for candidate in (pkg / "gin", pkg.parent / "gin"):
+    if (candidate / "recipes").is_dir():
+      return candidate
+  raise FileNotFoundError(f"gin files not found next to {pkg}; reinstall flan_jax")
+
+
+def resolve_gin_file(name: str) -> str:
+  if os.path.isfile(name):
+    return os.path.abspath(name)
+  root = gin_root()
+  stripped = name[len("gin/"):] if name.startswith("gin/") else name
+  for candidate in (root / stripped, root / (stripped + ".gin")):
+    if candidate.is_file():
+      return str(candidate)
+  recipes = sorted(p.name for p in (root / "recipes").glob("*.gin"))
+  raise FileNotFoundError(f"gin file {name!r} not found (looked in . and {root}); recipes: {', '.join(recipes)}")
+
+
+_IDENT = re.compile(r"^[A-Za-z_][\w./]*$")
+
+
+def _gin_value(value: str) -> str:
+  """Leaves gin literals and references alone; quotes a bare path or word so that
+  `--gin.MODEL_DIR=/tmp/run` works as T5X users' `--gin.MODEL_DIR=\"'/tmp/run'\"` does."""
+  v = value.strip()
+  if not v or v[0] in "%@([{'\"" or v in ("None", "True", "False"):
+    return v
+  try:
+    ast.literal_eval(v)
+    return v
+  except (ValueError, SyntaxError):
+    return repr(v)
+
+
+def split_gin_args(argv: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
+  """(gin files, gin bindings, remaining args) from `--gin_file=` / `--gin.K=V` flags."""
+  files, bindings, rest = [], [], []
+  it = iter(argv)
+  for arg in it:
+    if arg.startswith("--gin_file"):
+      files.append(arg.split("=", 1)[1] if "=" in arg else next(it))
+    elif arg.startswith("--gin.") or arg.startswith("--gin_bindings"):
+      body = arg[len("--gin."):] if arg.startswith("--gin.") else (arg.split("=", 1)[1] if "=" in arg else next(it))
+      if "=" not in body:
+        raise ValueError(f"gin binding {arg!r} has no '=VALUE'")
+      key, value = body.split("=", 1)
+      bindings.append(f"{key.strip()} = {_gin_value(value)}")
+    else:
+      rest.append(arg)
+  return files, bindings, rest
+
+
+def parse(files: Sequence[str], bindings: Sequence[str], *, finalize: bool = True) -> None:
+  """Parses gin files then bindings; errors name the file or binding at fault."""
+  gin.add_config_file_search_path(str(gin_root()))
+  for f in files:
+    path = resolve_gin_file(f)
+    gin.add_config_file_search_path(os.path.dirname(path))
+    try:
+      gin.parse_config_file(path)
+    except Exception as e:  # gin raises assorted types; keep the original as the cause
+      raise ValueError(f"gin file {f}: {e}") from e
+  for b in bindings:
+    try:
+      gin.parse_config(b)
+    except Exception as e:
+      raise ValueError(f"gin binding `{b}`: {e}") from e
+  if finalize:
+    gin.finalize()

@@ -1,0 +1,296 @@
+"""Building blocks shared by the T5 encoder-decoder and the PaLM-style decoder.
+
+Shape letters used in names (as in nanodo): B batch, L query length, S key/value
+length, D model width (``embed``), H heads, K head dim (``kv``), F feed-forward
+width (``mlp``), V vocabulary. Every parameter is created with logical axis names;
+``flan_jax.partitioning`` maps those names onto the device mesh.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+Dtype = jnp.dtype
+
+# Large negative number for masked attention logits; finite so that fully masked
+# rows (padding) give a uniform softmax instead of NaNs.
+NEG_INF = -1e10
+
+
+def _param(module: nn.Module, name: str, init: Callable, shape: Sequence[int], axes: Sequence[str | None],
+           dtype: Dtype) -> Array:
+  """A parameter with logical axis names attached."""
+  return module.param(name, nn.with_logical_partitioning(init, tuple(axes)), tuple(shape), dtype)
+
+
+def constrain(x: Array, axes: Sequence[str | None]) -> Array:
+  """Activation sharding hint by logical name (a no-op outside a rules context)."""
+  return nn.with_logical_constraint(x, tuple(axes))
+
+
+class RMSNorm(nn.Module):
+  """Root-mean-square layer norm with a learned scale and no bias or centering."""
+  epsilon: float = 1e-6
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BxLxD: Array) -> Array:
+    x = x_BxLxD.astype(jnp.float32)
+    var = jnp.mean(jnp.square(x), axis=-1, keepdims=True)
+    x = x * jax.lax.rsqrt(var + self.epsilon)
+    scale = _param(self, "scale", nn.initializers.ones, (x.shape[-1],), ("embed",), self.param_dtype)
+    return (x * scale.astype(jnp.float32)).astype(self.dtype)
+
+
+class Embed(nn.Module):
+  """Token embedding table [V, D]; `attend` gives logits against the same table."""
+  num_embeddings: int
+  features: int
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+  embedding_init: Callable = nn.initializers.normal(stddev=1.0)
+
+  def setup(self):
+    self.embedding = _param(self, "embedding", self.embedding_init, (self.num_embeddings, self.features),
+                            ("vocab", "embed"), self.param_dtype)
+
+  def __call__(self, tokens_BxL: Array) -> Array:
+    x = jnp.take(self.embedding, tokens_BxL, axis=0).astype(self.dtype)
+    return constrain(x, ("batch", "length", "embed"))
+
+  def attend(self, x_BxLxD: Array) -> Array:
+    return jnp.einsum("bld,vd->blv", x_BxLxD, self.embedding.astype(self.dtype))
+
+
+class DenseGeneral(nn.Module):
+  """Bias-free dense layer contracting the last `len(in_axes)` input dims.
+
+  `in_features` / `out_features` are tuples; `axes` names the kernel's dims (input
+  dims first). Kernel init is variance scaling over the fan-in, times `init_scale`.
+  """
+  out_features: tuple[int, ...]
+  axes: tuple[str, ...]
+  num_in_dims: int = 1
+  init_scale: float = 1.0
+  dtype: Dtype = jnp.float32
+  param_dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    in_shape = x.shape[-self.num_in_dims:]
+    kernel_shape = tuple(in_shape) + tuple(self.out_features)
+    fan_in = int(np.prod(in_shape))
+    init = nn.initializers.normal(stddev=self.init_scale * fan_in ** -0.5)
+    kernel = _param(self, "kernel", init, kernel_shape, self.axes, self.param_dtype)
+    contract = tuple(range(x.ndim - self.num_in_dims, x.ndim))
+    return jax.lax.dot_general(x.astype(self.dtype), kernel.astype(self.dtype),
+                               ((contract, tuple(range(self.num_in_dims))), ((), ())))
+
+
+def _activation(name: str) -> Callable[[Array], Array]:
+  if name == "linear":
+    return lambda x: x
+  if name == "gelu":  # tanh approximation, as T5X (flax nn.gelu) and HF `gelu_new`.
+    return functools.partial(nn.gelu, approximate=True)
+  if name in ("silu", "swish"):
+    return nn.silu
+  if name == "relu":
+    return nn.relu
+  raise ValueError(f"unknown MLP activation {name!r}; use one of gelu, silu, relu, linear")
+
+
+class GatedMlp(nn.Module):
+  """Feed-forward block; with activations ('gelu', 'linear') it is T5 v1.1's gated GELU,
+  with ('silu', 'linear') PaLM's SwiGLU, with ('relu',) the original T5's."""
+  mlp_dim: int
+  activations: tuple[str, ...] = ("gelu", "linear")
+  dropout_rate: float = 0.0
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BxLxD: Array, deterministic: bool) -> Array:
+    d = x_BxLxD.shape[-1]
+    h_BxLxF = None
+    for i, act in enumerate(self.activations):
+      name = "wi" if len(self.activations) == 1 else f"wi_{i}"
+      y = DenseGeneral((self.mlp_dim,), ("embed", "mlp"), dtype=self.dtype, name=name)(x_BxLxD)
+      y = _activation(act)(y)
+      h_BxLxF = y if h_BxLxF is None else h_BxLxF * y
+    h_BxLxF = constrain(h_BxLxF, ("batch", "length", "mlp"))
+    h_BxLxF = nn.Dropout(self.dropout_rate, broadcast_dims=(-2,))(h_BxLxF, deterministic=deterministic)
+    return DenseGeneral((d,), ("mlp", "embed"), dtype=self.dtype, name="wo")(h_BxLxF)
+
+
+# ----------------------------------------------------------------------------------------
+# Position information: T5 relative-position buckets and rotary embeddings.
+
+
+def relative_position_bucket(relative_position: np.ndarray, bidirectional: bool, num_buckets: int,
+                             max_distance: int) -> np.ndarray:
+  """T5's log-spaced buckets for `key_pos - query_pos` (numpy, static shapes)."""
+  n = -relative_position
+  ret = np.zeros_like(n)
+  if bidirectional:
+    num_buckets //= 2
+    ret += (n < 0).astype(n.dtype) * num_buckets
+    n = np.abs(n)
+  else:
+    n = np.maximum(n, 0)
+  max_exact = num_buckets // 2
+  is_small = n < max_exact
+  n_large = np.maximum(n, max_exact).astype(np.float32)
+  val_if_large = max_exact + (np.log(n_large / np.float32(max_exact)) / np.float32(np.log(max_distance / max_exact))
+                              * (num_buckets - max_exact)).astype(n.dtype)
+  val_if_large = np.minimum(val_if_large, num_buckets - 1)
+  return ret + np.where(is_small, n, val_if_large)
+
+
+class RelativePositionBias(nn.Module):
+  """One learned [H, buckets] table per stack, shared by the stack's layers.
+
+  Biases depend only on `key_pos - query_pos`, so packed examples (whose offsets
+  differ) see the same biases as unpacked ones once the segment mask is applied.
+  """
+  num_heads: int
+  num_buckets: int = 32
+  max_distance: int = 128
+  bidirectional: bool = True
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, qlen: int, klen: int, query_offset: Array | None = None) -> Array:
+    """Bias [1, H, qlen, klen]; with `query_offset` (decoding) the query rows start there."""
+    table_HxN = _param(self, "rel_embedding", nn.initializers.normal(stddev=1.0),
+                       (self.num_heads, self.num_buckets), ("heads", "relpos_buckets"), jnp.float32)
+    full_q = klen if query_offset is not None else qlen
+    rel = np.arange(klen)[None, :] - np.arange(full_q)[:, None]
+    buckets = relative_position_bucket(rel, self.bidirectional, self.num_buckets, self.max_distance)
+    buckets = jnp.asarray(buckets, jnp.int32)
+    if query_offset is not None:
+      buckets = jax.lax.dynamic_slice_in_dim(buckets, query_offset, qlen, axis=0)
+    bias_HxLxS = jnp.take(table_HxN, buckets, axis=1)
+    return bias_HxLxS[None].astype(self.dtype)
+
+
+def rotary_embedding(x_BxLxHxK: Array, positions_BxL: Array, max_wavelength: float = 10_000.0) -> Array:
+  """Rotary position embedding (rotate-half form) applied to queries or keys."""
+  k = x_BxLxHxK.shape[-1]
+  half = k // 2
+  freq = 1.0 / (max_wavelength ** (np.arange(half, dtype=np.float32) * 2.0 / k))
+  angle_BxLxK2 = positions_BxL[..., None].astype(jnp.float32) * freq
+  sin, cos = jnp.sin(angle_BxLxK2)[:, :, None, :], jnp.cos(angle_BxLxK2)[:, :, None, :]
+  x = x_BxLxHxK.astype(jnp.float32)
+  x1, x2 = x[..., :half], x[..., half:]
+  out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+  return out.astype(x_BxLxHxK.dtype)
+
+
+# ----------------------------------------------------------------------------------------
+# Masks.
+
+
+def make_attention_mask(q_valid_BxL: Array, k_valid_BxS: Array) -> Array:
+  """[B, 1, L, S] boolean: both positions hold real tokens."""
+  return (q_valid_BxL[:, None, :, None] & k_valid_BxS[:, None, None, :])
+
+
+def segment_mask(q_seg_BxL: Array, k_seg_BxS: Array) -> Array:
+  """[B, 1, L, S]: same packed example and neither is padding (segment id 0)."""
+  same = q_seg_BxL[:, None, :, None] == k_seg_BxS[:, None, None, :]
+  return same & make_attention_mask(q_seg_BxL > 0, k_seg_BxS > 0)
+
+
+def causal_mask(length: int) -> Array:
+  return jnp.tril(jnp.ones((length, length), jnp.bool_))[None, None]
+
+
+def mask_to_bias(mask: Array, dtype: Dtype = jnp.float32) -> Array:
+  return jnp.where(mask, 0.0, NEG_INF).astype(dtype)
+
+
+# ----------------------------------------------------------------------------------------
+# Attention.
+
+
+class Attention(nn.Module):
+  """Dot-product attention with optional multi-query (`num_kv_heads=1`), RoPE and KV cache.
+
+  T5 convention: logits are not divided by sqrt(head_dim); the query projection's
+  initialisation carries that factor instead (`scale_logits=False`). PaLM-style
+  models set `scale_logits=True`.
+  """
+  num_heads: int
+  head_dim: int
+  num_kv_heads: int | None = None
+  dropout_rate: float = 0.0
+  scale_logits: bool = False
+  use_rope: bool = False
+  dtype: Dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x_BxLxD: Array, kv_BxSxD: Array, bias: Array | None, *, deterministic: bool,
+               decode: bool = False, positions_BxL: Array | None = None,
+               kv_positions_BxS: Array | None = None) -> Array:
+    h, k = self.num_heads, self.head_dim
+    kvh = self.num_kv_heads or h
+    d = x_BxLxD.shape[-1]
+    q_scale = 1.0 if self.scale_logits else k ** -0.5  # std (D*K)^-0.5, as T5X
+    kv_axis = "heads" if kvh == h else None  # a single shared KV head is replicated
+    q = DenseGeneral((h, k), ("embed", "heads", "kv"), init_scale=q_scale, dtype=self.dtype, name="query")(x_BxLxD)
+    kk = DenseGeneral((kvh, k), ("embed", kv_axis, "kv"), dtype=self.dtype, name="key")(kv_BxSxD)
+    v = DenseGeneral((kvh, k), ("embed", kv_axis, "kv"), dtype=self.dtype, name="value")(kv_BxSxD)
+    if self.use_rope:
+      q = rotary_embedding(q, positions_BxL)
+      kk = rotary_embedding(kk, positions_BxL if kv_positions_BxS is None else kv_positions_BxS)
+    q = constrain(q, ("batch", "length", "heads", "kv"))
+
+    if decode:
+      kk, v, bias = self._update_cache(kk, v, bias)
+
+    if self.scale_logits:
+      q = q * (k ** -0.5)
+    if kvh != h:  # grouped / multi-query: broadcast KV heads over query groups
+      q = q.reshape(q.shape[:2] + (kvh, h // kvh, k))
+      logits = jnp.einsum("blgqk,bsgk->bgqls", q, kk).reshape(q.shape[0], h, q.shape[1], kk.shape[1])
+    else:
+      logits = jnp.einsum("blhk,bshk->bhls", q, kk)
+    logits = logits.astype(jnp.float32)
+    if bias is not None:
+      logits = logits + bias.astype(jnp.float32)
+    weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
+    weights = nn.Dropout(self.dropout_rate)(weights, deterministic=deterministic)
+    if kvh != h:
+      w = weights.reshape(weights.shape[0], kvh, h // kvh, *weights.shape[2:])
+      out = jnp.einsum("bgqls,bsgk->blgqk", w, v).reshape(x_BxLxD.shape[:2] + (h, k))
+    else:
+      out = jnp.einsum("bhls,bshk->blhk", weights, v)
+    out = constrain(out, ("batch", "length", "heads", "kv"))
+    return DenseGeneral((d,), ("heads", "kv", "embed"), num_in_dims=2, dtype=self.dtype, name="out")(out)
+
+  def _update_cache(self, k_Bx1xHxK: Array, v_Bx1xHxK: Array, bias: Array | None):
+    """Writes this step's key/value at `cache_index`; returns the full cache and a bias
+    that hides the slots not yet written. The cache is sized by the first call (init)."""
+    is_init = not self.has_variable("cache", "cached_key")
+    cached_k = self.variable("cache", "cached_key", jnp.zeros, k_Bx1xHxK.shape, k_Bx1xHxK.dtype)
+    cached_v = self.variable("cache", "cached_value", jnp.zeros, v_Bx1xHxK.shape, v_Bx1xHxK.dtype)
+    index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
+    if is_init:
+      return k_Bx1xHxK, v_Bx1xHxK, bias
+    if k_Bx1xHxK.shape[1] != 1:
+      raise ValueError(f"decode=True feeds one token per step, got length {k_Bx1xHxK.shape[1]}")
+    i = index.value
+    cached_k.value = jax.lax.dynamic_update_slice_in_dim(cached_k.value, k_Bx1xHxK, i, axis=1)
+    cached_v.value = jax.lax.dynamic_update_slice_in_dim(cached_v.value, v_Bx1xHxK, i, axis=1)
+    index.value = i + 1
+    max_len = cached_k.value.shape[1]
+    written = (jnp.arange(max_len) <= i)[None, None, None, :]
+    step_bias = mask_to_bias(written)
+    bias = step_bias if bias is None else bias + step_bias
+    return cached_k.value, cached_v.value, bias

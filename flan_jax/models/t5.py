@@ -1,0 +1,202 @@
+"""T5 v1.1 / Flan-T5 encoder-decoder assembled from `layers`.
+
+Parameter names follow T5X (`encoder/layers_0/attention/query/kernel`, ...), so
+users who know T5X checkpoints recognise them and converters stay simple.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import gin
+import jax
+import jax.numpy as jnp
+
+from flan_jax.models import layers
+from flan_jax.models.layers import Array, constrain
+
+REMAT_POLICIES = {
+    "none": None,
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.checkpoint_dots,
+    "dots_with_no_batch_dims": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+}
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class T5Config:
+  """Dimensions of a T5 v1.1 model. Sizes differ only in these numbers (gin/models/t5_1_1)."""
+  vocab_size: int = 32128
+  emb_dim: int = 512
+  num_heads: int = 6
+  num_encoder_layers: int = 8
+  num_decoder_layers: int = 8
+  head_dim: int = 64
+  mlp_dim: int = 1024
+  mlp_activations: tuple[str, ...] = ("gelu", "linear")
+  dropout_rate: float = 0.0
+  dtype: str = "float32"
+  logits_via_embedding: bool = False
+  relative_attention_num_buckets: int = 32
+  relative_attention_max_distance: int = 128
+  layer_norm_epsilon: float = 1e-6
+  remat_policy: str = "none"
+
+  def __post_init__(self):
+    object.__setattr__(self, "mlp_activations", tuple(self.mlp_activations))
+    if self.remat_policy not in REMAT_POLICIES:
+      raise ValueError(f"T5Config.remat_policy={self.remat_policy!r}; choose from {sorted(REMAT_POLICIES)}")
+
+  @property
+  def activation_dtype(self) -> jnp.dtype:
+    return jnp.dtype(self.dtype)
+
+
+def _maybe_remat(block_cls, policy: str):
+  if policy == "none":
+    return block_cls
+  # static_argnums count `self` as 0: (deterministic, decode) are positions 5 and 6.
+  return nn.remat(block_cls, policy=REMAT_POLICIES[policy], static_argnums=(5, 6))
+
+
+class EncoderLayer(nn.Module):
+  config: T5Config
+
+  @nn.compact
+  def __call__(self, x_BxLxD: Array, bias: Array, _unused_enc: Any = None, _unused_bias: Any = None,
+               deterministic: bool = True, decode: bool = False) -> Array:
+    cfg, dt = self.config, self.config.activation_dtype
+    y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_attention_layer_norm")(x_BxLxD)
+    y = layers.Attention(cfg.num_heads, cfg.head_dim, dropout_rate=cfg.dropout_rate, dtype=dt,
+                         name="attention")(y, y, bias, deterministic=deterministic)
+    x_BxLxD = x_BxLxD + nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(y, deterministic=deterministic)
+    y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_mlp_layer_norm")(x_BxLxD)
+    y = layers.GatedMlp(cfg.mlp_dim, cfg.mlp_activations, cfg.dropout_rate, dt, name="mlp")(y, deterministic)
+    x_BxLxD = x_BxLxD + nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(y, deterministic=deterministic)
+    return constrain(x_BxLxD, ("batch", "length", "embed"))
+
+
+class DecoderLayer(nn.Module):
+  config: T5Config
+
+  @nn.compact
+  def __call__(self, x_BxLxD: Array, self_bias: Array, encoded_BxSxD: Array, cross_bias: Array,
+               deterministic: bool = True, decode: bool = False) -> Array:
+    cfg, dt = self.config, self.config.activation_dtype
+    drop = lambda v: nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(v, deterministic=deterministic)
+    y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_self_attention_layer_norm")(x_BxLxD)
+    y = layers.Attention(cfg.num_heads, cfg.head_dim, dropout_rate=cfg.dropout_rate, dtype=dt,
+                         name="self_attention")(y, y, self_bias, deterministic=deterministic, decode=decode)
+    x_BxLxD = x_BxLxD + drop(y)
+    y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_cross_attention_layer_norm")(x_BxLxD)
+    y = layers.Attention(cfg.num_heads, cfg.head_dim, dropout_rate=cfg.dropout_rate, dtype=dt,
+                         name="encoder_decoder_attention")(y, encoded_BxSxD, cross_bias, deterministic=deterministic)
+    x_BxLxD = x_BxLxD + drop(y)
+    y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_mlp_layer_norm")(x_BxLxD)
+    y = layers.GatedMlp(cfg.mlp_dim, cfg.mlp_activations, cfg.dropout_rate, dt, name="mlp")(y, deterministic)
+    x_BxLxD = x_BxLxD + drop(y)
+    return constrain(x_BxLxD, ("batch", "length", "embed"))
+
+
+class Encoder(nn.Module):
+  config: T5Config
+  shared_embedding: nn.Module
+
+  @nn.compact
+  def __call__(self, tokens_BxS: Array, segment_ids_BxS: Array, deterministic: bool) -> Array:
+    cfg, dt = self.config, self.config.activation_dtype
+    s = tokens_BxS.shape[1]
+    x = self.shared_embedding(tokens_BxS)
+    x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
+    bias = layers.RelativePositionBias(cfg.num_heads, cfg.relative_attention_num_buckets,
+                                       cfg.relative_attention_max_distance, bidirectional=True,
+                                       name="relpos_bias")(s, s)
+    bias = bias + layers.mask_to_bias(layers.segment_mask(segment_ids_BxS, segment_ids_BxS))
+    block = _maybe_remat(EncoderLayer, cfg.remat_policy)
+    for i in range(cfg.num_encoder_layers):
+      x = block(cfg, name=f"layers_{i}")(x, bias, None, None, deterministic, False)
+    x = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="encoder_norm")(x)
+    return nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
+
+
+class Decoder(nn.Module):
+  config: T5Config
+  shared_embedding: nn.Module
+
+  @nn.compact
+  def __call__(self, encoded_BxSxD: Array, encoder_segment_ids_BxS: Array, tokens_BxL: Array,
+               segment_ids_BxL: Array, deterministic: bool, decode: bool = False) -> Array:
+    cfg, dt = self.config, self.config.activation_dtype
+    l = tokens_BxL.shape[1]
+    x = self.shared_embedding(tokens_BxL)
+    x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
+    relpos = layers.RelativePositionBias(cfg.num_heads, cfg.relative_attention_num_buckets,
+                                         cfg.relative_attention_max_distance, bidirectional=False,
+                                         name="relpos_bias")
+    if decode:
+      # One token per step; the cache (sized at init) holds earlier keys/values and
+      # the Attention layers mask unwritten slots. Bias row = this step's position.
+      is_init = not self.has_variable("cache", "position")
+      pos = self.variable("cache", "position", lambda: jnp.array(0, jnp.int32))
+      # Its shape carries the cache length (static) into later steps.
+      slots = self.variable("cache", "slots", lambda: jnp.arange(l, dtype=jnp.int32))
+      if is_init:
+        self_bias = relpos(l, l)
+      else:
+        self_bias = relpos(1, slots.value.shape[0], query_offset=pos.value)
+        pos.value = pos.value + 1
+      cross_bias = layers.mask_to_bias(
+          layers.make_attention_mask(jnp.ones(tokens_BxL.shape, bool), encoder_segment_ids_BxS > 0))
+    else:
+      self_bias = relpos(l, l) + layers.mask_to_bias(
+          layers.segment_mask(segment_ids_BxL, segment_ids_BxL) & layers.causal_mask(l))
+      cross_bias = layers.mask_to_bias(layers.segment_mask(segment_ids_BxL, encoder_segment_ids_BxS))
+    block = _maybe_remat(DecoderLayer, cfg.remat_policy)
+    for i in range(cfg.num_decoder_layers):
+      x = block(cfg, name=f"layers_{i}")(x, self_bias, encoded_BxSxD, cross_bias, deterministic, decode)
+    x = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="decoder_norm")(x)
+    x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
+    if cfg.logits_via_embedding:
+      logits = self.shared_embedding.attend(x) / jnp.sqrt(x.shape[-1]).astype(dt)
+    else:
+      logits = layers.DenseGeneral((cfg.vocab_size,), ("embed", "vocab"), dtype=dt, name="logits_dense")(x)
+    return constrain(logits.astype(jnp.float32), ("batch", "length", "vocab"))
+
+
+class Transformer(nn.Module):
+  """Encoder-decoder. `__call__` takes the features of seqio's EncDecFeatureConverter."""
+  config: T5Config
+
+  def setup(self):
+    cfg = self.config
+    self.token_embedder = layers.Embed(cfg.vocab_size, cfg.emb_dim, cfg.activation_dtype, name="token_embedder")
+    self.encoder = Encoder(cfg, self.token_embedder, name="encoder")
+    self.decoder = Decoder(cfg, self.token_embedder, name="decoder")
+
+  def encode(self, encoder_input_tokens: Array, encoder_segment_ids: Array | None = None,
+             deterministic: bool = True) -> Array:
+    if encoder_segment_ids is None:
+      encoder_segment_ids = (encoder_input_tokens > 0).astype(jnp.int32)
+    return self.encoder(encoder_input_tokens, encoder_segment_ids, deterministic)
+
+  def decode(self, encoded: Array, encoder_segment_ids: Array, decoder_input_tokens: Array,
+             decoder_segment_ids: Array | None = None, deterministic: bool = True, decode: bool = False) -> Array:
+    if decoder_segment_ids is None:
+      decoder_segment_ids = jnp.ones(decoder_input_tokens.shape, jnp.int32)
+    return self.decoder(encoded, encoder_segment_ids, decoder_input_tokens, decoder_segment_ids,
+                        deterministic, decode)
+
+  def __call__(self, encoder_input_tokens: Array, decoder_input_tokens: Array,
+               encoder_segment_ids: Array | None = None, decoder_segment_ids: Array | None = None,
+               deterministic: bool = True, **unused_features) -> Array:
+    """Logits [B, L, V] (float32) for teacher-forced decoder inputs."""
+    if encoder_segment_ids is None:
+      encoder_segment_ids = (encoder_input_tokens > 0).astype(jnp.int32)
+    if decoder_segment_ids is None:
+      # Unpacked batch: decoder positions are real up to the last non-pad input;
+      # the loss weights (not this mask) decide what counts.
+      decoder_segment_ids = jnp.ones(decoder_input_tokens.shape, jnp.int32)
+    encoded = self.encode(encoder_input_tokens, encoder_segment_ids, deterministic)
+    return self.decode(encoded, encoder_segment_ids, decoder_input_tokens, decoder_segment_ids, deterministic)

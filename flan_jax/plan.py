@@ -1,0 +1,443 @@
+"""`flan-jax plan`: per-chip memory and step time of a recipe on a topology, without hardware.
+
+    flan-jax plan --gin_file=gin/recipes/flan_palm_540b.gin --topology=v4-1024
+
+Parameter shapes come from `jax.eval_shape` of the real model init, their sharding
+from the real logical-axis rules (`partitioning.LOGICAL_AXIS_RULES`) on an abstract
+mesh, the optimizer state from `jax.eval_shape` of the real Adafactor, sharded as
+`trainer.Trainer` shards it. Activations are an analytic estimate (see
+`activation_bytes`). Step time assumes a model-FLOPs utilisation (default 50%).
+
+Topology names follow Cloud TPU: v2/v3/v4/v5p-N count TensorCores (two per chip:
+v4-512 is 256 chips), v5e/v6e-N count chips; GPUs are `h100x64` (64 GPUs).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import math
+import re
+from typing import Any, Sequence
+
+import flax.linen as nn
+import gin
+import jax
+import jax.numpy as jnp
+import optax
+from jax.sharding import NamedSharding
+
+from flan_jax import flops, gin_utils, optim, partitioning
+from flan_jax.models import build_model
+from flan_jax.models.palm import PaLMConfig
+from flan_jax.models.t5 import T5Config
+
+GiB = 2.0 ** 30
+
+# HBM per chip (GiB). On v2/v3 a chip is two JAX devices that split it.
+HBM_GIB_PER_CHIP = {"v2": 16, "v3": 32, "v4": 32, "v5e": 16, "v5p": 95, "v6e": 32,
+                    "a100": 80, "h100": 80, "h200": 141e9 / GiB}
+CORES_IN_NAME = {"v2", "v3", "v4", "v5p"}  # slice names count TensorCores, two per chip
+SLICE_SIZES = {  # names tried, in order, when looking for the smallest slice that fits
+    "tpu_cores": [8 * 2 ** i for i in range(12)],           # v4-8 ... v4-16384
+    "tpu_chips": [1, 4, 8, 16, 32, 64, 128, 256],            # v5e-1 ... v5e-256
+    "gpu": [1, 2, 4, 8] + [16 * 2 ** i for i in range(9)],   # h100x1 ... h100x4096
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Topology:
+  family: str
+  size: int  # the number in the name
+
+  @property
+  def name(self) -> str:
+    return f"{self.family}x{self.size}" if self.is_gpu else f"{self.family}-{self.size}"
+
+  @property
+  def is_gpu(self) -> bool:
+    return self.family in ("a100", "h100", "h200")
+
+  @property
+  def chips(self) -> int:
+    return self.size // 2 if self.family in CORES_IN_NAME else self.size
+
+  @property
+  def num_devices(self) -> int:
+    return self.chips * flops.DEVICES_PER_CHIP.get(self.family, 1)
+
+  @property
+  def hbm_bytes_per_device(self) -> float:
+    return HBM_GIB_PER_CHIP[self.family] * GiB / flops.DEVICES_PER_CHIP.get(self.family, 1)
+
+  @property
+  def peak_flops_per_device(self) -> float:
+    return flops.PEAK_FLOPS_PER_CHIP[self.family] / flops.DEVICES_PER_CHIP.get(self.family, 1)
+
+  def family_sizes(self) -> list[int]:
+    key = "gpu" if self.is_gpu else ("tpu_cores" if self.family in CORES_IN_NAME else "tpu_chips")
+    return SLICE_SIZES[key]
+
+  def with_size(self, size: int) -> "Topology":
+    return dataclasses.replace(self, size=size)
+
+
+def parse_topology(name: str) -> Topology:
+  """'v4-512', 'v5p-1024', 'v5e-256', 'h100x64' -> Topology."""
+  s = name.strip().lower()
+  m = re.fullmatch(r"(v2|v3|v4|v5p|v5e|v5litepod|v6e)-(\d+)", s) or re.fullmatch(r"(a100|h100|h200)x(\d+)", s)
+  if not m:
+    raise ValueError(f"unknown topology {name!r}; use e.g. v4-512, v5p-1024, v5e-256, v6e-64, v3-32, h100x64, "
+                     f"a100x8 (TPU names count TensorCores for v2/v3/v4/v5p, chips for v5e/v6e)")
+  family = "v5e" if m.group(1) == "v5litepod" else m.group(1)
+  size = int(m.group(2))
+  if family in CORES_IN_NAME and size % 2:
+    raise ValueError(f"topology {name!r}: {family} slice names count TensorCores (two per chip), so N is even")
+  return Topology(family, size)
+
+
+# ----------------------------------------------------------------------------------------
+# What the plan needs from the gin files.
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+  model_config: T5Config | PaLMConfig
+  mesh_config: partitioning.MeshConfig
+  optimizer_config: optim.OptimizerConfig
+  batch_size: int
+  input_length: int   # encoder length; 0 for decoder-only models
+  target_length: int  # decoder length (decoder-only: inputs + targets, packed)
+  train_steps: int | None
+  num_microbatches: int = 1
+
+  @property
+  def is_decoder_only(self) -> bool:
+    return isinstance(self.model_config, PaLMConfig)
+
+
+def _macro(name: str, default: Any = None) -> Any:
+  try:
+    return gin.query_parameter(f"%{name}")
+  except ValueError:
+    return default
+
+
+def recipe_from_gin(files: Sequence[str], bindings: Sequence[str] = ()) -> Recipe:
+  """Parses gin files (+ `KEY = VALUE` bindings) and reads the run's numbers.
+
+  Bindings to configurables the plan does not load (`train.*`) are skipped, so a
+  recipe plans without importing the data pipeline. Clears gin's global config.
+  """
+  gin.clear_config()
+  gin.add_config_file_search_path(str(gin_utils.gin_root()))
+  logging.disable(logging.ERROR)  # gin logs every search-path miss while resolving includes
+  try:
+    for f in files:
+      try:
+        gin.parse_config_file(gin_utils.resolve_gin_file(f), skip_unknown=True)
+      except FileNotFoundError:
+        raise
+      except Exception as e:
+        raise ValueError(f"gin file {f}: {e}") from e
+    for b in bindings:
+      try:
+        gin.parse_config(b, skip_unknown=True)
+      except Exception as e:
+        raise ValueError(f"gin binding `{b}`: {e}") from e
+  finally:
+    logging.disable(logging.NOTSET)
+
+  ref = _macro("MODEL_CONFIG")
+  if ref is not None:
+    model_config = ref.scoped_configurable_fn()
+  elif gin.get_bindings("PaLMConfig"):
+    model_config = PaLMConfig()
+  elif gin.get_bindings("T5Config"):
+    model_config = T5Config()
+  else:
+    raise ValueError("the gin files set no model: include a gin/models/... file (it sets MODEL_CONFIG)")
+  lengths = _macro("TASK_FEATURE_LENGTHS")
+  batch_size = _macro("BATCH_SIZE")
+  if not lengths or not batch_size:
+    raise ValueError("the gin files must set BATCH_SIZE and TASK_FEATURE_LENGTHS (a recipe in gin/recipes/ does)")
+  inputs, targets = int(lengths.get("inputs", 0)), int(lengths["targets"])
+  decoder_only = isinstance(model_config, PaLMConfig)
+  return Recipe(
+      model_config=model_config, mesh_config=partitioning.MeshConfig(), optimizer_config=optim.OptimizerConfig(),
+      batch_size=int(batch_size), input_length=0 if decoder_only else inputs,
+      target_length=inputs + targets if decoder_only else targets,
+      train_steps=_macro("TRAIN_STEPS"), num_microbatches=int(_macro("NUM_MICROBATCHES", 1) or 1))
+
+
+# ----------------------------------------------------------------------------------------
+# Memory.
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+  recipe: Recipe
+  topology: Topology
+  mesh_shape: dict[str, int]
+  params: float       # bytes per device
+  optimizer: float
+  gradients: float
+  activations: float  # saved for the backward pass
+  transient: float    # one layer's rematerialised activations, logits, all-gathered weights
+  largest_params: tuple[tuple[str, tuple[int, ...], str, float], ...]
+  notes: tuple[str, ...] = ()
+  mfu: float = 0.5
+
+  @property
+  def total(self) -> float:
+    return self.params + self.optimizer + self.gradients + self.activations + self.transient
+
+  @property
+  def hbm(self) -> float:
+    return self.topology.hbm_bytes_per_device
+
+  @property
+  def fits(self) -> bool:
+    return self.total <= self.hbm
+
+  @property
+  def step_flops(self) -> float:
+    r = self.recipe
+    return flops.train_step_flops(r.model_config, r.batch_size, r.input_length, r.target_length)
+
+  @property
+  def step_seconds(self) -> float:
+    return self.step_flops / (self.topology.num_devices * self.topology.peak_flops_per_device * self.mfu)
+
+
+def _per_device_bytes(shape, dtype, sharding: NamedSharding) -> float:
+  return math.prod(sharding.shard_shape(tuple(shape))) * jnp.dtype(dtype).itemsize
+
+
+class Planner:
+  """Abstract parameters and optimizer state of a recipe, planned on any topology."""
+
+  def __init__(self, recipe: Recipe):
+    self.recipe = recipe
+    self.model, _ = build_model(recipe.model_config)
+    key = jax.random.key(0)
+    tokens = jnp.ones((1, 1), jnp.int32)
+    if recipe.is_decoder_only:
+      init = lambda: self.model.init(key, tokens)["params"]
+    else:
+      init = lambda: self.model.init(key, tokens, tokens)["params"]
+    self.boxed = jax.eval_shape(init)
+    self.params = nn.unbox(self.boxed)
+    total_steps = recipe.train_steps or 1
+    self.optimizer, _ = optim.make_optimizer(recipe.optimizer_config, total_steps)
+    self.opt_state = jax.eval_shape(self.optimizer.init, self.params)
+
+  def mesh_shape(self, topology: Topology) -> tuple[dict[str, int], list[str]]:
+    n, notes = topology.num_devices, []
+    mc = self.recipe.mesh_config
+    model = mc.num_partitions if mc.num_partitions is not None else mc.model_parallel
+    if n % model:
+      fitted = math.gcd(model, n)
+      notes.append(f"MeshConfig model parallelism {model} does not divide {n} devices; planned with {fitted}")
+      mc = dataclasses.replace(mc, model_parallel=fitted, num_partitions=None)
+    return dict(zip(partitioning.MESH_AXES, mc.axis_sizes(n))), notes
+
+  def plan(self, topology: Topology, mfu: float = 0.5) -> Plan:
+    r = self.recipe
+    shape, notes = self.mesh_shape(topology)
+    mesh = partitioning.make_abstract_mesh(tuple(shape[a] for a in partitioning.MESH_AXES))
+    dp = shape["data"] * shape["fsdp"]
+    micro = r.num_microbatches
+    if r.batch_size % micro or (r.batch_size // micro) % dp:
+      raise ValueError(
+          f"BATCH_SIZE={r.batch_size} in {micro} microbatch(es) does not split over the data-parallel size "
+          f"{dp} (data={shape['data']} x fsdp={shape['fsdp']}) of {topology.name}; raise "
+          f"MeshConfig.model_parallel (MODEL_PARALLEL) or BATCH_SIZE, or plan a smaller topology")
+    shardings = partitioning.shardings_for(self.boxed, mesh)  # raises naming any non-divisible parameter
+    flat = jax.tree_util.tree_flatten_with_path(self.params)[0]
+    flat_sh = jax.tree.leaves(shardings, is_leaf=lambda x: isinstance(x, NamedSharding))
+    per_param = [(jax.tree_util.keystr(p, simple=True, separator="/"), x, s, _per_device_bytes(x.shape, x.dtype, s))
+                 for (p, x), s in zip(flat, flat_sh)]
+    params = sum(b for *_, b in per_param)
+    largest = tuple((name, tuple(x.shape), str(tuple(s.spec)), b)
+                    for name, x, s, b in sorted(per_param, key=lambda t: -t[3])[:4])
+
+    # Optimizer state, sharded as trainer.Trainer does: leaves shaped like their parameter
+    # follow its sharding, the rest (factored row/column statistics) are replicated.
+    rep = NamedSharding(mesh, jax.sharding.PartitionSpec())
+    opt_sh = optax.tree_map_params(
+        self.optimizer, lambda leaf, p, s: s if getattr(leaf, "shape", None) == p.shape else rep,
+        self.opt_state, self.params, shardings, transform_non_params=lambda _: rep,
+        is_leaf=lambda x: isinstance(x, NamedSharding))
+    opt_sh = jax.tree.leaves(opt_sh, is_leaf=lambda x: isinstance(x, NamedSharding))
+    opt = sum(_per_device_bytes(x.shape, x.dtype, s) for x, s in zip(jax.tree.leaves(self.opt_state), opt_sh))
+    grads = params * (2 if micro > 1 else 1)  # + the accumulator when microbatching
+    saved, transient = activation_bytes(r, shape)
+    if shape["fsdp"] > 1:  # one layer's weights all-gathered over fsdp, double-buffered, in activation dtype
+      layer_bytes = _largest_layer_bytes(per_param) * shape["fsdp"]
+      transient += 2 * layer_bytes * r.model_config.activation_dtype.itemsize / 4
+    return Plan(r, topology, shape, params, opt, grads, saved, transient, largest, tuple(notes), mfu)
+
+
+def _largest_layer_bytes(per_param) -> float:
+  """Per-device bytes of the parameters of one layer (scanned stacks divided by depth)."""
+  layers: dict[str, float] = {}
+  for name, x, _, b in per_param:
+    parts = name.split("/")
+    if "layers" in parts:  # scanned: [layers, ...] stacked
+      layers["scanned"] = layers.get("scanned", 0.0) + b / x.shape[0]
+    else:
+      key = next((p for p in parts if p.startswith("layers_")), None)
+      if key is not None:
+        stack = parts[0] if parts[0] in ("encoder", "decoder") else ""
+        layers[stack + key] = layers.get(stack + key, 0.0) + b
+  return max(layers.values(), default=0.0)
+
+
+def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float, float]:
+  """(saved, transient) activation bytes per device for one microbatch.
+
+  Saved: what the backward pass keeps per layer under the remat policy, times the
+  layers. Per token and layer we count, in activation-dtype elements (fp32 as two):
+    carry  - the layer input (all that 'full' keeps);
+    proj   - outputs of the weight matmuls q, k, v, out, wi*, wo
+             (added by 'dots_with_no_batch_dims');
+    scores - attention logits and their weighted sum (added by 'dots');
+    other  - norms, RoPE, fp32 softmax, activations (added by 'none').
+  Activations are sharded over the batch by data x fsdp and over heads / mlp / vocab
+  by model; `embed` stays whole (as the rules place it on activations).
+  Transient: one layer recomputed plus its gradients, and the fp32 logits with theirs.
+  """
+  cfg = recipe.model_config
+  m = mesh_shape["model"]
+  dp = mesh_shape["data"] * mesh_shape["fsdp"]
+  seqs = recipe.batch_size / recipe.num_microbatches / dp
+  split = lambda n: n / m if n % m == 0 else n
+  d, k = cfg.emb_dim, cfg.head_dim
+  h, f, v = split(cfg.num_heads), split(cfg.mlp_dim), split(cfg.vocab_size)
+  n_wi = len(cfg.mlp_activations)
+  mlp_proj, mlp_other = n_wi * f + d, 2 * f
+  keep = {"full": 0, "dots_with_no_batch_dims": 1, "dots": 2, "none": 3}[cfg.remat_policy]
+
+  def attention(q_len: int, kv_len: int, kvh: float, project_kv: bool = True) -> list[float]:
+    """[proj, scores, other] per query token (K/V projections amortised per query token)."""
+    kv = 2 * kvh * k * (kv_len / q_len if project_kv else 0)
+    return [h * k + kv + d, h * kv_len + h * k, 3 * h * kv_len + 3 * h * k]
+
+  def layer(parts: list[list[float]], extra_other: float) -> tuple[float, float]:
+    proj = sum(p[0] for p in parts) + mlp_proj
+    scores = sum(p[1] for p in parts)
+    other = sum(p[2] for p in parts) + mlp_other + extra_other
+    cats = [d, proj, scores, other]
+    return sum(cats[:keep + 1]), sum(cats)
+
+  act = cfg.activation_dtype.itemsize
+  if isinstance(cfg, PaLMConfig):
+    t = recipe.target_length
+    kvh = split(cfg.num_kv_heads) if cfg.num_kv_heads == cfg.num_heads else cfg.num_kv_heads
+    saved_tok, full_tok = layer([attention(t, t, kvh)], 2 * d)
+    tokens = seqs * t
+    saved = cfg.num_layers * tokens * saved_tok * act + seqs * t * t * 4  # + the [B,1,L,L] fp32 mask bias
+    working = tokens * full_tok * act
+    logits_tokens = tokens
+  else:
+    s, t = recipe.input_length, recipe.target_length
+    hkv = h
+    enc_saved, enc_full = layer([attention(s, s, hkv)], 3 * d)
+    cross = attention(t, s, hkv)  # cross K/V are computed on the encoder's s tokens
+    dec_saved, dec_full = layer([attention(t, t, hkv), cross], 4 * d)
+    saved = seqs * (cfg.num_encoder_layers * s * enc_saved + cfg.num_decoder_layers * t * dec_saved) * act
+    saved += seqs * s * d * act + seqs * 4 * (s * s + t * t + t * s)  # encoder output; mask / position biases
+    working = seqs * max(s * enc_full, t * dec_full) * act
+    logits_tokens = seqs * t
+  transient = (2 if keep < 3 else 1) * working + logits_tokens * v * (act + 4 + 4)  # logits, fp32 copy, grad
+  return saved, transient
+
+
+# ----------------------------------------------------------------------------------------
+# Output.
+
+
+def smallest_fitting(planner: Planner, topology: Topology, mfu: float) -> Plan | None:
+  for size in topology.family_sizes():
+    try:
+      p = planner.plan(topology.with_size(size), mfu)
+    except ValueError:
+      continue
+    if p.fits:
+      return p
+  return None
+
+
+def _gib(x: float) -> str:
+  return f"{x / GiB:8.2f} GiB"
+
+
+def format_plan(plan: Plan, smallest: Plan | None = None) -> str:
+  r, t, cfg = plan.recipe, plan.topology, plan.recipe.model_config
+  kind = "decoder-only" if r.is_decoder_only else "encoder-decoder"
+  lengths = (f"{r.target_length} tokens (packed)" if r.is_decoder_only
+             else f"{r.input_length} inputs + {r.target_length} targets")
+  dp = plan.mesh_shape["data"] * plan.mesh_shape["fsdp"]
+  lines = [
+      f"topology   {t.name}: {t.chips} chips, {t.num_devices} devices x {_gib(t.hbm_bytes_per_device).strip()} HBM, "
+      f"{t.peak_flops_per_device / 1e12:.0f} TFLOP/s peak each",
+      f"mesh       " + " x ".join(f"{a}={n}" for a, n in plan.mesh_shape.items()),
+      f"model      {type(cfg).__name__} {kind}, {flops.param_count(cfg) / 1e9:.2f}B parameters, "
+      f"dtype {cfg.dtype}, remat {cfg.remat_policy}"
+      + (f", scan_layers {cfg.scan_layers}" if r.is_decoder_only else ""),
+      f"batch      {r.batch_size} x {lengths}, {r.num_microbatches} microbatch(es), "
+      f"{r.batch_size / r.num_microbatches / dp:g} sequence(s) per data shard",
+  ]
+  lines += [f"note       {n}" for n in plan.notes]
+  lines += [
+      "",
+      f"{'per device':<50}{'memory':>12}",
+      f"{'parameters (float32, sharded)':<50}{_gib(plan.params)}",
+      f"{'optimizer state (Adafactor, as trainer shards it)':<50}{_gib(plan.optimizer)}",
+      f"{'gradients' + (' + accumulator' if r.num_microbatches > 1 else ''):<50}{_gib(plan.gradients)}",
+      f"{'activations saved for backward (' + cfg.remat_policy + ')':<50}{_gib(plan.activations)}",
+      f"{'transient (layer recompute, logits, gathers)':<50}{_gib(plan.transient)}",
+      f"{'total':<50}{_gib(plan.total)}  of {_gib(plan.hbm).strip()} HBM",
+      "",
+      "largest parameters per device:",
+  ]
+  lines += [f"  {name:<42} {str(shape):<22} {spec:<28}{_gib(b)}" for name, shape, spec, b in plan.largest_params]
+  step = plan.step_seconds
+  lines += ["", f"step       {plan.step_flops:.3g} model FLOPs; at {plan.mfu:.0%} MFU {step:.2f} s/step, "
+            f"{r.batch_size * (r.input_length + r.target_length) / step:,.0f} tokens/s"]
+  if r.train_steps:
+    lines.append(f"run        {r.train_steps} steps: {r.train_steps * step / 3600:.1f} h, "
+                 f"{r.train_steps * plan.step_flops:.2g} FLOPs")
+  if smallest is not None:
+    lines.append(f"smallest   {smallest.topology.name} fits this recipe's mesh settings "
+                 f"({_gib(smallest.total).strip()} per device)")
+  else:
+    lines.append(f"smallest   no {t.family} slice up to {t.with_size(t.family_sizes()[-1]).name} fits with this mesh")
+  margin = (plan.hbm - plan.total) / GiB
+  lines.append(f"FITS on {t.name} with {margin:.2f} GiB to spare per device" if plan.fits
+               else f"DOES NOT FIT on {t.name}: {-margin:.2f} GiB over per device")
+  return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """`flan-jax plan --gin_file=F [--gin.K=V ...] --topology=T`."""
+  import sys
+  argv = list(sys.argv[1:] if argv is None else argv)
+  files, bindings, rest = gin_utils.split_gin_args(argv)
+  parser = argparse.ArgumentParser(prog="flan-jax plan", description=__doc__.split("\n\n")[0])
+  parser.add_argument("--topology", required=True, help="v4-512, v5p-1024, v5e-256, h100x64, ...")
+  parser.add_argument("--mfu", type=float, default=0.5, help="model FLOPs utilisation assumed for step time")
+  args = parser.parse_args(rest)
+  if not files:
+    parser.error("give at least one --gin_file (e.g. gin/recipes/flan_palm_540b.gin)")
+  topology = parse_topology(args.topology)
+  planner = Planner(recipe_from_gin(files, bindings))
+  plan = planner.plan(topology, args.mfu)
+  print(f"plan       {' '.join(files)}" + "".join(f" --gin.{b.replace(' ', '')}" for b in bindings))
+  print(format_plan(plan, smallest_fitting(planner, topology, args.mfu)))
+  return 0 if plan.fits else 1
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())

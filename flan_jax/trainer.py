@@ -1,0 +1,194 @@
+"""Train state and the jitted, sharded train step.
+
+`Trainer.train_step(state, batch) -> (state, metrics)` is a pure function compiled
+once with explicit in/out shardings (the modern pjit) and the state donated. The
+batch holds the features of a seqio feature converter as global `jax.Array`s.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import flax
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from flan_jax import losses, partitioning
+
+PyTree = Any
+Batch = dict[str, jax.Array]
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: PyTree
+  opt_state: PyTree
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  z_loss: float = 1e-4
+  label_smoothing: float = 0.0
+  loss_normalizing_factor: float | str | None = "NUM_REAL_TARGET_TOKENS"
+
+
+def _microbatch(x: jax.Array, num_microbatches: int) -> jax.Array:
+  """[B, ...] -> [M, B/M, ...], taking rows m, m+M, m+2M, ... into microbatch m so that
+  every data shard keeps contributing to every microbatch."""
+  b = x.shape[0]
+  return x.reshape((b // num_microbatches, num_microbatches) + x.shape[1:]).swapaxes(0, 1)
+
+
+class Trainer:
+  """Owns the model, optimizer, mesh and shardings; compiles init and step once."""
+
+  def __init__(self, model: nn.Module, optimizer: optax.GradientTransformation, mesh: Mesh,
+               example_batch: dict[str, jax.ShapeDtypeStruct], *, loss: LossConfig = LossConfig(),
+               num_microbatches: int = 1, learning_rate_fn: Callable | None = None, dropout_seed: int = 0):
+    self.model, self.optimizer, self.mesh = model, optimizer, mesh
+    self.loss_config = loss
+    self.num_microbatches = num_microbatches
+    self.learning_rate_fn = learning_rate_fn
+    self.dropout_key = jax.random.key_data(jax.random.key(dropout_seed))
+    self.batch_shapes = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in example_batch.items()}
+    batch_size = next(iter(self.batch_shapes.values())).shape[0]
+    dp = partitioning.data_parallel_size(mesh)
+    if batch_size % dp:
+      raise ValueError(f"BATCH_SIZE={batch_size} is not divisible by the data-parallel size {dp} "
+                       f"(mesh {dict(mesh.shape)})")
+    if batch_size % num_microbatches or (batch_size // num_microbatches) % dp:
+      raise ValueError(f"BATCH_SIZE={batch_size} split into num_microbatches={num_microbatches} gives "
+                       f"microbatches not divisible by the data-parallel size {dp}")
+    self.batch_shardings = {k: partitioning.batch_sharding(mesh, len(v.shape))
+                            for k, v in self.batch_shapes.items()}
+
+    self.abstract_state, self.state_shardings = self._abstract_state()
+    rep = partitioning.replicated(mesh)
+    self._init = jax.jit(self._init_fn, out_shardings=self.state_shardings)
+    self.train_step = jax.jit(self._train_step, in_shardings=(self.state_shardings, self.batch_shardings),
+                              out_shardings=(self.state_shardings, rep), donate_argnums=(0,))
+    self.eval_step = jax.jit(self._eval_step, in_shardings=(self.state_shardings.params, self.batch_shardings),
+                             out_shardings=rep)
+
+  # -- state -------------------------------------------------------------------------------
+
+  def _init_params_boxed(self, rng: jax.Array) -> PyTree:
+    dummy = {k: jnp.zeros(v.shape[1:], v.dtype)[None] for k, v in self.batch_shapes.items()}
+    return self.model.init(rng, **dummy, deterministic=True)["params"]
+
+  def _init_fn(self, rng: jax.Array) -> TrainState:
+    params = nn.unbox(self._init_params_boxed(rng))
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.optimizer.init(params))
+
+  def _abstract_state(self) -> tuple[TrainState, TrainState]:
+    boxed = jax.eval_shape(self._init_params_boxed, jax.random.key(0))
+    param_shardings = partitioning.shardings_for(boxed, self.mesh)
+    params = nn.unbox(boxed)
+    opt_state = jax.eval_shape(self.optimizer.init, params)
+    rep = partitioning.replicated(self.mesh)
+
+    def opt_leaf_sharding(leaf, param, sharding):
+      # Leaves shaped like their parameter (unfactored second moments, momentum) follow
+      # its sharding; factored row/column statistics are vectors and stay replicated.
+      return sharding if getattr(leaf, "shape", None) == param.shape else rep
+
+    opt_shardings = optax.tree_map_params(
+        self.optimizer, opt_leaf_sharding, opt_state, params, param_shardings,
+        transform_non_params=lambda _: rep, is_leaf=lambda x: isinstance(x, NamedSharding))
+    shardings = TrainState(step=rep, params=param_shardings, opt_state=opt_shardings)
+    abstract = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params, opt_state=opt_state)
+    abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
+    return abstract, shardings
+
+  def init_state(self, seed: int = 0) -> TrainState:
+    with partitioning.mesh_context(self.mesh):
+      return self._init(jax.random.key(seed))
+
+  def replace_params(self, state: TrainState, params: PyTree) -> TrainState:
+    """A fresh optimizer state around given parameters (INITIAL_CHECKPOINT_PATH)."""
+    params = jax.device_put(params, self.state_shardings.params)
+    init_opt = jax.jit(self.optimizer.init, out_shardings=self.state_shardings.opt_state)
+    return state.replace(params=params, opt_state=init_opt(params), step=state.step)
+
+  # -- loss and steps ----------------------------------------------------------------------
+
+  def _loss_sums(self, params: PyTree, batch: Batch, weights_BxL: jax.Array, rng: jax.Array | None):
+    deterministic = rng is None
+    rngs = None if deterministic else {"dropout": rng}
+    logits = self.model.apply({"params": params}, **batch, deterministic=deterministic, rngs=rngs)
+    targets = batch["decoder_target_tokens"]
+    loss_sum, z_sum = losses.cross_entropy_with_z_loss(
+        logits, targets, weights_BxL, self.loss_config.z_loss, self.loss_config.label_smoothing)
+    real = batch["decoder_loss_weights"].astype(jnp.float32)
+    correct = jnp.sum((jnp.argmax(logits, -1) == targets) * real)
+    return loss_sum, {"z_loss": z_sum, "correct": correct, "tokens": jnp.sum(real)}
+
+  def _token_weights(self, batch: Batch) -> jax.Array:
+    return losses.token_weights(batch["decoder_loss_weights"], batch.get("decoder_segment_ids"),
+                                self.loss_config.loss_normalizing_factor)
+
+  def _train_step(self, state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+    weights = self._token_weights(batch)
+    step_key = jax.random.fold_in(jax.random.wrap_key_data(self.dropout_key), state.step)
+    grad_fn = jax.value_and_grad(self._loss_sums, has_aux=True)
+    m = self.num_microbatches
+    if m == 1:
+      (loss, aux), grads = grad_fn(state.params, batch, weights, step_key)
+    else:
+      micro = jax.tree.map(lambda x: _microbatch(x, m), (batch, weights))
+
+      def body(carry, xs):
+        i, (mb, mw) = xs
+        (l, a), g = grad_fn(state.params, mb, mw, jax.random.fold_in(step_key, i))
+        return jax.tree.map(jnp.add, carry, (l, a, g)), None
+
+      zero = jnp.zeros((), jnp.float32)
+      init = (zero, {"z_loss": zero, "correct": zero, "tokens": zero}, jax.tree.map(jnp.zeros_like, state.params))
+      (loss, aux, grads), _ = jax.lax.scan(body, init, (jnp.arange(m), micro))
+    updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    metrics = {
+        "loss": loss,
+        "z_loss": aux["z_loss"],
+        "accuracy": aux["correct"] / jnp.maximum(aux["tokens"], 1.0),
+        "target_tokens": aux["tokens"],
+        "grad_norm": optax.tree.norm(grads),
+    }
+    if self.learning_rate_fn is not None:
+      metrics["learning_rate"] = jnp.asarray(self.learning_rate_fn(state.step), jnp.float32)
+    return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+  def _eval_step(self, params: PyTree, batch: Batch) -> dict:
+    weights = self._token_weights(batch)
+    loss, aux = self._loss_sums(params, batch, weights, None)
+    return {"loss": loss, "accuracy": aux["correct"] / jnp.maximum(aux["tokens"], 1.0), "tokens": aux["tokens"]}
+
+  def loss_and_grads(self, params: PyTree, batch: Batch) -> tuple[jax.Array, PyTree]:
+    """Deterministic loss and gradients (no dropout), for tests and diagnostics."""
+    weights = self._token_weights(batch)
+    fn = jax.value_and_grad(lambda p: self._loss_sums(p, batch, weights, None)[0])
+    with partitioning.mesh_context(self.mesh):
+      return jax.jit(fn, in_shardings=(self.state_shardings.params,),
+                     out_shardings=(partitioning.replicated(self.mesh), self.state_shardings.params))(params)
+
+  def step(self, state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
+    with partitioning.mesh_context(self.mesh):
+      return self.train_step(state, batch)
+
+  def evaluate(self, params: PyTree, batch: Batch) -> dict:
+    with partitioning.mesh_context(self.mesh):
+      return self.eval_step(params, batch)
+
+
+def global_batch(local_batch: dict[str, np.ndarray], shardings: dict[str, NamedSharding]) -> Batch:
+  """Per-host numpy arrays -> global jax.Arrays laid out on the batch sharding."""
+  missing = set(shardings) - set(local_batch)
+  if missing:
+    raise ValueError(f"batch is missing features {sorted(missing)}; has {sorted(local_batch)}")
+  return {k: jax.make_array_from_process_local_data(shardings[k], np.asarray(local_batch[k]))
+          for k in shardings}

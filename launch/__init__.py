@@ -1,0 +1,1 @@
+"""Launchers (installed as `flan_jax.launch`)."""

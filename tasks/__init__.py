@@ -1,0 +1,1 @@
+"""The flan_jax task catalogue (installed as `flan_jax.tasks`)."""

@@ -1,0 +1,383 @@
+"""The FLAN task-building API: one source + one template family -> every FLAN format.
+
+  names = register_flan_task("arith", {"train": rows, "validation": val_rows}, TEMPLATES,
+                             rationale_key="rationale", metrics=("exact_match",))
+  # -> ["arith_zsopt", "arith_zsnoopt", "arith_fsopt", "arith_fsnoopt",
+  #     "arith_zscot", "arith_fscot"], each a seqio.Task with features inputs/targets.
+  register_mixture("my_mix", names, cap=30_000)   # examples-proportional, capped per task
+
+How an example is rendered (see `templates.py` for the text of each format):
+  * template: `templates[stable_hash(seed, name, key) % len(templates)]`, where `key` is the
+    example's `id_key` field or "split:index"; the same choice in every format and process.
+  * few-shot exemplars: up to `num_fewshot` examples of the task's own train split (its
+    first `fewshot_pool_size`), drawn with a generator seeded by the same hash, never the
+    example itself nor one whose prompt equals its prompt, rendered with the same template;
+    the last ones are dropped until the prompt, plus EOS, fits `max_input_tokens`.
+  * rendering runs in python inside the data source (lazily, one example at a time); the
+    seqio preprocessors then are `tokenize` -> cache placeholder -> `append_eos_after_trim`.
+
+Each registered family has a `TaskInfo` in a module-level catalogue: `get_task_info(name)`
+(family or variant name) and `list_tasks(collection)`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import re
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import seqio
+import tensorflow as tf
+
+from flan_jax.tasks import metrics as metrics_lib
+from flan_jax.tasks import sources
+from flan_jax.tasks import templates as tpl
+from flan_jax.tasks import vocab as vocab_lib
+
+_NAME = re.compile(r"^[\w.:]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskInfo:
+  """Catalogue record of one task family (all of its format variants)."""
+  name: str
+  collection: str
+  source: str
+  category: str
+  language: str
+  splits: tuple[str, ...]
+  metrics: tuple[str, ...]
+  formats: tuple[str, ...]
+  task_names: tuple[str, ...]
+  num_templates: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderedExample:
+  """One prompt as the model sees it, with where its parts came from."""
+  inputs: str
+  targets: str
+  index: int                        # position in its split
+  template_index: int
+  exemplar_indices: tuple[int, ...]  # positions in the train split
+
+
+_CATALOGUE: dict[str, TaskInfo] = {}
+_VARIANTS: dict[str, tuple["_Renderer", tpl.Format]] = {}
+
+
+class _Renderer:
+  """Renders the examples of one task family in any of its formats."""
+
+  def __init__(self, name, source, templates, *, options_key, rationale_key, id_key,
+               num_fewshot, fewshot_pool_size, max_input_tokens, seed, vocabulary):
+    self.name = name
+    self.source = source
+    self.templates = tuple(templates)
+    self.options_key = options_key
+    self.rationale_key = rationale_key
+    self.id_key = id_key
+    self.num_fewshot = num_fewshot
+    self.fewshot_pool_size = fewshot_pool_size
+    self.max_input_tokens = max_input_tokens
+    self.seed = seed
+    self.vocabulary = vocabulary
+
+  @functools.cached_property
+  def pool(self) -> list[dict]:
+    """The train examples exemplars are drawn from (the first `fewshot_pool_size`)."""
+    pool = []
+    for ex in self.source.examples("train"):
+      if len(pool) >= self.fewshot_pool_size:
+        break
+      pool.append(ex)
+    return pool
+
+  def _key(self, example, split: str, index: int) -> str:
+    return str(example[self.id_key]) if self.id_key else f"{split}:{index}"
+
+  def _render_one(self, template, example, fmt, where) -> tuple[str, str]:
+    options = example.get(self.options_key) if self.options_key else None
+    if options is not None and not (isinstance(options, (list, tuple))
+                                    and all(isinstance(o, str) for o in options)):
+      raise ValueError(f"task {self.name!r}, {where}: field {self.options_key!r} must be a "
+                       f"list of strings, got {options!r}")
+    rationale = example.get(self.rationale_key) if self.rationale_key else None
+    try:
+      return tpl.render(template, example, fmt, options=options, rationale=rationale)
+    except tpl.TemplateError as e:
+      raise tpl.TemplateError(f"task {self.name!r}, {where}: {e}") from None
+
+  def _exemplars(self, template, fmt, key, split, index, query_inputs):
+    """Up to `num_fewshot` (train index, inputs, targets), never equal to the query."""
+    pool = self.pool
+    rng = np.random.default_rng(tpl.stable_hash(self.seed, self.name, key, "fewshot"))
+    chosen = []
+    for j in rng.permutation(len(pool)):
+      if len(chosen) == self.num_fewshot:
+        break
+      j = int(j)
+      if split == "train" and j == index:
+        continue
+      if fmt.cot and not pool[j].get(self.rationale_key):
+        continue
+      x, y = self._render_one(template, pool[j], fmt, f"train example {j}")
+      if x == query_inputs:
+        continue
+      chosen.append((j, x, y))
+    return chosen
+
+  def _fits(self, text: str) -> bool:
+    if self.max_input_tokens is None:
+      return True
+    return len(self.vocabulary.encode(text)) + 1 <= self.max_input_tokens  # +1 for EOS
+
+  def render(self, split: str, fmt: tpl.Format) -> Iterator[RenderedExample]:
+    """The examples of `split` rendered in `fmt`, in source order."""
+    for index, example in enumerate(self.source.examples(split)):
+      key = self._key(example, split, index)
+      t = tpl.stable_hash(self.seed, self.name, key) % len(self.templates)
+      template = self.templates[t]
+      inputs, targets = self._render_one(template, example, fmt, f"{split} example {index}")
+      chosen = self._exemplars(template, fmt, key, split, index, inputs) if fmt.fewshot else []
+      prompt = tpl.fewshot_prompt([(x, y) for _, x, y in chosen], inputs)
+      while chosen and not self._fits(prompt):
+        chosen.pop()
+        prompt = tpl.fewshot_prompt([(x, y) for _, x, y in chosen], inputs)
+      yield RenderedExample(prompt, targets, index, t, tuple(j for j, _, _ in chosen))
+
+
+_SIGNATURE = {
+    "inputs": tf.TensorSpec((), tf.string),
+    "targets": tf.TensorSpec((), tf.string),
+    "template_index": tf.TensorSpec((), tf.int32),
+    "num_exemplars": tf.TensorSpec((), tf.int32),
+}
+
+
+class RenderedSource(seqio.DataSource):
+  """A seqio DataSource of one format of one family: rendered `inputs`/`targets` strings
+  (plus `template_index`, `num_exemplars`), produced lazily from the python renderer."""
+
+  def __init__(self, renderer: _Renderer, fmt: tpl.Format, splits: Sequence[str]):
+    super().__init__(splits=splits, caching_permitted=True)
+    self._renderer = renderer
+    self._format = fmt
+
+  @property
+  def supports_arbitrary_sharding(self) -> bool:
+    return False
+
+  def list_shards(self, split: str) -> Sequence[str]:
+    return [split]
+
+  def num_input_examples(self, split: str) -> int:
+    return self._renderer.source.num_examples(split)
+
+  def get_dataset(self, split: str = "train", shuffle: bool = True, seed=None,
+                  shard_info=None, *, sequence_length=None, use_cached=False, num_epochs=1):
+    """Examples in source order; the Task shuffles them (shuffle/seed are unused here)."""
+    del shuffle, seed, sequence_length, use_cached, num_epochs
+    if split not in self.splits:
+      raise ValueError(f"task {self._renderer.name}_{self._format.name} has no split "
+                       f"{split!r}; it has {list(self.splits)}")
+
+    def generate():
+      for r in self._renderer.render(split, self._format):
+        yield {"inputs": r.inputs, "targets": r.targets, "template_index": r.template_index,
+               "num_exemplars": len(r.exemplar_indices)}
+
+    ds = tf.data.Dataset.from_generator(generate, output_signature=_SIGNATURE)
+    if shard_info and shard_info.num_shards > 1:
+      ds = ds.shard(shard_info.num_shards, shard_info.index)
+    return ds
+
+
+def _applicable_formats(has_options: bool, has_rationales: bool, has_train: bool):
+  del has_options  # "opt" variants exist for every task; without options they equal "noopt"
+  names = ["zsopt", "zsnoopt"] + (["fsopt", "fsnoopt"] if has_train else [])
+  if has_rationales:
+    names += ["zscot"] + (["fscot"] if has_train else [])
+  return names
+
+
+def _replace_task(name: str, **kwargs) -> None:
+  if name in seqio.TaskRegistry.names():
+    seqio.TaskRegistry.remove(name)
+  seqio.TaskRegistry.add(name, **kwargs)
+
+
+def register_flan_task(
+    name: str,
+    source,
+    templates: Sequence[tpl.Template],
+    *,
+    metrics: Sequence = (),
+    collection: str = "",
+    category: str = "",
+    language: str = "en",
+    dataset: str = "",
+    options_key: str | None = None,
+    rationale_key: str | None = None,
+    id_key: str | None = None,
+    num_fewshot: int = 3,
+    max_input_tokens: int | None = None,
+    fewshot_pool_size: int = 1000,
+    seed: int = 0,
+    vocabulary: seqio.Vocabulary | None = None,
+    splits: Sequence[str] = ("train", "validation"),
+    formats: Sequence[str] | None = None,
+    shuffle_buffer_size: int = 1000,
+) -> list[str]:
+  """Registers the FLAN format variants `{name}_{format}` of one task; returns their names.
+
+  Args:
+    name: family name; variants are `{name}_zsopt`, `_zsnoopt`, `_fsopt`, `_fsnoopt`, and
+      with `rationale_key` also `_zscot`, `_fscot` (few-shot ones need a "train" split).
+    source: a `seqio.DataSource`, a dict split -> list of example dicts (or a function
+      yielding them), a dict split -> .jsonl/.tsv path(s), or a `sources.ExampleSource`.
+    templates: the template family; each example uses one, chosen from `seed`.
+    metrics: metric functions `(targets, predictions) -> dict` or names in
+      `metrics.METRICS`; CoT variants score the answer after "So the answer is".
+    collection, category, language, dataset: catalogue metadata (`dataset` defaults to
+      the source's repr).
+    options_key: example field with the answer options (list of str), shown in "opt"
+      and CoT formats.
+    rationale_key: example field with a step-by-step rationale; enables the CoT formats.
+    id_key: example field with a stable id used for the template/exemplar choice
+      (default: the example's split and position).
+    num_fewshot: exemplars per few-shot prompt, before cutting to `max_input_tokens`.
+    max_input_tokens: drop exemplars until the prompt plus EOS fits (None: keep all).
+    fewshot_pool_size: how many leading train examples exemplars are drawn from.
+    seed: seed of the template and exemplar choice.
+    vocabulary: of both features; default `vocab.default_vocabulary()`.
+    splits: splits to expose, a subset of the source's.
+    formats: subset of the applicable formats to register (default: all of them).
+    shuffle_buffer_size: of each variant's seqio Task.
+  """
+  if not _NAME.match(name):
+    raise ValueError(f"task name {name!r} may only hold letters, digits, '_', '.', ':'")
+  templates = tuple(templates)
+  if not templates or not all(isinstance(t, tpl.Template) for t in templates):
+    raise TypeError(f"task {name!r}: templates must be a non-empty sequence of Template")
+  if num_fewshot < 0:
+    raise ValueError(f"task {name!r}: num_fewshot must be >= 0, got {num_fewshot}")
+  example_source = sources.as_example_source(source)
+  missing = [s for s in splits if s not in example_source.splits]
+  if missing:
+    raise ValueError(f"task {name!r}: source {example_source!r} has no split(s) {missing}; "
+                     f"pass splits= from {list(example_source.splits)}")
+  has_train = "train" in example_source.splits
+  applicable = _applicable_formats(options_key is not None, rationale_key is not None, has_train)
+  formats = list(applicable if formats is None else formats)
+  bad = [f for f in formats if f not in applicable]
+  if bad:
+    raise ValueError(f"task {name!r}: format(s) {bad} do not apply; applicable: {applicable} "
+                     "(CoT needs rationale_key, few-shot needs a 'train' split)")
+  vocabulary = vocabulary or vocab_lib.default_vocabulary()
+  metric_fns = [metrics_lib.resolve_metric(m) for m in metrics]
+  renderer = _Renderer(
+      name, example_source, templates, options_key=options_key, rationale_key=rationale_key,
+      id_key=id_key, num_fewshot=num_fewshot, fewshot_pool_size=fewshot_pool_size,
+      max_input_tokens=max_input_tokens, seed=seed, vocabulary=vocabulary)
+  output_features = {
+      "inputs": seqio.Feature(vocabulary, add_eos=True),
+      "targets": seqio.Feature(vocabulary, add_eos=True),
+  }
+  names = []
+  for format_name in formats:
+    fmt = tpl.FORMATS[format_name]
+    task_name = f"{name}_{format_name}"
+    _replace_task(
+        task_name,
+        source=RenderedSource(renderer, fmt, splits),
+        output_features=output_features,
+        preprocessors=[
+            seqio.preprocessors.tokenize,
+            seqio.CacheDatasetPlaceholder(),
+            seqio.preprocessors.append_eos_after_trim,
+        ],
+        postprocess_fn=metrics_lib.cot_answer if fmt.cot else metrics_lib.strip_text,
+        metric_fns=metric_fns,
+        shuffle_buffer_size=shuffle_buffer_size,
+    )
+    _VARIANTS[task_name] = (renderer, fmt)
+    names.append(task_name)
+  _CATALOGUE[name] = TaskInfo(
+      name=name, collection=collection, source=dataset or repr(example_source),
+      category=category, language=language, splits=tuple(splits),
+      metrics=tuple(metrics_lib.metric_name(m) for m in metrics), formats=tuple(formats),
+      task_names=tuple(names), num_templates=len(templates))
+  return names
+
+
+def get_task_info(name: str) -> TaskInfo:
+  """The catalogue record of a family, by its name or the name of one of its variants."""
+  if name in _CATALOGUE:
+    return _CATALOGUE[name]
+  if name in _VARIANTS:
+    return _CATALOGUE[_VARIANTS[name][0].name]
+  raise KeyError(f"no FLAN task {name!r} in the catalogue; import the module that registers "
+                 f"it (e.g. flan_jax.tasks.embedded). Known: {sorted(_CATALOGUE)[:20]}")
+
+
+def list_tasks(collection: str | None = None, *, variants: bool = False) -> list[str]:
+  """Sorted family names (or, with `variants`, seqio task names), optionally of one
+  collection."""
+  infos = [i for i in _CATALOGUE.values() if collection is None or i.collection == collection]
+  if variants:
+    return sorted(n for i in infos for n in i.task_names)
+  return sorted(i.name for i in infos)
+
+
+def render_examples(task_name: str, split: str = "validation",
+                    limit: int | None = None) -> list[RenderedExample]:
+  """The first `limit` rendered examples of a registered variant, in python (no tf.data):
+  for inspection, tests and `flan-jax tasks show`."""
+  if task_name not in _VARIANTS:
+    get_task_info(task_name)  # raises the helpful error for unknown names
+    raise KeyError(f"{task_name!r} is a family; pick one of its variants "
+                   f"{list(get_task_info(task_name).task_names)}")
+  renderer, fmt = _VARIANTS[task_name]
+  out = []
+  for r in renderer.render(split, fmt):
+    if limit is not None and len(out) >= limit:
+      break
+    out.append(r)
+  return out
+
+
+def _examples_rate(task_or_mixture, cap: int | None, split: str = "train") -> float:
+  if isinstance(task_or_mixture, seqio.Mixture):
+    return sum(_examples_rate(t, cap, split) for t in task_or_mixture.tasks)
+  n = task_or_mixture.num_input_examples(split)
+  if n is None:
+    raise ValueError(f"task {task_or_mixture.name!r} does not know its number of {split} "
+                     "examples; give it an explicit rate as (name, rate)")
+  return float(min(n, cap) if cap is not None else n)
+
+
+def examples_rate(cap: int | None = None):
+  """Examples-proportional mixing rate: `min(num_train_examples, cap)` per task."""
+  return functools.partial(_examples_rate, cap=cap)
+
+
+def register_mixture(name: str, tasks: Sequence, *, default_rate: float | None = None,
+                     cap: int | None = None) -> seqio.Mixture:
+  """Registers (replacing) a seqio Mixture of task or mixture names.
+
+  tasks: names, or (name, rate) pairs whose rate overrides the default.
+  default_rate: a constant rate; None means examples-proportional with `cap`
+    (rate = min(number of train examples, cap)), as in FLAN.
+  """
+  unknown = [t if isinstance(t, str) else t[0] for t in tasks]
+  unknown = [t for t in unknown
+             if t not in seqio.TaskRegistry.names() and t not in seqio.MixtureRegistry.names()]
+  if unknown:
+    raise ValueError(f"mixture {name!r} names unregistered tasks {unknown[:10]}; import the "
+                     "modules that register them first")
+  rate = examples_rate(cap) if default_rate is None else default_rate
+  if name in seqio.MixtureRegistry.names():
+    seqio.MixtureRegistry.remove(name)
+  return seqio.MixtureRegistry.add(name, list(tasks), default_rate=rate)

@@ -1,0 +1,138 @@
+"""FLOPs accounting: hand-computed small cases, 6N, the paper's Table 2, peak FLOP/s lookup."""
+import math
+import pathlib
+import types
+
+import flax.linen as nn
+import gin
+import jax
+import jax.numpy as jnp
+import pytest
+
+from flan_jax import flops
+from flan_jax.models import palm, t5
+
+GIN_DIR = pathlib.Path(__file__).resolve().parents[1] / "gin"
+
+
+def test_decoder_only_flops_by_hand():
+  cfg = palm.PaLMConfig(vocab_size=10, emb_dim=4, num_heads=2, num_kv_heads=1, head_dim=3, num_layers=2, mlp_dim=8)
+  # Per token and layer: q,o 2*(2*4*2*3)=96, k,v 2*(2*4*1*3)=48, SwiGLU 2*(2*4*8 + 8*4)=192,
+  # attention 4 * L(5) * H(2) * K(3) = 120  -> 456; two layers 912; logits 2*4*10 = 80.
+  per_token = 2 * 456 + 80
+  assert flops.forward_flops(cfg, 0, 5) == 5 * per_token
+  assert flops.forward_flops(cfg, 2, 3) == 5 * per_token  # decoder-only: one packed sequence
+  assert flops.train_step_flops(cfg, 3, 0, 5) == 3 * 3 * 5 * per_token
+  assert flops.flops_per_token(cfg, 0, 5) == 3 * per_token
+
+
+def test_encoder_decoder_flops_by_hand():
+  cfg = t5.T5Config(vocab_size=10, emb_dim=4, num_heads=2, head_dim=3, num_encoder_layers=1, num_decoder_layers=1,
+                    mlp_dim=8)
+  s, t = 6, 2
+  hk = 2 * 3
+  enc = s * (2 * 4 * 4 * hk + 2 * (2 * 4 * 8 + 8 * 4) + 4 * s * hk)                # qkvo, MLP, attention
+  dec = t * (2 * 6 * 4 * hk + 2 * (2 * 4 * 8 + 8 * 4) + 4 * t * hk + 4 * s * hk)  # + cross q,o and attention
+  cross_kv = 2 * 2 * 4 * hk * s
+  logits = t * 2 * 4 * 10
+  assert (enc, dec, cross_kv, logits) == (3168, 1344, 576, 160)
+  assert flops.forward_flops(cfg, s, t) == enc + dec + cross_kv + logits
+  assert flops.train_step_flops(cfg, 2, s, t) == 3 * 2 * 5248
+
+
+def test_decoder_only_is_six_n_per_token_at_short_length():
+  cfg = flops.PALM["540b"]
+  six_n = 6 * flops.param_count(cfg)  # norms are not matmuls: the gap is ~1e-6
+  assert flops.flops_per_token(cfg, 0, 1) == pytest.approx(six_n, rel=1e-4)
+  # PaLM Appendix B: attention adds 12 * layers * H * K * L per token.
+  extra = flops.flops_per_token(cfg, 0, 2048) - flops.flops_per_token(cfg, 0, 1)
+  assert extra == pytest.approx(12 * 118 * 48 * 256 * 2047, rel=1e-9)
+
+
+def _count(tree):
+  return sum(math.prod(x.shape) for x in jax.tree.leaves(nn.unbox(tree)))
+
+
+@pytest.mark.parametrize("name", ["small", "xl"])
+def test_param_count_matches_t5_init(name):
+  cfg = flops.T5_1_1[name]
+  tokens = jnp.ones((1, 1), jnp.int32)
+  shapes = jax.eval_shape(lambda: t5.Transformer(cfg).init(jax.random.key(0), tokens, tokens)["params"])
+  assert flops.param_count(cfg) == _count(shapes)
+
+
+def test_param_count_matches_palm_init():
+  for cfg in (flops.PALM["8b"], palm.PaLMConfig(vocab_size=64, emb_dim=32, num_heads=4, num_kv_heads=2, head_dim=8,
+                                                 num_layers=3, mlp_dim=64)):
+    assert flops.param_count(cfg) == palm.param_count(cfg)
+
+
+def test_flan_t5_sizes_are_the_released_ones():
+  # Parameter counts of the released google/flan-t5-* checkpoints.
+  released = {"small": 76_961_152, "base": 247_577_856, "large": 783_150_080, "xl": 2_849_757_184,
+              "xxl": 11_135_332_352}
+  assert {k: flops.param_count(c) for k, c in flops.T5_1_1.items()} == released
+
+
+def _gin_model_config(path: pathlib.Path):
+  gin.clear_config()
+  try:
+    gin.add_config_file_search_path(str(GIN_DIR))
+    gin.parse_config_file(str(path))
+    return gin.query_parameter("%MODEL_CONFIG").scoped_configurable_fn()
+  finally:
+    gin.clear_config()
+
+
+@pytest.mark.parametrize("family,table", [("palm", flops.PALM), ("t5_1_1", flops.T5_1_1)])
+def test_paper_table_shapes_match_gin_models(family, table):
+  """flops.py restates the paper shapes for the table; they must not drift from gin/models."""
+  fields = ("vocab_size", "emb_dim", "num_heads", "head_dim", "mlp_dim", "mlp_activations")
+  for size, cfg in table.items():
+    path = GIN_DIR / "models" / family / f"{size}.gin"
+    if not path.exists():
+      pytest.skip(f"{path} not written yet")
+    got = _gin_model_config(path)
+    assert flops.param_count(got) == flops.param_count(cfg), path
+    assert all(getattr(got, f) == getattr(cfg, f) for f in fields), path
+
+
+def test_paper_compute_table():
+  rows = {r["model"]: r for r in flops.paper_compute_table()}
+  assert list(rows) == ["Flan-T5-Small", "Flan-T5-Base", "Flan-T5-Large", "Flan-T5-XL", "Flan-T5-XXL",
+                        "Flan-PaLM 8B", "Flan-PaLM 62B", "Flan-PaLM 540B"]
+  r = rows["Flan-PaLM 540B"]
+  assert (r["pretrain_flops"], r["finetune_flops"], r["finetune_percent"]) == (2.5e24, 5.6e21, 0.2)
+  assert r["finetune_flops_ours"] == pytest.approx(5.6e21, rel=0.05)
+  assert r["pretrain_flops_6nd"] == pytest.approx(2.5e24, rel=0.03)
+  assert rows["Flan-T5-XXL"]["finetune_flops"] == 7.6e19 and rows["Flan-T5-XXL"]["pretrain_flops"] == 3.3e22
+  for row in rows.values():
+    # Ours includes attention, the published column does not: never below, at most ~1/3 above.
+    assert 1.0 <= row["finetune_flops_ours"] / row["finetune_flops"] < 1.35, row
+    assert abs(row["finetune_percent"] - 100 * row["finetune_flops"] / row["pretrain_flops"]) < 0.06, row
+
+
+def test_format_paper_table_and_cli(capsys):
+  text = flops.format_paper_table()
+  assert "Flan-PaLM 540B" in text and "2.5E+24" in text and "5.6E+21" in text
+  assert flops.main(["--paper"]) == 0
+  assert "Flan-T5-Small" in capsys.readouterr().out
+  assert flops.main([]) == 2
+
+
+@pytest.mark.parametrize("platform,kind,peak", [
+    ("tpu", "TPU v3", 61.5e12),  # a JAX device is one of the chip's two TensorCores
+    ("tpu", "TPU v4", 275e12),
+    ("tpu", "TPU v5 lite", 197e12),
+    ("tpu", "TPU v5p", 459e12),
+    ("gpu", "NVIDIA H100 80GB HBM3", 989e12),
+    ("gpu", "NVIDIA A100-SXM4-40GB", 312e12),
+    ("gpu", "Some Future GPU", None),
+    ("cpu", "cpu", None),
+])
+def test_peak_flops_for_device(platform, kind, peak):
+  assert flops.peak_flops_for_device(types.SimpleNamespace(platform=platform, device_kind=kind)) == peak
+
+
+def test_peak_flops_for_this_host():
+  assert flops.peak_flops_for_device(jax.devices()[0]) is None or jax.devices()[0].platform != "cpu"
