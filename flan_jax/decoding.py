@@ -523,7 +523,7 @@ class Decoder:
     inputs_BxS, b = self._put_batch(_pad_rows(inputs))
     if rng is None or isinstance(rng, int):
       rng = jax.random.key(rng or 0)
-    with self.mesh, partitioning.axis_rules():
+    with jax.set_mesh(self.mesh), partitioning.axis_rules():
       tokens, scores, beams, beam_scores = self._decode_fn(config)(params, inputs_BxS, rng)
     host = lambda x: None if x is None else np.asarray(x)[:b]
     return Decoded(host(tokens), host(scores), host(beams), host(beam_scores))
@@ -564,7 +564,7 @@ class Decoder:
       raise ValueError(f"score: {len(inputs_np)} inputs but {len(targets_np)} targets")
     inputs_BxS, b = self._put_batch(inputs_np)
     targets_BxL, _ = self._put_batch(targets_np)
-    with self.mesh, partitioning.axis_rules():
+    with jax.set_mesh(self.mesh), partitioning.axis_rules():
       return np.asarray(self._score_fn()(params, inputs_BxS, targets_BxL))[:b]
 
   def score_options(self, params: PyTree, inputs: Sequence[Sequence[int]],
