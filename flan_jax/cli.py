@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "convert": ("flan_jax.convert.hf", "convert checkpoints: from-hf SRC DST | to-hf SRC DST"),
     "plan": ("flan_jax.plan", "per-chip memory and step time of a recipe on a topology"),
     "flops": ("flan_jax.flops", "FLOPs accounting; --paper prints the paper's compute table"),
+    "launch": ("flan_jax.launch.cli", "run a recipe on TPU VMs, xpk, SLURM, SkyPilot or local processes (--dry_run)"),
 }
 
 

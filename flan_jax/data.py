@@ -15,6 +15,12 @@ import jax
 import numpy as np
 import seqio
 
+# per_process: each process reads its own seqio shard (scales to pods; the data a run
+#   sees depends on the number of processes).
+# global_slice: each process builds the same global batch and keeps its rows (every
+#   process count sees identical batches; costs each host the whole batch's preprocessing).
+DATA_SHARDING = ("per_process", "global_slice")
+
 FEATURE_CONVERTERS = {
     "encdec": seqio.EncDecFeatureConverter,
     "decoder": seqio.DecoderFeatureConverter,
@@ -58,7 +64,8 @@ class BatchIterator:
   def __init__(self, mixture_or_task_name: str, task_feature_lengths: Mapping[str, int], global_batch_size: int,
                *, split: str = "train", feature_converter: str = "encdec", pack: bool = True,
                shuffle: bool = True, seed: int = 0, use_cached: bool = False, num_epochs: int | None = None,
-               process_index: int | None = None, process_count: int | None = None):
+               process_index: int | None = None, process_count: int | None = None,
+               sharding: str = "per_process"):
     self.process_index = jax.process_index() if process_index is None else process_index
     self.process_count = jax.process_count() if process_count is None else process_count
     if global_batch_size % self.process_count:
@@ -68,12 +75,19 @@ class BatchIterator:
     self.task = get_mixture_or_task(mixture_or_task_name)
     self.global_batch_size = global_batch_size
     self.local_batch_size = global_batch_size // self.process_count
+    if sharding not in DATA_SHARDING:
+      raise ValueError(f"data sharding {sharding!r} (gin: train.data_sharding); use one of {DATA_SHARDING}")
     converter = FEATURE_CONVERTERS[feature_converter](pack=pack)
-    self._ds = seqio.get_dataset(
+    per_process = sharding == "per_process"
+    ds = seqio.get_dataset(
         self.task.name, dict(task_feature_lengths), converter, dataset_split=split, use_cached=use_cached,
         shuffle=shuffle, num_epochs=num_epochs, seed=seed, verbose=False,
-        shard_info=seqio.ShardInfo(self.process_index, self.process_count),
-        batch_size=self.local_batch_size)
+        shard_info=seqio.ShardInfo(self.process_index, self.process_count) if per_process else None,
+        batch_size=self.local_batch_size if per_process else global_batch_size)
+    if not per_process:  # every process builds the global batch and keeps its rows
+      lo = self.process_index * self.local_batch_size
+      ds = ds.map(lambda b: {k: v[lo:lo + self.local_batch_size] for k, v in b.items()})
+    self._ds = ds
     self.batches_taken = 0
     self._iter = None
 

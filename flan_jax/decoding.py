@@ -216,16 +216,18 @@ def beam_search(step_fn: StepFn, context: PyTree, cache: PyTree, cache_batch_axe
                 min_decode_len: int = 0, eos_id: int = EOS_ID) -> tuple[Array, Array]:
   """Beam search (see the module docstring). Returns (beams [B, K, N], scores [B, K]), best first.
 
-  `context` (batch on axis 0) and `cache` (batch on `cache_batch_axes`) hold B rows; they
-  are repeated to B*K rows here. Scores are log-prob sums divided by the brevity penalty.
+  `context` (batch on axis 0) and `cache` hold B rows. The first step runs on them; its
+  cache (batch on `cache_batch_axes`, which describe the cache as that step returns it)
+  is then repeated to B*K rows. Scores are log-prob sums divided by the brevity penalty.
   """
   b, p = prefix_BxP.shape
   k, n = num_beams, max_decode_len
   t = p + n
-  context = _repeat_rows(context, jax.tree.map(lambda _: 0, context), k)
+  logits, cache = step_fn(context, prefix_BxP[:, :1], jnp.array(0, jnp.int32), cache)
+  logits = jnp.repeat(logits, k, axis=0)
   cache = _repeat_rows(cache, cache_batch_axes, k)
+  context = _repeat_rows(context, jax.tree.map(lambda _: 0, context), k)
   seq_BxKxT = jnp.broadcast_to(jnp.zeros((b, 1, t), jnp.int32).at[:, 0, :p].set(prefix_BxP), (b, k, t))
-  logits, cache = step_fn(context, seq_BxKxT[:, :, 0].reshape(b * k, 1), jnp.array(0, jnp.int32), cache)
   init = dict(
       i=jnp.array(0, jnp.int32), logits=logits, cache=cache,
       alive_seq=seq_BxKxT, alive_logp=jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1), jnp.float32), (b, 1)),
@@ -442,8 +444,10 @@ class Decoder:
     self.model = model
     self._family = _family(model)
     self.mesh = partitioning.make_mesh() if mesh is None else mesh
+    abstract = self._family.abstract_params()
+    self._abstract_params = nn.unbox(abstract)
     if params_shardings is None:
-      params_shardings = partitioning.shardings_for(self._family.abstract_params(), self.mesh)
+      params_shardings = partitioning.shardings_for(abstract, self.mesh)
     self.params_shardings = params_shardings
     self._compiled: dict[Any, Callable] = {}
 
@@ -483,6 +487,23 @@ class Decoder:
 
   # -- decoding -------------------------------------------------------------------------------
 
+  def _cache_batch_axes(self, input_len: int, length: int, after_first_step: bool) -> PyTree:
+    """Batch axis of each cache leaf, as created or as the first step returns it (which may
+    add entries, e.g. cross-attention keys/values)."""
+    fam = self._family
+
+    def shapes(b):
+      if not after_first_step:
+        return fam.cache_shapes(b, input_len, length)
+
+      def first(params):
+        inputs = jnp.ones((b, input_len), jnp.int32)
+        cache = _zeros_like_shapes(fam.cache_shapes(b, input_len, length))
+        token = fam.prefix(inputs)[0][:, :1]
+        return fam.step(params, fam.context(params, inputs), token, jnp.array(0, jnp.int32), cache)[1]
+      return jax.eval_shape(first, self._abstract_params)
+    return _batch_axes(shapes(1), shapes(2))
+
   def _decode_fn(self, config: DecodeConfig) -> Callable:
     key = ("decode", config)
     if key in self._compiled:
@@ -497,11 +518,12 @@ class Decoder:
       context = fam.context(params, inputs_BxS)
       prefix_BxP, prefix_len_B = fam.prefix(inputs_BxS)
       t = prefix_BxP.shape[1] + n
-      axes = _batch_axes(fam.cache_shapes(1, s, t), fam.cache_shapes(2, s, t))
+      axes = self._cache_batch_axes(s, t, after_first_step=False)
       cache = self._constrain_batch(_zeros_like_shapes(fam.cache_shapes(b, s, t)), axes)
       step = functools.partial(fam.step, params)
       if config.method == "beam":
-        beams, scores = beam_search(step, context, cache, axes, prefix_BxP, prefix_len_B, num_beams=k,
+        step_axes = self._cache_batch_axes(s, t, after_first_step=True)
+        beams, scores = beam_search(step, context, cache, step_axes, prefix_BxP, prefix_len_B, num_beams=k,
                                     max_decode_len=n, alpha=config.alpha, min_decode_len=config.min_decode_len,
                                     eos_id=config.eos_id)
         return beams[:, 0], scores[:, 0], beams, scores

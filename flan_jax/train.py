@@ -32,6 +32,7 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
           loss_normalizing_factor: float | str | None = "NUM_REAL_TARGET_TOKENS",
           checkpoint_period: int = 1000, keep_checkpoints: int | None = 3, async_checkpointing: bool = True,
           log_every: int = 10, seed: int = 0, data_seed: int = 0, pack: bool = True,
+          data_sharding: str = "per_process",
           peak_flops_per_device: float | None = None, stop_after_steps: int | None = None) -> list[dict]:
   """Fine-tunes `model_config` on a seqio task or mixture; resumes from MODEL_DIR if it has a checkpoint.
 
@@ -53,7 +54,7 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
   start_step = ckpts.latest_step() or 0
 
   batches = data.BatchIterator(task.name, task_feature_lengths, batch_size, feature_converter=converter,
-                               pack=pack, seed=data_seed, use_cached=use_cached_tasks)
+                               pack=pack, seed=data_seed, use_cached=use_cached_tasks, sharding=data_sharding)
   example = batches.global_shapes()
   tx, lr_fn = optim.make_optimizer(optimizer, train_steps)
   loss_cfg = trainer.LossConfig(z_loss, label_smoothing, loss_normalizing_factor)

@@ -10,7 +10,7 @@ How an example is rendered (see `templates.py` for the text of each format):
   * template: `templates[stable_hash(seed, name, key) % len(templates)]`, where `key` is the
     example's `id_key` field or "split:index"; the same choice in every format and process.
   * few-shot exemplars: up to `num_fewshot` examples of the task's own train split (its
-    first `fewshot_pool_size`), drawn with a generator seeded by the same hash, never the
+    first `fewshot_pool_size`), drawn in an order seeded by the same hash, never the
     example itself nor one whose prompt equals its prompt, rendered with the same template;
     the last ones are dropped until the prompt, plus EOS, fits `max_input_tokens`.
   * rendering runs in python inside the data source (lazily, one example at a time); the
@@ -109,15 +109,25 @@ class _Renderer:
     except tpl.TemplateError as e:
       raise tpl.TemplateError(f"task {self.name!r}, {where}: {e}") from None
 
+  def _candidates(self, key: str, n: int) -> Iterator[int]:
+    """Every index in range(n) once, in a pseudo-random order seeded by `key`: first a
+    few cheap hashed draws (enough for nearly every example), then a full permutation."""
+    seen = set()
+    for t in range(4 * self.num_fewshot + 8):
+      j = tpl.stable_hash(self.seed, self.name, key, "fewshot", t) % n
+      if j not in seen:
+        seen.add(j)
+        yield j
+    rng = np.random.default_rng(tpl.stable_hash(self.seed, self.name, key, "fewshot"))
+    yield from (int(j) for j in rng.permutation(n) if int(j) not in seen)
+
   def _exemplars(self, template, fmt, key, split, index, query_inputs):
     """Up to `num_fewshot` (train index, inputs, targets), never equal to the query."""
     pool = self.pool
-    rng = np.random.default_rng(tpl.stable_hash(self.seed, self.name, key, "fewshot"))
     chosen = []
-    for j in rng.permutation(len(pool)):
+    for j in self._candidates(key, len(pool)) if pool else ():
       if len(chosen) == self.num_fewshot:
         break
-      j = int(j)
       if split == "train" and j == index:
         continue
       if fmt.cot and not pool[j].get(self.rationale_key):
@@ -148,12 +158,36 @@ class _Renderer:
       yield RenderedExample(prompt, targets, index, t, tuple(j for j, _, _ in chosen))
 
 
+# Examples rendered per python call amortize the tf.data <-> python hop; the first chunks
+# are small so that a mixture of many tasks yields its first examples quickly.
+_FIRST_CHUNK, _MAX_CHUNK = 8, 128
 _SIGNATURE = {
-    "inputs": tf.TensorSpec((), tf.string),
-    "targets": tf.TensorSpec((), tf.string),
-    "template_index": tf.TensorSpec((), tf.int32),
-    "num_exemplars": tf.TensorSpec((), tf.int32),
+    "inputs": tf.TensorSpec((None,), tf.string),
+    "targets": tf.TensorSpec((None,), tf.string),
+    "template_index": tf.TensorSpec((None,), tf.int32),
+    "num_exemplars": tf.TensorSpec((None,), tf.int32),
 }
+
+
+def _chunks(rendered: Iterator[RenderedExample]) -> Iterator[dict]:
+  """Columns of rendered examples as numpy arrays, in chunks of 8, 16, ... up to 128."""
+  rows, size = [], _FIRST_CHUNK
+  for r in rendered:
+    rows.append(r)
+    if len(rows) == size:
+      yield _columns(rows)
+      rows, size = [], min(2 * size, _MAX_CHUNK)
+  if rows:
+    yield _columns(rows)
+
+
+def _columns(rows: list[RenderedExample]) -> dict:
+  return {
+      "inputs": np.array([r.inputs.encode("utf-8") for r in rows], dtype=object),
+      "targets": np.array([r.targets.encode("utf-8") for r in rows], dtype=object),
+      "template_index": np.array([r.template_index for r in rows], dtype=np.int32),
+      "num_exemplars": np.array([len(r.exemplar_indices) for r in rows], dtype=np.int32),
+  }
 
 
 class RenderedSource(seqio.DataSource):
@@ -183,12 +217,9 @@ class RenderedSource(seqio.DataSource):
       raise ValueError(f"task {self._renderer.name}_{self._format.name} has no split "
                        f"{split!r}; it has {list(self.splits)}")
 
-    def generate():
-      for r in self._renderer.render(split, self._format):
-        yield {"inputs": r.inputs, "targets": r.targets, "template_index": r.template_index,
-               "num_exemplars": len(r.exemplar_indices)}
-
-    ds = tf.data.Dataset.from_generator(generate, output_signature=_SIGNATURE)
+    renderer, fmt = self._renderer, self._format
+    ds = tf.data.Dataset.from_generator(lambda: _chunks(renderer.render(split, fmt)),
+                                        output_signature=_SIGNATURE).unbatch()
     if shard_info and shard_info.num_shards > 1:
       ds = ds.shard(shard_info.num_shards, shard_info.index)
     return ds
@@ -285,6 +316,8 @@ def register_flan_task(
       "inputs": seqio.Feature(vocabulary, add_eos=True),
       "targets": seqio.Feature(vocabulary, add_eos=True),
   }
+  if name in _CATALOGUE:
+    remove_flan_task(name)  # re-registration replaces every old variant
   names = []
   for format_name in formats:
     fmt = tpl.FORMATS[format_name]
@@ -310,6 +343,16 @@ def register_flan_task(
       metrics=tuple(metrics_lib.metric_name(m) for m in metrics), formats=tuple(formats),
       task_names=tuple(names), num_templates=len(templates))
   return names
+
+
+def remove_flan_task(name: str) -> None:
+  """Unregisters a family and all of its variants (from seqio and the catalogue)."""
+  info = get_task_info(name)
+  for task_name in info.task_names:
+    if task_name in seqio.TaskRegistry.names():
+      seqio.TaskRegistry.remove(task_name)
+    _VARIANTS.pop(task_name, None)
+  del _CATALOGUE[info.name]
 
 
 def get_task_info(name: str) -> TaskInfo:

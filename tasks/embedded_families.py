@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
-import json
 from collections.abc import Callable
 
 import numpy as np
@@ -57,7 +56,7 @@ class Family:
 def _pick(rng, seq, k=None):
   if k is None:
     return seq[int(rng.integers(len(seq)))]
-  return [seq[int(i)] for i in rng.choice(len(seq), size=k, replace=False)]
+  return [seq[int(i)] for i in rng.permutation(len(seq))[:k]]
 
 
 # ----------------------------------------------------------------------------- arithmetic
@@ -169,7 +168,7 @@ SORT_WORDS_TEMPLATES = (
 
 
 def sort_numbers(rng) -> dict:
-  numbers = [int(x) for x in rng.choice(100, size=int(rng.integers(3, 7)), replace=False)]
+  numbers = [int(x) for x in rng.permutation(100)[:int(rng.integers(3, 7))]]
   descending = bool(rng.integers(2))
   order = "from largest to smallest" if descending else "from smallest to largest"
   return {"numbers": " ".join(map(str, numbers)), "order": order,
@@ -229,7 +228,7 @@ STRING_EDIT_TEMPLATES = (
 
 # --------------------------------------------------------------------------- comparison
 def compare_numbers(rng) -> dict:
-  numbers = [str(int(x)) for x in rng.choice(100, size=int(rng.integers(2, 4)), replace=False)]
+  numbers = [str(int(x)) for x in rng.permutation(100)[:int(rng.integers(2, 4))]]
   largest = bool(rng.integers(2))
   pick = max if largest else min
   return {"numbers": ", ".join(numbers), "relation": "largest" if largest else "smallest",
@@ -329,7 +328,7 @@ def _generate(name: str, num_train: int, num_validation: int) -> tuple[tuple, tu
   seen, train, validation = set(), [], []
   for _ in range(20 * (num_train + num_validation)):
     ex = family.generate(rng)
-    key = json.dumps(ex, sort_keys=True)
+    key = repr(sorted(ex.items()))
     if key in seen:
       continue
     seen.add(key)

@@ -1,7 +1,7 @@
 """The default vocabulary: a small SentencePiece model shipped with the package.
 
 `tasks/data/flan_jax_spm.model` (unigram, 2048 pieces, T5 ids pad=0 eos=1 unk=2, no bos,
-NFKC, byte fallback so any text encodes, newline kept as its own piece, digits split) is
+byte fallback so any text encodes, newline kept as its own piece, digits split) is
 built by `python -m flan_jax.tasks.build_vocab` from the embedded tasks' text; nothing is
 downloaded. Real Flan-T5 checkpoints need their own vocabulary (T5's 32k model) instead.
 """

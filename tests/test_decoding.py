@@ -158,7 +158,7 @@ def test_samples_stay_in_the_top_k_and_follow_the_seed(t5_setup):
   b = dec.sample(p, inputs, seed=1, temperature=1.5, top_k=3, max_decode_len=N).tokens
   assert (a != b).any()
   np.testing.assert_array_equal(a, dec.sample(p, inputs, seed=0, temperature=1.5, top_k=3, max_decode_len=N).tokens)
-  logits = np.asarray(model.apply({"params": params}, inputs, np.pad(a[:, :-1], ((0, 0), (1, 0)))))
+  logits = np.asarray(jax.jit(model.apply)({"params": params}, inputs, np.pad(a[:, :-1], ((0, 0), (1, 0)))))
   top3 = np.argsort(-logits, axis=-1)[..., :3]
   before_eos = np.cumsum(a == decoding.EOS_ID, axis=1) - (a == decoding.EOS_ID) == 0
   assert ((a[..., None] == top3).any(-1) | ~before_eos).all()
@@ -272,7 +272,7 @@ def test_min_decode_len_defers_eos():
   np.testing.assert_array_equal(got, [_reference_greedy(p, n, min_decode_len=5) for p in PREFIXES])
   assert (got[:, :5] != decoding.EOS_ID).all()
   beams, _ = _toy_beam(n, 2, 0.0, min_decode_len=n)
-  assert (beams != decoding.EOS_ID).all() and (beams != 0).all()
+  assert (beams != decoding.EOS_ID).all()
 
 
 def test_filter_logits():

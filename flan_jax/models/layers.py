@@ -237,21 +237,32 @@ class Attention(nn.Module):
   @nn.compact
   def __call__(self, x_BxLxD: Array, kv_BxSxD: Array, bias: Array | None, *, deterministic: bool,
                decode: bool = False, positions_BxL: Array | None = None,
-               kv_positions_BxS: Array | None = None) -> Array:
+               kv_positions_BxS: Array | None = None, static_kv: bool = False) -> Array:
+    """`static_kv` (cross-attention): with `decode`, the keys/values of `kv_BxSxD` are
+    projected on the first decoding step, kept in the cache and read back on later steps
+    (not at `init`, which only sizes the cache)."""
     h, k = self.num_heads, self.head_dim
     kvh = self.num_kv_heads or h
     d = x_BxLxD.shape[-1]
     q_scale = 1.0 if self.scale_logits else k ** -0.5  # std (D*K)^-0.5, as T5X
     kv_axis = "heads" if kvh == h else None  # a single shared KV head is replicated
     q = DenseGeneral((h, k), ("embed", "heads", "kv"), init_scale=q_scale, dtype=self.dtype, name="query")(x_BxLxD)
-    kk = DenseGeneral((kvh, k), ("embed", kv_axis, "kv"), dtype=self.dtype, name="key")(kv_BxSxD)
-    v = DenseGeneral((kvh, k), ("embed", kv_axis, "kv"), dtype=self.dtype, name="value")(kv_BxSxD)
+    cached_static = decode and static_kv and self.has_variable("cache", "cached_key")
+    if cached_static:
+      kk, v = self.get_variable("cache", "cached_key"), self.get_variable("cache", "cached_value")
+    else:
+      kk = DenseGeneral((kvh, k), ("embed", kv_axis, "kv"), dtype=self.dtype, name="key")(kv_BxSxD)
+      v = DenseGeneral((kvh, k), ("embed", kv_axis, "kv"), dtype=self.dtype, name="value")(kv_BxSxD)
+      if self.use_rope:
+        kk = rotary_embedding(kk, positions_BxL if kv_positions_BxS is None else kv_positions_BxS)
+      if decode and static_kv and not self.is_initializing():
+        self.put_variable("cache", "cached_key", kk)
+        self.put_variable("cache", "cached_value", v)
     if self.use_rope:
       q = rotary_embedding(q, positions_BxL)
-      kk = rotary_embedding(kk, positions_BxL if kv_positions_BxS is None else kv_positions_BxS)
     q = constrain(q, ("batch", "length", "heads", "kv"))
 
-    if decode:
+    if decode and not static_kv:
       kk, v, bias = self._update_cache(kk, v, bias)
 
     if self.scale_logits:

@@ -92,7 +92,8 @@ class DecoderLayer(nn.Module):
     x_BxLxD = x_BxLxD + drop(y)
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_cross_attention_layer_norm")(x_BxLxD)
     y = layers.Attention(cfg.num_heads, cfg.head_dim, dropout_rate=cfg.dropout_rate, dtype=dt,
-                         name="encoder_decoder_attention")(y, encoded_BxSxD, cross_bias, deterministic=deterministic)
+                         name="encoder_decoder_attention")(y, encoded_BxSxD, cross_bias, deterministic=deterministic,
+                                                            decode=decode, static_kv=True)
     x_BxLxD = x_BxLxD + drop(y)
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_mlp_layer_norm")(x_BxLxD)
     y = layers.GatedMlp(cfg.mlp_dim, cfg.mlp_activations, cfg.dropout_rate, dt, name="mlp")(y, deterministic)

@@ -1,0 +1,263 @@
+"""`flan-jax launch`: dry runs of every target, refusals before anything is created, a real 2-process run."""
+import os
+import subprocess
+import sys
+import time
+
+import gin
+import pytest
+
+from flan_jax import gin_utils
+from flan_jax.launch import cli, local, steps
+from flan_jax.launch.topology import gpu_cluster, tpu_slice
+
+XL = "gin/recipes/flan_t5_xl.gin"
+PALM_540B = "gin/recipes/flan_palm_540b.gin"
+BIG = PALM_540B if os.path.exists(gin_utils.gin_root() / "recipes" / "flan_palm_540b.gin") else \
+    "gin/recipes/flan_t5_xxl.gin"
+# Each recipe on a topology `flan-jax plan` says it fits, for the TPU and the GPU targets.
+TOPOLOGIES = {XL: ("v4-64", "h100x16"), PALM_540B: ("v4-1024", "h100x256"),
+              "gin/recipes/flan_t5_xxl.gin": ("v4-128", "h100x32")}
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def _clean_gin():
+  yield
+  gin.clear_config()
+
+
+def _launch(capsys, *args):
+  """Runs `flan-jax launch ARGS --dry_run` in this process; returns what it printed."""
+  assert cli.main([*args, "--dry_run"]) == 0
+  out = capsys.readouterr().out
+  syntax = subprocess.run(["bash", "-n"], input=out, text=True, capture_output=True)
+  assert syntax.returncode == 0, f"the dry run is not valid shell:\n{syntax.stderr}\n{out}"
+  return out
+
+
+def _refused(*args) -> str:
+  with pytest.raises(ValueError) as e:
+    cli.main([*args, "--dry_run"])
+  return str(e.value)
+
+
+# ---------------------------------------------------------------------------------------
+# Topologies.
+
+
+@pytest.mark.parametrize("name,accelerator,workers", [
+    ("v4-8", "v4-8", 1), ("v4-512", "v4-512", 64), ("v4-1024", "v4-1024", 128), ("v5p-1024", "v5p-1024", 128),
+    ("v3-32", "v3-32", 4), ("v5e-8", "v5litepod-8", 1), ("v5e-256", "v5litepod-256", 64), ("v6e-256", "v6e-256", 64)])
+def test_tpu_slices(name, accelerator, workers):
+  s = tpu_slice(name)
+  assert (s.accelerator_type, s.workers) == (accelerator, workers)
+  assert s.workers * s.chips_per_worker == s.topology.chips
+
+
+def test_gpu_clusters_and_mismatches_are_explained():
+  assert gpu_cluster("h100x64", None, 8).num_nodes == 8
+  c = gpu_cluster(None, 2, 8, "h200")
+  assert (c.topology.name, c.skypilot_accelerator) == ("h200x16", "H200")
+  with pytest.raises(ValueError, match="--num_nodes=3"):
+    gpu_cluster("h100x16", 3, 8)
+  with pytest.raises(ValueError, match="TPU slice"):
+    gpu_cluster("v4-64", None, 8)
+  with pytest.raises(ValueError, match="GPU cluster"):
+    tpu_slice("h100x8")
+
+
+# ---------------------------------------------------------------------------------------
+# Dry runs of every target.
+
+
+@pytest.mark.parametrize("recipe", [XL, BIG])
+def test_tpu_vm_dry_run(capsys, recipe):
+  topology = TOPOLOGIES[recipe][0]
+  s = tpu_slice(topology)
+  out = _launch(capsys, "--target=tpu-vm", f"--gin_file={recipe}", f"--topology={topology}",
+                "--gin.MODEL_DIR=gs://bucket/run", "--zone=us-central2-b", "--cleanup")
+  assert f"--accelerator-type={topology}" in out and "--version=tpu-ubuntu2204-base" in out
+  assert f"{s.workers} workers" in out and s.workers > 1
+  assert "gcloud compute tpus tpu-vm describe" in out  # reuse a slice that exists
+  assert out.count("--worker=all") == 3  # copy the wheel, install, start
+  assert "--worker=0" in out  # follow worker 0's log
+  assert "FLAN_JAX_DISTRIBUTED=1" in out
+  assert f"--gin_file={recipe}" in out and "--gin.MODEL_DIR=gs://bucket/run" in out
+  assert "gcloud compute tpus tpu-vm delete" in out
+  assert "plan: " in out and "GiB per device" in out
+
+
+def test_tpu_vm_v4_512_is_64_workers_and_queued_multislice(capsys):
+  # Flan-T5-XL's batch of 64 does not split over 512 devices of FSDP alone; 8-way tensor parallelism fits it.
+  out = _launch(capsys, "--target=tpu-vm", f"--gin_file={XL}", "--topology=v4-512", "--gin.MeshConfig.model_parallel=8",
+                "--gin.MODEL_DIR=gs://bucket/run", "--num_slices=2")
+  assert "2 x v4-512 = 512 chips on 128 workers" in out
+  assert "queued-resources create flan-t5-xl" in out and "--node-count=2" in out
+  assert "--accelerator-type=v4-512" in out
+  assert "until [" in out and "ACTIVE" in out
+  for node in ("flan-t5-xl-0", "flan-t5-xl-1"):
+    assert f"tpu-vm ssh {node}" in out
+
+
+@pytest.mark.parametrize("recipe", [XL, BIG])
+def test_xpk_dry_run(capsys, recipe):
+  topology = TOPOLOGIES[recipe][0]
+  out = _launch(capsys, "--target=xpk", f"--gin_file={recipe}", f"--topology={topology}", "--cluster=my-gke",
+                "--gin.MODEL_DIR=gs://bucket/run", "--cleanup")
+  assert "xpk workload create" in out and f"--tpu-type={topology}" in out and "--num-slices=1" in out
+  assert f"--script-dir={REPO}" in out and "FLAN_JAX_DISTRIBUTED=1" in out
+  assert f"{tpu_slice(topology).workers} workers" in out
+  assert "--wait-for-job-completion=" in out and "xpk workload delete" in out
+
+
+@pytest.mark.parametrize("recipe", [XL, BIG])
+def test_slurm_dry_run(capsys, recipe):
+  topology = TOPOLOGIES[recipe][1]
+  nodes = int(topology.split("x")[1]) // 8
+  out = _launch(capsys, "--target=slurm", f"--gin_file={recipe}", f"--topology={topology}",
+                "--gin.MODEL_DIR=/shared/runs/x", "--partition=gpu", "--setup=source ~/venv/bin/activate")
+  for line in (f"#SBATCH --nodes={nodes}", "#SBATCH --ntasks-per-node=1", "#SBATCH --gpus-per-node=8",
+               "#SBATCH --partition=gpu", "source ~/venv/bin/activate",
+               'export JAX_COORDINATOR_ADDRESS="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1):8476"',
+               "export JAX_NUM_PROCESSES=$SLURM_NNODES"):
+    assert line in out, line
+  assert "JAX_PROCESS_ID=$SLURM_PROCID" in out and "srun" in out and "sbatch" in out
+  assert f"--gin_file={recipe}" in out
+
+
+@pytest.mark.parametrize("recipe", [XL, BIG])
+def test_skypilot_dry_run(capsys, recipe):
+  topology = TOPOLOGIES[recipe][1]
+  nodes = int(topology.split("x")[1]) // 8
+  out = _launch(capsys, "--target=skypilot", f"--gin_file={recipe}", f"--num_nodes={nodes}",
+                "--gin.MODEL_DIR=gs://bucket/run", "--cleanup")
+  for line in (f"num_nodes: {nodes}", "  accelerators: H100:8", f"workdir: {REPO}",
+               'export JAX_COORDINATOR_ADDRESS="$(echo "$SKYPILOT_NODE_IPS" | head -n 1):8476"',
+               "export JAX_NUM_PROCESSES=$SKYPILOT_NUM_NODES", "export JAX_PROCESS_ID=$SKYPILOT_NODE_RANK",
+               "jax[cuda12]==", "sky launch", "sky down"):
+    assert line in out, line
+
+
+def test_local_dry_run_gives_each_process_its_environment(capsys, monkeypatch):
+  monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=8 --xla_dump_to=/tmp/d")
+  out = _launch(capsys, "--target=local", "--gin_file=gin/recipes/quickstart.gin", "--gin.MODEL_DIR=/tmp/q",
+                "--gin.BATCH_SIZE=12", "--num_processes=3", "--devices_per_process=2", "--coordinator_port=12345")
+  for i in range(3):
+    assert f"JAX_COORDINATOR_ADDRESS=127.0.0.1:12345 JAX_NUM_PROCESSES=3 JAX_PROCESS_ID={i} " in out
+  assert out.count('XLA_FLAGS="--xla_dump_to=/tmp/d --xla_force_host_platform_device_count=2"') == 3
+  assert "device_count=8" not in out
+
+
+def test_train_command_keeps_gin_values_through_the_shell(capsys):
+  """The command the launcher starts parses back to the same gin bindings the user gave."""
+  user = ["--gin_file=gin/recipes/quickstart.gin", "--gin.MODEL_DIR=/tmp/a b", "--gin.TRAIN_STEPS=4",
+          "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}", "--gin.LEARNING_RATE=1e-3"]
+  launch = cli.make_launch(*gin_utils.split_gin_args(user)[:2], cli._parser().parse_args(
+      ["--target=local", "--coordinator_port=1"]))
+  argv = list(launch.steps[0].argv)
+  assert argv[:4] == [sys.executable, "-m", "flan_jax.cli", "train"]
+  assert gin_utils.split_gin_args(argv[4:])[:2] == gin_utils.split_gin_args(user)[:2]
+
+
+def test_recipe_topology_macro_and_a_shipped_recipe(capsys, tmp_path):
+  recipe = tmp_path / "my_xl.gin"
+  recipe.write_text("include 'recipes/flan_t5_xl.gin'\nTOPOLOGY = 'v4-64'\nTRAIN_STEPS = 100\n")
+  out = _launch(capsys, "--target=tpu-vm", f"--gin_file={recipe}", "--gin.MODEL_DIR=gs://bucket/run")
+  assert "--accelerator-type=v4-64" in out and "8 workers" in out
+  # Not a shipped recipe: copied to every worker and named there by its file name; the default
+  # slice name comes from the file too.
+  assert any(f"tpu-vm scp {recipe}" in line and "my-xl:~/" in line for line in out.splitlines()), out
+  assert "--gin_file=my_xl.gin" in out
+
+
+# ---------------------------------------------------------------------------------------
+# Refusals, before anything is created.
+
+
+def test_too_big_for_the_topology_is_refused():
+  msg = _refused("--target=tpu-vm", f"--gin_file={BIG}", "--topology=v4-8", "--gin.MODEL_DIR=gs://bucket/run")
+  assert "does not fit v4-8" in msg and "GiB per device" in msg and "Nothing was created" in msg
+  if BIG == PALM_540B:
+    assert "v4-1024" in msg  # the smallest v4 slice that fits, as the paper's 512 chips
+
+
+def test_batch_that_does_not_split_is_refused():
+  msg = _refused("--target=xpk", f"--gin_file={XL}", "--topology=v4-512", "--cluster=c", "--gin.MODEL_DIR=gs://b/r")
+  assert "BATCH_SIZE=64" in msg and "v4-512" in msg
+
+
+def test_pods_need_a_gcs_model_dir():
+  msg = _refused("--target=tpu-vm", f"--gin_file={XL}", "--topology=v4-64", "--gin.MODEL_DIR=/tmp/run")
+  assert "gs://" in msg and "8 TPU VMs" in msg
+  assert "gs://" in _refused("--target=xpk", f"--gin_file={XL}", "--topology=v4-64", "--cluster=c",
+                             "--gin.MODEL_DIR=/tmp/run")
+
+
+def test_single_host_tpu_vm_may_use_a_local_model_dir(capsys):
+  out = _launch(capsys, "--target=tpu-vm", "--gin_file=gin/recipes/quickstart.gin", "--topology=v4-8",
+                "--gin.MODEL_DIR=/tmp/run")
+  assert "on 1 worker " in out
+
+
+def test_missing_pieces_are_named():
+  assert "MODEL_DIR is not set" in _refused("--target=local", "--gin_file=gin/recipes/quickstart.gin")
+  assert "--topology" in _refused("--target=tpu-vm", f"--gin_file={XL}", "--gin.MODEL_DIR=gs://b/r")
+  assert "--cluster" in _refused("--target=xpk", f"--gin_file={XL}", "--topology=v4-64", "--gin.MODEL_DIR=gs://b/r")
+  assert "for xpk" in _refused("--target=slurm", f"--gin_file={XL}", "--cluster=c", "--gin.MODEL_DIR=/r")
+  assert "--name" in _refused("--target=local", "--gin_file=gin/recipes/quickstart.gin", "--name=Bad_Name")
+
+
+def test_execution_without_the_cloud_tools_runs_nothing(monkeypatch):
+  monkeypatch.setenv("PATH", "/nonexistent")
+  with pytest.raises(FileNotFoundError, match="gcloud"):
+    cli.main(["--target=tpu-vm", f"--gin_file={XL}", "--topology=v4-64", "--gin.MODEL_DIR=gs://b/r"])
+
+
+# ---------------------------------------------------------------------------------------
+# Executing steps.
+
+
+def _py(code):
+  return (sys.executable, "-c", code)
+
+
+def test_steps_stop_at_a_failure_but_cleanup_still_runs(tmp_path, capsys):
+  mark = lambda name: _py(f"open({str(tmp_path / name)!r}, 'w').close()")
+  launch = steps.Launch("test", ("a test",), (
+      steps.Command(mark("created"), unless=_py("raise SystemExit(1)")),  # does not exist: create
+      steps.Command(mark("never"), unless=_py("pass")),                   # exists: reuse
+      steps.WriteFile(str(tmp_path / "job.sh"), "echo hi"),
+      steps.Command(_py("raise SystemExit(7)")),
+      steps.Command(mark("skipped")),
+      steps.Command(mark("cleaned"), always=True)))
+  assert launch.execute() == 7
+  assert sorted(os.listdir(tmp_path)) == ["cleaned", "created", "job.sh"]
+  assert (tmp_path / "job.sh").read_text() == "echo hi\n"
+  assert launch.render().split("\n")[0] == "# a test"
+
+
+def test_one_failing_process_stops_the_others(tmp_path):
+  code = ("import os, sys, time\n"
+          "if os.environ['JAX_PROCESS_ID'] == '1': sys.exit(3)\n"
+          "time.sleep(120)")
+  group = local.ProcessGroup(_py(code), tuple(local.process_envs(3, 1, 1)), str(tmp_path))
+  t = time.monotonic()
+  assert group.run() == 3
+  assert time.monotonic() - t < 60
+
+
+def test_local_two_processes_train_and_checkpoint(tmp_path, capfd):
+  model_dir = tmp_path / "run"
+  rc = cli.main(["--target=local", "--num_processes=2", "--gin_file=gin/recipes/quickstart.gin",
+                 f"--gin.MODEL_DIR={model_dir}", "--gin.TRAIN_STEPS=4", "--gin.BATCH_SIZE=4",
+                 "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}", "--gin.CHECKPOINT_PERIOD=2",
+                 f"--log_dir={tmp_path / 'logs'}"])
+  out = capfd.readouterr().out
+  assert rc == 0, out[-3000:] + (tmp_path / "logs" / "process_1.log").read_text()[-3000:]
+  assert "in 2 process(es)" in out and "done: step 4" in out
+  assert sorted(os.listdir(model_dir / "checkpoints")) == ["2", "4"]
+  # Both processes wrote their part of the last checkpoint; only process 0 logged metrics.
+  state = os.listdir(model_dir / "checkpoints" / "4" / "state")
+  assert {"ocdbt.process_0", "ocdbt.process_1"} <= set(state), state
+  assert "step      4/4" not in (tmp_path / "logs" / "process_1.log").read_text()
