@@ -7,6 +7,7 @@ statements inside them resolve against that directory too.
 from __future__ import annotations
 
 import ast
+import logging
 import os
 import pathlib
 import re
@@ -78,10 +79,15 @@ def parse(files: Sequence[str], bindings: Sequence[str], *, finalize: bool = Tru
   for f in files:
     path = resolve_gin_file(f)
     gin.add_config_file_search_path(os.path.dirname(path))
+    # gin logs an ERROR for every search path an `include` is not found in; only a
+    # file found in none of them is an error, and that one raises.
+    logging.disable(logging.ERROR)
     try:
       gin.parse_config_file(path)
     except Exception as e:  # gin raises assorted types; keep the original as the cause
       raise ValueError(f"gin file {f}: {e}") from e
+    finally:
+      logging.disable(logging.NOTSET)
   for b in bindings:
     try:
       gin.parse_config(b)

@@ -225,8 +225,9 @@ class RenderedSource(seqio.DataSource):
     return ds
 
 
-def _applicable_formats(has_options: bool, has_rationales: bool, has_train: bool):
-  del has_options  # "opt" variants exist for every task; without options they equal "noopt"
+def _applicable_formats(has_rationales: bool, has_train: bool) -> list[str]:
+  """"opt" variants exist for every task (consistent names); without options they render
+  the same as "noopt". Few-shot needs a train split to draw exemplars from."""
   names = ["zsopt", "zsnoopt"] + (["fsopt", "fsnoopt"] if has_train else [])
   if has_rationales:
     names += ["zscot"] + (["fscot"] if has_train else [])
@@ -300,7 +301,7 @@ def register_flan_task(
     raise ValueError(f"task {name!r}: source {example_source!r} has no split(s) {missing}; "
                      f"pass splits= from {list(example_source.splits)}")
   has_train = "train" in example_source.splits
-  applicable = _applicable_formats(options_key is not None, rationale_key is not None, has_train)
+  applicable = _applicable_formats(rationale_key is not None, has_train)
   formats = list(applicable if formats is None else formats)
   bad = [f for f in formats if f not in applicable]
   if bad:

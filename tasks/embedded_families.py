@@ -65,7 +65,8 @@ def arithmetic(rng) -> dict:
   kind = int(rng.integers(5))
   if kind == 0:
     a, b = (int(x) for x in rng.integers(1, 21, size=2))
-    problem = f"{name} has {a} {items}. {name} gets {b} more. How many {items} does {name} have now?"
+    problem = (f"{name} has {a} {items}. {name} gets {b} more. "
+               f"How many {items} does {name} have now?")
     r, rationale = a + b, f"{a} + {b} = {a + b}."
   elif kind == 1:
     a = int(rng.integers(5, 31))
@@ -80,7 +81,8 @@ def arithmetic(rng) -> dict:
     r, rationale = a + b - c, f"{a} + {b} = {a + b}. {a + b} - {c} = {a + b - c}."
   elif kind == 3:
     a, b = (int(x) for x in rng.integers(2, 10, size=2))
-    problem = f"There are {a} boxes with {b} {items} in each box. How many {items} are there in total?"
+    problem = (f"There are {a} boxes with {b} {items} in each box. "
+               f"How many {items} are there in total?")
     r, rationale = a * b, f"{a} * {b} = {a * b}."
   else:
     a = int(rng.integers(1, 20))

@@ -3,11 +3,12 @@
 A `Template` is a pair of patterns with `{field}` placeholders filled from one example
 (a dict of strings). The FLAN formats are derived from it, never written per task:
 
-  zsnoopt  "{inputs}"                                         -> "{targets}"
-  zsopt    "{inputs}\n\nOPTIONS:\n- a\n- b"                   -> "{targets}"
-  fs*      "{ex1 inputs}\n{ex1 targets}\n\n...\n\n{inputs}"   -> "{targets}"
-  zscot    "{inputs}\nLet's think step by step."              -> "{rationale} So the answer is {targets}."
+  zsnoopt  "{inputs}"                                        -> "{targets}"
+  zsopt    "{inputs}\n\nOPTIONS:\n- a\n- b"                  -> "{targets}"
+  fs*      "{ex1 inputs}\n{ex1 targets}\n\n...\n\n{inputs}"  -> "{targets}"
+  zscot    "{inputs}\nLet's think step by step."             -> "{rationale} So the answer is {targets}."
   fscot    CoT exemplars joined the same way as fs*.
+The CoT formats show the options block too when the task has options.
 
 Pure python string work, no seqio or tensorflow: `api.py` runs it inside the data source.
 """
