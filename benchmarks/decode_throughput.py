@@ -8,6 +8,11 @@ use their KV caches; fp32 on this machine's CPU. Timed rounds alternate between 
 (so a busy machine slows both alike); the median round counts. Prints tokens/s of each,
 the ratio, and how many generated tokens the two agree on.
 
+Both get the same number of CPU threads (`--threads`, default 1: torch's intra-op threads,
+XLA's Eigen pool; 0 = all cores for both). One thread each is the default because on a
+shared or busy machine extra threads mostly wait for each other: there both frameworks
+decode several times faster single-threaded.
+
     python benchmarks/decode_throughput.py [--rounds 5] [--threads N]
 """
 from __future__ import annotations
@@ -76,9 +81,11 @@ def timed(fn):
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--rounds", type=int, default=5)
-  parser.add_argument("--threads", type=int, default=None,
-                      help="torch intra-op threads (default: the faster of 1 and all cores, tried at warm-up)")
+  parser.add_argument("--threads", type=int, default=1, help="CPU threads of each framework; 0: all cores")
   args = parser.parse_args(argv)
+  if args.threads == 1:  # before JAX starts its CPU backend
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                               " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
   import jax
   import torch
   from flan_jax.models import t5
@@ -87,21 +94,16 @@ def main(argv=None):
   params = jax.device_get(jax.jit(t5.Transformer(cfg).init)(jax.random.key(0), x, x)["params"])
   print(f"T5 v1.1 d_model {SHAPE['d_model']}, d_ff {SHAPE['d_ff']}, {SHAPE['layers']}+{SHAPE['layers']} layers, "
         f"{SHAPE['heads']} heads, vocab {SHAPE['vocab']}; greedy, batch {BATCH} x {PROMPT} prompt tokens, "
-        f"{NEW} new tokens each; fp32; {os.cpu_count()} CPU cores; median of {args.rounds} alternating rounds",
+        f"{NEW} new tokens each; fp32; {args.threads or os.cpu_count()} CPU thread(s) each of {os.cpu_count()} "
+        f"cores; median of {args.rounds} alternating rounds",
         flush=True)
   with tempfile.TemporaryDirectory() as hf_dir:
     runners = {"flan_jax": flan_jax_runner(cfg, params), "transformers": transformers_runner(cfg, params, hf_dir)}
   outputs = {}
-  dt, outputs["flan_jax"] = timed(runners["flan_jax"])  # compiles
-  print(f"  warm-up flan_jax: {dt:.2f}s", flush=True)
-  best = None
-  for threads in ([args.threads] if args.threads else sorted({1, os.cpu_count()})):
-    torch.set_num_threads(threads)
-    dt, outputs["transformers"] = timed(runners["transformers"])
-    print(f"  warm-up transformers, {threads} thread(s): {dt:.2f}s", flush=True)
-    best = (dt, threads) if best is None or dt < best[0] else best
-  torch.set_num_threads(best[1])
-  print(f"  transformers runs with {best[1]} thread(s)", flush=True)
+  torch.set_num_threads(args.threads or os.cpu_count())
+  for name, run in runners.items():  # warm-up (compilation for flan_jax)
+    dt, outputs[name] = timed(run)
+    print(f"  warm-up {name}: {dt:.2f}s", flush=True)
   times = {name: [] for name in runners}
   for _ in range(args.rounds):
     for name, run in runners.items():

@@ -180,9 +180,9 @@ def temperature_sample(step_fn: StepFn, context: PyTree, cache: PyTree, prefix_B
     pos = s["i"] + 1  # position of the token chosen now
     forced_B, forced_token_B, gen_index_B = _forced_tokens(prefix_BxP, prefix_len_B, pos, n)
     logits_BxV = s["logits"].astype(jnp.float32)
-    if min_decode_len:
-      too_early_B = gen_index_B < min_decode_len
-      logits_BxV = logits_BxV.at[:, eos_id].set(jnp.where(too_early_B, NEG_INF, logits_BxV[:, eos_id]))
+    if min_decode_len:  # elementwise (not a scatter), so that it fuses into the reductions below
+      too_early_BxV = (gen_index_B < min_decode_len)[:, None] & (jnp.arange(logits_BxV.shape[-1]) == eos_id)
+      logits_BxV = jnp.where(too_early_BxV, NEG_INF, logits_BxV)
     if temperature == 0.0:
       token_B = jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32)
     else:
@@ -246,8 +246,8 @@ def beam_search(step_fn: StepFn, context: PyTree, cache: PyTree, cache_batch_axe
     logp_BxKxV = jax.nn.log_softmax(s["logits"].astype(jnp.float32)).reshape(b, k, -1)
     v = logp_BxKxV.shape[-1]
     if min_decode_len:
-      too_early = (gen_index_B < min_decode_len)[:, None]
-      logp_BxKxV = logp_BxKxV.at[:, :, eos_id].set(jnp.where(too_early, NEG_INF, logp_BxKxV[:, :, eos_id]))
+      too_early_BxKxV = (gen_index_B < min_decode_len)[:, None, None] & (jnp.arange(v) == eos_id)
+      logp_BxKxV = jnp.where(too_early_BxKxV, NEG_INF, logp_BxKxV)
     forced_logp_BxV = jnp.where(jnp.arange(v)[None, :] == forced_token_B[:, None], 0.0, NEG_INF)
     logp_BxKxV = jnp.where(forced_B[:, None, None], forced_logp_BxV[:, None, :], logp_BxKxV)
 

@@ -1,0 +1,268 @@
+"""The Flan 2022 task catalogue, offline: which tasks exist and what they are.
+
+Counts in the Flan Collection paper (Longpre et al., 2023, Table 1):
+  Muffin 80, T0-SF 193, NIv2 1,554, CoT 9 -> 1,836.
+
+* Muffin: the Flan 2021 datasets (as Flan 2022 names them: MNLI split into matched and
+  mismatched, plus `trivia_qa_wiki_missing`), 3 dialog and 5 program-synthesis tasks.
+* T0-SF: the P3 prompt-tasks of the T0 training datasets that Flan 2021 does not hold.
+  Each P3 prompt is one task; we name them `t0sf_{dataset}_p{k}` (k = 1..prompts of that
+  dataset) because P3's own prompt names were not available offline to us.
+* NIv2: the natural-instructions tasks, read from a task listing (the bundled
+  `data/niv2_tasks.txt`, written by `flan-jax data prepare niv2`, or a natural-instructions
+  checkout in the data dir), minus the rule in `niv2_keep`: no task overlapping MMLU
+  (held out for evaluation) and none whose name is not a valid seqio task name. On the
+  published task metadata this rule keeps 1,556 tasks, the set of the published
+  `flan_collection_info.csv`; the paper's text says 1,554.
+* CoT: the nine chain-of-thought datasets.
+
+Nothing here reads example data; `entries()` only lists files for NIv2.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import pathlib
+import re
+
+PAPER_COUNTS = {"muffin": 80, "t0sf": 193, "niv2": 1554, "cot": 9}
+PAPER_TOTAL = 1836
+COLLECTIONS = tuple(PAPER_COUNTS)
+DATA_DIR_ENV = "FLAN_JAX_DATA_DIR"
+DEFAULT_DATA_DIR = "~/.cache/flan_jax/data"
+BUNDLED_NIV2_LIST = pathlib.Path(__file__).parent / "data" / "niv2_tasks.txt"
+
+
+def data_dir(override: str | os.PathLike | None = None) -> pathlib.Path:
+  """Where prepared data lives: `override`, else $FLAN_JAX_DATA_DIR, else ~/.cache/..."""
+  value = override or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
+  return pathlib.Path(os.path.expanduser(str(value)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """One task of the collection."""
+  name: str          # family name registered with seqio (variants add _zsopt, ...)
+  collection: str    # muffin | t0sf | niv2 | cot
+  dataset: str       # source dataset
+  family: str        # template family in families.py
+  category: str
+  language: str = "en"
+  splits: tuple[str, ...] = ("train", "validation")
+  metrics: tuple[str, ...] = ("exact_match",)
+  tfds_name: str | None = None   # where `data prepare` can get it from TFDS
+
+
+# --- Muffin ----------------------------------------------------------------------------
+# name | template family | category | TFDS name ("-" none / not in TFDS)
+_MUFFIN = """
+aeslc|summarize|Summarization|aeslc
+ag_news_subset|classify|Topic Classification|ag_news_subset
+anli_r1|nli|Natural Language Inference|anli/r1
+anli_r2|nli|Natural Language Inference|anli/r2
+anli_r3|nli|Natural Language Inference|anli/r3
+arc_challenge|mcqa|Closed-Book QA|ai2_arc/ARC-Challenge
+arc_easy|mcqa|Closed-Book QA|ai2_arc/ARC-Easy
+bool_q|rcqa|Reading Comprehension|bool_q
+cb|nli|Natural Language Inference|super_glue/cb
+cnn_dailymail|summarize|Summarization|cnn_dailymail
+cola|classify|Grammatical Acceptability|glue/cola
+common_gen|generate|Structured Data to Text|-
+copa|mcqa|Commonsense Reasoning|super_glue/copa
+coqa|rcqa|Reading Comprehension|coqa
+cosmos_qa|mcqa|Commonsense Reading Comprehension|cosmos_qa
+dart|generate|Structured Data to Text|-
+definite_pronoun_resolution|mcqa|Coreference Resolution|definite_pronoun_resolution
+drop|rcqa|Reading Comprehension|drop
+e2e_nlg|generate|Structured Data to Text|-
+fix_punct|generate|Punctuation Fixing|-
+gigaword|summarize|Summarization|gigaword
+glue_mrpc|nli|Paraphrase Identification|glue/mrpc
+glue_qqp|nli|Paraphrase Identification|glue/qqp
+hellaswag|mcqa|Commonsense Reasoning|hellaswag
+imdb_reviews|classify|Sentiment Analysis|imdb_reviews
+lambada|generate|Language Modeling|lambada
+math_dataset|cbqa|Mathematical QA|-
+mnli_matched|nli|Natural Language Inference|glue/mnli
+mnli_mismatched|nli|Natural Language Inference|glue/mnli
+multi_news|summarize|Summarization|multi_news
+multirc|rcqa|Reading Comprehension|super_glue/multirc
+natural_questions|cbqa|Closed-Book QA|natural_questions_open
+newsroom|summarize|Summarization|-
+openbookqa|mcqa|Reading Comprehension|openbookqa
+opinion_abstracts_idebate|summarize|Summarization|-
+opinion_abstracts_rotten_tomatoes|summarize|Summarization|-
+para_crawl_enes|translate|Translation|para_crawl/enes
+paws_wiki|nli|Paraphrase Identification|paws_wiki
+piqa|mcqa|Commonsense Reasoning|piqa
+qnli|nli|Natural Language Inference|glue/qnli
+quac|rcqa|Reading Comprehension|quac
+record|rcqa|Commonsense Reading Comprehension|super_glue/record
+rte|nli|Natural Language Inference|super_glue/rte
+samsum|summarize|Summarization|samsum
+sentiment140|classify|Sentiment Analysis|sentiment140
+snli|nli|Natural Language Inference|snli
+squad_v1|rcqa|Reading Comprehension|squad/v1.1
+squad_v2|rcqa|Reading Comprehension|squad/v2.0
+sst2|classify|Sentiment Analysis|glue/sst2
+story_cloze|mcqa|Commonsense Reasoning|-
+stsb|nli|Paraphrase Identification|glue/stsb
+trec|classify|Question Classification|trec
+trivia_qa|cbqa|Closed-Book QA|trivia_qa/rc
+trivia_qa_wiki_missing|cbqa|Closed-Book QA|-
+true_case|generate|Text Correction|-
+unified_qa_science_inst|mcqa|Closed-Book QA|-
+web_nlg_en|generate|Structured Data to Text|-
+wic|nli|Word Sense Disambiguation|super_glue/wic
+wiki_lingua_english_en|summarize|Summarization|-
+winogrande|mcqa|Coreference Resolution|winogrande
+wmt14_enfr|translate|Translation|wmt14_translate/fr-en
+wmt16_translate_csen|translate|Translation|wmt16_translate/cs-en
+wmt16_translate_deen|translate|Translation|wmt16_translate/de-en
+wmt16_translate_fien|translate|Translation|wmt16_translate/fi-en
+wmt16_translate_roen|translate|Translation|wmt16_translate/ro-en
+wmt16_translate_ruen|translate|Translation|wmt16_translate/ru-en
+wmt16_translate_tren|translate|Translation|wmt16_translate/tr-en
+wnli|nli|Natural Language Inference|glue/wnli
+word_segment|generate|Word Segmentation|-
+wsc|mcqa|Coreference Resolution|super_glue/wsc.fixed
+xsum|summarize|Summarization|xsum
+yelp_polarity_reviews|classify|Sentiment Analysis|yelp_polarity_reviews
+qrecc|dialog|Conversational QA|-
+task_master|dialog|Dialog Next Turn Prediction|-
+wiki_dialog|dialog|Conversational QA|-
+dmcc_python|generate|Code Generation|-
+dr_repair_error_comments|generate|Code Repair|-
+dr_repair_line_numbers|generate|Code Repair|-
+dr_repair_no_errors|generate|Code Repair|-
+dr_repair_plain_code|generate|Code Repair|-
+"""
+
+# --- T0-SF: P3 datasets of T0 training outside Flan 2021, with their prompt counts ----
+# dataset | template family | category | prompts
+_T0SF = """
+adversarial_qa_dbidaf|rcqa|Extractive QA|5
+adversarial_qa_dbert|rcqa|Extractive QA|5
+adversarial_qa_droberta|rcqa|Extractive QA|5
+amazon_polarity|classify|Sentiment Analysis|9
+app_reviews|classify|Sentiment Analysis|4
+cos_e|mcqa|Multiple-Choice QA|11
+dbpedia_14|classify|Topic Classification|4
+dream|mcqa|Multiple-Choice QA|5
+duorc_ParaphraseRC|rcqa|Extractive QA|9
+duorc_SelfRC|rcqa|Extractive QA|9
+kilt_tasks_hotpotqa|cbqa|Closed-Book QA|5
+qasc|mcqa|Multiple-Choice QA|8
+quail|mcqa|Multiple-Choice QA|13
+quarel|mcqa|Multiple-Choice QA|5
+quartz|mcqa|Multiple-Choice QA|8
+quoref|rcqa|Extractive QA|11
+ropes|rcqa|Extractive QA|12
+rotten_tomatoes|classify|Sentiment Analysis|10
+sciq|mcqa|Multiple-Choice QA|5
+social_i_qa|mcqa|Multiple-Choice QA|6
+web_questions|cbqa|Closed-Book QA|5
+wiki_bio|generate|Structured Data to Text|5
+wiki_hop|mcqa|Multiple-Choice QA|9
+wiki_qa|rcqa|Extractive QA|11
+wiqa|mcqa|Multiple-Choice QA|8
+yelp_review_full|classify|Sentiment Analysis|6
+"""
+
+# --- CoT ---------------------------------------------------------------------------------
+# name | dataset | category  (the seven TSVs we know of are <dataset>_train.tsv)
+_COT = """
+cot_gsm8k|gsm8k|Grade School Math
+cot_strategyqa|strategyqa|Multi-hop Reasoning
+cot_aqua|aqua|Algebraic QA
+cot_creak|creak|Commonsense over Entity Knowledge
+cot_ecqa|ecqa|Commonsense QA
+cot_esnli|esnli|Natural Language Inference
+cot_qasc|qasc|Multiple-Choice Science QA
+cot_qed|qed|Passage-Based QA
+cot_sensemaking|sensemaking|Sense Making
+"""
+
+
+def _rows(table: str) -> list[list[str]]:
+  return [line.split("|") for line in table.strip().splitlines()]
+
+
+@functools.cache
+def muffin_entries() -> tuple[Entry, ...]:
+  return tuple(
+      Entry(name=f"muffin_{name}", collection="muffin", dataset=name, family=family,
+            category=category, tfds_name=None if tfds == "-" else tfds,
+            metrics=("rouge_like",) if family in ("summarize", "translate", "generate",
+                                                    "dialog") else ("exact_match",))
+      for name, family, category, tfds in _rows(_MUFFIN))
+
+
+@functools.cache
+def t0sf_entries() -> tuple[Entry, ...]:
+  return tuple(
+      Entry(name=f"t0sf_{dataset}_p{k}", collection="t0sf", dataset=dataset, family=family,
+            category=category)
+      for dataset, family, category, n in _rows(_T0SF) for k in range(1, int(n) + 1))
+
+
+@functools.cache
+def cot_entries() -> tuple[Entry, ...]:
+  return tuple(Entry(name=name, collection="cot", dataset=dataset, family="cot",
+                     category=category, splits=("train", "validation"))
+               for name, dataset, category in _rows(_COT))
+
+
+# --- NIv2 --------------------------------------------------------------------------------
+_MMLU_OVERLAP = re.compile(r"_mmmlu_")
+_SEQIO_NAME = re.compile(r"^[\w.:]+$")
+
+
+def niv2_keep(task_id: str) -> bool:
+  """Whether a natural-instructions task belongs to the Flan 2022 NIv2 collection."""
+  return not _MMLU_OVERLAP.search(task_id) and bool(_SEQIO_NAME.match(task_id))
+
+
+def niv2_listing(root: str | os.PathLike | None = None) -> list[str] | None:
+  """Every natural-instructions task id we can find (before `niv2_keep`), or None.
+
+  Looks at, in order: the bundled list; `<data_dir>/niv2/niv2_tasks.txt`; a checkout
+  `<data_dir>/natural-instructions/tasks/*.json`.
+  """
+  base = data_dir(root)
+  for listing in (BUNDLED_NIV2_LIST, base / "niv2" / "niv2_tasks.txt"):
+    if listing.is_file():
+      return [l.strip() for l in listing.read_text().splitlines() if l.strip()]
+  tasks = base / "natural-instructions" / "tasks"
+  if tasks.is_dir():
+    return sorted(p.stem for p in tasks.glob("task*.json"))
+  return None
+
+
+def niv2_entries(root: str | os.PathLike | None = None) -> tuple[Entry, ...]:
+  listing = niv2_listing(root)
+  return tuple(Entry(name=f"niv2_{task_id}", collection="niv2", dataset=task_id,
+                     family="niv2", category="NIv2", splits=("train", "validation"))
+               for task_id in sorted(set(listing or ())) if niv2_keep(task_id))
+
+
+def entries(collection: str | None = None, *, root=None) -> list[Entry]:
+  """The catalogue, optionally of one collection, in a fixed order."""
+  make = {"muffin": muffin_entries, "t0sf": t0sf_entries, "cot": cot_entries,
+          "niv2": lambda: niv2_entries(root)}
+  if collection is not None and collection not in make:
+    raise ValueError(f"unknown collection {collection!r}; use one of {list(make)}")
+  names = [collection] if collection else list(COLLECTIONS)
+  return [e for c in names for e in make[c]()]
+
+
+def counts(root=None) -> dict[str, int]:
+  return {c: len(entries(c, root=root)) for c in COLLECTIONS}
+
+
+def get(name: str, root=None) -> Entry:
+  for e in entries(root=root):
+    if e.name == name:
+      return e
+  raise KeyError(f"no task {name!r} in the Flan 2022 catalogue; see `flan-jax tasks list`")
