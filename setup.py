@@ -40,7 +40,7 @@ setuptools.setup(
     },
     package_data={
         "flan_jax.gin": _data_files("gin", ["*.gin"]),
-        "flan_jax.tasks": _data_files("tasks", ["*.model", "*.json", "*.jsonl", "*.tsv", "*.csv"]),
+        "flan_jax.tasks": _data_files("tasks", ["*.model", "*.json", "*.jsonl", "*.tsv", "*.csv", "*.txt"]),
     },
     install_requires=[
         "jax>=0.4.35",
@@ -58,6 +58,8 @@ setuptools.setup(
         # Loose on purpose: a local CPU build of torch (e.g. 2.13.0) satisfies it.
         "hf": ["torch>=2.0", "transformers>=4.40", "safetensors>=0.4"],
         "launch": ["matplotlib"],
+        # Flan collection readers: Hugging Face datasets, parquet exports.
+        "data": ["datasets", "pyarrow"],
     },
     entry_points={"console_scripts": ["flan-jax=flan_jax.cli:main"]},
 )

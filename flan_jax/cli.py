@@ -6,13 +6,17 @@ used, so `flan-jax --help` stays fast.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 SUBCOMMANDS = {
     "train": ("flan_jax.train", "fine-tune a model from gin files (--gin_file=F --gin.KEY=VALUE)"),
+    "eval": ("flan_jax.eval", "evaluate a checkpoint on benchmark tasks (--gin_file=F --gin.KEY=VALUE)"),
     "convert": ("flan_jax.convert.hf", "convert checkpoints: from-hf SRC DST | to-hf SRC DST"),
     "plan": ("flan_jax.plan", "per-chip memory and step time of a recipe on a topology"),
     "flops": ("flan_jax.flops", "FLOPs accounting; --paper prints the paper's compute table"),
+    "tasks": ("flan_jax.tasks.cli", "the Flan 2022 catalogue: count | list [--collection C] | show NAME [--format F]"),
+    "data": ("flan_jax.tasks.prepare", "fetch and cache a collection's data: prepare COLLECTION --data_dir=D"),
     "launch": ("flan_jax.launch.cli", "run a recipe on TPU VMs, xpk, SLURM, SkyPilot or local processes (--dry_run)"),
 }
 
@@ -36,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
   try:
     return int(module.main(rest) or 0)
   except (ValueError, FileNotFoundError) as e:
-    # Configuration mistakes (gin bindings, task names, paths) read better without a traceback.
+    # Configuration mistakes (gin bindings, task names, paths) read better without a
+    # traceback; FLAN_JAX_DEBUG=1 shows it.
+    if os.environ.get("FLAN_JAX_DEBUG"):
+      raise
     print(f"flan-jax {command}: error: {e}", file=sys.stderr)
     return 2
 

@@ -249,29 +249,32 @@ class Attention(nn.Module):
     q = DenseGeneral((h, k), ("embed", "heads", "kv"), init_scale=q_scale, dtype=self.dtype, name="query")(x_BxLxD)
     cached_static = decode and static_kv and self.has_variable("cache", "cached_key")
     if cached_static:
-      kk, v = self.get_variable("cache", "cached_key"), self.get_variable("cache", "cached_value")
+      k_BxGxSxK, v_BxGxSxK = self.get_variable("cache", "cached_key"), self.get_variable("cache", "cached_value")
     else:
       kk = DenseGeneral((kvh, k), ("embed", kv_axis, "kv"), dtype=self.dtype, name="key")(kv_BxSxD)
       v = DenseGeneral((kvh, k), ("embed", kv_axis, "kv"), dtype=self.dtype, name="value")(kv_BxSxD)
       if self.use_rope:
         kk = rotary_embedding(kk, positions_BxL if kv_positions_BxS is None else kv_positions_BxS)
+      # Heads-major [B, G, S, K] (G = KV heads): the layout the attention dots read, so a
+      # decoding cache kept in it is never transposed again.
+      k_BxGxSxK, v_BxGxSxK = kk.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
       if decode and static_kv and not self.is_initializing():
-        self.put_variable("cache", "cached_key", kk)
-        self.put_variable("cache", "cached_value", v)
+        self.put_variable("cache", "cached_key", k_BxGxSxK)
+        self.put_variable("cache", "cached_value", v_BxGxSxK)
     if self.use_rope:
       q = rotary_embedding(q, positions_BxL)
     q = constrain(q, ("batch", "length", "heads", "kv"))
 
     if decode and not static_kv:
-      kk, v, bias = self._update_cache(kk, v, bias)
+      k_BxGxSxK, v_BxGxSxK, bias = self._update_cache(k_BxGxSxK, v_BxGxSxK, bias)
 
     if self.scale_logits:
       q = q * (k ** -0.5)
     if kvh != h:  # grouped / multi-query: broadcast KV heads over query groups
       q = q.reshape(q.shape[:2] + (kvh, h // kvh, k))
-      logits = jnp.einsum("blgqk,bsgk->bgqls", q, kk).reshape(q.shape[0], h, q.shape[1], kk.shape[1])
+      logits = jnp.einsum("blgqk,bgsk->bgqls", q, k_BxGxSxK).reshape(q.shape[0], h, q.shape[1], k_BxGxSxK.shape[2])
     else:
-      logits = jnp.einsum("blhk,bshk->bhls", q, kk)
+      logits = jnp.einsum("blhk,bhsk->bhls", q, k_BxGxSxK)
     logits = logits.astype(jnp.float32)
     if bias is not None:
       logits = logits + bias.astype(jnp.float32)
@@ -279,28 +282,28 @@ class Attention(nn.Module):
     weights = nn.Dropout(self.dropout_rate)(weights, deterministic=deterministic)
     if kvh != h:
       w = weights.reshape(weights.shape[0], kvh, h // kvh, *weights.shape[2:])
-      out = jnp.einsum("bgqls,bsgk->blgqk", w, v).reshape(x_BxLxD.shape[:2] + (h, k))
+      out = jnp.einsum("bgqls,bgsk->blgqk", w, v_BxGxSxK).reshape(x_BxLxD.shape[:2] + (h, k))
     else:
-      out = jnp.einsum("bhls,bshk->blhk", weights, v)
+      out = jnp.einsum("bhls,bhsk->blhk", weights, v_BxGxSxK)
     out = constrain(out, ("batch", "length", "heads", "kv"))
     return DenseGeneral((d,), ("heads", "kv", "embed"), num_in_dims=2, dtype=self.dtype, name="out")(out)
 
-  def _update_cache(self, k_Bx1xHxK: Array, v_Bx1xHxK: Array, bias: Array | None):
-    """Writes this step's key/value at `cache_index`; returns the full cache and a bias
-    that hides the slots not yet written. The cache is sized by the first call (init)."""
+  def _update_cache(self, k_BxGx1xK: Array, v_BxGx1xK: Array, bias: Array | None):
+    """Writes this step's key/value at `cache_index`; returns the full cache [B, G, S, K] and
+    a bias that hides the slots not yet written. The cache is sized by the first call (init)."""
     is_init = not self.has_variable("cache", "cached_key")
-    cached_k = self.variable("cache", "cached_key", jnp.zeros, k_Bx1xHxK.shape, k_Bx1xHxK.dtype)
-    cached_v = self.variable("cache", "cached_value", jnp.zeros, v_Bx1xHxK.shape, v_Bx1xHxK.dtype)
+    cached_k = self.variable("cache", "cached_key", jnp.zeros, k_BxGx1xK.shape, k_BxGx1xK.dtype)
+    cached_v = self.variable("cache", "cached_value", jnp.zeros, v_BxGx1xK.shape, v_BxGx1xK.dtype)
     index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
     if is_init:
-      return k_Bx1xHxK, v_Bx1xHxK, bias
-    if k_Bx1xHxK.shape[1] != 1:
-      raise ValueError(f"decode=True feeds one token per step, got length {k_Bx1xHxK.shape[1]}")
+      return k_BxGx1xK, v_BxGx1xK, bias
+    if k_BxGx1xK.shape[2] != 1:
+      raise ValueError(f"decode=True feeds one token per step, got length {k_BxGx1xK.shape[2]}")
     i = index.value
-    cached_k.value = jax.lax.dynamic_update_slice_in_dim(cached_k.value, k_Bx1xHxK, i, axis=1)
-    cached_v.value = jax.lax.dynamic_update_slice_in_dim(cached_v.value, v_Bx1xHxK, i, axis=1)
+    cached_k.value = jax.lax.dynamic_update_slice_in_dim(cached_k.value, k_BxGx1xK, i, axis=2)
+    cached_v.value = jax.lax.dynamic_update_slice_in_dim(cached_v.value, v_BxGx1xK, i, axis=2)
     index.value = i + 1
-    max_len = cached_k.value.shape[1]
+    max_len = cached_k.value.shape[2]
     written = (jnp.arange(max_len) <= i)[None, None, None, :]
     step_bias = mask_to_bias(written)
     bias = step_bias if bias is None else bias + step_bias

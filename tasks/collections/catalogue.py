@@ -194,7 +194,7 @@ def muffin_entries() -> tuple[Entry, ...]:
   return tuple(
       Entry(name=f"muffin_{name}", collection="muffin", dataset=name, family=family,
             category=category, tfds_name=None if tfds == "-" else tfds,
-            metrics=("rouge_like",) if family in ("summarize", "translate", "generate",
+            metrics=("token_f1",) if family in ("summarize", "translate", "generate",
                                                     "dialog") else ("exact_match",))
       for name, family, category, tfds in _rows(_MUFFIN))
 

@@ -1,0 +1,27 @@
+"""Registers the NIv2 collection (natural-instructions tasks minus MMLU overlap).
+
+Task ids come from `catalogue.niv2_listing` (bundled list, `<data_dir>/niv2/niv2_tasks.txt`
+or a checkout); data from `<data_dir>/natural-instructions/tasks/<task_id>.json` (the
+natural-instructions layout: Definition, Positive Examples, Instances). Every 10th
+instance is validation. Registering only lists names; no task file is opened.
+"""
+from __future__ import annotations
+
+from flan_jax.tasks.collections import _register
+from flan_jax.tasks.collections import catalogue
+from flan_jax.tasks.collections import readers
+
+COLLECTION = "niv2"
+
+
+def task_path(root, task_id: str):
+  return catalogue.data_dir(root) / "natural-instructions" / "tasks" / f"{task_id}.json"
+
+
+def register(data_dir=None) -> list[str]:
+  return _register.register_entries(
+      catalogue.entries(COLLECTION, root=data_dir),
+      lambda e: readers.NIv2TaskSource(task_path(data_dir, e.dataset), task=e.name))
+
+
+TASKS = register()

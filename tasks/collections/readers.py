@@ -1,0 +1,252 @@
+"""Example sources over the data dir (all `sources.ExampleSource`s, all lazy).
+
+Constructing a source touches no data; `splits` are declared up front so that
+registering thousands of tasks stays cheap. Data is read on `examples()` /
+`num_examples()`, i.e. when a dataset (or a mixture rate) is built, and a missing file
+raises `FileNotFoundError` naming the task, the data dir and the command that fetches it.
+
+  TaskFilesSource     <data_dir>/<collection>/<task>/<split>.jsonl (what `data prepare`
+                      writes; canonical fields per template family)
+  TfdsSource          a TFDS dataset already prepared under a data dir
+  HfSource            a Hugging Face dataset saved with `save_to_disk`, or json/parquet
+  NIv2TaskSource      one natural-instructions task JSON (Definition, Positive Examples,
+                      Instances)
+  CotTsvSource        a Flan CoT TSV (question, answer, rationale), split train/validation
+  ExportSource        published Flan submixture exports (inputs, targets, task_name,
+                      template_type) as JSONL or parquet
+"""
+from __future__ import annotations
+
+import functools
+import glob
+import json
+import os
+import pathlib
+from collections.abc import Callable, Iterator, Sequence
+
+from flan_jax.tasks import sources
+
+
+def _missing(task: str, path, hint: str) -> FileNotFoundError:
+  return FileNotFoundError(f"task {task!r}: no data at {path}; {hint} (the data dir is set "
+                           "by $FLAN_JAX_DATA_DIR or --data_dir)")
+
+
+class _Lazy(sources._CountingSource):  # pylint: disable=protected-access
+  _splits: tuple[str, ...]
+
+  @property
+  def splits(self) -> tuple[str, ...]:
+    return self._splits
+
+
+def holdout(index: int, every: int) -> str:
+  """The split of the `index`-th raw example when every `every`-th one is validation."""
+  return "validation" if index % every == every - 1 else "train"
+
+
+class TaskFilesSource(_Lazy):
+  """JSONL files `<root>/<collection>/<task>/<split>.jsonl`."""
+
+  def __init__(self, root, collection: str, task: str, splits=("train", "validation")):
+    self._dir = pathlib.Path(root) / collection / task
+    self._task, self._collection, self._splits = task, collection, tuple(splits)
+
+  def _path(self, split):
+    path = self._dir / f"{split}.jsonl"
+    if not path.is_file():
+      raise _missing(self._task, path, f"run `flan-jax data prepare {self._collection} "
+                     f"--data_dir={self._dir.parent.parent}`")
+    return path
+
+  def examples(self, split):
+    sources._check_split(self, split)  # pylint: disable=protected-access
+    yield from sources.JsonlSource({split: self._path(split)}).examples(split)
+
+  def __repr__(self):
+    return f"TaskFilesSource({self._dir})"
+
+
+class TfdsSource(_Lazy):
+  """A TFDS dataset prepared under `data_dir`; `convert(example) -> dict` maps its
+  features to the template family's fields (default: decode bytes, keep names)."""
+
+  def __init__(self, name: str, data_dir, *, task: str = "", convert: Callable | None = None,
+               split_map: dict[str, str] | None = None):
+    self._name, self._data_dir, self._task = name, os.fspath(data_dir), task or name
+    self._convert = convert or (lambda ex: ex)
+    self._split_map = split_map or {"train": "train", "validation": "validation"}
+    self._splits = tuple(self._split_map)
+
+  @functools.cached_property
+  def _builder(self):
+    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+    try:
+      return tfds.builder(self._name, data_dir=self._data_dir)
+    except Exception as e:  # pylint: disable=broad-except
+      raise _missing(self._task, f"{self._data_dir} (TFDS {self._name})",
+                     f"run `flan-jax data prepare` ({e})") from None
+
+  def examples(self, split):
+    sources._check_split(self, split)  # pylint: disable=protected-access
+    ds = self._builder.as_dataset(split=self._split_map[split], shuffle_files=False)
+    for row in ds.as_numpy_iterator():
+      yield self._convert(sources._to_python(row))  # pylint: disable=protected-access
+
+  def num_examples(self, split):
+    sources._check_split(self, split)  # pylint: disable=protected-access
+    return self._builder.info.splits[self._split_map[split]].num_examples
+
+  def __repr__(self):
+    return f"TfdsSource({self._name!r}, data_dir={self._data_dir!r})"
+
+
+class HfSource(_Lazy):
+  """A Hugging Face dataset on disk: a `save_to_disk` directory (DatasetDict) or, per
+  split, json/jsonl/parquet/arrow files matching `<path>/<split>*.<ext>`."""
+
+  def __init__(self, path, *, task: str = "", convert: Callable | None = None,
+               split_map: dict[str, str] | None = None):
+    self._path, self._task = pathlib.Path(path), task or str(path)
+    self._convert = convert or (lambda ex: ex)
+    self._split_map = split_map or {"train": "train", "validation": "validation"}
+    self._splits = tuple(self._split_map)
+
+  @functools.cached_property
+  def _dataset(self):
+    try:
+      import datasets  # pylint: disable=g-import-not-at-top
+    except ImportError as e:
+      raise ImportError("HfSource needs `pip install flan_jax[data]` (datasets)") from e
+    if (self._path / "dataset_dict.json").is_file():
+      return datasets.load_from_disk(os.fspath(self._path))
+    files = {}
+    for split, name in self._split_map.items():
+      for ext, kind in (("jsonl", "json"), ("json", "json"), ("parquet", "parquet"),
+                        ("arrow", "arrow")):
+        found = sorted(glob.glob(os.fspath(self._path / f"{name}*.{ext}")))
+        if found:
+          files[name] = (kind, found)
+          break
+    if not files:
+      raise _missing(self._task, self._path, "save it with datasets' save_to_disk or run "
+                     "`flan-jax data prepare`")
+    return {name: datasets.load_dataset(kind, data_files=found, split="train")
+            for name, (kind, found) in files.items()}
+
+  def examples(self, split):
+    sources._check_split(self, split)  # pylint: disable=protected-access
+    for row in self._dataset[self._split_map[split]]:
+      yield self._convert(dict(row))
+
+  def num_examples(self, split):
+    return len(self._dataset[self._split_map[split]])
+
+  def __repr__(self):
+    return f"HfSource({self._path})"
+
+
+class NIv2TaskSource(_Lazy):
+  """One natural-instructions task file. Fields: `definition`, `input`, `output` (the
+  first reference), `outputs`, `id`, and `examples_text` (its positive examples written
+  out). Every 10th instance is validation."""
+
+  def __init__(self, path, task: str = "", every: int = 10):
+    self._path, self._task, self._every = pathlib.Path(path), task or str(path), every
+    self._splits = ("train", "validation")
+
+  @functools.cached_property
+  def _task_json(self) -> dict:
+    if not self._path.is_file():
+      raise _missing(self._task, self._path, "run `flan-jax data prepare niv2`")
+    with open(self._path, encoding="utf-8") as f:
+      task = json.load(f)
+    for key in ("Definition", "Instances"):
+      if key not in task:
+        raise ValueError(f"{self._path}: not a natural-instructions task file (no {key!r})")
+    return task
+
+  def examples(self, split):
+    sources._check_split(self, split)  # pylint: disable=protected-access
+    task = self._task_json
+    definition = " ".join(task["Definition"]) if isinstance(task["Definition"], list) \
+        else str(task["Definition"])
+    shown = "\n\n".join(f"Input: {p['input']}\nOutput: {p['output']}"
+                        for p in task.get("Positive Examples", [])[:2])
+    for i, inst in enumerate(task["Instances"]):
+      if holdout(i, self._every) != split:
+        continue
+      outputs = inst["output"] if isinstance(inst["output"], list) else [inst["output"]]
+      yield {"id": inst.get("id", f"{self._task}-{i}"), "definition": definition,
+             "input": inst["input"], "output": outputs[0] if outputs else "",
+             "outputs": outputs, "examples_text": shown}
+
+  def __repr__(self):
+    return f"NIv2TaskSource({self._path})"
+
+
+class CotTsvSource(_Lazy):
+  """A Flan CoT TSV without header: question, answer, rationale (literal "\\n" in the
+  question are line breaks). Every 20th row is validation."""
+
+  def __init__(self, path, task: str = "", every: int = 20):
+    self._path, self._task, self._every = pathlib.Path(path), task or str(path), every
+    self._splits = ("train", "validation")
+
+  def examples(self, split):
+    sources._check_split(self, split)  # pylint: disable=protected-access
+    if not self._path.is_file():
+      raise _missing(self._task, self._path, "run `flan-jax data prepare cot`")
+    with open(self._path, encoding="utf-8") as f:
+      for i, line in enumerate(f):
+        if holdout(i, self._every) != split or not line.strip():
+          continue
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) != 3:
+          raise ValueError(f"{self._path}:{i + 1}: expected 3 tab-separated columns "
+                           f"(question, answer, rationale), got {len(parts)}")
+        question, answer, rationale = (p.replace("\\n", "\n").strip() for p in parts)
+        yield {"question": question, "answer": answer, "rationale": rationale}
+
+  def __repr__(self):
+    return f"CotTsvSource({self._path})"
+
+
+class ExportSource(_Lazy):
+  """Rows of the published Flan submixture exports: `inputs`, `targets`, `task_name`,
+  `template_type` (e.g. zs_opt, fs_noopt), JSONL or parquet, optionally filtered."""
+
+  def __init__(self, files: Sequence, *, task_names: Sequence[str] | None = None,
+               template_types: Sequence[str] | None = None,
+               splits=("train",)):
+    self._files = [os.fspath(f) for f in files]
+    self._task_names = set(task_names) if task_names else None
+    self._template_types = set(template_types) if template_types else None
+    self._splits = tuple(splits)
+
+  def _rows(self) -> Iterator[dict]:
+    for path in self._files:
+      if path.endswith(".parquet"):
+        try:
+          import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+        except ImportError as e:
+          raise ImportError("parquet exports need `pip install flan_jax[data]` (pyarrow)") from e
+        for batch in pq.ParquetFile(path).iter_batches():
+          yield from batch.to_pylist()
+      else:
+        yield from sources.JsonlSource({"x": path}).examples("x")
+
+  def examples(self, split):
+    sources._check_split(self, split)  # pylint: disable=protected-access
+    for row in self._rows():
+      for key in ("inputs", "targets"):
+        if key not in row:
+          raise ValueError(f"export row without {key!r}: has {sorted(row)}")
+      if self._task_names is not None and row.get("task_name") not in self._task_names:
+        continue
+      if self._template_types is not None and row.get("template_type") not in self._template_types:
+        continue
+      yield row
+
+  def __repr__(self):
+    return f"ExportSource({self._files})"

@@ -1,0 +1,179 @@
+"""The Flan 2022 catalogue, its readers and the `tasks`/`data` commands."""
+import csv
+import json
+import pathlib
+
+import pytest
+
+from flan_jax.tasks import api
+from flan_jax.tasks.collections import catalogue
+from flan_jax.tasks.collections import readers
+
+SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def _shared(path):
+  p = SHARED / path
+  if not p.exists():
+    pytest.skip(f"shared test data {p} is absent")
+  return p
+
+
+@pytest.fixture
+def niv2_checkout(tmp_path):
+  """A natural-instructions layout whose task files are named after the published task
+  metadata (names only; empty files)."""
+  meta = json.loads(_shared("niv2/task_metadata.json").read_text())
+  tasks = tmp_path / "natural-instructions" / "tasks"
+  tasks.mkdir(parents=True)
+  for task_id in meta:
+    (tasks / f"{task_id}.json").write_text("{}")
+  return tmp_path, set(meta)
+
+
+def test_paper_counts_of_offline_collections():
+  counts = catalogue.counts(root="/nonexistent")
+  assert counts["muffin"] == 80 and counts["t0sf"] == 193 and counts["cot"] == 9
+
+
+def test_names_unique_and_valid():
+  names = [e.name for e in catalogue.entries(root="/nonexistent")]
+  assert len(names) == len(set(names))
+  assert all(api._NAME.match(n) for n in names)  # pylint: disable=protected-access
+
+
+def test_niv2_rule_on_published_metadata(niv2_checkout):
+  root, meta = niv2_checkout
+  niv2 = catalogue.entries("niv2", root=root)
+  ids = {e.dataset for e in niv2}
+  assert ids <= meta                                   # every catalogued id exists
+  assert not any("mmmlu" in i for i in ids)            # MMLU overlap held out
+  # The rule reproduces the published Flan collection table (1,556 NIv2 tasks); the
+  # paper's text says 1,554.
+  rows = list(csv.DictReader(_shared("flan_collection_info.csv").open()))
+  published = {r["Specific Task Category"] for r in rows if r["Source"] == "NIv2"}
+  assert ids == published
+  assert len(ids) == 1556
+  total = sum(catalogue.counts(root).values())
+  assert total == 80 + 193 + 1556 + 9
+
+
+def test_dataset_names_against_published_table():
+  rows = list(csv.DictReader(_shared("flan_collection_info.csv").open()))
+  flan = {r["Dataset"] for r in rows if r["Source"] in ("FLAN", "FLAN/T0", "Dialog",
+                                                          "Program Synthesis")}
+  ours = {e.dataset for e in catalogue.entries("muffin")}
+  covered = {d for d in flan if d in ours or f"{d}_matched" in ours}
+  print(f"Muffin: {len(covered)}/{len(flan)} published dataset names covered; "
+        f"not covered: {sorted(flan - covered)}")
+  assert len(covered) / len(flan) >= 0.95
+  cot_published = {r["Dataset"].split("_", 1)[1] for r in rows if r["Source"] == "CoT"}
+  assert cot_published == {e.dataset for e in catalogue.entries("cot")}
+  t0_published = {r["Dataset"].split("_")[0] for r in rows if r["Source"] == "T0"}
+  t0_ours = {e.dataset.split("_")[0] for e in catalogue.entries("t0sf")}
+  print(f"T0-SF: dataset prefixes covered {len(t0_published & t0_ours)}/{len(t0_published)}")
+
+
+@pytest.fixture
+def cot_data_dir(tmp_path):
+  (tmp_path / "cot").symlink_to(_shared("flan_cot"))
+  return tmp_path
+
+
+def test_cot_renders_real_tsvs(cot_data_dir):
+  from flan_jax.tasks.collections import cot
+  names = cot.register(data_dir=cot_data_dir)
+  assert "cot_gsm8k_zscot" in names and "cot_gsm8k_fscot" in names
+  zs = api.render_examples("cot_gsm8k_zscot", "validation", limit=2)
+  assert zs[0].inputs.endswith("Let's think step by step.")
+  assert " So the answer is " in zs[0].targets
+  fs = api.render_examples("cot_ecqa_fscot", "train", limit=1)[0]
+  assert fs.exemplar_indices and fs.inputs.count("Let's think step by step.") == len(
+      fs.exemplar_indices) + 1
+  assert "\\n" not in fs.inputs  # literal \n in the TSVs are line breaks
+  src = readers.CotTsvSource(cot_data_dir / "cot" / "gsm8k_train.tsv")
+  assert src.num_examples("train") + src.num_examples("validation") == 7473
+
+
+def test_missing_data_fails_at_build_naming_task_and_dir(tmp_path):
+  from flan_jax.tasks.collections import cot
+  cot.register(data_dir=tmp_path)   # registering reads nothing
+  with pytest.raises(FileNotFoundError, match=r"cot_qed.*no data at .*qed_train.tsv"):
+    api.render_examples("cot_qed_zsopt", "validation", limit=1)
+  cot.register()  # back to the default data dir
+
+
+def _write_niv2_task(path, n=12):
+  task = {"Definition": ["Say whether the number is even."],
+          "Positive Examples": [{"input": "4", "output": "even", "explanation": "."}],
+          "Negative Examples": [],
+          "Instances": [{"id": f"t1-{i}", "input": str(i), "output": [["even", "odd"][i % 2]]}
+                        for i in range(n)]}
+  path.parent.mkdir(parents=True, exist_ok=True)
+  path.write_text(json.dumps(task))
+
+
+def test_niv2_task_json_source_and_registration(tmp_path):
+  from flan_jax.tasks.collections import niv2
+  _write_niv2_task(tmp_path / "natural-instructions" / "tasks" / "task9000_parity_check.json")
+  names = niv2.register(data_dir=tmp_path)
+  assert names == [f"niv2_task9000_parity_check_{f}" for f in ("zsopt", "zsnoopt", "fsopt",
+                                                               "fsnoopt")]
+  val = api.render_examples("niv2_task9000_parity_check_zsnoopt", "validation")
+  assert [r.targets for r in val] == ["odd"]                  # instance 9 of 12
+  assert "Say whether the number is even." in val[0].inputs
+  for n in names:
+    import seqio
+    seqio.TaskRegistry.remove(n)
+
+
+def test_tfds_source_under_mock_data(tmp_path):
+  tfds = pytest.importorskip("tensorflow_datasets")
+  with tfds.testing.mock_data(num_examples=4):
+    src = readers.TfdsSource("mnist", tmp_path, convert=lambda ex: {"answer": str(ex["label"])})
+    rows = list(src.examples("train"))
+  assert len(rows) == 4 and all(set(r) == {"answer"} for r in rows)
+
+
+def test_hf_source_from_local_files(tmp_path):
+  pytest.importorskip("datasets")
+  (tmp_path / "train.jsonl").write_text('{"text": "a", "answer": "b"}\n' * 3)
+  (tmp_path / "validation.jsonl").write_text('{"text": "c", "answer": "d"}\n')
+  src = readers.HfSource(tmp_path)
+  assert src.num_examples("train") == 3
+  assert list(src.examples("validation")) == [{"text": "c", "answer": "d"}]
+
+
+def test_export_source_filters_rows(tmp_path):
+  rows = [{"inputs": f"q{i}", "targets": f"a{i}", "task_name": ["x", "y"][i % 2],
+           "template_type": "zs_opt"} for i in range(6)]
+  path = tmp_path / "cot_submix.jsonl"
+  path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+  src = readers.ExportSource([path], task_names=["y"])
+  assert [r["inputs"] for r in src.examples("train")] == ["q1", "q3", "q5"]
+  pq = pytest.importorskip("pyarrow.parquet")
+  import pyarrow as pa
+  pq.write_table(pa.Table.from_pylist(rows), tmp_path / "rows.parquet")
+  assert readers.ExportSource([tmp_path / "rows.parquet"]).num_examples("train") == 6
+
+
+def test_prepare_reports_failures_offline(tmp_path, monkeypatch, capsys):
+  from flan_jax.tasks import prepare
+  monkeypatch.setattr(prepare, "NIV2_REPO", str(tmp_path / "no_such_repo"))
+  assert prepare.main(["prepare", "niv2", f"--data_dir={tmp_path}", "--timeout=30"]) == 1
+  assert prepare.main(["prepare", "cot", f"--data_dir={tmp_path}"]) == 1
+  out = capsys.readouterr().out
+  assert "could not get: niv2: git clone" in out and "cot_gsm8k: missing" in out
+
+
+def test_tasks_cli(niv2_checkout, capsys, monkeypatch):
+  monkeypatch.delenv(catalogue.DATA_DIR_ENV, raising=False)  # restored after the test
+  from flan_jax.tasks import cli
+  root, _ = niv2_checkout
+  assert cli.main(["--data_dir", str(root), "count"]) == 0
+  lines = capsys.readouterr().out.strip().splitlines()
+  assert lines[-1] == f"total {80 + 193 + 1556 + 9}"
+  assert cli.main(["list", "--collection", "cot"]) == 0
+  assert capsys.readouterr().out.split() == [e.name for e in catalogue.entries("cot")]
+  assert cli.main(["show", "muffin_rte", "--format", "zsopt", "--data_dir", str(root)]) == 0
+  assert "OPTIONS:" in capsys.readouterr().out
