@@ -12,6 +12,8 @@ import sys
 SUBCOMMANDS = {
     "train": ("flan_jax.train", "fine-tune a model from gin files (--gin_file=F --gin.KEY=VALUE)"),
     "eval": ("flan_jax.eval", "evaluate a checkpoint on benchmark tasks (--gin_file=F --gin.KEY=VALUE)"),
+    "infer": ("flan_jax.infer", "decode a task or mixture to JSONL (--gin_file=gin/runs/infer.gin --gin.KEY=VALUE)"),
+    "generate": ("flan_jax.generate", "complete prompts: --checkpoint DIR \"PROMPT\" ... | --interactive"),
     "convert": ("flan_jax.convert.hf", "convert checkpoints: from-hf SRC DST | to-hf SRC DST"),
     "plan": ("flan_jax.plan", "per-chip memory and step time of a recipe on a topology"),
     "flops": ("flan_jax.flops", "FLOPs accounting; --paper prints the paper's compute table"),

@@ -168,18 +168,11 @@ def temperature_sample(step_fn: StepFn, context: PyTree, cache: PyTree, prefix_B
   """
   b, p = prefix_BxP.shape
   n = max_decode_len
-  seq_BxT = jnp.zeros((b, p + n), jnp.int32).at[:, :p].set(prefix_BxP)
-  logits_BxV, cache = step_fn(context, seq_BxT[:, :1], jnp.array(0, jnp.int32), cache)
-  init = dict(i=jnp.array(0, jnp.int32), seq=seq_BxT, logits=logits_BxV, cache=cache,
-              done=jnp.zeros((b,), bool), logprob=jnp.zeros((b,), jnp.float32))
 
-  def cond(s):
-    return (s["i"] < p + n - 1) & ~jnp.all(s["done"])
-
-  def body(s):
-    pos = s["i"] + 1  # position of the token chosen now
+  def choose(s, logits_BxV, pos):
+    """Picks the token at `pos` from the logits of the step that fed `pos - 1`."""
     forced_B, forced_token_B, gen_index_B = _forced_tokens(prefix_BxP, prefix_len_B, pos, n)
-    logits_BxV = s["logits"].astype(jnp.float32)
+    logits_BxV = logits_BxV.astype(jnp.float32)
     if min_decode_len:  # elementwise (not a scatter), so that it fuses into the reductions below
       too_early_BxV = (gen_index_B < min_decode_len)[:, None] & (jnp.arange(logits_BxV.shape[-1]) == eos_id)
       logits_BxV = jnp.where(too_early_BxV, NEG_INF, logits_BxV)
@@ -194,13 +187,24 @@ def temperature_sample(step_fn: StepFn, context: PyTree, cache: PyTree, prefix_B
     # log_softmax(logits)[token] without materialising [B, V] log-probs (one pass fewer).
     token_logp_B = (jnp.take_along_axis(logits_BxV, token_B[:, None], axis=-1)[:, 0]
                     - jax.nn.logsumexp(logits_BxV, axis=-1))
-    logprob_B = s["logprob"] + jnp.where(chosen_B, token_logp_B, 0.0)
-    done_B = s["done"] | (chosen_B & ((token_B == eos_id) | (gen_index_B + 1 >= n)))
-    seq_BxT = jax.lax.dynamic_update_slice_in_dim(s["seq"], token_B[:, None], pos, axis=1)
-    next_logits_BxV, cache = step_fn(context, token_B[:, None], pos, s["cache"])
-    return dict(i=pos, seq=seq_BxT, logits=next_logits_BxV, cache=cache, done=done_B, logprob=logprob_B)
+    return dict(
+        i=pos, cache=s["cache"],
+        seq=jax.lax.dynamic_update_slice_in_dim(s["seq"], token_B[:, None], pos, axis=1),
+        done=s["done"] | (chosen_B & ((token_B == eos_id) | (gen_index_B + 1 >= n))),
+        logprob=s["logprob"] + jnp.where(chosen_B, token_logp_B, 0.0))
 
-  final = jax.lax.while_loop(cond, body, init)
+  def body(s):  # feeds the token at i, chooses the one at i + 1
+    logits_BxV, cache = step_fn(context, _column(s["seq"], s["i"])[:, None], s["i"], s["cache"])
+    return choose({**s, "cache": cache}, logits_BxV, s["i"] + 1)
+
+  def cond(s):
+    return (s["i"] < p + n - 1) & ~jnp.all(s["done"])
+
+  # The first step runs outside the loop: the cache it returns has its final structure.
+  init = dict(i=jnp.array(0, jnp.int32), cache=cache, done=jnp.zeros((b,), bool),
+              seq=jnp.zeros((b, p + n), jnp.int32).at[:, :p].set(prefix_BxP),
+              logprob=jnp.zeros((b,), jnp.float32))
+  final = jax.lax.while_loop(cond, body, body(init))
   return _generated(final["seq"], prefix_len_B, n), final["logprob"]
 
 
@@ -225,25 +229,13 @@ def beam_search(step_fn: StepFn, context: PyTree, cache: PyTree, cache_batch_axe
   b, p = prefix_BxP.shape
   k, n = num_beams, max_decode_len
   t = p + n
-  logits, cache = step_fn(context, prefix_BxP[:, :1], jnp.array(0, jnp.int32), cache)
-  logits = jnp.repeat(logits, k, axis=0)
-  cache = _repeat_rows(cache, cache_batch_axes, k)
-  context = _repeat_rows(context, jax.tree.map(lambda _: 0, context), k)
-  seq_BxKxT = jnp.broadcast_to(jnp.zeros((b, 1, t), jnp.int32).at[:, 0, :p].set(prefix_BxP), (b, k, t))
-  init = dict(
-      i=jnp.array(0, jnp.int32), logits=logits, cache=cache,
-      alive_seq=seq_BxKxT, alive_logp=jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1), jnp.float32), (b, 1)),
-      fin_seq=seq_BxKxT, fin_score=jnp.full((b, k), NEG_INF, jnp.float32), fin_flag=jnp.zeros((b, k), bool),
-      open=jnp.ones((b,), bool))
   top_ranks_2K = jnp.arange(2 * k) < k
 
-  def cond(s):
-    return (s["i"] < t - 1) & jnp.any(s["open"])
-
-  def body(s):
-    pos = s["i"] + 1
+  def choose(s, logits_BKxV, pos):
+    """Extends the live beams by the token at `pos`, updates the finished hypotheses and
+    reorders the cache rows to follow their beams."""
     forced_B, forced_token_B, gen_index_B = _forced_tokens(prefix_BxP, prefix_len_B, pos, n)
-    logp_BxKxV = jax.nn.log_softmax(s["logits"].astype(jnp.float32)).reshape(b, k, -1)
+    logp_BxKxV = jax.nn.log_softmax(logits_BKxV.astype(jnp.float32)).reshape(b, k, -1)
     v = logp_BxKxV.shape[-1]
     if min_decode_len:
       too_early_BxKxV = (gen_index_B < min_decode_len)[:, None, None] & (jnp.arange(v) == eos_id)
@@ -257,8 +249,7 @@ def beam_search(step_fn: StepFn, context: PyTree, cache: PyTree, cache_batch_axe
     src_beam_Bx2K, token_Bx2K = top_idx_Bx2K // v, (top_idx_Bx2K % v).astype(jnp.int32)
     top_seq_Bx2KxT = jnp.take_along_axis(s["alive_seq"], src_beam_Bx2K[:, :, None], axis=1)
     top_seq_Bx2KxT = jax.lax.dynamic_update_slice_in_dim(top_seq_Bx2KxT, token_Bx2K[:, :, None], pos, axis=2)
-    chosen_B = ~forced_B
-    ends_Bx2K = chosen_B[:, None] & ((token_Bx2K == eos_id) | (gen_index_B + 1 >= n)[:, None])
+    ends_Bx2K = ~forced_B[:, None] & ((token_Bx2K == eos_id) | (gen_index_B + 1 >= n)[:, None])
 
     # Live beams: the K best extensions that did not end.
     alive_logp_BxK, keep_BxK = jax.lax.top_k(top_logp_Bx2K + ends_Bx2K * NEG_INF, k)
@@ -282,12 +273,28 @@ def beam_search(step_fn: StepFn, context: PyTree, cache: PyTree, cache_batch_axe
     open_B = s["open"] & (gen_index_B + 1 < n) & (best_possible_B > worst_finished_B)
 
     rows = (jnp.arange(b)[:, None] * k + alive_src_BxK).reshape(b * k)
-    cache = _take_rows(s["cache"], cache_batch_axes, rows)
-    logits, cache = step_fn(context, _column(alive_seq.reshape(b * k, t), pos)[:, None], pos, cache)
-    return dict(i=pos, logits=logits, cache=cache, alive_seq=alive_seq, alive_logp=alive_logp_BxK,
-                fin_seq=fin_seq, fin_score=fin_score, fin_flag=fin_flag, open=open_B)
+    return dict(i=pos, cache=_take_rows(s["cache"], cache_batch_axes, rows), alive_seq=alive_seq,
+                alive_logp=alive_logp_BxK, fin_seq=fin_seq, fin_score=fin_score, fin_flag=fin_flag, open=open_B)
 
-  final = jax.lax.while_loop(cond, body, init)
+  def body(s):  # feeds the live beams' tokens at i, extends them at i + 1
+    tokens_BKx1 = _column(s["alive_seq"].reshape(b * k, t), s["i"])[:, None]
+    logits_BKxV, cache = step_fn(context, tokens_BKx1, s["i"], s["cache"])
+    return choose({**s, "cache": cache}, logits_BKxV, s["i"] + 1)
+
+  def cond(s):
+    return (s["i"] < t - 1) & jnp.any(s["open"])
+
+  # The first step runs on B rows (all beams of a row start alike) outside the loop: the
+  # cache it returns has its final structure. Then everything is repeated to B*K rows.
+  logits_BxV, cache = step_fn(context, prefix_BxP[:, :1], jnp.array(0, jnp.int32), cache)
+  context = _repeat_rows(context, jax.tree.map(lambda _: 0, context), k)
+  seq_BxKxT = jnp.broadcast_to(jnp.zeros((b, 1, t), jnp.int32).at[:, 0, :p].set(prefix_BxP), (b, k, t))
+  init = dict(
+      i=jnp.array(0, jnp.int32), cache=_repeat_rows(cache, cache_batch_axes, k),
+      alive_seq=seq_BxKxT, alive_logp=jnp.tile(jnp.array([0.0] + [NEG_INF] * (k - 1), jnp.float32), (b, 1)),
+      fin_seq=seq_BxKxT, fin_score=jnp.full((b, k), NEG_INF, jnp.float32), fin_flag=jnp.zeros((b, k), bool),
+      open=jnp.ones((b,), bool))
+  final = jax.lax.while_loop(cond, body, choose(init, jnp.repeat(logits_BxV, k, axis=0), jnp.array(1, jnp.int32)))
   none_finished_B = ~jnp.any(final["fin_flag"], axis=1)
   seq_BxKxT = jnp.where(none_finished_B[:, None, None], final["alive_seq"], final["fin_seq"])
   scores_BxK = jnp.where(none_finished_B[:, None], final["alive_logp"], final["fin_score"])
@@ -454,6 +461,12 @@ class Decoder:
     self._compiled: dict[Any, Callable] = {}
 
   # -- parameters and batches ----------------------------------------------------------------
+
+  def abstract_params(self) -> PyTree:
+    """The parameters' shapes, dtypes and shardings: a restore target for
+    `checkpoints.load_params`, which then places them directly."""
+    return jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                        self._abstract_params, self.params_shardings)
 
   def put_params(self, params: PyTree) -> PyTree:
     """Unboxes `params` and places them on `params_shardings`."""

@@ -12,6 +12,7 @@ evaluated step) and TensorBoard scalars.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import os
 import re
 import sys
@@ -56,9 +57,16 @@ def model_config_from_gin_text(text: str, where: str = "config.gin") -> Any:
       return value(macros[name], depth + 1)
     return ast.literal_eval(v)
 
-  for cls, prefix in ((t5.T5Config, "T5Config."), (palm.PaLMConfig, "PaLMConfig.")):
-    fields = {f.name for f in __import__("dataclasses").fields(cls)}
-    kwargs = {k[len(prefix):]: value(v) for k, v in stmts if k.startswith(prefix) and k[len(prefix):] in fields}
+  # gin's operative config scopes the bindings by the macro that held the config
+  # (`MODEL_CONFIG/T5Config.emb_dim = 128`); those override unscoped ones.
+  bound = dict(stmts).get("train.model_config", "%MODEL_CONFIG")
+  scope = bound[1:] if bound.startswith("%") else ""
+  for cls in (t5.T5Config, palm.PaLMConfig):
+    fields = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for prefix in (f"{cls.__name__}.", f"{scope}/{cls.__name__}."):
+      kwargs.update({k[len(prefix):]: value(v) for k, v in stmts
+                     if k.startswith(prefix) and k[len(prefix):] in fields})
     if kwargs:
       return cls(**kwargs)
   raise ValueError(f"{where} binds no T5Config or PaLMConfig; bind evaluate.model_config in gin "

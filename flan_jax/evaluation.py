@@ -37,6 +37,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+# At import, not lazily: DecodeConfig is gin-configurable, and gin refuses new configurables
+# once a training run has locked the config.
+from flan_jax import decoding
+
 PyTree = Any
 
 # ----------------------------------------------------------------------------------------
@@ -327,7 +331,6 @@ class Evaluator:
   def __init__(self, decoder, task_names: Sequence[str], *, split: str = "validation",
                decode_config=None, config: EvalConfig = EvalConfig()):
     import seqio
-    from flan_jax import decoding
     if config.mode not in ("generate", "score"):
       raise ValueError(f"EvalConfig.mode={config.mode!r}; use 'generate' or 'score'")
     self.decoder = decoder
@@ -392,7 +395,6 @@ class Evaluator:
   # -- one task ---------------------------------------------------------------------------
 
   def evaluate_task(self, params, task) -> dict:
-    from flan_jax import decoding
     self._vocab = task.output_features["targets"].vocabulary
     exs = self.examples(task)
     if not exs:
@@ -571,10 +573,10 @@ def bigbench_task_dir() -> str | None:
 
 
 def _bigbench_rows(task_json: dict) -> list[dict]:
-  prefix = task_json.get("task_prefix", "")
+  prefix = task_json.get("task_prefix", "").strip()
   rows = []
   for ex in task_json["examples"]:
-    question = (prefix + ex["input"]).strip()
+    question = f"{prefix}\n{ex['input'].strip()}" if prefix else ex["input"].strip()
     if "target_scores" in ex:
       options = list(ex["target_scores"])
       best = max(options, key=lambda o: ex["target_scores"][o])
@@ -641,3 +643,35 @@ def expand_tasks(names: Sequence[str]) -> list[str]:
       from flan_jax import data
       data.get_mixture_or_task(n)  # raises the error that lists close names
   return list(dict.fromkeys(sorted(out)))
+
+
+# ----------------------------------------------------------------------------------------
+# Evaluation inside the training loop (flan_jax.train: eval_period, eval_mixture_or_task_name).
+
+
+def training_evaluator(model, mesh, mixture_or_task_name: str, *, max_examples: int, input_length: int,
+                       max_decode_len: int, batch_size: int = 16) -> Evaluator:
+  """An Evaluator over the training mesh, greedy decoding, built once per run."""
+  decoder = decoding.Decoder(model, mesh)
+  return Evaluator(decoder, expand_tasks([mixture_or_task_name]),
+                   decode_config=decoding.DecodeConfig(max_decode_len=max_decode_len),
+                   config=EvalConfig(max_examples=max_examples, batch_size=batch_size,
+                                     input_length=input_length))
+
+
+def evaluate_during_training(evaluator: Evaluator, params, step: int, model_dir: str,
+                             log: Callable[[str], None] = print) -> dict | None:
+  """Evaluates the current params and writes MODEL_DIR/eval; an error is logged, never
+  raised, so that evaluation cannot stop a training run."""
+  import jax
+  try:
+    results = evaluator.run(evaluator.decoder.put_params(params), step=step,
+                            name=os.path.basename(os.path.normpath(model_dir)), log=None)
+    if jax.process_index() == 0:
+      write_results(results, os.path.join(model_dir, "eval"))
+    cols = ", ".join(f"{c} {v:.1f}" for c, v in results["columns"].items())
+    log(f"eval at step {step}: {cols} | norm. avg {results['normalized_average']:.1f}")
+    return results
+  except Exception as e:  # noqa: BLE001 - reported, training goes on
+    log(f"eval at step {step} failed ({type(e).__name__}: {e}); training continues")
+    return None

@@ -16,7 +16,8 @@ from typing import Any, Mapping, Sequence
 import gin
 import jax
 
-from flan_jax import checkpoints, data, distributed, flops, gin_utils, metrics, optim, partitioning, trainer
+from flan_jax import (checkpoints, data, distributed, evaluation, flops, gin_utils, metrics, optim,
+                      partitioning, trainer)
 from flan_jax.models import build_model
 
 
@@ -33,8 +34,15 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
           checkpoint_period: int = 1000, keep_checkpoints: int | None = 3, async_checkpointing: bool = True,
           log_every: int = 10, seed: int = 0, data_seed: int = 0, pack: bool = True,
           data_sharding: str = "per_process",
-          peak_flops_per_device: float | None = None, stop_after_steps: int | None = None) -> list[dict]:
+          peak_flops_per_device: float | None = None, eval_period: int = 0,
+          eval_mixture_or_task_name: str | None = None, eval_max_examples: int = 16,
+          stop_after_steps: int | None = None) -> list[dict]:
   """Fine-tunes `model_config` on a seqio task or mixture; resumes from MODEL_DIR if it has a checkpoint.
+
+  Every `eval_period` steps (0: never) the current parameters are evaluated on the
+  validation split of `eval_mixture_or_task_name` (up to `eval_max_examples` per task,
+  greedy) by `flan_jax.evaluation`; results go to the console, MODEL_DIR/eval and
+  TensorBoard, and a failing evaluation does not stop the run.
 
   Returns the logged metrics (one dict per logging step of this process).
   """
@@ -87,6 +95,12 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
   if start_step >= train_steps:
     say(f"{model_dir} is already at step {start_step} >= TRAIN_STEPS={train_steps}; nothing to do")
 
+  evaluator = None
+  if eval_period and eval_mixture_or_task_name:
+    evaluator = evaluation.training_evaluator(
+        model, device_mesh, eval_mixture_or_task_name, max_examples=eval_max_examples,
+        input_length=task_feature_lengths["inputs"], max_decode_len=task_feature_lengths["targets"])
+
   step = start_step
   t_start = time.perf_counter()
   for step in range(start_step + 1, end_step + 1):
@@ -102,6 +116,8 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
       logger.log(step)
     if step % checkpoint_period == 0 or step == end_step:
       ckpts.save(step, state, batches.state())
+    if evaluator is not None and (step % eval_period == 0 or step == end_step):
+      evaluation.evaluate_during_training(evaluator, state.params, step, model_dir, say)
   ckpts.close()
   logger.close()
   if step > start_step:

@@ -1,0 +1,97 @@
+"""`flan-jax generate`: complete prompts with a checkpoint.
+
+    flan-jax generate --checkpoint /tmp/flan_jax_quickstart "Translate to German: good morning"
+    flan-jax generate --checkpoint CKPT --interactive          # one prompt per line until EOF
+    flan-jax generate --checkpoint CKPT --num_beams 4 --vocab t5.spm.model "PROMPT" "ANOTHER"
+
+Each completion is printed on its own line (newlines inside it escaped as \\n). The model
+comes from the checkpoint's `model.gin` / its run's `config.gin`; the vocabulary is the
+shipped default (`flan_jax.tasks.vocab`) unless `--vocab` names a SentencePiece model,
+as real Flan-T5 checkpoints need. Prompts get EOS appended, as the tasks' inputs have.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from flan_jax import decoding, infer, partitioning
+
+
+def _vocabulary(path: str | None):
+  if path is None:
+    from flan_jax.tasks import vocab
+    return vocab.default_vocabulary()
+  import seqio
+  return seqio.SentencePieceVocabulary(path)
+
+
+def _bucket(n: int) -> int:
+  """Prompt length padded to a power of two (>= 16): few shapes, few compilations."""
+  return max(16, 1 << (max(n, 1) - 1).bit_length())
+
+
+class Generator:
+  """A checkpoint, its vocabulary and decoding settings: text in, text out."""
+
+  def __init__(self, checkpoint: str, vocabulary, config: decoding.DecodeConfig, seed: int = 0):
+    self.decoder, self.params, model_config = infer.load_decoder(
+        checkpoint, mesh=partitioning.MeshConfig())
+    self.vocabulary, self.config, self.seed = vocabulary, config, seed
+    if vocabulary.vocab_size > model_config.vocab_size:
+      raise ValueError(f"the vocabulary has {vocabulary.vocab_size} ids but the model only "
+                       f"{model_config.vocab_size}; pass the checkpoint's own SentencePiece model with --vocab")
+
+  def complete(self, prompts: Sequence[str]) -> list[str]:
+    ids = [list(self.vocabulary.encode(p)) + [decoding.EOS_ID] for p in prompts]
+    inputs = np.zeros((len(ids), _bucket(max(map(len, ids)))), np.int32)
+    for i, row in enumerate(ids):
+      inputs[i, :len(row)] = row
+    out = self.decoder.decode(self.params, inputs, self.config, rng=self.seed)
+    self.seed += 1  # a new sample each call when sampling
+    return [infer.detokenize(self.vocabulary, row, self.config.eos_id) for row in out.tokens]
+
+
+def _lines(stream) -> Iterable[str]:
+  for line in stream:
+    line = line.rstrip("\n")
+    if line.strip():
+      yield line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  parser = argparse.ArgumentParser(prog="flan-jax generate", description=__doc__.split("\n")[0])
+  parser.add_argument("prompts", nargs="*", help="prompts to complete (one completion line each)")
+  parser.add_argument("--checkpoint", required=True,
+                      help="converted checkpoint, MODEL_DIR or run step directory (with model.gin / config.gin)")
+  parser.add_argument("--vocab", default=None, help="SentencePiece model (default: the shipped vocabulary)")
+  parser.add_argument("--interactive", action="store_true", help="read prompts from stdin, one per line, until EOF")
+  parser.add_argument("--max_decode_len", type=int, default=64)
+  parser.add_argument("--num_beams", type=int, default=1, help="> 1: beam search")
+  parser.add_argument("--alpha", type=float, default=0.6, help="beam search length penalty (T5X)")
+  parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy; > 0: sampling")
+  parser.add_argument("--top_k", type=int, default=0)
+  parser.add_argument("--top_p", type=float, default=1.0)
+  parser.add_argument("--seed", type=int, default=0)
+  args = parser.parse_args(argv)
+  if not args.prompts and not args.interactive:
+    parser.error("give a PROMPT or --interactive")
+  config = decoding.DecodeConfig(max_decode_len=args.max_decode_len, num_beams=args.num_beams, alpha=args.alpha,
+                                 temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+  generator = Generator(args.checkpoint, _vocabulary(args.vocab), config, seed=args.seed)
+  show = lambda text: print(text.replace("\n", "\\n"), flush=True)
+  if args.prompts:
+    for completion in generator.complete(args.prompts):
+      show(completion)
+  if args.interactive:
+    if sys.stdin.isatty():
+      print("flan-jax generate: one prompt per line, Ctrl-D to end", file=sys.stderr)
+    for prompt in _lines(sys.stdin):
+      show(generator.complete([prompt])[0])
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,149 @@
+"""`flan-jax infer`: decode a seqio task or mixture with a checkpoint and write JSONL (like t5x.infer).
+
+    flan-jax infer --gin_file=gin/runs/infer.gin --gin.CHECKPOINT_PATH=/tmp/flan_jax_quickstart \\
+        --gin.MIXTURE_OR_TASK_NAME=flan_jax_embedded_heldout --gin.INFER_OUTPUT_DIR=/tmp/infer
+
+Writes INFER_OUTPUT_DIR/<task>.jsonl (a mixture: one file per task), one line per example:
+{"task", "index", "inputs", "targets", "prediction", "score"}; texts are decoded with the
+task's vocabulary and `score` is the decoder's (log-likelihood, or beam score). The model
+comes from gin (`infer.model_config`) or, when unbound, from the checkpoint's `model.gin`
+(a converted checkpoint) or its run's `config.gin` (a MODEL_DIR or one of its steps).
+Decoding settings are `DecodeConfig` bindings (greedy by default).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Mapping, Sequence
+
+import gin
+import jax
+import numpy as np
+
+from flan_jax import checkpoints, data, decoding, gin_utils, partitioning
+from flan_jax.models import build_model
+
+
+def find_model_config(checkpoint_path: str) -> Any:
+  """T5Config / PaLMConfig of a checkpoint: its `model.gin` or `config.gin`, or those of
+  the run it belongs to (a step directory sits in MODEL_DIR/checkpoints/<step>)."""
+  from flan_jax.eval import model_config_from_gin_text
+  path = os.path.abspath(checkpoint_path)
+  for directory in (path, os.path.dirname(os.path.dirname(path))):
+    for name in ("model.gin", "config.gin"):
+      candidate = os.path.join(directory, name)
+      if os.path.isfile(candidate):
+        with open(candidate) as f:
+          return model_config_from_gin_text(f.read(), candidate)
+  raise FileNotFoundError(
+      f"no model.gin or config.gin in {checkpoint_path} (nor in its run directory): cannot tell the "
+      "model's dimensions; give them with a model gin file (infer.model_config = %MODEL_CONFIG)")
+
+
+def load_decoder(checkpoint_path: str, model_config: Any = None,
+                 mesh: partitioning.MeshConfig = partitioning.MeshConfig()):
+  """(Decoder, params on its shardings, model config) for a checkpoint."""
+  model_config = model_config or find_model_config(checkpoint_path)
+  model, _ = build_model(model_config)
+  decoder = decoding.Decoder(model, partitioning.make_mesh(mesh))
+  params = checkpoints.load_params(checkpoint_path, decoder.abstract_params())
+  return decoder, params, model_config
+
+
+def detokenize(vocabulary, ids: Sequence[int], eos_id: int = decoding.EOS_ID) -> str:
+  """Text of the ids up to (not including) the first EOS; padding dropped."""
+  ids = [int(t) for t in ids]
+  if eos_id in ids:
+    ids = ids[:ids.index(eos_id)]
+  return vocabulary.decode([t for t in ids if t > 0])
+
+
+def _text(value) -> str:
+  return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _task_names(name: str) -> list[str]:
+  import seqio
+  task = data.get_mixture_or_task(name)
+  if isinstance(task, seqio.Mixture):
+    return sorted(t.name for t in task.tasks)
+  return [task.name]
+
+
+def infer_task(decoder: decoding.Decoder, params, task_name: str, *, split: str, input_length: int,
+               batch_size: int, max_examples: int | None, decode_config: decoding.DecodeConfig,
+               seed: int = 0) -> list[dict]:
+  """Decodes the first `max_examples` examples of a task's split, in fixed-shape batches."""
+  import seqio
+  task = seqio.get_mixture_or_task(task_name)
+  vocab = task.output_features["targets"].vocabulary
+  targets_length = max(decode_config.max_decode_len, 1)
+  ds = task.get_dataset(sequence_length={"inputs": input_length, "targets": targets_length}, split=split,
+                        shuffle=False, num_epochs=1, use_cached=False)
+  if max_examples:
+    ds = ds.take(max_examples)
+  examples = list(ds.as_numpy_iterator())
+  rows = []
+  for start in range(0, len(examples), batch_size):
+    chunk = examples[start:start + batch_size]
+    inputs = np.zeros((batch_size, input_length), np.int32)  # fixed shape: one compilation
+    for i, ex in enumerate(chunk):
+      ids = ex["inputs"][:input_length]
+      inputs[i, :len(ids)] = ids
+    out = decoder.decode(params, inputs, decode_config, rng=seed + start)
+    for i, ex in enumerate(chunk):
+      inputs_text = _text(ex["inputs_pretokenized"]) if "inputs_pretokenized" in ex else \
+          detokenize(vocab, ex["inputs"])
+      targets_text = _text(ex["targets_pretokenized"]) if "targets_pretokenized" in ex else \
+          detokenize(vocab, ex["targets"])
+      rows.append({"task": task_name, "index": start + i, "inputs": inputs_text, "targets": targets_text,
+                   "prediction": detokenize(vocab, out.tokens[i], decode_config.eos_id),
+                   "score": float(out.scores[i])})
+  return rows
+
+
+@gin.configurable
+def infer(*, checkpoint_path: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRED,
+          output_dir: str = gin.REQUIRED, split: str = "validation",
+          task_feature_lengths: Mapping[str, int] | None = None, batch_size: int = 32,
+          max_examples: int | None = None, model_config: Any = None,
+          decode_config: decoding.DecodeConfig = decoding.DecodeConfig(),
+          mesh: partitioning.MeshConfig = partitioning.MeshConfig(),
+          task_modules: Sequence[str] = ("flan_jax.tasks.embedded",), seed: int = 0) -> dict[str, str]:
+  """Decodes every example (up to `max_examples` per task) of a task or mixture's `split`
+  and writes one JSONL file per task. Inputs are cut to `task_feature_lengths['inputs']`
+  (default 512). Returns {task name: file written}."""
+  data.import_task_modules(task_modules)
+  names = _task_names(mixture_or_task_name)
+  decoder, params, _ = load_decoder(checkpoint_path, model_config, mesh)
+  input_length = dict(task_feature_lengths or {}).get("inputs", 512)
+  written = {}
+  for name in names:
+    rows = infer_task(decoder, params, name, split=split, input_length=input_length, batch_size=batch_size,
+                      max_examples=max_examples, decode_config=decode_config, seed=seed)
+    path = os.path.join(output_dir, f"{name}.jsonl")
+    if jax.process_index() == 0:
+      os.makedirs(output_dir, exist_ok=True)
+      with open(path, "w") as f:
+        for row in rows:
+          f.write(json.dumps(row, ensure_ascii=False) + "\n")
+      print(f"{name}: {len(rows)} predictions -> {path}", flush=True)
+    written[name] = path
+  return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  argv = list(sys.argv[1:] if argv is None else argv)
+  files, bindings, rest = gin_utils.split_gin_args(argv)
+  if rest:
+    raise SystemExit(f"flan-jax infer: unknown arguments {rest}; use --gin_file=F and --gin.KEY=VALUE")
+  if not files:
+    raise SystemExit("flan-jax infer: give at least one --gin_file (e.g. gin/runs/infer.gin)")
+  gin_utils.parse(files, bindings)
+  infer()
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
