@@ -422,6 +422,13 @@ def register_mixture(name: str, tasks: Sequence, *, default_rate: float | None =
     raise ValueError(f"mixture {name!r} names unregistered tasks {unknown[:10]}; import the "
                      "modules that register them first")
   rate = examples_rate(cap) if default_rate is None else default_rate
+  # seqio takes a rate function for tasks but needs a number for a sub-mixture.
+  entries = []
+  for t in tasks:
+    if isinstance(t, str) and t in seqio.MixtureRegistry.names():
+      sub = seqio.get_mixture_or_task(t)
+      t = (t, rate(sub) if callable(rate) else rate)
+    entries.append(t)
   if name in seqio.MixtureRegistry.names():
     seqio.MixtureRegistry.remove(name)
-  return seqio.MixtureRegistry.add(name, list(tasks), default_rate=rate)
+  return seqio.MixtureRegistry.add(name, entries, default_rate=rate)

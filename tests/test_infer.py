@@ -4,6 +4,7 @@ directory (its MODEL_DIR's config.gin), a T5 and a PaLM decoder."""
 import io
 import json
 
+import flax.linen as nn
 import gin
 import jax
 import jax.numpy as jnp
@@ -30,7 +31,7 @@ def clean_gin():
 
 
 def _init(model, *args):
-  return jax.device_get(jax.jit(model.init)(jax.random.key(0), *args)["params"])
+  return jax.device_get(nn.unbox(jax.jit(model.init)(jax.random.key(0), *args)["params"]))
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +50,8 @@ def palm_run_step(tmp_path_factory):
   the scoped bindings of gin's operative config, as `flan-jax train` writes it."""
   model_dir = tmp_path_factory.mktemp("palm_run")
   params = _init(palm.Decoder(PALM_CFG), jnp.ones((1, 1), jnp.int32))
-  run = checkpoints.RunCheckpoints(str(model_dir), save_interval_steps=1, async_save=False)
-  run.save(1, {"params": params, "step": np.int32(1)}, {"batches_taken": 1}, force=True)
+  run = checkpoints.RunCheckpoints(str(model_dir), async_save=False)
+  run.save(1, {"params": params, "step": np.int32(1)}, {"batches_taken": 1})
   run.close()
   lines = ["train.model_config = %MODEL_CONFIG"]
   lines += [f"MODEL_CONFIG/PaLMConfig.{k} = {v!r}" for k, v in PALM_CFG.__dict__.items()]
