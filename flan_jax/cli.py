@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "tasks": ("flan_jax.tasks.cli", "the Flan 2022 catalogue: count | list [--collection C] | show NAME [--format F]"),
     "data": ("flan_jax.tasks.prepare", "fetch and cache a collection's data: prepare COLLECTION --data_dir=D"),
     "launch": ("flan_jax.launch.cli", "run a recipe on TPU VMs, xpk, SLURM, SkyPilot or local processes (--dry_run)"),
+    "sweep": ("flan_jax.sweep", "scaling sweeps: --grid=G --list | --target=T [--dry_run] | run | report --root=D"),
 }
 
 
