@@ -382,7 +382,7 @@ def report(root: str, runs: Sequence[Run], *, title: str = "sweep", timings: Map
     out += ["## Wall time (train + eval, s)", "",
             _table(runs, lambda r: (f"{timings[r.name]['train_s']:.0f} + {timings[r.name]['eval_s']:.0f}"
                                     if r.name in timings else "-")), ""]
-  text = "\n".join(out)
+  text = "\n".join(out) + "\n"
   _write_text(os.path.join(root, "report.md"), text)
   return text
 
@@ -453,7 +453,11 @@ def main(argv: Sequence[str] | None = None) -> int:
   failed = []
   for i, r in enumerate(runs, 1):
     print(f"# [{i}/{len(runs)}] {r.name}: {r.params:,} parameters, {r.flops:.2e} training FLOPs", flush=True)
-    rc = launch_cli.main(["--target", args.target, "--name", r.name, *launch_args, *r.gin_args()])
+    try:
+      rc = launch_cli.main(["--target", args.target, "--name", r.name, *launch_args, *r.gin_args()])
+    except ValueError as e:  # e.g. the recipe does not fit its topology: say so, launch the others
+      print(f"flan-jax sweep: {r.name}: {e}", file=sys.stderr, flush=True)
+      rc = 1
     if rc:
       failed.append(r.name)
   if "--dry_run" not in launch_args:
