@@ -202,7 +202,7 @@ def test_single_host_tpu_vm_may_use_a_local_model_dir(capsys):
 
 def test_missing_pieces_are_named():
   assert "MODEL_DIR is not set" in _refused("--target=local", "--gin_file=gin/recipes/quickstart.gin")
-  assert "--topology" in _refused("--target=tpu-vm", f"--gin_file={XL}", "--gin.MODEL_DIR=gs://b/r")
+  assert "--topology" in _refused("--target=tpu-vm", "--gin_file=gin/recipes/quickstart.gin", "--gin.MODEL_DIR=gs://b/r")
   assert "--cluster" in _refused("--target=xpk", f"--gin_file={XL}", "--topology=v4-64", "--gin.MODEL_DIR=gs://b/r")
   assert "for xpk" in _refused("--target=slurm", f"--gin_file={XL}", "--cluster=c", "--gin.MODEL_DIR=/r")
   assert "--name" in _refused("--target=local", "--gin_file=gin/recipes/quickstart.gin", "--name=Bad_Name")

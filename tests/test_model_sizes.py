@@ -21,7 +21,7 @@ def config_from_gin(path: str) -> t5.T5Config:
   gin.clear_config()
   try:
     gin_utils.parse([path], [], finalize=False)
-    return gin.query_parameter("MODEL_CONFIG").scoped_configurable_fn()
+    return gin.query_parameter("MODEL_CONFIG/gin.macro.value").scoped_configurable_fn()
   finally:
     gin.clear_config()
 
