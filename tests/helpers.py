@@ -38,11 +38,12 @@ def random_encdec_batch(batch_size=8, inputs_len=16, targets_len=8, vocab=256, s
 
 
 def make_trainer(mesh_config=partitioning.MeshConfig(), num_devices=None, config=TINY_T5, batch=None,
-                 num_microbatches=1, opt=optim.OptimizerConfig(), **loss_kw):
+                 num_microbatches=1, opt=optim.OptimizerConfig(), tx=None, **loss_kw):
   batch = random_encdec_batch() if batch is None else batch
   devices = jax.devices()[:num_devices] if num_devices else jax.devices()
   mesh = partitioning.make_mesh(mesh_config, devices)
-  tx, sched = optim.make_optimizer(opt, 100)
+  opt_tx, sched = optim.make_optimizer(opt, 100)
+  tx = opt_tx if tx is None else tx
   shapes = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch.items()}
   return trainer.Trainer(t5.Transformer(config), tx, mesh, shapes, num_microbatches=num_microbatches,
                          learning_rate_fn=sched, loss=trainer.LossConfig(**loss_kw))
