@@ -3,14 +3,25 @@
 Both train the same T5 v1.1 shape (d_model 256, d_ff 1024, 4+4 layers, 4 heads of 64,
 vocab 32128) on the same random batch (8 x inputs 256 / targets 64) with Adafactor
 (factored, decay 0.8, clipping 1.0, no momentum, relative step off, lr 1e-3), fp32,
-on this machine's CPU. Prints tokens/s of each and the ratio flan_jax / transformers.
+on this machine's CPU. Timed rounds of `--steps` steps alternate between the two (so a
+busy machine slows both alike); the median round counts. Prints tokens/s of each and the
+ratio flan_jax / transformers.
 
-    python benchmarks/train_throughput.py [--steps 20] [--warmup 3] [--threads N]
+Both run in one process with glibc told to keep freed memory (`retain_freed_memory`): an
+XLA:CPU train step allocates its ~650 MB of temporaries anew each step, and glibc otherwise
+hands blocks that large back to the kernel on free, so every step faults ~160k fresh pages
+in (15-35% of flan_jax's step time here; torch faults ~100k pages per step and gains ~15%). The same for any
+CPU run: MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=4294967295 in the
+environment; `--no-retain-freed-memory` measures without it.
+
+    python benchmarks/train_throughput.py [--steps 10] [--rounds 3] [--warmup 3] [--threads N]
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
+import statistics
 import sys
 import time
 
@@ -32,7 +43,21 @@ def tokens_per_step():
   return BATCH * (INPUTS + TARGETS)
 
 
-def bench_flan_jax(steps, warmup):
+def retain_freed_memory() -> bool:
+  """glibc malloc: one arena, no mmap for large blocks, no trimming, so memory freed by one
+  train step is reused by the next instead of being unmapped and faulted in again. Call
+  before threads start (it only shapes arenas created afterwards). False where not glibc."""
+  try:
+    mallopt = ctypes.CDLL("libc.so.6").mallopt
+  except (OSError, AttributeError):
+    return False
+  m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8  # <malloc.h>
+  return all(mallopt(option, value) == 1
+             for option, value in ((m_arena_max, 1), (m_mmap_max, 0), (m_trim_threshold, 2**31 - 1)))
+
+
+def flan_jax_runner():
+  """`run(n)` trains n steps (the first call compiles); `loss()` reads the last step's loss."""
   import jax
   from flan_jax import optim, partitioning, trainer
   from flan_jax.models import t5
@@ -43,24 +68,23 @@ def bench_flan_jax(steps, warmup):
   batch = {"encoder_input_tokens": enc, "decoder_input_tokens": dec_in, "decoder_target_tokens": tgt,
            "decoder_loss_weights": np.ones_like(tgt)}
   mesh = partitioning.make_mesh(partitioning.MeshConfig(), jax.devices()[:1])
-  tx, lr = optim.make_optimizer(optim.OptimizerConfig(learning_rate=1e-3), steps + warmup)
+  tx, lr = optim.make_optimizer(optim.OptimizerConfig(learning_rate=1e-3), total_steps=1)  # constant lr
   shapes = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch.items()}
   tr = trainer.Trainer(t5.Transformer(cfg), tx, mesh, shapes, learning_rate_fn=lr,
                        loss=trainer.LossConfig(z_loss=0.0))
-  state = tr.init_state(0)
   gbatch = trainer.global_batch(batch, tr.batch_shardings)
-  for _ in range(warmup):
-    state, metrics = tr.step(state, gbatch)
-  jax.block_until_ready(metrics)
-  t0 = time.perf_counter()
-  for _ in range(steps):
-    state, metrics = tr.step(state, gbatch)
-  jax.block_until_ready(metrics)
-  dt = time.perf_counter() - t0
-  return steps * tokens_per_step() / dt, float(metrics["loss"])
+  carry = {"state": tr.init_state(0), "metrics": None}
+
+  def run(n):
+    state = carry["state"]
+    for _ in range(n):
+      state, metrics = tr.step(state, gbatch)
+    carry.update(state=state, metrics=jax.block_until_ready(metrics))
+
+  return run, lambda: float(carry["metrics"]["loss"])
 
 
-def bench_transformers(steps, warmup):
+def transformers_runner():
   import torch
   import transformers
   from transformers.optimization import Adafactor
@@ -74,6 +98,8 @@ def bench_transformers(steps, warmup):
                   decay_rate=-0.8, clip_threshold=1.0, beta1=None)
   enc, dec_in, tgt = (torch.from_numpy(x.astype(np.int64)) for x in make_batch())
 
+  last = {}
+
   def step():
     out = model(input_ids=enc, decoder_input_ids=dec_in, labels=tgt)
     out.loss.backward()
@@ -81,31 +107,44 @@ def bench_transformers(steps, warmup):
     opt.zero_grad(set_to_none=True)
     return out.loss
 
-  for _ in range(warmup):
-    step()
-  t0 = time.perf_counter()
-  for _ in range(steps):
-    loss = step()
-  dt = time.perf_counter() - t0
-  return steps * tokens_per_step() / dt, float(loss)
+  def run(n):
+    for _ in range(n):
+      last["loss"] = step()
+
+  return run, lambda: float(last["loss"].detach())
 
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  parser.add_argument("--steps", type=int, default=20)
-  parser.add_argument("--warmup", type=int, default=3)
+  parser.add_argument("--steps", type=int, default=10, help="train steps per timed round")
+  parser.add_argument("--rounds", type=int, default=3)
+  parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation for flan_jax)")
   parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads")
+  parser.add_argument("--no-retain-freed-memory", dest="retain", action="store_false",
+                      help="leave glibc malloc at its defaults (see the module docstring)")
   args = parser.parse_args(argv)
+  retained = args.retain and retain_freed_memory()  # before torch or XLA start threads
   import torch
   torch.set_num_threads(args.threads)
   print(f"T5 v1.1 d_model {SHAPE['d_model']}, d_ff {SHAPE['d_ff']}, {SHAPE['layers']}+{SHAPE['layers']} layers, "
         f"{SHAPE['heads']} heads, vocab {SHAPE['vocab']}; batch {BATCH} x ({INPUTS} in + {TARGETS} out); "
-        f"Adafactor; fp32; {os.cpu_count()} CPU cores; {args.steps} timed steps after {args.warmup} warm-up")
-  jax_tps, jax_loss = bench_flan_jax(args.steps, args.warmup)
-  print(f"flan_jax      {jax_tps:10,.0f} tokens/s   (last loss {jax_loss:.3f})", flush=True)
-  hf_tps, hf_loss = bench_transformers(args.steps, args.warmup)
-  print(f"transformers  {hf_tps:10,.0f} tokens/s   (last loss {hf_loss:.3f})", flush=True)
-  print(f"ratio flan_jax / transformers: {jax_tps / hf_tps:.2f}x")
+        f"Adafactor; fp32; {os.cpu_count()} CPU cores (load {os.getloadavg()[0]:.1f}); median of {args.rounds} "
+        f"alternating rounds of {args.steps} steps after {args.warmup} warm-up; freed memory "
+        f"{'retained' if retained else 'returned to the OS'}", flush=True)
+  runners = {"flan_jax": flan_jax_runner(), "transformers": transformers_runner()}
+  for run, _ in runners.values():
+    run(args.warmup)
+  times = {name: [] for name in runners}
+  for _ in range(args.rounds):
+    for name, (run, _) in runners.items():
+      t0 = time.perf_counter()
+      run(args.steps)
+      times[name].append(time.perf_counter() - t0)
+  tps = {name: args.steps * tokens_per_step() / statistics.median(t) for name, t in times.items()}
+  for name, (_, loss) in runners.items():
+    print(f"{name:<13} {tps[name]:10,.0f} tokens/s   (last loss {loss():.3f}; rounds: "
+          f"{', '.join(f'{t / args.steps:.2f}' for t in times[name])} s/step)", flush=True)
+  print(f"ratio flan_jax / transformers: {tps['flan_jax'] / tps['transformers']:.2f}x")
   return 0
 
 

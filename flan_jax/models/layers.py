@@ -89,9 +89,15 @@ class DenseGeneral(nn.Module):
     fan_in = int(np.prod(in_shape))
     init = nn.initializers.normal(stddev=self.init_scale * fan_in ** -0.5)
     kernel = _param(self, "kernel", init, kernel_shape, self.axes, self.param_dtype)
-    contract = tuple(range(x.ndim - self.num_in_dims, x.ndim))
-    return jax.lax.dot_general(x.astype(self.dtype), kernel.astype(self.dtype),
-                               ((contract, tuple(range(self.num_in_dims))), ((), ())))
+    # One plain [tokens, fan_in] x [fan_in, fan_out] matmul. Contracting several dims at
+    # once (or leaving batch and length apart) gives the backward pass dots over two
+    # contracting dims, which XLA:CPU lowers with a transposed copy of the activation
+    # gradient per layer (~1.3x slower T5 train steps); the reshapes are free bitcasts.
+    batch_shape = x.shape[:x.ndim - self.num_in_dims]
+    x_NxI = x.astype(self.dtype).reshape(-1, fan_in)
+    kernel_IxO = kernel.astype(self.dtype).reshape(fan_in, -1)
+    y_NxO = jax.lax.dot_general(x_NxI, kernel_IxO, (((1,), (0,)), ((), ())))
+    return y_NxO.reshape(batch_shape + tuple(self.out_features))
 
 
 def _activation(name: str) -> Callable[[Array], Array]:
