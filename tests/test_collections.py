@@ -122,9 +122,7 @@ def test_niv2_task_json_source_and_registration(tmp_path):
   val = api.render_examples("niv2_task9000_parity_check_zsnoopt", "validation")
   assert [r.targets for r in val] == ["odd"]                  # instance 9 of 12
   assert "Say whether the number is even." in val[0].inputs
-  for n in names:
-    import seqio
-    seqio.TaskRegistry.remove(n)
+  api.remove_flan_task("niv2_task9000_parity_check")  # from seqio and the catalogue mixtures read
 
 
 def test_tfds_source_under_mock_data(tmp_path):
