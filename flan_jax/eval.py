@@ -157,15 +157,7 @@ def _init_args(model_config):
 
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
-  files, bindings, rest = gin_utils.split_gin_args(argv)
-  if rest:
-    raise SystemExit(f"flan-jax eval: unknown arguments {rest}; use --gin_file=F and --gin.KEY=VALUE")
-  if not files:
-    raise SystemExit("flan-jax eval: give at least one --gin_file (e.g. gin/recipes/quickstart_eval.gin)")
-  gin_utils.parse(files, bindings)
-  evaluate()
-  return 0
-
+  return gin_utils.run_entry_point("eval", argv, "gin/recipes/quickstart_eval.gin", evaluate)
 
 if __name__ == "__main__":
   sys.exit(main())

@@ -95,3 +95,18 @@ def parse(files: Sequence[str], bindings: Sequence[str], *, finalize: bool = Tru
       raise ValueError(f"gin binding `{b}`: {e}") from e
   if finalize:
     gin.finalize()
+
+
+def run_entry_point(command: str, argv: Sequence[str], example_gin_file: str, entry, *,
+                    before_parse=None) -> int:
+  """`flan-jax COMMAND --gin_file=F --gin.K=V`: parse the flags and gin, then call `entry()`."""
+  files, bindings, rest = split_gin_args(argv)
+  if rest:
+    raise SystemExit(f"flan-jax {command}: unknown arguments {rest}; use --gin_file=F and --gin.KEY=VALUE")
+  if not files:
+    raise SystemExit(f"flan-jax {command}: give at least one --gin_file (e.g. {example_gin_file})")
+  if before_parse is not None:
+    before_parse()
+  parse(files, bindings)
+  entry()
+  return 0

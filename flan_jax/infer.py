@@ -135,15 +135,7 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, mixture_or_task_name: str = gi
 
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
-  files, bindings, rest = gin_utils.split_gin_args(argv)
-  if rest:
-    raise SystemExit(f"flan-jax infer: unknown arguments {rest}; use --gin_file=F and --gin.KEY=VALUE")
-  if not files:
-    raise SystemExit("flan-jax infer: give at least one --gin_file (e.g. gin/runs/infer.gin)")
-  gin_utils.parse(files, bindings)
-  infer()
-  return 0
-
+  return gin_utils.run_entry_point("infer", argv, "gin/runs/infer.gin", infer)
 
 if __name__ == "__main__":
   sys.exit(main())

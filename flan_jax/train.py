@@ -127,16 +127,7 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
 
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
-  files, bindings, rest = gin_utils.split_gin_args(argv)
-  if rest:
-    raise SystemExit(f"flan-jax train: unknown arguments {rest}; use --gin_file=F and --gin.KEY=VALUE")
-  if not files:
-    raise SystemExit("flan-jax train: give at least one --gin_file (e.g. gin/recipes/quickstart.gin)")
-  distributed.initialize_from_env()
-  gin_utils.parse(files, bindings)
-  train()
-  return 0
-
+  return gin_utils.run_entry_point("train", argv, "gin/recipes/quickstart.gin", train, before_parse=distributed.initialize_from_env)
 
 if __name__ == "__main__":
   sys.exit(main())

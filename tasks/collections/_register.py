@@ -43,3 +43,12 @@ def register_entries(entries: Iterable[catalogue.Entry],
         rationale_key="rationale" if e.family == "cot" else None,
         id_key="id" if e.family == "niv2" else None, **kwargs)
   return names
+
+
+def register_file_collection(collection: str, data_dir=None) -> list[str]:
+  """Registers a collection whose tasks read `<data_dir>/<collection>/<task>/<split>.jsonl`."""
+  from flan_jax.tasks.collections import readers
+  root = catalogue.data_dir(data_dir)
+  return register_entries(
+      catalogue.entries(collection),
+      lambda e: readers.TaskFilesSource(root, collection, e.name, e.splits))

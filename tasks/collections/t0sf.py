@@ -7,17 +7,12 @@ Call `register(data_dir=...)` to point the tasks at another data dir.
 from __future__ import annotations
 
 from flan_jax.tasks.collections import _register
-from flan_jax.tasks.collections import catalogue
-from flan_jax.tasks.collections import readers
 
 COLLECTION = "t0sf"
 
 
 def register(data_dir=None) -> list[str]:
-  root = catalogue.data_dir(data_dir)
-  return _register.register_entries(
-      catalogue.entries(COLLECTION),
-      lambda e: readers.TaskFilesSource(root, COLLECTION, e.name, e.splits))
+  return _register.register_file_collection(COLLECTION, data_dir)
 
 
 TASKS = register()
