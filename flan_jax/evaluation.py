@@ -262,7 +262,9 @@ def column_of(name: str) -> str:
 
 
 def is_numeric_task(name: str) -> bool:
-  return bool(_MATH.search(name))
+  """Math tasks, whose answers are compared as numbers (not MMLU's multiple-choice
+  mathematics subjects)."""
+  return suite_of(name) != "MMLU" and bool(_MATH.search(name))
 
 
 @dataclasses.dataclass
@@ -633,9 +635,12 @@ def register_bigbench_tasks(names: Sequence[str] = BBH_BIGBENCH_TASKS, *, max_ex
 def expand_tasks(names: Sequence[str]) -> list[str]:
   """Task names, with mixtures replaced by their tasks (sorted, no duplicates)."""
   import seqio
+  from flan_jax.tasks import api
   out = []
   for n in names:
-    if n in seqio.MixtureRegistry.names():
+    if api.is_sampled_mixture(n):
+      out += [t for t, _ in api.sampled_mixture_members(n, "validation")]
+    elif n in seqio.MixtureRegistry.names():
       out += [t.name for t in seqio.get_mixture_or_task(n).tasks]
     elif n in seqio.TaskRegistry.names():
       out.append(n)

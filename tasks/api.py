@@ -392,6 +392,153 @@ def render_examples(task_name: str, split: str = "validation",
   return out
 
 
+class SampledMixtureSource(seqio.DataSource):
+  """Many FLAN variants as one stream, sampled in python: the fast path for big mixtures.
+
+  A seqio Mixture of N tasks builds N tf.data pipelines (each with its own python
+  generator) before the first example; for the ~7,400 variants of Flan 2022 that alone
+  takes minutes. This source instead draws, per example, a member with probability
+  proportional to its rate and takes that member's next rendered example, all inside one
+  generator. Members are opened lazily, on their first draw.
+
+  * "train": an endless stream; a member that runs out starts again from its first
+    example (as a repeated seqio Mixture would). Each data shard (host) draws with its
+    own seed.
+  * other splits: every example of every member that has the split, once; exhausted
+    members leave the draw. Shards take every n-th example.
+  """
+
+  def __init__(self, name: str, members, splits: Sequence[str] = ("train", "validation")):
+    """`members()` returns [(variant task name, rate)], called when a dataset is built."""
+    super().__init__(splits=splits, caching_permitted=False)
+    self._name = name
+    self._members = members
+
+  @property
+  def supports_arbitrary_sharding(self) -> bool:
+    return True
+
+  def list_shards(self, split: str) -> Sequence[str]:
+    return [split]
+
+  def num_input_examples(self, split: str) -> int | None:
+    return None  # endless for "train"; unknown (without reading every task) otherwise
+
+  def members(self, split: str) -> list[tuple[str, float]]:
+    """(variant, rate) of the members that have `split` and a positive rate."""
+    out = [(n, float(r)) for n, r in self._members()
+           if r > 0 and split in _VARIANTS[n][0].source.splits]
+    if not out:
+      raise ValueError(f"mixture {self._name!r} has no task with a {split!r} split")
+    return out
+
+  def _stream(self, split: str, seed: int) -> Iterator[RenderedExample]:
+    members = self.members(split)
+    endless = split == "train"
+    rng = np.random.default_rng(seed)
+    p = np.array([r for _, r in members])
+    p /= p.sum()
+    live = len(members)
+    iters: dict[int, Iterator[RenderedExample]] = {}
+    while live:
+      for i in rng.choice(len(members), size=256, p=p):
+        it = iters.get(i)
+        if it is None:
+          renderer, fmt = _VARIANTS[members[i][0]]
+          it = iters[i] = renderer.render(split, fmt)
+        example = next(it, None)
+        if example is None and endless:
+          renderer, fmt = _VARIANTS[members[i][0]]
+          it = iters[i] = renderer.render(split, fmt)
+          example = next(it, None)
+          if example is None:
+            raise ValueError(f"mixture {self._name!r}: task {members[i][0]!r} has no "
+                             f"{split!r} examples")
+        if example is None:  # exhausted: leave the draw and redraw with the others
+          live -= 1
+          p[i] = 0.0
+          if live:
+            p /= p.sum()
+          break
+        yield example
+
+  def get_dataset(self, split: str = "train", shuffle: bool = True, seed=None,
+                  shard_info=None, *, sequence_length=None, use_cached=False, num_epochs=1):
+    del shuffle, sequence_length, use_cached, num_epochs
+    if split not in self.splits:
+      raise ValueError(f"mixture {self._name!r} has no split {split!r}; it has "
+                       f"{list(self.splits)}")
+    self.members(split)  # fail now (unknown split, missing data) rather than in tf.data
+    base = 0 if seed is None else int(seed)
+    index = shard_info.index if shard_info and split == "train" else 0
+    stream_seed = tpl.stable_hash(self._name, split, base, index)
+    ds = tf.data.Dataset.from_generator(
+        lambda: _chunks(self._stream(split, stream_seed)), output_signature=_SIGNATURE
+    ).unbatch()
+    if shard_info and shard_info.num_shards > 1 and split != "train":
+      ds = ds.shard(shard_info.num_shards, shard_info.index)
+    return ds
+
+
+_SAMPLED: dict[str, SampledMixtureSource] = {}
+
+
+def _flat_members(tasks, rate) -> list[tuple[str, float]]:
+  """[(variant, rate)] with sampled sub-mixtures expanded, their members scaled to sum to
+  the sub-mixture's rate."""
+  out = []
+  for t in tasks:
+    name, r = (t, None) if isinstance(t, str) else t
+    if name in _SAMPLED:
+      sub = _SAMPLED[name]._members()  # pylint: disable=protected-access
+      total = sum(x for _, x in sub)
+      share = r if r is not None else total
+      out += [(n, share * x / total) for n, x in sub] if total else []
+    else:
+      out.append((name, r if r is not None else rate(seqio.get_mixture_or_task(name))))
+  return out
+
+
+def register_sampled_mixture(name: str, tasks: Sequence, *, default_rate: float | None = None,
+                             cap: int | None = None, splits=("train", "validation"),
+                             shuffle_buffer_size: int = 1000) -> seqio.Task:
+  """Registers `name` as one seqio Task sampling its members in python (see
+  `SampledMixtureSource`); the same arguments and rates as `register_mixture`, for
+  mixtures of hundreds or thousands of FLAN variants. Members are variants registered by
+  `register_flan_task` or other sampled mixtures (nested with their given rate).
+  Numbers of examples (for examples-proportional rates) are read when a dataset is built.
+  """
+  listed = [t if isinstance(t, str) else t[0] for t in tasks]
+  unknown = [t for t in listed if t not in _VARIANTS and t not in _SAMPLED]
+  if unknown:
+    raise ValueError(f"sampled mixture {name!r} names {unknown[:10]}, which are neither FLAN "
+                     "task variants nor sampled mixtures; register them first")
+  if not listed:
+    raise ValueError(f"sampled mixture {name!r} has no members")
+  rate = examples_rate(cap) if default_rate is None else (lambda _: default_rate)
+  source = SampledMixtureSource(name, functools.cache(lambda: _flat_members(tasks, rate)),
+                                splits)
+  features = seqio.get_mixture_or_task(listed[0]).output_features
+  _replace_task(
+      name, source=source, output_features=features,
+      preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
+      postprocess_fn=metrics_lib.strip_text, metric_fns=[],
+      shuffle_buffer_size=shuffle_buffer_size)
+  _SAMPLED[name] = source
+  return seqio.get_mixture_or_task(name)
+
+
+def is_sampled_mixture(name: str) -> bool:
+  return name in _SAMPLED and name in seqio.TaskRegistry.names()
+
+
+def sampled_mixture_members(name: str, split: str = "train") -> list[tuple[str, float]]:
+  """The (variant, rate) pairs a sampled mixture draws from (reads example counts)."""
+  if name not in _SAMPLED:
+    raise KeyError(f"{name!r} is not a sampled mixture; known: {sorted(_SAMPLED)}")
+  return _SAMPLED[name].members(split)
+
+
 def _examples_rate(task_or_mixture, cap: int | None, split: str = "train") -> float:
   if isinstance(task_or_mixture, seqio.Mixture):
     return sum(_examples_rate(t, cap, split) for t in task_or_mixture.tasks)

@@ -9,6 +9,10 @@
   (caps as in the FLAN repository's flan/v2/mixtures.py)
 
 Within a submixture, tasks mix examples-proportionally: rate = min(train examples, cap).
+Each of these is registered as one seqio Task over `api.SampledMixtureSource` (members
+drawn in python by rate), not as a seqio Mixture of thousands of pipelines, so the full
+mixture yields its first examples in seconds; select it the same way
+(MIXTURE_OR_TASK_NAME), and `api.sampled_mixture_members(name)` lists what it draws from.
 
 Scaling ablations by number of tasks (nested as in the paper):
   flan_scaling_9_tasks      CoT
@@ -63,12 +67,13 @@ def _register_submixtures() -> dict[str, int]:
           f"no {collection} tasks are registered: no NIv2 task listing was found (bundled "
           f"list, or under {catalogue.data_dir()}); run `flan-jax data prepare niv2`")
       continue
-    api.register_mixture(f"flan2022_{collection}", _variants_of(families),
-                         cap=CAPS[collection])
+    api.register_sampled_mixture(f"flan2022_{collection}", _variants_of(families),
+                                 cap=CAPS[collection])
     sizes[collection] = len(families)
   niv2_families = _families("niv2")[:NIV2_TASKS_AT_682]
   if len(niv2_families) == NIV2_TASKS_AT_682:
-    api.register_mixture("flan2022_niv2_400", _variants_of(niv2_families), cap=CAPS["niv2"])
+    api.register_sampled_mixture("flan2022_niv2_400", _variants_of(niv2_families),
+                                 cap=CAPS["niv2"])
     sizes["niv2_400"] = NIV2_TASKS_AT_682
   return sizes
 
@@ -79,7 +84,8 @@ def _register_mix(name: str, parts, sizes) -> None:
     MISSING[name] = f"needs submixture(s) {absent}: " + "; ".join(
         MISSING.get(f"flan2022_{p}", f"flan2022_{p} is not registered") for p in absent)
     return
-  api.register_mixture(name, [(f"flan2022_{p}", RATES[p.split("_")[0]]) for p in parts])
+  api.register_sampled_mixture(name, [(f"flan2022_{p}", RATES[p.split("_")[0]])
+                                      for p in parts])
   TASK_COUNTS[name] = sum(sizes[p] for p in parts)
 
 

@@ -115,14 +115,27 @@ def _write_niv2_task(path, n=12):
 
 def test_niv2_task_json_source_and_registration(tmp_path):
   from flan_jax.tasks.collections import niv2
-  _write_niv2_task(tmp_path / "natural-instructions" / "tasks" / "task9000_parity_check.json")
-  names = niv2.register(data_dir=tmp_path)
-  assert names == [f"niv2_task9000_parity_check_{f}" for f in ("zsopt", "zsnoopt", "fsopt",
-                                                               "fsnoopt")]
-  val = api.render_examples("niv2_task9000_parity_check_zsnoopt", "validation")
-  assert [r.targets for r in val] == ["odd"]                  # instance 9 of 12
-  assert "Say whether the number is even." in val[0].inputs
-  api.remove_flan_task("niv2_task9000_parity_check")  # from seqio and the catalogue mixtures read
+  task_id = "task001_quoref_question_generation"
+  _write_niv2_task(tmp_path / "natural-instructions" / "tasks" / f"{task_id}.json")
+  names = niv2.register(data_dir=tmp_path)   # the bundled listing: every NIv2 task
+  try:
+    assert len(names) == 4 * 1556
+    assert names[:4] == [f"niv2_{task_id}_{f}" for f in ("zsopt", "zsnoopt", "fsopt",
+                                                         "fsnoopt")]
+    val = api.render_examples(f"niv2_{task_id}_zsnoopt", "validation")
+    assert [r.targets for r in val] == ["odd"]                  # instance 9 of 12
+    assert "Say whether the number is even." in val[0].inputs
+    with pytest.raises(FileNotFoundError, match="task002_quoref_answer_generation"):
+      api.render_examples("niv2_task002_quoref_answer_generation_zsnoopt", "validation")
+  finally:
+    niv2.register()  # back to the default data dir
+
+
+def test_bundled_niv2_listing_is_the_natural_instructions_task_set():
+  meta = json.loads(_shared("niv2/task_metadata.json").read_text())
+  listing = catalogue.niv2_listing("/nonexistent")
+  assert listing == sorted(meta) and len(listing) == 1654
+  assert catalogue.counts("/nonexistent")["niv2"] == 1556
 
 
 def test_tfds_source_under_mock_data(tmp_path):

@@ -39,7 +39,7 @@ def mixtures():
 
 
 def test_submixtures_and_scaling_are_registered(mixtures):
-  names = set(seqio.MixtureRegistry.names())
+  names = set(seqio.TaskRegistry.names())  # sampled mixtures are single seqio Tasks
   for n in ("flan2022_muffin", "flan2022_t0sf", "flan2022_cot", "flan_scaling_9_tasks",
             "flan_scaling_89_tasks", "flan_scaling_282_tasks",
             "flan_scaling_282_tasks_no_cot"):
@@ -64,3 +64,38 @@ def test_mixture_without_data_fails_when_built(mixtures, tmp_path, monkeypatch):
   finally:
     cot.register()
     mixtures.register_all()
+
+
+def test_sampled_mixture_draws_by_rate_and_nests(tmp_path):
+  """Members are drawn in proportion to their rates; a nested sampled mixture gets its
+  given share; the validation stream is finite and holds every example once."""
+  from flan_jax.tasks import templates
+  t = [templates.Template("{q}", "{a}")]
+  for name, n in (("samp_a", 60), ("samp_b", 20), ("samp_c", 10)):
+    rows = [{"q": f"{name} {i}", "a": str(i)} for i in range(n)]
+    api.register_flan_task(name, {"train": rows, "validation": rows[:5]}, t,
+                           formats=["zsnoopt"])
+  api.register_sampled_mixture("samp_ab", ["samp_a_zsnoopt", "samp_b_zsnoopt"], cap=40)
+  api.register_sampled_mixture("samp_all", [("samp_ab", 3.0), ("samp_c_zsnoopt", 1.0)])
+  try:
+    members = dict(api.sampled_mixture_members("samp_all"))
+    # a: min(60, 40) = 40, b: 20 -> shares 2/3 and 1/3 of 3.0
+    assert members == pytest.approx({"samp_a_zsnoopt": 2.0, "samp_b_zsnoopt": 1.0,
+                                     "samp_c_zsnoopt": 1.0})
+    task = seqio.get_mixture_or_task("samp_all")
+    ds = task.get_dataset({"inputs": 16, "targets": 4}, split="train", shuffle=False, seed=3)
+    vocab = task.output_features["inputs"].vocabulary
+    counts = {"samp_a": 0, "samp_b": 0, "samp_c": 0}
+    for ex in ds.take(2000).as_numpy_iterator():
+      counts[vocab.decode(ex["inputs"].tolist()).split()[0]] += 1
+    assert counts["samp_a"] / 2000 == pytest.approx(0.5, abs=0.04)
+    assert counts["samp_b"] / 2000 == pytest.approx(0.25, abs=0.04)
+    assert counts["samp_c"] / 2000 == pytest.approx(0.25, abs=0.04)
+    val = [vocab.decode(ex["inputs"].tolist()) for ex in task.get_dataset(
+        {"inputs": 16, "targets": 4}, split="validation", shuffle=False).as_numpy_iterator()]
+    assert sorted(val) == sorted(f"{n} {i}" for n in counts for i in range(5))
+  finally:
+    for n in ("samp_all", "samp_ab"):
+      seqio.TaskRegistry.remove(n)
+    for n in ("samp_a", "samp_b", "samp_c"):
+      api.remove_flan_task(n)
