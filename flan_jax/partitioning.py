@@ -20,6 +20,7 @@ import flax.linen as nn
 import gin
 import jax
 import numpy as np
+from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 MESH_AXES = ("data", "fsdp", "model")
@@ -50,12 +51,18 @@ class MeshConfig:
   `num_partitions` is accepted for T5X compatibility: it sets the `model` axis.
   With `fsdp=True` (and `fsdp_size=-1`) every device not used by `model` shards
   parameters (FSDP); otherwise they all go to `data`.
+
+  `num_slices > 1` (multi-slice TPU: slices joined by the data-center network, DCN) makes
+  a hybrid mesh: `fsdp` and `model` stay inside each slice (fast ICI links) and the
+  `data` axis is the slices times each slice's own data size, so only the gradient
+  all-reduce crosses DCN. The sizes above then describe ONE slice's devices.
   """
   model_parallel: int = 1
   fsdp: bool = False
   fsdp_size: int = -1
   data_size: int = -1
   num_partitions: int | None = None
+  num_slices: int = 1
 
   def axis_sizes(self, num_devices: int) -> tuple[int, int, int]:
     model = self.num_partitions if self.num_partitions is not None else self.model_parallel
@@ -80,15 +87,61 @@ class MeshConfig:
     return data, fsdp, model
 
 
+  def mesh_shape(self, num_devices: int) -> tuple[int, int, int]:
+    """(data, fsdp, model) over `num_devices` in all, `num_slices` slices included."""
+    if self.num_slices < 1 or num_devices % self.num_slices:
+      raise ValueError(f"MeshConfig.num_slices={self.num_slices} does not divide the "
+                       f"{num_devices} devices")
+    data, fsdp, model = self.axis_sizes(num_devices // self.num_slices)
+    return data * self.num_slices, fsdp, model
+
+
 def divisors(n: int) -> list[int]:
   return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def make_mesh(config: MeshConfig = MeshConfig(), devices: Sequence[jax.Device] | None = None) -> Mesh:
-  """A ('data', 'fsdp', 'model') mesh over `devices` (default: all, every host)."""
+def _slice_of(device) -> int:
+  """The slice a device belongs to: TPU devices know it; elsewhere, its process."""
+  return getattr(device, "slice_index", device.process_index)
+
+
+def hybrid_device_array(devices: Sequence[jax.Device], config: MeshConfig,
+                        slice_of=_slice_of) -> np.ndarray:
+  """Devices as a (data, fsdp, model) array for `config.num_slices` slices: each slice's
+  devices form a block of `config.axis_sizes(devices per slice)`, and the blocks stack
+  along `data` (slice-major), so `fsdp` and `model` never cross a slice."""
+  groups: dict[int, list] = {}
+  for d in devices:
+    groups.setdefault(slice_of(d), []).append(d)
+  if len(groups) != config.num_slices or len({len(g) for g in groups.values()}) != 1:
+    sizes = {k: len(g) for k, g in sorted(groups.items())}
+    raise ValueError(f"MeshConfig.num_slices={config.num_slices}, but the devices form "
+                     f"{len(groups)} slice(s) of sizes {sizes}; set num_slices to the number "
+                     "of slices the job runs on (launch --num_slices)")
+  per_slice = len(next(iter(groups.values())))
+  shape = config.axis_sizes(per_slice)
+  blocks = []
+  for _, group in sorted(groups.items()):
+    group = sorted(group, key=lambda d: d.id)
+    try:  # TPU: lay the slice out along its physical torus
+      block = mesh_utils.create_device_mesh(shape, devices=group, allow_split_physical_axes=True)
+    except (ValueError, NotImplementedError, AssertionError):
+      block = np.asarray(group).reshape(shape)
+    blocks.append(block)
+  return np.concatenate(blocks, axis=0)
+
+
+def make_mesh(config: MeshConfig = MeshConfig(), devices: Sequence[jax.Device] | None = None,
+              *, slice_of=_slice_of) -> Mesh:
+  """A ('data', 'fsdp', 'model') mesh over `devices` (default: all, every host); a hybrid
+  ICI x DCN mesh when `config.num_slices > 1` (see `MeshConfig`)."""
   devices = list(jax.devices() if devices is None else devices)
-  shape = config.axis_sizes(len(devices))
   auto = (jax.sharding.AxisType.Auto,) * len(MESH_AXES)  # shardings propagate (GSPMD), as pjit
+  if config.num_slices < 1:
+    raise ValueError(f"MeshConfig.num_slices={config.num_slices}; use 1 or more")
+  if config.num_slices > 1:
+    return Mesh(hybrid_device_array(devices, config, slice_of), MESH_AXES, axis_types=auto)
+  shape = config.axis_sizes(len(devices))
   if len(devices) == len(jax.devices()):
     return jax.make_mesh(shape, MESH_AXES, devices=devices, axis_types=auto)
   return Mesh(np.asarray(devices).reshape(shape), MESH_AXES, axis_types=auto)

@@ -236,11 +236,15 @@ class Planner:
     n, notes = topology.num_devices, []
     mc = self.recipe.mesh_config
     model = mc.num_partitions if mc.num_partitions is not None else mc.model_parallel
-    if n % model:
-      fitted = math.gcd(model, n)
-      notes.append(f"MeshConfig model parallelism {model} does not divide {n} devices; planned with {fitted}")
+    per_slice = n // mc.num_slices
+    if per_slice % model:
+      fitted = math.gcd(model, per_slice)
+      notes.append(f"MeshConfig model parallelism {model} does not divide {per_slice} devices; "
+                   f"planned with {fitted}")
       mc = dataclasses.replace(mc, model_parallel=fitted, num_partitions=None)
-    return dict(zip(partitioning.MESH_AXES, mc.axis_sizes(n))), notes
+    if mc.num_slices > 1:
+      notes.append(f"{mc.num_slices} slices over DCN: data axis = slices x per-slice data")
+    return dict(zip(partitioning.MESH_AXES, mc.mesh_shape(n))), notes
 
   def plan(self, topology: Topology, mfu: float = 0.5) -> Plan:
     r = self.recipe

@@ -146,6 +146,8 @@ def check_fits(recipe: plan.Recipe, topology: plan.Topology, files: Sequence[str
 
 def make_launch(files: Sequence[str], bindings: Sequence[str], args: argparse.Namespace) -> Launch:
   """Everything short of running: reads the recipe, picks and checks the topology, builds the steps."""
+  if args.num_slices > 1:  # hybrid mesh: fsdp/model inside a slice, data across slices
+    bindings = [*bindings, f"MeshConfig.num_slices = {args.num_slices}"]
   recipe, macros = read_recipe(files, bindings)
   name = job_lib.check_name(args.name or job_lib.default_name(files))
   model_dir = macros["MODEL_DIR"]

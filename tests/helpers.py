@@ -38,10 +38,14 @@ def random_encdec_batch(batch_size=8, inputs_len=16, targets_len=8, vocab=256, s
 
 
 def make_trainer(mesh_config=partitioning.MeshConfig(), num_devices=None, config=TINY_T5, batch=None,
-                 num_microbatches=1, opt=optim.OptimizerConfig(), tx=None, **loss_kw):
+                 num_microbatches=1, opt=optim.OptimizerConfig(), tx=None, slice_of=None,
+                 **loss_kw):
   batch = random_encdec_batch() if batch is None else batch
   devices = jax.devices()[:num_devices] if num_devices else jax.devices()
-  mesh = partitioning.make_mesh(mesh_config, devices)
+  if slice_of is None:
+    mesh = partitioning.make_mesh(mesh_config, devices)
+  else:
+    mesh = partitioning.make_mesh(mesh_config, devices, slice_of=slice_of)
   opt_tx, sched = optim.make_optimizer(opt, 100)
   tx = opt_tx if tx is None else tx
   shapes = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch.items()}

@@ -69,9 +69,8 @@ def test_dataset_names_against_published_table():
   assert len(covered) / len(flan) >= 0.95
   cot_published = {r["Dataset"].split("_", 1)[1] for r in rows if r["Source"] == "CoT"}
   assert cot_published == {e.dataset for e in catalogue.entries("cot")}
-  t0_published = {r["Dataset"].split("_")[0] for r in rows if r["Source"] == "T0"}
-  t0_ours = {e.dataset.split("_")[0] for e in catalogue.entries("t0sf")}
-  print(f"T0-SF: dataset prefixes covered {len(t0_published & t0_ours)}/{len(t0_published)}")
+  t0_published = {r["Specific Task Category"] for r in rows if r["Source"] == "T0"}
+  assert {e.name for e in catalogue.entries("t0sf")} == {f"t0sf_{n}" for n in t0_published}
 
 
 @pytest.fixture

@@ -95,6 +95,7 @@ def test_tpu_vm_v4_512_is_64_workers_and_queued_multislice(capsys):
   assert "2 x v4-512 = 512 chips on 128 workers" in out
   assert "queued-resources create flan-t5-xl" in out and "--node-count=2" in out
   assert "--accelerator-type=v4-512" in out
+  assert "--gin.MeshConfig.num_slices=2" in out  # hybrid mesh: data across the 2 slices
   assert "until [" in out and "ACTIVE" in out
   for node in ("flan-t5-xl-0", "flan-t5-xl-1"):
     assert f"tpu-vm ssh {node}" in out

@@ -46,6 +46,38 @@ def test_sharded_step_matches_single_device(reference, name):
     assert len({str(s.index) for s in kernel.addressable_shards}) > 1
 
 
+def _two_slices(device):
+  """Pretend the 8 CPU devices are 2 TPU slices of 4 (TPU devices carry slice_index)."""
+  return device.id // 4
+
+
+@pytest.mark.parametrize("mesh_config,shape", [
+    (partitioning.MeshConfig(num_slices=2, fsdp=True), (2, 4, 1)),
+    (partitioning.MeshConfig(num_slices=2, model_parallel=2), (4, 1, 2)),
+])
+def test_multislice_hybrid_mesh_keeps_fsdp_and_model_inside_a_slice(reference, mesh_config,
+                                                                    shape):
+  mesh = partitioning.make_mesh(mesh_config, slice_of=_two_slices)
+  assert tuple(mesh.shape.values()) == shape
+  assert mesh_config.mesh_shape(8) == shape
+  devices = mesh.devices
+  for i in range(shape[0]):  # every (fsdp, model) block lies in one slice
+    assert len({_two_slices(d) for d in devices[i].flat}) == 1
+  assert {_two_slices(d) for d in devices[:, 0, 0]} == {0, 1}  # data crosses the slices
+  # ... and the step is still the single-device step.
+  batch, ref_loss, ref_grads, _, _ = reference
+  tr = make_trainer(mesh_config, batch=batch, slice_of=_two_slices)
+  state = tr.init_state(0)
+  loss, grads = tr.loss_and_grads(state.params, trainer.global_batch(batch, tr.batch_shardings))
+  assert abs(float(loss) - ref_loss) / ref_loss < 1e-5
+  assert tree_max_rel_diff(jax.device_get(grads), ref_grads) < 1e-5
+
+
+def test_multislice_mesh_refuses_a_wrong_slice_count():
+  with pytest.raises(ValueError, match=r"num_slices=4, but the devices form 2 slice\(s\)"):
+    partitioning.make_mesh(partitioning.MeshConfig(num_slices=4), slice_of=_two_slices)
+
+
 def test_indivisible_mesh_names_parameter_and_axis():
   cfg_heads3 = __import__("flan_jax.models.t5", fromlist=["T5Config"]).T5Config(
       vocab_size=256, emb_dim=64, num_heads=3, head_dim=16, mlp_dim=128, num_encoder_layers=1, num_decoder_layers=1)

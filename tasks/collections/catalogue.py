@@ -6,8 +6,9 @@ Counts in the Flan Collection paper (Longpre et al., 2023, Table 1):
 * Muffin: the Flan 2021 datasets (as Flan 2022 names them: MNLI split into matched and
   mismatched, plus `trivia_qa_wiki_missing`), 3 dialog and 5 program-synthesis tasks.
 * T0-SF: the P3 prompt-tasks of the T0 training datasets that Flan 2021 does not hold.
-  Each P3 prompt is one task; we name them `t0sf_{dataset}_p{k}` (k = 1..prompts of that
-  dataset) because P3's own prompt names were not available offline to us.
+  Each P3 prompt is one task, named `t0sf_{P3 task name}` (P3 names are
+  `{dataset}_{prompt name}`, e.g. `t0sf_adversarial_qa_dbert_based_on`): the 193 of the
+  published Flan Collection table.
 * NIv2: the natural-instructions tasks, read from a task listing (the bundled
   `data/niv2_tasks.txt`, written by `flan-jax data prepare niv2`, or a natural-instructions
   checkout in the data dir), minus the rule in `niv2_keep`: no task overlapping MMLU
@@ -139,35 +140,35 @@ dr_repair_no_errors|generate|Code Repair|-
 dr_repair_plain_code|generate|Code Repair|-
 """
 
-# --- T0-SF: P3 datasets of T0 training outside Flan 2021, with their prompt counts ----
-# dataset | template family | category | prompts
+# --- T0-SF: the P3 prompt-tasks of T0 training datasets outside Flan 2021 -----------------
+# dataset | template family | category | P3 prompt names (task name: t0sf_{dataset}_{prompt})
 _T0SF = """
-adversarial_qa_dbidaf|rcqa|Extractive QA|5
-adversarial_qa_dbert|rcqa|Extractive QA|5
-adversarial_qa_droberta|rcqa|Extractive QA|5
-amazon_polarity|classify|Sentiment Analysis|9
-app_reviews|classify|Sentiment Analysis|4
-cos_e|mcqa|Multiple-Choice QA|11
-dbpedia_14|classify|Topic Classification|4
-dream|mcqa|Multiple-Choice QA|5
-duorc_ParaphraseRC|rcqa|Extractive QA|9
-duorc_SelfRC|rcqa|Extractive QA|9
-kilt_tasks_hotpotqa|cbqa|Closed-Book QA|5
-qasc|mcqa|Multiple-Choice QA|8
-quail|mcqa|Multiple-Choice QA|13
-quarel|mcqa|Multiple-Choice QA|5
-quartz|mcqa|Multiple-Choice QA|8
-quoref|rcqa|Extractive QA|11
-ropes|rcqa|Extractive QA|12
-rotten_tomatoes|classify|Sentiment Analysis|10
-sciq|mcqa|Multiple-Choice QA|5
-social_i_qa|mcqa|Multiple-Choice QA|6
-web_questions|cbqa|Closed-Book QA|5
-wiki_bio|generate|Structured Data to Text|5
-wiki_hop|mcqa|Multiple-Choice QA|9
-wiki_qa|rcqa|Extractive QA|11
-wiqa|mcqa|Multiple-Choice QA|8
-yelp_review_full|classify|Sentiment Analysis|6
+adversarial_qa_dbert|rcqa|Extractive QA|answer_the_following_q,based_on,generate_question,question_context_answer,tell_what_it_is
+adversarial_qa_dbidaf|rcqa|Extractive QA|answer_the_following_q,based_on,generate_question,question_context_answer,tell_what_it_is
+adversarial_qa_droberta|rcqa|Extractive QA|answer_the_following_q,based_on,generate_question,question_context_answer,tell_what_it_is
+amazon_polarity|classify|Sentiment Analysis|Is_this_product_review_positive,Is_this_review,Is_this_review_negative,User_recommend_this_product,convey_negative_or_positive_sentiment,flattering_or_not,negative_or_positive_tone,user_satisfied,would_you_buy
+app_reviews|classify|Sentiment Analysis|categorize_rating_using_review,convert_to_rating,convert_to_star_rating,generate_review
+cos_e|mcqa|Multiple-Choice QA|v1.11_aligned_with_common_sense,v1.11_description_question_option_id,v1.11_description_question_option_text,v1.11_explain_why_human,v1.11_generate_explanation_given_text,v1.11_i_think,v1.11_question_description_option_id,v1.11_question_description_option_text,v1.11_question_option_description_id,v1.11_question_option_description_text,v1.11_rationale
+dbpedia_14|classify|Topic Classification|given_a_choice_of_categories_,given_a_list_of_category_what_does_the_title_belong_to,given_list_what_category_does_the_paragraph_belong_to,pick_one_category_for_the_following_text
+dream|mcqa|Multiple-Choice QA|answer_to_dialogue,baseline,generate_first_utterance,generate_last_utterance,read_the_following_conversation_and_answer_the_question
+duorc_ParaphraseRC|rcqa|Extractive QA|answer_question,build_story_around_qa,decide_worth_it,extract_answer,generate_question,generate_question_by_answer,movie_director,question_answering,title_generation
+duorc_SelfRC|rcqa|Extractive QA|answer_question,build_story_around_qa,decide_worth_it,extract_answer,generate_question,generate_question_by_answer,movie_director,question_answering,title_generation
+kilt_tasks_hotpotqa|cbqa|Closed-Book QA|combining_facts,complex_question,final_exam,formulate,straighforward_qa
+qasc|mcqa|Multiple-Choice QA|is_correct_1,is_correct_2,qa_with_combined_facts_1,qa_with_separated_facts_1,qa_with_separated_facts_2,qa_with_separated_facts_3,qa_with_separated_facts_4,qa_with_separated_facts_5
+quail|mcqa|Multiple-Choice QA|context_description_question_answer_id,context_description_question_answer_text,context_description_question_text,context_question_answer_description_id,context_question_answer_description_text,context_question_description_answer_id,context_question_description_answer_text,context_question_description_text,description_context_question_answer_id,description_context_question_answer_text,description_context_question_text,no_prompt_id,no_prompt_text
+quarel|mcqa|Multiple-Choice QA|choose_between,do_not_use,heres_a_story,logic_test,testing_students
+quartz|mcqa|Multiple-Choice QA|answer_question_based_on,answer_question_below,given_the_fact_answer_the_q,having_read_above_passage,paragraph_question_plain_concat,read_passage_below_choose,use_info_from_paragraph_question,use_info_from_question_paragraph
+quoref|rcqa|Extractive QA|Answer_Friend_Question,Answer_Question_Given_Context,Answer_Test,Context_Contains_Answer,Find_Answer,Found_Context_Online,Given_Context_Answer_Question,Guess_Answer,Guess_Title_For_Context,Read_And_Extract_,What_Is_The_Answer
+race_high|mcqa|Multiple-Choice QA|Is_this_the_right_answer,Read_the_article_and_answer_the_question_no_option_,Select_the_best_answer,Select_the_best_answer_generate_span_,Select_the_best_answer_no_instructions_,Taking_a_test,Write_a_multi_choice_question_for_the_following_article,Write_a_multi_choice_question_options_given_
+race_middle|mcqa|Multiple-Choice QA|Is_this_the_right_answer,Read_the_article_and_answer_the_question_no_option_,Select_the_best_answer,Select_the_best_answer_generate_span_,Select_the_best_answer_no_instructions_,Taking_a_test,Write_a_multi_choice_question_for_the_following_article,Write_a_multi_choice_question_options_given_
+ropes|rcqa|Extractive QA|background_new_situation_answer,background_situation_middle,given_background_situation,new_situation_background_answer,plain_background_situation,plain_bottom_hint,plain_no_background,prompt_beginning,prompt_bottom_hint_beginning,prompt_bottom_no_hint,prompt_mix,read_background_situation
+sciq|mcqa|Multiple-Choice QA|Direct_Question,Direct_Question_Closed_Book_,Multiple_Choice,Multiple_Choice_Closed_Book_,Multiple_Choice_Question_First
+social_i_qa|mcqa|Multiple-Choice QA|Check_if_a_random_answer_is_valid_or_not,Generate_answer,Generate_the_question_from_the_answer,I_was_wondering,Show_choices_and_generate_answer,Show_choices_and_generate_index
+web_questions|cbqa|Closed-Book QA|get_the_answer,potential_correct_answer,question_answer,short_general_knowledge_q,whats_the_answer
+wiki_bio|generate|Structured Data to Text|comprehension,guess_person,key_content,what_content,who
+wiki_hop|mcqa|Multiple-Choice QA|original_choose_best_object_affirmative_1,original_choose_best_object_affirmative_2,original_choose_best_object_affirmative_3,original_choose_best_object_interrogative_1,original_choose_best_object_interrogative_2,original_explain_relation,original_generate_object,original_generate_subject,original_generate_subject_and_object
+wiki_qa|rcqa|Extractive QA|Decide_good_answer,Direct_Answer_to_Question,Generate_Question_from_Topic,Is_This_True_,Jeopardy_style,Topic_Prediction_Answer_Only,Topic_Prediction_Question_Only,Topic_Prediction_Question_and_Answer_Pair,automatic_system,exercise,found_on_google
+wiqa|mcqa|Multiple-Choice QA|does_the_supposed_perturbation_have_an_effect,effect_with_label_answer,effect_with_string_answer,what_is_the_final_step_of_the_following_process,what_is_the_missing_first_step,what_might_be_the_first_step_of_the_process,what_might_be_the_last_step_of_the_process,which_of_the_following_is_the_supposed_perturbation
 """
 
 # --- CoT ---------------------------------------------------------------------------------
@@ -202,9 +203,9 @@ def muffin_entries() -> tuple[Entry, ...]:
 @functools.cache
 def t0sf_entries() -> tuple[Entry, ...]:
   return tuple(
-      Entry(name=f"t0sf_{dataset}_p{k}", collection="t0sf", dataset=dataset, family=family,
+      Entry(name=f"t0sf_{dataset}_{prompt}", collection="t0sf", dataset=dataset, family=family,
             category=category)
-      for dataset, family, category, n in _rows(_T0SF) for k in range(1, int(n) + 1))
+      for dataset, family, category, prompts in _rows(_T0SF) for prompt in prompts.split(","))
 
 
 @functools.cache
