@@ -4,10 +4,12 @@ Run on a machine with network access; training then works offline from D.
 
   niv2    git clone of allenai/natural-instructions into D/natural-instructions, and the
           task listing D/niv2/niv2_tasks.txt the catalogue reads
-  muffin, t0sf
-          TFDS `download_and_prepare` into D/tfds for the datasets TFDS has (the
-          canonical D/<collection>/<task>/<split>.jsonl files are then written by
-          dataset-specific converters, which are not written yet: reported as missing)
+  muffin  TFDS `download_and_prepare` into D/tfds for the datasets TFDS has, then
+          D/muffin/<task>/{train,validation}.jsonl in the family's fields through
+          `collections/tfds_converters.py` (datasets without a TFDS build or a
+          converter are reported as missing)
+  t0sf    each P3 prompt-task from the Hugging Face hub (bigscience/P3, one config per
+          task) into D/t0sf/<task>/{train,validation}.jsonl as rendered inputs/targets
   cot     the CoT TSVs are expected as D/cot/<dataset>_train.tsv (copy them from the
           FLAN repository's release); reported as missing when absent
 
@@ -17,13 +19,16 @@ Nothing here raises on a network failure.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pathlib
 import subprocess
 
 from flan_jax.tasks.collections import catalogue
+from flan_jax.tasks.collections import tfds_converters
 
 NIV2_REPO = "https://github.com/allenai/natural-instructions.git"
+P3_DATASET = "bigscience/P3"
 
 
 def _niv2(root: pathlib.Path, timeout: float) -> list[str]:
@@ -43,6 +48,47 @@ def _niv2(root: pathlib.Path, timeout: float) -> list[str]:
   return []
 
 
+def _write_jsonl(path: pathlib.Path, rows) -> int:
+  """Writes rows to `path` atomically (a temporary file renamed into place)."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_suffix(".jsonl.tmp")
+  n = 0
+  with open(tmp, "w", encoding="utf-8") as f:
+    for row in rows:
+      f.write(json.dumps(row, ensure_ascii=False) + "\n")
+      n += 1
+  os.replace(tmp, path)
+  return n
+
+
+def convert_tfds_task(entry: catalogue.Entry, builder, root: pathlib.Path,
+                      holdout_every: int = 10) -> dict[str, int]:
+  """Writes `<root>/muffin/<task>/{train,validation}.jsonl` from a prepared TFDS builder
+  through the task's converter; returns the number of rows per split."""
+  from flan_jax.tasks import sources  # pylint: disable=g-import-not-at-top
+  convert = tfds_converters.CONVERTERS[entry.tfds_name]
+  names = {k: list(f.names) for k, f in builder.info.features.items() if hasattr(f, "names")}
+  train = tfds_converters.TRAIN_SPLIT.get(entry.dataset, "train")
+  validation = tfds_converters.VALIDATION_SPLIT.get(entry.dataset, "validation")
+  available = set(builder.info.splits or ())
+
+  def rows(split, keep=lambda i: True):
+    ds = builder.as_dataset(split=split, shuffle_files=False)
+    for i, ex in enumerate(ds.as_numpy_iterator()):
+      if keep(i):
+        row = convert(sources._to_python(ex), names)  # pylint: disable=protected-access
+        if row is not None:
+          yield row
+
+  out = root / entry.collection / entry.name
+  if not available or validation in available:
+    return {"train": _write_jsonl(out / "train.jsonl", rows(train)),
+            "validation": _write_jsonl(out / "validation.jsonl", rows(validation))}
+  held = lambda i: i % holdout_every == holdout_every - 1
+  return {"train": _write_jsonl(out / "train.jsonl", rows(train, lambda i: not held(i))),
+          "validation": _write_jsonl(out / "validation.jsonl", rows(train, held))}
+
+
 def _tfds(collection: str, root: pathlib.Path) -> list[str]:
   failures = []
   try:
@@ -56,14 +102,59 @@ def _tfds(collection: str, root: pathlib.Path) -> list[str]:
     if not e.tfds_name:
       failures.append(f"{e.name}: no TFDS source for dataset {e.dataset!r}")
       continue
+    if e.tfds_name not in tfds_converters.CONVERTERS:
+      failures.append(f"{e.name}: no converter from TFDS {e.tfds_name} to the "
+                      f"{e.family!r} fields yet")
+      continue
     try:
-      tfds.builder(e.tfds_name, data_dir=str(root / "tfds")).download_and_prepare()
+      builder = tfds.builder(e.tfds_name, data_dir=str(root / "tfds"))
+      builder.download_and_prepare()
+      counts = convert_tfds_task(e, builder, root)
     except Exception as err:  # pylint: disable=broad-except
       failures.append(f"{e.name}: TFDS {e.tfds_name} failed: {type(err).__name__}: "
                       f"{str(err)[:200]}")
       continue
-    failures.append(f"{e.name}: TFDS {e.tfds_name} prepared, but no converter to "
-                    f"{target}/<split>.jsonl yet")
+    print(f"{e.name}: {counts['train']} train, {counts['validation']} validation rows")
+  return failures
+
+
+def _load_p3(config: str, cache_dir: str):
+  import datasets  # pylint: disable=g-import-not-at-top
+  return datasets.load_dataset(P3_DATASET, name=config, cache_dir=cache_dir)
+
+
+def p3_row(ex: dict) -> dict:
+  """A P3 example, already rendered through its prompt: kept as inputs/targets (the
+  renderer passes such rows through), with the answer choices as options."""
+  row = {"inputs": ex["inputs_pretokenized"].strip(),
+         "targets": ex["targets_pretokenized"].strip()}
+  if ex.get("answer_choices"):
+    row["options"] = [c.strip() for c in ex["answer_choices"]]
+  return row
+
+
+def _p3(root: pathlib.Path, holdout_every: int = 10) -> list[str]:
+  failures = []
+  for e in catalogue.entries("t0sf"):
+    out = root / "t0sf" / e.name
+    if (out / "train.jsonl").is_file():
+      continue
+    config = e.name[len("t0sf_"):]
+    try:
+      data = _load_p3(config, str(root / "hf"))
+    except Exception as err:  # pylint: disable=broad-except
+      failures.append(f"{e.name}: {P3_DATASET} config {config!r} failed: "
+                      f"{type(err).__name__}: {str(err)[:200]}")
+      continue
+    if "validation" in data:
+      _write_jsonl(out / "train.jsonl", map(p3_row, data["train"]))
+      _write_jsonl(out / "validation.jsonl", map(p3_row, data["validation"]))
+    else:
+      train = list(map(p3_row, data["train"]))
+      held = [r for i, r in enumerate(train) if i % holdout_every == holdout_every - 1]
+      _write_jsonl(out / "train.jsonl",
+                   (r for i, r in enumerate(train) if i % holdout_every != holdout_every - 1))
+      _write_jsonl(out / "validation.jsonl", held)
   return failures
 
 
@@ -84,8 +175,10 @@ def prepare(collection: str, data_dir=None, *, timeout: float = 600) -> list[str
       failures += _niv2(root, timeout)
     elif c == "cot":
       failures += _cot(root)
-    elif c in ("muffin", "t0sf"):
+    elif c == "muffin":
       failures += _tfds(c, root)
+    elif c == "t0sf":
+      failures += _p3(root)
     else:
       raise ValueError(f"unknown collection {c!r}; use one of {list(catalogue.COLLECTIONS)} "
                        "or all")

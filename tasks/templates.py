@@ -108,9 +108,17 @@ def render_options(options: Sequence[str]) -> str:
   return "\n\n" + OPTIONS_HEADER + "".join(f"\n- {o}" for o in options)
 
 
+def is_prerendered(example: Mapping[str, object]) -> bool:
+  """Rows that are already prompts (`inputs`/`targets` strings: P3 prompt-tasks, the
+  published Flan exports) are passed through as they are, in place of a template."""
+  return isinstance(example.get("inputs"), str) and isinstance(example.get("targets"), str)
+
+
 def render(template: Template, example: Mapping[str, object], fmt: Format, *,
            options: Sequence[str] | None = None, rationale: str | None = None) -> tuple[str, str]:
   """(inputs, targets) of one example in one format, without few-shot exemplars."""
+  if is_prerendered(example):
+    template = PRERENDERED
   options_text = render_options(options) if (fmt.options and options) else ""
   fields = {**example, OPTIONS_FIELD: options_text}
   inputs = _fill(template.inputs, fields)
@@ -135,3 +143,6 @@ def stable_hash(*parts: object) -> int:
   """A 63-bit hash of `parts` that is the same in every process and python version."""
   digest = hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).digest()
   return int.from_bytes(digest[:8], "little") >> 1
+
+
+PRERENDERED = Template("{inputs}", "{targets}")

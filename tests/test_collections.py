@@ -187,3 +187,92 @@ def test_tasks_cli(niv2_checkout, capsys, monkeypatch):
   assert capsys.readouterr().out.split() == [e.name for e in catalogue.entries("cot")]
   assert cli.main(["show", "muffin_rte", "--format", "zsopt", "--data_dir", str(root)]) == 0
   assert "OPTIONS:" in capsys.readouterr().out
+
+
+def test_tfds_converters_under_mock_data(tmp_path):
+  """Every Muffin dataset with a TFDS converter: TFDS's mock examples (real feature specs,
+  random values) convert to the family's fields, and the tasks render from the files."""
+  tfds = pytest.importorskip("tensorflow_datasets")
+  from flan_jax.tasks import prepare
+  from flan_jax.tasks.collections import _register, families, tfds_converters
+  converted = []
+  with tfds.testing.mock_data(num_examples=6):
+    for e in catalogue.entries("muffin"):
+      if e.tfds_name not in tfds_converters.CONVERTERS:
+        continue
+      counts = prepare.convert_tfds_task(e, tfds.builder(e.tfds_name, data_dir=str(tmp_path)),
+                                         tmp_path)
+      if counts["train"]:   # random labels can fall outside a few datasets' label sets
+        converted.append(e)
+  assert len(converted) >= 58
+  names = _register.register_file_collection("muffin", data_dir=tmp_path)
+  try:
+    for e in converted:
+      row = json.loads((tmp_path / "muffin" / e.name / "train.jsonl").read_text().split("\n")[0])
+      assert set(families.FIELDS[e.family]) <= set(row), (e.name, row)
+      assert all(isinstance(row[k], str) for k in families.FIELDS[e.family])
+      for fmt in ("zsopt", "fsnoopt"):
+        assert f"{e.name}_{fmt}" in names
+        (r,) = api.render_examples(f"{e.name}_{fmt}", "train", limit=1)
+        assert r.inputs and r.targets  # (inversion templates ask for another field)
+  finally:
+    _register.register_file_collection("muffin")
+
+
+def test_tfds_converters_on_hand_written_rows():
+  from flan_jax.tasks.collections import tfds_converters as tc
+  c = tc.CONVERTERS
+  assert c["sentiment140"]({"text": "meh", "polarity": 2}, {}) is None  # neutral: no label
+  assert c["sentiment140"]({"text": "great", "polarity": 4}, {})["answer"] == "positive"
+  arc = {"question": "Q?", "choices": {"label": ["1", "2", "3"], "text": ["a", "b", "c"]},
+         "answerKey": 1}
+  assert c["ai2_arc/ARC-Easy"](arc, {"answerKey": list("ABCDE")})["answer"] == "b"
+  arc["choices"]["label"] = ["A", "B", "C"]
+  arc["answerKey"] = 2
+  assert c["ai2_arc/ARC-Easy"](arc, {"answerKey": list("ABCDE")})["answer"] == "c"
+  row = c["anli/r1"]({"context": "p", "hypothesis": "h", "label": 1}, {"label": ["e", "n", "c"]})
+  assert row["answer"] == "it is not possible to tell" and len(row["options"]) == 3
+  assert c["snli"]({"premise": "p", "hypothesis": "h", "label": -1},
+                   {"label": ["entailment", "neutral", "contradiction"]}) is None
+  assert c["lambada"]({"passage": "the cat sat"}, {}) == {"text": "the cat", "answer": "sat"}
+
+
+def test_prepare_t0sf_from_p3_rows(tmp_path, monkeypatch):
+  """P3's schema (inputs/targets_pretokenized, answer_choices) -> per-task files whose
+  rendered rows pass through unchanged; a config that cannot be fetched is reported."""
+  datasets = pytest.importorskip("datasets")
+  from flan_jax.tasks import prepare
+  from flan_jax.tasks.collections import t0sf
+
+  def fake_p3(config, cache_dir):
+    if config.startswith("wiki_bio"):
+      raise ConnectionError("offline")
+    rows = [{"inputs_pretokenized": f"{config} prompt {i}\nYes or no? ",
+             "targets_pretokenized": " yes" if i % 2 else " no",
+             "answer_choices": ["yes", "no"]} for i in range(12)]
+    split = {"train": datasets.Dataset.from_list(rows[:10])}
+    if not config.startswith("app_reviews"):
+      split["validation"] = datasets.Dataset.from_list(rows[10:])
+    return datasets.DatasetDict(split)
+
+  monkeypatch.setattr(prepare, "_load_p3", fake_p3)
+  failures = prepare.prepare("t0sf", tmp_path)
+  assert len(failures) == 5 and all("wiki_bio" in f and "offline" in f for f in failures)
+  names = t0sf.register(data_dir=tmp_path)
+  try:
+    name = "t0sf_adversarial_qa_dbert_based_on"
+    (zs,) = api.render_examples(f"{name}_zsnoopt", "validation", limit=1)
+    assert zs.inputs == "adversarial_qa_dbert_based_on prompt 10\nYes or no?"
+    assert zs.targets == "no"
+    (opt,) = api.render_examples("t0sf_cos_e_v1.11_aligned_with_common_sense_zsopt",
+                                 "validation", limit=1)  # a multiple-choice family lists options
+    assert opt.inputs.endswith("OPTIONS:\n- yes\n- no")
+    fs = api.render_examples(f"{name}_fsnoopt", "validation", limit=1)[0]
+    assert len(fs.exemplar_indices) == 3 and fs.inputs.count("prompt") == 4
+    # No validation split in P3: every 10th train row is held out.
+    held = (tmp_path / "t0sf" / "t0sf_app_reviews_categorize_rating_using_review" /
+            "validation.jsonl").read_text().splitlines()
+    assert len(held) == 1 and "prompt 9" in held[0]
+    assert f"{name}_fsopt" in names
+  finally:
+    t0sf.register()

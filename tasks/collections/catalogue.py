@@ -69,14 +69,14 @@ bool_q|rcqa|Reading Comprehension|bool_q
 cb|nli|Natural Language Inference|super_glue/cb
 cnn_dailymail|summarize|Summarization|cnn_dailymail
 cola|classify|Grammatical Acceptability|glue/cola
-common_gen|generate|Structured Data to Text|-
+common_gen|generate|Structured Data to Text|gem/common_gen
 copa|mcqa|Commonsense Reasoning|super_glue/copa
 coqa|rcqa|Reading Comprehension|coqa
 cosmos_qa|mcqa|Commonsense Reading Comprehension|cosmos_qa
-dart|generate|Structured Data to Text|-
+dart|generate|Structured Data to Text|gem/dart
 definite_pronoun_resolution|mcqa|Coreference Resolution|definite_pronoun_resolution
 drop|rcqa|Reading Comprehension|drop
-e2e_nlg|generate|Structured Data to Text|-
+e2e_nlg|generate|Structured Data to Text|gem/e2e_nlg
 fix_punct|generate|Punctuation Fixing|-
 gigaword|summarize|Summarization|gigaword
 glue_mrpc|nli|Paraphrase Identification|glue/mrpc
@@ -84,13 +84,13 @@ glue_qqp|nli|Paraphrase Identification|glue/qqp
 hellaswag|mcqa|Commonsense Reasoning|hellaswag
 imdb_reviews|classify|Sentiment Analysis|imdb_reviews
 lambada|generate|Language Modeling|lambada
-math_dataset|cbqa|Mathematical QA|-
+math_dataset|cbqa|Mathematical QA|math_dataset/algebra__linear_1d
 mnli_matched|nli|Natural Language Inference|glue/mnli
 mnli_mismatched|nli|Natural Language Inference|glue/mnli
 multi_news|summarize|Summarization|multi_news
 multirc|rcqa|Reading Comprehension|super_glue/multirc
 natural_questions|cbqa|Closed-Book QA|natural_questions_open
-newsroom|summarize|Summarization|-
+newsroom|summarize|Summarization|newsroom
 openbookqa|mcqa|Reading Comprehension|openbookqa
 opinion_abstracts_idebate|summarize|Summarization|-
 opinion_abstracts_rotten_tomatoes|summarize|Summarization|-
@@ -107,16 +107,16 @@ snli|nli|Natural Language Inference|snli
 squad_v1|rcqa|Reading Comprehension|squad/v1.1
 squad_v2|rcqa|Reading Comprehension|squad/v2.0
 sst2|classify|Sentiment Analysis|glue/sst2
-story_cloze|mcqa|Commonsense Reasoning|-
+story_cloze|mcqa|Commonsense Reasoning|story_cloze/2016
 stsb|nli|Paraphrase Identification|glue/stsb
 trec|classify|Question Classification|trec
 trivia_qa|cbqa|Closed-Book QA|trivia_qa/rc
 trivia_qa_wiki_missing|cbqa|Closed-Book QA|-
 true_case|generate|Text Correction|-
 unified_qa_science_inst|mcqa|Closed-Book QA|-
-web_nlg_en|generate|Structured Data to Text|-
+web_nlg_en|generate|Structured Data to Text|gem/web_nlg_en
 wic|nli|Word Sense Disambiguation|super_glue/wic
-wiki_lingua_english_en|summarize|Summarization|-
+wiki_lingua_english_en|summarize|Summarization|gem/wiki_lingua_english_en
 winogrande|mcqa|Coreference Resolution|winogrande
 wmt14_enfr|translate|Translation|wmt14_translate/fr-en
 wmt16_translate_csen|translate|Translation|wmt16_translate/cs-en
