@@ -39,6 +39,7 @@ from flan_jax import flops, gin_utils, plan
 
 MANIFEST = "sweep.json"
 NORM_AVG = "Norm. avg"
+LOGLIK = "answer log-lik. (nats/token)"
 
 
 @gin.configurable
@@ -271,6 +272,15 @@ def collect(runs: Sequence[Run]) -> dict[str, dict[str, float]]:
     s = {c: float(v) for c, v in res["columns"].items()}
     if res.get("normalized_average") is not None:
       s[NORM_AVG] = float(res["normalized_average"])
+    # A smooth signal next to each column's score: the mean per-token log-likelihood of
+    # the gold answers (teacher forced), which moves long before small models' exact
+    # answers do.
+    loglik: dict[str, list[float]] = {}
+    for t in res.get("tasks", {}).values():
+      if "target_logprob" in t.get("metrics", {}):
+        loglik.setdefault(t["column"], []).append(float(t["metrics"]["target_logprob"]))
+    for c, values in loglik.items():
+      s[f"{c} {LOGLIK}"] = sum(values) / len(values)
     scores[r.name] = s
   return scores
 
@@ -369,7 +379,8 @@ def report(root: str, runs: Sequence[Run], *, title: str = "sweep", timings: Map
          "Rows: model size. Columns: number of fine-tuning tasks, with (+CoT) or without the CoT data.", ""]
   plots = []
   for metric in metrics:
-    cell = lambda r, metric=metric: (f"{scores[r.name][metric]:.1f}"
+    digits = 2 if LOGLIK in metric else 1
+    cell = lambda r, metric=metric, digits=digits: (f"{scores[r.name][metric]:.{digits}f}"
                                      if metric in scores.get(r.name, {}) else "-")
     out += [f"## {metric}", "", _table(runs, cell), ""]
     if scores:

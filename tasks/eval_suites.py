@@ -290,15 +290,9 @@ def bbh_rows(task: str, cot: bool, data_dir=None) -> list[Row]:
 
 def bigbench_root() -> pathlib.Path | None:
   """The `benchmark_tasks` directory of the installed `bigbench` package, or None."""
-  import importlib.util
-  try:
-    spec = importlib.util.find_spec("bigbench")
-  except (ImportError, ValueError):
-    return None
-  if spec is None or not spec.submodule_search_locations:
-    return None
-  path = pathlib.Path(list(spec.submodule_search_locations)[0]) / "benchmark_tasks"
-  return path if path.is_dir() else None
+  from flan_jax import evaluation  # pylint: disable=g-import-not-at-top
+  path = evaluation.bigbench_task_dir()
+  return pathlib.Path(path) if path else None
 
 
 def bigbench_examples(task_json: dict) -> list[tuple[str, str, list[str]]]:
