@@ -19,20 +19,21 @@ import tempfile
 import time
 
 SHARED_META = pathlib.Path(__file__).resolve().parents[1].parent / "shared/data/niv2/task_metadata.json"
-ROWS = {"classify": {"text": "a short text {i}", "answer": "yes", "options": ["yes", "no"]},
-        "nli": {"premise": "p {i}", "hypothesis": "h", "answer": "yes", "options": ["yes", "no"]},
-        "rcqa": {"context": "context {i}", "question": "q?", "answer": "a"},
-        "cbqa": {"question": "question {i}?", "answer": "a"},
-        "mcqa": {"question": "question {i}?", "answer": "b", "options": ["a", "b"]},
-        "summarize": {"text": "long text {i}", "answer": "short"},
+ROWS = {"classify": {"text": "a short text {i}", "answer": "yes {i}", "options": ["yes {i}", "no"]},
+        "nli": {"premise": "p {i}", "hypothesis": "h {i}", "answer": "yes", "options": ["yes", "no"]},
+        "rcqa": {"context": "context {i}", "question": "q {i}?", "answer": "a {i}"},
+        "cbqa": {"question": "question {i}?", "answer": "a {i}"},
+        "mcqa": {"question": "question {i}?", "answer": "b {i}", "options": ["a", "b {i}"]},
+        "summarize": {"text": "long text {i}", "answer": "short {i}"},
         "translate": {"text": "hello {i}", "source_lang": "English", "target_lang": "French",
-                      "answer": "bonjour"},
-        "generate": {"text": "input {i}", "answer": "output"},
-        "dialog": {"text": "A: hi {i}\nB: hello", "answer": "A: bye"}}
+                      "answer": "bonjour {i}"},
+        "generate": {"text": "input {i}", "answer": "output {i}"},
+        "dialog": {"text": "A: hi {i}\nB: hello", "answer": "A: bye {i}"}}
 
 
 def _fill(row, i):
-  return {k: (v.format(i=i) if isinstance(v, str) else v) for k, v in row.items()}
+  return {k: (v.format(i=i) if isinstance(v, str) else [o.format(i=i) for o in v])
+          for k, v in row.items()}
 
 
 def write_fixtures(root: pathlib.Path, n_train=20, n_val=2) -> None:

@@ -276,3 +276,31 @@ def test_prepare_t0sf_from_p3_rows(tmp_path, monkeypatch):
     assert f"{name}_fsopt" in names
   finally:
     t0sf.register()
+
+
+def test_every_catalogued_task_renders_in_each_format(tmp_path):
+  """All 1,838 families x their formats, one example each, from fixture files in each
+  collection's on-disk format (the benchmark's fixtures); few-shot prompts never hold
+  the query itself."""
+  import importlib.util
+  from flan_jax.tasks.collections import cot, muffin, niv2, t0sf
+  path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "mixture_build.py"
+  spec = importlib.util.spec_from_file_location("mixture_build", path)
+  bench = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(bench)
+  bench.write_fixtures(tmp_path, n_train=12, n_val=2)  # NIv2 holds out every 10th
+  modules = (muffin, t0sf, niv2, cot)
+  try:
+    names = [n for m in modules for n in m.register(data_dir=tmp_path)]
+    families = {api.get_task_info(n).name for n in names}
+    assert len(families) == 80 + 193 + 1556 + 9
+    for name in names:
+      (r,) = api.render_examples(name, "validation", limit=1)
+      assert r.inputs and r.targets, name
+      if name.endswith(("_fsopt", "_fsnoopt", "_fscot")):
+        (zs,) = api.render_examples(name.replace("_fs", "_zs"), "validation", limit=1)
+        assert r.exemplar_indices, name
+        assert r.inputs.endswith(zs.inputs) and r.inputs.count(zs.inputs) == 1, name
+  finally:
+    for m in modules:
+      m.register()
