@@ -10,8 +10,10 @@ Run on a machine with network access; training then works offline from D.
           converter are reported as missing)
   t0sf    each P3 prompt-task from the Hugging Face hub (bigscience/P3, one config per
           task) into D/t0sf/<task>/{train,validation}.jsonl as rendered inputs/targets
-  cot     the CoT TSVs are expected as D/cot/<dataset>_train.tsv (copy them from the
-          FLAN repository's release); reported as missing when absent
+  cot     the Flan CoT TSVs from the FLAN repository into D/cot/<dataset>_train.tsv
+  mmlu, bbh, tydiqa, mgsm
+          the held-out benchmarks (tasks/eval_suites.py) in their release layouts under
+          D/<suite>/
 
 Every item that could not be fetched is printed; the exit status is 1 if any failed.
 Nothing here raises on a network failure.
@@ -29,6 +31,11 @@ from flan_jax.tasks.collections import tfds_converters
 
 NIV2_REPO = "https://github.com/allenai/natural-instructions.git"
 P3_DATASET = "bigscience/P3"
+COT_URL = "https://raw.githubusercontent.com/google-research/FLAN/main/flan/v2/cot_data"
+MMLU_URL = "https://people.eecs.berkeley.edu/~hendrycks/data.tar"
+BBH_URL = "https://github.com/suzgunmirac/BIG-Bench-Hard/archive/refs/heads/main.zip"
+TYDIQA_URL = "https://storage.googleapis.com/tydiqa/v1.1"
+MGSM_URL = "https://raw.githubusercontent.com/google-research/url-nlp/main/mgsm"
 
 
 def _niv2(root: pathlib.Path, timeout: float) -> list[str]:
@@ -158,30 +165,107 @@ def _p3(root: pathlib.Path, holdout_every: int = 10) -> list[str]:
   return failures
 
 
-def _cot(root: pathlib.Path) -> list[str]:
-  return [f"{e.name}: missing {root / 'cot' / (e.dataset + '_train.tsv')}"
-          for e in catalogue.entries("cot")
-          if not (root / "cot" / f"{e.dataset}_train.tsv").is_file()]
+def _download(url: str, dest: pathlib.Path, timeout: float) -> str | None:
+  """Fetches `url` to `dest` atomically; None on success, else why not."""
+  import urllib.request  # pylint: disable=g-import-not-at-top
+  dest.parent.mkdir(parents=True, exist_ok=True)
+  tmp = dest.with_name(dest.name + ".part")
+  try:
+    with urllib.request.urlopen(url, timeout=timeout) as r, open(tmp, "wb") as f:
+      while chunk := r.read(1 << 20):
+        f.write(chunk)
+  except Exception as e:  # pylint: disable=broad-except
+    tmp.unlink(missing_ok=True)
+    return f"{url}: {type(e).__name__}: {str(e)[:200]}"
+  os.replace(tmp, dest)
+  return None
+
+
+def _fetch_files(what: str, files: dict[pathlib.Path, str], timeout: float) -> list[str]:
+  failures = []
+  for dest, url in files.items():
+    if not dest.is_file():
+      why = _download(url, dest, timeout)
+      if why:
+        failures.append(f"{what}: {why}")
+  return failures
+
+
+def _cot(root: pathlib.Path, timeout: float) -> list[str]:
+  return _fetch_files("cot", {root / "cot" / f"{e.dataset}_train.tsv":
+                              f"{COT_URL}/{e.dataset}_train.tsv"
+                              for e in catalogue.entries("cot")}, timeout)
+
+
+def _unpack(archive: pathlib.Path, dest: pathlib.Path) -> None:
+  import shutil  # pylint: disable=g-import-not-at-top
+  shutil.unpack_archive(str(archive), str(dest))
+  archive.unlink()
+
+
+def _mmlu(root: pathlib.Path, timeout: float) -> list[str]:
+  out = root / "mmlu"
+  if (out / "data" / "test").is_dir() or (out / "test").is_dir():
+    return []
+  archive = out / "data.tar"
+  why = _download(MMLU_URL, archive, timeout)
+  if why:
+    return [f"mmlu: {why}"]
+  _unpack(archive, out)
+  missing = [] if (out / "mmlu-cot.json").is_file() else [
+      f"mmlu: no {out / 'mmlu-cot.json'} (subject -> 5-shot CoT prompt text) for the CoT "
+      "column; the direct column works without it"]
+  return missing
+
+
+def _bbh(root: pathlib.Path, timeout: float) -> list[str]:
+  out = root / "bbh"
+  if (out / "cot-prompts").is_dir():
+    return []
+  archive = out / "bbh.zip"
+  why = _download(BBH_URL, archive, timeout)
+  if why:
+    return [f"bbh: {why} (offline BBH from the bigbench package still works)"]
+  _unpack(archive, out / "_unpacked")
+  import shutil  # pylint: disable=g-import-not-at-top
+  top = next((out / "_unpacked").iterdir())
+  for sub in ("bbh", "cot-prompts"):
+    if (top / sub).is_dir():
+      shutil.move(str(top / sub), str(out / sub))
+  shutil.rmtree(out / "_unpacked")
+  return []
+
+
+def _tydiqa(root: pathlib.Path, timeout: float) -> list[str]:
+  return _fetch_files("tydiqa", {root / "tydiqa" / f"tydiqa-goldp-v1.1-{s}.json":
+                                 f"{TYDIQA_URL}/tydiqa-goldp-v1.1-{s}.json"
+                                 for s in ("train", "dev")}, timeout)
+
+
+def _mgsm(root: pathlib.Path, timeout: float) -> list[str]:
+  from flan_jax.tasks import eval_suites  # pylint: disable=g-import-not-at-top
+  return _fetch_files("mgsm", {root / "mgsm" / f"mgsm_{lang}.tsv": f"{MGSM_URL}/mgsm_{lang}.tsv"
+                               for lang in eval_suites.MGSM_LANGUAGES}, timeout)
+
+
+EVAL_SUITES = ("mmlu", "bbh", "tydiqa", "mgsm")
+CHOICES = (*catalogue.COLLECTIONS, *EVAL_SUITES)
 
 
 def prepare(collection: str, data_dir=None, *, timeout: float = 600) -> list[str]:
-  """Fetches one collection (or "all"); returns what could not be fetched."""
+  """Fetches one collection or evaluation suite (or "all"); returns what could not be
+  fetched."""
   root = catalogue.data_dir(data_dir)
   root.mkdir(parents=True, exist_ok=True)
-  names = list(catalogue.COLLECTIONS) if collection == "all" else [collection]
+  names = list(CHOICES) if collection == "all" else [collection]
+  steps = {"niv2": _niv2, "cot": _cot, "muffin": lambda r, t: _tfds("muffin", r),
+           "t0sf": lambda r, t: _p3(r), "mmlu": _mmlu, "bbh": _bbh, "tydiqa": _tydiqa,
+           "mgsm": _mgsm}
   failures = []
   for c in names:
-    if c == "niv2":
-      failures += _niv2(root, timeout)
-    elif c == "cot":
-      failures += _cot(root)
-    elif c == "muffin":
-      failures += _tfds(c, root)
-    elif c == "t0sf":
-      failures += _p3(root)
-    else:
-      raise ValueError(f"unknown collection {c!r}; use one of {list(catalogue.COLLECTIONS)} "
-                       "or all")
+    if c not in steps:
+      raise ValueError(f"unknown collection {c!r}; use one of {list(CHOICES)} or all")
+    failures += steps[c](root, timeout)
   return failures
 
 
@@ -189,7 +273,7 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="flan-jax data")
   sub = p.add_subparsers(dest="command", required=True)
   prep = sub.add_parser("prepare", help="fetch and cache a collection")
-  prep.add_argument("collection", choices=list(catalogue.COLLECTIONS) + ["all"])
+  prep.add_argument("collection", choices=list(CHOICES) + ["all"])
   prep.add_argument("--data_dir", default=None)
   prep.add_argument("--timeout", type=float, default=600, help="seconds per download")
   args = p.parse_args(argv)

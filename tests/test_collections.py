@@ -171,9 +171,40 @@ def test_prepare_reports_failures_offline(tmp_path, monkeypatch, capsys):
   from flan_jax.tasks import prepare
   monkeypatch.setattr(prepare, "NIV2_REPO", str(tmp_path / "no_such_repo"))
   assert prepare.main(["prepare", "niv2", f"--data_dir={tmp_path}", "--timeout=30"]) == 1
+  monkeypatch.setattr(prepare, "COT_URL", (tmp_path / "no_such_dir").as_uri())
   assert prepare.main(["prepare", "cot", f"--data_dir={tmp_path}"]) == 1
   out = capsys.readouterr().out
-  assert "could not get: niv2: git clone" in out and "cot_gsm8k: missing" in out
+  assert "could not get: niv2: git clone" in out and "could not get: cot:" in out
+  assert "gsm8k_train.tsv" in out and not list((tmp_path / "cot").glob("*.part"))
+
+
+def test_prepare_downloads_into_release_layouts(tmp_path, monkeypatch):
+  """Served from file:// URLs: the real CoT TSVs, and TyDiQA / MGSM files; what a server
+  lacks is reported, what it has lands whole and then evaluates."""
+  from flan_jax.tasks import eval_suites, prepare
+  served = tmp_path / "served"
+  served.mkdir()
+  (served / "tydiqa-goldp-v1.1-train.json").write_text(json.dumps({"data": [{"paragraphs": [
+      {"context": "Oslo er i Norge.", "qas": [{"id": "finnish-1", "question": "Q?",
+                                               "answers": [{"text": "Norge"}]}]}]}]}))
+  (served / "tydiqa-goldp-v1.1-dev.json").write_text(
+      (served / "tydiqa-goldp-v1.1-train.json").read_text())
+  for lang in eval_suites.MGSM_LANGUAGES:
+    (served / f"mgsm_{lang}.tsv").write_text("1 + 1?\t2\n")
+  monkeypatch.setattr(prepare, "COT_URL", _shared("flan_cot").as_uri())
+  monkeypatch.setattr(prepare, "TYDIQA_URL", served.as_uri())
+  monkeypatch.setattr(prepare, "MGSM_URL", served.as_uri())
+  data = tmp_path / "data"
+  failures = [f for c in ("cot", "tydiqa", "mgsm") for f in prepare.prepare(c, data)]
+  served_cot = {p.name for p in _shared("flan_cot").glob("*_train.tsv")}
+  expected_missing = {f"{e.dataset}_train.tsv" for e in catalogue.entries("cot")} - served_cot
+  assert len(failures) == len(expected_missing)
+  assert all(any(m in f for f in failures) for m in expected_missing)
+  for name in served_cot:
+    assert (data / "cot" / name).read_bytes() == (_shared("flan_cot") / name).read_bytes()
+  rows = eval_suites.tydiqa_rows("finnish", data)
+  assert rows[0]["answers"] == ["Norge"]
+  assert eval_suites.mgsm_rows("de", data)[0]["targets"] == "2"   # exemplars: the GSM8K TSV
 
 
 def test_tasks_cli(niv2_checkout, capsys, monkeypatch):
