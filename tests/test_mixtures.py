@@ -112,3 +112,27 @@ def test_full_flan2022_mixture_builds_over_fixtures():
                        text=True, timeout=600, check=True).stdout
   assert "mixture flan2022_submix: 1838 tasks, 7370 format variants" in out
   assert "first 50 packed examples" in out and "peak RSS" in out
+
+
+def test_train_on_the_full_flan2022_mixture_from_gin(tmp_path):
+  """`flan-jax train` on flan2022_submix (all 1,838 tasks) over fixture data: gin only."""
+  import importlib.util
+  import os
+  import pathlib
+  import subprocess
+  import sys
+  repo = pathlib.Path(__file__).resolve().parents[1]
+  spec = importlib.util.spec_from_file_location("mixture_build",
+                                                repo / "benchmarks" / "mixture_build.py")
+  bench = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(bench)
+  bench.write_fixtures(tmp_path / "data")
+  env = {**os.environ, "FLAN_JAX_DATA_DIR": str(tmp_path / "data")}
+  out = subprocess.run(
+      [sys.executable, "-m", "flan_jax.cli", "train", "--gin_file=gin/recipes/quickstart.gin",
+       f"--gin.MODEL_DIR={tmp_path / 'run'}", "--gin.TRAIN_STEPS=2", "--gin.CHECKPOINT_PERIOD=2",
+       "--gin.TASK_MODULES=['flan_jax.tasks.mixtures']",
+       "--gin.MIXTURE_OR_TASK_NAME=flan2022_submix", "--gin.train.log_every=1"],
+      cwd=repo, env=env, capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "step      2/2" in out.stdout and (tmp_path / "run" / "checkpoints" / "2").is_dir()
