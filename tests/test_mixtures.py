@@ -101,19 +101,6 @@ def test_sampled_mixture_draws_by_rate_and_nests(tmp_path):
       api.remove_flan_task(n)
 
 
-def test_full_flan2022_mixture_builds_over_fixtures():
-  """benchmarks/mixture_build.py end to end at a small size: every catalogued task gets
-  fixture files in its real layout, the full mixture is built and yields packed examples."""
-  import pathlib
-  import subprocess
-  import sys
-  script = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "mixture_build.py"
-  out = subprocess.run([sys.executable, str(script), "--examples", "50"], capture_output=True,
-                       text=True, timeout=600, check=True).stdout
-  assert "mixture flan2022_submix: 1838 tasks, 7370 format variants" in out
-  assert "first 50 packed examples" in out and "peak RSS" in out
-
-
 def test_train_on_the_full_flan2022_mixture_from_gin(tmp_path):
   """`flan-jax train` on flan2022_submix (all 1,838 tasks) over fixture data: gin only."""
   import importlib.util
