@@ -81,7 +81,34 @@ def flan_jax_runner():
       state, metrics = tr.step(state, gbatch)
     carry.update(state=state, metrics=jax.block_until_ready(metrics))
 
+  def step_flops():
+    cost = tr.train_step.lower(carry["state"], gbatch).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost.get("flops", 0.0))
+
+  run.step_flops = step_flops
   return run, lambda: float(carry["metrics"]["loss"])
+
+
+def sgemm_peak(n=2048):
+  """GFLOP/s of one n x n x n fp32 matmul, best of 5, in JAX and in torch: the practical
+  ceiling of this machine for both frameworks."""
+  import jax
+  import jax.numpy as jnp
+  import torch
+  a = np.random.default_rng(0).random((n, n), np.float32)
+  ja, ta = jnp.asarray(a), torch.from_numpy(a)
+  mm = jax.jit(jnp.matmul)
+  best = {}
+  for name, fn in (("jax", lambda: mm(ja, ja).block_until_ready()), ("torch", lambda: ta @ ta)):
+    fn()
+    times = []
+    for _ in range(5):
+      t0 = time.perf_counter()
+      fn()
+      times.append(time.perf_counter() - t0)
+    best[name] = 2 * n ** 3 / min(times) / 1e9
+  return best
 
 
 def transformers_runner():
@@ -145,6 +172,14 @@ def main(argv=None):
     print(f"{name:<13} {tps[name]:10,.0f} tokens/s   (last loss {loss():.3f}; rounds: "
           f"{', '.join(f'{t / args.steps:.2f}' for t in times[name])} s/step)", flush=True)
   print(f"ratio flan_jax / transformers: {tps['flan_jax'] / tps['transformers']:.2f}x")
+  flops = runners["flan_jax"][0].step_flops()
+  if flops:
+    rate = {n: flops * tps[n] / tokens_per_step() / 1e9 for n in tps}
+    peak = sgemm_peak()
+    print(f"train step: {flops / 1e9:.1f} GFLOP (XLA cost analysis) -> flan_jax {rate['flan_jax']:.0f}, "
+          f"transformers {rate['transformers']:.0f} GFLOP/s; one 2048^3 fp32 matmul here: "
+          f"jax {peak['jax']:.0f}, torch {peak['torch']:.0f} GFLOP/s; a 1.5x ratio needs flan_jax at "
+          f"{1.5 * rate['transformers']:.0f} GFLOP/s")
   return 0
 
 
