@@ -12,7 +12,10 @@ StandardCheckpointer) and optionally `model.gin`.
 """
 from __future__ import annotations
 
+import ast
+import dataclasses
 import os
+import re
 from typing import Any
 
 import jax
@@ -133,3 +136,71 @@ def load_params(path: str, abstract_params: PyTree | None = None) -> PyTree:
 
 def to_numpy(tree: PyTree) -> PyTree:
   return jax.tree.map(np.asarray, tree)
+
+
+# ----------------------------------------------------------------------------------------
+# The model a checkpoint was saved with, from the gin file next to it.
+
+
+def _gin_statements(text: str) -> list[tuple[str, str]]:
+  """(key, value text) of each binding in a gin file's text; continuation lines joined."""
+  stmts: list[list[str]] = []
+  for line in text.splitlines():
+    if not line.strip() or line.lstrip().startswith("#"):
+      continue
+    if line[0] in " \t" and stmts:
+      stmts[-1].append(line.strip())
+    elif "=" in line:
+      stmts.append([line.strip()])
+  out = []
+  for parts in stmts:
+    key, value = " ".join(parts).split("=", 1)
+    out.append((key.strip(), value.strip()))
+  return out
+
+
+def model_config_from_gin_text(text: str, where: str = "config.gin") -> Any:
+  """Builds the T5Config / PaLMConfig that a saved gin config binds, without touching the
+  global gin state (literal values and %MACROs only)."""
+  from flan_jax.models import palm, t5
+  stmts = _gin_statements(text)
+  macros = {k: v for k, v in stmts if re.fullmatch(r"[A-Z_][A-Z0-9_]*", k)}
+
+  def value(v: str, depth: int = 0):
+    if v.startswith("%") and depth < 10:
+      name = v[1:]
+      if name not in macros:
+        raise ValueError(f"{where}: macro %{name} is not defined")
+      return value(macros[name], depth + 1)
+    return ast.literal_eval(v)
+
+  # gin's operative config scopes the bindings by the macro that held the config
+  # (`MODEL_CONFIG/T5Config.emb_dim = 128`); those override unscoped ones.
+  bound = dict(stmts).get("train.model_config", "%MODEL_CONFIG")
+  scope = bound[1:] if bound.startswith("%") else ""
+  for cls in (t5.T5Config, palm.PaLMConfig):
+    fields = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for prefix in (f"{cls.__name__}.", f"{scope}/{cls.__name__}."):
+      kwargs.update({k[len(prefix):]: value(v) for k, v in stmts
+                     if k.startswith(prefix) and k[len(prefix):] in fields})
+    if kwargs:
+      return cls(**kwargs)
+  raise ValueError(f"{where} binds no T5Config or PaLMConfig; bind evaluate.model_config in gin "
+                   "(e.g. include 'models/t5_1_1/tiny.gin' and set evaluate.model_config = %MODEL_CONFIG)")
+
+
+def find_model_config(checkpoint_path: str) -> Any:
+  """T5Config / PaLMConfig of a checkpoint: its `model.gin` or `config.gin`, or those of
+  the run it belongs to (a step directory sits in MODEL_DIR/checkpoints/<step>)."""
+  path = os.path.abspath(checkpoint_path)
+  for directory in (path, os.path.dirname(os.path.dirname(path))):
+    for name in ("model.gin", "config.gin"):
+      candidate = os.path.join(directory, name)
+      if os.path.isfile(candidate):
+        with open(candidate) as f:
+          return model_config_from_gin_text(f.read(), candidate)
+  raise FileNotFoundError(
+      f"no model.gin or config.gin in {checkpoint_path} (nor in its run directory): cannot tell the "
+      "model's dimensions; give them with a model gin file (evaluate.model_config or infer.model_config "
+      "= %MODEL_CONFIG)")

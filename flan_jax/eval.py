@@ -11,10 +11,7 @@ evaluated step) and TensorBoard scalars.
 """
 from __future__ import annotations
 
-import ast
-import dataclasses
 import os
-import re
 import sys
 from typing import Any, Sequence
 
@@ -23,63 +20,6 @@ import jax
 
 from flan_jax import checkpoints, data, decoding, evaluation, gin_utils, partitioning
 from flan_jax.models import build_model, palm, t5  # noqa: F401  (registers T5Config, PaLMConfig with gin)
-
-
-def _gin_statements(text: str) -> list[tuple[str, str]]:
-  """(key, value text) of each binding in a gin file's text; continuation lines joined."""
-  stmts: list[list[str]] = []
-  for line in text.splitlines():
-    if not line.strip() or line.lstrip().startswith("#"):
-      continue
-    if line[0] in " \t" and stmts:
-      stmts[-1].append(line.strip())
-    elif "=" in line:
-      stmts.append([line.strip()])
-  out = []
-  for parts in stmts:
-    key, value = " ".join(parts).split("=", 1)
-    out.append((key.strip(), value.strip()))
-  return out
-
-
-def model_config_from_gin_text(text: str, where: str = "config.gin") -> Any:
-  """Builds the T5Config / PaLMConfig that a saved gin config binds, without touching the
-  global gin state (literal values and %MACROs only)."""
-  from flan_jax.models import palm, t5
-  stmts = _gin_statements(text)
-  macros = {k: v for k, v in stmts if re.fullmatch(r"[A-Z_][A-Z0-9_]*", k)}
-
-  def value(v: str, depth: int = 0):
-    if v.startswith("%") and depth < 10:
-      name = v[1:]
-      if name not in macros:
-        raise ValueError(f"{where}: macro %{name} is not defined")
-      return value(macros[name], depth + 1)
-    return ast.literal_eval(v)
-
-  # gin's operative config scopes the bindings by the macro that held the config
-  # (`MODEL_CONFIG/T5Config.emb_dim = 128`); those override unscoped ones.
-  bound = dict(stmts).get("train.model_config", "%MODEL_CONFIG")
-  scope = bound[1:] if bound.startswith("%") else ""
-  for cls in (t5.T5Config, palm.PaLMConfig):
-    fields = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for prefix in (f"{cls.__name__}.", f"{scope}/{cls.__name__}."):
-      kwargs.update({k[len(prefix):]: value(v) for k, v in stmts
-                     if k.startswith(prefix) and k[len(prefix):] in fields})
-    if kwargs:
-      return cls(**kwargs)
-  raise ValueError(f"{where} binds no T5Config or PaLMConfig; bind evaluate.model_config in gin "
-                   "(e.g. include 'models/t5_1_1/tiny.gin' and set evaluate.model_config = %MODEL_CONFIG)")
-
-
-def model_config_from_checkpoint(path: str) -> Any:
-  for name in ("config.gin", "model.gin"):
-    candidate = os.path.join(path, name)
-    if os.path.isfile(candidate):
-      with open(candidate) as f:
-        return model_config_from_gin_text(f.read(), candidate)
-  raise FileNotFoundError(f"{path} has neither config.gin nor model.gin; bind evaluate.model_config in gin")
 
 
 def checkpoint_step(path: str) -> int | None:
@@ -121,7 +61,7 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
   if model_config is None:
     if checkpoint_path is None:
       raise ValueError("evaluate: with checkpoint_path=None (untrained model) bind evaluate.model_config")
-    model_config = model_config_from_checkpoint(checkpoint_path)
+    model_config = checkpoints.find_model_config(checkpoint_path)
   model, _ = build_model(model_config)
   decoder = decoding.Decoder(model, partitioning.make_mesh(mesh))
   if checkpoint_path is None:
@@ -149,7 +89,6 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
 
 def _init_args(model_config):
   import jax.numpy as jnp
-  from flan_jax.models import t5
   if isinstance(model_config, t5.T5Config):
     return jnp.ones((1, 8), jnp.int32), jnp.ones((1, 8), jnp.int32)
   return (jnp.ones((1, 8), jnp.int32),)

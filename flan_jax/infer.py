@@ -25,26 +25,10 @@ from flan_jax import checkpoints, data, decoding, gin_utils, partitioning
 from flan_jax.models import build_model
 
 
-def find_model_config(checkpoint_path: str) -> Any:
-  """T5Config / PaLMConfig of a checkpoint: its `model.gin` or `config.gin`, or those of
-  the run it belongs to (a step directory sits in MODEL_DIR/checkpoints/<step>)."""
-  from flan_jax.eval import model_config_from_gin_text
-  path = os.path.abspath(checkpoint_path)
-  for directory in (path, os.path.dirname(os.path.dirname(path))):
-    for name in ("model.gin", "config.gin"):
-      candidate = os.path.join(directory, name)
-      if os.path.isfile(candidate):
-        with open(candidate) as f:
-          return model_config_from_gin_text(f.read(), candidate)
-  raise FileNotFoundError(
-      f"no model.gin or config.gin in {checkpoint_path} (nor in its run directory): cannot tell the "
-      "model's dimensions; give them with a model gin file (infer.model_config = %MODEL_CONFIG)")
-
-
 def load_decoder(checkpoint_path: str, model_config: Any = None,
                  mesh: partitioning.MeshConfig = partitioning.MeshConfig()):
   """(Decoder, params on its shardings, model config) for a checkpoint."""
-  model_config = model_config or find_model_config(checkpoint_path)
+  model_config = model_config or checkpoints.find_model_config(checkpoint_path)
   model, _ = build_model(model_config)
   decoder = decoding.Decoder(model, partitioning.make_mesh(mesh))
   params = checkpoints.load_params(checkpoint_path, decoder.abstract_params())

@@ -386,7 +386,7 @@ def format_plan(plan: Plan, smallest: Plan | None = None) -> str:
   lines = [
       f"topology   {t.name}: {t.chips} chips, {t.num_devices} devices x {_gib(t.hbm_bytes_per_device).strip()} HBM, "
       f"{t.peak_flops_per_device / 1e12:.0f} TFLOP/s peak each",
-      f"mesh       " + " x ".join(f"{a}={n}" for a, n in plan.mesh_shape.items()),
+      "mesh       " + " x ".join(f"{a}={n}" for a, n in plan.mesh_shape.items()),
       f"model      {type(cfg).__name__} {kind}, {flops.param_count(cfg) / 1e9:.2f}B parameters, "
       f"dtype {cfg.dtype}, remat {cfg.remat_policy}"
       + (f", scan_layers {cfg.scan_layers}" if r.is_decoder_only else ""),
