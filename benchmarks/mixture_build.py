@@ -85,7 +85,7 @@ def main() -> None:
   peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
   from flan_jax.tasks import api  # pylint: disable=g-import-not-at-top
   print(f"mixture {args.mixture}: {mixtures.TASK_COUNTS.get(args.mixture)} tasks, "
-        f"{len(api.sampled_mixture_members(args.mixture))} format variants")
+        f"{len(api.sampled_mixture_tasks(args.mixture))} format variants")
   print(f"fixtures {t1 - t0:.1f} s | import+register {t2 - t1:.1f} s | build {t3 - t2:.1f} s"
         f" | first {n} packed examples {t4 - t3:.1f} s | total {t4 - t0:.1f} s")
   print(f"peak RSS {peak_gb:.2f} GB")

@@ -596,13 +596,10 @@ def register_bigbench_tasks(names: Sequence[str] = BBH_BIGBENCH_TASKS, *, max_ex
   BIG-bench JSON tasks of the `bigbench` package (`pip install --no-deps bigbench`), split
   "validation" = the first `max_examples` examples. Returns the names registered; [] when
   the package is missing."""
-  import seqio
-  import tensorflow as tf
+  from flan_jax.tasks import api
   root = bigbench_task_dir()
   if root is None:
     return []
-  from flan_jax.tasks import vocab as vocab_lib
-  vocabulary = vocabulary or vocab_lib.default_vocabulary()
   registered = []
   for name in names:
     path = os.path.join(root, name, "task.json")
@@ -610,25 +607,9 @@ def register_bigbench_tasks(names: Sequence[str] = BBH_BIGBENCH_TASKS, *, max_ex
       raise ValueError(f"BIG-bench task {name!r} has no {path} (tasks with subtasks are not supported); "
                        f"pick one of the directories in {root}")
     with open(path) as f:
-      rows = _bigbench_rows(json.load(f))[:max_examples]
-
-    def dataset_fn(split, shuffle_files=False, seed=None, rows=rows):
-      del split, shuffle_files, seed
-      return tf.data.Dataset.from_tensor_slices({
-          "inputs": [r["inputs"] for r in rows], "targets": [r["targets"] for r in rows],
-          "options": tf.ragged.constant([r["options"] for r in rows], dtype=tf.string)})
-
-    task_name = f"bbh_bigbench_{name}"
-    if task_name in seqio.TaskRegistry.names():
-      seqio.TaskRegistry.remove(task_name)
-    seqio.TaskRegistry.add(
-        task_name,
-        source=seqio.FunctionDataSource(dataset_fn, splits=("validation",), num_input_examples={"validation": len(rows)}),
-        output_features={"inputs": seqio.Feature(vocabulary, add_eos=True),
-                         "targets": seqio.Feature(vocabulary, add_eos=True)},
-        preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
-        metric_fns=[])
-    registered.append(task_name)
+      rows = [{**r, "answers": [r["targets"]]} for r in _bigbench_rows(json.load(f))[:max_examples]]
+    registered.append(api.register_eval_task(f"bbh_bigbench_{name}", lambda rows=rows: rows,
+                                             vocabulary=vocabulary))
   return registered
 
 
@@ -639,7 +620,7 @@ def expand_tasks(names: Sequence[str]) -> list[str]:
   out = []
   for n in names:
     if api.is_sampled_mixture(n):
-      out += [t for t, _ in api.sampled_mixture_members(n, "validation")]
+      out += api.sampled_mixture_tasks(n, "validation")
     elif n in seqio.MixtureRegistry.names():
       out += [t.name for t in seqio.get_mixture_or_task(n).tasks]
     elif n in seqio.TaskRegistry.names():

@@ -86,7 +86,6 @@ class MeshConfig:
           f"but there are {num_devices} devices (gin: MeshConfig.data_size / fsdp_size)")
     return data, fsdp, model
 
-
   def mesh_shape(self, num_devices: int) -> tuple[int, int, int]:
     """(data, fsdp, model) over `num_devices` in all, `num_slices` slices included."""
     if self.num_slices < 1 or num_devices % self.num_slices:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 import seqio
@@ -190,6 +190,17 @@ def _columns(rows: list[RenderedExample]) -> dict:
   }
 
 
+def _rendered_dataset(rendered: Callable[[], Iterator[RenderedExample]],
+                      shard_info=None) -> tf.data.Dataset:
+  """A tf.data view of a python stream of rendered examples (built anew per iteration),
+  optionally keeping every n-th example for one data shard."""
+  ds = tf.data.Dataset.from_generator(lambda: _chunks(rendered()),
+                                      output_signature=_SIGNATURE).unbatch()
+  if shard_info and shard_info.num_shards > 1:
+    ds = ds.shard(shard_info.num_shards, shard_info.index)
+  return ds
+
+
 class RenderedSource(seqio.DataSource):
   """A seqio DataSource of one format of one family: rendered `inputs`/`targets` strings
   (plus `template_index`, `num_exemplars`), produced lazily from the python renderer."""
@@ -218,11 +229,7 @@ class RenderedSource(seqio.DataSource):
                        f"{split!r}; it has {list(self.splits)}")
 
     renderer, fmt = self._renderer, self._format
-    ds = tf.data.Dataset.from_generator(lambda: _chunks(renderer.render(split, fmt)),
-                                        output_signature=_SIGNATURE).unbatch()
-    if shard_info and shard_info.num_shards > 1:
-      ds = ds.shard(shard_info.num_shards, shard_info.index)
-    return ds
+    return _rendered_dataset(lambda: renderer.render(split, fmt), shard_info)
 
 
 def _applicable_formats(has_rationales: bool, has_train: bool) -> list[str]:
@@ -408,11 +415,14 @@ class SampledMixtureSource(seqio.DataSource):
     members leave the draw. Shards take every n-th example.
   """
 
-  def __init__(self, name: str, members, splits: Sequence[str] = ("train", "validation")):
-    """`members()` returns [(variant task name, rate)], called when a dataset is built."""
+  def __init__(self, name: str, tasks: Sequence, rate: Callable,
+               splits: Sequence[str] = ("train", "validation")):
+    """`tasks`: variant or sampled-mixture names, or (name, rate) pairs; `rate(task)`
+    gives the rate of a variant listed without one."""
     super().__init__(splits=splits, caching_permitted=False)
     self._name = name
-    self._members = members
+    self._tasks = [(t, None) if isinstance(t, str) else tuple(t) for t in tasks]
+    self._rate = rate
 
   @property
   def supports_arbitrary_sharding(self) -> bool:
@@ -424,33 +434,54 @@ class SampledMixtureSource(seqio.DataSource):
   def num_input_examples(self, split: str) -> int | None:
     return None  # endless for "train"; unknown (without reading every task) otherwise
 
+  def member_names(self, split: str | None = None) -> list[str]:
+    """Every variant drawn from (that has `split`), nested sampled mixtures expanded;
+    reads no data."""
+    names = [m for t, _ in self._tasks
+             for m in (_SAMPLED[t].member_names() if t in _SAMPLED else [t])]
+    return [n for n in names if split is None or split in _VARIANTS[n][0].source.splits]
+
+  @functools.cache  # pylint: disable=method-cache-max-size-none
+  def rated_members(self) -> tuple[tuple[str, float], ...]:
+    """(variant, rate) of every member, a nested sampled mixture's members scaled to sum
+    to its given rate. Examples-proportional rates read the members' example counts."""
+    out = []
+    for name, r in self._tasks:
+      if name in _SAMPLED:
+        sub = _SAMPLED[name].rated_members()
+        total = sum(x for _, x in sub)
+        share = total if r is None else r
+        out += [(n, share * x / total) for n, x in sub] if total else []
+      else:
+        out.append((name, self._rate(seqio.get_mixture_or_task(name)) if r is None else r))
+    return tuple(out)
+
   def members(self, split: str) -> list[tuple[str, float]]:
     """(variant, rate) of the members that have `split` and a positive rate."""
-    out = [(n, float(r)) for n, r in self._members()
+    out = [(n, float(r)) for n, r in self.rated_members()
            if r > 0 and split in _VARIANTS[n][0].source.splits]
     if not out:
       raise ValueError(f"mixture {self._name!r} has no task with a {split!r} split")
     return out
 
-  def _stream(self, split: str, seed: int) -> Iterator[RenderedExample]:
-    members = self.members(split)
+  def _stream(self, members, split: str, seed: int) -> Iterator[RenderedExample]:
     endless = split == "train"
     rng = np.random.default_rng(seed)
     p = np.array([r for _, r in members])
     p /= p.sum()
     live = len(members)
     iters: dict[int, Iterator[RenderedExample]] = {}
+
+    def restart(i):
+      renderer, fmt = _VARIANTS[members[i][0]]
+      iters[i] = renderer.render(split, fmt)
+      return next(iters[i], None)
+
     while live:
       for i in rng.choice(len(members), size=256, p=p):
-        it = iters.get(i)
-        if it is None:
-          renderer, fmt = _VARIANTS[members[i][0]]
-          it = iters[i] = renderer.render(split, fmt)
-        example = next(it, None)
+        example = next(iters[i], None) if i in iters else restart(i)
         if example is None and endless:
-          renderer, fmt = _VARIANTS[members[i][0]]
-          it = iters[i] = renderer.render(split, fmt)
-          example = next(it, None)
+          example = restart(i)
           if example is None:
             raise ValueError(f"mixture {self._name!r}: task {members[i][0]!r} has no "
                              f"{split!r} examples")
@@ -468,35 +499,15 @@ class SampledMixtureSource(seqio.DataSource):
     if split not in self.splits:
       raise ValueError(f"mixture {self._name!r} has no split {split!r}; it has "
                        f"{list(self.splits)}")
-    self.members(split)  # fail now (unknown split, missing data) rather than in tf.data
-    base = 0 if seed is None else int(seed)
-    index = shard_info.index if shard_info and split == "train" else 0
-    stream_seed = tpl.stable_hash(self._name, split, base, index)
-    ds = tf.data.Dataset.from_generator(
-        lambda: _chunks(self._stream(split, stream_seed)), output_signature=_SIGNATURE
-    ).unbatch()
-    if shard_info and shard_info.num_shards > 1 and split != "train":
-      ds = ds.shard(shard_info.num_shards, shard_info.index)
-    return ds
+    members = self.members(split)  # fail now (missing data) rather than inside tf.data
+    endless = split == "train"  # then every shard draws its own stream, none is sliced
+    index = shard_info.index if shard_info and endless else 0
+    stream_seed = tpl.stable_hash(self._name, split, 0 if seed is None else int(seed), index)
+    return _rendered_dataset(lambda: self._stream(members, split, stream_seed),
+                             None if endless else shard_info)
 
 
 _SAMPLED: dict[str, SampledMixtureSource] = {}
-
-
-def _flat_members(tasks, rate) -> list[tuple[str, float]]:
-  """[(variant, rate)] with sampled sub-mixtures expanded, their members scaled to sum to
-  the sub-mixture's rate."""
-  out = []
-  for t in tasks:
-    name, r = (t, None) if isinstance(t, str) else t
-    if name in _SAMPLED:
-      sub = _SAMPLED[name]._members()  # pylint: disable=protected-access
-      total = sum(x for _, x in sub)
-      share = r if r is not None else total
-      out += [(n, share * x / total) for n, x in sub] if total else []
-    else:
-      out.append((name, r if r is not None else rate(seqio.get_mixture_or_task(name))))
-  return out
 
 
 def register_sampled_mixture(name: str, tasks: Sequence, *, default_rate: float | None = None,
@@ -516,8 +527,7 @@ def register_sampled_mixture(name: str, tasks: Sequence, *, default_rate: float 
   if not listed:
     raise ValueError(f"sampled mixture {name!r} has no members")
   rate = examples_rate(cap) if default_rate is None else (lambda _: default_rate)
-  source = SampledMixtureSource(name, functools.cache(lambda: _flat_members(tasks, rate)),
-                                splits)
+  source = SampledMixtureSource(name, tasks, rate, splits)
   features = seqio.get_mixture_or_task(listed[0]).output_features
   _replace_task(
       name, source=source, output_features=features,
@@ -532,11 +542,48 @@ def is_sampled_mixture(name: str) -> bool:
   return name in _SAMPLED and name in seqio.TaskRegistry.names()
 
 
-def sampled_mixture_members(name: str, split: str = "train") -> list[tuple[str, float]]:
-  """The (variant, rate) pairs a sampled mixture draws from (reads example counts)."""
+def _sampled(name: str) -> SampledMixtureSource:
   if name not in _SAMPLED:
     raise KeyError(f"{name!r} is not a sampled mixture; known: {sorted(_SAMPLED)}")
-  return _SAMPLED[name].members(split)
+  return _SAMPLED[name]
+
+
+def sampled_mixture_members(name: str, split: str = "train") -> list[tuple[str, float]]:
+  """The (variant, rate) pairs a sampled mixture draws from (reads example counts)."""
+  return _sampled(name).members(split)
+
+
+def sampled_mixture_tasks(name: str, split: str | None = None) -> list[str]:
+  """The variants a sampled mixture draws from (that have `split`); reads no data."""
+  return _sampled(name).member_names(split)
+
+
+def register_eval_task(name: str, rows: Callable[[], list[dict]], *, vocabulary=None) -> str:
+  """Registers one evaluation task whose "validation" examples are `rows()`: dicts of
+  `inputs`, `targets` (str), `options`, `answers` (lists of str). `rows` is called when
+  the dataset is built, so registering reads nothing."""
+  def dataset_fn(split, shuffle_files=False, seed=None):
+    del split, shuffle_files, seed
+    data = rows()
+    if not data:
+      raise ValueError(f"task {name!r} has no examples")
+    return tf.data.Dataset.from_tensor_slices({
+        "inputs": [r["inputs"] for r in data], "targets": [r["targets"] for r in data],
+        "options": tf.ragged.constant([r["options"] for r in data], dtype=tf.string,
+                                      row_splits_dtype=tf.int32),
+        "answers": tf.ragged.constant([r["answers"] for r in data], dtype=tf.string,
+                                      row_splits_dtype=tf.int32)})
+
+  vocabulary = vocabulary or vocab_lib.default_vocabulary()
+  if name in seqio.TaskRegistry.names():
+    seqio.TaskRegistry.remove(name)
+  seqio.TaskRegistry.add(
+      name, source=seqio.FunctionDataSource(dataset_fn, splits=("validation",)),
+      output_features={"inputs": seqio.Feature(vocabulary, add_eos=True),
+                       "targets": seqio.Feature(vocabulary, add_eos=True)},
+      preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
+      metric_fns=[])
+  return name
 
 
 def _examples_rate(task_or_mixture, cap: int | None, split: str = "train") -> float:

@@ -40,9 +40,11 @@ import json
 import pathlib
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
+from flan_jax.tasks import api
 from flan_jax.tasks.collections import catalogue
+from flan_jax.tasks.collections import readers
 
 MMLU_SUBJECTS = (
     "abstract_algebra", "anatomy", "astronomy", "business_ethics", "clinical_knowledge",
@@ -104,13 +106,9 @@ COT_TRIGGER = "Let's think step by step."
 Row = dict  # {"inputs": str, "targets": str, "options": [str], "answers": [str]}
 
 
-class MissingEvalData(FileNotFoundError):
-  """A benchmark file that is not in the data dir."""
-
-
 def _need(path: pathlib.Path, task: str, hint: str) -> pathlib.Path:
   if not path.is_file():
-    raise MissingEvalData(f"task {task!r}: no data at {path}; {hint}")
+    raise readers.missing_data(task, path, hint)
   return path
 
 
@@ -121,44 +119,6 @@ def _row(inputs: str, targets: str, options=(), answers=()) -> Row:
 
 def _lettered(options: Sequence[str]) -> str:
   return "\n".join(f"({LETTERS[i]}) {o}" for i, o in enumerate(options))
-
-
-def register_eval_task(name: str, rows: Callable[[], list[Row]], *, vocabulary=None) -> str:
-  """Registers one evaluation task whose "validation" examples are `rows()` (called when
-  the dataset is built, so registering reads nothing)."""
-  import seqio
-  import tensorflow as tf
-  from flan_jax.tasks import vocab as vocab_lib
-
-  def dataset_fn(split, shuffle_files=False, seed=None):
-    del split, shuffle_files, seed
-    data = rows()
-    if not data:
-      raise ValueError(f"task {name!r} has no examples")
-    return tf.data.Dataset.from_tensor_slices({
-        "inputs": [r["inputs"] for r in data], "targets": [r["targets"] for r in data],
-        "options": tf.ragged.constant([r["options"] for r in data], dtype=tf.string,
-                                      row_splits_dtype=tf.int32),
-        "answers": tf.ragged.constant([r["answers"] for r in data], dtype=tf.string,
-                                      row_splits_dtype=tf.int32)})
-
-  vocabulary = vocabulary or vocab_lib.default_vocabulary()
-  if name in seqio.TaskRegistry.names():
-    seqio.TaskRegistry.remove(name)
-  seqio.TaskRegistry.add(
-      name, source=seqio.FunctionDataSource(dataset_fn, splits=("validation",)),
-      output_features={"inputs": seqio.Feature(vocabulary, add_eos=True),
-                       "targets": seqio.Feature(vocabulary, add_eos=True)},
-      preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
-      metric_fns=[])
-  return name
-
-
-def _register_mixture(name: str, tasks: Sequence[str]) -> None:
-  import seqio
-  if name in seqio.MixtureRegistry.names():
-    seqio.MixtureRegistry.remove(name)
-  seqio.MixtureRegistry.add(name, list(tasks), default_rate=1.0)
 
 
 def _root(data_dir, suite: str) -> pathlib.Path:
@@ -219,11 +179,11 @@ def register_mmlu(data_dir=None) -> list[str]:
   names = {"direct": [], "cot": []}
   for subject in MMLU_SUBJECTS:
     for kind in names:
-      names[kind].append(register_eval_task(
+      names[kind].append(api.register_eval_task(
           f"mmlu_{subject}_5shot_{kind}",
           lambda s=subject, c=(kind == "cot"): mmlu_rows(s, c, data_dir)))
   for kind, tasks in names.items():
-    _register_mixture(f"mmlu_5shot_{kind}", tasks)
+    api.register_mixture(f"mmlu_5shot_{kind}", tasks, default_rate=1.0)
   return names["direct"] + names["cot"]
 
 
@@ -377,7 +337,7 @@ def bbh_offline_examples(task: str, bigbench_dir=None, seed: int = 0):
   else:
     root = pathlib.Path(bigbench_dir) if bigbench_dir else bigbench_root()
     if root is None:
-      raise MissingEvalData(f"task bbh_{task}: neither the BBH files nor the `bigbench` package "
+      raise FileNotFoundError(f"task bbh_{task}: neither the BBH files nor the `bigbench` package "
                             "are available; pip install --no-deps bigbench==1.0.0")
     path = _need(root / source / "task.json", f"bbh_{task}", "this BIG-bench version lacks it")
     examples = bigbench_examples(json.loads(path.read_text(encoding="utf-8")))
@@ -408,18 +368,18 @@ def register_bbh(data_dir=None, *, offline: bool | None = None, bigbench_dir=Non
   direct, cot = [], []
   for task in BBH_TASKS:
     if offline:
-      direct.append(register_eval_task(
+      direct.append(api.register_eval_task(
           f"bbh_{task}_3shot_direct", lambda t=task: bbh_offline_rows(t, "direct", bigbench_dir)))
-      cot.append(register_eval_task(
+      cot.append(api.register_eval_task(
           f"bbh_{task}_zscot", lambda t=task: bbh_offline_rows(t, "zscot", bigbench_dir)))
     else:
-      direct.append(register_eval_task(f"bbh_{task}_3shot_direct",
+      direct.append(api.register_eval_task(f"bbh_{task}_3shot_direct",
                                        lambda t=task: bbh_rows(t, False, data_dir)))
-      cot.append(register_eval_task(f"bbh_{task}_3shot_cot",
+      cot.append(api.register_eval_task(f"bbh_{task}_3shot_cot",
                                     lambda t=task: bbh_rows(t, True, data_dir)))
-  _register_mixture("bbh_3shot_direct", direct)
-  _register_mixture("bbh_zscot" if offline else "bbh_3shot_cot", cot)
-  _register_mixture("bbh_cot", cot)  # whichever CoT form is available
+  api.register_mixture("bbh_3shot_direct", direct, default_rate=1.0)
+  api.register_mixture("bbh_zscot" if offline else "bbh_3shot_cot", cot, default_rate=1.0)
+  api.register_mixture("bbh_cot", cot, default_rate=1.0)  # whichever CoT form is available
   return direct + cot
 
 
@@ -456,10 +416,10 @@ def tydiqa_rows(language: str, data_dir=None) -> list[Row]:
 
 
 def register_tydiqa(data_dir=None) -> list[str]:
-  names = [register_eval_task(f"tydiqa_goldp_{lang}_1shot",
+  names = [api.register_eval_task(f"tydiqa_goldp_{lang}_1shot",
                               lambda l=lang: tydiqa_rows(l, data_dir))
            for lang in TYDIQA_LANGUAGES]
-  _register_mixture("tydiqa_goldp_1shot", names)
+  api.register_mixture("tydiqa_goldp_1shot", names, default_rate=1.0)
   return names
 
 
@@ -499,9 +459,9 @@ def mgsm_rows(language: str, data_dir=None) -> list[Row]:
 
 
 def register_mgsm(data_dir=None) -> list[str]:
-  names = [register_eval_task(f"mgsm_{lang}_8shot_cot", lambda l=lang: mgsm_rows(l, data_dir))
+  names = [api.register_eval_task(f"mgsm_{lang}_8shot_cot", lambda l=lang: mgsm_rows(l, data_dir))
            for lang in MGSM_LANGUAGES]
-  _register_mixture("mgsm_8shot_cot", names)
+  api.register_mixture("mgsm_8shot_cot", names, default_rate=1.0)
   return names
 
 

@@ -24,9 +24,12 @@ import argparse
 import json
 import os
 import pathlib
+import shutil
 import subprocess
+from collections.abc import Callable
 
 from flan_jax.tasks.collections import catalogue
+from flan_jax.tasks.collections import readers
 from flan_jax.tasks.collections import tfds_converters
 
 NIV2_REPO = "https://github.com/allenai/natural-instructions.git"
@@ -68,8 +71,21 @@ def _write_jsonl(path: pathlib.Path, rows) -> int:
   return n
 
 
-def convert_tfds_task(entry: catalogue.Entry, builder, root: pathlib.Path,
-                      holdout_every: int = 10) -> dict[str, int]:
+def _write_task(out: pathlib.Path, train: Callable, validation: Callable | None,
+                holdout_every: int = 10) -> dict[str, int]:
+  """Writes `out/{train,validation}.jsonl` from functions returning rows; without a
+  validation source, every `holdout_every`-th train row is held out (`readers.holdout`).
+  Returns the number of rows per split."""
+  if validation is None:
+    def part(split, read=train):
+      return lambda: (r for i, r in enumerate(read())
+                      if readers.holdout(i, holdout_every) == split)
+    train, validation = part("train"), part("validation")
+  return {"train": _write_jsonl(out / "train.jsonl", train()),
+          "validation": _write_jsonl(out / "validation.jsonl", validation())}
+
+
+def convert_tfds_task(entry: catalogue.Entry, builder, root: pathlib.Path) -> dict[str, int]:
   """Writes `<root>/muffin/<task>/{train,validation}.jsonl` from a prepared TFDS builder
   through the task's converter; returns the number of rows per split."""
   from flan_jax.tasks import sources  # pylint: disable=g-import-not-at-top
@@ -79,21 +95,17 @@ def convert_tfds_task(entry: catalogue.Entry, builder, root: pathlib.Path,
   validation = tfds_converters.VALIDATION_SPLIT.get(entry.dataset, "validation")
   available = set(builder.info.splits or ())
 
-  def rows(split, keep=lambda i: True):
-    ds = builder.as_dataset(split=split, shuffle_files=False)
-    for i, ex in enumerate(ds.as_numpy_iterator()):
-      if keep(i):
+  def rows(split):
+    def read():
+      for ex in builder.as_dataset(split=split, shuffle_files=False).as_numpy_iterator():
         row = convert(sources._to_python(ex), names)  # pylint: disable=protected-access
         if row is not None:
           yield row
+    return read
 
-  out = root / entry.collection / entry.name
-  if not available or validation in available:
-    return {"train": _write_jsonl(out / "train.jsonl", rows(train)),
-            "validation": _write_jsonl(out / "validation.jsonl", rows(validation))}
-  held = lambda i: i % holdout_every == holdout_every - 1
-  return {"train": _write_jsonl(out / "train.jsonl", rows(train, lambda i: not held(i))),
-          "validation": _write_jsonl(out / "validation.jsonl", rows(train, held))}
+  has_validation = not available or validation in available  # (mock data lists no splits)
+  return _write_task(root / entry.collection / entry.name, rows(train),
+                     rows(validation) if has_validation else None)
 
 
 def _tfds(collection: str, root: pathlib.Path) -> list[str]:
@@ -140,7 +152,7 @@ def p3_row(ex: dict) -> dict:
   return row
 
 
-def _p3(root: pathlib.Path, holdout_every: int = 10) -> list[str]:
+def _p3(root: pathlib.Path) -> list[str]:
   failures = []
   for e in catalogue.entries("t0sf"):
     out = root / "t0sf" / e.name
@@ -153,15 +165,9 @@ def _p3(root: pathlib.Path, holdout_every: int = 10) -> list[str]:
       failures.append(f"{e.name}: {P3_DATASET} config {config!r} failed: "
                       f"{type(err).__name__}: {str(err)[:200]}")
       continue
-    if "validation" in data:
-      _write_jsonl(out / "train.jsonl", map(p3_row, data["train"]))
-      _write_jsonl(out / "validation.jsonl", map(p3_row, data["validation"]))
-    else:
-      train = list(map(p3_row, data["train"]))
-      held = [r for i, r in enumerate(train) if i % holdout_every == holdout_every - 1]
-      _write_jsonl(out / "train.jsonl",
-                   (r for i, r in enumerate(train) if i % holdout_every != holdout_every - 1))
-      _write_jsonl(out / "validation.jsonl", held)
+    rows = lambda split, data=data: map(p3_row, data[split])
+    _write_task(out, lambda: rows("train"),
+                (lambda: rows("validation")) if "validation" in data else None)
   return failures
 
 
@@ -198,7 +204,6 @@ def _cot(root: pathlib.Path, timeout: float) -> list[str]:
 
 
 def _unpack(archive: pathlib.Path, dest: pathlib.Path) -> None:
-  import shutil  # pylint: disable=g-import-not-at-top
   shutil.unpack_archive(str(archive), str(dest))
   archive.unlink()
 
@@ -227,7 +232,6 @@ def _bbh(root: pathlib.Path, timeout: float) -> list[str]:
   if why:
     return [f"bbh: {why} (offline BBH from the bigbench package still works)"]
   _unpack(archive, out / "_unpacked")
-  import shutil  # pylint: disable=g-import-not-at-top
   top = next((out / "_unpacked").iterdir())
   for sub in ("bbh", "cot-prompts"):
     if (top / sub).is_dir():

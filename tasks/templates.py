@@ -108,6 +108,9 @@ def render_options(options: Sequence[str]) -> str:
   return "\n\n" + OPTIONS_HEADER + "".join(f"\n- {o}" for o in options)
 
 
+PRERENDERED = Template("{inputs}", "{targets}")
+
+
 def is_prerendered(example: Mapping[str, object]) -> bool:
   """Rows that are already prompts (`inputs`/`targets` strings: P3 prompt-tasks, the
   published Flan exports) are passed through as they are, in place of a template."""
@@ -143,6 +146,3 @@ def stable_hash(*parts: object) -> int:
   """A 63-bit hash of `parts` that is the same in every process and python version."""
   digest = hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).digest()
   return int.from_bytes(digest[:8], "little") >> 1
-
-
-PRERENDERED = Template("{inputs}", "{targets}")

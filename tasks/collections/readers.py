@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterator, Sequence
 from flan_jax.tasks import sources
 
 
-def _missing(task: str, path, hint: str) -> FileNotFoundError:
+def missing_data(task: str, path, hint: str) -> FileNotFoundError:
+  """The error for a task whose data file is absent: names the task, the path and the fix."""
   return FileNotFoundError(f"task {task!r}: no data at {path}; {hint} (the data dir is set "
                            "by $FLAN_JAX_DATA_DIR or --data_dir)")
 
@@ -55,7 +56,7 @@ class TaskFilesSource(_Lazy):
   def _path(self, split):
     path = self._dir / f"{split}.jsonl"
     if not path.is_file():
-      raise _missing(self._task, path, f"run `flan-jax data prepare {self._collection} "
+      raise missing_data(self._task, path, f"run `flan-jax data prepare {self._collection} "
                      f"--data_dir={self._dir.parent.parent}`")
     return path
 
@@ -84,7 +85,7 @@ class TfdsSource(_Lazy):
     try:
       return tfds.builder(self._name, data_dir=self._data_dir)
     except Exception as e:  # pylint: disable=broad-except
-      raise _missing(self._task, f"{self._data_dir} (TFDS {self._name})",
+      raise missing_data(self._task, f"{self._data_dir} (TFDS {self._name})",
                      f"run `flan-jax data prepare` ({e})") from None
 
   def examples(self, split):
@@ -129,7 +130,7 @@ class HfSource(_Lazy):
           files[name] = (kind, found)
           break
     if not files:
-      raise _missing(self._task, self._path, "save it with datasets' save_to_disk or run "
+      raise missing_data(self._task, self._path, "save it with datasets' save_to_disk or run "
                      "`flan-jax data prepare`")
     return {name: datasets.load_dataset(kind, data_files=found, split="train")
             for name, (kind, found) in files.items()}
@@ -158,7 +159,7 @@ class NIv2TaskSource(_Lazy):
   @functools.cached_property
   def _task_json(self) -> dict:
     if not self._path.is_file():
-      raise _missing(self._task, self._path, "run `flan-jax data prepare niv2`")
+      raise missing_data(self._task, self._path, "run `flan-jax data prepare niv2`")
     with open(self._path, encoding="utf-8") as f:
       task = json.load(f)
     for key in ("Definition", "Instances"):
@@ -196,7 +197,7 @@ class CotTsvSource(_Lazy):
   def examples(self, split):
     sources._check_split(self, split)  # pylint: disable=protected-access
     if not self._path.is_file():
-      raise _missing(self._task, self._path, "run `flan-jax data prepare cot`")
+      raise missing_data(self._task, self._path, "run `flan-jax data prepare cot`")
     with open(self._path, encoding="utf-8") as f:
       for i, line in enumerate(f):
         if holdout(i, self._every) != split or not line.strip():
