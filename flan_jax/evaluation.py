@@ -574,19 +574,27 @@ def bigbench_task_dir() -> str | None:
   return path if os.path.isdir(path) else None
 
 
-def _bigbench_rows(task_json: dict) -> list[dict]:
+def bigbench_examples(task_json: dict) -> list[tuple[str, str, list[str]]]:
+  """A BIG-bench JSON task's examples as (question with the task prefix, target, options):
+  multiple-choice examples (`target_scores`) give their best-scored option as the target and
+  all options; free-form ones their first target and no options."""
   prefix = task_json.get("task_prefix", "").strip()
-  rows = []
+  out = []
   for ex in task_json["examples"]:
     question = f"{prefix}\n{ex['input'].strip()}" if prefix else ex["input"].strip()
-    if "target_scores" in ex:
+    if ex.get("target_scores"):
       options = list(ex["target_scores"])
-      best = max(options, key=lambda o: ex["target_scores"][o])
-      prompt = f"Q: {question}\n\n{_OPTIONS_HEADER}" + "".join(f"\n- {o}" for o in options) + "\nA:"
-      rows.append({"inputs": prompt, "targets": best, "options": options})
+      out.append((question, max(options, key=lambda o: ex["target_scores"][o]), options))
     else:
-      target = ex["target"] if isinstance(ex["target"], str) else ex["target"][0]
-      rows.append({"inputs": f"Q: {question}\nA:", "targets": target, "options": []})
+      out.append((question, ex["target"] if isinstance(ex["target"], str) else ex["target"][0], []))
+  return out
+
+
+def _bigbench_rows(task_json: dict) -> list[dict]:
+  rows = []
+  for question, target, options in bigbench_examples(task_json):
+    listed = f"\n\n{_OPTIONS_HEADER}" + "".join(f"\n- {o}" for o in options) if options else ""
+    rows.append({"inputs": f"Q: {question}{listed}\nA:", "targets": target, "options": options})
   return rows
 
 

@@ -258,22 +258,14 @@ def bigbench_root() -> pathlib.Path | None:
 def bigbench_examples(task_json: dict) -> list[tuple[str, str, list[str]]]:
   """BIG-bench JSON examples -> (question, target, options) in BBH's style: multiple choice
   questions list "Options:" with letters and their target is the letter."""
-  prefix = task_json.get("task_prefix", "").strip()
+  from flan_jax import evaluation  # pylint: disable=g-import-not-at-top
   out = []
-  for ex in task_json["examples"]:
-    question = ex["input"].strip()
-    if prefix:
-      question = f"{prefix}\n{question}"
-    if ex.get("target_scores"):
-      options = list(ex["target_scores"])
-      best = max(range(len(options)), key=lambda i: ex["target_scores"][options[i]])
-      if len(options) > len(LETTERS):  # e.g. dyck_languages: free-form in BBH
-        out.append((question, options[best], []))
-        continue
-      out.append((f"{question}\nOptions:\n{_lettered(options)}", f"({LETTERS[best]})", options))
-    else:
-      target = ex["target"] if isinstance(ex["target"], str) else ex["target"][0]
+  for question, target, options in evaluation.bigbench_examples(task_json):
+    if not options or len(options) > len(LETTERS):  # e.g. dyck_languages: free-form in BBH
       out.append((question, target, []))
+    else:
+      out.append((f"{question}\nOptions:\n{_lettered(options)}",
+                  f"({LETTERS[options.index(target)]})", options))
   return out
 
 

@@ -89,7 +89,7 @@ def convert_tfds_task(entry: catalogue.Entry, builder, root: pathlib.Path) -> di
   """Writes `<root>/muffin/<task>/{train,validation}.jsonl` from a prepared TFDS builder
   through the task's converter; returns the number of rows per split."""
   from flan_jax.tasks import sources  # pylint: disable=g-import-not-at-top
-  convert = tfds_converters.CONVERTERS[entry.tfds_name]
+  convert = tfds_converters.converter_for(entry)
   names = {k: list(f.names) for k, f in builder.info.features.items() if hasattr(f, "names")}
   train = tfds_converters.TRAIN_SPLIT.get(entry.dataset, "train")
   validation = tfds_converters.VALIDATION_SPLIT.get(entry.dataset, "validation")
@@ -121,7 +121,7 @@ def _tfds(collection: str, root: pathlib.Path) -> list[str]:
     if not e.tfds_name:
       failures.append(f"{e.name}: no TFDS source for dataset {e.dataset!r}")
       continue
-    if e.tfds_name not in tfds_converters.CONVERTERS:
+    if tfds_converters.converter_for(e) is None:
       failures.append(f"{e.name}: no converter from TFDS {e.tfds_name} to the "
                       f"{e.family!r} fields yet")
       continue

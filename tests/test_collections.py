@@ -48,6 +48,14 @@ def test_niv2_rule_on_published_metadata(niv2_checkout):
   ids = {e.dataset for e in niv2}
   assert ids <= meta                                   # every catalogued id exists
   assert not any("mmmlu" in i for i in ids)            # MMLU overlap held out
+  # every other dropped id is the old name of a kept task: same number, same examples
+  full = json.loads(_shared("niv2/task_metadata.json").read_text())
+  for dropped in sorted(meta - ids):
+    if "_mmmlu_" in dropped:
+      continue
+    twin = dropped.replace("-", "_")
+    assert twin in ids, dropped
+    assert full[twin]["number_examples"] == full[dropped]["number_examples"], dropped
   # The rule reproduces the published Flan collection table (1,556 NIv2 tasks); the
   # paper's text says 1,554.
   rows = list(csv.DictReader(_shared("flan_collection_info.csv").open()))
@@ -229,13 +237,13 @@ def test_tfds_converters_under_mock_data(tmp_path):
   converted = []
   with tfds.testing.mock_data(num_examples=6):
     for e in catalogue.entries("muffin"):
-      if e.tfds_name not in tfds_converters.CONVERTERS:
+      if tfds_converters.converter_for(e) is None:
         continue
       counts = prepare.convert_tfds_task(e, tfds.builder(e.tfds_name, data_dir=str(tmp_path)),
                                          tmp_path)
       if counts["train"]:   # random labels can fall outside a few datasets' label sets
         converted.append(e)
-  assert len(converted) >= 58
+  assert len(converted) >= 64
   names = _register.register_file_collection("muffin", data_dir=tmp_path)
   try:
     for e in converted:
@@ -266,6 +274,49 @@ def test_tfds_converters_on_hand_written_rows():
   assert c["snli"]({"premise": "p", "hypothesis": "h", "label": -1},
                    {"label": ["entailment", "neutral", "contradiction"]}) is None
   assert c["lambada"]({"passage": "the cat sat"}, {}) == {"text": "the cat", "answer": "sat"}
+
+
+def test_tfds_converters_for_the_datasets_flan_derived_or_filtered():
+  """The Muffin tasks built from a TFDS dataset by FLAN's own derivation: sentence edits over
+  ParaCrawl en-da (disjoint thirds), UnifiedQA's options, TriviaQA without Wikipedia pages,
+  CoQA's question sequences, opinion abstracts and the two dialog datasets."""
+  from flan_jax.tasks.collections import catalogue, tfds_converters as tc
+  by_name = {e.dataset: e for e in catalogue.entries("muffin")}
+  edits = [tc.converter_for(by_name[n]) for n in ("true_case", "fix_punct", "word_segment")]
+  sentences = [f"Hello, World number {i}! It's Tuesday." for i in range(60)]
+  rows = [[f({"en": t, "da": "x"}, {}) for t in sentences] for f in edits]
+  # every sentence goes to exactly one of the three tasks, and each task gets some
+  assert all(sum(r[i] is not None for r in rows) == 1 for i in range(60))
+  assert all(any(r) for r in rows)
+  tc_row, fp_row, ws_row = (next(x for x in r if x) for r in rows)
+  assert tc_row["text"].endswith(tc_row["answer"].lower()) and tc_row["answer"][0] == "H"
+  assert "," not in fp_row["text"].split("\n\n")[1] and "!" in fp_row["answer"]
+  assert " " not in ws_row["text"].split("\n\n")[1]
+  # a sentence the edit would not change is no example
+  assert all(edits[0]({"en": f"plain words {i}", "da": ""}, {}) is None for i in range(30))
+  uqa = tc.converter_for(by_name["unified_qa_science_inst"])
+  row = uqa({"input": "Which is a gas? \\n (A) ice (B) steam (C) rock", "output": "steam"}, {})
+  assert row == {"question": "Which is a gas?", "answer": "steam",
+                 "options": ["ice", "steam", "rock"]}
+  assert uqa({"input": "Q \\n (A) a (B) b", "output": "c"}, {}) is None
+  tqa = tc.converter_for(by_name["trivia_qa_wiki_missing"])
+  q = {"question": "Q?", "answer": {"value": "A"}, "entity_pages": {"title": []}}
+  assert tqa(q, {}) == {"question": "Q?", "answer": "A"}
+  assert tqa({**q, "entity_pages": {"title": ["Some page"]}}, {}) is None
+  coqa = tc.converter_for(by_name["coqa"])({"story": "S", "questions": ["a?", "b?"],
+                                             "answers": {"input_text": ["x", "y"]}}, {})
+  assert coqa == {"context": "S", "question": "1. a?\n2. b?", "answer": "1. x\n2. y"}
+  rt = tc.converter_for(by_name["opinion_abstracts_rotten_tomatoes"])(
+      {"_movie_name": "the_film", "_critic_consensus": "Fine.",
+       "_critics": {"key": ["k"] * 12, "value": [f"r{i}" for i in range(12)]}}, {})
+  assert rt["answer"] == "Fine." and "the film" in rt["text"] and "10. r9" in rt["text"]
+  assert "r10" not in rt["text"]
+  wd = tc.converter_for(by_name["wiki_dialog"])(
+      {"title": "T", "passage": "P", "utterances": ["u1", "u2", "u3"]}, {})
+  assert wd == {"text": "T\nP\n\nA: u1\nB: u2", "answer": "u3"}
+  qr = tc.converter_for(by_name["qrecc"])({"context": ["q1", "a1"], "question": "q2",
+                                           "answer": "a2"}, {})
+  assert qr == {"text": "A: q1\nB: a1\nA: q2", "answer": "a2"}
 
 
 def test_prepare_t0sf_from_p3_rows(tmp_path, monkeypatch):

@@ -6,7 +6,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 SMALL_RUN = [
     "--gin_file=gin/recipes/quickstart.gin",

@@ -77,7 +77,7 @@ dart|generate|Structured Data to Text|gem/dart
 definite_pronoun_resolution|mcqa|Coreference Resolution|definite_pronoun_resolution
 drop|rcqa|Reading Comprehension|drop
 e2e_nlg|generate|Structured Data to Text|gem/e2e_nlg
-fix_punct|generate|Punctuation Fixing|-
+fix_punct|generate|Punctuation Fixing|para_crawl/enda
 gigaword|summarize|Summarization|gigaword
 glue_mrpc|nli|Paraphrase Identification|glue/mrpc
 glue_qqp|nli|Paraphrase Identification|glue/qqp
@@ -92,8 +92,8 @@ multirc|rcqa|Reading Comprehension|super_glue/multirc
 natural_questions|cbqa|Closed-Book QA|natural_questions_open
 newsroom|summarize|Summarization|newsroom
 openbookqa|mcqa|Reading Comprehension|openbookqa
-opinion_abstracts_idebate|summarize|Summarization|-
-opinion_abstracts_rotten_tomatoes|summarize|Summarization|-
+opinion_abstracts_idebate|summarize|Summarization|opinion_abstracts/idebate
+opinion_abstracts_rotten_tomatoes|summarize|Summarization|opinion_abstracts/rotten_tomatoes
 para_crawl_enes|translate|Translation|para_crawl/enes
 paws_wiki|nli|Paraphrase Identification|paws_wiki
 piqa|mcqa|Commonsense Reasoning|piqa
@@ -111,9 +111,9 @@ story_cloze|mcqa|Commonsense Reasoning|story_cloze/2016
 stsb|nli|Paraphrase Identification|glue/stsb
 trec|classify|Question Classification|trec
 trivia_qa|cbqa|Closed-Book QA|trivia_qa/rc
-trivia_qa_wiki_missing|cbqa|Closed-Book QA|-
-true_case|generate|Text Correction|-
-unified_qa_science_inst|mcqa|Closed-Book QA|-
+trivia_qa_wiki_missing|cbqa|Closed-Book QA|trivia_qa/unfiltered.nocontext
+true_case|generate|Text Correction|para_crawl/enda
+unified_qa_science_inst|mcqa|Closed-Book QA|unified_qa/ai2_science_middle
 web_nlg_en|generate|Structured Data to Text|gem/web_nlg_en
 wic|nli|Word Sense Disambiguation|super_glue/wic
 wiki_lingua_english_en|summarize|Summarization|gem/wiki_lingua_english_en
@@ -126,13 +126,13 @@ wmt16_translate_roen|translate|Translation|wmt16_translate/ro-en
 wmt16_translate_ruen|translate|Translation|wmt16_translate/ru-en
 wmt16_translate_tren|translate|Translation|wmt16_translate/tr-en
 wnli|nli|Natural Language Inference|glue/wnli
-word_segment|generate|Word Segmentation|-
+word_segment|generate|Word Segmentation|para_crawl/enda
 wsc|mcqa|Coreference Resolution|super_glue/wsc.fixed
 xsum|summarize|Summarization|xsum
 yelp_polarity_reviews|classify|Sentiment Analysis|yelp_polarity_reviews
-qrecc|dialog|Conversational QA|-
+qrecc|dialog|Conversational QA|q_re_cc
 task_master|dialog|Dialog Next Turn Prediction|-
-wiki_dialog|dialog|Conversational QA|-
+wiki_dialog|dialog|Conversational QA|wiki_dialog
 dmcc_python|generate|Code Generation|-
 dr_repair_error_comments|generate|Code Repair|-
 dr_repair_line_numbers|generate|Code Repair|-
@@ -221,7 +221,11 @@ _SEQIO_NAME = re.compile(r"^[\w.:]+$")
 
 
 def niv2_keep(task_id: str) -> bool:
-  """Whether a natural-instructions task belongs to the Flan 2022 NIv2 collection."""
+  """Whether a natural-instructions task belongs to the Flan 2022 NIv2 collection.
+
+  Out: the 57 `_mmmlu_` tasks (MMLU is held out), and the 41 ids with a hyphen, which are
+  the old names of renamed tasks (each has an underscore twin with the same task number and
+  the same examples), so keeping both would count those tasks twice."""
   return not _MMLU_OVERLAP.search(task_id) and bool(_SEQIO_NAME.match(task_id))
 
 

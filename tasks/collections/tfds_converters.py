@@ -12,6 +12,8 @@ a dataset without one holds out every 10th train example.
 """
 from __future__ import annotations
 
+import re
+import zlib
 from collections.abc import Callable
 
 Names = dict[str, list[str]]
@@ -101,8 +103,103 @@ def _lambada(ex, names):
   return {"text": " ".join(words[:-1]), "answer": words[-1]} if len(words) > 1 else None
 
 
+def _numbered(items, limit: int | None = None) -> str:
+  return "\n".join(f"{i}. {item}" for i, item in enumerate(list(items)[:limit], 1))
+
+
+def _coqa(ex, names):
+  """A CoQA story with its whole question sequence; the answers come back numbered."""
+  questions, answers = list(ex["questions"]), list(ex["answers"]["input_text"])
+  if not questions or len(questions) != len(answers):
+    return None
+  return {"context": ex["story"], "question": _numbered(questions),
+          "answer": _numbered(answers)}
+
+
+_UQA_OPTION = re.compile(r"\(([A-H])\)\s*")
+_UQA_BREAK = re.compile(r"\\n|\n")  # UnifiedQA's files write the break as a literal "\n"
+
+
+def _unified_qa_science(ex, names):
+  """UnifiedQA's multiple-choice rows (question, a break, "(A) x (B) y ..."): question and
+  options; rows whose answer is not one of the options are dropped."""
+  question, *rest = _UQA_BREAK.split(ex["input"], maxsplit=1)
+  parts = _UQA_OPTION.split(rest[0] if rest else "")[1:]  # [letter, text, letter, text, ...]
+  options = [text.strip() for text in parts[1::2]]
+  answer = ex["output"].strip()
+  if len(options) < 2 or answer not in options:
+    return None
+  return {"question": question.strip(), "answer": answer, "options": options}
+
+
+def _rotten_tomatoes(ex, names):
+  reviews = list(ex["_critics"]["value"])
+  if not reviews or not ex["_critic_consensus"].strip():
+    return None
+  movie = ex["_movie_name"].replace("_", " ")
+  return {"text": f"Reviews of {movie}:\n{_numbered(reviews, 10)}",
+          "answer": ex["_critic_consensus"]}
+
+
+def _idebate(ex, names):
+  arguments = list(ex["_argument_sentences"]["value"])
+  if not arguments or not ex["_claim"].strip():
+    return None
+  return {"text": f"Debate: {ex['_debate_name']}\nArguments:\n{_numbered(arguments, 10)}",
+          "answer": ex["_claim"]}
+
+
+def _trivia_qa_without_wikipedia(ex, names):
+  """TriviaQA questions for which no Wikipedia page was found (the unfiltered set)."""
+  pages = ex.get("entity_pages") or {}
+  if list(pages.get("title", ())) or not ex["answer"]["value"]:
+    return None
+  return {"question": ex["question"], "answer": ex["answer"]["value"]}
+
+
+def _turns(utterances, first_speaker: int = 0) -> str:
+  return "\n".join(f"{'AB'[(first_speaker + i) % 2]}: {u}" for i, u in enumerate(utterances))
+
+
+def _wiki_dialog(ex, names):
+  """WikiDialog: an imagined dialog grounded in one passage; the task is its last turn."""
+  utterances = list(ex["utterances"])
+  if len(utterances) < 2:
+    return None
+  return {"text": f"{ex['title']}\n{ex['passage']}\n\n{_turns(utterances[:-1])}",
+          "answer": utterances[-1]}
+
+
+def _qrecc(ex, names):
+  """QReCC: the conversation so far plus the new question; the answer is the next turn."""
+  if not ex["answer"].strip() or not ex["question"].strip():
+    return None
+  history = list(ex["context"]) + [ex["question"]]
+  return {"text": _turns(history), "answer": ex["answer"]}
+
+
+def _sentence_edit(slot: int, instruction: str, corrupt: Callable[[str], str]):
+  """Flan 2021's three edit tasks over the English side of ParaCrawl en-da: the input is
+  the sentence damaged by `corrupt`, the target the sentence. The three tasks take
+  disjoint thirds of the sentences (by a hash of the text), as FLAN used disjoint slices."""
+  def convert(ex, names):
+    text = " ".join(ex["en"].split())
+    if zlib.crc32(text.encode("utf-8")) % 3 != slot:
+      return None
+    damaged = corrupt(text)
+    return None if damaged == text else {"text": f"{instruction}\n\n{damaged}", "answer": text}
+  return convert
+
+
 CONVERTERS: dict[str, Converter] = {
     "aeslc": _summarize("email_body", "subject_line"),
+    "coqa": _coqa,
+    "opinion_abstracts/idebate": _idebate,
+    "opinion_abstracts/rotten_tomatoes": _rotten_tomatoes,
+    "q_re_cc": _qrecc,
+    "trivia_qa/unfiltered.nocontext": _trivia_qa_without_wikipedia,
+    "unified_qa/ai2_science_middle": _unified_qa_science,
+    "wiki_dialog": _wiki_dialog,
     "ag_news_subset": _classify(lambda ex: f"{ex['title']}\n\n{ex['description']}"),
     "anli/r1": _nli("context", "hypothesis"),
     "anli/r2": _nli("context", "hypothesis"),
@@ -192,6 +289,21 @@ CONVERTERS: dict[str, Converter] = {
     "xsum": _summarize("document", "summary"),
     "yelp_polarity_reviews": _classify(lambda ex: ex["text"], words=_SENTIMENT),
 }
+
+# Catalogue datasets that share a TFDS dataset with others but convert it differently.
+TASK_CONVERTERS: dict[str, Converter] = {
+    "true_case": _sentence_edit(0, "Restore the capital letters in this text.", str.lower),
+    "fix_punct": _sentence_edit(1, "Add the missing punctuation to this text.",
+                                lambda t: " ".join(re.sub(r"[^\w\s]", "", t).split())),
+    "word_segment": _sentence_edit(2, "Put the spaces back between the words.",
+                                   lambda t: t.replace(" ", "")),
+}
+
+
+def converter_for(entry) -> Converter | None:
+  """The converter for a catalogue entry: its own, else its TFDS dataset's, else None."""
+  return TASK_CONVERTERS.get(entry.dataset) or CONVERTERS.get(entry.tfds_name)
+
 
 # Dataset -> the TFDS split used as its train split, where not "train" (Story Cloze
 # publishes no train split; FLAN trained on its validation split).
