@@ -2,8 +2,8 @@
 
   python benchmarks/mixture_build.py [--examples 1000] [--mixture flan2022_submix]
 
-Writes fixture data for every catalogued task into a temporary data dir (NIv2 task ids
-from the shared task metadata when present, else synthetic ids), imports
+Writes fixture data for every catalogued task into a temporary data dir (NIv2: a task file
+for each id of the bundled natural-instructions listing), imports
 `flan_jax.tasks.mixtures`, and draws the first packed examples through seqio's
 EncDecFeatureConverter. Prints seconds per stage and peak RSS (resource.getrusage).
 Targets: under 60 s and under 4 GB.
@@ -18,7 +18,6 @@ import resource
 import tempfile
 import time
 
-SHARED_META = pathlib.Path(__file__).resolve().parents[1].parent / "shared/data/niv2/task_metadata.json"
 ROWS = {"classify": {"text": "a short text {i}", "answer": "yes {i}", "options": ["yes {i}", "no"]},
         "nli": {"premise": "p {i}", "hypothesis": "h {i}", "answer": "yes", "options": ["yes", "no"]},
         "rcqa": {"context": "context {i}", "question": "q {i}?", "answer": "a {i}"},
@@ -38,8 +37,7 @@ def _fill(row, i):
 
 def write_fixtures(root: pathlib.Path, n_train=20, n_val=2) -> None:
   from flan_jax.tasks.collections import catalogue
-  niv2_ids = (list(json.loads(SHARED_META.read_text())) if SHARED_META.is_file()
-              else [f"task{9000 + i}_fixture" for i in range(1600)])
+  niv2_ids = catalogue.niv2_listing()  # the bundled natural-instructions task ids
   (root / "niv2").mkdir(parents=True)
   (root / "niv2" / "niv2_tasks.txt").write_text("\n".join(niv2_ids) + "\n")
   for e in catalogue.entries("muffin") + catalogue.entries("t0sf"):
