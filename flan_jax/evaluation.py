@@ -37,6 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from flan_jax.tasks import templates
 # At import, not lazily: DecodeConfig is gin-configurable, and gin refuses new configurables
 # once a training run has locked the config.
 from flan_jax import decoding
@@ -49,7 +50,7 @@ PyTree = Any
 _ANSWER_PHRASE = re.compile(r"(?:the answer is|answer\s*:)\s*:?\s*", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _LETTER = re.compile(r"^\(?([A-Za-z])\)?(?:[\s.:)]|$)")
-_OPTIONS_HEADER = "OPTIONS:"
+_OPTIONS_HEADER = templates.OPTIONS_HEADER  # how the FLAN formats list answer options
 
 
 def _text(value) -> str:
@@ -593,7 +594,7 @@ def bigbench_examples(task_json: dict) -> list[tuple[str, str, list[str]]]:
 def _bigbench_rows(task_json: dict) -> list[dict]:
   rows = []
   for question, target, options in bigbench_examples(task_json):
-    listed = f"\n\n{_OPTIONS_HEADER}" + "".join(f"\n- {o}" for o in options) if options else ""
+    listed = templates.render_options(options) if options else ""
     rows.append({"inputs": f"Q: {question}{listed}\nA:", "targets": target, "options": options})
   return rows
 

@@ -36,6 +36,7 @@ zero-shot CoT ("Let's think step by step.").
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import pathlib
 import random
@@ -125,15 +126,18 @@ def _root(data_dir, suite: str) -> pathlib.Path:
   return catalogue.data_dir(data_dir) / suite
 
 
+def _first_file(*candidates: pathlib.Path) -> pathlib.Path:
+  """The first candidate that exists, else the first (for the missing-data error)."""
+  return next((p for p in candidates if p.is_file()), candidates[0])
+
+
 # ---------------------------------------------------------------------------------------
 # MMLU: the original CSV release (question, A, B, C, D, answer letter; no header).
 
 
 def _mmlu_csv(root: pathlib.Path, subject: str, split: str, task: str) -> list[list[str]]:
-  for base in (root / split, root / "data" / split):
-    path = base / f"{subject}_{split}.csv"
-    if path.is_file():
-      break
+  path = _first_file(root / split / f"{subject}_{split}.csv",
+                     root / "data" / split / f"{subject}_{split}.csv")
   path = _need(path, task, "unpack the MMLU release (data/{dev,val,test}/*.csv) into "
                f"{root} (`flan-jax data prepare mmlu`)")
   with open(path, encoding="utf-8", newline="") as f:
@@ -234,8 +238,7 @@ def bbh_rows(task: str, cot: bool, data_dir=None) -> list[Row]:
   root = _root(data_dir, "bbh")
   name = f"bbh_{task}_3shot_{'cot' if cot else 'direct'}"
   hint = "unpack the BBH release (bbh/*.json, cot-prompts/*.txt) there"
-  path = next((p for p in (root / f"{task}.json", root / "bbh" / f"{task}.json")
-               if p.is_file()), root / f"{task}.json")
+  path = _first_file(root / f"{task}.json", root / "bbh" / f"{task}.json")
   examples = json.loads(_need(path, name, hint).read_text())["examples"]
   prompt = _need(root / "cot-prompts" / f"{task}.txt", name, hint)
   description, shots = parse_cot_prompt(prompt.read_text(encoding="utf-8"))
@@ -365,10 +368,10 @@ def register_bbh(data_dir=None, *, offline: bool | None = None, bigbench_dir=Non
       cot.append(api.register_eval_task(
           f"bbh_{task}_zscot", lambda t=task: bbh_offline_rows(t, "zscot", bigbench_dir)))
     else:
-      direct.append(api.register_eval_task(f"bbh_{task}_3shot_direct",
-                                       lambda t=task: bbh_rows(t, False, data_dir)))
-      cot.append(api.register_eval_task(f"bbh_{task}_3shot_cot",
-                                    lambda t=task: bbh_rows(t, True, data_dir)))
+      direct.append(api.register_eval_task(
+          f"bbh_{task}_3shot_direct", lambda t=task: bbh_rows(t, False, data_dir)))
+      cot.append(api.register_eval_task(
+          f"bbh_{task}_3shot_cot", lambda t=task: bbh_rows(t, True, data_dir)))
   api.register_mixture("bbh_3shot_direct", direct, default_rate=1.0)
   api.register_mixture("bbh_zscot" if offline else "bbh_3shot_cot", cot, default_rate=1.0)
   api.register_mixture("bbh_cot", cot, default_rate=1.0)  # whichever CoT form is available
@@ -409,7 +412,7 @@ def tydiqa_rows(language: str, data_dir=None) -> list[Row]:
 
 def register_tydiqa(data_dir=None) -> list[str]:
   names = [api.register_eval_task(f"tydiqa_goldp_{lang}_1shot",
-                              lambda l=lang: tydiqa_rows(l, data_dir))
+                                  lambda l=lang: tydiqa_rows(l, data_dir))
            for lang in TYDIQA_LANGUAGES]
   api.register_mixture("tydiqa_goldp_1shot", names, default_rate=1.0)
   return names
@@ -434,11 +437,11 @@ def mgsm_exemplars(language: str, data_dir=None) -> list[tuple[str, str, str]]:
   native = _root(data_dir, "mgsm") / f"mgsm_{language}_exemplars.tsv"
   if native.is_file():
     return [tuple(r) for r in _tsv(native, 3)][:8]
-  gsm8k = catalogue.data_dir(data_dir) / "cot" / "gsm8k_train.tsv"
-  _need(gsm8k, f"mgsm_{language}_8shot_cot",
-        f"no native exemplars ({native}) and no GSM8K CoT TSV for English ones")
-  return [(q.replace("\\n", "\n"), rationale, answer)
-          for q, answer, rationale in _tsv(gsm8k, 3)[:8]]
+  task = f"mgsm_{language}_8shot_cot"
+  gsm8k = _need(catalogue.data_dir(data_dir) / "cot" / "gsm8k_train.tsv", task,
+                f"no native exemplars ({native}) and no GSM8K CoT TSV for English ones")
+  rows = readers.CotTsvSource(gsm8k, task).examples("train")
+  return [(r["question"], r["rationale"], r["answer"]) for r in itertools.islice(rows, 8)]
 
 
 def mgsm_rows(language: str, data_dir=None) -> list[Row]:

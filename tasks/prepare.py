@@ -217,10 +217,9 @@ def _mmlu(root: pathlib.Path, timeout: float) -> list[str]:
   if why:
     return [f"mmlu: {why}"]
   _unpack(archive, out)
-  missing = [] if (out / "mmlu-cot.json").is_file() else [
+  return [] if (out / "mmlu-cot.json").is_file() else [
       f"mmlu: no {out / 'mmlu-cot.json'} (subject -> 5-shot CoT prompt text) for the CoT "
       "column; the direct column works without it"]
-  return missing
 
 
 def _bbh(root: pathlib.Path, timeout: float) -> list[str]:

@@ -157,8 +157,9 @@ def _trivia_qa_without_wikipedia(ex, names):
   return {"question": ex["question"], "answer": ex["answer"]["value"]}
 
 
-def _turns(utterances, first_speaker: int = 0) -> str:
-  return "\n".join(f"{'AB'[(first_speaker + i) % 2]}: {u}" for i, u in enumerate(utterances))
+def _turns(utterances) -> str:
+  """Alternating speakers A and B, one turn per line."""
+  return "\n".join(f"{'AB'[i % 2]}: {u}" for i, u in enumerate(utterances))
 
 
 def _wiki_dialog(ex, names):
