@@ -6,8 +6,8 @@ Run on a machine with network access; training then works offline from D.
           task listing D/niv2/niv2_tasks.txt the catalogue reads
   muffin  TFDS `download_and_prepare` into D/tfds for the datasets TFDS has, then
           D/muffin/<task>/{train,validation}.jsonl in the family's fields through
-          `collections/tfds_converters.py` (datasets without a TFDS build or a
-          converter are reported as missing)
+          `collections/tfds_converters.py`; the other six (Taskmaster, CodeContests,
+          DrRepair) from their releases through `collections/muffin_extras.py`
   t0sf    each P3 prompt-task from the Hugging Face hub (bigscience/P3, one config per
           task) into D/t0sf/<task>/{train,validation}.jsonl as rendered inputs/targets
   cot     the Flan CoT TSVs from the FLAN repository into D/cot/<dataset>_train.tsv
@@ -26,9 +26,10 @@ import os
 import pathlib
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from flan_jax.tasks.collections import catalogue
+from flan_jax.tasks.collections import muffin_extras
 from flan_jax.tasks.collections import readers
 from flan_jax.tasks.collections import tfds_converters
 
@@ -116,7 +117,7 @@ def _tfds(collection: str, root: pathlib.Path) -> list[str]:
     return [f"{collection}: tensorflow_datasets is not installed ({e})"]
   for e in catalogue.entries(collection):
     target = root / collection / e.name
-    if (target / "train.jsonl").is_file():
+    if (target / "train.jsonl").is_file() or e.dataset in muffin_extras.DATASETS:
       continue
     if not e.tfds_name:
       failures.append(f"{e.name}: no TFDS source for dataset {e.dataset!r}")
@@ -135,6 +136,115 @@ def _tfds(collection: str, root: pathlib.Path) -> list[str]:
       continue
     print(f"{e.name}: {counts['train']} train, {counts['validation']} validation rows")
   return failures
+
+
+def _write_keyed(outputs: dict[str, pathlib.Path],
+                 rows: Iterable[tuple[str, str, dict]]) -> dict[str, dict[str, int]]:
+  """Writes (task, key, row) triples in one pass to `outputs[task]/{train,validation}.jsonl`,
+  the split chosen by a hash of the key (`muffin_extras.is_validation`). Files are written
+  aside and renamed into place only when all are complete. Returns rows per task and split."""
+  files, counts = {}, {t: {"train": 0, "validation": 0} for t in outputs}
+  tmp = lambda task, split: outputs[task] / f"{split}.jsonl.tmp"
+  try:
+    for task, key, row in rows:
+      split = "validation" if muffin_extras.is_validation(key) else "train"
+      if (task, split) not in files:
+        outputs[task].mkdir(parents=True, exist_ok=True)
+        files[task, split] = open(tmp(task, split), "w", encoding="utf-8")
+      files[task, split].write(json.dumps(row, ensure_ascii=False) + "\n")
+      counts[task][split] += 1
+  except BaseException:
+    for (task, split), f in files.items():
+      f.close()
+      tmp(task, split).unlink(missing_ok=True)
+    raise
+  for (task, split), f in files.items():
+    f.close()
+    os.replace(tmp(task, split), outputs[task] / f"{split}.jsonl")
+  return counts
+
+
+def _report(counts: dict[str, dict[str, int]], what: str) -> list[str]:
+  failures = []
+  for task, n in counts.items():
+    if n["train"]:
+      print(f"{task}: {n['train']} train, {n['validation']} validation rows")
+    else:
+      failures.append(f"{task}: no rows from {what}")
+  return failures
+
+
+def _taskmaster(root: pathlib.Path, timeout: float) -> list[str]:
+  out = {"muffin_task_master": root / "muffin" / "muffin_task_master"}
+  if (out["muffin_task_master"] / "train.jsonl").is_file():
+    return []
+  base = root / "taskmaster"
+  failures = _fetch_files("task_master", {base / f: f"{muffin_extras.TASKMASTER_URL}/{f}"
+                                          for f in muffin_extras.TASKMASTER_FILES}, timeout)
+  def rows():
+    for f in muffin_extras.TASKMASTER_FILES:
+      if (base / f).is_file():
+        try:
+          conversations = json.loads((base / f).read_text(encoding="utf-8"))
+        except ValueError as err:
+          raise ValueError(f"{base / f}: not Taskmaster JSON ({err})") from err
+        for key, row in muffin_extras.taskmaster_rows(conversations):
+          yield "muffin_task_master", key, row
+  try:
+    counts = _write_keyed(out, rows())
+  except ValueError as err:
+    return failures + [f"task_master: {err}"]
+  return failures + _report(counts, f"Taskmaster under {base}")
+
+
+def _load_code_contests(cache_dir: str):
+  import datasets  # pylint: disable=g-import-not-at-top
+  return datasets.load_dataset(muffin_extras.CODE_CONTESTS, cache_dir=cache_dir)
+
+
+def _code_contests(root: pathlib.Path) -> list[str]:
+  out = root / "muffin" / "muffin_dmcc_python"
+  if (out / "train.jsonl").is_file():
+    return []
+  try:
+    data = _load_code_contests(str(root / "hf"))
+  except Exception as err:  # pylint: disable=broad-except
+    return [f"muffin_dmcc_python: {muffin_extras.CODE_CONTESTS} failed: "
+            f"{type(err).__name__}: {str(err)[:200]}"]
+  def rows(split):
+    return lambda: (r for r in map(muffin_extras.code_contests_row, data[split]) if r)
+  counts = _write_task(out, rows("train"), rows("valid") if "valid" in data else None)
+  return _report({"muffin_dmcc_python": counts}, muffin_extras.CODE_CONTESTS)
+
+
+def _dr_repair(root: pathlib.Path, timeout: float) -> list[str]:
+  out = {t: root / "muffin" / f"muffin_{t}" for t in muffin_extras.DR_REPAIR_TASKS}
+  if all((d / "train.jsonl").is_file() for d in out.values()):
+    return []
+  base = root / "dr_repair"
+  failures = []
+  for name in muffin_extras.DR_REPAIR_ARCHIVES:
+    if (base / name.removesuffix(".zip")).is_dir():
+      continue
+    why = _download(f"{muffin_extras.DR_REPAIR_URL}/{name}", base / name, timeout)
+    if why:
+      failures.append(f"dr_repair: {why}")
+    else:
+      _unpack(base / name, base)
+  def rows():
+    for case in muffin_extras.read_repair_cases(base):
+      task, key, row = muffin_extras.repair_example(case)
+      yield f"muffin_{task}", key, row
+  try:
+    counts = _write_keyed({f"muffin_{t}": d for t, d in out.items()}, rows())
+  except ValueError as err:  # a file in neither DrRepair format, named in the message
+    return failures + [f"dr_repair: {err}"]
+  return failures + _report(counts, f"DrRepair under {base}")
+
+
+def _muffin(root: pathlib.Path, timeout: float) -> list[str]:
+  return (_tfds("muffin", root) + _taskmaster(root, timeout) + _code_contests(root)
+          + _dr_repair(root, timeout))
 
 
 def _load_p3(config: str, cache_dir: str):
@@ -261,7 +371,7 @@ def prepare(collection: str, data_dir=None, *, timeout: float = 600) -> list[str
   root = catalogue.data_dir(data_dir)
   root.mkdir(parents=True, exist_ok=True)
   names = list(CHOICES) if collection == "all" else [collection]
-  steps = {"niv2": _niv2, "cot": _cot, "muffin": lambda r, t: _tfds("muffin", r),
+  steps = {"niv2": _niv2, "cot": _cot, "muffin": _muffin,
            "t0sf": lambda r, t: _p3(r), "mmlu": _mmlu, "bbh": _bbh, "tydiqa": _tydiqa,
            "mgsm": _mgsm}
   failures = []
