@@ -5,6 +5,9 @@
   readers.py     example sources over the data dir: canonical JSONL, TFDS, Hugging Face
                  `datasets`, natural-instructions task JSON, CoT TSVs, published exports
   families.py    our templates, about ten per dataset family (with input inversions)
+  tfds_converters.py  TFDS features -> family fields (74 Muffin tasks)
+  muffin_extras.py    the other 6 Muffin tasks from their releases (Taskmaster,
+                 CodeContests, DrRepair)
   muffin.py, t0sf.py, niv2.py, cot.py   register each collection's tasks (lazily: only
                  file names are looked at when registering; data is read when a dataset
                  is built)
