@@ -55,8 +55,13 @@ def _niv2(root: pathlib.Path, timeout: float) -> list[str]:
   listing = catalogue.niv2_listing(root) or []
   (root / "niv2").mkdir(parents=True, exist_ok=True)
   (root / "niv2" / "niv2_tasks.txt").write_text("\n".join(listing) + "\n")
-  print(f"niv2: {sum(map(catalogue.niv2_keep, listing))} tasks kept of {len(listing)}")
-  return []
+  entries = catalogue.entries("niv2", root=root)
+  absent = [e.dataset for e in entries if not readers.niv2_task_file(
+      checkout / "tasks" / f"{e.dataset}.json").is_file()]
+  print(f"niv2: task files for {len(entries) - len(absent)} of the {len(entries)} "
+        f"catalogue tasks")
+  return [f"niv2: no task file in {checkout / 'tasks'} for {len(absent)} catalogue "
+          f"task(s): {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''}"] if absent else []
 
 
 def _write_jsonl(path: pathlib.Path, rows) -> int:

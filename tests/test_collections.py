@@ -48,7 +48,8 @@ def test_niv2_rule_on_published_metadata(niv2_checkout):
   ids = {e.dataset for e in niv2}
   assert ids <= meta                                   # every catalogued id exists
   assert not any("mmmlu" in i for i in ids)            # MMLU overlap held out
-  # every other dropped id is the old name of a kept task: same number, same examples
+  # every other dropped id is a repository name with "-", whose seqio-safe twin ("_") in
+  # FLAN's metadata is kept: same number, same examples
   full = json.loads(_shared("niv2/task_metadata.json").read_text())
   for dropped in sorted(meta - ids):
     if "_mmmlu_" in dropped:
@@ -136,6 +137,51 @@ def test_niv2_task_json_source_and_registration(tmp_path):
       api.render_examples("niv2_task002_quoref_answer_generation_zsnoopt", "validation")
   finally:
     niv2.register()  # back to the default data dir
+
+
+def test_niv2_ids_find_the_repository_files(tmp_path):
+  """Our ids are those of FLAN's task metadata, which differ from the natural-instructions
+  file names for 51 tasks ("-" written "_", or the name cut at its first "."). In a checkout
+  named as the repository names its files (the task list of TFDS's natural_instructions
+  builder, the list FLAN's code reads), every catalogue id finds its own file, and
+  `data prepare niv2` reports the ids that find none."""
+  builder = pytest.importorskip(
+      "tensorflow_datasets.datasets.natural_instructions.natural_instructions_dataset_builder")
+  repository_names = getattr(builder, "_NIV2_TASKS_LIST", None)
+  if not repository_names:
+    pytest.skip("this TFDS has no natural_instructions task list")
+  from flan_jax.tasks import prepare
+  tasks = tmp_path / "natural-instructions" / "tasks"
+  tasks.mkdir(parents=True)
+  for name in repository_names:
+    (tasks / f"{name}.json").write_text("{}")
+  found = {e.dataset: readers.niv2_task_file(tasks / f"{e.dataset}.json")
+           for e in catalogue.entries("niv2")}
+  assert all(p.is_file() for p in found.values())
+  assert len(set(found.values())) == len(found) == 1556
+  renamed = {i: p.name.removesuffix(".json") for i, p in found.items()
+             if p.name != f"{i}.json"}
+  assert len(renamed) == 51
+  assert renamed["task074_squad1"] == "task074_squad1.1_question_generation"
+  assert renamed["task105_story_cloze_rocstories_sentence_generation"] == (
+      "task105_story_cloze-rocstories_sentence_generation")
+  assert prepare.prepare("niv2", tmp_path) == []
+  (tasks / "task1529_scitail1.1_classification.json").unlink()
+  (failure,) = prepare.prepare("niv2", tmp_path)
+  assert "for 1 catalogue task(s): task1529_scitail1" in failure
+
+
+def test_niv2_task_under_its_repository_name_renders(tmp_path):
+  from flan_jax.tasks.collections import niv2
+  _write_niv2_task(tmp_path / "natural-instructions" / "tasks" /
+                   "task105_story_cloze-rocstories_sentence_generation.json")
+  niv2.register(data_dir=tmp_path)
+  try:
+    (r,) = api.render_examples("niv2_task105_story_cloze_rocstories_sentence_generation_zsnoopt",
+                               "validation")
+    assert r.targets == "odd" and "Say whether the number is even." in r.inputs
+  finally:
+    niv2.register()
 
 
 def test_bundled_niv2_listing_is_the_natural_instructions_task_set():

@@ -223,9 +223,11 @@ _SEQIO_NAME = re.compile(r"^[\w.:]+$")
 def niv2_keep(task_id: str) -> bool:
   """Whether a natural-instructions task belongs to the Flan 2022 NIv2 collection.
 
-  Out: the 57 `_mmmlu_` tasks (MMLU is held out), and the 41 ids with a hyphen, which are
-  the old names of renamed tasks (each has an underscore twin with the same task number and
-  the same examples), so keeping both would count those tasks twice."""
+  Out: the 57 `_mmmlu_` tasks (MMLU is held out), and the 41 ids with a hyphen. Those are
+  the repository's file names of tasks that FLAN's task metadata (our listing) also holds
+  under a seqio-safe twin with "_" (same task number, same examples), so keeping both
+  would count those tasks twice. The kept ids find their files through
+  `readers.niv2_task_file`."""
   return not _MMLU_OVERLAP.search(task_id) and bool(_SEQIO_NAME.match(task_id))
 
 

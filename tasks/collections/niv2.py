@@ -1,8 +1,10 @@
 """Registers the NIv2 collection (natural-instructions tasks minus MMLU overlap).
 
 Task ids come from `catalogue.niv2_listing` (bundled list, `<data_dir>/niv2/niv2_tasks.txt`
-or a checkout); data from `<data_dir>/natural-instructions/tasks/<task_id>.json` (the
-natural-instructions layout: Definition, Positive Examples, Instances). Every 10th
+or a checkout); data from `<data_dir>/natural-instructions/tasks/<task_id>.json`, or the
+file the repository names with "-" or a "." where the id has "_" or stops
+(`readers.niv2_task_file`); the natural-instructions layout: Definition, Positive
+Examples, Instances. Every 10th
 instance is validation. Registering only lists names; no task file is opened.
 """
 from __future__ import annotations

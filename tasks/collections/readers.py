@@ -147,6 +147,23 @@ class HfSource(_Lazy):
     return f"HfSource({self._path})"
 
 
+def niv2_task_file(path: pathlib.Path) -> pathlib.Path:
+  """The natural-instructions file for `<tasks dir>/<task id>.json`: that file if it exists,
+  else the one file in the same folder whose name maps to the id the way FLAN's task
+  metadata (and so our catalogue) names it: `-` written `_` (41 tasks, e.g.
+  task105_story_cloze-rocstories_sentence_generation) or the name cut at its first `.`
+  (10 tasks, e.g. task074_squad1 for task074_squad1.1_question_generation). Else `path`."""
+  if path.is_file() or not path.parent.is_dir():
+    return path
+  task_id = path.name.removesuffix(".json")
+  number = task_id.split("_", 1)[0]
+  for candidate in sorted(path.parent.glob(f"{glob.escape(number)}_*.json")):
+    name = candidate.name.removesuffix(".json")
+    if name.replace("-", "_") == task_id or name.split(".")[0] == task_id:
+      return candidate
+  return path
+
+
 class NIv2TaskSource(_Lazy):
   """One natural-instructions task file. Fields: `definition`, `input`, `output` (the
   first reference), `outputs`, `id`, and `examples_text` (its positive examples written
@@ -158,8 +175,10 @@ class NIv2TaskSource(_Lazy):
 
   @functools.cached_property
   def _task_json(self) -> dict:
-    if not self._path.is_file():
+    path = niv2_task_file(self._path)
+    if not path.is_file():
       raise missing_data(self._task, self._path, "run `flan-jax data prepare niv2`")
+    self._path = path
     with open(self._path, encoding="utf-8") as f:
       task = json.load(f)
     for key in ("Definition", "Instances"):
