@@ -51,17 +51,21 @@ def show(name: str, fmt: str, split: str, data_dir=None) -> str:
   from flan_jax.tasks import templates as tpl  # pylint: disable=g-import-not-at-top
   from flan_jax.tasks.collections import families  # pylint: disable=g-import-not-at-top
   entry = catalogue.get(name, root=data_dir)
+  about = (f"# {entry.name}: {entry.collection}, dataset {entry.dataset}, {entry.category}, "
+           f"language {entry.language}, splits {'/'.join(entry.splits)}, "
+           f"metrics {'/'.join(entry.metrics)}\n")
   module = {"muffin": "muffin", "t0sf": "t0sf", "niv2": "niv2", "cot": "cot"}[entry.collection]
   __import__(f"flan_jax.tasks.collections.{module}")
   variant = f"{name}_{fmt}"
   try:
     r = api.render_examples(variant, split, limit=1)[0]
-    return f"[{variant} {split} #{r.index}, template {r.template_index}]\n{r.inputs}\n-> {r.targets}"
+    return (f"{about}[{variant} {split} #{r.index}, template {r.template_index}]\n"
+            f"{r.inputs}\n-> {r.targets}")
   except FileNotFoundError as e:
     template = families.TEMPLATES[entry.family][0]
     x, y = tpl.render(template, _placeholder_example(entry.family), tpl.FORMATS[fmt],
                       options=["<option 1>", "<option 2>"], rationale="<rationale>")
-    return f"[{variant}: no data ({e}); template 0 with placeholder fields]\n{x}\n-> {y}"
+    return f"{about}[{variant}: no data ({e}); template 0 with placeholder fields]\n{x}\n-> {y}"
 
 
 def main(argv=None) -> int:

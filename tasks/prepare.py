@@ -2,8 +2,10 @@
 
 Run on a machine with network access; training then works offline from D.
 
-  niv2    git clone of allenai/natural-instructions into D/natural-instructions, and the
-          task listing D/niv2/niv2_tasks.txt the catalogue reads
+  niv2    git clone of allenai/natural-instructions into D/natural-instructions, the
+          task listing D/niv2/niv2_tasks.txt, and each task's languages and category (from
+          its file's Input_language, Output_language, Categories) in
+          D/niv2/niv2_task_info.tsv
   muffin  TFDS `download_and_prepare` into D/tfds for the datasets TFDS has, then
           D/muffin/<task>/{train,validation}.jsonl in the family's fields through
           `collections/tfds_converters.py`; the other six (Taskmaster, CodeContests,
@@ -56,12 +58,33 @@ def _niv2(root: pathlib.Path, timeout: float) -> list[str]:
   (root / "niv2").mkdir(parents=True, exist_ok=True)
   (root / "niv2" / "niv2_tasks.txt").write_text("\n".join(listing) + "\n")
   entries = catalogue.entries("niv2", root=root)
-  absent = [e.dataset for e in entries if not readers.niv2_task_file(
-      checkout / "tasks" / f"{e.dataset}.json").is_file()]
+  absent, info, failures = [], [], []
+  for e in entries:
+    path = readers.niv2_task_file(checkout / "tasks" / f"{e.dataset}.json")
+    if not path.is_file():
+      absent.append(e.dataset)
+      continue
+    try:
+      with open(path, encoding="utf-8") as f:
+        task = json.load(f)
+    except ValueError as err:
+      task = err
+    if not isinstance(task, dict):
+      failures.append(f"niv2: {path}: not a natural-instructions task file ({task})")
+      continue
+    names = [*task.get("Input_language", ()), *task.get("Output_language", ())]
+    category = " ".join(", ".join(task.get("Categories") or ["NIv2"]).split())
+    info.append(f"{e.dataset}\t{catalogue.language_codes(names)}\t{category}\n")
+  out = root / catalogue.NIV2_INFO_FILE
+  tmp = out.with_suffix(".tmp")
+  tmp.write_text("".join(info), encoding="utf-8")
+  os.replace(tmp, out)
   print(f"niv2: task files for {len(entries) - len(absent)} of the {len(entries)} "
-        f"catalogue tasks")
-  return [f"niv2: no task file in {checkout / 'tasks'} for {len(absent)} catalogue "
-          f"task(s): {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''}"] if absent else []
+        f"catalogue tasks; their languages and categories in {out}")
+  if absent:
+    failures.append(f"niv2: no task file in {checkout / 'tasks'} for {len(absent)} catalogue "
+                    f"task(s): {', '.join(absent[:5])}{' ...' if len(absent) > 5 else ''}")
+  return failures
 
 
 def _write_jsonl(path: pathlib.Path, rows) -> int:

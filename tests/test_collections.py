@@ -184,6 +184,49 @@ def test_niv2_task_under_its_repository_name_renders(tmp_path):
     niv2.register()
 
 
+def test_languages_and_niv2_categories_in_the_catalogue(tmp_path, capsys, monkeypatch):
+  """Translation tasks carry both languages; NIv2 tasks carry the languages and category
+  of their task files once `data prepare niv2` has read them ("und"/"NIv2" before); a
+  task file that is not JSON is reported by path."""
+  from flan_jax.tasks import cli, prepare
+  muffin = {e.dataset: e.language for e in catalogue.entries("muffin")}
+  assert muffin["wmt16_translate_deen"] == "de,en" and muffin["para_crawl_enes"] == "en,es"
+  assert muffin["wmt14_enfr"] == "fr,en" and muffin["rte"] == "en"
+  assert catalogue.language_codes(["Haitian", "English", "Haitian"]) == "ht,en"
+  assert catalogue.language_codes(["Klingon"]) == "klingon"
+
+  tasks = tmp_path / "natural-instructions" / "tasks"
+  _write_niv2_task(tasks / "task1168_xcopa_commonsense_reasoning_ht.json")
+  xcopa = json.loads((tasks / "task1168_xcopa_commonsense_reasoning_ht.json").read_text())
+  xcopa.update(Input_language=["Haitian"], Output_language=["Haitian"],
+               Categories=["Cause Effect Classification"])
+  (tasks / "task1168_xcopa_commonsense_reasoning_ht.json").write_text(json.dumps(xcopa))
+  (tasks / "task074_squad1.1_question_generation.json").write_text(json.dumps(
+      {"Input_language": ["English"], "Output_language": ["English"],
+       "Categories": ["Question Generation"], "Definition": "d", "Instances": []}))
+  (tasks / "task001_quoref_question_generation.json").write_text("{")
+  before = catalogue.get("niv2_task1168_xcopa_commonsense_reasoning_ht", root=tmp_path)
+  assert (before.language, before.category) == ("und", "NIv2")
+  failures = prepare.prepare("niv2", tmp_path)
+  assert "task001_quoref_question_generation.json: not a natural-instructions" in failures[0]
+  assert "for 1553 catalogue task(s)" in failures[1] and len(failures) == 2
+  xcopa = catalogue.get("niv2_task1168_xcopa_commonsense_reasoning_ht", root=tmp_path)
+  assert (xcopa.language, xcopa.category) == ("ht", "Cause Effect Classification")
+  squad = catalogue.get("niv2_task074_squad1", root=tmp_path)
+  assert (squad.language, squad.category) == ("en", "Question Generation")
+  monkeypatch.delenv(catalogue.DATA_DIR_ENV, raising=False)  # restored after the test
+  from flan_jax.tasks.collections import niv2
+  try:
+    assert cli.main(["--data_dir", str(tmp_path), "show",
+                     "niv2_task1168_xcopa_commonsense_reasoning_ht"]) == 0
+    out = capsys.readouterr().out
+    assert ("# niv2_task1168_xcopa_commonsense_reasoning_ht: niv2, dataset task1168_xcopa_"
+            "commonsense_reasoning_ht, Cause Effect Classification, language ht, splits "
+            "train/validation, metrics exact_match\n") in out, out
+  finally:
+    niv2.register()
+
+
 def test_bundled_niv2_listing_is_the_natural_instructions_task_set():
   meta = json.loads(_shared("niv2/task_metadata.json").read_text())
   listing = catalogue.niv2_listing("/nonexistent")

@@ -49,7 +49,7 @@ class Entry:
   dataset: str       # source dataset
   family: str        # template family in families.py
   category: str
-  language: str = "en"
+  language: str = "en"   # codes, comma-joined when several ("de,en"); "und": not known
   splits: tuple[str, ...] = ("train", "validation")
   metrics: tuple[str, ...] = ("exact_match",)
   tfds_name: str | None = None   # where `data prepare` can get it from TFDS
@@ -190,11 +190,19 @@ def _rows(table: str) -> list[list[str]]:
   return [line.split("|") for line in table.strip().splitlines()]
 
 
+def _pair_languages(tfds_name: str) -> str:
+  """The two languages of a translation dataset from its TFDS name: `wmt16_translate/de-en`
+  -> "de,en", `para_crawl/enes` -> "en,es"."""
+  pair = tfds_name.rsplit("/", 1)[-1]
+  return pair.replace("-", ",") if "-" in pair else f"{pair[:2]},{pair[2:]}"
+
+
 @functools.cache
 def muffin_entries() -> tuple[Entry, ...]:
   return tuple(
       Entry(name=f"muffin_{name}", collection="muffin", dataset=name, family=family,
             category=category, tfds_name=None if tfds == "-" else tfds,
+            language=_pair_languages(tfds) if family == "translate" else "en",
             metrics=("token_f1",) if family in ("summarize", "translate", "generate",
                                                     "dialog") else ("exact_match",))
       for name, family, category, tfds in _rows(_MUFFIN))
@@ -247,10 +255,54 @@ def niv2_listing(root: str | os.PathLike | None = None) -> list[str] | None:
   return None
 
 
+# The languages natural-instructions task files name (Input_language, Output_language),
+# as ISO 639-1 codes (639-2 where there is none); a name not here is kept lower-cased.
+LANGUAGE_CODES = {
+    "English": "en", "Spanish": "es", "Japanese": "ja", "Persian": "fa", "Hindi": "hi",
+    "French": "fr", "Chinese": "zh", "Bengali": "bn", "German": "de", "Gujarati": "gu",
+    "Telugu": "te", "Italian": "it", "Arabic": "ar", "Polish": "pl", "Tamil": "ta",
+    "Marathi": "mr", "Malayalam": "ml", "Oriya": "or", "Panjabi": "pa", "Punjabi": "pa",
+    "Portuguese": "pt", "Urdu": "ur", "Galician": "gl", "Hebrew": "he", "Korean": "ko",
+    "Catalan": "ca", "Thai": "th", "Dutch": "nl", "Russian": "ru", "Turkish": "tr",
+    "Indonesian": "id", "Vietnamese": "vi", "Bulgarian": "bg", "Filipino": "fil",
+    "Central Khmer": "km", "Khmer": "km", "Lao": "lo", "Croatian": "hr", "Swedish": "sv",
+    "Yoruba": "yo", "Czech": "cs", "Finnish": "fi", "Romanian": "ro", "Kurdish": "ku",
+    "Burmese": "my", "Malay": "ms", "Somali": "so", "Tagalog": "tl", "Swahili": "sw",
+    "Sinhala": "si", "Kannada": "kn", "Zhuang": "za", "Igbo": "ig", "Xhosa": "xh",
+    "Haitian": "ht", "Estonian": "et", "Slovak": "sk", "Lithuanian": "lt", "Greek": "el",
+    "Nepali": "ne", "Assamese": "as", "Norwegian": "no", "Danish": "da", "Ukrainian": "uk",
+    "Hungarian": "hu", "Serbian": "sr", "Slovenian": "sl", "Latvian": "lv", "Amharic": "am",
+    "Hausa": "ha", "Zulu": "zu", "Sindhi": "sd", "Pashto": "ps", "Welsh": "cy",
+    "Irish": "ga", "Basque": "eu", "Afrikaans": "af", "Icelandic": "is", "Tatar": "tt",
+}
+UNKNOWN_LANGUAGE = "und"   # ISO 639 "undetermined": NIv2 before `data prepare niv2`
+NIV2_INFO_FILE = pathlib.Path("niv2") / "niv2_task_info.tsv"
+
+
+def language_codes(names) -> str:
+  """Language names -> comma-joined codes, each once, in order."""
+  codes = [LANGUAGE_CODES.get(n.strip(), n.strip().lower()) for n in names if n.strip()]
+  return ",".join(dict.fromkeys(codes)) or UNKNOWN_LANGUAGE
+
+
+def niv2_task_info(root: str | os.PathLike | None = None) -> dict[str, tuple[str, str]]:
+  """Task id -> (languages, category), from `<data_dir>/niv2/niv2_task_info.tsv`, which
+  `flan-jax data prepare niv2` writes from the task files; empty when absent."""
+  path = data_dir(root) / NIV2_INFO_FILE
+  if not path.is_file():
+    return {}
+  rows = (line.split("\t") for line in path.read_text(encoding="utf-8").splitlines())
+  return {r[0]: (r[1], r[2]) for r in rows if len(r) == 3}
+
+
 def niv2_entries(root: str | os.PathLike | None = None) -> tuple[Entry, ...]:
   listing = niv2_listing(root)
+  info = niv2_task_info(root)
+  unknown = (UNKNOWN_LANGUAGE, "NIv2")
   return tuple(Entry(name=f"niv2_{task_id}", collection="niv2", dataset=task_id,
-                     family="niv2", category="NIv2", splits=("train", "validation"))
+                     family="niv2", splits=("train", "validation"),
+                     language=info.get(task_id, unknown)[0],
+                     category=info.get(task_id, unknown)[1])
                for task_id in sorted(set(listing or ())) if niv2_keep(task_id))
 
 
