@@ -35,6 +35,10 @@ def count(data_dir=None) -> list[str]:
   lines += [f"{c:<10} {n:>6} {catalogue.PAPER_COUNTS[c]:>6}" for c, n in counts.items()]
   if not counts["niv2"]:
     lines.append("# niv2: no task listing found; run `flan-jax data prepare niv2`")
+  elif counts["niv2"] != catalogue.PAPER_COUNTS["niv2"]:
+    lines.append(f"# niv2: {counts['niv2']} = the NIv2 tasks of the published Flan Collection "
+                 f"task table; the paper's text says {catalogue.PAPER_COUNTS['niv2']} "
+                 "(see the README)")
   lines.append(f"total {sum(counts.values())}")
   return lines
 
