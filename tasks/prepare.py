@@ -60,7 +60,7 @@ def _niv2(root: pathlib.Path, timeout: float) -> list[str]:
   entries = catalogue.entries("niv2", root=root)
   absent, info, failures = [], [], []
   for e in entries:
-    path = readers.niv2_task_file(checkout / "tasks" / f"{e.dataset}.json")
+    path = readers.niv2_task_file(catalogue.niv2_task_path(root, e.dataset))
     if not path.is_file():
       absent.append(e.dataset)
       continue

@@ -239,6 +239,12 @@ def niv2_keep(task_id: str) -> bool:
   return not _MMLU_OVERLAP.search(task_id) and bool(_SEQIO_NAME.match(task_id))
 
 
+def niv2_task_path(root, task_id: str) -> pathlib.Path:
+  """Where a catalogue id's natural-instructions file is looked for (see
+  `readers.niv2_task_file` for the repository's other spellings)."""
+  return data_dir(root) / "natural-instructions" / "tasks" / f"{task_id}.json"
+
+
 def niv2_listing(root: str | os.PathLike | None = None) -> list[str] | None:
   """Every natural-instructions task id we can find (before `niv2_keep`), or None.
 

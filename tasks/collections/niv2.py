@@ -16,8 +16,7 @@ from flan_jax.tasks.collections import readers
 COLLECTION = "niv2"
 
 
-def task_path(root, task_id: str):
-  return catalogue.data_dir(root) / "natural-instructions" / "tasks" / f"{task_id}.json"
+task_path = catalogue.niv2_task_path
 
 
 def register(data_dir=None) -> list[str]:
