@@ -31,6 +31,7 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+  importlib.import_module("flan_jax.console").quiet()  # before TensorFlow loads: our lines only
   argv = list(sys.argv[1:] if argv is None else argv)
   if not argv or argv[0] in ("-h", "--help", "help"):
     print(_usage())

@@ -79,11 +79,15 @@ class BatchIterator:
       raise ValueError(f"data sharding {sharding!r} (gin: train.data_sharding); use one of {DATA_SHARDING}")
     converter = FEATURE_CONVERTERS[feature_converter](pack=pack)
     per_process = sharding == "per_process"
-    ds = seqio.get_dataset(
-        self.task.name, dict(task_feature_lengths), converter, dataset_split=split, use_cached=use_cached,
-        shuffle=shuffle, num_epochs=num_epochs, seed=seed, verbose=False,
+    # seqio.get_dataset's steps, without its in-memory cache of small tasks: a run stops
+    # part-way through an epoch, so the cache never fills and tf.data warns once per task
+    # at exit ("did not fully read the dataset being cached"); re-tokenizing costs little.
+    ds = self.task.get_dataset(
+        dict(task_feature_lengths), split=split, use_cached=use_cached, shuffle=shuffle, seed=seed,
         shard_info=seqio.ShardInfo(self.process_index, self.process_count) if per_process else None,
-        batch_size=self.local_batch_size if per_process else global_batch_size)
+        num_epochs=num_epochs, try_in_mem_cache=False)
+    ds = converter(ds, task_feature_lengths=dict(task_feature_lengths))
+    ds = ds.batch(self.local_batch_size if per_process else global_batch_size, drop_remainder=True)
     if not per_process:  # every process builds the global batch and keeps its rows
       lo = self.process_index * self.local_batch_size
       ds = ds.map(lambda b: {k: v[lo:lo + self.local_batch_size] for k, v in b.items()})

@@ -283,7 +283,7 @@ def load_examples(task, split: str, max_examples: int | None, input_length: int 
   """The first `max_examples` examples of a seqio task's split, unshuffled, inputs cut to
   `input_length` tokens (keeping the end of the prompt: the query and its options)."""
   ds = task.get_dataset(sequence_length=None, split=split, shuffle=False, use_cached=False, num_epochs=1,
-                        trim_output_features=False)
+                        trim_output_features=False, try_in_mem_cache=False)  # no cache: take() stops early
   if max_examples:
     ds = ds.take(max_examples)
   out = []

@@ -64,7 +64,7 @@ def infer_task(decoder: decoding.Decoder, params, task_name: str, *, split: str,
   vocab = task.output_features["targets"].vocabulary
   targets_length = max(decode_config.max_decode_len, 1)
   ds = task.get_dataset(sequence_length={"inputs": input_length, "targets": targets_length}, split=split,
-                        shuffle=False, num_epochs=1, use_cached=False)
+                        shuffle=False, num_epochs=1, use_cached=False, try_in_mem_cache=False)
   if max_examples:
     ds = ds.take(max_examples)
   examples = list(ds.as_numpy_iterator())
