@@ -54,8 +54,8 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
   if bigbench_tasks:
     registered = evaluation.register_bigbench_tasks(bigbench_tasks)
     if not registered:
-      print("bigbench package not installed (pip install --no-deps bigbench==1.0.0); "
-            "skipping BIG-bench tasks", flush=True)
+      print("no BIG-bench task files (flan-jax data prepare bigbench, or an installed bigbench "
+            "package); skipping BIG-bench tasks", flush=True)
     names += registered
   task_names = evaluation.expand_tasks(names)
   if model_config is None:

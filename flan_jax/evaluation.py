@@ -558,12 +558,19 @@ def log_scalars(results: Mapping, output_dir: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------
-# BIG-bench JSON tasks (BBH sources) from the `bigbench` package, registered on request.
+# BIG-bench JSON tasks (BBH sources), registered on request.
 
 BBH_BIGBENCH_TASKS = ("date_understanding", "navigate", "sports_understanding", "word_sorting")
 
 
-def bigbench_task_dir() -> str | None:
+def bigbench_task_dir(data_dir=None) -> str | None:
+  """BIG-bench's `benchmark_tasks` directory: `<data dir>/bigbench/benchmark_tasks` as
+  `flan-jax data prepare bigbench` writes it, else that of an installed `bigbench` package,
+  else None."""
+  from flan_jax.tasks.collections import catalogue
+  prepared = catalogue.data_dir(data_dir) / "bigbench" / "benchmark_tasks"
+  if prepared.is_dir():
+    return str(prepared)
   try:
     import importlib.util
     spec = importlib.util.find_spec("bigbench")
@@ -600,13 +607,13 @@ def _bigbench_rows(task_json: dict) -> list[dict]:
 
 
 def register_bigbench_tasks(names: Sequence[str] = BBH_BIGBENCH_TASKS, *, max_examples: int = 250,
-                            vocabulary=None) -> list[str]:
-  """Registers `bbh_bigbench_<name>` seqio tasks (zero-shot, direct, options shown) from the
-  BIG-bench JSON tasks of the `bigbench` package (`pip install --no-deps bigbench`), split
-  "validation" = the first `max_examples` examples. Returns the names registered; [] when
-  the package is missing."""
+                            vocabulary=None, data_dir=None) -> list[str]:
+  """Registers `bbh_bigbench_<name>` seqio tasks (zero-shot, direct, options shown) from
+  BIG-bench's JSON tasks (`bigbench_task_dir`: `flan-jax data prepare bigbench`, or an
+  installed `bigbench` package), split "validation" = the first `max_examples` examples.
+  Returns the names registered; [] when neither is there."""
   from flan_jax.tasks import api
-  root = bigbench_task_dir()
+  root = bigbench_task_dir(data_dir)
   if root is None:
     return []
   registered = []

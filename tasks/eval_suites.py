@@ -14,7 +14,7 @@ extracts answers ("So the answer is (B)." -> option B; numbers for MGSM).
 |--------|------------------------------------|-------------------------------|--------------------------------|
 | MMLU   | mmlu_{subject}_5shot_{direct,cot}  | 5 dev exemplars; CoT prompts  | mmlu/{dev,test}/{subject}_{split}.csv; mmlu/mmlu-cot.json |
 | BBH    | bbh_{task}_3shot_{direct,cot}      | 3 exemplars of the BBH prompts | bbh/{task}.json, bbh/cot-prompts/{task}.txt |
-| BBH offline | bbh_{task}_3shot_direct, bbh_{task}_zscot | from the `bigbench` package's task JSON | (installed package) |
+| BBH offline | bbh_{task}_3shot_direct, bbh_{task}_zscot | from BIG-bench's task JSON | bigbench/benchmark_tasks/ (`flan-jax data prepare bigbench`), else an installed `bigbench` |
 | TyDiQA | tydiqa_goldp_{lang}_1shot          | 1 train exemplar, same language | tydiqa/tydiqa-goldp-v1.1-{train,dev}.json |
 | MGSM   | mgsm_{lang}_8shot_cot              | 8 CoT exemplars (native, else English GSM8K: "EN-CoT") | mgsm/mgsm_{lang}.tsv |
 
@@ -26,8 +26,9 @@ naming the file it looked for. NIv2 tasks that overlap MMLU are kept out of trai
 `catalogue.niv2_keep`.
 
 Offline BBH: when the curated BBH files are absent, the 27 BBH task files are built from
-BIG-bench's own tasks (the source BBH was drawn from) in the installed `bigbench`
-package: a seeded shuffle, the first 3 examples as exemplars, the next 250 evaluated.
+BIG-bench's own tasks (the source BBH was drawn from): the task files that
+`flan-jax data prepare bigbench` extracts into the data dir, else those of an installed
+`bigbench` package: a seeded shuffle, the first 3 examples as exemplars, the next 250 evaluated.
 Three BBH tasks are programmatic in BIG-bench (boolean_expressions,
 multistep_arithmetic_two, web_of_lies); their examples are generated here in BBH's
 format. Without rationales there is no few-shot CoT offline, so its CoT column uses
@@ -248,13 +249,13 @@ def bbh_rows(task: str, cot: bool, data_dir=None) -> list[Row]:
                bbh_options(ex["input"])) for ex in examples]
 
 
-# Offline BBH from the `bigbench` package.
+# Offline BBH from BIG-bench's task files.
 
 
-def bigbench_root() -> pathlib.Path | None:
-  """The `benchmark_tasks` directory of the installed `bigbench` package, or None."""
+def bigbench_root(data_dir=None) -> pathlib.Path | None:
+  """BIG-bench's `benchmark_tasks` directory (`evaluation.bigbench_task_dir`), or None."""
   from flan_jax import evaluation  # pylint: disable=g-import-not-at-top
-  path = evaluation.bigbench_task_dir()
+  path = evaluation.bigbench_task_dir(data_dir)
   return pathlib.Path(path) if path else None
 
 
@@ -323,26 +324,28 @@ def generated_bbh_examples(task: str, n: int, seed: int = 0) -> list[tuple[str, 
   return out
 
 
-def bbh_offline_examples(task: str, bigbench_dir=None, seed: int = 0):
+def bbh_offline_examples(task: str, bigbench_dir=None, seed: int = 0, data_dir=None):
   """(exemplars, evaluated) of one BBH task built from BIG-bench: 3 and up to 250."""
   source = BBH_TASKS[task]
   n = 3 + BBH_MAX_EXAMPLES
   if source is None:
     examples = generated_bbh_examples(task, n, seed)
   else:
-    root = pathlib.Path(bigbench_dir) if bigbench_dir else bigbench_root()
+    root = pathlib.Path(bigbench_dir) if bigbench_dir else bigbench_root(data_dir)
     if root is None:
-      raise FileNotFoundError(f"task bbh_{task}: neither the BBH files nor the `bigbench` package "
-                            "are available; pip install --no-deps bigbench==1.0.0")
+      raise FileNotFoundError(
+          f"task bbh_{task}: neither the BBH files nor BIG-bench's task files are in "
+          f"{catalogue.data_dir(data_dir)}; run `flan-jax data prepare bbh` or "
+          "`flan-jax data prepare bigbench` (with --data_dir)")
     path = _need(root / source / "task.json", f"bbh_{task}", "this BIG-bench version lacks it")
     examples = bigbench_examples(json.loads(path.read_text(encoding="utf-8")))
     random.Random(f"{task}:{seed}").shuffle(examples)
   return examples[:3], examples[3:n]
 
 
-def bbh_offline_rows(task: str, mode: str, bigbench_dir=None) -> list[Row]:
+def bbh_offline_rows(task: str, mode: str, bigbench_dir=None, data_dir=None) -> list[Row]:
   """mode "direct": 3-shot direct; "zscot": zero-shot CoT."""
-  shots, evaluated = bbh_offline_examples(task, bigbench_dir)
+  shots, evaluated = bbh_offline_examples(task, bigbench_dir, data_dir=data_dir)
   rows = []
   for q, target, options in evaluated:
     if mode == "direct":
@@ -359,14 +362,14 @@ def register_bbh(data_dir=None, *, offline: bool | None = None, bigbench_dir=Non
   root = _root(data_dir, "bbh")
   if offline is None:
     offline = not (root / "cot-prompts").is_dir() and (
-        bigbench_dir is not None or bigbench_root() is not None)
+        bigbench_dir is not None or bigbench_root(data_dir) is not None)
   direct, cot = [], []
   for task in BBH_TASKS:
     if offline:
       direct.append(api.register_eval_task(
-          f"bbh_{task}_3shot_direct", lambda t=task: bbh_offline_rows(t, "direct", bigbench_dir)))
+          f"bbh_{task}_3shot_direct", lambda t=task: bbh_offline_rows(t, "direct", bigbench_dir, data_dir)))
       cot.append(api.register_eval_task(
-          f"bbh_{task}_zscot", lambda t=task: bbh_offline_rows(t, "zscot", bigbench_dir)))
+          f"bbh_{task}_zscot", lambda t=task: bbh_offline_rows(t, "zscot", bigbench_dir, data_dir)))
     else:
       direct.append(api.register_eval_task(
           f"bbh_{task}_3shot_direct", lambda t=task: bbh_rows(t, False, data_dir)))

@@ -16,6 +16,16 @@ Run on a machine with network access; training then works offline from D.
   mmlu, bbh, tydiqa, mgsm
           the held-out benchmarks (tasks/eval_suites.py) in their release layouts under
           D/<suite>/
+  bigbench
+          BIG-bench's task files (the offline BBH source) into
+          D/bigbench/benchmark_tasks/<task>[/<subtask>]/task.json, taken from the
+          bigbench==1.0.0 source archive found through the package index's simple API
+          (pip's configured index, else PyPI); nothing is built or pip-installed.
+          Not part of "all" (the archive is 358 MB).
+
+Archives are unpacked only after every member is checked (tarfile's `data` filter; zip
+names): a member that is absolute, climbs out with '..' or links out of the tree is
+reported by archive and member, and nothing of that archive is unpacked.
 
 Every item that could not be fetched is printed; the exit status is 1 if any failed.
 Nothing here raises on a network failure.
@@ -42,6 +52,8 @@ MMLU_URL = "https://people.eecs.berkeley.edu/~hendrycks/data.tar"
 BBH_URL = "https://github.com/suzgunmirac/BIG-Bench-Hard/archive/refs/heads/main.zip"
 TYDIQA_URL = "https://storage.googleapis.com/tydiqa/v1.1"
 MGSM_URL = "https://raw.githubusercontent.com/google-research/url-nlp/main/mgsm"
+BIGBENCH_VERSION = "1.0.0"
+BIGBENCH_DEFAULT_INDEX = "https://pypi.org/simple"
 
 
 def _niv2(root: pathlib.Path, timeout: float) -> list[str]:
@@ -255,10 +267,10 @@ def _dr_repair(root: pathlib.Path, timeout: float) -> list[str]:
     if (base / name.removesuffix(".zip")).is_dir():
       continue
     why = _download(f"{muffin_extras.DR_REPAIR_URL}/{name}", base / name, timeout)
+    if not why:
+      why = _unpack_or_why(base / name, base)
     if why:
       failures.append(f"dr_repair: {why}")
-    else:
-      _unpack(base / name, base)
   def rows():
     for case in muffin_extras.read_repair_cases(base):
       task, key, row = muffin_extras.repair_example(case)
@@ -341,9 +353,63 @@ def _cot(root: pathlib.Path, timeout: float) -> list[str]:
                               for e in catalogue.entries("cot")}, timeout)
 
 
+class UnsafeArchiveError(ValueError):
+  """An archive member would land outside the directory it is unpacked into."""
+
+
+def _member_problem(name: str) -> str | None:
+  """Why an archive member's name would leave the directory it is unpacked into, or None."""
+  parts = name.replace("\\", "/").split("/")
+  if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+    return "is an absolute path"
+  if ".." in parts:
+    return "climbs out with '..'"
+  return None
+
+
+def _check_archive(archive: pathlib.Path, dest: pathlib.Path) -> None:
+  """Raises UnsafeArchiveError naming the archive and the first member that is an absolute
+  path, climbs out with '..', or is a link (or device) pointing out of `dest`: tar members
+  through the tarfile `data` filter, zip names checked here. Nothing is written."""
+  import tarfile  # pylint: disable=g-import-not-at-top
+  import zipfile  # pylint: disable=g-import-not-at-top
+  if zipfile.is_zipfile(archive):
+    with zipfile.ZipFile(archive) as z:
+      for info in z.infolist():
+        why = _member_problem(info.filename)
+        if why:
+          raise UnsafeArchiveError(f"{archive}: member {info.filename!r} {why}; refusing to "
+                                   f"unpack it into {dest}")
+    return
+  with tarfile.open(archive) as t:
+    for member in t:
+      try:
+        tarfile.data_filter(member, str(dest))
+      except tarfile.FilterError as e:
+        raise UnsafeArchiveError(f"{archive}: member {member.name!r} is unsafe ({e}); refusing "
+                                 f"to unpack it into {dest}") from e
+
+
 def _unpack(archive: pathlib.Path, dest: pathlib.Path) -> None:
-  shutil.unpack_archive(str(archive), str(dest))
+  """Unpacks a downloaded tar or zip into `dest` after checking every member
+  (`_check_archive`), tar members through the `data` extraction filter; then deletes the
+  archive. An unsafe archive is kept, unpacked nowhere, and reported."""
+  _check_archive(archive, dest)
+  dest.mkdir(parents=True, exist_ok=True)
+  shutil.unpack_archive(str(archive), str(dest), filter="data")
   archive.unlink()
+
+
+def _unpack_or_why(archive: pathlib.Path, dest: pathlib.Path) -> str | None:
+  """`_unpack`; None on success, else why not (an unsafe or unreadable archive)."""
+  import tarfile  # pylint: disable=g-import-not-at-top
+  try:
+    _unpack(archive, dest)
+  except UnsafeArchiveError as e:
+    return str(e)
+  except (tarfile.TarError, shutil.ReadError, EOFError, OSError) as e:
+    return f"{archive}: cannot unpack: {type(e).__name__}: {e}"
+  return None
 
 
 def _mmlu(root: pathlib.Path, timeout: float) -> list[str]:
@@ -352,9 +418,9 @@ def _mmlu(root: pathlib.Path, timeout: float) -> list[str]:
     return []
   archive = out / "data.tar"
   why = _download(MMLU_URL, archive, timeout)
+  why = why or _unpack_or_why(archive, out)
   if why:
     return [f"mmlu: {why}"]
-  _unpack(archive, out)
   return [] if (out / "mmlu-cot.json").is_file() else [
       f"mmlu: no {out / 'mmlu-cot.json'} (subject -> 5-shot CoT prompt text) for the CoT "
       "column; the direct column works without it"]
@@ -367,13 +433,175 @@ def _bbh(root: pathlib.Path, timeout: float) -> list[str]:
   archive = out / "bbh.zip"
   why = _download(BBH_URL, archive, timeout)
   if why:
-    return [f"bbh: {why} (offline BBH from the bigbench package still works)"]
-  _unpack(archive, out / "_unpacked")
+    return [f"bbh: {why} (offline BBH from BIG-bench's task files still works: "
+            "flan-jax data prepare bigbench)"]
+  why = _unpack_or_why(archive, out / "_unpacked")
+  if why:
+    return [f"bbh: {why}"]
   top = next((out / "_unpacked").iterdir())
   for sub in ("bbh", "cot-prompts"):
     if (top / sub).is_dir():
       shutil.move(str(top / sub), str(out / sub))
   shutil.rmtree(out / "_unpacked")
+  return []
+
+
+# BIG-bench's task files from the bigbench 1.0.0 source archive on the package index: no
+# pip, no build (its metadata names a dependency by a file:// URL, which pip >= 24 refuses).
+
+
+def pip_index_urls() -> list[str]:
+  """The package indexes pip is configured with, in pip's order: the index URL
+  ($PIP_INDEX_URL, else `index-url` in pip's configuration files, else PyPI), then the extra
+  index URLs ($PIP_EXTRA_INDEX_URL / `extra-index-url`)."""
+  import configparser  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  xdg = os.environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(os.pathsep)
+  home = pathlib.Path.home()
+  files = [*(pathlib.Path(d) / "pip" / "pip.conf" for d in reversed(xdg)), pathlib.Path("/etc/pip.conf"),
+           home / ".pip" / "pip.conf",
+           pathlib.Path(os.environ.get("XDG_CONFIG_HOME", home / ".config")) / "pip" / "pip.conf",
+           pathlib.Path(sys.prefix) / "pip.conf"]
+  if os.environ.get("PIP_CONFIG_FILE"):
+    files.append(pathlib.Path(os.environ["PIP_CONFIG_FILE"]))
+  found = {}
+  for path in files:  # later files win, as in pip
+    parser = configparser.RawConfigParser()
+    try:
+      parser.read(path)
+    except (configparser.Error, OSError):
+      continue
+    for section in ("global", "download"):
+      for key in ("index-url", "extra-index-url"):
+        if parser.has_option(section, key):
+          found[key] = parser.get(section, key)
+  index = os.environ.get("PIP_INDEX_URL") or found.get("index-url") or BIGBENCH_DEFAULT_INDEX
+  extra = os.environ.get("PIP_EXTRA_INDEX_URL") or found.get("extra-index-url") or ""
+  return [index, *(u for u in extra.split() if u != index)]
+
+
+def index_files(index_url: str, project: str, timeout: float) -> dict[str, tuple[str, str | None]]:
+  """filename -> (URL, sha256 or None) of a project on a PEP 503/691 simple index (JSON or
+  HTML; http(s) or file:// with index.html pages)."""
+  import html.parser  # pylint: disable=g-import-not-at-top
+  import urllib.parse  # pylint: disable=g-import-not-at-top
+  import urllib.request  # pylint: disable=g-import-not-at-top
+  page = index_url.rstrip("/") + f"/{project}/"
+  if page.startswith("file:"):
+    local = pathlib.Path(urllib.request.url2pathname(urllib.parse.urlparse(page).path))
+    body = (local / "index.html").read_text(encoding="utf-8")
+  else:
+    request = urllib.request.Request(
+        page, headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"})
+    with urllib.request.urlopen(request, timeout=timeout) as r:
+      body = r.read().decode("utf-8")
+  try:
+    listing = json.loads(body)
+  except ValueError:
+    listing = None
+  if isinstance(listing, dict):
+    return {f["filename"]: (urllib.parse.urljoin(page, f["url"]), (f.get("hashes") or {}).get("sha256"))
+            for f in listing.get("files", [])}
+
+  class Anchors(html.parser.HTMLParser):
+    def __init__(self):
+      super().__init__()
+      self.files = {}
+
+    def handle_starttag(self, tag, attrs):
+      href = dict(attrs).get("href")
+      if tag == "a" and href:
+        url, _, fragment = urllib.parse.urljoin(page, href).partition("#")
+        name = urllib.parse.unquote(url.rsplit("/", 1)[-1])
+        sha = fragment[len("sha256="):] if fragment.startswith("sha256=") else None
+        self.files[name] = (url, sha)
+
+  anchors = Anchors()
+  anchors.feed(body)
+  return anchors.files
+
+
+def _sha256(path: pathlib.Path) -> str:
+  import hashlib  # pylint: disable=g-import-not-at-top
+  digest = hashlib.sha256()
+  with open(path, "rb") as f:
+    while chunk := f.read(1 << 20):
+      digest.update(chunk)
+  return digest.hexdigest()
+
+
+def extract_bigbench_tasks(archive: pathlib.Path, dest: pathlib.Path) -> int:
+  """Writes the `task.json` files under `bigbench/benchmark_tasks/` of a bigbench source
+  archive to `dest/<task>[/<subtask>]/task.json` (written aside, renamed into place);
+  returns how many. Only regular files are written, each to a path built from its checked
+  name: a task.json member that is absolute, climbs out with '..', or is a link raises
+  UnsafeArchiveError naming it, and nothing lands in `dest`. Other members are skipped."""
+  import tarfile  # pylint: disable=g-import-not-at-top
+  marker = "bigbench/benchmark_tasks/"
+  tmp = dest.with_name(dest.name + ".part")
+  shutil.rmtree(tmp, ignore_errors=True)
+  n = 0
+  try:
+    with tarfile.open(archive, "r|*") as t:
+      for member in t:
+        _, found, rel = member.name.partition(marker)
+        if not found or pathlib.PurePosixPath(rel).name != "task.json":
+          continue
+        why = _member_problem(member.name) or _member_problem(rel)
+        if why or not member.isfile():
+          raise UnsafeArchiveError(
+              f"{archive}: member {member.name!r} {why or 'is a link or special file'}; "
+              f"refusing to unpack it into {dest}")
+        target = tmp.joinpath(*pathlib.PurePosixPath(rel).parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with t.extractfile(member) as src, open(target, "wb") as out:
+          shutil.copyfileobj(src, out)
+        n += 1
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  if not n:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise ValueError(f"{archive}: no {marker}*/task.json members; not a bigbench source archive")
+  shutil.rmtree(dest, ignore_errors=True)
+  os.replace(tmp, dest)
+  return n
+
+
+def _bigbench(root: pathlib.Path, timeout: float, index_urls=None) -> list[str]:
+  import tarfile  # pylint: disable=g-import-not-at-top
+  out = root / "bigbench"
+  tasks_dir = out / "benchmark_tasks"
+  if any(tasks_dir.glob("*/task.json")):
+    return []
+  filename = f"bigbench-{BIGBENCH_VERSION}.tar.gz"
+  tried, found = [], None
+  for index in index_urls or pip_index_urls():
+    try:
+      files = index_files(index, "bigbench", timeout)
+    except Exception as e:  # pylint: disable=broad-except
+      tried.append(f"{index}: {type(e).__name__}: {str(e)[:200]}")
+      continue
+    if filename in files:
+      found = files[filename]
+      break
+    tried.append(f"{index}: no {filename} in its bigbench listing")
+  if found is None:
+    return [f"bigbench: {'; '.join(tried)}"]
+  url, sha256 = found
+  archive = out / filename
+  why = _download(url, archive, timeout)
+  if why:
+    return [f"bigbench: {why}"]
+  if sha256 and _sha256(archive) != sha256:
+    archive.unlink()
+    return [f"bigbench: {url}: its sha256 differs from the index's ({sha256}); deleted"]
+  try:
+    n = extract_bigbench_tasks(archive, tasks_dir)
+  except (ValueError, tarfile.TarError, EOFError, OSError) as e:
+    return [f"bigbench: {e}"]
+  archive.unlink()
+  print(f"bigbench: {n} task files from {url} in {tasks_dir}")
   return []
 
 
@@ -390,7 +618,8 @@ def _mgsm(root: pathlib.Path, timeout: float) -> list[str]:
 
 
 EVAL_SUITES = ("mmlu", "bbh", "tydiqa", "mgsm")
-CHOICES = (*catalogue.COLLECTIONS, *EVAL_SUITES)
+CHOICES = (*catalogue.COLLECTIONS, *EVAL_SUITES, "bigbench")
+ALL = (*catalogue.COLLECTIONS, *EVAL_SUITES)  # bigbench (a 358 MB archive) only when named
 
 
 def prepare(collection: str, data_dir=None, *, timeout: float = 600) -> list[str]:
@@ -398,10 +627,10 @@ def prepare(collection: str, data_dir=None, *, timeout: float = 600) -> list[str
   fetched."""
   root = catalogue.data_dir(data_dir)
   root.mkdir(parents=True, exist_ok=True)
-  names = list(CHOICES) if collection == "all" else [collection]
+  names = list(ALL) if collection == "all" else [collection]
   steps = {"niv2": _niv2, "cot": _cot, "muffin": _muffin,
            "t0sf": lambda r, t: _p3(r), "mmlu": _mmlu, "bbh": _bbh, "tydiqa": _tydiqa,
-           "mgsm": _mgsm}
+           "mgsm": _mgsm, "bigbench": _bigbench}
   failures = []
   for c in names:
     if c not in steps:
