@@ -369,8 +369,8 @@ def _member_problem(name: str) -> str | None:
 
 def _check_archive(archive: pathlib.Path, dest: pathlib.Path) -> None:
   """Raises UnsafeArchiveError naming the archive and the first member that is an absolute
-  path, climbs out with '..', or is a link (or device) pointing out of `dest`: tar members
-  through the tarfile `data` filter, zip names checked here. Nothing is written."""
+  path, climbs out with '..', or (tar: through the tarfile `data` filter) is a link out of
+  `dest` or a device. Nothing is written."""
   import tarfile  # pylint: disable=g-import-not-at-top
   import zipfile  # pylint: disable=g-import-not-at-top
   if zipfile.is_zipfile(archive):
@@ -383,31 +383,43 @@ def _check_archive(archive: pathlib.Path, dest: pathlib.Path) -> None:
     return
   with tarfile.open(archive) as t:
     for member in t:
-      try:
-        tarfile.data_filter(member, str(dest))
-      except tarfile.FilterError as e:
-        raise UnsafeArchiveError(f"{archive}: member {member.name!r} is unsafe ({e}); refusing "
-                                 f"to unpack it into {dest}") from e
+      why = _member_problem(member.name)  # the data filter would only strip a leading '/'
+      if not why:
+        try:
+          tarfile.data_filter(member, str(dest))
+        except tarfile.FilterError as e:
+          why = f"is unsafe ({e})"
+      if why:
+        raise UnsafeArchiveError(f"{archive}: member {member.name!r} {why}; refusing to unpack "
+                                 f"it into {dest}")
 
 
 def _unpack(archive: pathlib.Path, dest: pathlib.Path) -> None:
   """Unpacks a downloaded tar or zip into `dest` after checking every member
   (`_check_archive`), tar members through the `data` extraction filter; then deletes the
   archive. An unsafe archive is kept, unpacked nowhere, and reported."""
+  import tarfile  # pylint: disable=g-import-not-at-top
+  import zipfile  # pylint: disable=g-import-not-at-top
   _check_archive(archive, dest)
   dest.mkdir(parents=True, exist_ok=True)
-  shutil.unpack_archive(str(archive), str(dest), filter="data")
+  if zipfile.is_zipfile(archive):
+    with zipfile.ZipFile(archive) as z:  # zipfile writes no links; names checked above
+      z.extractall(dest)
+  else:
+    with tarfile.open(archive) as t:
+      t.extractall(dest, filter="data")
   archive.unlink()
 
 
 def _unpack_or_why(archive: pathlib.Path, dest: pathlib.Path) -> str | None:
   """`_unpack`; None on success, else why not (an unsafe or unreadable archive)."""
   import tarfile  # pylint: disable=g-import-not-at-top
+  import zipfile  # pylint: disable=g-import-not-at-top
   try:
     _unpack(archive, dest)
   except UnsafeArchiveError as e:
     return str(e)
-  except (tarfile.TarError, shutil.ReadError, EOFError, OSError) as e:
+  except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as e:
     return f"{archive}: cannot unpack: {type(e).__name__}: {e}"
   return None
 

@@ -1,6 +1,7 @@
 """End to end through the `flan-jax train` command: learning, checkpoints, kill -9 and resume."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,6 +44,12 @@ def test_train_learns_and_leaves_a_checkpoint(tmp_path):
   for key in ("accuracy", "z_loss", "grad_norm", "learning_rate", "tokens_per_sec", "mfu"):
     assert key in rows[-1]
   assert "tok/s" in out.stdout and "ETA" in out.stdout
+  # Our lines only: no TensorFlow/absl C++ log lines (oneDNN, cudart_stub, cuInit), no tf.data
+  # cache warnings (flan_jax/console.py, data.py).
+  noise = [line for line in (out.stdout + out.stderr).splitlines()
+           if re.match(r"[IWEF]\d{4} \d\d:\d\d:\d\d", line) or "absl::InitializeLog" in line
+           or "oneDNN" in line or "cuInit" in line or "dataset being cached" in line]
+  assert noise == [], noise[:5]
   ckpts = sorted(os.listdir(model_dir / "checkpoints"))
   assert ckpts == ["20", "40"], ckpts
   assert any(name.startswith("events.out.tfevents") for name in os.listdir(model_dir / "train"))

@@ -79,8 +79,40 @@ def _feed_forward_to_hf(activations: tuple[str, ...]) -> str:
                         "use ('gelu', 'linear'), ('silu', 'linear'), ('relu', 'linear') or ('relu',)")
 
 
+_INT_FIELDS = ("vocab_size", "d_model", "d_kv", "d_ff", "num_layers", "num_heads", "num_decoder_layers",
+               "relative_attention_num_buckets", "relative_attention_max_distance")
+_FLOAT_FIELDS = ("dropout_rate", "layer_norm_epsilon")
+_BOOL_FIELDS = ("tie_word_embeddings", "scale_decoder_outputs", "is_encoder_decoder", "is_decoder")
+
+
+def _check_field_types(hf_config: Mapping[str, Any], source: str) -> None:
+  """Names the first config.json field (and the file) whose JSON type is wrong, e.g.
+  `"d_model": "128"`; optional fields may be absent or null."""
+  def bad(key, want):
+    value = hf_config[key]
+    return ConversionError(f"{source}: field {key!r} must be {want}, got {value!r} "
+                           f"({type(value).__name__})")
+  for key in _INT_FIELDS:
+    value = hf_config.get(key)
+    if value is None and key == "num_decoder_layers":
+      continue
+    if key in hf_config and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+      raise bad(key, "a positive integer")
+  for key in _FLOAT_FIELDS:
+    value = hf_config.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+      raise bad(key, "a number")
+  for key in _BOOL_FIELDS:
+    if hf_config.get(key) is not None and not isinstance(hf_config[key], bool):
+      raise bad(key, "true or false")
+  if hf_config.get("feed_forward_proj") is not None and not isinstance(hf_config["feed_forward_proj"], str):
+    raise bad("feed_forward_proj", "a string such as 'gated-gelu'")
+
+
 def config_from_hf(hf_config: Mapping[str, Any], source: str = CONFIG_FILE) -> T5Config:
   """T5Config for a Hugging Face T5 `config.json` (as a dict); `source` names it in errors."""
+  if not isinstance(hf_config, Mapping):
+    raise ConversionError(f"{source}: expected a JSON object, got {type(hf_config).__name__}")
   model_type = hf_config.get("model_type")
   if model_type not in ("t5", "mt5"):
     raise ConversionError(f"{source}: model_type={model_type!r}; only 't5' and 'mt5' (T5 v1.1, Flan-T5, mT5) "
@@ -95,6 +127,7 @@ def config_from_hf(hf_config: Mapping[str, Any], source: str = CONFIG_FILE) -> T
   missing = [k for k in required if k not in hf_config]
   if missing:
     raise ConversionError(f"{source}: missing field(s) {missing}")
+  _check_field_types(hf_config, source)
   if "scale_decoder_outputs" in hf_config:
     scaled = bool(hf_config["scale_decoder_outputs"])
   else:
@@ -312,14 +345,34 @@ def params_to_hf(params: PyTree, cfg: T5Config) -> dict[str, np.ndarray]:
 
 
 def _load_safetensors(path: str) -> dict[str, np.ndarray]:
+  """The tensors of one safetensors file; a truncated or corrupt file is a ConversionError
+  naming it."""
   import safetensors.numpy
   try:
-    return safetensors.numpy.load_file(path)
-  except TypeError:  # a dtype numpy lacks (bfloat16): read through safetensors' JAX loader on the host
-    import jax
-    import safetensors.flax
-    with jax.default_device(jax.devices("cpu")[0]):
-      return {k: np.asarray(v) for k, v in safetensors.flax.load_file(path).items()}
+    try:
+      return safetensors.numpy.load_file(path)
+    except TypeError:  # a dtype numpy lacks (bfloat16): read through safetensors' JAX loader on the host
+      import jax
+      import safetensors.flax
+      with jax.default_device(jax.devices("cpu")[0]):
+        return {k: np.asarray(v) for k, v in safetensors.flax.load_file(path).items()}
+  except Exception as e:  # pylint: disable=broad-except  (SafetensorError, OSError, ...)
+    if isinstance(e, ConversionError):
+      raise
+    why = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+    raise ConversionError(f"{path}: not a readable safetensors file, truncated or corrupt? ({why}); "
+                          "download or save it again") from e
+
+
+def _read_json(path: str) -> Any:
+  """A JSON file's content; invalid JSON is a ConversionError naming the file and position."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      return json.load(f)
+  except json.JSONDecodeError as e:
+    raise ConversionError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from e
+  except UnicodeDecodeError as e:
+    raise ConversionError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
 
 
 def read_hf_dir(src_dir: str) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, str]]:
@@ -328,13 +381,14 @@ def read_hf_dir(src_dir: str) -> tuple[dict[str, Any], dict[str, np.ndarray], di
   if not os.path.isfile(config_path):
     raise ConversionError(f"{src_dir} has no {CONFIG_FILE}; expected a Hugging Face model directory "
                           "(save_pretrained output)")
-  with open(config_path) as f:
-    hf_config = json.load(f)
+  hf_config = _read_json(config_path)
+  if not isinstance(hf_config, dict):
+    raise ConversionError(f"{config_path}: expected a JSON object, got {type(hf_config).__name__}")
   index_path = os.path.join(src_dir, WEIGHTS_INDEX_FILE)
   if os.path.isfile(index_path):
-    with open(index_path) as f:
-      weight_map = json.load(f).get("weight_map")
-    if not weight_map:
+    index = _read_json(index_path)
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not weight_map or not isinstance(weight_map, dict):
       raise ConversionError(f"{index_path} has no weight_map")
     files = sorted(set(weight_map.values()))
   elif os.path.isfile(os.path.join(src_dir, WEIGHTS_FILE)):
