@@ -52,12 +52,13 @@ setuptools.setup(
         "numpy",
         "tensorboardX",
         "safetensors>=0.4",
+        "matplotlib",  # `flan-jax sweep report` plots (and tests/test_sweep.py)
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-xdist"],
         # Loose on purpose: a local CPU build of torch (e.g. 2.13.0) satisfies it.
         "hf": ["torch>=2.0", "transformers>=4.40", "safetensors>=0.4"],
-        "launch": ["matplotlib"],
+        "launch": [],  # kept for old install commands; matplotlib is now a core requirement
         # Flan collection readers: Hugging Face datasets, parquet exports.
         "data": ["datasets", "pyarrow"],
     },

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Acceptance check for the README's two commands on a fresh machine: a new virtual
 # environment, the README's install command exactly (torch 2.13.0, then the project with
-# its test, hf and data extras), then the quickstart. Prints the seconds each took, the first and last logged loss and
+# its test, hf and data extras, both pinned by constraints.txt), then the quickstart. Prints the seconds each took, the first and last logged loss and
 # whether a checkpoint exists. Needs the package index (PyPI).
 #   bash scripts/fresh_install_check.sh [WORKDIR]
 set -euo pipefail
@@ -10,7 +10,8 @@ work="${1:-$(mktemp -d)}"
 python3 -m venv "$work/venv"
 source "$work/venv/bin/activate"
 start=$(date +%s)
-pip install -q --no-cache-dir torch==2.13.0 && pip install -q --no-cache-dir -e "$repo[test,hf,data]"
+pip install -q --no-cache-dir -c "$repo/constraints.txt" torch==2.13.0 \
+  && pip install -q --no-cache-dir -c "$repo/constraints.txt" -e "$repo[test,hf,data]"
 installed=$(date +%s)
 cd "$work"
 flan-jax train --gin_file=gin/recipes/quickstart.gin --gin.MODEL_DIR="$work/quickstart" | tee "$work/quickstart.log"
