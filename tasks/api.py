@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 
@@ -230,7 +231,8 @@ class _Renderer:
     budget = self._budget() if fmt.fewshot else None
     for index, example in enumerate(self.source.examples(split)):
       key = self._key(example, split, index)
-      if fmt.fewshot and self.demonstrations_key and self.fewshot_templates:
+      if (fmt.fewshot and self.demonstrations_key and self.fewshot_templates
+          and example.get(self.demonstrations_key)):
         r = self._render_demonstrations(example, fmt, key, split, index, budget)
         if r is not None:
           yield r
@@ -243,6 +245,8 @@ class _Renderer:
       options = self._options(example, where)
       shown = fmt.options and bool(options) and not template.inverted
       plain = _plain_target(template, example)
+      if shown and style.labels and len(options) > len(style.labels):
+        style = dataclasses.replace(style, name="dash", item="-", labels=())
       info = dict(option_style=style.name if shown else "",
                   label_target=bool(shown and style.labelled and
                                     sum(o.strip() == plain.strip() for o in options) == 1),
@@ -252,6 +256,8 @@ class _Renderer:
         yield RenderedExample(inputs, targets, index, t, (), **info)
         continue
       mode, want, pattern = self._fewshot_plan(key)
+      if inputs.rstrip().endswith(":"):  # the template has its own answer prefix
+        pattern = tpl.FewShotPattern("", "", pattern.x_y, pattern.separator)
       chosen = self._exemplars(template, fmt, key, split, index, inputs, want, style)
       kept = []
       for c in chosen:  # add exemplars only while the whole prompt fits
@@ -624,6 +630,26 @@ class SampledMixtureSource(seqio.DataSource):
     return out
 
   def _stream(self, members, split: str, seed: int) -> Iterator[RenderedExample]:
+    for _, example in self._tagged_stream(members, split, seed):
+      yield example
+
+  def sample(self, n: int, *, split: str = "train",
+             seed: int = 0) -> list[tuple[str, RenderedExample]]:
+    """The first `n` (variant name, example) of the stream this mixture trains on (shard
+    0 of the given seed), in python: what `flan-jax data stats` measures."""
+    members = self.members(split)
+    stream = self._tagged_stream(members, split, tpl.stable_hash(self._name, split, seed, 0))
+    return [(members[i][0], ex) for i, ex in itertools.islice(stream, n)]
+
+  def groups(self) -> dict[str, str]:
+    """Variant -> the name of the top-level member (sub-mixture or variant) it is in."""
+    out = {}
+    for name, _ in self._tasks:
+      for m in (_SAMPLED[name].member_names() if name in _SAMPLED else [name]):
+        out[m] = name
+    return out
+
+  def _tagged_stream(self, members, split: str, seed: int):
     endless = split == "train"
     rng = np.random.default_rng(seed)
     p = np.array([r for _, r in members])
@@ -650,7 +676,7 @@ class SampledMixtureSource(seqio.DataSource):
           if live:
             p /= p.sum()
           break
-        yield example
+        yield int(i), example
 
   def get_dataset(self, split: str = "train", shuffle: bool = True, seed=None,
                   shard_info=None, *, sequence_length=None, use_cached=False, num_epochs=1):
@@ -710,6 +736,16 @@ def _sampled(name: str) -> SampledMixtureSource:
 def sampled_mixture_members(name: str, split: str = "train") -> list[tuple[str, float]]:
   """The (variant, rate) pairs a sampled mixture draws from (reads example counts)."""
   return _sampled(name).members(split)
+
+
+def sampled_mixture_names() -> list[str]:
+  """Names of the registered sampled mixtures."""
+  return sorted(n for n in _SAMPLED if n in seqio.TaskRegistry.names())
+
+
+def sampled_mixture(name: str) -> SampledMixtureSource:
+  """The source of a registered sampled mixture (see `SampledMixtureSource.sample`)."""
+  return _sampled(name)
 
 
 def sampled_mixture_tasks(name: str, split: str | None = None) -> list[str]:

@@ -231,6 +231,8 @@ def render(template: Template, example: Mapping[str, object], fmt: Format, *,
   if is_prerendered(example):
     template = PRERENDERED
   show = fmt.options and bool(options) and not template.inverted
+  if show and style.labels and len(options) > len(style.labels):
+    style = dataclasses.replace(style, name="dash", item="-", labels=())  # too many to label
   options_text = render_options(options, style) if show else ""
   fields = {**example, OPTIONS_FIELD: options_text}
   inputs = _fill(template.inputs, fields)
