@@ -27,7 +27,6 @@ import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 
-import gin
 import numpy as np
 import seqio
 import tensorflow as tf
@@ -77,13 +76,13 @@ MAX_XSHOT = 10
 _BUDGET: dict[str, int | None] = {"inputs_length": DEFAULT_INPUTS_LENGTH, "max_input_tokens": None}
 
 
-@gin.configurable(module="flan_jax.tasks")
 def configure_fewshot_budget(task_feature_lengths: dict | None = None,
                              max_input_tokens: int | None = None) -> int:
   """Sets the token budget of few-shot prompts for every FLAN task without its own
-  `max_input_tokens`; returns it. The train entry point calls this with its
-  TASK_FEATURE_LENGTHS; gin may bind `configure_fewshot_budget.max_input_tokens`.
-  Default: FLAN's margin (1,920 of 2,048) of the inputs length."""
+  `max_input_tokens`; returns it. `flan_jax.train` calls this with the run's
+  TASK_FEATURE_LENGTHS (so the budget follows that gin macro): FLAN's margin, 1,920 of
+  2,048, of its inputs length; `max_input_tokens` overrides it. (Plain python, not a gin
+  configurable: task modules are imported after gin locks its config.)"""
   _BUDGET["inputs_length"] = int((task_feature_lengths or {}).get("inputs",
                                                                   DEFAULT_INPUTS_LENGTH))
   _BUDGET["max_input_tokens"] = max_input_tokens
@@ -250,8 +249,7 @@ class _Renderer:
       info = dict(option_style=style.name if shown else "",
                   label_target=bool(shown and style.labelled and
                                     sum(o.strip() == plain.strip() for o in options) == 1),
-                  rationale=bool(fmt.cot or (self.rationale_key and self.rationale_key in
-                                             template.fields)))
+                  rationale=bool(fmt.cot or tpl.RATIONALE_FIELD in template.fields))
       if not fmt.fewshot:
         yield RenderedExample(inputs, targets, index, t, (), **info)
         continue
