@@ -114,7 +114,7 @@ class _Renderer:
   def __init__(self, name, source, templates, *, options_key, rationale_key, id_key,
                num_fewshot, fewshot_pool_size, max_input_tokens, seed, vocabulary,
                varied_options=False, fewshot_patterns=(tpl.PLAIN,), xshot=False,
-               demonstrations_key=None, fewshot_templates=()):
+               demonstrations_key=None, fewshot_templates=(), num_opt_templates=None):
     self.name = name
     self.source = source
     self.templates = tuple(templates)
@@ -131,6 +131,7 @@ class _Renderer:
     self.xshot = xshot
     self.demonstrations_key = demonstrations_key
     self.fewshot_templates = tuple(fewshot_templates)
+    self.num_opt_templates = num_opt_templates
 
   @functools.cached_property
   def pool(self) -> list[dict]:
@@ -150,6 +151,9 @@ class _Renderer:
     would render alike, so they split the templates (even / odd positions), as FLAN's
     two template sets differ; CoT formats use them all."""
     n = len(self.templates)
+    if self.num_opt_templates and not fmt.cot:  # separate sets, as FLAN's are
+      k = self.num_opt_templates
+      return tuple(range(k)) if fmt.options else tuple(range(k, n))
     if fmt.cot or self.options_key or n < 2:
       return tuple(range(n))
     return tuple(range(0, n, 2)) if fmt.options else tuple(range(1, n, 2))
@@ -410,6 +414,7 @@ def register_flan_task(
     xshot: bool = False,
     demonstrations_key: str | None = None,
     fewshot_templates: Sequence[tpl.Template] = (),
+    num_opt_templates: int | None = None,
     fewshot_pool_size: int = 1000,
     seed: int = 0,
     vocabulary: seqio.Vocabulary | None = None,
@@ -448,6 +453,9 @@ def register_flan_task(
     demonstrations_key, fewshot_templates: few-shot from the example's own list of
       demonstrations (dicts of input, output, explanation; NIv2's positive examples)
       rendered into `{demonstrations}` of `fewshot_templates`, instead of exemplars.
+    num_opt_templates: the first this many `templates` serve the "opt" formats and the
+      rest the "noopt" ones (FLAN's two template sets); None: all serve both (without
+      options, even / odd positions).
     fewshot_pool_size: how many leading train examples exemplars are drawn from.
     seed: seed of the template and exemplar choice.
     vocabulary: of both features; default `vocab.default_vocabulary()`.
@@ -482,7 +490,8 @@ def register_flan_task(
       id_key=id_key, num_fewshot=num_fewshot, fewshot_pool_size=fewshot_pool_size,
       max_input_tokens=max_input_tokens, seed=seed, vocabulary=vocabulary,
       varied_options=varied_options, fewshot_patterns=fewshot_patterns, xshot=xshot,
-      demonstrations_key=demonstrations_key, fewshot_templates=fewshot_templates)
+      demonstrations_key=demonstrations_key, fewshot_templates=fewshot_templates,
+      num_opt_templates=num_opt_templates)
   output_features = {
       "inputs": seqio.Feature(vocabulary, add_eos=True),
       "targets": seqio.Feature(vocabulary, add_eos=True),

@@ -281,3 +281,23 @@ def test_data_stats_of_the_released_mixture(fixture_mixtures, capsys):
   print("\n".join(stats.format_stats(s)))
   out = capsys.readouterr().out
   assert "collection  flan2021" in out and "item styles" in out
+
+
+def test_muffin_datasets_have_their_own_templates():
+  from flan_jax.tasks.collections import muffin, muffin_templates  # pylint: disable=unused-import
+  by_name = {e.dataset: e for e in catalogue.entries("muffin")}
+  for dataset, sets in muffin_templates.DATASETS.items():
+    entry = by_name[dataset]
+    for kind in ("opt", "noopt"):
+      plain = [t for t in sets[kind] if not t.inverted]
+      assert len(plain) >= 7, (dataset, kind)
+      for t in sets[kind]:
+        assert set(t.fields) <= set(families.FIELDS[entry.family]), (dataset, t)
+    if entry.options:  # the "opt" set places the options; the "noopt" set never asks for them
+      assert all("{options}" in t.inputs for t in sets["opt"] if not t.inverted), dataset
+    assert all("{options}" not in t.inputs for t in sets["noopt"]), dataset
+  info = api.get_task_info("muffin_stsb")
+  assert info.num_templates == len(muffin_templates.STSB["opt"] + muffin_templates.STSB["noopt"])
+  row = {"premise": "A man eats.", "hypothesis": "Someone is eating.", "answer": "4"}
+  text, target = templates.render(muffin_templates.STSB["noopt"][0], row, templates.ZSNOOPT)
+  assert "0" in text and "5" in text and target == "4"  # the scale is stated

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from flan_jax.tasks import api
 from flan_jax.tasks.collections import catalogue
 from flan_jax.tasks.collections import families
+from flan_jax.tasks.collections import muffin_templates
 
 
 
@@ -47,6 +48,10 @@ def _entry_kwargs(e: catalogue.Entry) -> dict:
     # P3 rows are prompts already: without options both formats would be the same text.
     kw["formats"] = ("zsnoopt", "fsnoopt")
   templates = families.TEMPLATES[e.family]
+  own = muffin_templates.DATASETS.get(e.dataset) if e.collection == "muffin" else None
+  if own:
+    templates = own["opt"] + own["noopt"]
+    kw["num_opt_templates"] = len(own["opt"])
   if e.family == "cot":
     templates = families.COT_TEMPLATES.get(e.dataset, templates)
     kw.update(rationale_key="rationale", formats=("zscot", "fscot"))

@@ -1,0 +1,300 @@
+"""Dataset templates of Muffin tasks that state their task, in our own words.
+
+FLAN writes about ten templates per dataset, and a separate set for the formats with and
+without options. Here each dataset group has `opt` templates (the "opt" formats; `{options}`
+marks the options block) and `noopt` ones (the "noopt" formats; they name the answer space
+in words where the task has one), each ending with one input inversion. Groups are shared
+only by datasets that are the same task (three-way NLI: ANLI, CB, MNLI, SNLI; paraphrase:
+MRPC, QQP, PAWS). Fields are the nli / generate families' (see families.FIELDS).
+"""
+from __future__ import annotations
+
+from flan_jax.tasks.collections.families import I
+from flan_jax.tasks.collections.families import T
+
+_THREE_WAY = "Answer yes, no, or it is not possible to tell."
+
+NLI3 = dict(
+    opt=(
+        T("Premise: {premise}\nHypothesis: {hypothesis}\nDoes the premise entail the "
+          "hypothesis?{options}", "{answer}"),
+        T("{premise}\n\nBased on the passage above, is it true that \"{hypothesis}\"?{options}",
+          "{answer}"),
+        T("Read this: {premise}\nCan we conclude the following?\n{hypothesis}{options}",
+          "{answer}"),
+        T("If \"{premise}\", does it follow that \"{hypothesis}\"?{options}", "{answer}"),
+        T("Decide whether the second sentence must be true, might be true, or must be false "
+          "given the first.\nFirst: {premise}\nSecond: {hypothesis}{options}", "{answer}"),
+        T("{premise}\nGiven this, is \"{hypothesis}\" entailed?{options}", "{answer}"),
+        T("Here is a premise and a claim.\n{premise}\nClaim: {hypothesis}\nIs the claim "
+          "supported?{options}", "{answer}"),
+        I("Write a hypothesis for this premise whose relation to it is \"{answer}\" (yes: "
+          "entailed, no: contradicted).\nPremise: {premise}", "{hypothesis}"),
+    ),
+    noopt=(
+        T("Premise: {premise}\nHypothesis: {hypothesis}\nIs the hypothesis entailed by the "
+          "premise? " + _THREE_WAY, "{answer}"),
+        T("{premise}\n\nDoes this mean that \"{hypothesis}\"? " + _THREE_WAY, "{answer}"),
+        T("Suppose {premise} Can we infer that {hypothesis}?", "{answer}"),
+        T("Text: {premise}\nStatement: {hypothesis}\nIs the statement true given the text?",
+          "{answer}"),
+        T("{premise}\nFrom that, can one tell whether \"{hypothesis}\" holds?", "{answer}"),
+        T("Natural language inference. Premise: {premise} Hypothesis: {hypothesis} "
+          "Entailed?", "{answer}"),
+        T("Given the sentence \"{premise}\", is the sentence \"{hypothesis}\" true? "
+          + _THREE_WAY, "{answer}"),
+        I("Premise: {premise}\nWrite a hypothesis for which \"is it entailed?\" gets the "
+          "answer {answer}.", "{hypothesis}"),
+    ),
+)
+
+NLI2 = dict(  # RTE: two-way entailment
+    opt=(
+        T("{premise}\n\nDoes the text above entail \"{hypothesis}\"?{options}", "{answer}"),
+        T("Text: {premise}\nHypothesis: {hypothesis}\nIs the hypothesis entailed?{options}",
+          "{answer}"),
+        T("Read the passage and decide if the sentence after it is true.\n{premise}\n"
+          "Sentence: {hypothesis}{options}", "{answer}"),
+        T("Can we say \"{hypothesis}\" if we know that {premise}?{options}", "{answer}"),
+        T("{premise}\nQuestion: does this imply that {hypothesis}?{options}", "{answer}"),
+        T("Textual entailment: does \"{premise}\" entail \"{hypothesis}\"?{options}",
+          "{answer}"),
+        T("Given: {premise}\nDoes it follow that {hypothesis}?{options}", "{answer}"),
+        I("Passage: {premise}\nWrite a sentence for which \"does the passage entail it?\" "
+          "has the answer {answer}.", "{hypothesis}"),
+    ),
+    noopt=(
+        T("{premise}\n\nIs \"{hypothesis}\" true based on this text? Answer yes or no.",
+          "{answer}"),
+        T("Passage: {premise}\nClaim: {hypothesis}\nDoes the passage entail the claim?",
+          "{answer}"),
+        T("Does the sentence \"{premise}\" entail \"{hypothesis}\"? Yes or no?", "{answer}"),
+        T("{premise} Based on that, is it the case that {hypothesis}?", "{answer}"),
+        T("Decide if the hypothesis follows from the text (yes or no).\nText: {premise}\n"
+          "Hypothesis: {hypothesis}", "{answer}"),
+        T("Entailment check.\n{premise}\n=> {hypothesis}?", "{answer}"),
+        T("Here is a text: {premise}\nIs it right to conclude that {hypothesis}?", "{answer}"),
+        I("Text: {premise}\nWrite a claim; whether the text entails it: {answer}.",
+          "{hypothesis}"),
+    ),
+)
+
+QNLI = dict(  # question + sentence: does the sentence answer it
+    opt=(
+        T("Does the sentence \"{hypothesis}\" answer the question \"{premise}\"?{options}",
+          "{answer}"),
+        T("Question: {premise}\nSentence: {hypothesis}\nDoes the sentence contain the "
+          "answer?{options}", "{answer}"),
+        T("{premise}\n\nIs the answer to this question in the following sentence?\n"
+          "{hypothesis}{options}", "{answer}"),
+        T("Can the question \"{premise}\" be answered from \"{hypothesis}\"?{options}",
+          "{answer}"),
+        T("Here is a question and a candidate answer sentence.\nQ: {premise}\nS: "
+          "{hypothesis}\nIs S a good answer?{options}", "{answer}"),
+        T("Will reading \"{hypothesis}\" tell me the answer to {premise}{options}", "{answer}"),
+        T("{hypothesis}\nDoes that sentence answer: {premise}{options}", "{answer}"),
+        I("Sentence: {hypothesis}\nWrite a question. Does the sentence answer it? {answer}.",
+          "{premise}"),
+    ),
+    noopt=(
+        T("Question: {premise}\nSentence: {hypothesis}\nDoes the sentence answer the "
+          "question? Yes or no?", "{answer}"),
+        T("Is \"{hypothesis}\" an answer to \"{premise}\"?", "{answer}"),
+        T("{premise}\nDoes this sentence answer it? {hypothesis}", "{answer}"),
+        T("Answer-sentence check: the question is {premise} and the sentence is {hypothesis} "
+          "Does it answer it?", "{answer}"),
+        T("Would \"{hypothesis}\" be a correct reply to \"{premise}\"? Yes or no.",
+          "{answer}"),
+        T("Q: {premise}\nCandidate: {hypothesis}\nDoes the candidate contain the answer?",
+          "{answer}"),
+        T("Does the following sentence hold the answer to the question \"{premise}\"?\n"
+          "{hypothesis}", "{answer}"),
+        I("Write a question such that the answer to \"does '{hypothesis}' answer it?\" is "
+          "{answer}.", "{premise}"),
+    ),
+)
+
+PARAPHRASE = dict(  # MRPC, QQP, PAWS: do two texts say the same thing
+    opt=(
+        T("Do these two sentences mean the same thing?\n{premise}\n{hypothesis}{options}",
+          "{answer}"),
+        T("Sentence 1: {premise}\nSentence 2: {hypothesis}\nAre they paraphrases of each "
+          "other?{options}", "{answer}"),
+        T("\"{premise}\" and \"{hypothesis}\": same meaning?{options}", "{answer}"),
+        T("Is the second text a rewording of the first?\nFirst: {premise}\nSecond: "
+          "{hypothesis}{options}", "{answer}"),
+        T("{premise}\n{hypothesis}\nWould you say these express the same idea?{options}",
+          "{answer}"),
+        T("Paraphrase detection. A: {premise} B: {hypothesis} Equivalent?{options}",
+          "{answer}"),
+        T("Could one of these replace the other without changing the meaning?\n{premise}\n"
+          "{hypothesis}{options}", "{answer}"),
+        I("Write a sentence; asked whether it means the same as \"{premise}\", one would "
+          "answer {answer}.", "{hypothesis}"),
+    ),
+    noopt=(
+        T("Do \"{premise}\" and \"{hypothesis}\" have the same meaning? Answer yes or no.",
+          "{answer}"),
+        T("Text one: {premise}\nText two: {hypothesis}\nAre these paraphrases?", "{answer}"),
+        T("Is this pair of sentences equivalent in meaning?\n{premise}\n{hypothesis}",
+          "{answer}"),
+        T("{premise}\nSay the same thing another way: {hypothesis}\nDid that work?",
+          "{answer}"),
+        T("Check whether two sentences convey the same information.\n1. {premise}\n2. "
+          "{hypothesis}", "{answer}"),
+        T("Are \"{premise}\" and \"{hypothesis}\" duplicates?", "{answer}"),
+        T("Here are two texts.\n{premise}\n---\n{hypothesis}\nSame meaning?", "{answer}"),
+        I("Sentence: {premise}\nWrite another sentence. Same meaning as this one? {answer}.",
+          "{hypothesis}"),
+    ),
+)
+
+_SCALE = "on a scale from 0 (unrelated) to 5 (same meaning)"
+STSB = dict(
+    opt=(
+        T("How similar are these sentences " + _SCALE + "?\n{premise}\n{hypothesis}{options}",
+          "{answer}"),
+        T("Sentence A: {premise}\nSentence B: {hypothesis}\nRate their similarity "
+          + _SCALE + ".{options}", "{answer}"),
+        T("Score the semantic similarity of \"{premise}\" and \"{hypothesis}\" " + _SCALE
+          + ".{options}", "{answer}"),
+        T("{premise}\n{hypothesis}\nFrom 0 to 5, how close in meaning are they?{options}",
+          "{answer}"),
+        T("Semantic textual similarity (0-5).\nFirst: {premise}\nSecond: {hypothesis}"
+          "{options}", "{answer}"),
+        T("Give a similarity score " + _SCALE + ": \"{premise}\" vs \"{hypothesis}\""
+          "{options}", "{answer}"),
+        T("How much do these two sentences overlap in meaning, 0 to 5?\n{premise}\n"
+          "{hypothesis}{options}", "{answer}"),
+        I("Write a sentence whose similarity to \"{premise}\" is {answer} " + _SCALE + ".",
+          "{hypothesis}"),
+    ),
+    noopt=(
+        T("Rate the similarity of the two sentences " + _SCALE + ".\n1: {premise}\n2: "
+          "{hypothesis}", "{answer}"),
+        T("On a 0-5 scale, how similar is \"{premise}\" to \"{hypothesis}\"?", "{answer}"),
+        T("{premise}\n{hypothesis}\nSimilarity score (0 = unrelated, 5 = equivalent):",
+          "{answer}"),
+        T("Sentence one: {premise}\nSentence two: {hypothesis}\nHow similar are they, from "
+          "0 to 5?", "{answer}"),
+        T("Give an integer from 0 to 5 for how alike in meaning these are: {premise} || "
+          "{hypothesis}", "{answer}"),
+        T("Judge semantic similarity " + _SCALE + ".\n{premise}\n{hypothesis}", "{answer}"),
+        T("How close are \"{premise}\" and \"{hypothesis}\"? Score 0-5.", "{answer}"),
+        I("Sentence: {premise}\nWrite another sentence with similarity {answer} to it "
+          + _SCALE + ".", "{hypothesis}"),
+    ),
+)
+
+WIC = dict(  # hypothesis holds the second sentence and the word in question
+    opt=(
+        T("First sentence: {premise}\nSecond sentence: {hypothesis}{options}", "{answer}"),
+        T("Word sense check.\n{premise}\n{hypothesis}{options}", "{answer}"),
+        T("Compare how the word is used in these two sentences.\nA: {premise}\nB: "
+          "{hypothesis}{options}", "{answer}"),
+        T("{premise}\n{hypothesis}\nAnswer about the word's meaning in both.{options}",
+          "{answer}"),
+        T("Sentence 1: {premise}\nSentence 2: {hypothesis}\nSame meaning of the word?"
+          "{options}", "{answer}"),
+        T("Does the word keep its sense across the sentences?\n{premise}\n{hypothesis}"
+          "{options}", "{answer}"),
+        T("Lexical semantics: {premise} / {hypothesis}{options}", "{answer}"),
+    ),
+    noopt=(
+        T("{premise}\n{hypothesis}\nAnswer yes or no.", "{answer}"),
+        T("Is the word used in the same sense in both sentences?\n1. {premise}\n2. "
+          "{hypothesis}", "{answer}"),
+        T("Here are two uses of a word.\n{premise}\n{hypothesis}", "{answer}"),
+        T("Sentence A: {premise}\nSentence B: {hypothesis}\nSame sense, yes or no?",
+          "{answer}"),
+        T("Word in context: \"{premise}\" and \"{hypothesis}\"", "{answer}"),
+        T("Decide if the word means the same thing.\nFirst: {premise}\nSecond: {hypothesis}",
+          "{answer}"),
+        T("{premise}\nAnd: {hypothesis}", "{answer}"),
+    ),
+)
+
+COMMON_GEN = dict(
+    opt=(
+        T("Write a sentence that uses all of these words: {text}", "{answer}"),
+        T("Concepts: {text}\nWrite a sentence about everyday life that includes each "
+          "concept.", "{answer}"),
+        T("Make a sentence with these words: {text}", "{answer}"),
+        T("Combine the words {text} into one natural sentence.", "{answer}"),
+        T("Here are some keywords: {text}. Write a sentence describing a scene with them.",
+          "{answer}"),
+        T("Generate a sentence containing the following concepts.\n{text}", "{answer}"),
+        T("Keywords: {text}\nSentence:", "{answer}"),
+        I("Which key concepts does this sentence contain?\n{answer}", "{text}"),
+    ),
+    noopt=(
+        T("Use every word in this list in one sentence: {text}", "{answer}"),
+        T("{text}\n\nWrite a sentence that includes all of the words above.", "{answer}"),
+        T("Create a sentence from the concepts {text}.", "{answer}"),
+        T("Write something a person might say that mentions {text}.", "{answer}"),
+        T("Given the words {text}, describe a plausible scene in one sentence.", "{answer}"),
+        T("Constrained generation: include {text}", "{answer}"),
+        T("Words to use: {text}\nYour sentence:", "{answer}"),
+        I("Sentence: {answer}\nList the main concepts in it, separated by commas.", "{text}"),
+    ),
+)
+
+TRIPLES = dict(  # DART, WebNLG: subject | relation | object triples -> text
+    opt=(
+        T("Write a sentence that states these facts: {text}", "{answer}"),
+        T("Data: {text}\nDescribe this data in a sentence.", "{answer}"),
+        T("Turn the following subject | relation | object triples into fluent text.\n{text}",
+          "{answer}"),
+        T("Express the information in these triples as a sentence: {text}", "{answer}"),
+        T("Facts: {text}\nWrite them as one or two sentences.", "{answer}"),
+        T("Verbalize this knowledge graph fragment: {text}", "{answer}"),
+        T("{text}\n\nWhat is a sentence that describes this data?", "{answer}"),
+        I("Sentence: {answer}\nExtract its facts as subject | relation | object triples.",
+          "{text}"),
+    ),
+    noopt=(
+        T("Generate a sentence about this data: {text}", "{answer}"),
+        T("Triples: {text}\nText:", "{answer}"),
+        T("Write a short description that covers every triple: {text}", "{answer}"),
+        T("Data-to-text: {text}", "{answer}"),
+        T("Here is structured data: {text}. Write it out in plain English.", "{answer}"),
+        T("Put these facts into words.\n{text}", "{answer}"),
+        T("Describe, in a sentence, what the following data says: {text}", "{answer}"),
+        I("Convert this sentence into data triples (subject | relation | object): {answer}",
+          "{text}"),
+    ),
+)
+
+E2E = dict(  # restaurant meaning representations -> description
+    opt=(
+        T("Write a restaurant description from these attributes: {text}", "{answer}"),
+        T("Attributes: {text}\nDescribe the restaurant in a sentence.", "{answer}"),
+        T("Here is data about a restaurant: {text}. Write a sentence about it.", "{answer}"),
+        T("Turn this meaning representation into a sentence: {text}", "{answer}"),
+        T("{text}\n\nWrite a short review-style description of this place.", "{answer}"),
+        T("Generate a sentence that mentions every attribute of the restaurant: {text}",
+          "{answer}"),
+        T("Restaurant data: {text}\nDescription:", "{answer}"),
+        I("Sentence: {answer}\nList the restaurant's attributes as name[value] pairs.",
+          "{text}"),
+    ),
+    noopt=(
+        T("Describe the restaurant with these properties: {text}", "{answer}"),
+        T("Meaning representation: {text}\nSentence:", "{answer}"),
+        T("Write a sentence for a restaurant guide using this data: {text}", "{answer}"),
+        T("Produce a natural description of: {text}", "{answer}"),
+        T("Using the facts {text}, tell me about this restaurant.", "{answer}"),
+        T("Restaurant facts: {text}\nWrite them as text.", "{answer}"),
+        T("Verbalize this restaurant record: {text}", "{answer}"),
+        I("What attributes (name[value]) does this description give?\n{answer}", "{text}"),
+    ),
+)
+
+# catalogue dataset name -> its template sets
+DATASETS = {
+    "anli_r1": NLI3, "anli_r2": NLI3, "anli_r3": NLI3, "cb": NLI3, "mnli_matched": NLI3,
+    "mnli_mismatched": NLI3, "snli": NLI3, "rte": NLI2, "wnli": NLI2, "qnli": QNLI,
+    "glue_mrpc": PARAPHRASE, "glue_qqp": PARAPHRASE, "paws_wiki": PARAPHRASE, "stsb": STSB,
+    "wic": WIC, "common_gen": COMMON_GEN, "dart": TRIPLES, "web_nlg_en": TRIPLES,
+    "e2e_nlg": E2E,
+}
