@@ -7,12 +7,22 @@
   register_mixture("my_mix", names, cap=30_000)   # examples-proportional, capped per task
 
 How an example is rendered (see `templates.py` for the text of each format):
-  * template: `templates[stable_hash(seed, name, key) % len(templates)]`, where `key` is the
-    example's `id_key` field or "split:index"; the same choice in every format and process.
-  * few-shot exemplars: up to `num_fewshot` examples of the task's own train split (its
-    first `fewshot_pool_size`), drawn in an order seeded by the same hash, never the
-    example itself nor one whose prompt equals its prompt, rendered with the same template;
-    the last ones are dropped until the prompt, plus EOS, fits `max_input_tokens`.
+  * template: `templates[stable_hash(seed, name, key) % len(templates)]` over the templates
+    of its format (`_Renderer.template_indices`: with `num_opt_templates` the "opt" and
+    "noopt" formats have separate sets; a task without options splits its templates so
+    that its "opt" variants never repeat the "noopt" prompts), where `key` is the
+    example's `id_key` field or "split:index"; the same choice in every process.
+  * options (`varied_options`): header, item style and layout drawn from the same key, one
+    style for a whole few-shot prompt; a labelled style makes the target the label.
+  * few-shot: a fixed-count prompt (`num_fewshot`) or, with `xshot`, FLAN's 1-10 exemplar
+    form, in a prefix/separator pattern drawn from `fewshot_patterns`. Exemplars come
+    from the task's own train split (its first `fewshot_pool_size`), in an order seeded
+    by the key, never the example itself nor one whose prompt equals its prompt, rendered
+    with the same template; they are added only while the prompt plus EOS fits the
+    budget (`max_input_tokens`, else `fewshot_budget()`: 1,920 of 2,048 input tokens by
+    default); an example with no exemplar that fits is left out of the few-shot variant.
+    With `demonstrations_key` (NIv2) the few-shot form is the example's own
+    demonstrations (positive examples with explanations) in `fewshot_templates`.
   * rendering runs in python inside the data source (lazily, one example at a time); the
     seqio preprocessors then are `tokenize` -> cache placeholder -> `append_eos_after_trim`.
 
