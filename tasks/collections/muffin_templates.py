@@ -5,7 +5,9 @@ without options. Here each dataset group has `opt` templates (the "opt" formats;
 marks the options block) and `noopt` ones (the "noopt" formats; they name the answer space
 in words where the task has one), each ending with one input inversion. Groups are shared
 only by datasets that are the same task (three-way NLI: ANLI, CB, MNLI, SNLI; paraphrase:
-MRPC, QQP, PAWS). Fields are the nli / generate families' (see families.FIELDS).
+MRPC, QQP, PAWS; sentiment polarity: IMDB, SST-2, Yelp, Sentiment140; news summaries:
+CNN/DailyMail, XSum, Newsroom, Multi-News). Datasets not listed keep their family's
+templates (families.py). Fields are the nli / generate families' (see families.FIELDS).
 """
 from __future__ import annotations
 
@@ -290,11 +292,185 @@ E2E = dict(  # restaurant meaning representations -> description
     ),
 )
 
+SENTIMENT = dict(  # IMDB, SST-2, Yelp polarity, Sentiment140: positive or negative
+    opt=(
+        T("{text}\n\nIs the sentiment of this review positive or negative?{options}",
+          "{answer}"),
+        T("What is the sentiment of the following text?\n{text}{options}", "{answer}"),
+        T("Review: {text}\nDid the writer like it?{options}", "{answer}"),
+        T("Classify the sentiment: \"{text}\"{options}", "{answer}"),
+        T("How does the author feel, judging from this?\n{text}{options}", "{answer}"),
+        T("{text}\nWould you call that a positive or a negative opinion?{options}", "{answer}"),
+        T("Sentiment analysis.\nText: {text}{options}", "{answer}"),
+        I("Write a short review with a {answer} sentiment.", "{text}"),
+    ),
+    noopt=(
+        T("{text}\n\nIs this positive or negative?", "{answer}"),
+        T("Tell me whether this text is positive or negative: {text}", "{answer}"),
+        T("Text: {text}\nSentiment (positive or negative):", "{answer}"),
+        T("Read the review and say if it is favourable.\n{text}", "{answer}"),
+        T("What attitude does this express, positive or negative? {text}", "{answer}"),
+        T("{text}\nOverall tone of the writer?", "{answer}"),
+        T("Decide the polarity of this opinion: {text}", "{answer}"),
+        I("Write something a person might post that sounds {answer}.", "{text}"),
+    ),
+)
+
+TOPIC = dict(  # AG News: world, sports, business, science/tech
+    opt=(
+        T("{text}\n\nWhich section of a newspaper would this article go in?{options}",
+          "{answer}"),
+        T("What is this news article about?\n{text}{options}", "{answer}"),
+        T("Choose the topic of the article.\n{text}{options}", "{answer}"),
+        T("Article: {text}\nTopic:{options}", "{answer}"),
+        T("Is this story about world news, sports, business or science and technology?\n"
+          "{text}{options}", "{answer}"),
+        T("Classify this news snippet by subject: {text}{options}", "{answer}"),
+        T("{text}\nWhat category does this news belong to?{options}", "{answer}"),
+        I("Write a short news item about {answer}.", "{text}"),
+    ),
+    noopt=(
+        T("{text}\n\nWhat is the topic of this news article?", "{answer}"),
+        T("Name the subject area of this story: {text}", "{answer}"),
+        T("News: {text}\nSection:", "{answer}"),
+        T("Which kind of news is this (world, sports, business, science/tech)?\n{text}",
+          "{answer}"),
+        T("Tell me what this article covers.\n{text}", "{answer}"),
+        T("Topic classification: {text}", "{answer}"),
+        T("{text}\nThis article is about", "{answer}"),
+        I("Write the opening of a {answer} news story.", "{text}"),
+    ),
+)
+
+ACCEPTABILITY = dict(  # CoLA
+    opt=(
+        T("Is this sentence grammatically acceptable?\n{text}{options}", "{answer}"),
+        T("\"{text}\"\nWould a linguist rate this sentence as acceptable English?{options}",
+          "{answer}"),
+        T("Sentence: {text}\nIs it well formed?{options}", "{answer}"),
+        T("Check the grammar of this sentence: {text}{options}", "{answer}"),
+        T("{text}\nDoes this sentence follow the rules of English grammar?{options}",
+          "{answer}"),
+        T("Grammatical acceptability judgment.\n{text}{options}", "{answer}"),
+        T("Could a native speaker say \"{text}\"?{options}", "{answer}"),
+        I("Write a sentence whose grammatical acceptability is: {answer}.", "{text}"),
+    ),
+    noopt=(
+        T("Is \"{text}\" a grammatical sentence?", "{answer}"),
+        T("{text}\n\nIs the sentence above acceptable English?", "{answer}"),
+        T("Judge the grammaticality of: {text}", "{answer}"),
+        T("Sentence: {text}\nAcceptable?", "{answer}"),
+        T("Is this good English? {text}", "{answer}"),
+        T("Would an English teacher accept this sentence?\n{text}", "{answer}"),
+        T("Grammar check: {text}", "{answer}"),
+        I("Give an English sentence; is it acceptable? {answer}.", "{text}"),
+    ),
+)
+
+QUESTION_TYPE = dict(  # TREC: what kind of answer a question asks for
+    opt=(
+        T("What type of thing is this question asking about?\n{text}{options}", "{answer}"),
+        T("Question: {text}\nWhat kind of answer does it expect?{options}", "{answer}"),
+        T("Classify the question by its expected answer type: {text}{options}", "{answer}"),
+        T("\"{text}\"\nIs the answer a person, a place, a number, an entity, a "
+          "description or an abbreviation?{options}", "{answer}"),
+        T("{text}\nWhich answer category fits this question?{options}", "{answer}"),
+        T("Question classification.\n{text}{options}", "{answer}"),
+        T("To answer \"{text}\", what kind of information would you give?{options}",
+          "{answer}"),
+        I("Write a question whose answer is a(n) {answer}.", "{text}"),
+    ),
+    noopt=(
+        T("What is the answer type of this question? {text}", "{answer}"),
+        T("{text}\n\nWhat sort of answer does this question need?", "{answer}"),
+        T("Question: {text}\nAnswer type:", "{answer}"),
+        T("Is this question about a person, location, number, entity, description or "
+          "abbreviation? {text}", "{answer}"),
+        T("Tell me what the following question asks for: {text}", "{answer}"),
+        T("TREC question type of \"{text}\"?", "{answer}"),
+        T("Which category of answer would satisfy this question?\n{text}", "{answer}"),
+        I("Ask a question that expects a(n) {answer} as its answer.", "{text}"),
+    ),
+)
+
+NEWS_SUMMARY = dict(  # CNN/DailyMail, XSum, Newsroom, Multi-News
+    opt=(
+        T("{text}\n\nWrite a short summary of this news article.", "{answer}"),
+        T("Summarize the main points of the article below.\n\n{text}", "{answer}"),
+        T("Article: {text}\n\nSummary:", "{answer}"),
+        T("Give the gist of this news story in a few sentences.\n{text}", "{answer}"),
+        T("{text}\n\nWhat are the key facts reported here?", "{answer}"),
+        T("Here is a news report. Summarize it for a busy reader.\n\n{text}", "{answer}"),
+        T("Condense this article into its highlights:\n{text}", "{answer}"),
+        I("Write a news article with these highlights: {answer}", "{text}"),
+    ),
+    noopt=(
+        T("Summarize this article:\n\n{text}", "{answer}"),
+        T("{text}\n\nTL;DR:", "{answer}"),
+        T("News story: {text}\nIn brief:", "{answer}"),
+        T("What happened, in short? {text}", "{answer}"),
+        T("Write the highlights of this report.\n{text}", "{answer}"),
+        T("Read the article and give a brief summary.\n{text}", "{answer}"),
+        T("{text}\nSum this up in a few sentences.", "{answer}"),
+        I("Summary: {answer}\nWrite the news article it summarizes.", "{text}"),
+    ),
+)
+
+HEADLINE = dict(  # Gigaword: the first sentence of a story -> its headline
+    opt=(
+        T("Write a headline for this sentence from a news story: {text}", "{answer}"),
+        T("{text}\n\nWhat would be a good title for this?", "{answer}"),
+        T("News lead: {text}\nHeadline:", "{answer}"),
+        T("Give this news sentence a short headline.\n{text}", "{answer}"),
+        T("Summarize in a few words: {text}", "{answer}"),
+        T("Headline generation.\n{text}", "{answer}"),
+        T("How would a newspaper title this? {text}", "{answer}"),
+        I("Write the opening sentence of a news story titled \"{answer}\".", "{text}"),
+    ),
+    noopt=(
+        T("Headline for: {text}", "{answer}"),
+        T("{text}\nShort headline:", "{answer}"),
+        T("Write a title of under ten words for this news: {text}", "{answer}"),
+        T("What is the headline of a story that begins \"{text}\"?", "{answer}"),
+        T("Compress this sentence into a headline.\n{text}", "{answer}"),
+        T("Sentence: {text}\nTitle:", "{answer}"),
+        T("Turn this into a news headline: {text}", "{answer}"),
+        I("Headline: {answer}\nWrite the first sentence of the story.", "{text}"),
+    ),
+)
+
+DIALOG_SUMMARY = dict(  # SAMSum: chat -> summary
+    opt=(
+        T("{text}\n\nBriefly summarize this conversation.", "{answer}"),
+        T("Summarize the chat below in one or two sentences.\n\n{text}", "{answer}"),
+        T("Dialogue:\n{text}\n\nWhat were they talking about?", "{answer}"),
+        T("Write a summary of this messenger conversation.\n{text}", "{answer}"),
+        T("{text}\n\nGive a short, third-person summary of the dialogue.", "{answer}"),
+        T("Here is a chat between friends.\n{text}\nSummary:", "{answer}"),
+        T("What is the outcome of this conversation?\n{text}", "{answer}"),
+        I("Write a chat conversation that could be summarized as: {answer}", "{text}"),
+    ),
+    noopt=(
+        T("Summarize this dialogue:\n{text}", "{answer}"),
+        T("{text}\nTL;DR:", "{answer}"),
+        T("Conversation: {text}\nIn short:", "{answer}"),
+        T("Sum up what these people agreed or said.\n{text}", "{answer}"),
+        T("Read the chat and say what happened in it.\n{text}", "{answer}"),
+        T("{text}\n\nWrite the gist of the chat.", "{answer}"),
+        T("Dialogue summary task.\n{text}", "{answer}"),
+        I("Summary: {answer}\nWrite the conversation.", "{text}"),
+    ),
+)
+
 # catalogue dataset name -> its template sets
 DATASETS = {
     "anli_r1": NLI3, "anli_r2": NLI3, "anli_r3": NLI3, "cb": NLI3, "mnli_matched": NLI3,
     "mnli_mismatched": NLI3, "snli": NLI3, "rte": NLI2, "wnli": NLI2, "qnli": QNLI,
     "glue_mrpc": PARAPHRASE, "glue_qqp": PARAPHRASE, "paws_wiki": PARAPHRASE, "stsb": STSB,
     "wic": WIC, "common_gen": COMMON_GEN, "dart": TRIPLES, "web_nlg_en": TRIPLES,
-    "e2e_nlg": E2E,
+    "e2e_nlg": E2E, "imdb_reviews": SENTIMENT, "sst2": SENTIMENT,
+    "yelp_polarity_reviews": SENTIMENT, "sentiment140": SENTIMENT, "ag_news_subset": TOPIC,
+    "cola": ACCEPTABILITY, "trec": QUESTION_TYPE, "cnn_dailymail": NEWS_SUMMARY,
+    "xsum": NEWS_SUMMARY, "newsroom": NEWS_SUMMARY, "multi_news": NEWS_SUMMARY,
+    "gigaword": HEADLINE, "samsum": DIALOG_SUMMARY,
 }
