@@ -203,6 +203,28 @@ class _Renderer:
       return True
     return len(self.vocabulary.encode(text)) + 1 <= budget  # +1 for EOS
 
+  def _fitting(self, chosen, inputs, pattern, budget):
+    """The leading exemplars of `chosen` that fit the budget with the query: exemplars
+    are added only while the whole prompt fits. Counts each block's tokens once, then
+    checks the joined prompt exactly (dropping from the end if the join tokenizes
+    longer)."""
+    def prompt(exemplars):
+      return tpl.fewshot_prompt([(x, y) for _, x, y in exemplars], inputs, pattern)
+
+    if budget is None or self._fits(prompt(chosen), budget):
+      return list(chosen)
+    count = lambda text: len(self.vocabulary.encode(text))
+    total = count(pattern.query(inputs)) + 1
+    kept = []
+    for c in chosen:
+      total += count(pattern.exemplar(c[1], c[2]) + pattern.separator)
+      if total > budget:
+        break
+      kept.append(c)
+    while kept and not self._fits(prompt(kept), budget):
+      kept.pop()
+    return kept
+
   def _budget(self) -> int:
     return self.max_input_tokens if self.max_input_tokens is not None else fewshot_budget()
 
@@ -271,12 +293,7 @@ class _Renderer:
       if inputs.rstrip().endswith(":"):  # the template has its own answer prefix
         pattern = tpl.FewShotPattern("", "", pattern.x_y, pattern.separator)
       chosen = self._exemplars(template, fmt, key, split, index, inputs, want, style)
-      kept = []
-      for c in chosen:  # add exemplars only while the whole prompt fits
-        prompt = tpl.fewshot_prompt([(x, y) for _, x, y in kept + [c]], inputs, pattern)
-        if not self._fits(prompt, budget):
-          break
-        kept.append(c)
+      kept = self._fitting(chosen, inputs, pattern, budget)
       if not kept:
         continue  # nothing fits next to the query (or no exemplar): not a few-shot example
       prompt = tpl.fewshot_prompt([(x, y) for _, x, y in kept], inputs, pattern)
