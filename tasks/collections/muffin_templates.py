@@ -6,7 +6,8 @@ marks the options block) and `noopt` ones (the "noopt" formats; they name the an
 in words where the task has one), each ending with one input inversion. Groups are shared
 only by datasets that are the same task (three-way NLI: ANLI, CB, MNLI, SNLI; paraphrase:
 MRPC, QQP, PAWS; sentiment polarity: IMDB, SST-2, Yelp, Sentiment140; news summaries:
-CNN/DailyMail, XSum, Newsroom, Multi-News). Datasets not listed keep their family's
+CNN/DailyMail, XSum, Newsroom, Multi-News; science multiple choice: ARC, OpenBookQA;
+extractive QA: SQuAD v1/v2). Datasets not listed keep their family's
 templates (families.py). Fields are the nli / generate families' (see families.FIELDS).
 """
 from __future__ import annotations
@@ -462,6 +463,160 @@ DIALOG_SUMMARY = dict(  # SAMSum: chat -> summary
     ),
 )
 
+SCIENCE_MC = dict(  # ARC (easy, challenge), OpenBookQA: grade-school science questions
+    opt=(
+        T("Answer this science question.\n{question}{options}", "{answer}"),
+        T("Question: {question}\nWhich answer is scientifically correct?{options}",
+          "{answer}"),
+        T("{question}\n\nPick the right answer for this science test item.{options}",
+          "{answer}"),
+        T("A student is asked: {question} What should they answer?{options}", "{answer}"),
+        T("Science quiz. {question}{options}", "{answer}"),
+        T("Use what you know about science to choose: {question}{options}", "{answer}"),
+        T("{question}{options}\nAnswer:", "{answer}"),
+        I("Write a grade-school science question whose correct answer is \"{answer}\".",
+          "{question}"),
+    ),
+    noopt=(
+        T("Answer the science question: {question}", "{answer}"),
+        T("{question}\n\nWhat is the answer, based on basic science?", "{answer}"),
+        T("Science question: {question}\nAnswer:", "{answer}"),
+        T("Q: {question}\nGive the scientifically correct answer.", "{answer}"),
+        T("A quiz asks \"{question}\" What is the right response?", "{answer}"),
+        T("Explain in a few words: {question}", "{answer}"),
+        T("Test item: {question}", "{answer}"),
+        I("The answer is \"{answer}\". Write a science exam question for it.", "{question}"),
+    ),
+)
+
+CAUSAL = dict(  # COPA: the premise and "what was the cause / what happened as a result"
+    opt=(
+        T("{question}{options}", "{answer}"),
+        T("Pick the more plausible alternative.\n{question}{options}", "{answer}"),
+        T("Premise and question: {question}\nWhich choice makes more sense?{options}",
+          "{answer}"),
+        T("Think about cause and effect. {question}{options}", "{answer}"),
+        T("Choose the most likely answer: {question}{options}", "{answer}"),
+        T("{question}\nSelect the more reasonable option.{options}", "{answer}"),
+        T("Causal reasoning. {question}{options}", "{answer}"),
+        I("Write a situation and a cause-or-effect question whose most plausible answer is "
+          "\"{answer}\".", "{question}"),
+    ),
+    noopt=(
+        T("{question}", "{answer}"),
+        T("Answer with a plausible cause or effect: {question}", "{answer}"),
+        T("{question}\nWhat is the most likely answer?", "{answer}"),
+        T("Situation and question: {question}", "{answer}"),
+        T("Reason about what caused this or what it led to. {question}", "{answer}"),
+        T("Commonsense causality: {question}", "{answer}"),
+        T("Q: {question}\nA plausible answer:", "{answer}"),
+        I("\"{answer}\" is the answer. Write the premise and the question.", "{question}"),
+    ),
+)
+
+PHYSICAL = dict(  # PIQA: a goal -> the solution that works
+    opt=(
+        T("Goal: {question}\nWhich solution achieves it?{options}", "{answer}"),
+        T("How would you do this: {question}{options}", "{answer}"),
+        T("Pick the method that actually works.\n{question}{options}", "{answer}"),
+        T("{question}\nChoose the more sensible way to do it.{options}", "{answer}"),
+        T("Physical commonsense. To {question}{options}", "{answer}"),
+        T("Which of these is a good way to accomplish the goal \"{question}\"?{options}",
+          "{answer}"),
+        T("Task: {question}\nBest approach:{options}", "{answer}"),
+        I("Write a goal that this method accomplishes: {answer}", "{question}"),
+    ),
+    noopt=(
+        T("How do you {question}", "{answer}"),
+        T("Goal: {question}\nDescribe a way to do it.", "{answer}"),
+        T("Explain how to achieve this: {question}", "{answer}"),
+        T("{question}\nWhat is a practical solution?", "{answer}"),
+        T("Give a method for the following: {question}", "{answer}"),
+        T("Everyday physics question: {question}", "{answer}"),
+        T("What should I do? {question}", "{answer}"),
+        I("Here is a method: {answer}\nWhat goal does it serve?", "{question}"),
+    ),
+)
+
+YES_NO_QA = dict(  # BoolQ: passage + yes/no question
+    opt=(
+        T("{context}\n\nBased on the passage, {question}", "{answer}"),
+        T("Passage: {context}\nQuestion: {question}\nAnswer yes or no.", "{answer}"),
+        T("Read the text and answer the yes/no question.\n\n{context}\n\n{question}",
+          "{answer}"),
+        T("{context}\nIs it true that the answer to \"{question}\" is yes?", "{answer}"),
+        T("Text: {context}\n{question} (yes or no)", "{answer}"),
+        T("Here is an article: {context}\nAccording to it, {question}", "{answer}"),
+        T("{question}\nUse this passage to decide: {context}", "{answer}"),
+        I("{context}\n\nWrite a yes/no question about this passage whose answer is "
+          "{answer}.", "{question}"),
+    ),
+    noopt=(
+        T("{context}\n\n{question}", "{answer}"),
+        T("Answer from the passage.\nPassage: {context}\nQuestion: {question}", "{answer}"),
+        T("{context}\nQ: {question}\nA:", "{answer}"),
+        T("Does the passage say yes or no to this: {question}\n\n{context}", "{answer}"),
+        T("Based on \"{context}\", {question}", "{answer}"),
+        T("Yes/no question about a text.\nText: {context}\nQuestion: {question}",
+          "{answer}"),
+        T("Read: {context}\nNow answer: {question}", "{answer}"),
+        I("Passage: {context}\nAsk a question about it that is answered \"{answer}\".",
+          "{question}"),
+    ),
+)
+
+EXTRACTIVE = dict(  # SQuAD v1/v2: answer span from the passage ("unanswerable" in v2)
+    opt=(
+        T("{context}\n\nAnswer with a span from the passage: {question}", "{answer}"),
+        T("Passage: {context}\nQuestion: {question}\nCopy the answer from the passage "
+          "(or say unanswerable).", "{answer}"),
+        T("Read this and answer the question. If it cannot be answered, say so.\n\n"
+          "{context}\n\n{question}", "{answer}"),
+        T("{question}\n\nFind the answer in this text:\n{context}", "{answer}"),
+        T("Context: {context}\nQ: {question}\nA:", "{answer}"),
+        T("Extract the answer to \"{question}\" from the paragraph.\n{context}", "{answer}"),
+        T("Reading comprehension.\n{context}\nQuestion: {question}\nAnswer:", "{answer}"),
+        I("{context}\n\nWrite a question about this paragraph that is answered by "
+          "\"{answer}\".", "{question}"),
+    ),
+    noopt=(
+        T("{context}\n\n{question}", "{answer}"),
+        T("Answer the question about the article.\nArticle: {context}\nQuestion: "
+          "{question}", "{answer}"),
+        T("Given the paragraph below, {question}\n\n{context}", "{answer}"),
+        T("Text: {context}\nWhat is the answer to: {question}", "{answer}"),
+        T("From the passage \"{context}\", answer: {question}", "{answer}"),
+        T("{context}\nQuestion: {question}\nShort answer:", "{answer}"),
+        T("Wikipedia paragraph: {context}\n{question}", "{answer}"),
+        I("Paragraph: {context}\nAnswer: {answer}\nWhat question is this the answer to?",
+          "{question}"),
+    ),
+)
+
+LAST_WORD = dict(  # LAMBADA: predict the final word of a passage
+    opt=(
+        T("What is the last word of this passage?\n\n{text}", "{answer}"),
+        T("{text} ...\n\nWhich word ends the passage?", "{answer}"),
+        T("Complete the final word: {text}", "{answer}"),
+        T("Predict the next word.\n{text}", "{answer}"),
+        T("Read the story and fill in its last word.\n{text} ____", "{answer}"),
+        T("Text: {text}\nThe next word is:", "{answer}"),
+        T("Finish the passage with one word.\n\n{text}", "{answer}"),
+        I("Write a passage that ends with the word \"{answer}\" (leave that word out).",
+          "{text}"),
+    ),
+    noopt=(
+        T("{text}", "{answer}"),
+        T("Continue with the single most likely word: {text}", "{answer}"),
+        T("What word comes next?\n{text}", "{answer}"),
+        T("{text}\n\nThe missing final word:", "{answer}"),
+        T("Language modeling: give the word that completes this text.\n{text}", "{answer}"),
+        T("Guess the final word of this story.\n{text}", "{answer}"),
+        T("Fill in the blank at the end: {text} ___", "{answer}"),
+        I("The last word is \"{answer}\". Write the passage before it.", "{text}"),
+    ),
+)
+
 # catalogue dataset name -> its template sets
 DATASETS = {
     "anli_r1": NLI3, "anli_r2": NLI3, "anli_r3": NLI3, "cb": NLI3, "mnli_matched": NLI3,
@@ -472,5 +627,7 @@ DATASETS = {
     "yelp_polarity_reviews": SENTIMENT, "sentiment140": SENTIMENT, "ag_news_subset": TOPIC,
     "cola": ACCEPTABILITY, "trec": QUESTION_TYPE, "cnn_dailymail": NEWS_SUMMARY,
     "xsum": NEWS_SUMMARY, "newsroom": NEWS_SUMMARY, "multi_news": NEWS_SUMMARY,
-    "gigaword": HEADLINE, "samsum": DIALOG_SUMMARY,
+    "gigaword": HEADLINE, "samsum": DIALOG_SUMMARY, "arc_easy": SCIENCE_MC,
+    "arc_challenge": SCIENCE_MC, "openbookqa": SCIENCE_MC, "copa": CAUSAL, "piqa": PHYSICAL,
+    "bool_q": YES_NO_QA, "squad_v1": EXTRACTIVE, "squad_v2": EXTRACTIVE, "lambada": LAST_WORD,
 }
