@@ -301,3 +301,27 @@ def test_muffin_datasets_have_their_own_templates():
   row = {"premise": "A man eats.", "hypothesis": "Someone is eating.", "answer": "4"}
   text, target = templates.render(muffin_templates.STSB["noopt"][0], row, templates.ZSNOOPT)
   assert "0" in text and "5" in text and target == "4"  # the scale is stated
+
+
+def test_data_stats_command_in_a_fresh_process(tmp_path):
+  """The README's `flan-jax data stats` line, as a user runs it (small N)."""
+  import os
+  import subprocess
+  import sys
+  _bench().write_fixtures(tmp_path / "data", n_train=12, n_val=2)
+  env = {**os.environ, "FLAN_JAX_DATA_DIR": str(tmp_path / "data")}
+  out = subprocess.run([sys.executable, "-m", "flan_jax.cli", "data", "stats",
+                        "flan2022_submix", "--n", "400"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-2000:]
+  lines = out.stdout.splitlines()
+  assert lines[0].startswith("flan2022_submix: 400 training examples")
+  assert any(l.startswith("collection  flan2021") for l in lines)
+  assert any("0 prompts over the input length" in l for l in lines)
+
+
+def test_data_stats_names_an_unknown_mixture(capsys):
+  from flan_jax.tasks import stats
+  assert stats.main(["no_such_mix"]) == 2
+  err = capsys.readouterr().err
+  assert "'no_such_mix' is not a registered Flan mixture" in err and "flan2022_submix" in err
