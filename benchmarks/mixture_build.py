@@ -52,7 +52,9 @@ def write_fixtures(root: pathlib.Path, n_train=20, n_val=2) -> None:
         f"What is {i} + 1?\t{i + 1}\t{i} plus one is {i + 1}.\n" for i in range(40)))
   tasks = root / "natural-instructions" / "tasks"
   tasks.mkdir(parents=True)
-  task = {"Definition": ["Repeat the input."], "Positive Examples": [],
+  task = {"Definition": ["Repeat the input."],
+          "Positive Examples": [{"input": "ab", "output": "ab", "explanation": "Same text."},
+                                {"input": "c d", "output": "c d", "explanation": "Copied."}],
           "Instances": [{"id": str(i), "input": f"x{i}", "output": [f"x{i}"]}
                         for i in range(n_train + n_val)]}
   for task_id in niv2_ids:

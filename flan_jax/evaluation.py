@@ -47,7 +47,9 @@ PyTree = Any
 # ----------------------------------------------------------------------------------------
 # Answer extraction and normalisation.
 
-_ANSWER_PHRASE = re.compile(r"(?:the answer is|answer\s*:)\s*:?\s*", re.IGNORECASE)
+# "So the answer is X", "Therefore, the final answer is X", "The answer: X", "Answer: X".
+_ANSWER_PHRASE = re.compile(r"(?:the (?:final |correct )?answer is|answer\s*:)\s*:?\s*",
+                            re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 _LETTER = re.compile(r"^\(?([A-Za-z])\)?(?:[\s.:)]|$)")
 _OPTIONS_HEADER = templates.OPTIONS_HEADER  # how the FLAN formats list answer options

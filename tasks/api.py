@@ -7,12 +7,22 @@
   register_mixture("my_mix", names, cap=30_000)   # examples-proportional, capped per task
 
 How an example is rendered (see `templates.py` for the text of each format):
-  * template: `templates[stable_hash(seed, name, key) % len(templates)]`, where `key` is the
-    example's `id_key` field or "split:index"; the same choice in every format and process.
-  * few-shot exemplars: up to `num_fewshot` examples of the task's own train split (its
-    first `fewshot_pool_size`), drawn in an order seeded by the same hash, never the
-    example itself nor one whose prompt equals its prompt, rendered with the same template;
-    the last ones are dropped until the prompt, plus EOS, fits `max_input_tokens`.
+  * template: `templates[stable_hash(seed, name, key) % len(templates)]` over the templates
+    of its format (`_Renderer.template_indices`: with `num_opt_templates` the "opt" and
+    "noopt" formats have separate sets; a task without options splits its templates so
+    that its "opt" variants never repeat the "noopt" prompts), where `key` is the
+    example's `id_key` field or "split:index"; the same choice in every process.
+  * options (`varied_options`): header, item style and layout drawn from the same key, one
+    style for a whole few-shot prompt; a labelled style makes the target the label.
+  * few-shot: a fixed-count prompt (`num_fewshot`) or, with `xshot`, FLAN's 1-10 exemplar
+    form, in a prefix/separator pattern drawn from `fewshot_patterns`. Exemplars come
+    from the task's own train split (its first `fewshot_pool_size`), in an order seeded
+    by the key, never the example itself nor one whose prompt equals its prompt, rendered
+    with the same template; they are added only while the prompt plus EOS fits the
+    budget (`max_input_tokens`, else `fewshot_budget()`: 1,920 of 2,048 input tokens by
+    default); an example with no exemplar that fits is left out of the few-shot variant.
+    With `demonstrations_key` (NIv2) the few-shot form is the example's own
+    demonstrations (positive examples with explanations) in `fewshot_templates`.
   * rendering runs in python inside the data source (lazily, one example at a time); the
     seqio preprocessors then are `tokenize` -> cache placeholder -> `append_eos_after_trim`.
 
@@ -23,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import re
 from collections.abc import Callable, Iterator, Sequence
 
@@ -60,18 +71,60 @@ class RenderedExample:
   targets: str
   index: int                        # position in its split
   template_index: int
-  exemplar_indices: tuple[int, ...]  # positions in the train split
+  exemplar_indices: tuple[int, ...]  # positions in the train split (NIv2: its demonstrations)
+  option_style: str = ""            # name of the options item style shown ("" none)
+  label_target: bool = False        # the target is an option's label, e.g. "(B)"
+  rationale: bool = False           # the prompt or target carries a rationale
+  fewshot_mode: str = ""            # "fixed" | "xshot" | "demonstrations" ("" zero-shot)
+
+
+# FLAN prunes few-shot prompts to 1,920 tokens of its 2,048 input length
+# (flan/v2/constants.py: FEW_SHOT_MAX_LEN, SEQUENCE_LEN): the same margin here.
+FEWSHOT_MARGIN = 1920 / 2048
+DEFAULT_INPUTS_LENGTH = 2048
+MAX_XSHOT = 10
+_BUDGET: dict[str, int | None] = {"inputs_length": DEFAULT_INPUTS_LENGTH, "max_input_tokens": None}
+
+
+def configure_fewshot_budget(task_feature_lengths: dict | None = None,
+                             max_input_tokens: int | None = None) -> int:
+  """Sets the token budget of few-shot prompts for every FLAN task without its own
+  `max_input_tokens`; returns it. `flan_jax.train` calls this with the run's
+  TASK_FEATURE_LENGTHS (so the budget follows that gin macro): FLAN's margin, 1,920 of
+  2,048, of its inputs length; `max_input_tokens` overrides it. (Plain python, not a gin
+  configurable: task modules are imported after gin locks its config.)"""
+  _BUDGET["inputs_length"] = int((task_feature_lengths or {}).get("inputs",
+                                                                  DEFAULT_INPUTS_LENGTH))
+  _BUDGET["max_input_tokens"] = max_input_tokens
+  return fewshot_budget()
+
+
+def fewshot_budget() -> int:
+  """Tokens (with EOS) a few-shot prompt may take now (see `configure_fewshot_budget`)."""
+  if _BUDGET["max_input_tokens"] is not None:
+    return int(_BUDGET["max_input_tokens"])
+  return int(_BUDGET["inputs_length"] * FEWSHOT_MARGIN)
 
 
 _CATALOGUE: dict[str, TaskInfo] = {}
 _VARIANTS: dict[str, tuple["_Renderer", tpl.Format]] = {}
 
 
+def format_demonstration(i: int, demo: dict) -> str:
+  """One NIv2 positive example as shown in a few-shot prompt, with its explanation."""
+  text = f"Example {i + 1}:\nInput: {demo.get('input', '')}\nOutput: {demo.get('output', '')}"
+  if demo.get("explanation"):
+    text += f"\nWhy: {demo['explanation']}"
+  return text
+
+
 class _Renderer:
   """Renders the examples of one task family in any of its formats."""
 
   def __init__(self, name, source, templates, *, options_key, rationale_key, id_key,
-               num_fewshot, fewshot_pool_size, max_input_tokens, seed, vocabulary):
+               num_fewshot, fewshot_pool_size, max_input_tokens, seed, vocabulary,
+               varied_options=False, fewshot_patterns=(tpl.PLAIN,), xshot=False,
+               demonstrations_key=None, fewshot_templates=(), num_opt_templates=None):
     self.name = name
     self.source = source
     self.templates = tuple(templates)
@@ -83,6 +136,12 @@ class _Renderer:
     self.max_input_tokens = max_input_tokens
     self.seed = seed
     self.vocabulary = vocabulary
+    self.varied_options = varied_options
+    self.fewshot_patterns = tuple(fewshot_patterns) or (tpl.PLAIN,)
+    self.xshot = xshot
+    self.demonstrations_key = demonstrations_key
+    self.fewshot_templates = tuple(fewshot_templates)
+    self.num_opt_templates = num_opt_templates
 
   @functools.cached_property
   def pool(self) -> list[dict]:
@@ -97,23 +156,39 @@ class _Renderer:
   def _key(self, example, split: str, index: int) -> str:
     return str(example[self.id_key]) if self.id_key else f"{split}:{index}"
 
-  def _render_one(self, template, example, fmt, where) -> tuple[str, str]:
+  def template_indices(self, fmt: tpl.Format) -> tuple[int, ...]:
+    """The templates `fmt` draws from. Without options the "opt" and "noopt" formats
+    would render alike, so they split the templates (even / odd positions), as FLAN's
+    two template sets differ; CoT formats use them all."""
+    n = len(self.templates)
+    if self.num_opt_templates and not fmt.cot:  # separate sets, as FLAN's are
+      k = self.num_opt_templates
+      return tuple(range(k)) if fmt.options else tuple(range(k, n))
+    if fmt.cot or self.options_key or n < 2:
+      return tuple(range(n))
+    return tuple(range(0, n, 2)) if fmt.options else tuple(range(1, n, 2))
+
+  def _options(self, example, where):
     options = example.get(self.options_key) if self.options_key else None
     if options is not None and not (isinstance(options, (list, tuple))
                                     and all(isinstance(o, str) for o in options)):
       raise ValueError(f"task {self.name!r}, {where}: field {self.options_key!r} must be a "
                        f"list of strings, got {options!r}")
+    return options
+
+  def _render_one(self, template, example, fmt, where, style=tpl.FIXED_OPTIONS):
     rationale = example.get(self.rationale_key) if self.rationale_key else None
     try:
-      return tpl.render(template, example, fmt, options=options, rationale=rationale)
+      return tpl.render(template, example, fmt, options=self._options(example, where),
+                        rationale=rationale, style=style)
     except tpl.TemplateError as e:
       raise tpl.TemplateError(f"task {self.name!r}, {where}: {e}") from None
 
-  def _candidates(self, key: str, n: int) -> Iterator[int]:
+  def _candidates(self, key: str, n: int, want: int) -> Iterator[int]:
     """Every index in range(n) once, in a pseudo-random order seeded by `key`: first a
     few cheap hashed draws (enough for nearly every example), then a full permutation."""
     seen = set()
-    for t in range(4 * self.num_fewshot + 8):
+    for t in range(4 * want + 8):
       j = tpl.stable_hash(self.seed, self.name, key, "fewshot", t) % n
       if j not in seen:
         seen.add(j)
@@ -121,41 +196,135 @@ class _Renderer:
     rng = np.random.default_rng(tpl.stable_hash(self.seed, self.name, key, "fewshot"))
     yield from (int(j) for j in rng.permutation(n) if int(j) not in seen)
 
-  def _exemplars(self, template, fmt, key, split, index, query_inputs):
-    """Up to `num_fewshot` (train index, inputs, targets), never equal to the query."""
+  def _fits(self, text: str, budget: int | None) -> bool:
+    if budget is None:
+      return True
+    if len(text.encode("utf-8")) + 2 <= budget:  # never more tokens than bytes (+ EOS)
+      return True
+    return len(self.vocabulary.encode(text)) + 1 <= budget  # +1 for EOS
+
+  def _fitting(self, chosen, inputs, pattern, budget):
+    """The leading exemplars of `chosen` that fit the budget with the query: exemplars
+    are added only while the whole prompt fits. Counts each block's tokens once, then
+    checks the joined prompt exactly (dropping from the end if the join tokenizes
+    longer)."""
+    def prompt(exemplars):
+      return tpl.fewshot_prompt([(x, y) for _, x, y in exemplars], inputs, pattern)
+
+    if budget is None or self._fits(prompt(chosen), budget):
+      return list(chosen)
+    count = lambda text: len(self.vocabulary.encode(text))
+    total = count(pattern.query(inputs)) + 1
+    kept = []
+    for c in chosen:
+      total += count(pattern.exemplar(c[1], c[2]) + pattern.separator)
+      if total > budget:
+        break
+      kept.append(c)
+    while kept and not self._fits(prompt(kept), budget):
+      kept.pop()
+    return kept
+
+  def _budget(self) -> int:
+    return self.max_input_tokens if self.max_input_tokens is not None else fewshot_budget()
+
+  def _fewshot_plan(self, key: str) -> tuple[str, int, tpl.FewShotPattern]:
+    """(mode, number of exemplars wanted, pattern) of one few-shot prompt: FLAN mixes a
+    fixed-count format with an "x-shot" one of 1-10 exemplars (an x-shot draw of 0 is
+    a zero-shot prompt, which FLAN's filter drops from the few-shot set)."""
+    h = tpl.stable_hash(self.seed, self.name, key, "plan")
+    pattern = self.fewshot_patterns[(h >> 8) % len(self.fewshot_patterns)]
+    if self.xshot and h % 2:
+      return "xshot", 1 + (h >> 4) % MAX_XSHOT, pattern
+    return "fixed", self.num_fewshot, pattern
+
+  def _exemplars(self, template, fmt, key, split, index, query_inputs, want, style):
+    """Up to `want` (train index, inputs, targets), never equal to the query."""
     pool = self.pool
     chosen = []
-    for j in self._candidates(key, len(pool)) if pool else ():
-      if len(chosen) == self.num_fewshot:
+    for j in self._candidates(key, len(pool), want) if pool else ():
+      if len(chosen) == want:
         break
       if split == "train" and j == index:
         continue
       if fmt.cot and not pool[j].get(self.rationale_key):
         continue
-      x, y = self._render_one(template, pool[j], fmt, f"train example {j}")
+      x, y = self._render_one(template, pool[j], fmt, f"train example {j}", style)
       if x == query_inputs:
         continue
       chosen.append((j, x, y))
     return chosen
 
-  def _fits(self, text: str) -> bool:
-    if self.max_input_tokens is None:
-      return True
-    return len(self.vocabulary.encode(text)) + 1 <= self.max_input_tokens  # +1 for EOS
+  def _style(self, key: str):
+    return tpl.option_style(self.seed, self.name, key) if self.varied_options \
+        else tpl.FIXED_OPTIONS
 
   def render(self, split: str, fmt: tpl.Format) -> Iterator[RenderedExample]:
-    """The examples of `split` rendered in `fmt`, in source order."""
+    """The examples of `split` rendered in `fmt`, in source order. A few-shot example for
+    which no exemplar fits the budget is left out of the few-shot variant."""
+    indices = self.template_indices(fmt)
+    budget = self._budget() if fmt.fewshot else None
     for index, example in enumerate(self.source.examples(split)):
       key = self._key(example, split, index)
-      t = tpl.stable_hash(self.seed, self.name, key) % len(self.templates)
+      if (fmt.fewshot and self.demonstrations_key and self.fewshot_templates
+          and example.get(self.demonstrations_key)):
+        r = self._render_demonstrations(example, fmt, key, split, index, budget)
+        if r is not None:
+          yield r
+        continue
+      t = indices[tpl.stable_hash(self.seed, self.name, key) % len(indices)]
       template = self.templates[t]
-      inputs, targets = self._render_one(template, example, fmt, f"{split} example {index}")
-      chosen = self._exemplars(template, fmt, key, split, index, inputs) if fmt.fewshot else []
-      prompt = tpl.fewshot_prompt([(x, y) for _, x, y in chosen], inputs)
-      while chosen and not self._fits(prompt):
-        chosen.pop()
-        prompt = tpl.fewshot_prompt([(x, y) for _, x, y in chosen], inputs)
-      yield RenderedExample(prompt, targets, index, t, tuple(j for j, _, _ in chosen))
+      style = self._style(key)
+      where = f"{split} example {index}"
+      inputs, targets = self._render_one(template, example, fmt, where, style)
+      options = self._options(example, where)
+      shown = fmt.options and bool(options) and not template.inverted
+      plain = _plain_target(template, example)
+      if shown and style.labels and len(options) > len(style.labels):
+        style = dataclasses.replace(style, name="dash", item="-", labels=())
+      info = dict(option_style=style.name if shown else "",
+                  label_target=bool(shown and style.labelled and
+                                    sum(o.strip() == plain.strip() for o in options) == 1),
+                  rationale=bool(fmt.cot or tpl.RATIONALE_FIELD in template.fields))
+      if not fmt.fewshot:
+        yield RenderedExample(inputs, targets, index, t, (), **info)
+        continue
+      mode, want, pattern = self._fewshot_plan(key)
+      if inputs.rstrip().endswith(":"):  # the template has its own answer prefix
+        pattern = tpl.FewShotPattern("", "", pattern.x_y, pattern.separator)
+      chosen = self._exemplars(template, fmt, key, split, index, inputs, want, style)
+      kept = self._fitting(chosen, inputs, pattern, budget)
+      if not kept:
+        continue  # nothing fits next to the query (or no exemplar): not a few-shot example
+      prompt = tpl.fewshot_prompt([(x, y) for _, x, y in kept], inputs, pattern)
+      yield RenderedExample(prompt, targets, index, t, tuple(j for j, _, _ in kept),
+                            fewshot_mode=mode, **info)
+
+  def _render_demonstrations(self, example, fmt, key, split, index, budget):
+    """NIv2's few-shot form: the definition with the task's positive examples (and their
+    explanations), as many as fit, then the query; None when none fits."""
+    t = tpl.stable_hash(self.seed, self.name, key) % len(self.fewshot_templates)
+    template = self.fewshot_templates[t]
+    demos = list(example.get(self.demonstrations_key) or ())
+    where = f"{split} example {index}"
+    for k in range(len(demos), 0, -1):
+      text = "\n\n".join(format_demonstration(i, d) for i, d in enumerate(demos[:k]))
+      inputs, targets = self._render_one(template, {**example, "demonstrations": text},
+                                         fmt, where)
+      if self._fits(inputs, budget):
+        return RenderedExample(inputs, targets, index, len(self.templates) + t,
+                               tuple(range(k)), fewshot_mode="demonstrations")
+    return None
+
+
+def _plain_target(template, example) -> str:
+  """The target as the template writes it (before an options label replaces it)."""
+  if tpl.is_prerendered(example):
+    template = tpl.PRERENDERED
+  try:
+    return template.targets.format_map({**example, tpl.OPTIONS_FIELD: ""})
+  except (KeyError, IndexError, ValueError):
+    return ""
 
 
 # Examples rendered per python call amortize the tf.data <-> python hop; the first chunks
@@ -232,10 +401,15 @@ class RenderedSource(seqio.DataSource):
     return _rendered_dataset(lambda: renderer.render(split, fmt), shard_info)
 
 
-def _applicable_formats(has_rationales: bool, has_train: bool) -> list[str]:
-  """"opt" variants exist for every task (consistent names); without options they render
-  the same as "noopt". Few-shot needs a train split to draw exemplars from."""
-  names = ["zsopt", "zsnoopt"] + (["fsopt", "fsnoopt"] if has_train else [])
+def _applicable_formats(has_rationales: bool, has_train: bool,
+                        opt_without_options: bool = True) -> list[str]:
+  """Few-shot needs a train split to draw exemplars from. A task without options has
+  "opt" variants only when it has two or more templates: they then use other templates
+  than the "noopt" ones (see `_Renderer.template_indices`), never the same prompts."""
+  opt = ["zsopt"] if opt_without_options else []
+  names = opt + ["zsnoopt"]
+  if has_train:
+    names += (["fsopt"] if opt_without_options else []) + ["fsnoopt"]
   if has_rationales:
     names += ["zscot"] + (["fscot"] if has_train else [])
   return names
@@ -262,6 +436,12 @@ def register_flan_task(
     id_key: str | None = None,
     num_fewshot: int = 3,
     max_input_tokens: int | None = None,
+    varied_options: bool = False,
+    fewshot_patterns: Sequence[tpl.FewShotPattern] = (tpl.PLAIN,),
+    xshot: bool = False,
+    demonstrations_key: str | None = None,
+    fewshot_templates: Sequence[tpl.Template] = (),
+    num_opt_templates: int | None = None,
     fewshot_pool_size: int = 1000,
     seed: int = 0,
     vocabulary: seqio.Vocabulary | None = None,
@@ -286,8 +466,23 @@ def register_flan_task(
     rationale_key: example field with a step-by-step rationale; enables the CoT formats.
     id_key: example field with a stable id used for the template/exemplar choice
       (default: the example's split and position).
-    num_fewshot: exemplars per few-shot prompt, before cutting to `max_input_tokens`.
-    max_input_tokens: drop exemplars until the prompt plus EOS fits (None: keep all).
+    num_fewshot: exemplars per few-shot prompt (the fixed-count format).
+    max_input_tokens: exemplars are added only while the prompt plus EOS fits; an
+      example with none is left out of the few-shot variants (None: the budget set by
+      `configure_fewshot_budget`, FLAN's 1,920 of a 2,048-token input by default).
+    varied_options: draw the options block's header and item style per example (per
+      prompt in few-shot), with label targets for labelled styles; False: the fixed
+      "OPTIONS:" list with option texts as targets (what evaluation tasks want).
+    fewshot_patterns: prefix/separator patterns of the few-shot prompts, one drawn per
+      example.
+    xshot: mix in FLAN's "x-shot" format: half the few-shot examples take 1-10
+      exemplars instead of `num_fewshot`.
+    demonstrations_key, fewshot_templates: few-shot from the example's own list of
+      demonstrations (dicts of input, output, explanation; NIv2's positive examples)
+      rendered into `{demonstrations}` of `fewshot_templates`, instead of exemplars.
+    num_opt_templates: the first this many `templates` serve the "opt" formats and the
+      rest the "noopt" ones (FLAN's two template sets); None: all serve both (without
+      options, even / odd positions).
     fewshot_pool_size: how many leading train examples exemplars are drawn from.
     seed: seed of the template and exemplar choice.
     vocabulary: of both features; default `vocab.default_vocabulary()`.
@@ -308,7 +503,8 @@ def register_flan_task(
     raise ValueError(f"task {name!r}: source {example_source!r} has no split(s) {missing}; "
                      f"pass splits= from {list(example_source.splits)}")
   has_train = "train" in example_source.splits
-  applicable = _applicable_formats(rationale_key is not None, has_train)
+  applicable = _applicable_formats(rationale_key is not None, has_train,
+                                   options_key is not None or len(templates) >= 2)
   formats = list(applicable if formats is None else formats)
   bad = [f for f in formats if f not in applicable]
   if bad:
@@ -319,7 +515,10 @@ def register_flan_task(
   renderer = _Renderer(
       name, example_source, templates, options_key=options_key, rationale_key=rationale_key,
       id_key=id_key, num_fewshot=num_fewshot, fewshot_pool_size=fewshot_pool_size,
-      max_input_tokens=max_input_tokens, seed=seed, vocabulary=vocabulary)
+      max_input_tokens=max_input_tokens, seed=seed, vocabulary=vocabulary,
+      varied_options=varied_options, fewshot_patterns=fewshot_patterns, xshot=xshot,
+      demonstrations_key=demonstrations_key, fewshot_templates=fewshot_templates,
+      num_opt_templates=num_opt_templates)
   output_features = {
       "inputs": seqio.Feature(vocabulary, add_eos=True),
       "targets": seqio.Feature(vocabulary, add_eos=True),
@@ -465,6 +664,26 @@ class SampledMixtureSource(seqio.DataSource):
     return out
 
   def _stream(self, members, split: str, seed: int) -> Iterator[RenderedExample]:
+    for _, example in self._tagged_stream(members, split, seed):
+      yield example
+
+  def sample(self, n: int, *, split: str = "train",
+             seed: int = 0) -> list[tuple[str, RenderedExample]]:
+    """The first `n` (variant name, example) of the stream this mixture trains on (shard
+    0 of the given seed), in python: what `flan-jax data stats` measures."""
+    members = self.members(split)
+    stream = self._tagged_stream(members, split, tpl.stable_hash(self._name, split, seed, 0))
+    return [(members[i][0], ex) for i, ex in itertools.islice(stream, n)]
+
+  def groups(self) -> dict[str, str]:
+    """Variant -> the name of the top-level member (sub-mixture or variant) it is in."""
+    out = {}
+    for name, _ in self._tasks:
+      for m in (_SAMPLED[name].member_names() if name in _SAMPLED else [name]):
+        out[m] = name
+    return out
+
+  def _tagged_stream(self, members, split: str, seed: int):
     endless = split == "train"
     rng = np.random.default_rng(seed)
     p = np.array([r for _, r in members])
@@ -491,7 +710,7 @@ class SampledMixtureSource(seqio.DataSource):
           if live:
             p /= p.sum()
           break
-        yield example
+        yield int(i), example
 
   def get_dataset(self, split: str = "train", shuffle: bool = True, seed=None,
                   shard_info=None, *, sequence_length=None, use_cached=False, num_epochs=1):
@@ -551,6 +770,16 @@ def _sampled(name: str) -> SampledMixtureSource:
 def sampled_mixture_members(name: str, split: str = "train") -> list[tuple[str, float]]:
   """The (variant, rate) pairs a sampled mixture draws from (reads example counts)."""
   return _sampled(name).members(split)
+
+
+def sampled_mixture_names() -> list[str]:
+  """Names of the registered sampled mixtures."""
+  return sorted(n for n in _SAMPLED if n in seqio.TaskRegistry.names())
+
+
+def sampled_mixture(name: str) -> SampledMixtureSource:
+  """The source of a registered sampled mixture (see `SampledMixtureSource.sample`)."""
+  return _sampled(name)
 
 
 def sampled_mixture_tasks(name: str, split: str | None = None) -> list[str]:

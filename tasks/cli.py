@@ -61,6 +61,11 @@ def show(name: str, fmt: str, split: str, data_dir=None) -> str:
   module = {"muffin": "muffin", "t0sf": "t0sf", "niv2": "niv2", "cot": "cot"}[entry.collection]
   __import__(f"flan_jax.tasks.collections.{module}")
   variant = f"{name}_{fmt}"
+  registered = api.get_task_info(name).task_names
+  if variant not in registered:  # e.g. CoT tasks have only CoT formats
+    about += f"# no {fmt} variant; its formats: {', '.join(registered)}\n"
+    variant = registered[0]
+    fmt = variant.rsplit("_", 1)[1]
   try:
     r = api.render_examples(variant, split, limit=1)[0]
     return (f"{about}[{variant} {split} #{r.index}, template {r.template_index}]\n"

@@ -45,6 +45,7 @@ import re
 from collections.abc import Sequence
 
 from flan_jax.tasks import api
+from flan_jax.tasks import templates
 from flan_jax.tasks.collections import catalogue
 from flan_jax.tasks.collections import readers
 
@@ -154,6 +155,13 @@ def _mmlu_question(r: list[str]) -> str:
   return f"{r[0].strip()}\n{_lettered([o.strip() for o in r[1:5]])}"
 
 
+def _mmlu_question_inline(r: list[str]) -> str:
+  """The question with its options on one line, "(A) x (B) y ...", as the exemplars of
+  the MMLU CoT prompts (mmlu-cot.json) write them."""
+  return f"{r[0].strip()}\n" + " ".join(f"({LETTERS[i]}) {o.strip()}"
+                                       for i, o in enumerate(r[1:5]))
+
+
 def mmlu_rows(subject: str, cot: bool, data_dir=None, num_shots: int = 5) -> list[Row]:
   root = _root(data_dir, "mmlu")
   task = f"mmlu_{subject}_{num_shots}shot_{'cot' if cot else 'direct'}"
@@ -173,7 +181,7 @@ def mmlu_rows(subject: str, cot: bool, data_dir=None, num_shots: int = 5) -> lis
   for r in test:
     options = [o.strip() for o in r[1:5]]
     if cot:
-      inputs = f"{head}Q: {_mmlu_question(r)}\nA: {COT_TRIGGER}"
+      inputs = templates.add_cot_trigger(f"{head}Q: {_mmlu_question_inline(r)}\nA:")
     else:
       inputs = f"{head}{_mmlu_question(r)}\nAnswer:"
     out.append(_row(inputs, f"({r[5].strip()})", options))
@@ -219,19 +227,27 @@ def parse_cot_prompt(text: str) -> tuple[str, list[tuple[str, str, str]]]:
     q, _, a = b[3:].partition("\nA: ")
     a = a.strip()
     if a.startswith(COT_TRIGGER):
-      a = a[len(COT_TRIGGER):].strip()
+      a = a[len(COT_TRIGGER):].lstrip()
+    # The rationale keeps the release's layout: its line breaks, and the space or line
+    # break before "So the answer is".
     rationale, _, answer = a.rpartition("So the answer is ")
-    shots.append((q.strip(), rationale.strip(), answer.strip().rstrip(".")))
+    shots.append((q.strip(), rationale, answer.strip().rstrip(".")))
   return description, shots
 
 
 def _bbh_prompt(description: str, shots, query: str, cot: bool) -> str:
+  """A BBH prompt laid out as the release's cot-prompts files: each CoT exemplar answers
+  "A: Let's think step by step." then, on the next line, its rationale."""
   parts = [description] if description else []
   for q, rationale, answer in shots:
-    a = f"{COT_TRIGGER} {rationale} So the answer is {answer}." if cot else answer
+    if cot:
+      sep = "" if not rationale or rationale[-1].isspace() else " "
+      a = f"{COT_TRIGGER}\n{rationale}{sep}So the answer is {answer}."
+    else:
+      a = answer
     parts.append(f"Q: {q}\nA: {a}")
-  trigger = f" {COT_TRIGGER}" if cot else ""
-  parts.append(f"Q: {query}\nA:{trigger}")
+  query = f"Q: {query}\nA:"
+  parts.append(templates.add_cot_trigger(query) if cot else query)
   return "\n\n".join(parts)
 
 
@@ -351,7 +367,7 @@ def bbh_offline_rows(task: str, mode: str, bigbench_dir=None, data_dir=None) -> 
     if mode == "direct":
       inputs = _bbh_prompt("", [(sq, "", st) for sq, st, _ in shots], q, cot=False)
     else:
-      inputs = f"Q: {q}\nA: {COT_TRIGGER}"
+      inputs = templates.add_cot_trigger(f"Q: {q}\nA:")
     rows.append(_row(inputs, target, options))
   return rows
 

@@ -8,7 +8,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-_COT_ANSWER = re.compile(r"So the answer is\s*(.*?)\s*\.?\s*$", re.DOTALL)
+# The CoT answer phrasings of the Flan 2022 CoT templates (collections/families.py).
+_COT_ANSWER = re.compile(r"(?:So the answer is|the (?:final )?answer is|The answer:)\s*"
+                         r"((?:(?!the (?:final )?answer is|The answer:).)*?)\s*\.?\s*$",
+                         re.DOTALL | re.IGNORECASE)
 
 
 def _text(value) -> str:

@@ -1,18 +1,25 @@
-"""Registers the Flan 2022 mixtures of the paper (importing this module registers them).
+"""Registers the Flan 2022 mixtures (importing this module registers them).
 
-  flan2022_submix        the four submixtures below, mixed 46 : 27.9 : 24.2 : 1.8
-                         (Muffin : T0-SF : NIv2 : CoT, the Flan Collection's published rates)
-  flan2022_muffin        every format variant of the 80 Muffin tasks,  cap 30,000 per task
-  flan2022_t0sf          ... the 193 T0-SF tasks,                      cap 20,000
-  flan2022_niv2          ... the NIv2 tasks,                           cap  5,000
-  flan2022_cot           ... the 9 CoT tasks,                          cap 100,000
-  (caps as in the FLAN repository's flan/v2/mixtures.py)
+  flan2022_submix   FLAN's released mixture (flan/v2/run_example.py of the FLAN
+                    repository): flan2021 0.4 / t0 0.32 / niv2 0.2 / cot 0.05 / dialog 0.03
+  flan2022_flan2021 the 77 Muffin tasks other than dialog,  cap 30,000 per task
+  flan2022_t0sf     the 193 T0-SF tasks,                     cap 20,000
+  flan2022_niv2     the NIv2 tasks,                          cap  5,000
+  flan2022_cot      the 9 CoT tasks (rationales in every example) : their input
+                    inversions = 1 : 0.3, cap 100,000
+  flan2022_dialog   the 3 dialog tasks of Muffin,            cap 200,000
+  flan2022_muffin   all 80 Muffin tasks (dialog included, as the paper counts them),
+                    cap 30,000: the scaling ablations' Muffin
+  (caps and the CoT : CoT-II rate as in the FLAN repository's flan/v2/mixtures.py; the
+  5,000 cap of NIv2 applies per task here, as it does there per NIv2 task.)
 
-Within a submixture, tasks mix examples-proportionally: rate = min(train examples, cap).
-Each of these is registered as one seqio Task over `api.SampledMixtureSource` (members
-drawn in python by rate), not as a seqio Mixture of thousands of pipelines, so the full
-mixture yields its first examples in seconds; select it the same way
-(MIXTURE_OR_TASK_NAME), and `api.sampled_mixture_members(name)` lists what it draws from.
+Within a submixture, tasks (each of their format variants) mix examples-proportionally:
+rate = min(train examples, cap); FLAN mixes zero-/few-shot and with/without options in
+equal parts, which the variants' equal caps give. Each mixture is one seqio Task over
+`api.SampledMixtureSource` (members drawn in python by rate), not a seqio Mixture of
+thousands of pipelines, so the full mixture yields its first examples in seconds; select
+it the same way (MIXTURE_OR_TASK_NAME); `api.sampled_mixture_members(name)` lists what
+it draws from.
 
 Scaling ablations by number of tasks (nested as in the paper):
   flan_scaling_9_tasks      CoT
@@ -21,7 +28,9 @@ Scaling ablations by number of tasks (nested as in the paper):
   flan_scaling_682_tasks    + the first 400 NIv2 tasks (by task id)
   flan_scaling_1836_tasks   + all of NIv2
 and the same without CoT: `flan_scaling_{89,282,682,1836}_tasks_no_cot`. The names keep
-the paper's task counts; `TASK_COUNTS` holds how many tasks each one really has here.
+the paper's task counts; `TASK_COUNTS` holds how many tasks each one really has here
+(dialog counted inside Muffin's 80, as the paper does). These mix the collections at
+FLAN's released rates, Muffin taking flan2021's and dialog's together.
 
 Nothing reads data at registration; rates (numbers of examples) and examples are read
 when a dataset is built, and a task without data then fails naming itself and the data
@@ -37,12 +46,17 @@ from flan_jax.tasks.collections import muffin
 from flan_jax.tasks.collections import niv2
 from flan_jax.tasks.collections import t0sf
 
-RATES = {"muffin": 46.0, "t0sf": 27.9, "niv2": 24.2, "cot": 1.8}
-CAPS = {"muffin": 30_000, "t0sf": 20_000, "niv2": 5_000, "cot": 100_000}
+# FLAN's released mixing rates (flan/v2/run_example.py) and caps (flan/v2/mixtures.py).
+RATES = {"flan2021": 0.4, "t0sf": 0.32, "niv2": 0.2, "cot": 0.05, "dialog": 0.03}
+CAPS = {"flan2021": 30_000, "t0sf": 20_000, "niv2": 5_000, "cot": 100_000,
+        "dialog": 200_000, "muffin": 30_000}
+COT_INVERSION_RATE = 0.3   # CoT-II : CoT = 0.3 : 1 inside the CoT submixture
 NIV2_TASKS_AT_682 = 400
 SCALING = {9: ("cot",), 89: ("cot", "muffin"), 282: ("cot", "muffin", "t0sf"),
            682: ("cot", "muffin", "t0sf", "niv2_400"),
            1836: ("cot", "muffin", "t0sf", "niv2")}
+SCALING_RATES = {"cot": RATES["cot"], "muffin": RATES["flan2021"] + RATES["dialog"],
+                 "t0sf": RATES["t0sf"], "niv2": RATES["niv2"], "niv2_400": RATES["niv2"]}
 
 VARIANTS = {"muffin": muffin.TASKS, "t0sf": t0sf.TASKS, "niv2": niv2.TASKS, "cot": cot.TASKS}
 TASK_COUNTS: dict[str, int] = {}
@@ -57,19 +71,39 @@ def _variants_of(families: list[str]) -> list[str]:
   return [n for f in families for n in api.get_task_info(f).task_names]
 
 
+def _muffin_split() -> tuple[list[str], list[str]]:
+  """Muffin's families without and with the dialog ones (FLAN mixes dialog apart)."""
+  dialog = {e.name for e in catalogue.entries("muffin") if e.family == "dialog"}
+  families = _families("muffin")
+  return [f for f in families if f not in dialog], [f for f in families if f in dialog]
+
+
 def _register_submixtures() -> dict[str, int]:
-  """name of each collection's submixture -> number of tasks in it."""
+  """name of each submixture -> number of tasks in it."""
   sizes = {}
-  for collection in RATES:
-    families = _families(collection)
+  flan2021, dialog = _muffin_split()
+  groups = {"flan2021": flan2021, "dialog": dialog, "muffin": _families("muffin"),
+            "t0sf": _families("t0sf"), "niv2": _families("niv2"), "cot": _families("cot")}
+  for part, families in groups.items():
     if not families:
-      MISSING[f"flan2022_{collection}"] = (
-          f"no {collection} tasks are registered: no NIv2 task listing was found (bundled "
+      MISSING[f"flan2022_{part}"] = (
+          f"no {part} tasks are registered: no NIv2 task listing was found (bundled "
           f"list, or under {catalogue.data_dir()}); run `flan-jax data prepare niv2`")
       continue
-    api.register_sampled_mixture(f"flan2022_{collection}", _variants_of(families),
-                                 cap=CAPS[collection])
-    sizes[collection] = len(families)
+    if part == "cot":
+      api.register_sampled_mixture("flan2022_cot_main", _variants_of(families),
+                                   cap=CAPS["cot"])
+      members = [("flan2022_cot_main", 1.0)]
+      inversions = _families("cot_inversion")
+      if inversions:
+        api.register_sampled_mixture("flan2022_cot_inversion", _variants_of(inversions),
+                                     cap=CAPS["cot"])
+        members.append(("flan2022_cot_inversion", COT_INVERSION_RATE))
+      api.register_sampled_mixture("flan2022_cot", members)
+    else:
+      api.register_sampled_mixture(f"flan2022_{part}", _variants_of(families),
+                                   cap=CAPS[part])
+    sizes[part] = len(families)
   niv2_families = _families("niv2")[:NIV2_TASKS_AT_682]
   if len(niv2_families) == NIV2_TASKS_AT_682:
     api.register_sampled_mixture("flan2022_niv2_400", _variants_of(niv2_families),
@@ -78,15 +112,14 @@ def _register_submixtures() -> dict[str, int]:
   return sizes
 
 
-def _register_mix(name: str, parts, sizes) -> None:
-  absent = [p for p in parts if p not in sizes]
+def _register_mix(name: str, rates: dict[str, float], sizes, counted=None) -> None:
+  absent = [p for p in rates if p not in sizes]
   if absent:
     MISSING[name] = f"needs submixture(s) {absent}: " + "; ".join(
         MISSING.get(f"flan2022_{p}", f"flan2022_{p} is not registered") for p in absent)
     return
-  api.register_sampled_mixture(name, [(f"flan2022_{p}", RATES[p.split("_")[0]])
-                                      for p in parts])
-  TASK_COUNTS[name] = sum(sizes[p] for p in parts)
+  api.register_sampled_mixture(name, [(f"flan2022_{p}", r) for p, r in rates.items()])
+  TASK_COUNTS[name] = sum(sizes[p] for p in (counted or rates))
 
 
 def register_all() -> None:
@@ -95,14 +128,15 @@ def register_all() -> None:
   MISSING.clear()
   TASK_COUNTS.clear()
   sizes = _register_submixtures()
-  for collection in RATES:
-    if collection in sizes:
-      TASK_COUNTS[f"flan2022_{collection}"] = sizes[collection]
-  _register_mix("flan2022_submix", list(RATES), sizes)
+  for part in ("muffin", "flan2021", "dialog", "t0sf", "niv2", "cot"):
+    if part in sizes:
+      TASK_COUNTS[f"flan2022_{part}"] = sizes[part]
+  _register_mix("flan2022_submix", RATES, sizes)
   for n, parts in SCALING.items():
-    _register_mix(f"flan_scaling_{n}_tasks", parts, sizes)
+    _register_mix(f"flan_scaling_{n}_tasks", {p: SCALING_RATES[p] for p in parts}, sizes)
     if n != 9:
-      _register_mix(f"flan_scaling_{n}_tasks_no_cot", [p for p in parts if p != "cot"], sizes)
+      _register_mix(f"flan_scaling_{n}_tasks_no_cot",
+                    {p: SCALING_RATES[p] for p in parts if p != "cot"}, sizes)
 
 
 register_all()

@@ -658,7 +658,16 @@ def main(argv=None) -> int:
   prep.add_argument("collection", choices=list(CHOICES) + ["all"])
   prep.add_argument("--data_dir", default=None)
   prep.add_argument("--timeout", type=float, default=600, help="seconds per download")
+  stats = sub.add_parser("stats", help="shares, formats and lengths of a mixture's examples")
+  stats.add_argument("mixture")
+  stats.add_argument("--n", type=int, default=20_000, help="examples to render")
+  stats.add_argument("--seed", type=int, default=0)
+  stats.add_argument("--inputs_length", type=int, default=2048)
+  stats.add_argument("--data_dir", default=None)
   args = p.parse_args(argv)
+  if args.command == "stats":
+    from flan_jax.tasks import stats as stats_lib  # pylint: disable=g-import-not-at-top
+    return stats_lib.run(args)
   failures = prepare(args.collection, args.data_dir, timeout=args.timeout)
   for f in failures:
     print(f"could not get: {f}")

@@ -8,7 +8,20 @@ A `Template` is a pair of patterns with `{field}` placeholders filled from one e
   fs*      "{ex1 inputs}\n{ex1 targets}\n\n...\n\n{inputs}"  -> "{targets}"
   zscot    "{inputs}\nLet's think step by step."             -> "{rationale} So the answer is {targets}."
   fscot    CoT exemplars joined the same way as fs*.
-The CoT formats show the options block too when the task has options.
+The CoT formats show the options block too when the task has options. The CoT trigger
+follows a prompt ending in ":" (e.g. "A:") after a space, else on a new line
+(`add_cot_trigger`, shared with the evaluation suites so train and eval prompts agree).
+
+FLAN's surface variety (flan/v2 of google-research/FLAN; the kinds and rules carry over,
+the strings here are ours):
+  * `OptionStyle`: the options block drawn per example from `OPTION_HEADERS` (one is no
+    header) x `OPTION_ITEMS` (bullets, letters, numerals, roman numerals, parenthesised)
+    x item endings; with a label style the target becomes the label ("(B)"), as FLAN's
+    `format_options_non_deterministic` does. `FIXED_OPTIONS` is the plain block above.
+  * `FewShotPattern`: input/answer prefixes and separators of a few-shot prompt; the
+    query ends with the answer prefix.
+  * Inverted templates (`Template(..., inverted=True)`) never show options: their target
+    is not one of them.
 
 Pure python string work, no seqio or tensorflow: `api.py` runs it inside the data source.
 """
@@ -72,11 +85,14 @@ class Template:
   cot_trigger: the sentence appended to the prompt in the CoT formats.
   cot_targets: the CoT answer; `{rationale}` is the example's rationale and `{target}`
     the rendered `targets` pattern.
+  inverted: an input inversion (the target is an input field, not the answer): rendered
+    without the options block in every format.
   """
   inputs: str
   targets: str
   cot_trigger: str = COT_TRIGGER
   cot_targets: str = COT_TARGETS
+  inverted: bool = False   # an input inversion: given the answer, write the input
 
   def __post_init__(self):
     for pattern in (self.inputs, self.targets, self.cot_trigger):
@@ -103,9 +119,96 @@ def _fill(pattern: str, fields: Mapping[str, object]) -> str:
     raise TemplateError(f"cannot fill template {pattern!r}: {e}") from None
 
 
-def render_options(options: Sequence[str]) -> str:
+@dataclasses.dataclass(frozen=True)
+class OptionStyle:
+  """How an options block looks: a header (may be empty), an item marker per position
+  (`{}` takes the label; bullets have none), a string after each item, and whether items
+  go one per line or on one line."""
+  name: str
+  header: str
+  item: str                 # e.g. "({})" with labels, "-" for a bullet
+  labels: tuple[str, ...]   # per position; () for bullets
+  end: str = ""
+  newline: bool = True
+
+  @property
+  def labelled(self) -> bool:
+    return bool(self.labels)
+
+  def label(self, i: int) -> str:
+    return self.item.format(self.labels[i]) if self.labels else self.item
+
+  def block(self, options: Sequence[str]) -> str:
+    if self.labels and len(options) > len(self.labels):
+      raise TemplateError(f"option style {self.name!r} labels at most {len(self.labels)} "
+                          f"options, got {len(options)}")
+    sep = "\n" if self.newline else " "
+    items = [f"{self.label(i)} {o}{self.end}" for i, o in enumerate(options)]
+    body = sep.join(items)
+    if self.header:
+      return f"\n\n{self.header}{sep}{body}"
+    return "\n\n" + body
+
+
+_LETTERS = tuple(string.ascii_uppercase)
+_ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XI", "XII", "XIII",
+          "XIV", "XV", "XVI", "XVII", "XVIII", "XIX", "XX", "XXI", "XXII", "XXIII", "XXIV",
+          "XXV", "XXVI")
+_NUMERALS = tuple(str(i) for i in range(1, 27))
+# Item markers: (style name, marker, labels). Bullets carry no label; the others do, and a
+# labelled style makes the target the label.
+OPTION_ITEMS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("dash", "-", ()), ("star", "*", ()), ("plus", "+", ()), ("double-dash", "--", ()),
+    ("bracket-dash", "[-]", ()),
+    ("A.", "{}.", _LETTERS), ("(A)", "({})", _LETTERS), ("A)", "{})", _LETTERS),
+    ("[A]", "[{}]", _LETTERS), ("a.", "{}.", tuple(c.lower() for c in _LETTERS)),
+    ("(a)", "({})", tuple(c.lower() for c in _LETTERS)),
+    ("1.", "{}.", _NUMERALS), ("(1)", "({})", _NUMERALS), ("1)", "{})", _NUMERALS),
+    ("[1]", "[{}]", _NUMERALS),
+    ("I.", "{}.", _ROMAN), ("(i)", "({})", tuple(r.lower() for r in _ROMAN)),
+    ("i.", "{}.", tuple(r.lower() for r in _ROMAN)),
+)
+# Headers of the options block, ours; "" shows the items with no header.
+OPTION_HEADERS = (
+    "", "OPTIONS:", "Options:", "Choices:", "Possible answers:", "Pick one:",
+    "Select one:", "Answer choices:", "Choose one of the following:", "Candidates:",
+    "Your options are:", "Available answers:", "Possible choices:", "Select the answer:",
+    "Pick the right one:", "The choices:",
+)
+OPTION_ITEM_ENDS = ("", ";", ".")
+
+FIXED_OPTIONS = OptionStyle("fixed", OPTIONS_HEADER, "-", ())
+
+
+def option_style(*key: object) -> OptionStyle:
+  """The options style of one example (or one few-shot prompt), drawn from `key`:
+  header, item marker, item ending and layout, each by its own hash."""
+  name, item, labels = OPTION_ITEMS[stable_hash(*key, "item") % len(OPTION_ITEMS)]
+  header = OPTION_HEADERS[stable_hash(*key, "header") % len(OPTION_HEADERS)]
+  end = OPTION_ITEM_ENDS[stable_hash(*key, "end") % len(OPTION_ITEM_ENDS)]
+  newline = stable_hash(*key, "layout") % 4 != 0   # one in four on a single line
+  return OptionStyle(name, header, item, labels, end, newline)
+
+
+def render_options(options: Sequence[str], style: OptionStyle = FIXED_OPTIONS) -> str:
   """The options block of the "opt" formats, with its leading blank line."""
-  return "\n\n" + OPTIONS_HEADER + "".join(f"\n- {o}" for o in options)
+  return style.block(options)
+
+
+def _as_label(style: OptionStyle, options: Sequence[str], targets: str) -> str:
+  """The label of the option that `targets` is, when `style` labels its items and the
+  target is exactly one option; else `targets` unchanged."""
+  if not style.labelled:
+    return targets
+  hits = [i for i, o in enumerate(options) if o.strip() == targets.strip()]
+  return style.label(hits[0]) if len(hits) == 1 else targets
+
+
+def add_cot_trigger(inputs: str, trigger: str = COT_TRIGGER) -> str:
+  """The prompt followed by the CoT trigger: after a space when the prompt ends with an
+  answer prefix such as "A:", else on its own line. Train and eval prompts use this."""
+  inputs = inputs.rstrip()
+  return f"{inputs} {trigger}" if inputs.endswith(":") else f"{inputs}{COT_SEPARATOR}{trigger}"
 
 
 PRERENDERED = Template("{inputs}", "{targets}")
@@ -118,28 +221,62 @@ def is_prerendered(example: Mapping[str, object]) -> bool:
 
 
 def render(template: Template, example: Mapping[str, object], fmt: Format, *,
-           options: Sequence[str] | None = None, rationale: str | None = None) -> tuple[str, str]:
-  """(inputs, targets) of one example in one format, without few-shot exemplars."""
+           options: Sequence[str] | None = None, rationale: str | None = None,
+           style: OptionStyle = FIXED_OPTIONS) -> tuple[str, str]:
+  """(inputs, targets) of one example in one format, without few-shot exemplars.
+
+  Options are shown in the "opt" and CoT formats (never by an inverted template), in
+  `style`; a labelled style turns a target equal to one option into that option's label.
+  """
   if is_prerendered(example):
     template = PRERENDERED
-  options_text = render_options(options) if (fmt.options and options) else ""
+  show = fmt.options and bool(options) and not template.inverted
+  if show and style.labels and len(options) > len(style.labels):
+    style = dataclasses.replace(style, name="dash", item="-", labels=())  # too many to label
+  options_text = render_options(options, style) if show else ""
   fields = {**example, OPTIONS_FIELD: options_text}
   inputs = _fill(template.inputs, fields)
   if options_text and OPTIONS_FIELD not in _placeholders(template.inputs):
     inputs += options_text
   targets = _fill(template.targets, fields)
+  if show:
+    targets = _as_label(style, options, targets)
   if fmt.cot:
     if not rationale:
       raise TemplateError(f"format {fmt.name!r} needs a rationale, but the example has none")
-    inputs = inputs + COT_SEPARATOR + template.cot_trigger
+    inputs = add_cot_trigger(inputs, template.cot_trigger)
     targets = _fill(template.cot_targets, {RATIONALE_FIELD: rationale, TARGET_FIELD: targets})
   return inputs, targets
 
 
-def fewshot_prompt(exemplars: Sequence[tuple[str, str]], inputs: str) -> str:
+@dataclasses.dataclass(frozen=True)
+class FewShotPattern:
+  """The surface of a few-shot prompt: each exemplar is
+  `inputs_prefix + inputs + x_y + targets_prefix + targets`, exemplars and the query are
+  joined by `separator`, and the query ends with `inputs_prefix + inputs + x_y +
+  targets_prefix` (trailing spaces stripped), so the prompt ends with the answer prefix."""
+  inputs_prefix: str = ""
+  targets_prefix: str = ""
+  x_y: str = EXEMPLAR_SEPARATOR
+  separator: str = FEWSHOT_SEPARATOR
+
+  def exemplar(self, x: str, y: str) -> str:
+    return f"{self.inputs_prefix}{x}{self.x_y}{self.targets_prefix}{y}"
+
+  def query(self, x: str) -> str:
+    if not (self.inputs_prefix or self.targets_prefix):
+      return x
+    return f"{self.inputs_prefix}{x}{self.x_y}{self.targets_prefix}".rstrip()
+
+
+PLAIN = FewShotPattern()
+
+
+def fewshot_prompt(exemplars: Sequence[tuple[str, str]], inputs: str,
+                   pattern: FewShotPattern = PLAIN) -> str:
   """The few-shot prompt: each exemplar's inputs and targets, then the query's inputs."""
-  blocks = [f"{x}{EXEMPLAR_SEPARATOR}{y}" for x, y in exemplars]
-  return FEWSHOT_SEPARATOR.join(blocks + [inputs])
+  blocks = [pattern.exemplar(x, y) for x, y in exemplars]
+  return pattern.separator.join(blocks + [pattern.query(inputs)])
 
 
 def stable_hash(*parts: object) -> int:

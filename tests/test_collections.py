@@ -6,6 +6,7 @@ import pathlib
 import pytest
 
 from flan_jax.tasks import api
+from flan_jax.tasks import vocab
 from flan_jax.tasks.collections import catalogue
 from flan_jax.tasks.collections import readers
 
@@ -107,7 +108,7 @@ def test_missing_data_fails_at_build_naming_task_and_dir(tmp_path):
   from flan_jax.tasks.collections import cot
   cot.register(data_dir=tmp_path)   # registering reads nothing
   with pytest.raises(FileNotFoundError, match=r"cot_qed.*no data at .*qed_train.tsv"):
-    api.render_examples("cot_qed_zsopt", "validation", limit=1)
+    api.render_examples("cot_qed_zscot", "validation", limit=1)
   cot.register()  # back to the default data dir
 
 
@@ -131,7 +132,11 @@ def test_niv2_task_json_source_and_registration(tmp_path):
     assert names[:4] == [f"niv2_{task_id}_{f}" for f in ("zsopt", "zsnoopt", "fsopt",
                                                          "fsnoopt")]
     val = api.render_examples(f"niv2_{task_id}_zsnoopt", "validation")
-    assert [r.targets for r in val] == ["odd"]                  # instance 9 of 12
+    assert [r.targets for r in val] == ["odd"]   # the last instance: a tenth of 12, at most 10
+    fs = api.render_examples(f"niv2_{task_id}_fsnoopt", "validation")[0]
+    assert fs.fewshot_mode == "demonstrations" and fs.exemplar_indices == (0,)
+    assert "Input: 4\nOutput: even\nWhy: ." in fs.inputs and "input: 11\n" in fs.inputs.lower()
+    assert fs.inputs.endswith(("Output:", "Solution:")) and fs.targets == "odd"
     assert "Say whether the number is even." in val[0].inputs
     with pytest.raises(FileNotFoundError, match="task002_quoref_answer_generation"):
       api.render_examples("niv2_task002_quoref_answer_generation_zsnoopt", "validation")
@@ -435,16 +440,22 @@ def test_prepare_t0sf_from_p3_rows(tmp_path, monkeypatch):
     (zs,) = api.render_examples(f"{name}_zsnoopt", "validation", limit=1)
     assert zs.inputs == "adversarial_qa_dbert_based_on prompt 10\nYes or no?"
     assert zs.targets == "no"
-    (opt,) = api.render_examples("t0sf_cos_e_v1.11_aligned_with_common_sense_zsopt",
-                                 "validation", limit=1)  # a multiple-choice family lists options
-    assert opt.inputs.endswith("OPTIONS:\n- yes\n- no")
+    (opt,) = api.render_examples("t0sf_sciq_Direct_Question_zsopt", "validation", limit=1)
+    assert opt.inputs.endswith("OPTIONS:\n- yes\n- no")  # FLAN appends this prompt's options
+    # This prompt lists its choices in its P3 text (FLAN's "t0_multiple_choice"): no second
+    # list, and no "opt" variant that would repeat the "noopt" prompt.
+    (own,) = api.render_examples("t0sf_cos_e_v1.11_description_question_option_text_zsnoopt",
+                                 "validation", limit=1)
+    assert "OPTIONS" not in own.inputs
+    assert "t0sf_cos_e_v1.11_description_question_option_text_zsopt" not in names
     fs = api.render_examples(f"{name}_fsnoopt", "validation", limit=1)[0]
-    assert len(fs.exemplar_indices) == 3 and fs.inputs.count("prompt") == 4
+    n = len(fs.exemplar_indices)  # 5 in FLAN's fixed-count format, 1-10 in its x-shot one
+    assert n == (5 if fs.fewshot_mode == "fixed" else n) and fs.inputs.count("prompt") == n + 1
     # No validation split in P3: every 10th train row is held out.
     held = (tmp_path / "t0sf" / "t0sf_app_reviews_categorize_rating_using_review" /
             "validation.jsonl").read_text().splitlines()
     assert len(held) == 1 and "prompt 9" in held[0]
-    assert f"{name}_fsopt" in names
+    assert f"{name}_fsnoopt" in names and f"{name}_fsopt" not in names  # free-form QA
   finally:
     t0sf.register()
 
@@ -461,6 +472,7 @@ def test_every_catalogued_task_renders_in_each_format(tmp_path):
   spec.loader.exec_module(bench)
   bench.write_fixtures(tmp_path, n_train=12, n_val=2)  # NIv2 holds out every 10th
   modules = (muffin, t0sf, niv2, cot)
+  vocabulary, budget = vocab.default_vocabulary(), api.fewshot_budget()
   try:
     names = [n for m in modules for n in m.register(data_dir=tmp_path)]
     families = {api.get_task_info(n).name for n in names}
@@ -469,9 +481,14 @@ def test_every_catalogued_task_renders_in_each_format(tmp_path):
       (r,) = api.render_examples(name, "validation", limit=1)
       assert r.inputs and r.targets, name
       if name.endswith(("_fsopt", "_fsnoopt", "_fscot")):
-        (zs,) = api.render_examples(name.replace("_fs", "_zs"), "validation", limit=1)
         assert r.exemplar_indices, name
-        assert r.inputs.endswith(zs.inputs) and r.inputs.count(zs.inputs) == 1, name
+        assert len(vocabulary.encode(r.inputs)) + 1 <= budget, name   # fits its budget
+        if r.fewshot_mode == "demonstrations":  # NIv2: definition + positive examples
+          continue
+        (zs,) = api.render_examples(name.replace("_fs", "_zs"), "validation", limit=1)
+        # The query comes last, followed at most by the pattern's answer prefix.
+        assert r.inputs.count(zs.inputs) == 1, name
+        assert len(r.inputs) - r.inputs.index(zs.inputs) - len(zs.inputs) < 40, name
   finally:
     for m in modules:
       m.register()

@@ -46,7 +46,8 @@ def test_submixtures_and_scaling_are_registered(mixtures):
     assert n in names, n
   assert mixtures.TASK_COUNTS["flan_scaling_282_tasks"] == 282
   assert mixtures.TASK_COUNTS["flan_scaling_282_tasks_no_cot"] == 273
-  assert mixtures.RATES == {"muffin": 46.0, "t0sf": 27.9, "niv2": 24.2, "cot": 1.8}
+  assert mixtures.TASK_COUNTS["flan2022_muffin"] == 80  # dialog counted in Muffin's 80
+  assert mixtures.TASK_COUNTS["flan2022_dialog"] == 3
   # Without an NIv2 listing the NIv2 mixtures are absent and say why.
   if "flan2022_niv2" not in names:
     assert "data prepare niv2" in mixtures.MISSING["flan2022_niv2"]

@@ -81,7 +81,10 @@ def test_options_only_in_opt_formats(register):
 def test_cot_format_renders_rationale_and_trigger(register):
   register("cot", options_key="options", rationale_key="rationale")
   r = api.render_examples(PREFIX + "cot_zscot", "validation", limit=1)[0]
-  assert r.inputs.endswith("\n" + templates.COT_TRIGGER)
+  # The template ends with "Answer:", so the trigger follows it on the same line, as the
+  # evaluation suites write "A: Let's think step by step.".
+  assert r.inputs.endswith("\nAnswer: " + templates.COT_TRIGGER)
+  assert templates.add_cot_trigger("Is 3 odd?") == "Is 3 odd?\n" + templates.COT_TRIGGER
   assert r.targets == "2 is more than 1. So the answer is 2."
   assert metrics.cot_answer(r.targets) == "2"
   task = seqio.get_mixture_or_task(PREFIX + "cot_zscot")
@@ -140,12 +143,12 @@ def test_max_input_tokens_drops_exemplars_until_the_prompt_fits(register):
 
 
 def test_rendering_is_deterministic_per_seed(register):
-  register("seed_a", seed=0)
+  register("seed_a", seed=0, options_key="options")
   first = api.render_examples(PREFIX + "seed_a_fsnoopt", "train")
-  register("seed_a", seed=0)  # re-registration is allowed and replaces the old one
+  register("seed_a", seed=0, options_key="options")  # re-registration replaces the old one
   again = api.render_examples(PREFIX + "seed_a_fsnoopt", "train")
   assert first == again
-  register("seed_a", seed=1)
+  register("seed_a", seed=1, options_key="options")
   other = api.render_examples(PREFIX + "seed_a_fsnoopt", "train")
   assert [r.template_index for r in first] != [r.template_index for r in other]
   assert len({r.template_index for r in first}) > 1, "every example got the same template"

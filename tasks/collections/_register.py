@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterable
 from flan_jax.tasks import api
 from flan_jax.tasks.collections import catalogue
 from flan_jax.tasks.collections import families
+from flan_jax.tasks.collections import muffin_templates
 
-_OPTION_FAMILIES = ("classify", "nli", "mcqa")
 
 
 def _tokens(text: str) -> list[str]:
@@ -29,19 +29,65 @@ def metric_fns(entry: catalogue.Entry) -> list:
   return [token_f1 if m == "token_f1" else m for m in entry.metrics]
 
 
+NUM_FEWSHOT = 5   # FLAN's fixed-count few-shot format ("five_shot"); x-shot takes 1-10
+INVERSION_SUFFIX = "_inversion"
+
+
+def _entry_kwargs(e: catalogue.Entry) -> dict:
+  """How one catalogue entry renders, as FLAN renders its collection: Flan 2021 draws its
+  options' look per example (label targets included); T0-SF shows the options only of the
+  P3 prompts that do not list their own, in the plain "OPTIONS:" list; CoT trains with
+  rationales only (its formats are the CoT ones) and its dataset's own templates; NIv2's
+  few-shot form is the definition with the task's positive examples."""
+  kw = dict(
+      options_key="options" if e.options else None,
+      varied_options=e.collection == "muffin",
+      fewshot_patterns=families.FEWSHOT_PATTERNS[e.family], xshot=True,
+      num_fewshot=NUM_FEWSHOT, id_key="id" if e.family == "niv2" else None)
+  if e.collection == "t0sf" and not e.options:
+    # P3 rows are prompts already: without options both formats would be the same text.
+    kw["formats"] = ("zsnoopt", "fsnoopt")
+  templates = families.TEMPLATES[e.family]
+  own = muffin_templates.DATASETS.get(e.dataset) if e.collection == "muffin" else None
+  if own:
+    templates = own["opt"] + own["noopt"]
+    kw["num_opt_templates"] = len(own["opt"])
+  if e.family == "cot":
+    templates = families.COT_TEMPLATES.get(e.dataset, templates)
+    kw.update(rationale_key="rationale", formats=("zscot", "fscot"))
+  if e.family == "niv2":
+    kw.update(demonstrations_key="positive_examples",
+              fewshot_templates=families.NIV2_FEWSHOT)
+  return dict(templates=templates, **kw)
+
+
 def register_entries(entries: Iterable[catalogue.Entry],
                      make_source: Callable[[catalogue.Entry], object], **kwargs) -> list[str]:
   """Registers every FLAN format variant of each entry; returns the seqio task names.
   No data is read: `make_source` must return a lazy source."""
   names = []
   for e in entries:
+    kw = _entry_kwargs(e)
+    templates = kw.pop("templates")
     names += api.register_flan_task(
-        e.name, make_source(e), families.TEMPLATES[e.family], metrics=metric_fns(e),
+        e.name, make_source(e), templates, metrics=metric_fns(e),
         collection=f"flan2022_{e.collection}", category=e.category, language=e.language,
-        dataset=e.dataset, splits=e.splits,
-        options_key="options" if e.family in _OPTION_FAMILIES else None,
-        rationale_key="rationale" if e.family == "cot" else None,
-        id_key="id" if e.family == "niv2" else None, **kwargs)
+        dataset=e.dataset, splits=e.splits, **{**kw, **kwargs})
+  return names
+
+
+def register_cot_inversions(entries: Iterable[catalogue.Entry],
+                            make_source: Callable[[catalogue.Entry], object]) -> list[str]:
+  """FLAN's CoT input inversions ("CoT-II"): write the question from the rationale and
+  answer. Catalogued as `flan2022_cot_inversion`, so the CoT task count stays nine."""
+  names = []
+  for e in entries:
+    names += api.register_flan_task(
+        e.name + INVERSION_SUFFIX, make_source(e), families.COT_INVERSION,
+        metrics=[token_f1],
+        collection="flan2022_cot_inversion", category=e.category, language=e.language,
+        dataset=e.dataset, splits=e.splits, xshot=True, num_fewshot=NUM_FEWSHOT,
+        fewshot_patterns=families.FEWSHOT_PATTERNS["cot"])
   return names
 
 

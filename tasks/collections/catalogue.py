@@ -53,6 +53,7 @@ class Entry:
   splits: tuple[str, ...] = ("train", "validation")
   metrics: tuple[str, ...] = ("exact_match",)
   tfds_name: str | None = None   # where `data prepare` can get it from TFDS
+  options: bool = False  # rows carry answer options to show in the "opt" formats
 
 
 # --- Muffin ----------------------------------------------------------------------------
@@ -171,6 +172,23 @@ wiki_qa|rcqa|Extractive QA|Decide_good_answer,Direct_Answer_to_Question,Generate
 wiqa|mcqa|Multiple-Choice QA|does_the_supposed_perturbation_have_an_effect,effect_with_label_answer,effect_with_string_answer,what_is_the_final_step_of_the_following_process,what_is_the_missing_first_step,what_might_be_the_first_step_of_the_process,what_might_be_the_last_step_of_the_process,which_of_the_following_is_the_supposed_perturbation
 """
 
+# The P3 prompts whose options FLAN appends (its T0 task type
+# "t0_multiple_choice_separated_options", flan/v2/constants_t0.py). Of the other T0-SF
+# prompts, 67 already list their choices in the P3 text ("t0_multiple_choice") and 27
+# are free-form QA ("t0_question_answer"): neither gets an options block.
+T0SF_SEPARATED_OPTIONS = frozenset(f"t0sf_{n}" for n in """
+amazon_polarity_Is_this_product_review_positive amazon_polarity_Is_this_review_negative
+amazon_polarity_User_recommend_this_product qasc_is_correct_1 qasc_is_correct_2
+qasc_qa_with_separated_facts_3 qasc_qa_with_separated_facts_5
+quail_context_description_question_text quail_context_question_description_text
+quail_description_context_question_text
+race_high_Read_the_article_and_answer_the_question_no_option_
+race_middle_Read_the_article_and_answer_the_question_no_option_ sciq_Direct_Question
+sciq_Direct_Question_Closed_Book_ social_i_qa_Check_if_a_random_answer_is_valid_or_not
+social_i_qa_Generate_answer social_i_qa_I_was_wondering wiki_qa_Is_This_True_
+wiki_qa_automatic_system""".split())
+OPTION_FAMILIES = ("classify", "nli", "mcqa")
+
 # --- CoT ---------------------------------------------------------------------------------
 # name | dataset | category  (the seven TSVs we know of are <dataset>_train.tsv)
 _COT = """
@@ -204,7 +222,8 @@ def muffin_entries() -> tuple[Entry, ...]:
             category=category, tfds_name=None if tfds == "-" else tfds,
             language=_pair_languages(tfds) if family == "translate" else "en",
             metrics=("token_f1",) if family in ("summarize", "translate", "generate",
-                                                    "dialog") else ("exact_match",))
+                                                    "dialog") else ("exact_match",),
+            options=family in OPTION_FAMILIES)
       for name, family, category, tfds in _rows(_MUFFIN))
 
 
@@ -212,7 +231,7 @@ def muffin_entries() -> tuple[Entry, ...]:
 def t0sf_entries() -> tuple[Entry, ...]:
   return tuple(
       Entry(name=f"t0sf_{dataset}_{prompt}", collection="t0sf", dataset=dataset, family=family,
-            category=category)
+            category=category, options=f"t0sf_{dataset}_{prompt}" in T0SF_SEPARATED_OPTIONS)
       for dataset, family, category, prompts in _rows(_T0SF) for prompt in prompts.split(","))
 
 

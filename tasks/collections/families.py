@@ -7,7 +7,12 @@ inversion does. `{options}` marks where the answer options go in the "opt" forma
 """
 from __future__ import annotations
 
+import functools
+
+from flan_jax.tasks.templates import FewShotPattern as P
 from flan_jax.tasks.templates import Template as T
+
+I = functools.partial(T, inverted=True)  # an input inversion: never shows options
 
 FIELDS = {
     "classify": ("text", "answer"),
@@ -33,8 +38,8 @@ TEMPLATES: dict[str, tuple[T, ...]] = {
         T("Assign one of the labels to the text below.{options}\n\n{text}", "{answer}"),
         T("Here is some text: \"{text}\" What kind of text is it?{options}", "{answer}"),
         T("Decide the class of this input.\nInput: {text}{options}", "{answer}"),
-        T("Write a short text that would be labelled \"{answer}\".", "{text}"),
-        T("Give an example of something labelled {answer}.", "{text}"),
+        I("Write a short text that would be labelled \"{answer}\".", "{text}"),
+        I("Give an example of something labelled {answer}.", "{text}"),
     ),
     "nli": (
         T("{premise}\n\nDoes it follow that \"{hypothesis}\"?{options}", "{answer}"),
@@ -48,9 +53,9 @@ TEMPLATES: dict[str, tuple[T, ...]] = {
           "{answer}"),
         T("Consider these two sentences.\nA: {premise}\nB: {hypothesis}\nVerdict:{options}",
           "{answer}"),
-        T("Write a sentence that, given \"{premise}\", gets the label \"{answer}\".",
+        I("Write a sentence that, given \"{premise}\", gets the label \"{answer}\".",
           "{hypothesis}"),
-        T("Here is a conclusion: \"{hypothesis}\" ({answer}). Write a premise for it.",
+        I("Here is a conclusion: \"{hypothesis}\" ({answer}). Write a premise for it.",
           "{premise}"),
     ),
     "rcqa": (
@@ -64,9 +69,9 @@ TEMPLATES: dict[str, tuple[T, ...]] = {
         T("Background: {context}\n\nQuestion: {question}\nShort answer:", "{answer}"),
         T("Answer the question from the given text only.\nText: {context}\nQuestion: "
           "{question}", "{answer}"),
-        T("{context}\n\nWrite a question about this text whose answer is \"{answer}\".",
+        I("{context}\n\nWrite a question about this text whose answer is \"{answer}\".",
           "{question}"),
-        T("Passage: {context}\nAnswer: {answer}\nWhat question was asked?", "{question}"),
+        I("Passage: {context}\nAnswer: {answer}\nWhat question was asked?", "{question}"),
     ),
     "cbqa": (
         T("{question}", "{answer}"),
@@ -77,8 +82,8 @@ TEMPLATES: dict[str, tuple[T, ...]] = {
         T("Please respond to this trivia question.\n{question}", "{answer}"),
         T("{question} Give a short answer.", "{answer}"),
         T("Here's something I want to know: {question}", "{answer}"),
-        T("Write a question whose answer is \"{answer}\".", "{question}"),
-        T("Answer: {answer}\nWhat is a question for this answer?", "{question}"),
+        I("Write a question whose answer is \"{answer}\".", "{question}"),
+        I("Answer: {answer}\nWhat is a question for this answer?", "{question}"),
     ),
     "mcqa": (
         T("{question}{options}", "{answer}"),
@@ -89,8 +94,8 @@ TEMPLATES: dict[str, tuple[T, ...]] = {
         T("Select the best answer to: {question}{options}", "{answer}"),
         T("Here is a question: {question}\nWhat is the answer?{options}", "{answer}"),
         T("Problem: {question}{options}\nSolution:", "{answer}"),
-        T("Write a question that has \"{answer}\" as its correct answer.", "{question}"),
-        T("The correct answer is {answer}. What might the question have been?", "{question}"),
+        I("Write a question that has \"{answer}\" as its correct answer.", "{question}"),
+        I("The correct answer is {answer}. What might the question have been?", "{question}"),
     ),
     "summarize": (
         T("{text}\n\nSummarize the text above.", "{answer}"),
@@ -101,8 +106,8 @@ TEMPLATES: dict[str, tuple[T, ...]] = {
         T("{text}\n\nGive this a headline-style summary.", "{answer}"),
         T("Read and summarize.\nText: {text}\nSummary:", "{answer}"),
         T("Here is a document.\n{text}\nWhat are its key points?", "{answer}"),
-        T("Write a text that could be summarized as: {answer}", "{text}"),
-        T("Summary: {answer}\n\nWrite the full text this summary comes from.", "{text}"),
+        I("Write a text that could be summarized as: {answer}", "{text}"),
+        I("Summary: {answer}\n\nWrite the full text this summary comes from.", "{text}"),
     ),
     "translate": (
         T("Translate from {source_lang} to {target_lang}:\n\n{text}", "{answer}"),
@@ -113,8 +118,8 @@ TEMPLATES: dict[str, tuple[T, ...]] = {
         T("Translation task ({source_lang} to {target_lang}).\nInput: {text}", "{answer}"),
         T("Please give the {target_lang} version of the text below.\n{text}", "{answer}"),
         T("{text}\nTranslate into {target_lang}.", "{answer}"),
-        T("Translate from {target_lang} to {source_lang}:\n\n{answer}", "{text}"),
-        T("What is the {source_lang} original of this {target_lang} text?\n{answer}",
+        I("Translate from {target_lang} to {source_lang}:\n\n{answer}", "{text}"),
+        I("What is the {source_lang} original of this {target_lang} text?\n{answer}",
           "{text}"),
     ),
     "generate": (
@@ -126,8 +131,8 @@ TEMPLATES: dict[str, tuple[T, ...]] = {
         T("Given: {text}\nResponse:", "{answer}"),
         T("Transform the following as instructed.\n{text}", "{answer}"),
         T("{text}\nAnswer:", "{answer}"),
-        T("Output: {answer}\nWhat input would produce this?", "{text}"),
-        T("Write an input for which the right output is:\n{answer}", "{text}"),
+        I("Output: {answer}\nWhat input would produce this?", "{text}"),
+        I("Write an input for which the right output is:\n{answer}", "{text}"),
     ),
     "dialog": (
         T("{text}\n\nWhat comes next in this conversation?", "{answer}"),
@@ -138,13 +143,13 @@ TEMPLATES: dict[str, tuple[T, ...]] = {
         T("Read the dialog and respond as the next speaker.\n{text}", "{answer}"),
         T("{text}\n\nHow should the conversation continue?", "{answer}"),
         T("Dialog:\n{text}\nResponse:", "{answer}"),
-        T("Write a conversation that could end with: \"{answer}\"", "{text}"),
-        T("The last turn was \"{answer}\". What conversation led to it?", "{text}"),
+        I("Write a conversation that could end with: \"{answer}\"", "{text}"),
+        I("The last turn was \"{answer}\". What conversation led to it?", "{text}"),
     ),
     "niv2": (
         T("{definition}\n\n{input}", "{output}"),
         T("Definition: {definition}\n\nInput: {input}\nOutput:", "{output}"),
-        T("{definition}\n\n{examples_text}\n\nInput: {input}\nOutput:", "{output}"),
+        T("Here is what to do: {definition}\n\n{input}\nAnswer:", "{output}"),
         T("Task: {definition}\n{input}", "{output}"),
         T("{input}\n\nInstructions: {definition}", "{output}"),
         T("Follow the instructions.\n{definition}\n\nHere is the input: {input}", "{output}"),
@@ -167,9 +172,111 @@ TEMPLATES: dict[str, tuple[T, ...]] = {
     ),
 }
 
-# CoT input inversion (question from rationale + answer), an extra CoT-collection task.
+# CoT input inversion (question from rationale + answer): FLAN's "CoT-II" tasks.
 COT_INVERSION = (
-    T("Answer: {answer}\nReasoning: {rationale}\nWhat was the question?", "{question}"),
-    T("Here is an explanation: {rationale} The answer is {answer}. Write the question.",
+    I("Answer: {answer}\nReasoning: {rationale}\nWhat was the question?", "{question}"),
+    I("Here is an explanation: {rationale} The answer is {answer}. Write the question.",
       "{question}"),
+    I("Reverse-engineer the question from this reasoning and answer.\nReasoning: "
+      "{rationale}\nAnswer: {answer}", "{question}"),
+    I("Someone reasoned \"{rationale}\" and concluded \"{answer}\". What were they asked?",
+      "{question}"),
+    I("Come up with a question for which this step-by-step reasoning gives the answer "
+      "{answer}.\n{rationale}", "Question: {question}"),
 )
+
+# CoT answers end in one of several phrasings (FLAN's CoT templates vary them too); every
+# phrasing is one that `metrics.cot_answer` and `evaluation.extract_answer` read back.
+COT_ANSWERS = (
+    "{rationale} So the answer is {target}.",
+    "{rationale} Therefore, the answer is {target}.",
+    "{rationale}\nThe answer: {target}.",
+    "{rationale} Thus, the final answer is {target}.",
+    "{rationale}\nSo the final answer is {target}.",
+)
+
+
+def _cot(inputs: str, k: int) -> T:
+  return T(inputs, "{answer}", cot_targets=COT_ANSWERS[k % len(COT_ANSWERS)])
+
+
+# Dataset-specific CoT templates (the published CoT TSVs hold the question with its own
+# options, when it has any): each states the task of its dataset.
+_COT_PROMPTS = {
+    "gsm8k": ("Solve this math word problem.\n{question}",
+              "{question} Work out the number.", "Q: {question}\nA:",
+              "A grade-school math problem: {question}\nWhat is the numeric answer?"),
+    "strategyqa": ("Answer yes or no, reasoning it out first: {question}",
+                   "Q: {question}\nA:", "{question}\nThink about the facts you need.",
+                   "Question: {question} (yes or no)"),
+    "aqua": ("Solve this algebra problem and pick the right option.\n{question}",
+             "{question}\nWhich option is correct?", "Q: {question}\nA:",
+             "Work out the answer to this quantitative question.\n{question}"),
+    "creak": ("Decide whether the claim holds.\n{question}", "Q: {question}\nA:",
+              "{question}\nUse what you know about the entity.",
+              "Fact-check this using common knowledge: {question}"),
+    "ecqa": ("Pick the most sensible answer.\n{question}", "Q: {question}\nA:",
+             "Use commonsense to answer: {question}",
+             "{question}\nWhich choice fits best?"),
+    "esnli": ("Premise and hypothesis: decide the relation.\n{question}",
+              "Q: {question}\nA:", "{question}\nDoes the hypothesis follow?",
+              "Natural language inference: {question}"),
+    "qasc": ("Answer this science question.\n{question}", "Q: {question}\nA:",
+             "Combine two facts to answer: {question}",
+             "{question}\nWhich option is right?"),
+    "qed": ("Answer the question from the passage.\n{question}", "Q: {question}\nA:",
+            "{question}\nFind the answer span.", "Read and answer: {question}"),
+    "sensemaking": ("Spot the sentence that makes no sense.\n{question}",
+                    "Q: {question}\nA:", "{question}\nUse commonsense.",
+                    "Commonsense check: {question}"),
+}
+COT_TEMPLATES: dict[str, tuple[T, ...]] = {
+    dataset: tuple(_cot(p, k) for k, p in enumerate(prompts)) +
+    tuple(_cot(t.inputs, k + len(prompts)) for k, t in enumerate(TEMPLATES["cot"][:3]))
+    for dataset, prompts in _COT_PROMPTS.items()
+}
+
+# NIv2 few-shot: the task definition, its positive examples with their explanations
+# (`{demonstrations}`, filled by the renderer with as many as fit), then the query.
+NIV2_FEWSHOT = (
+    T("{definition}\n\n{demonstrations}\n\nNow do the same for this input.\nInput: {input}"
+      "\nOutput:", "{output}"),
+    T("Definition: {definition}\n\nSolved examples:\n{demonstrations}\n\nNew input: "
+      "{input}\nSolution:", "{output}"),
+    T("Task: {definition}\n\n{demonstrations}\n\nYour turn.\nInput: {input}\nOutput:",
+      "{output}"),
+    T("Instructions: {definition}\nHere are examples with explanations.\n\n"
+      "{demonstrations}\n\nInput: {input}\nOutput:", "{output}"),
+)
+
+# Few-shot prompt patterns per family: (input prefix, answer prefix, separator between
+# an exemplar's input and answer, separator between exemplars). FLAN's patterns carry
+# prefixes such as "Q:"/"A:" and separators such as "\n****\n"; these are ours.
+_SEPARATORS = (("\n", "\n\n"), ("\n\n", "\n\n\n"), ("\n", "\n\n\n"),
+               ("\n****\n", "\n\n\n"), ("\n---\n", "\n\n"))
+_PREFIXES = {
+    "classify": (("", ""), ("Text: ", "Label: "), ("Input: ", "Category: "),
+                 ("Q: ", "A: "), ("Problem: ", "Answer: ")),
+    "nli": (("", ""), ("Q: ", "A: "), ("Question: ", "Answer: "), ("Problem: ", "A: "),
+            ("Input: ", "Verdict: ")),
+    "rcqa": (("", ""), ("Q: ", "A: "), ("Question: ", "Answer: "), ("Read: ", "Answer: "),
+             ("Problem: ", "Solution: ")),
+    "cbqa": (("", ""), ("Q: ", "A: "), ("Question: ", "Answer: "), ("Trivia: ", "Answer: "),
+             ("Problem: ", "A: ")),
+    "mcqa": (("", ""), ("Q: ", "A: "), ("Question: ", "Answer: "), ("Problem: ", "Answer: "),
+             ("Test: ", "Choice: ")),
+    "summarize": (("", ""), ("Article: ", "Summary: "), ("Text: ", "TL;DR: "),
+                  ("Input: ", "Short version: "), ("Document: ", "Summary: ")),
+    "translate": (("", ""), ("Source: ", "Translation: "), ("Q: ", "A: "),
+                  ("Input: ", "Output: "), ("Problem: ", "Solution: ")),
+    "generate": (("", ""), ("Input: ", "Output: "), ("Q: ", "A: "),
+                 ("Problem: ", "Solution: "), ("Data: ", "Text: ")),
+    "dialog": (("", ""), ("Conversation: ", "Next: "), ("Input: ", "Response: "),
+               ("Q: ", "A: "), ("Chat: ", "Reply: ")),
+    "niv2": (("", ""), ("Input: ", "Output: ")),
+    "cot": (("", ""),),   # CoT templates carry their own "Q:"/"A:" where they want them
+}
+FEWSHOT_PATTERNS: dict[str, tuple[P, ...]] = {
+    family: tuple(P(ip, tp, xy, sep) for ip, tp in prefixes for xy, sep in _SEPARATORS)
+    for family, prefixes in _PREFIXES.items()
+}

@@ -4,8 +4,10 @@ Task ids come from `catalogue.niv2_listing` (bundled list, `<data_dir>/niv2/niv2
 or a checkout); data from `<data_dir>/natural-instructions/tasks/<task_id>.json`, or the
 file the repository names with "-" or a "." where the id has "_" or stops
 (`readers.niv2_task_file`); the natural-instructions layout: Definition, Positive
-Examples, Instances. Every 10th
-instance is validation. Registering only lists names; no task file is opened.
+Examples, Instances. The last `readers.NIV2_VALIDATION` (10) instances of a task, at most
+a tenth, are validation. Few-shot variants show the definition with the task's positive
+examples and their explanations (as many as fit). Registering only lists names; no task
+file is opened.
 """
 from __future__ import annotations
 

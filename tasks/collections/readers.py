@@ -46,6 +46,19 @@ def holdout(index: int, every: int) -> str:
   return "validation" if index % every == every - 1 else "train"
 
 
+# Validation rows held out per task: a fixed small count (what evaluation needs), not a
+# share of the data; a small task gives up at most a tenth of its rows.
+NIV2_VALIDATION = 10
+COT_VALIDATION = 25
+
+
+def held_out(index: int, total: int, count: int) -> str:
+  """The split of the `index`-th of `total` rows when the last `count` (at most a tenth
+  of them, at least one when there are two) are validation."""
+  n = min(count, max(1, total // 10)) if total >= 2 else 0
+  return "validation" if index >= total - n else "train"
+
+
 class TaskFilesSource(_Lazy):
   """JSONL files `<root>/<collection>/<task>/<split>.jsonl`."""
 
@@ -166,11 +179,13 @@ def niv2_task_file(path: pathlib.Path) -> pathlib.Path:
 
 class NIv2TaskSource(_Lazy):
   """One natural-instructions task file. Fields: `definition`, `input`, `output` (the
-  first reference), `outputs`, `id`, and `examples_text` (its positive examples written
-  out). Every 10th instance is validation."""
+  first reference), `outputs`, `id`, `positive_examples` (input, output, explanation of
+  each) and `examples_text` (the first two written out). The last `NIV2_VALIDATION`
+  instances (at most a tenth) are validation."""
 
-  def __init__(self, path, task: str = "", every: int = 10):
-    self._path, self._task, self._every = pathlib.Path(path), task or str(path), every
+  def __init__(self, path, task: str = "", holdout_count: int = NIV2_VALIDATION):
+    self._path, self._task = pathlib.Path(path), task or str(path)
+    self._holdout = holdout_count
     self._splits = ("train", "validation")
 
   @functools.cached_property
@@ -191,26 +206,35 @@ class NIv2TaskSource(_Lazy):
     task = self._task_json
     definition = " ".join(task["Definition"]) if isinstance(task["Definition"], list) \
         else str(task["Definition"])
-    shown = "\n\n".join(f"Input: {p['input']}\nOutput: {p['output']}"
-                        for p in task.get("Positive Examples", [])[:2])
-    for i, inst in enumerate(task["Instances"]):
-      if holdout(i, self._every) != split:
+    positives = [{"input": str(p.get("input", "")), "output": _first(p.get("output", "")),
+                  "explanation": str(p.get("explanation", ""))}
+                 for p in task.get("Positive Examples", []) if isinstance(p, dict)]
+    shown = "\n\n".join(f"Input: {p['input']}\nOutput: {p['output']}" for p in positives[:2])
+    instances = task["Instances"]
+    for i, inst in enumerate(instances):
+      if held_out(i, len(instances), self._holdout) != split:
         continue
       outputs = inst["output"] if isinstance(inst["output"], list) else [inst["output"]]
       yield {"id": inst.get("id", f"{self._task}-{i}"), "definition": definition,
              "input": inst["input"], "output": outputs[0] if outputs else "",
-             "outputs": outputs, "examples_text": shown}
+             "outputs": outputs, "examples_text": shown, "positive_examples": positives}
 
   def __repr__(self):
     return f"NIv2TaskSource({self._path})"
 
 
+def _first(output) -> str:
+  return str(output[0] if isinstance(output, list) and output else output)
+
+
 class CotTsvSource(_Lazy):
   """A Flan CoT TSV without header: question, answer, rationale (literal "\\n" in the
-  question are line breaks). Every 20th row is validation."""
+  question are line breaks). The last `COT_VALIDATION` rows (at most a tenth) are
+  validation."""
 
-  def __init__(self, path, task: str = "", every: int = 20):
-    self._path, self._task, self._every = pathlib.Path(path), task or str(path), every
+  def __init__(self, path, task: str = "", holdout_count: int = COT_VALIDATION):
+    self._path, self._task = pathlib.Path(path), task or str(path)
+    self._holdout = holdout_count
     self._splits = ("train", "validation")
 
   def examples(self, split):
@@ -218,8 +242,10 @@ class CotTsvSource(_Lazy):
     if not self._path.is_file():
       raise missing_data(self._task, self._path, "run `flan-jax data prepare cot`")
     with open(self._path, encoding="utf-8") as f:
+      total = sum(1 for _ in f)
+    with open(self._path, encoding="utf-8") as f:
       for i, line in enumerate(f):
-        if holdout(i, self._every) != split or not line.strip():
+        if held_out(i, total, self._holdout) != split or not line.strip():
           continue
         parts = line.rstrip("\n").split("\t")
         if len(parts) != 3:

@@ -1,0 +1,633 @@
+"""Dataset templates of Muffin tasks that state their task, in our own words.
+
+FLAN writes about ten templates per dataset, and a separate set for the formats with and
+without options. Here each dataset group has `opt` templates (the "opt" formats; `{options}`
+marks the options block) and `noopt` ones (the "noopt" formats; they name the answer space
+in words where the task has one), each ending with one input inversion. Groups are shared
+only by datasets that are the same task (three-way NLI: ANLI, CB, MNLI, SNLI; paraphrase:
+MRPC, QQP, PAWS; sentiment polarity: IMDB, SST-2, Yelp, Sentiment140; news summaries:
+CNN/DailyMail, XSum, Newsroom, Multi-News; science multiple choice: ARC, OpenBookQA;
+extractive QA: SQuAD v1/v2). Datasets not listed keep their family's
+templates (families.py). Fields are the nli / generate families' (see families.FIELDS).
+"""
+from __future__ import annotations
+
+from flan_jax.tasks.collections.families import I
+from flan_jax.tasks.collections.families import T
+
+_THREE_WAY = "Answer yes, no, or it is not possible to tell."
+
+NLI3 = dict(
+    opt=(
+        T("Premise: {premise}\nHypothesis: {hypothesis}\nDoes the premise entail the "
+          "hypothesis?{options}", "{answer}"),
+        T("{premise}\n\nBased on the passage above, is it true that \"{hypothesis}\"?{options}",
+          "{answer}"),
+        T("Read this: {premise}\nCan we conclude the following?\n{hypothesis}{options}",
+          "{answer}"),
+        T("If \"{premise}\", does it follow that \"{hypothesis}\"?{options}", "{answer}"),
+        T("Decide whether the second sentence must be true, might be true, or must be false "
+          "given the first.\nFirst: {premise}\nSecond: {hypothesis}{options}", "{answer}"),
+        T("{premise}\nGiven this, is \"{hypothesis}\" entailed?{options}", "{answer}"),
+        T("Here is a premise and a claim.\n{premise}\nClaim: {hypothesis}\nIs the claim "
+          "supported?{options}", "{answer}"),
+        I("Write a hypothesis for this premise whose relation to it is \"{answer}\" (yes: "
+          "entailed, no: contradicted).\nPremise: {premise}", "{hypothesis}"),
+    ),
+    noopt=(
+        T("Premise: {premise}\nHypothesis: {hypothesis}\nIs the hypothesis entailed by the "
+          "premise? " + _THREE_WAY, "{answer}"),
+        T("{premise}\n\nDoes this mean that \"{hypothesis}\"? " + _THREE_WAY, "{answer}"),
+        T("Suppose {premise} Can we infer that {hypothesis}?", "{answer}"),
+        T("Text: {premise}\nStatement: {hypothesis}\nIs the statement true given the text?",
+          "{answer}"),
+        T("{premise}\nFrom that, can one tell whether \"{hypothesis}\" holds?", "{answer}"),
+        T("Natural language inference. Premise: {premise} Hypothesis: {hypothesis} "
+          "Entailed?", "{answer}"),
+        T("Given the sentence \"{premise}\", is the sentence \"{hypothesis}\" true? "
+          + _THREE_WAY, "{answer}"),
+        I("Premise: {premise}\nWrite a hypothesis for which \"is it entailed?\" gets the "
+          "answer {answer}.", "{hypothesis}"),
+    ),
+)
+
+NLI2 = dict(  # RTE: two-way entailment
+    opt=(
+        T("{premise}\n\nDoes the text above entail \"{hypothesis}\"?{options}", "{answer}"),
+        T("Text: {premise}\nHypothesis: {hypothesis}\nIs the hypothesis entailed?{options}",
+          "{answer}"),
+        T("Read the passage and decide if the sentence after it is true.\n{premise}\n"
+          "Sentence: {hypothesis}{options}", "{answer}"),
+        T("Can we say \"{hypothesis}\" if we know that {premise}?{options}", "{answer}"),
+        T("{premise}\nQuestion: does this imply that {hypothesis}?{options}", "{answer}"),
+        T("Textual entailment: does \"{premise}\" entail \"{hypothesis}\"?{options}",
+          "{answer}"),
+        T("Given: {premise}\nDoes it follow that {hypothesis}?{options}", "{answer}"),
+        I("Passage: {premise}\nWrite a sentence for which \"does the passage entail it?\" "
+          "has the answer {answer}.", "{hypothesis}"),
+    ),
+    noopt=(
+        T("{premise}\n\nIs \"{hypothesis}\" true based on this text? Answer yes or no.",
+          "{answer}"),
+        T("Passage: {premise}\nClaim: {hypothesis}\nDoes the passage entail the claim?",
+          "{answer}"),
+        T("Does the sentence \"{premise}\" entail \"{hypothesis}\"? Yes or no?", "{answer}"),
+        T("{premise} Based on that, is it the case that {hypothesis}?", "{answer}"),
+        T("Decide if the hypothesis follows from the text (yes or no).\nText: {premise}\n"
+          "Hypothesis: {hypothesis}", "{answer}"),
+        T("Entailment check.\n{premise}\n=> {hypothesis}?", "{answer}"),
+        T("Here is a text: {premise}\nIs it right to conclude that {hypothesis}?", "{answer}"),
+        I("Text: {premise}\nWrite a claim; whether the text entails it: {answer}.",
+          "{hypothesis}"),
+    ),
+)
+
+QNLI = dict(  # question + sentence: does the sentence answer it
+    opt=(
+        T("Does the sentence \"{hypothesis}\" answer the question \"{premise}\"?{options}",
+          "{answer}"),
+        T("Question: {premise}\nSentence: {hypothesis}\nDoes the sentence contain the "
+          "answer?{options}", "{answer}"),
+        T("{premise}\n\nIs the answer to this question in the following sentence?\n"
+          "{hypothesis}{options}", "{answer}"),
+        T("Can the question \"{premise}\" be answered from \"{hypothesis}\"?{options}",
+          "{answer}"),
+        T("Here is a question and a candidate answer sentence.\nQ: {premise}\nS: "
+          "{hypothesis}\nIs S a good answer?{options}", "{answer}"),
+        T("Will reading \"{hypothesis}\" tell me the answer to {premise}{options}", "{answer}"),
+        T("{hypothesis}\nDoes that sentence answer: {premise}{options}", "{answer}"),
+        I("Sentence: {hypothesis}\nWrite a question. Does the sentence answer it? {answer}.",
+          "{premise}"),
+    ),
+    noopt=(
+        T("Question: {premise}\nSentence: {hypothesis}\nDoes the sentence answer the "
+          "question? Yes or no?", "{answer}"),
+        T("Is \"{hypothesis}\" an answer to \"{premise}\"?", "{answer}"),
+        T("{premise}\nDoes this sentence answer it? {hypothesis}", "{answer}"),
+        T("Answer-sentence check: the question is {premise} and the sentence is {hypothesis} "
+          "Does it answer it?", "{answer}"),
+        T("Would \"{hypothesis}\" be a correct reply to \"{premise}\"? Yes or no.",
+          "{answer}"),
+        T("Q: {premise}\nCandidate: {hypothesis}\nDoes the candidate contain the answer?",
+          "{answer}"),
+        T("Does the following sentence hold the answer to the question \"{premise}\"?\n"
+          "{hypothesis}", "{answer}"),
+        I("Write a question such that the answer to \"does '{hypothesis}' answer it?\" is "
+          "{answer}.", "{premise}"),
+    ),
+)
+
+PARAPHRASE = dict(  # MRPC, QQP, PAWS: do two texts say the same thing
+    opt=(
+        T("Do these two sentences mean the same thing?\n{premise}\n{hypothesis}{options}",
+          "{answer}"),
+        T("Sentence 1: {premise}\nSentence 2: {hypothesis}\nAre they paraphrases of each "
+          "other?{options}", "{answer}"),
+        T("\"{premise}\" and \"{hypothesis}\": same meaning?{options}", "{answer}"),
+        T("Is the second text a rewording of the first?\nFirst: {premise}\nSecond: "
+          "{hypothesis}{options}", "{answer}"),
+        T("{premise}\n{hypothesis}\nWould you say these express the same idea?{options}",
+          "{answer}"),
+        T("Paraphrase detection. A: {premise} B: {hypothesis} Equivalent?{options}",
+          "{answer}"),
+        T("Could one of these replace the other without changing the meaning?\n{premise}\n"
+          "{hypothesis}{options}", "{answer}"),
+        I("Write a sentence; asked whether it means the same as \"{premise}\", one would "
+          "answer {answer}.", "{hypothesis}"),
+    ),
+    noopt=(
+        T("Do \"{premise}\" and \"{hypothesis}\" have the same meaning? Answer yes or no.",
+          "{answer}"),
+        T("Text one: {premise}\nText two: {hypothesis}\nAre these paraphrases?", "{answer}"),
+        T("Is this pair of sentences equivalent in meaning?\n{premise}\n{hypothesis}",
+          "{answer}"),
+        T("{premise}\nSay the same thing another way: {hypothesis}\nDid that work?",
+          "{answer}"),
+        T("Check whether two sentences convey the same information.\n1. {premise}\n2. "
+          "{hypothesis}", "{answer}"),
+        T("Are \"{premise}\" and \"{hypothesis}\" duplicates?", "{answer}"),
+        T("Here are two texts.\n{premise}\n---\n{hypothesis}\nSame meaning?", "{answer}"),
+        I("Sentence: {premise}\nWrite another sentence. Same meaning as this one? {answer}.",
+          "{hypothesis}"),
+    ),
+)
+
+_SCALE = "on a scale from 0 (unrelated) to 5 (same meaning)"
+STSB = dict(
+    opt=(
+        T("How similar are these sentences " + _SCALE + "?\n{premise}\n{hypothesis}{options}",
+          "{answer}"),
+        T("Sentence A: {premise}\nSentence B: {hypothesis}\nRate their similarity "
+          + _SCALE + ".{options}", "{answer}"),
+        T("Score the semantic similarity of \"{premise}\" and \"{hypothesis}\" " + _SCALE
+          + ".{options}", "{answer}"),
+        T("{premise}\n{hypothesis}\nFrom 0 to 5, how close in meaning are they?{options}",
+          "{answer}"),
+        T("Semantic textual similarity (0-5).\nFirst: {premise}\nSecond: {hypothesis}"
+          "{options}", "{answer}"),
+        T("Give a similarity score " + _SCALE + ": \"{premise}\" vs \"{hypothesis}\""
+          "{options}", "{answer}"),
+        T("How much do these two sentences overlap in meaning, 0 to 5?\n{premise}\n"
+          "{hypothesis}{options}", "{answer}"),
+        I("Write a sentence whose similarity to \"{premise}\" is {answer} " + _SCALE + ".",
+          "{hypothesis}"),
+    ),
+    noopt=(
+        T("Rate the similarity of the two sentences " + _SCALE + ".\n1: {premise}\n2: "
+          "{hypothesis}", "{answer}"),
+        T("On a 0-5 scale, how similar is \"{premise}\" to \"{hypothesis}\"?", "{answer}"),
+        T("{premise}\n{hypothesis}\nSimilarity score (0 = unrelated, 5 = equivalent):",
+          "{answer}"),
+        T("Sentence one: {premise}\nSentence two: {hypothesis}\nHow similar are they, from "
+          "0 to 5?", "{answer}"),
+        T("Give an integer from 0 to 5 for how alike in meaning these are: {premise} || "
+          "{hypothesis}", "{answer}"),
+        T("Judge semantic similarity " + _SCALE + ".\n{premise}\n{hypothesis}", "{answer}"),
+        T("How close are \"{premise}\" and \"{hypothesis}\"? Score 0-5.", "{answer}"),
+        I("Sentence: {premise}\nWrite another sentence with similarity {answer} to it "
+          + _SCALE + ".", "{hypothesis}"),
+    ),
+)
+
+WIC = dict(  # hypothesis holds the second sentence and the word in question
+    opt=(
+        T("First sentence: {premise}\nSecond sentence: {hypothesis}{options}", "{answer}"),
+        T("Word sense check.\n{premise}\n{hypothesis}{options}", "{answer}"),
+        T("Compare how the word is used in these two sentences.\nA: {premise}\nB: "
+          "{hypothesis}{options}", "{answer}"),
+        T("{premise}\n{hypothesis}\nAnswer about the word's meaning in both.{options}",
+          "{answer}"),
+        T("Sentence 1: {premise}\nSentence 2: {hypothesis}\nSame meaning of the word?"
+          "{options}", "{answer}"),
+        T("Does the word keep its sense across the sentences?\n{premise}\n{hypothesis}"
+          "{options}", "{answer}"),
+        T("Lexical semantics: {premise} / {hypothesis}{options}", "{answer}"),
+    ),
+    noopt=(
+        T("{premise}\n{hypothesis}\nAnswer yes or no.", "{answer}"),
+        T("Is the word used in the same sense in both sentences?\n1. {premise}\n2. "
+          "{hypothesis}", "{answer}"),
+        T("Here are two uses of a word.\n{premise}\n{hypothesis}", "{answer}"),
+        T("Sentence A: {premise}\nSentence B: {hypothesis}\nSame sense, yes or no?",
+          "{answer}"),
+        T("Word in context: \"{premise}\" and \"{hypothesis}\"", "{answer}"),
+        T("Decide if the word means the same thing.\nFirst: {premise}\nSecond: {hypothesis}",
+          "{answer}"),
+        T("{premise}\nAnd: {hypothesis}", "{answer}"),
+    ),
+)
+
+COMMON_GEN = dict(
+    opt=(
+        T("Write a sentence that uses all of these words: {text}", "{answer}"),
+        T("Concepts: {text}\nWrite a sentence about everyday life that includes each "
+          "concept.", "{answer}"),
+        T("Make a sentence with these words: {text}", "{answer}"),
+        T("Combine the words {text} into one natural sentence.", "{answer}"),
+        T("Here are some keywords: {text}. Write a sentence describing a scene with them.",
+          "{answer}"),
+        T("Generate a sentence containing the following concepts.\n{text}", "{answer}"),
+        T("Keywords: {text}\nSentence:", "{answer}"),
+        I("Which key concepts does this sentence contain?\n{answer}", "{text}"),
+    ),
+    noopt=(
+        T("Use every word in this list in one sentence: {text}", "{answer}"),
+        T("{text}\n\nWrite a sentence that includes all of the words above.", "{answer}"),
+        T("Create a sentence from the concepts {text}.", "{answer}"),
+        T("Write something a person might say that mentions {text}.", "{answer}"),
+        T("Given the words {text}, describe a plausible scene in one sentence.", "{answer}"),
+        T("Constrained generation: include {text}", "{answer}"),
+        T("Words to use: {text}\nYour sentence:", "{answer}"),
+        I("Sentence: {answer}\nList the main concepts in it, separated by commas.", "{text}"),
+    ),
+)
+
+TRIPLES = dict(  # DART, WebNLG: subject | relation | object triples -> text
+    opt=(
+        T("Write a sentence that states these facts: {text}", "{answer}"),
+        T("Data: {text}\nDescribe this data in a sentence.", "{answer}"),
+        T("Turn the following subject | relation | object triples into fluent text.\n{text}",
+          "{answer}"),
+        T("Express the information in these triples as a sentence: {text}", "{answer}"),
+        T("Facts: {text}\nWrite them as one or two sentences.", "{answer}"),
+        T("Verbalize this knowledge graph fragment: {text}", "{answer}"),
+        T("{text}\n\nWhat is a sentence that describes this data?", "{answer}"),
+        I("Sentence: {answer}\nExtract its facts as subject | relation | object triples.",
+          "{text}"),
+    ),
+    noopt=(
+        T("Generate a sentence about this data: {text}", "{answer}"),
+        T("Triples: {text}\nText:", "{answer}"),
+        T("Write a short description that covers every triple: {text}", "{answer}"),
+        T("Data-to-text: {text}", "{answer}"),
+        T("Here is structured data: {text}. Write it out in plain English.", "{answer}"),
+        T("Put these facts into words.\n{text}", "{answer}"),
+        T("Describe, in a sentence, what the following data says: {text}", "{answer}"),
+        I("Convert this sentence into data triples (subject | relation | object): {answer}",
+          "{text}"),
+    ),
+)
+
+E2E = dict(  # restaurant meaning representations -> description
+    opt=(
+        T("Write a restaurant description from these attributes: {text}", "{answer}"),
+        T("Attributes: {text}\nDescribe the restaurant in a sentence.", "{answer}"),
+        T("Here is data about a restaurant: {text}. Write a sentence about it.", "{answer}"),
+        T("Turn this meaning representation into a sentence: {text}", "{answer}"),
+        T("{text}\n\nWrite a short review-style description of this place.", "{answer}"),
+        T("Generate a sentence that mentions every attribute of the restaurant: {text}",
+          "{answer}"),
+        T("Restaurant data: {text}\nDescription:", "{answer}"),
+        I("Sentence: {answer}\nList the restaurant's attributes as name[value] pairs.",
+          "{text}"),
+    ),
+    noopt=(
+        T("Describe the restaurant with these properties: {text}", "{answer}"),
+        T("Meaning representation: {text}\nSentence:", "{answer}"),
+        T("Write a sentence for a restaurant guide using this data: {text}", "{answer}"),
+        T("Produce a natural description of: {text}", "{answer}"),
+        T("Using the facts {text}, tell me about this restaurant.", "{answer}"),
+        T("Restaurant facts: {text}\nWrite them as text.", "{answer}"),
+        T("Verbalize this restaurant record: {text}", "{answer}"),
+        I("What attributes (name[value]) does this description give?\n{answer}", "{text}"),
+    ),
+)
+
+SENTIMENT = dict(  # IMDB, SST-2, Yelp polarity, Sentiment140: positive or negative
+    opt=(
+        T("{text}\n\nIs the sentiment of this review positive or negative?{options}",
+          "{answer}"),
+        T("What is the sentiment of the following text?\n{text}{options}", "{answer}"),
+        T("Review: {text}\nDid the writer like it?{options}", "{answer}"),
+        T("Classify the sentiment: \"{text}\"{options}", "{answer}"),
+        T("How does the author feel, judging from this?\n{text}{options}", "{answer}"),
+        T("{text}\nWould you call that a positive or a negative opinion?{options}", "{answer}"),
+        T("Sentiment analysis.\nText: {text}{options}", "{answer}"),
+        I("Write a short review with a {answer} sentiment.", "{text}"),
+    ),
+    noopt=(
+        T("{text}\n\nIs this positive or negative?", "{answer}"),
+        T("Tell me whether this text is positive or negative: {text}", "{answer}"),
+        T("Text: {text}\nSentiment (positive or negative):", "{answer}"),
+        T("Read the review and say if it is favourable.\n{text}", "{answer}"),
+        T("What attitude does this express, positive or negative? {text}", "{answer}"),
+        T("{text}\nOverall tone of the writer?", "{answer}"),
+        T("Decide the polarity of this opinion: {text}", "{answer}"),
+        I("Write something a person might post that sounds {answer}.", "{text}"),
+    ),
+)
+
+TOPIC = dict(  # AG News: world, sports, business, science/tech
+    opt=(
+        T("{text}\n\nWhich section of a newspaper would this article go in?{options}",
+          "{answer}"),
+        T("What is this news article about?\n{text}{options}", "{answer}"),
+        T("Choose the topic of the article.\n{text}{options}", "{answer}"),
+        T("Article: {text}\nTopic:{options}", "{answer}"),
+        T("Is this story about world news, sports, business or science and technology?\n"
+          "{text}{options}", "{answer}"),
+        T("Classify this news snippet by subject: {text}{options}", "{answer}"),
+        T("{text}\nWhat category does this news belong to?{options}", "{answer}"),
+        I("Write a short news item about {answer}.", "{text}"),
+    ),
+    noopt=(
+        T("{text}\n\nWhat is the topic of this news article?", "{answer}"),
+        T("Name the subject area of this story: {text}", "{answer}"),
+        T("News: {text}\nSection:", "{answer}"),
+        T("Which kind of news is this (world, sports, business, science/tech)?\n{text}",
+          "{answer}"),
+        T("Tell me what this article covers.\n{text}", "{answer}"),
+        T("Topic classification: {text}", "{answer}"),
+        T("{text}\nThis article is about", "{answer}"),
+        I("Write the opening of a {answer} news story.", "{text}"),
+    ),
+)
+
+ACCEPTABILITY = dict(  # CoLA
+    opt=(
+        T("Is this sentence grammatically acceptable?\n{text}{options}", "{answer}"),
+        T("\"{text}\"\nWould a linguist rate this sentence as acceptable English?{options}",
+          "{answer}"),
+        T("Sentence: {text}\nIs it well formed?{options}", "{answer}"),
+        T("Check the grammar of this sentence: {text}{options}", "{answer}"),
+        T("{text}\nDoes this sentence follow the rules of English grammar?{options}",
+          "{answer}"),
+        T("Grammatical acceptability judgment.\n{text}{options}", "{answer}"),
+        T("Could a native speaker say \"{text}\"?{options}", "{answer}"),
+        I("Write a sentence whose grammatical acceptability is: {answer}.", "{text}"),
+    ),
+    noopt=(
+        T("Is \"{text}\" a grammatical sentence?", "{answer}"),
+        T("{text}\n\nIs the sentence above acceptable English?", "{answer}"),
+        T("Judge the grammaticality of: {text}", "{answer}"),
+        T("Sentence: {text}\nAcceptable?", "{answer}"),
+        T("Is this good English? {text}", "{answer}"),
+        T("Would an English teacher accept this sentence?\n{text}", "{answer}"),
+        T("Grammar check: {text}", "{answer}"),
+        I("Give an English sentence; is it acceptable? {answer}.", "{text}"),
+    ),
+)
+
+QUESTION_TYPE = dict(  # TREC: what kind of answer a question asks for
+    opt=(
+        T("What type of thing is this question asking about?\n{text}{options}", "{answer}"),
+        T("Question: {text}\nWhat kind of answer does it expect?{options}", "{answer}"),
+        T("Classify the question by its expected answer type: {text}{options}", "{answer}"),
+        T("\"{text}\"\nIs the answer a person, a place, a number, an entity, a "
+          "description or an abbreviation?{options}", "{answer}"),
+        T("{text}\nWhich answer category fits this question?{options}", "{answer}"),
+        T("Question classification.\n{text}{options}", "{answer}"),
+        T("To answer \"{text}\", what kind of information would you give?{options}",
+          "{answer}"),
+        I("Write a question whose answer is a(n) {answer}.", "{text}"),
+    ),
+    noopt=(
+        T("What is the answer type of this question? {text}", "{answer}"),
+        T("{text}\n\nWhat sort of answer does this question need?", "{answer}"),
+        T("Question: {text}\nAnswer type:", "{answer}"),
+        T("Is this question about a person, location, number, entity, description or "
+          "abbreviation? {text}", "{answer}"),
+        T("Tell me what the following question asks for: {text}", "{answer}"),
+        T("TREC question type of \"{text}\"?", "{answer}"),
+        T("Which category of answer would satisfy this question?\n{text}", "{answer}"),
+        I("Ask a question that expects a(n) {answer} as its answer.", "{text}"),
+    ),
+)
+
+NEWS_SUMMARY = dict(  # CNN/DailyMail, XSum, Newsroom, Multi-News
+    opt=(
+        T("{text}\n\nWrite a short summary of this news article.", "{answer}"),
+        T("Summarize the main points of the article below.\n\n{text}", "{answer}"),
+        T("Article: {text}\n\nSummary:", "{answer}"),
+        T("Give the gist of this news story in a few sentences.\n{text}", "{answer}"),
+        T("{text}\n\nWhat are the key facts reported here?", "{answer}"),
+        T("Here is a news report. Summarize it for a busy reader.\n\n{text}", "{answer}"),
+        T("Condense this article into its highlights:\n{text}", "{answer}"),
+        I("Write a news article with these highlights: {answer}", "{text}"),
+    ),
+    noopt=(
+        T("Summarize this article:\n\n{text}", "{answer}"),
+        T("{text}\n\nTL;DR:", "{answer}"),
+        T("News story: {text}\nIn brief:", "{answer}"),
+        T("What happened, in short? {text}", "{answer}"),
+        T("Write the highlights of this report.\n{text}", "{answer}"),
+        T("Read the article and give a brief summary.\n{text}", "{answer}"),
+        T("{text}\nSum this up in a few sentences.", "{answer}"),
+        I("Summary: {answer}\nWrite the news article it summarizes.", "{text}"),
+    ),
+)
+
+HEADLINE = dict(  # Gigaword: the first sentence of a story -> its headline
+    opt=(
+        T("Write a headline for this sentence from a news story: {text}", "{answer}"),
+        T("{text}\n\nWhat would be a good title for this?", "{answer}"),
+        T("News lead: {text}\nHeadline:", "{answer}"),
+        T("Give this news sentence a short headline.\n{text}", "{answer}"),
+        T("Summarize in a few words: {text}", "{answer}"),
+        T("Headline generation.\n{text}", "{answer}"),
+        T("How would a newspaper title this? {text}", "{answer}"),
+        I("Write the opening sentence of a news story titled \"{answer}\".", "{text}"),
+    ),
+    noopt=(
+        T("Headline for: {text}", "{answer}"),
+        T("{text}\nShort headline:", "{answer}"),
+        T("Write a title of under ten words for this news: {text}", "{answer}"),
+        T("What is the headline of a story that begins \"{text}\"?", "{answer}"),
+        T("Compress this sentence into a headline.\n{text}", "{answer}"),
+        T("Sentence: {text}\nTitle:", "{answer}"),
+        T("Turn this into a news headline: {text}", "{answer}"),
+        I("Headline: {answer}\nWrite the first sentence of the story.", "{text}"),
+    ),
+)
+
+DIALOG_SUMMARY = dict(  # SAMSum: chat -> summary
+    opt=(
+        T("{text}\n\nBriefly summarize this conversation.", "{answer}"),
+        T("Summarize the chat below in one or two sentences.\n\n{text}", "{answer}"),
+        T("Dialogue:\n{text}\n\nWhat were they talking about?", "{answer}"),
+        T("Write a summary of this messenger conversation.\n{text}", "{answer}"),
+        T("{text}\n\nGive a short, third-person summary of the dialogue.", "{answer}"),
+        T("Here is a chat between friends.\n{text}\nSummary:", "{answer}"),
+        T("What is the outcome of this conversation?\n{text}", "{answer}"),
+        I("Write a chat conversation that could be summarized as: {answer}", "{text}"),
+    ),
+    noopt=(
+        T("Summarize this dialogue:\n{text}", "{answer}"),
+        T("{text}\nTL;DR:", "{answer}"),
+        T("Conversation: {text}\nIn short:", "{answer}"),
+        T("Sum up what these people agreed or said.\n{text}", "{answer}"),
+        T("Read the chat and say what happened in it.\n{text}", "{answer}"),
+        T("{text}\n\nWrite the gist of the chat.", "{answer}"),
+        T("Dialogue summary task.\n{text}", "{answer}"),
+        I("Summary: {answer}\nWrite the conversation.", "{text}"),
+    ),
+)
+
+SCIENCE_MC = dict(  # ARC (easy, challenge), OpenBookQA: grade-school science questions
+    opt=(
+        T("Answer this science question.\n{question}{options}", "{answer}"),
+        T("Question: {question}\nWhich answer is scientifically correct?{options}",
+          "{answer}"),
+        T("{question}\n\nPick the right answer for this science test item.{options}",
+          "{answer}"),
+        T("A student is asked: {question} What should they answer?{options}", "{answer}"),
+        T("Science quiz. {question}{options}", "{answer}"),
+        T("Use what you know about science to choose: {question}{options}", "{answer}"),
+        T("{question}{options}\nAnswer:", "{answer}"),
+        I("Write a grade-school science question whose correct answer is \"{answer}\".",
+          "{question}"),
+    ),
+    noopt=(
+        T("Answer the science question: {question}", "{answer}"),
+        T("{question}\n\nWhat is the answer, based on basic science?", "{answer}"),
+        T("Science question: {question}\nAnswer:", "{answer}"),
+        T("Q: {question}\nGive the scientifically correct answer.", "{answer}"),
+        T("A quiz asks \"{question}\" What is the right response?", "{answer}"),
+        T("Explain in a few words: {question}", "{answer}"),
+        T("Test item: {question}", "{answer}"),
+        I("The answer is \"{answer}\". Write a science exam question for it.", "{question}"),
+    ),
+)
+
+CAUSAL = dict(  # COPA: the premise and "what was the cause / what happened as a result"
+    opt=(
+        T("{question}{options}", "{answer}"),
+        T("Pick the more plausible alternative.\n{question}{options}", "{answer}"),
+        T("Premise and question: {question}\nWhich choice makes more sense?{options}",
+          "{answer}"),
+        T("Think about cause and effect. {question}{options}", "{answer}"),
+        T("Choose the most likely answer: {question}{options}", "{answer}"),
+        T("{question}\nSelect the more reasonable option.{options}", "{answer}"),
+        T("Causal reasoning. {question}{options}", "{answer}"),
+        I("Write a situation and a cause-or-effect question whose most plausible answer is "
+          "\"{answer}\".", "{question}"),
+    ),
+    noopt=(
+        T("{question}", "{answer}"),
+        T("Answer with a plausible cause or effect: {question}", "{answer}"),
+        T("{question}\nWhat is the most likely answer?", "{answer}"),
+        T("Situation and question: {question}", "{answer}"),
+        T("Reason about what caused this or what it led to. {question}", "{answer}"),
+        T("Commonsense causality: {question}", "{answer}"),
+        T("Q: {question}\nA plausible answer:", "{answer}"),
+        I("\"{answer}\" is the answer. Write the premise and the question.", "{question}"),
+    ),
+)
+
+PHYSICAL = dict(  # PIQA: a goal -> the solution that works
+    opt=(
+        T("Goal: {question}\nWhich solution achieves it?{options}", "{answer}"),
+        T("How would you do this: {question}{options}", "{answer}"),
+        T("Pick the method that actually works.\n{question}{options}", "{answer}"),
+        T("{question}\nChoose the more sensible way to do it.{options}", "{answer}"),
+        T("Physical commonsense. To {question}{options}", "{answer}"),
+        T("Which of these is a good way to accomplish the goal \"{question}\"?{options}",
+          "{answer}"),
+        T("Task: {question}\nBest approach:{options}", "{answer}"),
+        I("Write a goal that this method accomplishes: {answer}", "{question}"),
+    ),
+    noopt=(
+        T("How do you {question}", "{answer}"),
+        T("Goal: {question}\nDescribe a way to do it.", "{answer}"),
+        T("Explain how to achieve this: {question}", "{answer}"),
+        T("{question}\nWhat is a practical solution?", "{answer}"),
+        T("Give a method for the following: {question}", "{answer}"),
+        T("Everyday physics question: {question}", "{answer}"),
+        T("What should I do? {question}", "{answer}"),
+        I("Here is a method: {answer}\nWhat goal does it serve?", "{question}"),
+    ),
+)
+
+YES_NO_QA = dict(  # BoolQ: passage + yes/no question
+    opt=(
+        T("{context}\n\nBased on the passage, {question}", "{answer}"),
+        T("Passage: {context}\nQuestion: {question}\nAnswer yes or no.", "{answer}"),
+        T("Read the text and answer the yes/no question.\n\n{context}\n\n{question}",
+          "{answer}"),
+        T("{context}\nIs it true that the answer to \"{question}\" is yes?", "{answer}"),
+        T("Text: {context}\n{question} (yes or no)", "{answer}"),
+        T("Here is an article: {context}\nAccording to it, {question}", "{answer}"),
+        T("{question}\nUse this passage to decide: {context}", "{answer}"),
+        I("{context}\n\nWrite a yes/no question about this passage whose answer is "
+          "{answer}.", "{question}"),
+    ),
+    noopt=(
+        T("{context}\n\n{question}", "{answer}"),
+        T("Answer from the passage.\nPassage: {context}\nQuestion: {question}", "{answer}"),
+        T("{context}\nQ: {question}\nA:", "{answer}"),
+        T("Does the passage say yes or no to this: {question}\n\n{context}", "{answer}"),
+        T("Based on \"{context}\", {question}", "{answer}"),
+        T("Yes/no question about a text.\nText: {context}\nQuestion: {question}",
+          "{answer}"),
+        T("Read: {context}\nNow answer: {question}", "{answer}"),
+        I("Passage: {context}\nAsk a question about it that is answered \"{answer}\".",
+          "{question}"),
+    ),
+)
+
+EXTRACTIVE = dict(  # SQuAD v1/v2: answer span from the passage ("unanswerable" in v2)
+    opt=(
+        T("{context}\n\nAnswer with a span from the passage: {question}", "{answer}"),
+        T("Passage: {context}\nQuestion: {question}\nCopy the answer from the passage "
+          "(or say unanswerable).", "{answer}"),
+        T("Read this and answer the question. If it cannot be answered, say so.\n\n"
+          "{context}\n\n{question}", "{answer}"),
+        T("{question}\n\nFind the answer in this text:\n{context}", "{answer}"),
+        T("Context: {context}\nQ: {question}\nA:", "{answer}"),
+        T("Extract the answer to \"{question}\" from the paragraph.\n{context}", "{answer}"),
+        T("Reading comprehension.\n{context}\nQuestion: {question}\nAnswer:", "{answer}"),
+        I("{context}\n\nWrite a question about this paragraph that is answered by "
+          "\"{answer}\".", "{question}"),
+    ),
+    noopt=(
+        T("{context}\n\n{question}", "{answer}"),
+        T("Answer the question about the article.\nArticle: {context}\nQuestion: "
+          "{question}", "{answer}"),
+        T("Given the paragraph below, {question}\n\n{context}", "{answer}"),
+        T("Text: {context}\nWhat is the answer to: {question}", "{answer}"),
+        T("From the passage \"{context}\", answer: {question}", "{answer}"),
+        T("{context}\nQuestion: {question}\nShort answer:", "{answer}"),
+        T("Wikipedia paragraph: {context}\n{question}", "{answer}"),
+        I("Paragraph: {context}\nAnswer: {answer}\nWhat question is this the answer to?",
+          "{question}"),
+    ),
+)
+
+LAST_WORD = dict(  # LAMBADA: predict the final word of a passage
+    opt=(
+        T("What is the last word of this passage?\n\n{text}", "{answer}"),
+        T("{text} ...\n\nWhich word ends the passage?", "{answer}"),
+        T("Complete the final word: {text}", "{answer}"),
+        T("Predict the next word.\n{text}", "{answer}"),
+        T("Read the story and fill in its last word.\n{text} ____", "{answer}"),
+        T("Text: {text}\nThe next word is:", "{answer}"),
+        T("Finish the passage with one word.\n\n{text}", "{answer}"),
+        I("Write a passage that ends with the word \"{answer}\" (leave that word out).",
+          "{text}"),
+    ),
+    noopt=(
+        T("{text}", "{answer}"),
+        T("Continue with the single most likely word: {text}", "{answer}"),
+        T("What word comes next?\n{text}", "{answer}"),
+        T("{text}\n\nThe missing final word:", "{answer}"),
+        T("Language modeling: give the word that completes this text.\n{text}", "{answer}"),
+        T("Guess the final word of this story.\n{text}", "{answer}"),
+        T("Fill in the blank at the end: {text} ___", "{answer}"),
+        I("The last word is \"{answer}\". Write the passage before it.", "{text}"),
+    ),
+)
+
+# catalogue dataset name -> its template sets
+DATASETS = {
+    "anli_r1": NLI3, "anli_r2": NLI3, "anli_r3": NLI3, "cb": NLI3, "mnli_matched": NLI3,
+    "mnli_mismatched": NLI3, "snli": NLI3, "rte": NLI2, "wnli": NLI2, "qnli": QNLI,
+    "glue_mrpc": PARAPHRASE, "glue_qqp": PARAPHRASE, "paws_wiki": PARAPHRASE, "stsb": STSB,
+    "wic": WIC, "common_gen": COMMON_GEN, "dart": TRIPLES, "web_nlg_en": TRIPLES,
+    "e2e_nlg": E2E, "imdb_reviews": SENTIMENT, "sst2": SENTIMENT,
+    "yelp_polarity_reviews": SENTIMENT, "sentiment140": SENTIMENT, "ag_news_subset": TOPIC,
+    "cola": ACCEPTABILITY, "trec": QUESTION_TYPE, "cnn_dailymail": NEWS_SUMMARY,
+    "xsum": NEWS_SUMMARY, "newsroom": NEWS_SUMMARY, "multi_news": NEWS_SUMMARY,
+    "gigaword": HEADLINE, "samsum": DIALOG_SUMMARY, "arc_easy": SCIENCE_MC,
+    "arc_challenge": SCIENCE_MC, "openbookqa": SCIENCE_MC, "copa": CAUSAL, "piqa": PHYSICAL,
+    "bool_q": YES_NO_QA, "squad_v1": EXTRACTIVE, "squad_v2": EXTRACTIVE, "lambada": LAST_WORD,
+}

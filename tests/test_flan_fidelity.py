@@ -1,0 +1,327 @@
+"""Flan 2022 rendering and mixing as FLAN's released v2 pipeline does it (issue 18).
+
+Reference numbers are re-typed from google-research/FLAN, flan/v2/: run_example.py (the
+`flan2022_submix` rates), mixtures.py (caps, CoT : CoT-II rate), constants.py (few-shot
+pruning length), constants_t0.py (which P3 prompts get an options block).
+"""
+import importlib.util
+import json
+import pathlib
+
+import pytest
+
+from flan_jax import evaluation
+from flan_jax.tasks import api, templates, vocab
+from flan_jax.tasks.collections import catalogue, families, readers
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+# flan/v2/run_example.py: seqio.MixtureRegistry.add('flan2022_submix', ...)
+FLAN_SUBMIX_RATES = {"flan2021_submix": 0.4, "t0_submix": 0.32, "niv2_submix": 0.2,
+                     "cot_submix": 0.05, "dialog_submix": 0.03}
+# flan/v2/mixtures.py: DEFAULT_MIXTURE_MAX_EXAMPLES and the CoT / CoT-II rates.
+FLAN_CAPS = {"FLAN": 30000, "T0": 20000, "CoT": 100000, "NIv2": 5000, "Dialog": 200000}
+FLAN_COT_II_RATE = 0.3
+# flan/v2/constants.py: FEW_SHOT_MAX_LEN, SEQUENCE_LEN['inputs'].
+FLAN_FEW_SHOT_MAX_LEN, FLAN_INPUTS_LEN = 1920, 2048
+OURS = {"flan2021_submix": "flan2022_flan2021", "t0_submix": "flan2022_t0sf",
+        "niv2_submix": "flan2022_niv2", "cot_submix": "flan2022_cot",
+        "dialog_submix": "flan2022_dialog"}
+
+
+def _bench():
+  spec = importlib.util.spec_from_file_location("mixture_build",
+                                                REPO / "benchmarks" / "mixture_build.py")
+  bench = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(bench)
+  return bench
+
+
+@pytest.fixture
+def register():
+  names = []
+
+  def _register(name, source, tmpls, **kwargs):
+    out = api.register_flan_task("fid_" + name, source, tmpls, collection="test_fid", **kwargs)
+    names.append("fid_" + name)
+    return out
+
+  yield _register
+  for n in names:
+    if n in api.list_tasks():
+      api.remove_flan_task(n)
+
+
+# --- the bugs ------------------------------------------------------------------------------
+
+
+def test_inverted_templates_never_show_options():
+  row = {"text": "great film", "premise": "p", "hypothesis": "h", "question": "q?",
+         "answer": "yes", "options": ["yes", "no"]}
+  seen = 0
+  for family in ("classify", "nli", "mcqa"):
+    for t in families.TEMPLATES[family]:
+      inputs, target = templates.render(t, row, templates.ZSOPT, options=row["options"])
+      if t.inverted:
+        seen += 1
+        assert "OPTIONS" not in inputs and "- no" not in inputs, (family, inputs)
+        assert target != "yes"
+      else:
+        assert inputs.count("OPTIONS:\n- yes\n- no") == 1, (family, inputs)
+  assert seen == 6
+
+
+def test_p3_prompts_keep_only_their_own_choices():
+  """FLAN appends options only to its 't0_multiple_choice_separated_options' prompts."""
+  from flan_jax.tasks.collections import t0sf  # pylint: disable=unused-import  (registers)
+  t0 = {e.name: e for e in catalogue.entries("t0sf")}
+  assert sum(e.options for e in t0.values()) == 19
+  assert t0["t0sf_sciq_Direct_Question"].options          # separated options
+  assert not t0["t0sf_quail_no_prompt_text"].options      # lists its own choices
+  assert not t0["t0sf_web_questions_get_the_answer"].options  # free-form QA
+  names = api.get_task_info("t0sf_quail_no_prompt_text").task_names
+  assert names == ("t0sf_quail_no_prompt_text_zsnoopt", "t0sf_quail_no_prompt_text_fsnoopt")
+
+
+def test_long_documents_fewshot_keeps_the_whole_query(register):
+  """Exemplars are added only while the whole prompt fits; an example with none is left
+  out of the few-shot variant instead of being cut."""
+  words = lambda n, tag: " ".join(f"{tag}{i}" for i in range(n))
+  train = [{"doc": words(20 + 15 * (i % 5), f"t{i}w"), "answer": f"a{i}"} for i in range(30)]
+  val = [{"doc": words(n, f"v{k}w"), "answer": f"b{k}"} for k, n in enumerate((10, 30, 400))]
+  tmpl = [templates.Template("Summarize: {doc}", "{answer}"),
+          templates.Template("{doc}\nTL;DR:", "{answer}")]
+  budget = 400
+  register("long", {"train": train, "validation": val}, tmpl, options_key="options",
+           num_fewshot=5, xshot=True, max_input_tokens=budget)
+  vocabulary = vocab.default_vocabulary()
+  zs = api.render_examples("fid_long_zsnoopt", "validation")
+  fs = api.render_examples("fid_long_fsnoopt", "validation")
+  assert len(vocabulary.encode(zs[2].inputs)) + 1 > budget  # this query alone is too long
+  assert [r.index for r in fs] == [0, 1]                     # ... so it has no few-shot form
+  for r in fs:
+    query = zs[r.index].inputs
+    assert r.exemplar_indices and r.inputs.endswith(query), r.inputs[-80:]
+    assert len(vocabulary.encode(r.inputs)) + 1 <= budget
+  # FLAN's margin by default: 1,920 of a 2,048-token input, scaled with the run's length.
+  assert api.fewshot_budget() == FLAN_FEW_SHOT_MAX_LEN
+  try:
+    assert api.configure_fewshot_budget({"inputs": 512}) == 512 * FLAN_FEW_SHOT_MAX_LEN // 2048
+  finally:
+    api.configure_fewshot_budget({"inputs": FLAN_INPUTS_LEN})
+
+
+def test_extract_answer_reads_final_answer_phrases():
+  assert evaluation.extract_answer("3 + 4 = 7, so the final answer is 7.") == "7"
+  assert evaluation.extract_answer("... The final answer is 7", numeric=True) == "7"
+  assert evaluation.extract_answer("It is b. Therefore, the answer is (B).",
+                                   options=["x", "y"]) == "y"
+  from flan_jax.tasks import metrics
+  for phrase in families.COT_ANSWERS:  # every training phrasing reads back
+    assert metrics.cot_answer(phrase.format(rationale="Because.", target="(C)")) == "(C)"
+
+
+def test_option_less_tasks_do_not_duplicate_their_variants():
+  from flan_jax.tasks import embedded
+  name = embedded.TASK_PREFIX + "date_arithmetic"
+  opt = api.render_examples(name + "_zsopt", "validation", limit=50)
+  noopt = api.render_examples(name + "_zsnoopt", "validation", limit=50)
+  assert all(a.inputs != b.inputs for a, b in zip(opt, noopt))
+  assert {r.template_index for r in opt}.isdisjoint({r.template_index for r in noopt})
+  # One template only: no "opt" variants at all.
+  names = api.register_flan_task("fid_one", {"validation": [{"q": "x", "a": "y"}]},
+                                 [templates.Template("{q}", "{a}")], splits=("validation",))
+  try:
+    assert names == ["fid_one_zsnoopt"]
+  finally:
+    api.remove_flan_task("fid_one")
+
+
+def test_cot_trigger_and_eval_prompt_layouts(tmp_path):
+  from flan_jax.tasks import eval_suites as es
+  t = templates.Template("Q: {question}\nA:", "{answer}")
+  train, _ = templates.render(t, {"question": "Is 3 odd?", "answer": "yes"}, templates.ZSCOT,
+                              rationale="3 = 2 + 1.")
+  bbh = es._bbh_prompt("", [], "Is 3 odd?", cot=True)  # pylint: disable=protected-access
+  assert train == bbh == "Q: Is 3 odd?\nA: Let's think step by step."
+  # BBH exemplars keep the release's layout: trigger, line break, rationale lines.
+  release = ("Sort words.\n\nQ: Sort: b a\nA: Let's think step by step.\nFirst letters: b, a.\n"
+             "So: a b. So the answer is a b.\n\nQ: Sort: d c\nA: Let's think step by step.\n"
+             "Two words.\nSo the answer is c d.")
+  desc, shots = es.parse_cot_prompt(release)
+  assert es._bbh_prompt(desc, shots, "Sort: f e", cot=True) == (  # pylint: disable=protected-access
+      release + "\n\nQ: Sort: f e\nA: Let's think step by step.")
+  # MMLU CoT queries write their options inline, as mmlu-cot.json's exemplars do.
+  from tests import test_eval_suites
+  test_eval_suites._write_mmlu(tmp_path)  # pylint: disable=protected-access
+  rows = es.mmlu_rows("anatomy", cot=True, data_dir=tmp_path)
+  assert rows[1]["inputs"].endswith(
+      "Q: test question 1, with \"quotes\"?\n(A) a1 (B) b1 (C) c1 (D) d1\n"
+      "A: Let's think step by step.")
+
+
+# --- options, few-shot patterns, holdouts --------------------------------------------------
+
+
+def test_option_styles_vary_by_example_and_label_targets():
+  styles = [templates.option_style(0, "task", k) for k in range(400)]
+  assert len({s.header for s in styles}) >= 12 and "" in {s.header for s in styles}
+  names = {s.name for s in styles}
+  for kind in ("A.", "(A)", "a.", "1.", "(1)", "I.", "(i)", "dash", "star"):
+    assert kind in names, kind
+  assert styles == [templates.option_style(0, "task", k) for k in range(400)]  # by seed
+  t = templates.Template("Pick: {q}{options}", "{answer}")
+  row = {"q": "2+2?", "answer": "four"}
+  paren = templates.OptionStyle("(A)", "Choices:", "({})", tuple("ABC"))
+  text, target = templates.render(t, row, templates.ZSOPT, options=["three", "four"],
+                                  style=paren)
+  assert text == "Pick: 2+2?\n\nChoices:\n(A) three\n(B) four" and target == "(B)"
+  inline = templates.OptionStyle("1.", "", "{}.", ("1", "2"), ";", newline=False)
+  text, target = templates.render(t, row, templates.ZSOPT, options=["three", "four"],
+                                  style=inline)
+  assert text == "Pick: 2+2?\n\n1. three; 2. four;" and target == "2."
+  bullets = templates.option_style(0, "task", next(k for k in range(400)
+                                                   if not styles[k].labelled))
+  assert templates.render(t, row, templates.ZSOPT, options=["three", "four"],
+                          style=bullets)[1] == "four"
+
+
+def test_fewshot_prompt_patterns_one_style_and_xshot(register):
+  rows = [{"q": f"{i} or {i + 1}?", "answer": str(i + 1), "options": [str(i), str(i + 1)]}
+          for i in range(40)]
+  tmpl = [templates.Template("Which is bigger, {q}{options}", "{answer}")]
+  register("pat", {"train": rows, "validation": rows[:30]}, tmpl, options_key="options",
+           varied_options=True, xshot=True, num_fewshot=5,
+           fewshot_patterns=families.FEWSHOT_PATTERNS["mcqa"])
+  fs = api.render_examples("fid_pat_fsopt", "validation")
+  modes = {r.fewshot_mode for r in fs}
+  assert modes == {"fixed", "xshot"}
+  assert all(len(r.exemplar_indices) == 5 for r in fs if r.fewshot_mode == "fixed")
+  assert all(1 <= len(r.exemplar_indices) <= 10 for r in fs)
+  assert len({len(r.exemplar_indices) for r in fs if r.fewshot_mode == "xshot"}) >= 3
+  prefixed = [r for r in fs if r.inputs.endswith(("A:", "Answer:", "Choice:"))]
+  assert prefixed, "no prompt ends with its pattern's answer prefix"
+  for r in fs:
+    style = templates.option_style(0, "fid_pat", f"validation:{r.index}")
+    # One style within the prompt: every exemplar's options look like the query's.
+    blocks = len(r.exemplar_indices) + 1
+    assert r.inputs.count(f"{style.label(0)} ") >= blocks, (style, r.inputs)
+    assert r.inputs.count(f"{style.label(1)} ") >= blocks, (style, r.inputs)
+    if style.header:
+      assert r.inputs.count(style.header) == blocks
+    assert r.targets == (style.label(1) if style.labelled else rows[r.index]["answer"])
+
+
+def test_validation_holdouts_are_a_fixed_small_count(tmp_path):
+  task = {"Definition": ["Copy."], "Positive Examples": [],
+          "Instances": [{"id": str(i), "input": str(i), "output": [str(i)]} for i in range(500)]}
+  path = tmp_path / "task1_copy.json"
+  path.write_text(json.dumps(task))
+  src = readers.NIv2TaskSource(path)
+  assert (src.num_examples("validation"), src.num_examples("train")) == (10, 490)
+  tsv = tmp_path / "x_train.tsv"
+  tsv.write_text("".join(f"q{i}\ta{i}\tr{i}\n" for i in range(1000)))
+  cot = readers.CotTsvSource(tsv)
+  assert (cot.num_examples("validation"), cot.num_examples("train")) == (25, 975)
+
+
+# --- the released mixture over the fixtures -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fixture_mixtures(tmp_path_factory):
+  from flan_jax.tasks import mixtures
+  from flan_jax.tasks.collections import cot, muffin, niv2, t0sf
+  root = tmp_path_factory.mktemp("flan_data")
+  _bench().write_fixtures(root)
+  modules = (muffin, t0sf, niv2, cot)
+  for m in modules:
+    m.register(data_dir=root)
+  mixtures.register_all()
+  yield mixtures
+  for m in modules:
+    m.register()
+  mixtures.register_all()
+
+
+def test_released_rates_caps_and_cot(fixture_mixtures):
+  m = fixture_mixtures
+  caps = {"flan2021": "FLAN", "t0sf": "T0", "niv2": "NIv2", "cot": "CoT", "dialog": "Dialog"}
+  assert {k: m.CAPS[k] for k in caps} == {k: FLAN_CAPS[v] for k, v in caps.items()}
+  assert m.COT_INVERSION_RATE == FLAN_COT_II_RATE
+  source = api.sampled_mixture("flan2022_submix")
+  groups = source.groups()
+  share = {}
+  for name, rate in source.rated_members():
+    share[groups[name]] = share.get(groups[name], 0.0) + rate
+  total = sum(share.values())
+  for flan_name, rate in FLAN_SUBMIX_RATES.items():
+    assert share[OURS[flan_name]] / total == pytest.approx(rate / sum(
+        FLAN_SUBMIX_RATES.values())), flan_name
+  # CoT: every CoT variant trains with its rationale; inversions at 0.3 of CoT.
+  cot = api.sampled_mixture("flan2022_cot").rated_members()
+  inv = sum(r for n, r in cot if "_inversion_" in n)
+  assert inv / (sum(r for _, r in cot) - inv) == pytest.approx(FLAN_COT_II_RATE)
+  assert {n.rsplit("_", 1)[1] for n, _ in cot if "_inversion_" not in n} == {"zscot", "fscot"}
+  assert m.TASK_COUNTS["flan2022_muffin"] == 80
+
+
+def test_data_stats_of_the_released_mixture(fixture_mixtures, capsys):
+  from flan_jax.tasks import stats
+  s = stats.mixture_stats("flan2022_submix", 20_000)  # the acceptance figure
+  expected = {"flan2021": 40, "t0sf": 32, "niv2": 20, "cot": 5, "dialog": 3}
+  for k, v in expected.items():
+    assert abs(s["collections"][k] - v) <= 1.5, (k, s["collections"])
+  assert s["rationale"] >= 4.5
+  assert s["over_input_length"] == 0 and s["fewshot_over_budget"] == 0
+  assert len(s["option_styles"]) >= 12
+  assert s["zsopt_label_targets"] >= 30
+  assert set(s["fewshot_modes"]) == {"fixed", "xshot", "demonstrations"}
+  assert max(s["exemplars"]) <= 10
+  print("\n".join(stats.format_stats(s)))
+  out = capsys.readouterr().out
+  assert "collection  flan2021" in out and "item styles" in out
+
+
+def test_muffin_datasets_have_their_own_templates():
+  from flan_jax.tasks.collections import muffin, muffin_templates  # pylint: disable=unused-import
+  by_name = {e.dataset: e for e in catalogue.entries("muffin")}
+  for dataset, sets in muffin_templates.DATASETS.items():
+    entry = by_name[dataset]
+    for kind in ("opt", "noopt"):
+      plain = [t for t in sets[kind] if not t.inverted]
+      assert len(plain) >= 7, (dataset, kind)
+      for t in sets[kind]:
+        assert set(t.fields) <= set(families.FIELDS[entry.family]), (dataset, t)
+    if entry.options:  # the "opt" set places the options; the "noopt" set never asks for them
+      assert all("{options}" in t.inputs for t in sets["opt"] if not t.inverted), dataset
+    assert all("{options}" not in t.inputs for t in sets["noopt"]), dataset
+  info = api.get_task_info("muffin_stsb")
+  assert info.num_templates == len(muffin_templates.STSB["opt"] + muffin_templates.STSB["noopt"])
+  row = {"premise": "A man eats.", "hypothesis": "Someone is eating.", "answer": "4"}
+  text, target = templates.render(muffin_templates.STSB["noopt"][0], row, templates.ZSNOOPT)
+  assert "0" in text and "5" in text and target == "4"  # the scale is stated
+
+
+def test_data_stats_command_in_a_fresh_process(tmp_path):
+  """The README's `flan-jax data stats` line, as a user runs it (small N)."""
+  import os
+  import subprocess
+  import sys
+  _bench().write_fixtures(tmp_path / "data", n_train=12, n_val=2)
+  env = {**os.environ, "FLAN_JAX_DATA_DIR": str(tmp_path / "data")}
+  out = subprocess.run([sys.executable, "-m", "flan_jax.cli", "data", "stats",
+                        "flan2022_submix", "--n", "400"], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-2000:]
+  lines = out.stdout.splitlines()
+  assert lines[0].startswith("flan2022_submix: 400 training examples")
+  assert any(l.startswith("collection  flan2021") for l in lines)
+  assert any("0 prompts over the input length" in l for l in lines)
+
+
+def test_data_stats_names_an_unknown_mixture(capsys):
+  from flan_jax.tasks import stats
+  assert stats.main(["no_such_mix"]) == 2
+  err = capsys.readouterr().err
+  assert "'no_such_mix' is not a registered Flan mixture" in err and "flan2022_submix" in err
