@@ -1,7 +1,9 @@
 """`flan-jax sweep`: the paper's scaling study (model size x number of tasks x CoT) as one gin file.
 
     flan-jax sweep --grid=gin/sweeps/paper_scaling.gin --list
-    flan-jax sweep --grid=gin/sweeps/paper_scaling.gin --target=tpu-vm --zone=us-central2-b --dry_run
+    flan-jax sweep --grid=gin/sweeps/paper_scaling.gin --root=gs://B/scaling --target=tpu-vm \\
+        --zone=us-central2-b --max_in_flight=8 --dry_run
+    flan-jax sweep status --root=gs://B/scaling
     flan-jax sweep run --grid=gin/sweeps/mini_scaling.gin --root=/tmp/mini_scaling
     flan-jax sweep report --root=/tmp/mini_scaling
 
@@ -10,15 +12,24 @@ CoT, the mixture name pattern, the evaluation recipe); it is the single source o
 study. Each cell becomes a `Run`: a name, a recipe, gin overrides, MODEL_DIR = ROOT/NAME
 and the run's training FLOPs (`flops.train_step_flops` x TRAIN_STEPS).
 
-  (no verb)  --list prints the runs; --target=T launches each through `flan-jax launch`
-             (other flags such as --zone or --dry_run go to it as they are).
+  (no verb)  --list prints the runs. --target=tpu-vm|xpk|slurm|skypilot submits every run
+             through `flan-jax launch` and returns once all are submitted: the runs go on
+             detached on their machines (one wheel of this checkout is built for all of
+             them). --max_in_flight=N keeps at most N runs started and not yet ended,
+             polling every --poll_s seconds. --topology=T (or SIZE=T,SIZE=T,... per model
+             size) replaces the recipes' TPU slices, e.g. with GPU clusters for slurm and
+             skypilot. Other flags (--zone, --cleanup, ...) go to `flan-jax launch`;
+             --dry_run prints every command and runs none.
+  status     where each submitted run is: the cluster's state of its job, the last
+             logged training step, and whether it has evaluation results.
   run        trains then evaluates every run here, one after another, each in a fresh
              process (`flan-jax train`'s then `flan-jax eval`'s entry point), then reports.
   report     collects ROOT/NAME/eval/results_<step>.json into ROOT/report.md (a table per
              benchmark column: rows model size, columns task count +- CoT) and ROOT/*.png.
 
 `--gin.SweepGrid.X=V` rebinds the grid; any other `--gin.K=V` is added to every run.
-ROOT/sweep.json records the runs, so `report` needs only --root.
+ROOT/sweep.json records the runs (and where they were submitted), so `status` and
+`report` need only --root.
 """
 from __future__ import annotations
 
@@ -29,12 +40,13 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Mapping, Sequence
 
 import gin
 
-from flan_jax import flops, gin_utils, plan
+from flan_jax import gin_utils
 
 MANIFEST = "sweep.json"
 NORM_AVG = "Norm. avg"
@@ -111,6 +123,7 @@ def load_grid(path: str, bindings: Sequence[str] = ()) -> SweepGrid:
 
 def expand(grid: SweepGrid, root: str | None = None, extra: Sequence[str] = ()) -> list[Run]:
   """Every (size, task count, CoT) cell of the grid as a Run, with its FLOPs; leaves gin cleared."""
+  from flan_jax import flops, plan  # pylint: disable=g-import-not-at-top  (JAX: not for --help)
   root = root or grid.root
   runs = []
   for model, recipe in grid.models.items():
@@ -165,21 +178,43 @@ def _write_text(path: str, text: str) -> None:
     f.write(text)
 
 
-def write_manifest(root: str, grid: SweepGrid, runs: Sequence[Run], timings: Mapping | None = None) -> str:
+def _read_text(path: str) -> str | None:
+  """The file's text, or None if it does not exist (gs:// paths through tf.io.gfile)."""
+  if "://" in path:
+    import tensorflow as tf
+    if not tf.io.gfile.exists(path):
+      return None
+    with tf.io.gfile.GFile(path) as f:
+      return f.read()
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return f.read()
+
+
+def write_manifest(root: str, grid: SweepGrid, runs: Sequence[Run], timings: Mapping | None = None,
+                   submitted: Mapping | None = None) -> str:
+  """ROOT/sweep.json; `submitted`: {'target', 'launch_args', 'runs': {name: time}} of a cluster sweep."""
   path = root.rstrip("/") + "/" + MANIFEST
   body = {"grid": dataclasses.asdict(grid), "runs": [dataclasses.asdict(r) for r in runs],
           "timings": dict(timings or {})}
+  if submitted:
+    body["submitted"] = dict(submitted)
   _write_text(path, json.dumps(body, indent=1, default=list))
   return path
 
 
-def read_manifest(root: str) -> tuple[dict, list[Run], dict]:
-  path = os.path.join(root, MANIFEST)
-  if not os.path.isfile(path):
+def _manifest_body(root: str) -> dict:
+  path = root.rstrip("/") + "/" + MANIFEST
+  text = _read_text(path)
+  if text is None:
     raise FileNotFoundError(f"{path} not found: give --grid=G (the sweep's gin file) or run "
                             f"`flan-jax sweep run --grid=G --root={root}` first")
-  with open(path) as f:
-    body = json.load(f)
+  return json.loads(text)
+
+
+def read_manifest(root: str) -> tuple[dict, list[Run], dict]:
+  body = _manifest_body(root)
   runs = [Run(**{**r, "bindings": tuple(r["bindings"])}) for r in body["runs"]]
   return body["grid"], runs, body.get("timings", {})
 
@@ -398,6 +433,164 @@ def report(root: str, runs: Sequence[Run], *, title: str = "sweep", timings: Map
 
 
 # ----------------------------------------------------------------------------------------
+# Submitting to a cluster, and where each run is.
+
+CLUSTER_TARGETS = ("tpu-vm", "xpk", "slurm", "skypilot")
+
+
+def _size_topologies(value: str | None, sizes: Sequence[str]) -> dict[str, str]:
+  """--topology=T (every size) or SIZE=T,SIZE=T,... (per size) -> {size: topology}."""
+  if not value:
+    return {}
+  if "=" not in value:
+    return {m: value for m in sizes}
+  out = {}
+  for part in value.split(","):
+    size, _, topology = (x.strip() for x in part.partition("="))
+    if size not in sizes or not topology:
+      raise ValueError(f"--topology={value}: {part!r} is not SIZE=TOPOLOGY with SIZE in SweepGrid.models "
+                       f"({', '.join(sizes)})")
+    out[size] = topology
+  return out
+
+
+def _recipe_topology(recipe: str) -> str | None:
+  with open(gin_utils.resolve_gin_file(recipe)) as f:
+    m = re.search(r"^TOPOLOGY\s*=\s*['\"]([^'\"]+)['\"]", f.read(), re.MULTILINE)
+  return m.group(1) if m else None
+
+
+def gpu_topologies_hint(grid: SweepGrid, gpu_type: str = "h100", gpus_per_node: int = 8) -> str:
+  """A --topology value giving each size as many GPUs as its recipe's TPU slice has chips
+  (rounded up to whole nodes)."""
+  from flan_jax import plan  # pylint: disable=g-import-not-at-top
+  parts = []
+  for size, recipe in grid.models.items():
+    tpu = _recipe_topology(recipe)
+    if tpu:
+      chips = plan.parse_topology(tpu).chips
+      parts.append(f"{size}={gpu_type}x{-(-chips // gpus_per_node) * gpus_per_node}")
+  return ",".join(parts)
+
+
+def submit(grid: SweepGrid, runs: Sequence[Run], root: str, target: str, launch_args: Sequence[str], *,
+           topology: str | None = None, max_in_flight: int = 0, poll_s: float = 60, dry_run: bool = False,
+           say=print) -> int:
+  """`flan-jax sweep --target=T`: submits every run (see the module docstring); 1 if any failed."""
+  from flan_jax.launch import cli as launch_cli  # pylint: disable=g-import-not-at-top
+  from flan_jax.launch import sweep as launch_sweep  # pylint: disable=g-import-not-at-top
+  parser = launch_cli._parser()  # pylint: disable=protected-access
+  base = parser.parse_args(["--target", target, *launch_args])
+  launch_cli._check_flags(base, parser)  # pylint: disable=protected-access
+  if max_in_flight < 0:
+    raise ValueError(f"--max_in_flight={max_in_flight}; give N >= 1, or 0 for no bound")
+  sizes = _size_topologies(topology, list(grid.models))
+  if target in ("slurm", "skypilot") and not base.num_nodes:
+    tpu_sized = [m for m, r in grid.models.items() if m not in sizes and _recipe_topology(r)
+                 and not _recipe_topology(r).startswith(("h100", "h200", "a100"))]
+    if tpu_sized:
+      raise ValueError(
+          f"--target={target} runs on GPU clusters, but the recipes of {', '.join(tpu_sized)} name TPU slices "
+          f"(their TOPOLOGY macro). Give one GPU cluster for every run (--topology={base.gpu_type}x64) or one per "
+          f"size, e.g. as many GPUs as each recipe's slice has chips:\n  --topology="
+          f"{gpu_topologies_hint(grid, base.gpu_type, base.gpus_per_node)}")
+  submissions, about, failed = {}, {}, []
+  for r in runs:
+    about[r.name] = f"{r.params:,} parameters, {r.flops:.2e} training FLOPs"
+    args = argparse.Namespace(**{**vars(base), "name": r.name, "topology": sizes.get(r.model, base.topology)})
+    try:
+      launch = launch_cli.make_launch([r.recipe], list(r.bindings), args)
+    except (ValueError, FileNotFoundError) as e:  # e.g. the recipe does not fit: say so, submit the others
+      print(f"flan-jax sweep: {r.name}: {e}", file=sys.stderr, flush=True)
+      failed.append(r.name)
+      continue
+    submissions[r.name] = launch_sweep.split_for_sweep(launch)
+  wheel_dir = os.path.join(tempfile.gettempdir(), f"flan_jax_sweep_{_slug(grid.name)}")
+  build, subs = launch_sweep.share_wheel(list(submissions.values()), wheel_dir)
+  submissions = dict(zip(submissions, subs))
+  bound = f"at most {max_in_flight} in flight" if max_in_flight else "all submitted at once"
+  say(f"# sweep {grid.name}: {len(runs)} runs on {target}, {bound}; MODEL_DIRs under {root}")
+
+  if dry_run:
+    if build is not None:
+      say(f"\n# {build.note}\n{build.render()}")
+    for i, r in enumerate(runs, 1):
+      say(f"\n# [{i}/{len(runs)}] {r.name}: {about[r.name]}")
+      if r.name in submissions:
+        sub = submissions[r.name]
+        say(sub.submit.render())
+        if sub.cleanup:
+          say("# once it has ended (--cleanup; the sweep waits for it):")
+          say("\n".join(step.render() for step in sub.cleanup))
+    say(f"\n# then: flan-jax sweep status --root={root}")
+  else:
+    record = {"target": target, "launch_args": ["--target", target, *launch_args], "runs": {}}
+    write_manifest(root, grid, runs, submitted=record)
+
+    def on_submit(name: str) -> None:
+      record["runs"][name] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+      write_manifest(root, grid, runs, submitted=record)
+
+    failed += launch_sweep.submit_all(
+        {n: submissions[n] for n in submissions}, build=build, max_in_flight=max_in_flight, poll_s=poll_s,
+        probe=lambda name: launch_sweep.probe_state(target, name, base)[0], say=say, on_submit=on_submit,
+        about=about)
+    say(f"# submitted {len(record['runs'])} of {len(runs)} runs; where they are: flan-jax sweep status --root={root}")
+  if failed:
+    print(f"flan-jax sweep: {len(failed)} launch(es) failed: {', '.join(failed)}", file=sys.stderr, flush=True)
+    return 1
+  return 0
+
+
+def _last_step(model_dir: str) -> int | None:
+  text = _read_text(model_dir.rstrip("/") + "/train_metrics.jsonl")
+  lines = [ln for ln in (text or "").splitlines() if ln.strip()]
+  try:
+    return int(json.loads(lines[-1])["step"]) if lines else None
+  except (ValueError, KeyError):
+    return None
+
+
+def _has_results(model_dir: str) -> bool:
+  pattern = model_dir.rstrip("/") + "/eval/results_*.json"
+  if "://" in model_dir:
+    import tensorflow as tf
+    return bool(tf.io.gfile.glob(pattern))
+  return latest_results(model_dir) is not None
+
+
+def status(root: str, *, run=subprocess.run) -> str:
+  """`flan-jax sweep status`: one line per run with its cluster state, last step and eval results."""
+  body = _manifest_body(root)
+  runs = [Run(**{**r, "bindings": tuple(r["bindings"])}) for r in body["runs"]]
+  submitted = body.get("submitted") or {}
+  args = None
+  if submitted:
+    from flan_jax.launch import cli as launch_cli  # pylint: disable=g-import-not-at-top
+    from flan_jax.launch import sweep as launch_sweep  # pylint: disable=g-import-not-at-top
+    args = launch_cli._parser().parse_args(submitted["launch_args"])  # pylint: disable=protected-access
+  where = f"on {submitted['target']}" if submitted else "trained here (`sweep run`)"
+  lines = [f"# sweep {body['grid'].get('name', 'sweep')}: {len(runs)} runs {where}; {root}",
+           f"{'run':<28} {'state':<13} {'step':>15} {'eval':<5} detail"]
+  counts: dict[str, int] = {}
+  for r in runs:
+    if not submitted:
+      state, detail = ("evaluated" if _has_results(r.model_dir) else "-"), ""
+    elif r.name not in submitted["runs"]:
+      state, detail = "not submitted", ""
+    else:
+      state, detail = launch_sweep.probe_state(submitted["target"], r.name, args, run=run)
+      detail = f"submitted {submitted['runs'][r.name]}; {detail}"
+    counts[state] = counts.get(state, 0) + 1
+    step = _last_step(r.model_dir)
+    progress = f"{step if step is not None else '-'}/{r.train_steps}"
+    lines.append(f"{r.name:<28} {state:<13} {progress:>15} {'yes' if _has_results(r.model_dir) else 'no':<5} "
+                 f"{detail[:80]}")
+  lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
+  return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------
 # Command line.
 
 
@@ -410,24 +603,60 @@ def _split(argv: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
   return grid_b, [b for b in bindings if not b.startswith("SweepGrid.")], rest
 
 
+VERBS = ("run", "status", "report")
+
+
+def _parser(verb: str | None) -> argparse.ArgumentParser:
+  raw = argparse.RawDescriptionHelpFormatter
+  if verb is None:
+    p = argparse.ArgumentParser(
+        prog="flan-jax sweep", formatter_class=raw,
+        usage="flan-jax sweep [run|status|report] --grid=G [--root=D] [--list | --target=T [...] [--dry_run]]",
+        description=__doc__.split("\n\n", 1)[1].split("`--gin.SweepGrid")[0].rstrip(),
+        epilog="`flan-jax sweep run --help`, `status --help`, `report --help` describe the verbs.\n"
+               "--gin.SweepGrid.X=V rebinds the grid; any other --gin.K=V is added to every run.")
+    p.add_argument("--grid", required=True, help="sweep gin file, e.g. gin/sweeps/paper_scaling.gin")
+    p.add_argument("--root", help="where the runs' MODEL_DIRs go (default: SweepGrid.root)")
+    p.add_argument("--list", action="store_true", help="print the runs and their FLOPs, launch nothing")
+    p.add_argument("--target", choices=CLUSTER_TARGETS,
+                   help="submit every run there through `flan-jax launch` (its flags, e.g. --zone, pass through)")
+    p.add_argument("--max_in_flight", type=int, default=0,
+                   help="at most N runs started and not yet ended; 0 (default): submit all at once")
+    p.add_argument("--poll_s", type=float, default=60, help="seconds between state polls (default 60)")
+    p.add_argument("--topology", help="one topology for every run (h100x64, v4-128, ...) or one per model size: "
+                                      "t5-small=h100x8,t5-xl=h100x32,... (default: each recipe's TOPOLOGY)")
+    p.add_argument("--dry_run", action="store_true", help="print every command the submission would run; run none")
+    return p
+  p = argparse.ArgumentParser(prog=f"flan-jax sweep {verb}", formatter_class=raw, description={
+      "run": "Train then evaluate every run of the grid on this machine, one after another, each in a fresh\n"
+             "process; runs with results are skipped (a stopped sweep resumes); then write the report.",
+      "status": "Where each run of a submitted sweep is: the cluster's state of its job (squeue/sacct, sky queue,\n"
+                "xpk workload list, or worker 0's exit-code file on a TPU VM), the last logged training step\n"
+                "(MODEL_DIR/train_metrics.jsonl) and whether it has evaluation results.",
+      "report": "Collect ROOT/RUN/eval/results_<step>.json into ROOT/report.md (a table per benchmark column)\n"
+                "and plots ROOT/tasks_*.png, ROOT/size_*.png.",
+  }[verb])
+  p.add_argument("--grid", required=verb == "run", help="sweep gin file (default for status/report: ROOT/sweep.json)")
+  p.add_argument("--root", required=verb == "status", help="the sweep's root (default: SweepGrid.root)")
+  return p
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   if argv and argv[0] == "_one":  # internal: one run of `sweep run`, in its own process
     cut = argv.index("--")
     return _run_one(argv[1:cut], argv[cut + 1:])
-  verb = argv.pop(0) if argv and argv[0] in ("run", "report") else None
+  verb = argv.pop(0) if argv and argv[0] in VERBS else None
   grid_b, run_b, rest = _split(argv)
-  p = argparse.ArgumentParser(prog=f"flan-jax sweep{' ' + verb if verb else ''}",
-                              description=__doc__.split("\n\n")[0])
-  p.add_argument("--grid", required=verb != "report", help="sweep gin file, e.g. gin/sweeps/paper_scaling.gin")
-  p.add_argument("--root", help="where the runs' MODEL_DIRs go (default: SweepGrid.root)")
+  p = _parser(verb)
   if verb is None:
-    p.add_argument("--list", action="store_true", help="print the runs and their FLOPs, launch nothing")
-    p.add_argument("--target", help="launch each run with `flan-jax launch --target=T` (other flags go to it)")
     args, launch_args = p.parse_known_args(rest)
   else:
     args, launch_args = p.parse_args(rest), []
 
+  if verb == "status":
+    print(status(args.root), flush=True)
+    return 0
   if verb == "report":
     if args.grid:
       grid = load_grid(args.grid, grid_b)
@@ -454,28 +683,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {os.path.join(root, 'report.md')}", flush=True)
     return 0
   if args.list or not args.target:
-    if launch_args:
-      p.error(f"unknown arguments {launch_args} (launch flags need --target)")
+    if launch_args or args.dry_run:
+      p.error(f"{launch_args or ['--dry_run']} need --target=T (one of {', '.join(CLUSTER_TARGETS)})")
     print(format_runs(runs))
     return 0
-
-  from flan_jax.launch import cli as launch_cli
-  failed = []
-  for i, r in enumerate(runs, 1):
-    print(f"# [{i}/{len(runs)}] {r.name}: {r.params:,} parameters, {r.flops:.2e} training FLOPs", flush=True)
-    try:
-      rc = launch_cli.main(["--target", args.target, "--name", r.name, *launch_args, *r.gin_args()])
-    except ValueError as e:  # e.g. the recipe does not fit its topology: say so, launch the others
-      print(f"flan-jax sweep: {r.name}: {e}", file=sys.stderr, flush=True)
-      rc = 1
-    if rc:
-      failed.append(r.name)
-  if "--dry_run" not in launch_args:
-    write_manifest(root, grid, runs)
-  if failed:
-    print(f"flan-jax sweep: {len(failed)} launch(es) failed: {', '.join(failed)}", file=sys.stderr)
-    return 1
-  return 0
+  return submit(grid, runs, root, args.target, launch_args, topology=args.topology,
+                max_in_flight=args.max_in_flight, poll_s=args.poll_s, dry_run=args.dry_run)
 
 
 if __name__ == "__main__":

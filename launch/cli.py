@@ -200,8 +200,12 @@ def make_launch(files: Sequence[str], bindings: Sequence[str], args: argparse.Na
     planned = tpu.topology.with_size(tpu.topology.size * args.num_slices)
   else:
     tpu = None
-    gpus = gpu_cluster(args.topology or (None if args.num_nodes else macros["TOPOLOGY"]), args.num_nodes,
-                       args.gpus_per_node, args.gpu_type)
+    recipe_topology = None if args.num_nodes else macros["TOPOLOGY"]
+    if not args.topology and recipe_topology and not plan.parse_topology(recipe_topology).is_gpu:
+      raise ValueError(f"--target={args.target} needs a GPU cluster, but the recipe's TOPOLOGY is the TPU slice "
+                       f"{recipe_topology}: give --topology={args.gpu_type}xN (N GPUs) or --num_nodes=N "
+                       f"(x --gpus_per_node={args.gpus_per_node})")
+    gpus = gpu_cluster(args.topology or recipe_topology, args.num_nodes, args.gpus_per_node, args.gpu_type)
     planned = gpus.topology
   fit_line = "fit check skipped (--skip_fit_check)"
   if not args.skip_fit_check:
