@@ -382,6 +382,29 @@ def list_tasks(collection: str | None = None, *, variants: bool = False) -> list
   return sorted(i.name for i in infos)
 
 
+def register_family_mixture(name: str) -> seqio.Mixture | None:
+  """A family name (as `flan-jax tasks list` prints it) as the seqio Mixture of its format
+  variants at equal rates, registered under that name on first use; None if `name` is no
+  registered family."""
+  if name not in _CATALOGUE:
+    return None
+  if name not in seqio.MixtureRegistry.names():
+    register_mixture(name, list(_CATALOGUE[name].task_names), default_rate=1.0)
+  return seqio.get_mixture_or_task(name)
+
+
+def list_mixtures() -> list[str]:
+  """Sorted names of the registered mixtures: seqio Mixtures and sampled mixtures, without the
+  per-family mixtures `register_family_mixture` adds."""
+  names = set(seqio.MixtureRegistry.names()) - set(_CATALOGUE)
+  return sorted(names | {n for n in _SAMPLED if n in seqio.TaskRegistry.names()})
+
+
+def accepted_names() -> list[str]:
+  """Every name a task is accepted as: variants and other seqio tasks, families, mixtures."""
+  return sorted(set(seqio.TaskRegistry.names()) | set(seqio.MixtureRegistry.names()) | set(_CATALOGUE))
+
+
 def render_examples(task_name: str, split: str = "validation",
                     limit: int | None = None) -> list[RenderedExample]:
   """The first `limit` rendered examples of a registered variant, in python (no tf.data):

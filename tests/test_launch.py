@@ -262,3 +262,9 @@ def test_local_two_processes_train_and_checkpoint(tmp_path, capfd):
   state = os.listdir(model_dir / "checkpoints" / "4" / "state")
   assert {"ocdbt.process_0", "ocdbt.process_1"} <= set(state), state
   assert "step      4/4" not in (tmp_path / "logs" / "process_1.log").read_text()
+
+
+def test_gpu_target_on_a_recipe_with_a_tpu_slice_says_how_to_give_gpus():
+  msg = _refused("--target=slurm", f"--gin_file={XL}", "--gin.MODEL_DIR=/shared/run")
+  assert msg == ("--target=slurm needs a GPU cluster, but the recipe's TOPOLOGY is the TPU slice v4-64: give "
+                 "--topology=h100xN (N GPUs) or --num_nodes=N (x --gpus_per_node=8)")
