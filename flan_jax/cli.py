@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
   if command not in SUBCOMMANDS:
     print(f"flan-jax: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
     return 2
-  if "-h" in rest or "--help" in rest:
+  if "-h" in rest or "--help" in rest or (command == "flops" and not rest):  # bare `flops`: its help
     code = _help(command, rest)
     if code is not None:
       return code

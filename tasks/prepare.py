@@ -411,12 +411,17 @@ def prepare(collection: str, data_dir=None, *, timeout: float = 600) -> list[str
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog="flan-jax data")
-  sub = p.add_subparsers(dest="command", required=True)
-  prep = sub.add_parser("prepare", help="fetch and cache a collection")
-  prep.add_argument("collection", choices=list(CHOICES) + ["all"])
-  prep.add_argument("--data_dir", default=None)
-  prep.add_argument("--timeout", type=float, default=600, help="seconds per download")
+  raw = argparse.RawDescriptionHelpFormatter
+  p = argparse.ArgumentParser(prog="flan-jax data", formatter_class=raw,
+                              description="Fetch and cache Flan 2022 collections and benchmarks (needs network).")
+  sub = p.add_subparsers(dest="command", required=True, metavar="{prepare}")
+  prep = sub.add_parser("prepare", help="fetch and cache a collection or benchmark", formatter_class=raw,
+                        description=__doc__.split("\n\n", 1)[1].strip())
+  prep.add_argument("collection", choices=list(CHOICES) + ["all"], metavar="WHAT",
+                    help=f"one of {', '.join(CHOICES)}, or all (every one of them)")
+  prep.add_argument("--data_dir", default=None,
+                    help=f"where to cache (default ${catalogue.DATA_DIR_ENV}, else {catalogue.DEFAULT_DATA_DIR})")
+  prep.add_argument("--timeout", type=float, default=600, help="seconds per download (default 600)")
   args = p.parse_args(argv)
   failures = prepare(args.collection, args.data_dir, timeout=args.timeout)
   for f in failures:
