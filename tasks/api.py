@@ -360,6 +360,8 @@ def remove_flan_task(name: str) -> None:
     if task_name in seqio.TaskRegistry.names():
       seqio.TaskRegistry.remove(task_name)
     _VARIANTS.pop(task_name, None)
+  if info.name in seqio.MixtureRegistry.names():  # its family mixture (register_family_mixture)
+    seqio.MixtureRegistry.remove(info.name)
   del _CATALOGUE[info.name]
 
 
