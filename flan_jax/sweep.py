@@ -40,7 +40,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Mapping, Sequence
 
@@ -49,6 +48,7 @@ import gin
 from flan_jax import gin_utils
 
 MANIFEST = "sweep.json"
+CLUSTER_TARGETS = ("tpu-vm", "xpk", "slurm", "skypilot")  # `flan-jax sweep --target=T` (launch/sweep.py)
 NORM_AVG = "Norm. avg"
 LOGLIK = "answer log-lik. (nats/token)"
 
@@ -433,164 +433,6 @@ def report(root: str, runs: Sequence[Run], *, title: str = "sweep", timings: Map
 
 
 # ----------------------------------------------------------------------------------------
-# Submitting to a cluster, and where each run is.
-
-CLUSTER_TARGETS = ("tpu-vm", "xpk", "slurm", "skypilot")
-
-
-def _size_topologies(value: str | None, sizes: Sequence[str]) -> dict[str, str]:
-  """--topology=T (every size) or SIZE=T,SIZE=T,... (per size) -> {size: topology}."""
-  if not value:
-    return {}
-  if "=" not in value:
-    return {m: value for m in sizes}
-  out = {}
-  for part in value.split(","):
-    size, _, topology = (x.strip() for x in part.partition("="))
-    if size not in sizes or not topology:
-      raise ValueError(f"--topology={value}: {part!r} is not SIZE=TOPOLOGY with SIZE in SweepGrid.models "
-                       f"({', '.join(sizes)})")
-    out[size] = topology
-  return out
-
-
-def _recipe_topology(recipe: str) -> str | None:
-  with open(gin_utils.resolve_gin_file(recipe)) as f:
-    m = re.search(r"^TOPOLOGY\s*=\s*['\"]([^'\"]+)['\"]", f.read(), re.MULTILINE)
-  return m.group(1) if m else None
-
-
-def gpu_topologies_hint(grid: SweepGrid, gpu_type: str = "h100", gpus_per_node: int = 8) -> str:
-  """A --topology value giving each size as many GPUs as its recipe's TPU slice has chips
-  (rounded up to whole nodes)."""
-  from flan_jax import plan  # pylint: disable=g-import-not-at-top
-  parts = []
-  for size, recipe in grid.models.items():
-    tpu = _recipe_topology(recipe)
-    if tpu:
-      chips = plan.parse_topology(tpu).chips
-      parts.append(f"{size}={gpu_type}x{-(-chips // gpus_per_node) * gpus_per_node}")
-  return ",".join(parts)
-
-
-def submit(grid: SweepGrid, runs: Sequence[Run], root: str, target: str, launch_args: Sequence[str], *,
-           topology: str | None = None, max_in_flight: int = 0, poll_s: float = 60, dry_run: bool = False,
-           say=print) -> int:
-  """`flan-jax sweep --target=T`: submits every run (see the module docstring); 1 if any failed."""
-  from flan_jax.launch import cli as launch_cli  # pylint: disable=g-import-not-at-top
-  from flan_jax.launch import sweep as launch_sweep  # pylint: disable=g-import-not-at-top
-  parser = launch_cli._parser()  # pylint: disable=protected-access
-  base = parser.parse_args(["--target", target, *launch_args])
-  launch_cli._check_flags(base, parser)  # pylint: disable=protected-access
-  if max_in_flight < 0:
-    raise ValueError(f"--max_in_flight={max_in_flight}; give N >= 1, or 0 for no bound")
-  sizes = _size_topologies(topology, list(grid.models))
-  if target in ("slurm", "skypilot") and not base.num_nodes:
-    tpu_sized = [m for m, r in grid.models.items() if m not in sizes and _recipe_topology(r)
-                 and not _recipe_topology(r).startswith(("h100", "h200", "a100"))]
-    if tpu_sized:
-      raise ValueError(
-          f"--target={target} runs on GPU clusters, but the recipes of {', '.join(tpu_sized)} name TPU slices "
-          f"(their TOPOLOGY macro). Give one GPU cluster for every run (--topology={base.gpu_type}x64) or one per "
-          f"size, e.g. as many GPUs as each recipe's slice has chips:\n  --topology="
-          f"{gpu_topologies_hint(grid, base.gpu_type, base.gpus_per_node)}")
-  submissions, about, failed = {}, {}, []
-  for r in runs:
-    about[r.name] = f"{r.params:,} parameters, {r.flops:.2e} training FLOPs"
-    args = argparse.Namespace(**{**vars(base), "name": r.name, "topology": sizes.get(r.model, base.topology)})
-    try:
-      launch = launch_cli.make_launch([r.recipe], list(r.bindings), args)
-    except (ValueError, FileNotFoundError) as e:  # e.g. the recipe does not fit: say so, submit the others
-      print(f"flan-jax sweep: {r.name}: {e}", file=sys.stderr, flush=True)
-      failed.append(r.name)
-      continue
-    submissions[r.name] = launch_sweep.split_for_sweep(launch)
-  wheel_dir = os.path.join(tempfile.gettempdir(), f"flan_jax_sweep_{_slug(grid.name)}")
-  build, subs = launch_sweep.share_wheel(list(submissions.values()), wheel_dir)
-  submissions = dict(zip(submissions, subs))
-  bound = f"at most {max_in_flight} in flight" if max_in_flight else "all submitted at once"
-  say(f"# sweep {grid.name}: {len(runs)} runs on {target}, {bound}; MODEL_DIRs under {root}")
-
-  if dry_run:
-    if build is not None:
-      say(f"\n# {build.note}\n{build.render()}")
-    for i, r in enumerate(runs, 1):
-      say(f"\n# [{i}/{len(runs)}] {r.name}: {about[r.name]}")
-      if r.name in submissions:
-        sub = submissions[r.name]
-        say(sub.submit.render())
-        if sub.cleanup:
-          say("# once it has ended (--cleanup; the sweep waits for it):")
-          say("\n".join(step.render() for step in sub.cleanup))
-    say(f"\n# then: flan-jax sweep status --root={root}")
-  else:
-    record = {"target": target, "launch_args": ["--target", target, *launch_args], "runs": {}}
-    write_manifest(root, grid, runs, submitted=record)
-
-    def on_submit(name: str) -> None:
-      record["runs"][name] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-      write_manifest(root, grid, runs, submitted=record)
-
-    failed += launch_sweep.submit_all(
-        {n: submissions[n] for n in submissions}, build=build, max_in_flight=max_in_flight, poll_s=poll_s,
-        probe=lambda name: launch_sweep.probe_state(target, name, base)[0], say=say, on_submit=on_submit,
-        about=about)
-    say(f"# submitted {len(record['runs'])} of {len(runs)} runs; where they are: flan-jax sweep status --root={root}")
-  if failed:
-    print(f"flan-jax sweep: {len(failed)} launch(es) failed: {', '.join(failed)}", file=sys.stderr, flush=True)
-    return 1
-  return 0
-
-
-def _last_step(model_dir: str) -> int | None:
-  text = _read_text(model_dir.rstrip("/") + "/train_metrics.jsonl")
-  lines = [ln for ln in (text or "").splitlines() if ln.strip()]
-  try:
-    return int(json.loads(lines[-1])["step"]) if lines else None
-  except (ValueError, KeyError):
-    return None
-
-
-def _has_results(model_dir: str) -> bool:
-  pattern = model_dir.rstrip("/") + "/eval/results_*.json"
-  if "://" in model_dir:
-    import tensorflow as tf
-    return bool(tf.io.gfile.glob(pattern))
-  return latest_results(model_dir) is not None
-
-
-def status(root: str, *, run=subprocess.run) -> str:
-  """`flan-jax sweep status`: one line per run with its cluster state, last step and eval results."""
-  body = _manifest_body(root)
-  runs = [Run(**{**r, "bindings": tuple(r["bindings"])}) for r in body["runs"]]
-  submitted = body.get("submitted") or {}
-  args = None
-  if submitted:
-    from flan_jax.launch import cli as launch_cli  # pylint: disable=g-import-not-at-top
-    from flan_jax.launch import sweep as launch_sweep  # pylint: disable=g-import-not-at-top
-    args = launch_cli._parser().parse_args(submitted["launch_args"])  # pylint: disable=protected-access
-  where = f"on {submitted['target']}" if submitted else "trained here (`sweep run`)"
-  lines = [f"# sweep {body['grid'].get('name', 'sweep')}: {len(runs)} runs {where}; {root}",
-           f"{'run':<28} {'state':<13} {'step':>15} {'eval':<5} detail"]
-  counts: dict[str, int] = {}
-  for r in runs:
-    if not submitted:
-      state, detail = ("evaluated" if _has_results(r.model_dir) else "-"), ""
-    elif r.name not in submitted["runs"]:
-      state, detail = "not submitted", ""
-    else:
-      state, detail = launch_sweep.probe_state(submitted["target"], r.name, args, run=run)
-      detail = f"submitted {submitted['runs'][r.name]}; {detail}"
-    counts[state] = counts.get(state, 0) + 1
-    step = _last_step(r.model_dir)
-    progress = f"{step if step is not None else '-'}/{r.train_steps}"
-    lines.append(f"{r.name:<28} {state:<13} {progress:>15} {'yes' if _has_results(r.model_dir) else 'no':<5} "
-                 f"{detail[:80]}")
-  lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
-  return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------------------
 # Command line.
 
 
@@ -655,7 +497,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, launch_args = p.parse_args(rest), []
 
   if verb == "status":
-    print(status(args.root), flush=True)
+    from flan_jax.launch import sweep as launch_sweep  # pylint: disable=g-import-not-at-top
+    print(launch_sweep.status(args.root), flush=True)
     return 0
   if verb == "report":
     if args.grid:
@@ -687,8 +530,9 @@ def main(argv: Sequence[str] | None = None) -> int:
       p.error(f"{launch_args or ['--dry_run']} need --target=T (one of {', '.join(CLUSTER_TARGETS)})")
     print(format_runs(runs))
     return 0
-  return submit(grid, runs, root, args.target, launch_args, topology=args.topology,
-                max_in_flight=args.max_in_flight, poll_s=args.poll_s, dry_run=args.dry_run)
+  from flan_jax.launch import sweep as launch_sweep  # pylint: disable=g-import-not-at-top
+  return launch_sweep.submit(grid, runs, root, args.target, launch_args, topology=args.topology,
+                             max_in_flight=args.max_in_flight, poll_s=args.poll_s, dry_run=args.dry_run)
 
 
 if __name__ == "__main__":
