@@ -22,6 +22,7 @@ Each registered family has a `TaskInfo` in a module-level catalogue: `get_task_i
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -371,8 +372,10 @@ def get_task_info(name: str) -> TaskInfo:
     return _CATALOGUE[name]
   if name in _VARIANTS:
     return _CATALOGUE[_VARIANTS[name][0].name]
-  raise KeyError(f"no FLAN task {name!r} in the catalogue; import the module that registers "
-                 f"it (e.g. flan_jax.tasks.embedded). Known: {sorted(_CATALOGUE)[:20]}")
+  close = difflib.get_close_matches(name, list(_CATALOGUE) + list(_VARIANTS), n=5, cutoff=0.6)
+  hint = f" Did you mean: {', '.join(close)}?" if close else ""
+  raise KeyError(f"no FLAN task {name!r} in the catalogue.{hint} Import the module that registers "
+                 f"it (e.g. flan_jax.tasks.embedded); {len(_CATALOGUE)} families are registered")
 
 
 def list_tasks(collection: str | None = None, *, variants: bool = False) -> list[str]:
