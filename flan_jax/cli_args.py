@@ -140,6 +140,18 @@ def _read_gin_text(path: str, root: str, seen: set[str] | None = None) -> list[t
   return out
 
 
+def _first_sentence(text: str, width: int = 100) -> str:
+  """The first sentence of a gin file's leading comment, at most `width` characters."""
+  words = []
+  for line in text.splitlines():
+    if not line.startswith("#") or line.lstrip("# ").startswith("flan-jax "):
+      break
+    words += line.lstrip("#").split()
+  sentence = " ".join(words)
+  sentence = re.split(r"(?<!et al)(?<=[a-z0-9)])\. ", sentence, maxsplit=1)[0].rstrip(".")
+  return sentence if len(sentence) <= width else sentence[:width - 3].rsplit(" ", 1)[0] + " ..."
+
+
 def _recipes(root: str, run_file: str) -> list[tuple[str, str]]:
   """(recipe file name, its first comment line) of the shipped recipes that include `run_file`."""
   out = []
@@ -151,8 +163,7 @@ def _recipes(root: str, run_file: str) -> list[tuple[str, str]]:
       text = f.read()
     includes = _INCLUDE.findall("\n".join(line.strip() for line in text.splitlines()))
     if any(i == run_file or i.endswith("/" + run_file) for i in includes):
-      first = next((ln.lstrip("# ").strip() for ln in text.splitlines() if ln.startswith("#")), "")
-      out.append((name, first.split(":", 1)[-1].strip() if first.lower().startswith(name[:-4].lower()) else first))
+      out.append((name, _first_sentence(text)))
   return out
 
 
