@@ -15,19 +15,52 @@ SUBCOMMANDS = {
     "infer": ("flan_jax.infer", "decode a task or mixture to JSONL (--gin_file=gin/runs/infer.gin --gin.KEY=VALUE)"),
     "generate": ("flan_jax.generate", "complete prompts: --checkpoint DIR \"PROMPT\" ... | --interactive"),
     "convert": ("flan_jax.convert.hf", "convert checkpoints: from-hf SRC DST | to-hf SRC DST"),
-    "plan": ("flan_jax.plan", "per-chip memory and step time of a recipe on a topology"),
+    "plan": ("flan_jax.plan", "per-chip memory and step time of a recipe on a topology (--gin_file=RECIPE)"),
     "flops": ("flan_jax.flops", "FLOPs accounting; --paper prints the paper's compute table"),
-    "tasks": ("flan_jax.tasks.cli", "the Flan 2022 catalogue: count | list [--collection C] | show NAME [--format F]"),
-    "data": ("flan_jax.tasks.prepare", "fetch and cache a collection's data: prepare COLLECTION --data_dir=D"),
+    "tasks": ("flan_jax.tasks.cli",
+              "the Flan 2022 catalogue: count | list [--collection C] [--mixtures] [--all] | show NAME [--format F]"),
+    "data": ("flan_jax.tasks.prepare", "fetch and cache data: prepare muffin|t0sf|niv2|cot|mmlu|bbh|tydiqa|mgsm|all"),
     "launch": ("flan_jax.launch.cli", "run a recipe on TPU VMs, xpk, SLURM, SkyPilot or local processes (--dry_run)"),
-    "sweep": ("flan_jax.sweep", "scaling sweeps: --grid=G --list | --target=T [--dry_run] | run | report --root=D"),
+    "sweep": ("flan_jax.sweep", "scaling sweeps: --grid=G --list | --target=T [--dry_run] | run | status | report"),
+}
+
+# Where `COMMAND --help` finds its parser without importing the command's module (which
+# may import JAX or TensorFlow): a light module's parser function.
+HELP_PARSERS = {
+    "plan": ("flan_jax.cli_args", "plan_parser"),
+    "flops": ("flan_jax.cli_args", "flops_parser"),
+    "generate": ("flan_jax.cli_args", "generate_parser"),
+    "convert": ("flan_jax.cli_args", "convert_parser"),
 }
 
 
 def _usage() -> str:
   width = max(map(len, SUBCOMMANDS))
   lines = [f"  {name:<{width}}  {text}" for name, (_, text) in SUBCOMMANDS.items()]
-  return "usage: flan-jax COMMAND [ARGS...]\n\ncommands:\n" + "\n".join(lines)
+  return ("usage: flan-jax COMMAND [ARGS...]\n\ncommands:\n" + "\n".join(lines)
+          + "\n\n`flan-jax COMMAND --help` describes each command's flags.")
+
+
+def _help(command: str, rest: list[str]) -> int | None:
+  """Prints COMMAND's help without importing its module; None when the module's own
+  parser (a light module) should answer."""
+  if command in ("train", "eval", "infer"):
+    from flan_jax import cli_args, gin_utils  # pylint: disable=g-import-not-at-top
+    files = gin_utils.split_gin_args([a for a in rest if a not in ("-h", "--help")])[0]
+    print(cli_args.gin_help(command, files, str(gin_utils.gin_root())))
+    return 0
+  if command in HELP_PARSERS:
+    module, function = HELP_PARSERS[command]
+    parser = getattr(importlib.import_module(module), function)()
+    words = [a for a in rest if not a.startswith("-")]
+    if command == "convert" and words and words[0] in ("from-hf", "to-hf"):
+      try:
+        parser.parse_args([words[0], "--help"])
+      except SystemExit as e:
+        return int(e.code or 0)
+    parser.print_help()
+    return 0
+  return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
   if command not in SUBCOMMANDS:
     print(f"flan-jax: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
     return 2
+  if "-h" in rest or "--help" in rest or (command == "flops" and not rest):  # bare `flops`: its help
+    code = _help(command, rest)
+    if code is not None:
+      return code
   module = importlib.import_module(SUBCOMMANDS[command][0])
   try:
     return int(module.main(rest) or 0)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
+import re
+import sys
 from typing import Iterator, Mapping, Sequence
 
 import jax
@@ -29,24 +32,66 @@ FEATURE_CONVERTERS = {
 
 
 def import_task_modules(modules: Sequence[str]) -> None:
-  """Imports the modules whose import registers tasks (e.g. 'flan_jax.tasks.embedded')."""
+  """Imports the modules whose import registers tasks (e.g. 'flan_jax.tasks.embedded').
+
+  A module not found on sys.path is looked up in the working directory too, as
+  `python -m` would: `--gin.TASK_MODULES="['flan_jax.tasks.embedded', 'my_tasks']"` finds
+  ./my_tasks.py."""
   for name in modules:
+    if not isinstance(name, str):
+      raise ValueError(f"TASK_MODULES holds {name!r}, not a module name; give a list of names such as "
+                       "['flan_jax.tasks.embedded', 'my_tasks']")
     try:
-      importlib.import_module(name)
+      try:
+        importlib.import_module(name)
+      except ModuleNotFoundError as e:
+        cwd = os.getcwd()
+        if e.name != name.split(".")[0] or cwd in sys.path:
+          raise
+        sys.path.append(cwd)
+        importlib.import_module(name)
     except ImportError as e:
-      raise ValueError(f"cannot import task module {name!r} (gin: train.task_modules): {e}") from e
+      where = f" (looked on sys.path and in the working directory {os.getcwd()})" if isinstance(
+          e, ModuleNotFoundError) and e.name == name.split(".")[0] else ""
+      raise ValueError(f"cannot import task module {name!r} (gin: TASK_MODULES): {e}{where}") from e
+
+
+def _catalogue_hint(name: str) -> str:
+  """Why a Flan 2022 catalogue name is not registered, if it is one."""
+  from flan_jax.tasks.collections import catalogue  # pylint: disable=g-import-not-at-top
+  family = re.sub(r"_(zsopt|zsnoopt|fsopt|fsnoopt|zscot|fscot)$", "", name)
+  try:
+    entry = catalogue.get(family)
+  except KeyError:
+    return ""
+  return (f" {family!r} is a Flan 2022 task ({entry.collection}) whose module is not imported: add "
+          f"'flan_jax.tasks.mixtures' to TASK_MODULES, e.g. "
+          f"--gin.TASK_MODULES=\"['flan_jax.tasks.embedded', 'flan_jax.tasks.mixtures']\".")
+
+
+def unknown_task_message(name: str, what: str = "MIXTURE_OR_TASK_NAME") -> str:
+  """The error for a name that is neither a task, a family nor a mixture: close names that
+  would be accepted, and where to list them."""
+  from flan_jax.tasks import api  # pylint: disable=g-import-not-at-top
+  known = api.accepted_names()
+  close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
+  hint = f" Did you mean: {', '.join(close)}?" if close else ""
+  return (f"unknown task or mixture {name!r} (gin: {what}).{hint}{_catalogue_hint(name)} Accepted: a task "
+          f"family (`flan-jax tasks list`; `--all` adds the embedded ones), a mixture (`flan-jax tasks list "
+          f"--mixtures`), or a family's format variant FAMILY_zsopt/_zsnoopt/_fsopt/_fsnoopt/_zscot/_fscot; "
+          f"the modules in TASK_MODULES register {len(known)} names.")
 
 
 def get_mixture_or_task(name: str) -> seqio.Task | seqio.Mixture:
-  """Looks a name up in both registries; an unknown name lists the closest ones."""
-  known = list(seqio.TaskRegistry.names()) + list(seqio.MixtureRegistry.names())
-  if name not in known:
-    close = difflib.get_close_matches(name, known, n=5, cutoff=0.5)
-    hint = f" Did you mean: {', '.join(close)}?" if close else ""
-    raise ValueError(
-        f"unknown task or mixture {name!r} (gin: MIXTURE_OR_TASK_NAME).{hint} {len(known)} are registered; "
-        "`flan-jax tasks list` shows them, and train.task_modules lists the modules that register them.")
-  return seqio.get_mixture_or_task(name)
+  """Looks a name up in both registries; a task family (as `flan-jax tasks list` prints it)
+  is the mixture of its format variants at equal rates. An unknown name lists close ones."""
+  if name in seqio.TaskRegistry.names() or name in seqio.MixtureRegistry.names():
+    return seqio.get_mixture_or_task(name)
+  from flan_jax.tasks import api  # pylint: disable=g-import-not-at-top
+  family = api.register_family_mixture(name)
+  if family is not None:
+    return family
+  raise ValueError(unknown_task_message(name))
 
 
 def check_vocabulary(task: seqio.Task | seqio.Mixture, model_vocab_size: int) -> None:

@@ -643,9 +643,9 @@ def expand_tasks(names: Sequence[str]) -> list[str]:
       out += [t.name for t in seqio.get_mixture_or_task(n).tasks]
     elif n in seqio.TaskRegistry.names():
       out.append(n)
-    else:
+    else:  # a task family is the mixture of its formats; anything else raises, naming close names
       from flan_jax import data
-      data.get_mixture_or_task(n)  # raises the error that lists close names
+      out += [t.name for t in getattr(data.get_mixture_or_task(n), "tasks", ())]
   return list(dict.fromkeys(sorted(out)))
 
 

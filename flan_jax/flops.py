@@ -12,7 +12,6 @@ the parameter count including the embedding (PaLM's formula).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 from typing import Sequence
 
@@ -246,12 +245,12 @@ def format_paper_table() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
   """`flan-jax flops --paper`: print the paper's compute table next to ours."""
-  parser = argparse.ArgumentParser(prog="flan-jax flops", description=main.__doc__)
-  parser.add_argument("--paper", action="store_true", help="print Table 2 of the FLAN paper with our figures")
+  from flan_jax import cli_args
+  parser = cli_args.flops_parser()
   args = parser.parse_args(argv)
-  if not args.paper:
+  if not args.paper:  # nothing asked: the help, as `flan-jax flops --help` prints it
     parser.print_help()
-    return 2
+    return 0
   print(format_paper_table())
   return 0
 

@@ -11,7 +11,6 @@ as real Flan-T5 checkpoints need. Prompts get EOS appended, as the tasks' inputs
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from typing import Iterable, Sequence
 
@@ -62,19 +61,8 @@ def _lines(stream) -> Iterable[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog="flan-jax generate", description=__doc__.split("\n")[0])
-  parser.add_argument("prompts", nargs="*", help="prompts to complete (one completion line each)")
-  parser.add_argument("--checkpoint", required=True,
-                      help="converted checkpoint, MODEL_DIR or run step directory (with model.gin / config.gin)")
-  parser.add_argument("--vocab", default=None, help="SentencePiece model (default: the shipped vocabulary)")
-  parser.add_argument("--interactive", action="store_true", help="read prompts from stdin, one per line, until EOF")
-  parser.add_argument("--max_decode_len", type=int, default=64)
-  parser.add_argument("--num_beams", type=int, default=1, help="> 1: beam search")
-  parser.add_argument("--alpha", type=float, default=0.6, help="beam search length penalty (T5X)")
-  parser.add_argument("--temperature", type=float, default=0.0, help="0: greedy; > 0: sampling")
-  parser.add_argument("--top_k", type=int, default=0)
-  parser.add_argument("--top_p", type=float, default=1.0)
-  parser.add_argument("--seed", type=int, default=0)
+  from flan_jax import cli_args
+  parser = cli_args.generate_parser()
   args = parser.parse_args(argv)
   if not args.prompts and not args.interactive:
     parser.error("give a PROMPT or --interactive")

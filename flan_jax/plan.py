@@ -13,7 +13,6 @@ v4-512 is 256 chips), v5e/v6e-N count chips; GPUs are `h100x64` (64 GPUs).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import math
@@ -425,18 +424,22 @@ def format_plan(plan: Plan, smallest: Plan | None = None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  """`flan-jax plan --gin_file=F [--gin.K=V ...] --topology=T`."""
+  """`flan-jax plan --gin_file=F [--gin.K=V ...] [--topology=T]` (default: the recipe's TOPOLOGY macro)."""
   import sys
+  from flan_jax import cli_args
   argv = list(sys.argv[1:] if argv is None else argv)
   files, bindings, rest = gin_utils.split_gin_args(argv)
-  parser = argparse.ArgumentParser(prog="flan-jax plan", description=__doc__.split("\n\n")[0])
-  parser.add_argument("--topology", required=True, help="v4-512, v5p-1024, v5e-256, h100x64, ...")
-  parser.add_argument("--mfu", type=float, default=0.5, help="model FLOPs utilisation assumed for step time")
+  parser = cli_args.plan_parser()
   args = parser.parse_args(rest)
   if not files:
-    parser.error("give at least one --gin_file (e.g. gin/recipes/flan_palm_540b.gin)")
+    parser.error("give the recipe: --gin_file=gin/recipes/... (e.g. gin/recipes/flan_palm_540b.gin)")
+  recipe = recipe_from_gin(files, bindings)
+  name = args.topology or _macro("TOPOLOGY")
+  if not isinstance(name, str):
+    parser.error(f"{files[-1]} sets no TOPOLOGY macro; give --topology=v4-512 (or h100x64, v5p-1024, ...)")
+  args.topology = name
   topology = parse_topology(args.topology)
-  planner = Planner(recipe_from_gin(files, bindings))
+  planner = Planner(recipe)
   plan = planner.plan(topology, args.mfu)
   print(f"plan       {' '.join(files)}" + "".join(f" --gin.{b.replace(' ', '')}" for b in bindings))
   print(format_plan(plan, smallest_fitting(planner, topology, args.mfu)))

@@ -1,7 +1,9 @@
 """`flan-jax sweep`: the paper's scaling study (model size x number of tasks x CoT) as one gin file.
 
     flan-jax sweep --grid=gin/sweeps/paper_scaling.gin --list
-    flan-jax sweep --grid=gin/sweeps/paper_scaling.gin --target=tpu-vm --zone=us-central2-b --dry_run
+    flan-jax sweep --grid=gin/sweeps/paper_scaling.gin --root=gs://B/scaling --target=tpu-vm \\
+        --zone=us-central2-b --max_in_flight=8 --dry_run
+    flan-jax sweep status --root=gs://B/scaling
     flan-jax sweep run --grid=gin/sweeps/mini_scaling.gin --root=/tmp/mini_scaling
     flan-jax sweep report --root=/tmp/mini_scaling
 
@@ -10,15 +12,24 @@ CoT, the mixture name pattern, the evaluation recipe); it is the single source o
 study. Each cell becomes a `Run`: a name, a recipe, gin overrides, MODEL_DIR = ROOT/NAME
 and the run's training FLOPs (`flops.train_step_flops` x TRAIN_STEPS).
 
-  (no verb)  --list prints the runs; --target=T launches each through `flan-jax launch`
-             (other flags such as --zone or --dry_run go to it as they are).
+  (no verb)  --list prints the runs. --target=tpu-vm|xpk|slurm|skypilot submits every run
+             through `flan-jax launch` and returns once all are submitted: the runs go on
+             detached on their machines (one wheel of this checkout is built for all of
+             them). --max_in_flight=N keeps at most N runs started and not yet ended,
+             polling every --poll_s seconds. --topology=T (or SIZE=T,SIZE=T,... per model
+             size) replaces the recipes' TPU slices, e.g. with GPU clusters for slurm and
+             skypilot. Other flags (--zone, --cleanup, ...) go to `flan-jax launch`;
+             --dry_run prints every command and runs none.
+  status     where each submitted run is: the cluster's state of its job, the last
+             logged training step, and whether it has evaluation results.
   run        trains then evaluates every run here, one after another, each in a fresh
              process (`flan-jax train`'s then `flan-jax eval`'s entry point), then reports.
   report     collects ROOT/NAME/eval/results_<step>.json into ROOT/report.md (a table per
              benchmark column: rows model size, columns task count +- CoT) and ROOT/*.png.
 
 `--gin.SweepGrid.X=V` rebinds the grid; any other `--gin.K=V` is added to every run.
-ROOT/sweep.json records the runs, so `report` needs only --root.
+ROOT/sweep.json records the runs (and where they were submitted), so `status` and
+`report` need only --root.
 """
 from __future__ import annotations
 
@@ -34,9 +45,10 @@ from typing import Mapping, Sequence
 
 import gin
 
-from flan_jax import flops, gin_utils, plan
+from flan_jax import gin_utils
 
 MANIFEST = "sweep.json"
+CLUSTER_TARGETS = ("tpu-vm", "xpk", "slurm", "skypilot")  # `flan-jax sweep --target=T` (launch/sweep.py)
 NORM_AVG = "Norm. avg"
 LOGLIK = "answer log-lik. (nats/token)"
 
@@ -111,6 +123,7 @@ def load_grid(path: str, bindings: Sequence[str] = ()) -> SweepGrid:
 
 def expand(grid: SweepGrid, root: str | None = None, extra: Sequence[str] = ()) -> list[Run]:
   """Every (size, task count, CoT) cell of the grid as a Run, with its FLOPs; leaves gin cleared."""
+  from flan_jax import flops, plan  # pylint: disable=g-import-not-at-top  (JAX: not for --help)
   root = root or grid.root
   runs = []
   for model, recipe in grid.models.items():
@@ -165,21 +178,43 @@ def _write_text(path: str, text: str) -> None:
     f.write(text)
 
 
-def write_manifest(root: str, grid: SweepGrid, runs: Sequence[Run], timings: Mapping | None = None) -> str:
+def _read_text(path: str) -> str | None:
+  """The file's text, or None if it does not exist (gs:// paths through tf.io.gfile)."""
+  if "://" in path:
+    import tensorflow as tf
+    if not tf.io.gfile.exists(path):
+      return None
+    with tf.io.gfile.GFile(path) as f:
+      return f.read()
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return f.read()
+
+
+def write_manifest(root: str, grid: SweepGrid, runs: Sequence[Run], timings: Mapping | None = None,
+                   submitted: Mapping | None = None) -> str:
+  """ROOT/sweep.json; `submitted`: {'target', 'launch_args', 'runs': {name: time}} of a cluster sweep."""
   path = root.rstrip("/") + "/" + MANIFEST
   body = {"grid": dataclasses.asdict(grid), "runs": [dataclasses.asdict(r) for r in runs],
           "timings": dict(timings or {})}
+  if submitted:
+    body["submitted"] = dict(submitted)
   _write_text(path, json.dumps(body, indent=1, default=list))
   return path
 
 
-def read_manifest(root: str) -> tuple[dict, list[Run], dict]:
-  path = os.path.join(root, MANIFEST)
-  if not os.path.isfile(path):
+def _manifest_body(root: str) -> dict:
+  path = root.rstrip("/") + "/" + MANIFEST
+  text = _read_text(path)
+  if text is None:
     raise FileNotFoundError(f"{path} not found: give --grid=G (the sweep's gin file) or run "
                             f"`flan-jax sweep run --grid=G --root={root}` first")
-  with open(path) as f:
-    body = json.load(f)
+  return json.loads(text)
+
+
+def read_manifest(root: str) -> tuple[dict, list[Run], dict]:
+  body = _manifest_body(root)
   runs = [Run(**{**r, "bindings": tuple(r["bindings"])}) for r in body["runs"]]
   return body["grid"], runs, body.get("timings", {})
 
@@ -410,24 +445,61 @@ def _split(argv: Sequence[str]) -> tuple[list[str], list[str], list[str]]:
   return grid_b, [b for b in bindings if not b.startswith("SweepGrid.")], rest
 
 
+VERBS = ("run", "status", "report")
+
+
+def _parser(verb: str | None) -> argparse.ArgumentParser:
+  raw = argparse.RawDescriptionHelpFormatter
+  if verb is None:
+    p = argparse.ArgumentParser(
+        prog="flan-jax sweep", formatter_class=raw,
+        usage="flan-jax sweep [run|status|report] --grid=G [--root=D] [--list | --target=T [...] [--dry_run]]",
+        description=__doc__.split("\n\n", 1)[1].split("`--gin.SweepGrid")[0].rstrip(),
+        epilog="`flan-jax sweep run --help`, `status --help`, `report --help` describe the verbs.\n"
+               "--gin.SweepGrid.X=V rebinds the grid; any other --gin.K=V is added to every run.")
+    p.add_argument("--grid", required=True, help="sweep gin file, e.g. gin/sweeps/paper_scaling.gin")
+    p.add_argument("--root", help="where the runs' MODEL_DIRs go (default: SweepGrid.root)")
+    p.add_argument("--list", action="store_true", help="print the runs and their FLOPs, launch nothing")
+    p.add_argument("--target", choices=CLUSTER_TARGETS,
+                   help="submit every run there through `flan-jax launch` (its flags, e.g. --zone, pass through)")
+    p.add_argument("--max_in_flight", type=int, default=0,
+                   help="at most N runs started and not yet ended; 0 (default): submit all at once")
+    p.add_argument("--poll_s", type=float, default=60, help="seconds between state polls (default 60)")
+    p.add_argument("--topology", help="one topology for every run (h100x64, v4-128, ...) or one per model size: "
+                                      "t5-small=h100x8,t5-xl=h100x32,... (default: each recipe's TOPOLOGY)")
+    p.add_argument("--dry_run", action="store_true", help="print every command the submission would run; run none")
+    return p
+  p = argparse.ArgumentParser(prog=f"flan-jax sweep {verb}", formatter_class=raw, description={
+      "run": "Train then evaluate every run of the grid on this machine, one after another, each in a fresh\n"
+             "process; runs with results are skipped (a stopped sweep resumes); then write the report.",
+      "status": "Where each run of a submitted sweep is: the cluster's state of its job (squeue/sacct, sky queue,\n"
+                "xpk workload list, or worker 0's exit-code file on a TPU VM), the last logged training step\n"
+                "(MODEL_DIR/train_metrics.jsonl) and whether it has evaluation results.",
+      "report": "Collect ROOT/RUN/eval/results_<step>.json into ROOT/report.md (a table per benchmark column)\n"
+                "and plots ROOT/tasks_*.png, ROOT/size_*.png.",
+  }[verb])
+  p.add_argument("--grid", required=verb == "run", help="sweep gin file (default for status/report: ROOT/sweep.json)")
+  p.add_argument("--root", required=verb == "status", help="the sweep's root (default: SweepGrid.root)")
+  return p
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   if argv and argv[0] == "_one":  # internal: one run of `sweep run`, in its own process
     cut = argv.index("--")
     return _run_one(argv[1:cut], argv[cut + 1:])
-  verb = argv.pop(0) if argv and argv[0] in ("run", "report") else None
+  verb = argv.pop(0) if argv and argv[0] in VERBS else None
   grid_b, run_b, rest = _split(argv)
-  p = argparse.ArgumentParser(prog=f"flan-jax sweep{' ' + verb if verb else ''}",
-                              description=__doc__.split("\n\n")[0])
-  p.add_argument("--grid", required=verb != "report", help="sweep gin file, e.g. gin/sweeps/paper_scaling.gin")
-  p.add_argument("--root", help="where the runs' MODEL_DIRs go (default: SweepGrid.root)")
+  p = _parser(verb)
   if verb is None:
-    p.add_argument("--list", action="store_true", help="print the runs and their FLOPs, launch nothing")
-    p.add_argument("--target", help="launch each run with `flan-jax launch --target=T` (other flags go to it)")
     args, launch_args = p.parse_known_args(rest)
   else:
     args, launch_args = p.parse_args(rest), []
 
+  if verb == "status":
+    from flan_jax.launch import sweep as launch_sweep  # pylint: disable=g-import-not-at-top
+    print(launch_sweep.status(args.root), flush=True)
+    return 0
   if verb == "report":
     if args.grid:
       grid = load_grid(args.grid, grid_b)
@@ -454,28 +526,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"wrote {os.path.join(root, 'report.md')}", flush=True)
     return 0
   if args.list or not args.target:
-    if launch_args:
-      p.error(f"unknown arguments {launch_args} (launch flags need --target)")
+    if launch_args or args.dry_run:
+      p.error(f"{launch_args or ['--dry_run']} need --target=T (one of {', '.join(CLUSTER_TARGETS)})")
     print(format_runs(runs))
     return 0
-
-  from flan_jax.launch import cli as launch_cli
-  failed = []
-  for i, r in enumerate(runs, 1):
-    print(f"# [{i}/{len(runs)}] {r.name}: {r.params:,} parameters, {r.flops:.2e} training FLOPs", flush=True)
-    try:
-      rc = launch_cli.main(["--target", args.target, "--name", r.name, *launch_args, *r.gin_args()])
-    except ValueError as e:  # e.g. the recipe does not fit its topology: say so, launch the others
-      print(f"flan-jax sweep: {r.name}: {e}", file=sys.stderr, flush=True)
-      rc = 1
-    if rc:
-      failed.append(r.name)
-  if "--dry_run" not in launch_args:
-    write_manifest(root, grid, runs)
-  if failed:
-    print(f"flan-jax sweep: {len(failed)} launch(es) failed: {', '.join(failed)}", file=sys.stderr)
-    return 1
-  return 0
+  from flan_jax.launch import sweep as launch_sweep  # pylint: disable=g-import-not-at-top
+  return launch_sweep.submit(grid, runs, root, args.target, launch_args, topology=args.topology,
+                             max_in_flight=args.max_in_flight, poll_s=args.poll_s, dry_run=args.dry_run)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,12 @@ from typing import Sequence
 
 import gin
 
-from flan_jax import gin_utils, plan
+from flan_jax import gin_utils
 from flan_jax.launch import job as job_lib
-from flan_jax.launch import local, targets
 from flan_jax.launch.steps import Launch
-from flan_jax.launch.topology import gpu_cluster, tpu_slice
+
+# `plan` (and `targets`/`topology`, which use it) import JAX: imported where used, so
+# `flan-jax launch --help` answers without them.
 
 TPU_TARGETS = ("tpu-vm", "xpk")
 GPU_TARGETS = ("slurm", "skypilot")
@@ -47,19 +48,23 @@ FLAG_TARGETS = {
 
 
 def _parser() -> argparse.ArgumentParser:
-  import jax
-  p = argparse.ArgumentParser(prog="flan-jax launch", description=__doc__.split("\n\n")[0],
-                              epilog="gin: --gin_file=F (repeatable) and --gin.KEY=VALUE, as for `flan-jax train`")
-  p.add_argument("--target", required=True, choices=TARGETS)
+  p = argparse.ArgumentParser(
+      prog="flan-jax launch", formatter_class=argparse.RawDescriptionHelpFormatter,
+      usage="flan-jax launch --target=T --gin_file=RECIPE [--gin.KEY=VALUE ...] [flags] [--dry_run]",
+      description=__doc__.split("\n\n", 1)[1].strip(),
+      epilog="gin: --gin_file=RECIPE (required; repeatable) and --gin.KEY=VALUE, as for `flan-jax train`.\n"
+             "A flag of another target's group is an error. Many runs at once: `flan-jax sweep --target=T`.")
+  p.add_argument("--target", required=True, choices=TARGETS, help="where to run: " + ", ".join(TARGETS))
   p.add_argument("--name", help="TPU VM / workload / job / cluster name (default: from the recipe)")
   p.add_argument("--dry_run", action="store_true", help="print what would run, run nothing")
   p.add_argument("--cleanup", action="store_true", help="delete the TPU VM / workload / cluster afterwards")
   p.add_argument("--topology", help="v4-512, v5p-1024, v5e-256, h100x64, ... (default: the recipe's TOPOLOGY)")
   p.add_argument("--skip_fit_check", action="store_true", help="launch even if `flan-jax plan` says it won't fit")
   g = p.add_argument_group("TPU (tpu-vm, xpk)")
-  g.add_argument("--zone")
-  g.add_argument("--project")
-  g.add_argument("--num_slices", type=int, default=1)
+  g.add_argument("--zone", help="Cloud zone, e.g. us-central2-b (default: gcloud's / xpk's configured one)")
+  g.add_argument("--project", help="Cloud project (default: gcloud's configured one)")
+  g.add_argument("--num_slices", type=int, default=1,
+                 help="N > 1: N slices, a hybrid mesh with only the data axis across slices (default 1)")
   g.add_argument("--queued", action="store_true", help="tpu-vm: request via queued resources (always for >1 slice)")
   g.add_argument("--spot", action="store_true", help="tpu-vm: spot capacity")
   g.add_argument("--runtime_version", help="tpu-vm: TPU software version (default by TPU generation)")
@@ -70,11 +75,13 @@ def _parser() -> argparse.ArgumentParser:
   g.add_argument("--docker_image",
                  help="xpk: an image with flan_jax installed (default: this checkout on --base_docker_image)")
   g.add_argument("--base_docker_image", default="python:3.11", help="xpk: base image under this checkout")
-  g.add_argument("--jax_version", default=jax.__version__, help="jax[tpu] / jax[cuda12] version installed remotely")
+  g.add_argument("--jax_version", default=None,
+                 help="jax[tpu] / jax[cuda12] version installed remotely (default: this machine's jax version)")
   g = p.add_argument_group("GPU clusters (slurm, skypilot)")
-  g.add_argument("--num_nodes", type=int)
-  g.add_argument("--gpus_per_node", type=int, default=8)
-  g.add_argument("--gpu_type", default="h100", choices=("h100", "h200", "a100"))
+  g.add_argument("--num_nodes", type=int, help="nodes (default: from --topology=h100xN / --gpus_per_node)")
+  g.add_argument("--gpus_per_node", type=int, default=8, help="GPUs per node, one JAX process each node (default 8)")
+  g.add_argument("--gpu_type", default="h100", choices=("h100", "h200", "a100"),
+                 help="GPU model when the cluster is given by --num_nodes (default h100)")
   g.add_argument("--setup", action="append", default=[],
                  help="shell line run before training (repeatable), e.g. 'source ~/venv/bin/activate'")
   g.add_argument("--partition", help="slurm partition")
@@ -83,8 +90,8 @@ def _parser() -> argparse.ArgumentParser:
   g.add_argument("--coordinator_port", type=int,
                  help="jax.distributed coordinator port (default 8476; local: a free one)")
   g = p.add_argument_group("local")
-  g.add_argument("--num_processes", type=int, default=2)
-  g.add_argument("--devices_per_process", type=int, default=1)
+  g.add_argument("--num_processes", type=int, default=2, help="JAX processes on this machine (default 2)")
+  g.add_argument("--devices_per_process", type=int, default=1, help="devices each process sees (default 1)")
   g.add_argument("--platform", default="cpu", choices=("cpu", "gpu"),
                  help="cpu: XLA_FLAGS gives each process --devices_per_process CPU devices; "
                       "gpu: JAX_LOCAL_DEVICE_IDS splits this machine's GPUs")
@@ -110,6 +117,7 @@ def _macro(name: str):
 
 def read_recipe(files: Sequence[str], bindings: Sequence[str]) -> tuple[plan.Recipe, dict]:
   """The recipe's numbers (for planning) and its TOPOLOGY and MODEL_DIR macros; leaves gin cleared."""
+  from flan_jax import plan
   try:
     recipe = plan.recipe_from_gin(files, bindings)
     macros = {"TOPOLOGY": _macro("TOPOLOGY"), "MODEL_DIR": _macro("MODEL_DIR")}
@@ -120,11 +128,13 @@ def read_recipe(files: Sequence[str], bindings: Sequence[str]) -> tuple[plan.Rec
 
 @functools.lru_cache(maxsize=4)
 def _planner(recipe: plan.Recipe) -> plan.Planner:
+  from flan_jax import plan
   return plan.Planner(recipe)
 
 
 def check_fits(recipe: plan.Recipe, topology: plan.Topology, files: Sequence[str], what: str) -> plan.Plan:
   """Plans `recipe` on `topology`; a ValueError naming the shortfall if it cannot run there."""
+  from flan_jax import plan
   planner = _planner(recipe)
   command = f"flan-jax plan {' '.join('--gin_file=' + f for f in files)} --topology={topology.name}"
   override = "Nothing was created; --skip_fit_check launches anyway."
@@ -146,6 +156,12 @@ def check_fits(recipe: plan.Recipe, topology: plan.Topology, files: Sequence[str
 
 def make_launch(files: Sequence[str], bindings: Sequence[str], args: argparse.Namespace) -> Launch:
   """Everything short of running: reads the recipe, picks and checks the topology, builds the steps."""
+  import jax
+  from flan_jax import plan
+  from flan_jax.launch import local, targets
+  from flan_jax.launch.topology import gpu_cluster, tpu_slice
+  if args.jax_version is None:
+    args = argparse.Namespace(**{**vars(args), "jax_version": jax.__version__})
   if args.num_slices > 1:  # hybrid mesh: fsdp/model inside a slice, data across slices
     bindings = [*bindings, f"MeshConfig.num_slices = {args.num_slices}"]
   recipe, macros = read_recipe(files, bindings)
@@ -184,8 +200,12 @@ def make_launch(files: Sequence[str], bindings: Sequence[str], args: argparse.Na
     planned = tpu.topology.with_size(tpu.topology.size * args.num_slices)
   else:
     tpu = None
-    gpus = gpu_cluster(args.topology or (None if args.num_nodes else macros["TOPOLOGY"]), args.num_nodes,
-                       args.gpus_per_node, args.gpu_type)
+    recipe_topology = None if args.num_nodes else macros["TOPOLOGY"]
+    if not args.topology and recipe_topology and not plan.parse_topology(recipe_topology).is_gpu:
+      raise ValueError(f"--target={args.target} needs a GPU cluster, but the recipe's TOPOLOGY is the TPU slice "
+                       f"{recipe_topology}: give --topology={args.gpu_type}xN (N GPUs) or --num_nodes=N "
+                       f"(x --gpus_per_node={args.gpus_per_node})")
+    gpus = gpu_cluster(args.topology or recipe_topology, args.num_nodes, args.gpus_per_node, args.gpu_type)
     planned = gpus.topology
   fit_line = "fit check skipped (--skip_fit_check)"
   if not args.skip_fit_check:

@@ -32,6 +32,7 @@ Each registered family has a `TaskInfo` in a module-level catalogue: `get_task_i
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import itertools
 import re
@@ -559,6 +560,8 @@ def remove_flan_task(name: str) -> None:
     if task_name in seqio.TaskRegistry.names():
       seqio.TaskRegistry.remove(task_name)
     _VARIANTS.pop(task_name, None)
+  if info.name in seqio.MixtureRegistry.names():  # its family mixture (register_family_mixture)
+    seqio.MixtureRegistry.remove(info.name)
   del _CATALOGUE[info.name]
 
 
@@ -568,8 +571,10 @@ def get_task_info(name: str) -> TaskInfo:
     return _CATALOGUE[name]
   if name in _VARIANTS:
     return _CATALOGUE[_VARIANTS[name][0].name]
-  raise KeyError(f"no FLAN task {name!r} in the catalogue; import the module that registers "
-                 f"it (e.g. flan_jax.tasks.embedded). Known: {sorted(_CATALOGUE)[:20]}")
+  close = difflib.get_close_matches(name, list(_CATALOGUE) + list(_VARIANTS), n=5, cutoff=0.6)
+  hint = f" Did you mean: {', '.join(close)}?" if close else ""
+  raise KeyError(f"no FLAN task {name!r} in the catalogue.{hint} Import the module that registers "
+                 f"it (e.g. flan_jax.tasks.embedded); {len(_CATALOGUE)} families are registered")
 
 
 def list_tasks(collection: str | None = None, *, variants: bool = False) -> list[str]:
@@ -579,6 +584,29 @@ def list_tasks(collection: str | None = None, *, variants: bool = False) -> list
   if variants:
     return sorted(n for i in infos for n in i.task_names)
   return sorted(i.name for i in infos)
+
+
+def register_family_mixture(name: str) -> seqio.Mixture | None:
+  """A family name (as `flan-jax tasks list` prints it) as the seqio Mixture of its format
+  variants at equal rates, registered under that name on first use; None if `name` is no
+  registered family."""
+  if name not in _CATALOGUE:
+    return None
+  if name not in seqio.MixtureRegistry.names():
+    register_mixture(name, list(_CATALOGUE[name].task_names), default_rate=1.0)
+  return seqio.get_mixture_or_task(name)
+
+
+def list_mixtures() -> list[str]:
+  """Sorted names of the registered mixtures: seqio Mixtures and sampled mixtures, without the
+  per-family mixtures `register_family_mixture` adds."""
+  names = set(seqio.MixtureRegistry.names()) - set(_CATALOGUE)
+  return sorted(names | {n for n in _SAMPLED if n in seqio.TaskRegistry.names()})
+
+
+def accepted_names() -> list[str]:
+  """Every name a task is accepted as: variants and other seqio tasks, families, mixtures."""
+  return sorted(set(seqio.TaskRegistry.names()) | set(seqio.MixtureRegistry.names()) | set(_CATALOGUE))
 
 
 def render_examples(task_name: str, split: str = "validation",

@@ -652,17 +652,22 @@ def prepare(collection: str, data_dir=None, *, timeout: float = 600) -> list[str
 
 
 def main(argv=None) -> int:
-  p = argparse.ArgumentParser(prog="flan-jax data")
-  sub = p.add_subparsers(dest="command", required=True)
-  prep = sub.add_parser("prepare", help="fetch and cache a collection")
-  prep.add_argument("collection", choices=list(CHOICES) + ["all"])
-  prep.add_argument("--data_dir", default=None)
-  prep.add_argument("--timeout", type=float, default=600, help="seconds per download")
-  stats = sub.add_parser("stats", help="shares, formats and lengths of a mixture's examples")
+  raw = argparse.RawDescriptionHelpFormatter
+  p = argparse.ArgumentParser(prog="flan-jax data", formatter_class=raw,
+                              description="Fetch and cache Flan 2022 collections and benchmarks (needs network).")
+  sub = p.add_subparsers(dest="command", required=True, metavar="{prepare,stats}")
+  prep = sub.add_parser("prepare", help="fetch and cache a collection or benchmark", formatter_class=raw,
+                        description=__doc__.split("\n\n", 1)[1].strip())
+  prep.add_argument("collection", choices=list(CHOICES) + ["all"], metavar="WHAT",
+                    help=f"one of {', '.join(CHOICES)}, or all (every one of them)")
+  prep.add_argument("--data_dir", default=None,
+                    help=f"where to cache (default ${catalogue.DATA_DIR_ENV}, else {catalogue.DEFAULT_DATA_DIR})")
+  prep.add_argument("--timeout", type=float, default=600, help="seconds per download (default 600)")
+  stats = sub.add_parser("stats", help="shares, formats and lengths of a mixture's rendered examples")
   stats.add_argument("mixture")
-  stats.add_argument("--n", type=int, default=20_000, help="examples to render")
+  stats.add_argument("--n", type=int, default=20_000, help="examples to render (default 20000)")
   stats.add_argument("--seed", type=int, default=0)
-  stats.add_argument("--inputs_length", type=int, default=2048)
+  stats.add_argument("--inputs_length", type=int, default=2048, help="input budget in tokens (default 2048)")
   stats.add_argument("--data_dir", default=None)
   args = p.parse_args(argv)
   if args.command == "stats":

@@ -117,7 +117,8 @@ def test_format_paper_table_and_cli(capsys):
   assert "Flan-PaLM 540B" in text and "2.5E+24" in text and "5.6E+21" in text
   assert flops.main(["--paper"]) == 0
   assert "Flan-T5-Small" in capsys.readouterr().out
-  assert flops.main([]) == 2
+  assert flops.main([]) == 0  # no flag: the help
+  assert "usage: flan-jax flops" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("platform,kind,peak", [

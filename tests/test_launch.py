@@ -262,3 +262,60 @@ def test_local_two_processes_train_and_checkpoint(tmp_path, capfd):
   state = os.listdir(model_dir / "checkpoints" / "4" / "state")
   assert {"ocdbt.process_0", "ocdbt.process_1"} <= set(state), state
   assert "step      4/4" not in (tmp_path / "logs" / "process_1.log").read_text()
+
+
+def test_gpu_target_on_a_recipe_with_a_tpu_slice_says_how_to_give_gpus():
+  msg = _refused("--target=slurm", f"--gin_file={XL}", "--gin.MODEL_DIR=/shared/run")
+  assert msg == ("--target=slurm needs a GPU cluster, but the recipe's TOPOLOGY is the TPU slice v4-64: give "
+                 "--topology=h100xN (N GPUs) or --num_nodes=N (x --gpus_per_node=8)")
+
+
+# ---------------------------------------------------------------------------------------
+# Sweep plumbing (flan_jax/launch/sweep.py): submit without following, and where a run is.
+
+
+@pytest.mark.parametrize("target,flags,dropped,kept", [
+    ("tpu-vm", ["--topology=v4-8", "--cleanup"], "tail -n +1 -F", "setsid nohup"),
+    ("xpk", ["--topology=v4-8", "--cluster=gke", "--cleanup"], "--wait-for-job-completion", "xpk workload create"),
+    ("skypilot", ["--topology=h100x8", "--cleanup"], "sky launch --yes --cluster", "sky launch --detach-run --yes --cluster=run-a"),
+    ("slurm", ["--topology=h100x8"], None, "sbatch "),
+])
+def test_a_sweep_submits_each_run_without_following_it(target, flags, dropped, kept):
+  from flan_jax.launch import sweep as launch_sweep
+  args = cli._parser().parse_args([f"--target={target}", "--name=run-a", *flags])
+  launch = cli.make_launch(["gin/recipes/quickstart.gin"], ["MODEL_DIR = 'gs://b/run-a'"], args)
+  sub = launch_sweep.split_for_sweep(launch)
+  submit = sub.submit.render()
+  assert kept in submit
+  if dropped:
+    assert dropped in launch.render() and dropped not in submit
+  deletes = {"tpu-vm": "tpu-vm delete run-a", "xpk": "xpk workload delete", "skypilot": "sky down --yes run-a"}
+  assert [s.render() for s in sub.cleanup] == [s.render() for s in launch.steps if s.always]
+  assert (deletes[target] in sub.cleanup[0].render()) if target in deletes else not sub.cleanup
+
+
+@pytest.mark.parametrize("target,output,state", [
+    ("slurm", "RUNNING", "running"), ("slurm", "PENDING", "pending"), ("slurm", "COMPLETED", "succeeded"),
+    ("slurm", "CANCELLED+", "failed"), ("slurm", "TIMEOUT", "failed"),
+    ("tpu-vm", "exit 0", "succeeded"), ("tpu-vm", "exit 1", "failed"), ("tpu-vm", "running", "running"),
+    ("skypilot", "ID  NAME  SUBMITTED  STARTED  DURATION  RESOURCES  STATUS\n1  run-a  1 min ago  1 min ago  1m  "
+                 "2x[H100:8]  RUNNING", "running"),
+    ("skypilot", "1  run-a  ...  SUCCEEDED", "succeeded"), ("skypilot", "1  run-a  ...  FAILED_SETUP", "failed"),
+    ("xpk", "Jobset Name  Status\nrun-a  Admitted by ClusterQueue", "running"),
+    ("xpk", "run-a  Finished  Jobset finished successfully", "succeeded"), ("xpk", "run-a  Failed", "failed"),
+    ("slurm", "", "unknown"),
+])
+def test_cluster_states_read_as_one_vocabulary(target, output, state):
+  from flan_jax.launch import sweep as launch_sweep
+  assert launch_sweep.parse_state(target, output) == state
+
+
+def test_state_probes_name_the_run_where_it_runs():
+  from flan_jax.launch import sweep as launch_sweep
+  args = cli._parser().parse_args(["--target=tpu-vm", "--zone=us-central2-b", "--num_slices=2", "--cluster=c"])
+  [tpu] = launch_sweep.state_probe("tpu-vm", "run-a", args)
+  assert tpu[:7] == ("gcloud", "compute", "tpus", "tpu-vm", "ssh", "run-a-0", "--worker=0")
+  assert "~/flan_jax_launch/run-a/exit_code" in tpu[-1]
+  assert launch_sweep.state_probe("xpk", "run-a", args) == [
+      ("xpk", "workload", "list", "--cluster=c", "--zone=us-central2-b", "--filter-by-job=run-a")]
+  assert [p[0] for p in launch_sweep.state_probe("slurm", "run-a", args)] == ["squeue", "sacct"]

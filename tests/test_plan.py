@@ -80,7 +80,7 @@ def test_palm_540b_does_not_fit_small_slices(capsys):
 
 
 def test_main_reports_fit(capsys):
-  assert plan.main(["--gin_file=" + PALM_540B[0], "--topology=v4-1024"]) == 0
+  assert plan.main(["--gin_file=" + PALM_540B[0]]) == 0  # the recipe's TOPOLOGY: v4-1024
   out = capsys.readouterr().out
   assert out.strip().splitlines()[-1].startswith("FITS on v4-1024 with")
   for section in ("mesh       data=1 x fsdp=32 x model=16", "parameters", "optimizer state", "gradients",
@@ -134,3 +134,12 @@ def test_unsharded_parameter_bytes_are_exact():
                ["BATCH_SIZE = 2", "TASK_FEATURE_LENGTHS = {'inputs': 8, 'targets': 8}"])
   assert p.params == 4 * flops.param_count(p.recipe.model_config)
   assert math.isclose(p.step_seconds, p.step_flops / (989e12 * 0.5))
+
+
+def test_main_without_a_topology_anywhere_says_how_to_give_one(capsys):
+  with pytest.raises(SystemExit) as e:
+    plan.main(["--gin_file=gin/recipes/quickstart.gin"])
+  assert e.value.code == 2
+  assert capsys.readouterr().err.strip().endswith(
+      "flan-jax plan: error: gin/recipes/quickstart.gin sets no TOPOLOGY macro; give --topology=v4-512 "
+      "(or h100x64, v5p-1024, ...)")

@@ -48,6 +48,13 @@ def test_sweep_dry_run_launches_each_run(capsys):
       "t5-xl-9-cot", "t5-xl-89-cot", "t5-xl-89-nocot"]
   assert "--gin.MIXTURE_OR_TASK_NAME=flan_scaling_89_tasks_no_cot" in out
   assert "--gin.MODEL_DIR=gs://BUCKET/flan_scaling/t5-xl-89-nocot" in out
+  # Submit, then watch: one wheel for the sweep, each run copies it, none is followed to its end.
+  assert out.count("-m pip wheel") == 1
+  assert "--wheel-dir=/" in out and "flan_jax_sweep_paper-scaling" in out
+  assert out.count("flan_jax_sweep_paper-scaling/flan_jax-") == 3  # one scp per run
+  assert "tail -n +1 -F" not in out
+  assert out.count("setsid nohup") == 3
+  assert "# then: flan-jax sweep status --root=gs://BUCKET/flan_scaling" in out
 
 
 def test_sweep_launch_goes_on_past_a_run_that_cannot_launch(capsys):
@@ -140,3 +147,69 @@ def test_mini_scaling_sweep_end_to_end(tmp_path, capsys):
                      "--gin.TRAIN_STEPS=5", "--gin.BATCH_SIZE=4",
                      "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}"]) == 0
   assert capsys.readouterr().out.count("has eval results, skipped") == 4
+
+
+def test_gpu_sweep_asks_for_gpu_topologies_once_then_takes_them(capsys):
+  tiny = ["--grid", PAPER, "--gin.SweepGrid.models={'t5-small': 'gin/recipes/flan_t5_small.gin'}",
+          "--gin.SweepGrid.task_counts=[89]", "--target=slurm", "--dry_run"]
+  with pytest.raises(ValueError) as e:
+    sweep.main(tiny)
+  assert str(e.value) == (
+      "--target=slurm runs on GPU clusters, but the recipes of t5-small name TPU slices (their TOPOLOGY macro). "
+      "Give one GPU cluster for every run (--topology=h100x64) or one per size, e.g. as many GPUs as each "
+      "recipe's slice has chips:\n  --topology=t5-small=h100x8")
+  assert sweep.main([*tiny, "--topology=t5-small=h100x16"]) == 0
+  out = capsys.readouterr().out
+  assert out.count("sbatch ./t5-small-89-") == 2 and "2 nodes x 8 GPUs (h100x16)" in out
+  with pytest.raises(ValueError, match="'t5-xl=h100x8' is not SIZE=TOPOLOGY with SIZE in SweepGrid.models"):
+    sweep.main([*tiny, "--topology=t5-xl=h100x8"])
+
+
+_FAKE_SLURM = """#!/bin/bash
+# Fake SLURM for the test: sbatch queues a job by name; each squeue of a job counts one poll,
+# and a job ends (sacct: COMPLETED) after two polls.
+d={state}
+tool=$(basename "$0")
+name=$(printf '%s\\n' "$@" | sed -n 's/^--name=//p')
+case $tool in
+  sbatch) job=$(basename "$1" .sbatch); echo "sbatch $job $(ls $d/run_* 2>/dev/null | wc -l)" >> $d/events
+          touch $d/run_$job; echo "Submitted batch job 1";;
+  squeue) [ -f $d/run_$name ] || exit 0; n=$(( $(cat $d/polls_$name 2>/dev/null || echo 0) + 1 ))
+          echo $n > $d/polls_$name
+          if [ $n -le 2 ]; then echo RUNNING; else rm $d/run_$name; echo "done $name" >> $d/events; fi;;
+  sacct)  [ -f $d/polls_$name ] && echo COMPLETED;;
+esac
+"""
+
+
+def test_cluster_sweep_submits_every_run_within_the_bound_and_status_shows_them(tmp_path, monkeypatch, capsys):
+  bin_dir, state = tmp_path / "bin", tmp_path / "slurm"
+  bin_dir.mkdir()
+  state.mkdir()
+  for tool in ("sbatch", "squeue", "sacct"):
+    (bin_dir / tool).write_text(_FAKE_SLURM.format(state=state))
+    (bin_dir / tool).chmod(0o755)
+  monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+  root = tmp_path / "sweep"
+  rc = sweep.main(["--grid", MINI, "--gin.SweepGrid.models={'tiny': 'gin/recipes/quickstart.gin'}",
+                   "--gin.SweepGrid.model_overrides={}",
+                   "--gin.SweepGrid.task_counts=[1, 3]", f"--root={root}", "--target=slurm", "--topology=h100x8",
+                   f"--out_dir={tmp_path / 'scripts'}", "--max_in_flight=2", "--poll_s=0"])
+  out = capsys.readouterr().out
+  assert rc == 0, out
+  events = (state / "events").read_text().splitlines()
+  submitted = [e.split()[1] for e in events if e.startswith("sbatch")]
+  assert submitted == ["tiny-1-cot", "tiny-1-nocot", "tiny-3-cot", "tiny-3-nocot"]
+  assert max(int(e.split()[2]) for e in events if e.startswith("sbatch")) == 1  # never 2 already running
+  assert [e for e in events if e.startswith("sbatch tiny-3")][0] == "sbatch tiny-3-cot 0"
+  assert events.index("sbatch tiny-3-cot 0") > events.index("done tiny-1-cot")  # waited for a slot
+  assert "# submitted 4 of 4 runs; where they are: flan-jax sweep status --root=" in out
+  manifest = json.loads((root / "sweep.json").read_text())
+  assert manifest["submitted"]["target"] == "slurm" and len(manifest["submitted"]["runs"]) == 4
+
+  (root / "tiny-3-nocot").mkdir(parents=True)
+  (root / "tiny-3-nocot" / "train_metrics.jsonl").write_text('{"step": 50, "loss": 3.0}\n{"step": 100}\n')
+  assert sweep.main(["status", f"--root={root}"]) == 0
+  lines = {ln.split()[0]: ln.split() for ln in capsys.readouterr().out.splitlines()[2:-1]}
+  assert lines["tiny-1-cot"][1:4] == ["succeeded", "-/150", "no"]   # sacct: COMPLETED
+  assert lines["tiny-3-nocot"][1:4] == ["running", "100/150", "no"]  # squeue: RUNNING

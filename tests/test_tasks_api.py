@@ -265,3 +265,108 @@ def test_metrics():
   assert templates.stable_hash(0, "x", 1) == templates.stable_hash(0, "x", 1)
   assert templates.stable_hash(0, "x", 1) != templates.stable_hash(1, "x", 1)
   assert np.int64(templates.stable_hash("a")) >= 0
+
+
+# ---------------------------------------------------------------------------------------
+# One naming story: names listed are names accepted; `flan-jax tasks show` without tracebacks.
+
+
+def test_a_family_name_is_the_mixture_of_its_formats_at_equal_rates(register):
+  from flan_jax import data
+  names = register("fam", rationale_key="rationale")
+  mixture = data.get_mixture_or_task(PREFIX + "fam")
+  assert {t.name: mixture.get_rate(t) for t in mixture.tasks} == {n: 1.0 for n in names}
+  assert PREFIX + "fam" not in api.list_mixtures()   # mixtures list the real ones, not per-family ones
+  from flan_jax import evaluation
+  assert evaluation.expand_tasks([PREFIX + "fam"]) == sorted(names)  # eval takes family names too
+  register("fam")  # re-registering (now without CoT) replaces the family's mixture too
+  assert {t.name for t in data.get_mixture_or_task(PREFIX + "fam").tasks} == {
+      PREFIX + "fam_" + f for f in ("zsopt", "zsnoopt", "fsopt", "fsnoopt")}
+
+
+def test_unknown_names_suggest_accepted_names(register, monkeypatch):
+  from flan_jax import data
+  register("bigger")
+  accepted = [PREFIX + "bigger", PREFIX + "bigger_zsopt", "flan_jax_embedded"]
+  monkeypatch.setattr(api, "accepted_names", lambda: accepted)
+  with pytest.raises(ValueError) as e:
+    data.get_mixture_or_task(PREFIX + "biger")
+  assert str(e.value) == (
+      f"unknown task or mixture '{PREFIX}biger' (gin: MIXTURE_OR_TASK_NAME). Did you mean: {PREFIX}bigger, "
+      f"{PREFIX}bigger_zsopt? Accepted: a task family (`flan-jax tasks list`; `--all` adds the embedded ones), "
+      "a mixture (`flan-jax tasks list --mixtures`), or a family's format variant "
+      "FAMILY_zsopt/_zsnoopt/_fsopt/_fsnoopt/_zscot/_fscot; the modules in TASK_MODULES register 3 names.")
+  # A Flan 2022 task whose collection module is not imported: say which module registers it.
+  assert data.unknown_task_message("muffin_anli_r1_zsopt") == (
+      "unknown task or mixture 'muffin_anli_r1_zsopt' (gin: MIXTURE_OR_TASK_NAME). 'muffin_anli_r1' is a "
+      "Flan 2022 task (muffin) whose module is not imported: add 'flan_jax.tasks.mixtures' to TASK_MODULES, e.g. "
+      "--gin.TASK_MODULES=\"['flan_jax.tasks.embedded', 'flan_jax.tasks.mixtures']\". Accepted: a task family "
+      "(`flan-jax tasks list`; `--all` adds the embedded ones), a mixture (`flan-jax tasks list --mixtures`), or "
+      "a family's format variant FAMILY_zsopt/_zsnoopt/_fsopt/_fsnoopt/_zscot/_fscot; the modules in "
+      "TASK_MODULES register 3 names.")
+
+
+def test_tasks_list_mixtures_and_all_are_accepted_names(capsys, tmp_path, monkeypatch):
+  from flan_jax import data
+  from flan_jax.tasks import cli
+  from flan_jax.tasks.collections import catalogue
+  monkeypatch.setenv(catalogue.DATA_DIR_ENV, str(tmp_path))
+  assert cli.main(["list", "--mixtures"]) == 0
+  mixtures = capsys.readouterr().out.split()
+  assert {"flan2022_submix", "flan_scaling_89_tasks_no_cot", "flan_jax_embedded", "mini_scaling_1_families"} <= set(
+      mixtures)
+  assert "muffin_anli_r1" not in mixtures
+  assert cli.main(["list", "--all"]) == 0
+  everything = capsys.readouterr().out.split()
+  assert everything[:3] == [e.name for e in catalogue.entries()][:3]
+  assert set(mixtures) <= set(everything)
+  assert {"muffin_anli_r1", "cot_gsm8k", "embedded_arithmetic", "embedded_date_arithmetic"} <= set(everything)
+  for name in ("muffin_anli_r1", "niv2_task001_quoref_question_generation", "embedded_arithmetic", "flan2022_cot"):
+    assert data.get_mixture_or_task(name).name == name
+
+
+@pytest.mark.parametrize("argv,error", [
+    (["show", "embedded_sort_words", "--format", "zscot"],
+     "embedded_sort_words has no zscot format (it has no rationales, so no CoT formats); its formats: zsopt, "
+     "zsnoopt, fsopt, fsnoopt"),
+    (["show", "muffin_anli_r1", "--format", "zsopts"],
+     "unknown format 'zsopts'; the FLAN formats are zsopt, zsnoopt, fsopt, fsnoopt, zscot, fscot"),
+    (["show", "muffin_anli_r1_zsopt", "--format", "fsopt"],
+     "'muffin_anli_r1_zsopt' is the zsopt variant of muffin_anli_r1, but --format=fsopt; give one of them"),
+    (["show", "muffin_anli_r9"],
+     "no task 'muffin_anli_r9' in the Flan 2022 catalogue or the embedded tasks. Did you mean: muffin_anli_r3, "
+     "muffin_anli_r2, muffin_anli_r1, muffin_wnli, muffin_snli? `flan-jax tasks list --all` lists the names"),
+])
+def test_tasks_show_explains_bad_names_and_formats(argv, error, capsys, tmp_path, monkeypatch):
+  from flan_jax import cli as flan_cli
+  from flan_jax.tasks.collections import catalogue
+  monkeypatch.setenv(catalogue.DATA_DIR_ENV, str(tmp_path))
+  assert flan_cli.main(["tasks", *argv]) == 2
+  assert capsys.readouterr().err == f"flan-jax tasks: error: {error}\n"
+
+
+@pytest.mark.parametrize("argv,header", [
+    (["show", "muffin_anli_r1_zsopt"], "[muffin_anli_r1_zsopt: no data"),          # a variant name
+    (["show", "task001_quoref_question_generation", "--format", "fsopt"],           # the paper's NIv2 spelling
+     "[niv2_task001_quoref_question_generation_fsopt: no data"),
+    (["show", "embedded_arithmetic", "--format", "fscot"], "[embedded_arithmetic_fscot validation #0, template"),
+])
+def test_tasks_show_variants_embedded_tasks_and_niv2_spelling(argv, header, capsys, tmp_path, monkeypatch):
+  from flan_jax.tasks import cli
+  from flan_jax.tasks.collections import catalogue
+  monkeypatch.setenv(catalogue.DATA_DIR_ENV, str(tmp_path))
+  assert cli.main(argv) == 0
+  lines = capsys.readouterr().out.splitlines()
+  family = header[1:].split("_zsopt")[0].split("_fsopt")[0].split("_fscot")[0]
+  assert lines[0].startswith(f"# {family}: ")
+  assert lines[1].startswith(header), lines[:3]
+  assert any(line.startswith("-> ") for line in lines)
+
+
+def test_a_task_module_that_is_nowhere_is_named_with_where_it_was_looked_for():
+  import os
+  from flan_jax import data
+  with pytest.raises(ValueError) as e:
+    data.import_task_modules(["flan_jax.tasks.embedded", "no_such_task_module"])
+  assert str(e.value) == ("cannot import task module 'no_such_task_module' (gin: TASK_MODULES): No module named "
+                          f"'no_such_task_module' (looked on sys.path and in the working directory {os.getcwd()})")

@@ -20,7 +20,6 @@ transformers >= 5 saves an unscaled model whose head was never untied without
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import functools
 import json
@@ -532,15 +531,8 @@ def to_hf(src: str, dst_dir: str, gin_file: str | None = None) -> T5Config:
 
 def main(argv: list[str]) -> int:
   """`flan-jax convert from-hf SRC DST` / `flan-jax convert to-hf SRC DST [--gin_file F]`."""
-  parser = argparse.ArgumentParser(prog="flan-jax convert", description=__doc__.split("\n")[0])
-  sub = parser.add_subparsers(dest="command", required=True)
-  p = sub.add_parser("from-hf", help="Hugging Face T5 directory (safetensors) -> flan_jax parameter checkpoint")
-  p.add_argument("src", help="directory with config.json and model.safetensors (or a sharded index)")
-  p.add_argument("dst", help="output directory: params/ and model.gin")
-  p = sub.add_parser("to-hf", help="flan_jax checkpoint -> Hugging Face T5 directory")
-  p.add_argument("src", help="parameter checkpoint, run step directory or MODEL_DIR")
-  p.add_argument("dst", help="output directory: config.json and model.safetensors")
-  p.add_argument("--gin_file", default=None, help="gin file binding T5Config (default: SRC/model.gin)")
+  from flan_jax import cli_args
+  parser = cli_args.convert_parser()
   args = parser.parse_args(argv)
   try:
     if args.command == "from-hf":
