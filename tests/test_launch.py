@@ -27,8 +27,36 @@ def _clean_gin():
   gin.clear_config()
 
 
-def _launch(capsys, *args):
-  """Runs `flan-jax launch ARGS --dry_run` in this process; returns what it printed."""
+def make_prepared_data_dir(root, skip=()) -> str:
+  """Empty files where `flan-jax data prepare` puts each catalogue task's data (what the launcher checks)."""
+  from flan_jax.tasks.collections import catalogue
+  for e in catalogue.entries():
+    if e.collection == "cot":
+      path = root / "cot" / f"{e.dataset}_train.tsv"
+    elif e.collection == "niv2":
+      path = root / "natural-instructions" / "tasks" / f"{e.dataset}.json"
+    else:
+      path = root / e.collection / e.name / "train.jsonl"
+    if path.name not in skip:
+      path.parent.mkdir(parents=True, exist_ok=True)
+      path.touch()
+  return str(root)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+  return make_prepared_data_dir(tmp_path_factory.mktemp("flan_data"))
+
+
+def _with_data(args, data_dir):
+  remote = not any(a == "--target=local" for a in args)
+  return [*args, f"--data_dir={data_dir}"] if remote and not any(a.startswith("--data_dir") for a in args) else list(args)
+
+
+def _launch(capsys, *args, data_dir=None):
+  """Runs `flan-jax launch ARGS --dry_run` in this process; returns what it printed. Remote targets
+  get `--data_dir=<a prepared data dir>` unless ARGS name one."""
+  args = _with_data(args, data_dir or _PREPARED[0])
   assert cli.main([*args, "--dry_run"]) == 0
   out = capsys.readouterr().out
   syntax = subprocess.run(["bash", "-n"], input=out, text=True, capture_output=True)
@@ -38,8 +66,16 @@ def _launch(capsys, *args):
 
 def _refused(*args) -> str:
   with pytest.raises(ValueError) as e:
-    cli.main([*args, "--dry_run"])
+    cli.main([*_with_data(args, _PREPARED[0]), "--dry_run"])
   return str(e.value)
+
+
+_PREPARED = [None]
+
+
+@pytest.fixture(autouse=True)
+def _prepared_dir(prepared):
+  _PREPARED[0] = prepared
 
 
 # ---------------------------------------------------------------------------------------
@@ -212,7 +248,8 @@ def test_missing_pieces_are_named():
 def test_execution_without_the_cloud_tools_runs_nothing(monkeypatch):
   monkeypatch.setenv("PATH", "/nonexistent")
   with pytest.raises(FileNotFoundError, match="gcloud"):
-    cli.main(["--target=tpu-vm", f"--gin_file={XL}", "--topology=v4-64", "--gin.MODEL_DIR=gs://b/r"])
+    cli.main(["--target=tpu-vm", f"--gin_file={XL}", "--topology=v4-64", "--gin.MODEL_DIR=gs://b/r",
+              f"--data_dir={_PREPARED[0]}"])
 
 
 # ---------------------------------------------------------------------------------------
