@@ -134,3 +134,38 @@ def test_freed_memory_is_kept_only_for_cpu_runs_and_can_be_turned_off():
           "print(host_memory.retain_freed_memory_on_cpu({'JAX_PLATFORMS': 'cpu'}), platform.libc_ver()[0])")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout.split()
   assert out[0] == str(out[1] == "glibc"), out
+
+
+class _Counting:
+  """A BatchIterator stand-in: batch i holds the number i; fails after `n` batches if asked."""
+
+  def __init__(self, start=0, n=None, error=None):
+    self.batches_taken, self.n, self.error = start, n, error
+
+  def __next__(self):
+    if self.n is not None and self.batches_taken >= self.n:
+      raise self.error or StopIteration
+    self.batches_taken += 1
+    return {"x": np.full((4, 3), self.batches_taken - 1, np.int32)}
+
+
+def test_device_prefetcher_hands_out_batches_in_order_and_checkpoints_what_it_handed_out():
+  from flan_jax import data, partitioning
+  mesh = partitioning.make_mesh(partitioning.MeshConfig(), jax.devices()[:1])
+  shardings = {"x": partitioning.batch_sharding(mesh, 2)}
+  source = _Counting(start=5)
+  pre = data.DevicePrefetcher(source, shardings, depth=3)
+  try:
+    for i in range(5, 9):
+      local, arrays = next(pre)
+      assert int(local["x"][0, 0]) == i and isinstance(arrays["x"], jax.Array)
+      np.testing.assert_array_equal(np.asarray(arrays["x"]), local["x"])
+    assert pre.state() == {"batches_taken": 9}  # what was handed out, not what was read ahead
+    assert source.batches_taken >= 9
+  finally:
+    pre.close()
+  failing = data.DevicePrefetcher(_Counting(n=1, error=ValueError("row 7 of task t is malformed")), shardings)
+  next(failing)
+  with pytest.raises(ValueError, match="row 7 of task t"):  # the pipeline's own error, in the consumer
+    next(failing)
+  failing.close()
