@@ -83,7 +83,7 @@ _listening = False
 _events: _CacheEvents | None = None
 
 
-@gin.configurable("compilation_cache")
+@gin.configurable("compilation_cache", denylist=["say"])
 def enable(directory: str | None = None, enabled: bool = True, min_compile_time_secs: float = 1.0,
            say: Callable[[str], None] | None = None) -> str | None:
   """Points JAX's persistent compilation cache at the chosen directory (see the module
