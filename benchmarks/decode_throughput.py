@@ -14,6 +14,12 @@ shared or busy machine extra threads mostly wait for each other: there both fram
 decode several times faster single-threaded.
 
     python benchmarks/decode_throughput.py [--rounds 5] [--threads N]
+
+On an accelerator, T5 v1.1 shapes (prompt = the preset's input length, new tokens = its target
+length, batch its batch), bf16 activations in both (flan_jax's T5Config.dtype, transformers under
+torch.autocast); it imports what benchmarks/presets.py lists, never seqio or TensorFlow:
+
+    python benchmarks/decode_throughput.py --preset t5_large --dtype bf16
 """
 from __future__ import annotations
 
@@ -26,19 +32,27 @@ import time
 
 import numpy as np
 
-SHAPE = dict(vocab=32128, d_model=256, d_ff=1024, layers=4, heads=4, d_kv=64)
-BATCH, PROMPT, NEW = 8, 64, 64
+import presets  # noqa: F401  (sys.path and environment first)
+
+PRESET = presets.with_overrides(presets.PRESETS["cpu"], batch=8, inputs=64, targets=64)
+SHAPE = dict(vocab=PRESET.vocab, d_model=PRESET.d_model, d_ff=PRESET.d_ff, layers=PRESET.layers,
+             heads=PRESET.heads, d_kv=PRESET.d_kv)
+BATCH, PROMPT, NEW = PRESET.batch, PRESET.inputs, PRESET.targets
 
 
 def make_prompts(seed=0):
   return np.random.default_rng(seed).integers(2, SHAPE["vocab"], (BATCH, PROMPT)).astype(np.int32)
 
 
-def t5_config():
-  from flan_jax.models import t5
-  return t5.T5Config(vocab_size=SHAPE["vocab"], emb_dim=SHAPE["d_model"], mlp_dim=SHAPE["d_ff"],
-                     num_heads=SHAPE["heads"], head_dim=SHAPE["d_kv"], num_encoder_layers=SHAPE["layers"],
-                     num_decoder_layers=SHAPE["layers"], dropout_rate=0.0)
+def t5_config(dtype: str = "float32"):
+  return presets.Preset(**SHAPE, batch=BATCH, inputs=PROMPT, targets=NEW).flan_jax_config(dtype)
+
+
+def use_preset(p: presets.Preset) -> None:
+  """Points the module's shape and sizes at a preset (main's --preset)."""
+  global BATCH, PROMPT, NEW
+  SHAPE.update(vocab=p.vocab, d_model=p.d_model, d_ff=p.d_ff, layers=p.layers, heads=p.heads, d_kv=p.d_kv)
+  BATCH, PROMPT, NEW = p.batch, p.inputs, p.targets
 
 
 def flan_jax_runner(cfg, params):
@@ -60,15 +74,18 @@ def transformers_runner(cfg, params, hf_dir):
   # Through files, as users convert: a T5ForConditionalGeneration built from a config ties
   # lm_head to the embedding, which T5 v1.1 does not.
   hf.write_hf_dir(hf_dir, params, cfg)
-  model = transformers.T5ForConditionalGeneration.from_pretrained(hf_dir).eval()
-  prompts = torch.from_numpy(make_prompts().astype(np.int64))
+  device = presets.torch_device()
+  model = transformers.T5ForConditionalGeneration.from_pretrained(hf_dir).to(device).eval()
+  prompts = torch.from_numpy(make_prompts().astype(np.int64)).to(device)
   mask = torch.ones_like(prompts)
+  dtype = cfg.dtype
 
   def run():
-    with torch.inference_mode():
+    with torch.inference_mode(), torch.autocast(device.type, dtype=getattr(torch, dtype),
+                                                enabled=dtype != "float32"):
       out = model.generate(input_ids=prompts, attention_mask=mask, max_new_tokens=NEW, min_new_tokens=NEW,
                            do_sample=False, num_beams=1)
-    return out[:, 1:].numpy()
+    return out[:, 1:].cpu().numpy()
   return run
 
 
@@ -80,21 +97,26 @@ def timed(fn):
 
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--preset", choices=sorted(presets.PRESETS),
+                      help="model shape; batch, prompt (inputs) and new tokens (targets) from the preset")
+  parser.add_argument("--dtype", default="fp32", choices=sorted(presets.DTYPES), help="activation dtype of both")
   parser.add_argument("--rounds", type=int, default=5)
   parser.add_argument("--threads", type=int, default=1, help="CPU threads of each framework; 0: all cores")
   args = parser.parse_args(argv)
+  if args.preset:
+    use_preset(presets.PRESETS[args.preset])
   if args.threads == 1:  # before JAX starts its CPU backend
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
   import jax
   import torch
   from flan_jax.models import t5
-  cfg = t5_config()
+  cfg = t5_config(presets.DTYPES[args.dtype])
   x = jax.numpy.ones((1, 1), jax.numpy.int32)
-  params = jax.device_get(jax.jit(t5.Transformer(cfg).init)(jax.random.key(0), x, x)["params"])
+  params = jax.device_get(jax.jit(t5.Transformer(t5_config()).init)(jax.random.key(0), x, x)["params"])  # fp32
   print(f"T5 v1.1 d_model {SHAPE['d_model']}, d_ff {SHAPE['d_ff']}, {SHAPE['layers']}+{SHAPE['layers']} layers, "
         f"{SHAPE['heads']} heads, vocab {SHAPE['vocab']}; greedy, batch {BATCH} x {PROMPT} prompt tokens, "
-        f"{NEW} new tokens each; fp32; {args.threads or os.cpu_count()} CPU thread(s) each of {os.cpu_count()} "
+        f"{NEW} new tokens each; {args.dtype}; {jax.devices()[0].device_kind}; {args.threads or os.cpu_count()} CPU thread(s) each of {os.cpu_count()} "
         f"cores; median of {args.rounds} alternating rounds",
         flush=True)
   with tempfile.TemporaryDirectory() as hf_dir:

@@ -17,11 +17,18 @@ CPU run: MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=4294967295
 environment; `--no-retain-freed-memory` measures without it.
 
     python benchmarks/train_throughput.py [--steps 10] [--rounds 3] [--warmup 3] [--threads N]
+
+On an accelerator (one GPU; see benchmarks/presets.py for what it imports): T5 v1.1 base, large
+or XL shapes at a batch that fills the device, bf16 activations in both (flan_jax's
+T5Config.dtype, transformers under torch.autocast; parameters and optimizer state fp32 in both),
+tokens/s and MFU (model FLOPs of flan_jax.flops against the chip's bf16 peak, and against a
+bf16 matmul measured in the same run):
+
+    python benchmarks/train_throughput.py --preset t5_large --dtype bf16 [--steps 10 --rounds 3]
 """
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import statistics
 import sys
@@ -29,44 +36,30 @@ import time
 
 import numpy as np
 
-SHAPE = dict(vocab=32128, d_model=256, d_ff=1024, layers=4, heads=4, d_kv=64)
-BATCH, INPUTS, TARGETS = 8, 256, 64
+import presets  # noqa: F401  (sys.path and environment first)
+
+PRESET = presets.PRESETS["cpu"]
 
 
-def make_batch(seed=0):
+def make_batch(p: presets.Preset = PRESET, seed=0):
   rng = np.random.default_rng(seed)
-  enc = rng.integers(2, SHAPE["vocab"], (BATCH, INPUTS)).astype(np.int32)
-  tgt = rng.integers(2, SHAPE["vocab"], (BATCH, TARGETS)).astype(np.int32)
-  dec_in = np.concatenate([np.zeros((BATCH, 1), np.int32), tgt[:, :-1]], axis=1)
+  enc = rng.integers(2, p.vocab, (p.batch, p.inputs)).astype(np.int32)
+  tgt = rng.integers(2, p.vocab, (p.batch, p.targets)).astype(np.int32)
+  dec_in = np.concatenate([np.zeros((p.batch, 1), np.int32), tgt[:, :-1]], axis=1)
   return enc, dec_in, tgt
 
 
-def tokens_per_step():
-  return BATCH * (INPUTS + TARGETS)
+def tokens_per_step(p: presets.Preset = PRESET):
+  return p.batch * (p.inputs + p.targets)
 
 
-def retain_freed_memory() -> bool:
-  """glibc malloc: one arena, no mmap for large blocks, no trimming, so memory freed by one
-  train step is reused by the next instead of being unmapped and faulted in again. Call
-  before threads start (it only shapes arenas created afterwards). False where not glibc."""
-  try:
-    mallopt = ctypes.CDLL("libc.so.6").mallopt
-  except (OSError, AttributeError):
-    return False
-  m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8  # <malloc.h>
-  return all(mallopt(option, value) == 1
-             for option, value in ((m_arena_max, 1), (m_mmap_max, 0), (m_trim_threshold, 2**31 - 1)))
-
-
-def flan_jax_runner():
+def flan_jax_runner(p: presets.Preset = PRESET, dtype: str = "float32"):
   """`run(n)` trains n steps (the first call compiles); `loss()` reads the last step's loss."""
   import jax
   from flan_jax import optim, partitioning, trainer
   from flan_jax.models import t5
-  cfg = t5.T5Config(vocab_size=SHAPE["vocab"], emb_dim=SHAPE["d_model"], mlp_dim=SHAPE["d_ff"],
-                    num_heads=SHAPE["heads"], head_dim=SHAPE["d_kv"], num_encoder_layers=SHAPE["layers"],
-                    num_decoder_layers=SHAPE["layers"])
-  enc, dec_in, tgt = make_batch()
+  cfg = p.flan_jax_config(dtype)
+  enc, dec_in, tgt = make_batch(p)
   batch = {"encoder_input_tokens": enc, "decoder_input_tokens": dec_in, "decoder_target_tokens": tgt,
            "decoder_loss_weights": np.ones_like(tgt)}
   mesh = partitioning.make_mesh(partitioning.MeshConfig(), jax.devices()[:1])
@@ -89,48 +82,27 @@ def flan_jax_runner():
     return float(cost.get("flops", 0.0))
 
   run.step_flops = step_flops
+  run.config = cfg
   return run, lambda: float(carry["metrics"]["loss"])
 
 
-def sgemm_peak(n=2048):
-  """GFLOP/s of one n x n x n fp32 matmul, best of 5, in JAX and in torch: the practical
-  ceiling of this machine for both frameworks."""
-  import jax
-  import jax.numpy as jnp
-  import torch
-  a = np.random.default_rng(0).random((n, n), np.float32)
-  ja, ta = jnp.asarray(a), torch.from_numpy(a)
-  mm = jax.jit(jnp.matmul)
-  best = {}
-  for name, fn in (("jax", lambda: mm(ja, ja).block_until_ready()), ("torch", lambda: ta @ ta)):
-    fn()
-    times = []
-    for _ in range(5):
-      t0 = time.perf_counter()
-      fn()
-      times.append(time.perf_counter() - t0)
-    best[name] = 2 * n ** 3 / min(times) / 1e9
-  return best
-
-
-def transformers_runner():
+def transformers_runner(p: presets.Preset = PRESET, dtype: str = "float32"):
   import torch
   import transformers
   from transformers.optimization import Adafactor
-  cfg = transformers.T5Config(vocab_size=SHAPE["vocab"], d_model=SHAPE["d_model"], d_ff=SHAPE["d_ff"],
-                              d_kv=SHAPE["d_kv"], num_heads=SHAPE["heads"], num_layers=SHAPE["layers"],
-                              num_decoder_layers=SHAPE["layers"], feed_forward_proj="gated-gelu",
-                              tie_word_embeddings=False, dropout_rate=0.0, decoder_start_token_id=0)
+  device = presets.torch_device()
   torch.manual_seed(0)
-  model = transformers.T5ForConditionalGeneration(cfg).train()
+  model = transformers.T5ForConditionalGeneration(p.transformers_config()).to(device).train()
   opt = Adafactor(model.parameters(), lr=1e-3, relative_step=False, scale_parameter=True, warmup_init=False,
                   decay_rate=-0.8, clip_threshold=1.0, beta1=None)
-  enc, dec_in, tgt = (torch.from_numpy(x.astype(np.int64)) for x in make_batch())
+  enc, dec_in, tgt = (torch.from_numpy(x.astype(np.int64)).to(device) for x in make_batch(p))
+  autocast = dtype != "float32"
 
   last = {}
 
   def step():
-    out = model(input_ids=enc, decoder_input_ids=dec_in, labels=tgt)
+    with torch.autocast(device.type, dtype=getattr(torch, dtype), enabled=autocast):
+      out = model(input_ids=enc, decoder_input_ids=dec_in, labels=tgt)
     out.loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
@@ -139,28 +111,48 @@ def transformers_runner():
   def run(n):
     for _ in range(n):
       last["loss"] = step()
+    presets.synchronize(device)
 
   return run, lambda: float(last["loss"].detach())
 
 
+def sgemm_peak(n=2048):
+  """GFLOP/s of one n x n x n fp32 matmul, best of 5, in JAX and in torch."""
+  return {k: v / 1e9 for k, v in presets.matmul_peak("float32", n).items()}
+
+
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  parser.add_argument("--preset", default="cpu", choices=sorted(presets.PRESETS),
+                      help="model shape, batch and lengths (benchmarks/presets.py)")
+  parser.add_argument("--dtype", default="fp32", choices=sorted(presets.DTYPES), help="activation dtype of both")
+  parser.add_argument("--batch", type=int, help="override the preset's batch size")
+  parser.add_argument("--inputs", type=int, help="override the preset's input length")
+  parser.add_argument("--targets", type=int, help="override the preset's target length")
   parser.add_argument("--steps", type=int, default=10, help="train steps per timed round")
   parser.add_argument("--rounds", type=int, default=3)
   parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation for flan_jax)")
-  parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads")
+  parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads (CPU)")
+  parser.add_argument("--peak_tflops", type=float, help="bf16 peak of the device (default: flan_jax.flops' table)")
+  parser.add_argument("--skip_flops", action="store_true", help="tokens/s only: no FLOP rates, MFU or matmul peak")
   parser.add_argument("--no-retain-freed-memory", dest="retain", action="store_false",
                       help="leave glibc malloc at its defaults (see the module docstring)")
   args = parser.parse_args(argv)
-  retained = args.retain and retain_freed_memory()  # before torch or XLA start threads
+  from flan_jax import host_memory
+  # Before torch or XLA start threads; only where the step runs on the CPU.
+  retained = args.retain and host_memory.runs_on_cpu() and host_memory.retain_freed_memory()
+  p = presets.with_overrides(presets.PRESETS[args.preset], args.batch, args.inputs, args.targets)
+  dtype = presets.DTYPES[args.dtype]
+  import jax
   import torch
   torch.set_num_threads(args.threads)
-  print(f"T5 v1.1 d_model {SHAPE['d_model']}, d_ff {SHAPE['d_ff']}, {SHAPE['layers']}+{SHAPE['layers']} layers, "
-        f"{SHAPE['heads']} heads, vocab {SHAPE['vocab']}; batch {BATCH} x ({INPUTS} in + {TARGETS} out); "
-        f"Adafactor; fp32; {os.cpu_count()} CPU cores (load {os.getloadavg()[0]:.1f}); median of {args.rounds} "
-        f"alternating rounds of {args.steps} steps after {args.warmup} warm-up; freed memory "
-        f"{'retained' if retained else 'returned to the OS'}", flush=True)
-  runners = {"flan_jax": flan_jax_runner(), "transformers": transformers_runner()}
+  device = jax.devices()[0]
+  where = (f"{device.device_kind} + torch {presets.torch_device()}" if device.platform != "cpu"
+           else f"{os.cpu_count()} CPU cores (load {os.getloadavg()[0]:.1f})")
+  print(f"{p.describe()}; batch {p.batch} x ({p.inputs} in + {p.targets} out); Adafactor; {args.dtype}; "
+        f"{where}; median of {args.rounds} alternating rounds of {args.steps} steps after {args.warmup} warm-up; "
+        f"freed memory {'retained' if retained else 'returned to the OS'}", flush=True)
+  runners = {"flan_jax": flan_jax_runner(p, dtype), "transformers": transformers_runner(p, dtype)}
   for run, _ in runners.values():
     run(args.warmup)
   times = {name: [] for name in runners}
@@ -169,19 +161,32 @@ def main(argv=None):
       t0 = time.perf_counter()
       run(args.steps)
       times[name].append(time.perf_counter() - t0)
-  tps = {name: args.steps * tokens_per_step() / statistics.median(t) for name, t in times.items()}
+  tps = {name: args.steps * tokens_per_step(p) / statistics.median(t) for name, t in times.items()}
   for name, (_, loss) in runners.items():
     print(f"{name:<13} {tps[name]:10,.0f} tokens/s   (last loss {loss():.3f}; rounds: "
-          f"{', '.join(f'{t / args.steps:.2f}' for t in times[name])} s/step)", flush=True)
-  print(f"ratio flan_jax / transformers: {tps['flan_jax'] / tps['transformers']:.2f}x")
-  flops = runners["flan_jax"][0].step_flops()
-  if flops:
-    rate = {n: flops * tps[n] / tokens_per_step() / 1e9 for n in tps}
+          f"{', '.join(f'{t / args.steps:.3f}' for t in times[name])} s/step)", flush=True)
+  print(f"ratio flan_jax / transformers: {tps['flan_jax'] / tps['transformers']:.2f}x", flush=True)
+  if args.skip_flops:
+    return 0
+  from flan_jax import flops
+  model_flops = flops.train_step_flops(runners["flan_jax"][0].config, p.batch, p.inputs, p.targets)
+  rate = {n: model_flops * tps[n] / tokens_per_step(p) for n in tps}
+  if device.platform != "cpu":
+    peak = args.peak_tflops * 1e12 if args.peak_tflops else flops.peak_flops_for_device(device)
+    measured = presets.matmul_peak(dtype)
+    for name in rate:
+      mfu = f"MFU {rate[name] / peak:.1%} of {peak / 1e12:.0f} TFLOP/s" if peak else "MFU: peak unknown (--peak_tflops)"
+      print(f"{name:<13} {rate[name] / 1e12:8.1f} TFLOP/s model FLOPs; {mfu}; "
+            f"{rate[name] / measured['jax']:.1%} of a measured {args.dtype} matmul "
+            f"({measured['jax'] / 1e12:.0f} jax / {measured['torch'] / 1e12:.0f} torch TFLOP/s)", flush=True)
+    return 0
+  xla_flops = runners["flan_jax"][0].step_flops()
+  if xla_flops:
+    rate = {n: xla_flops * tps[n] / tokens_per_step(p) / 1e9 for n in tps}
     peak = sgemm_peak()
-    print(f"train step: {flops / 1e9:.1f} GFLOP (XLA cost analysis) -> flan_jax {rate['flan_jax']:.0f}, "
-          f"transformers {rate['transformers']:.0f} GFLOP/s; one 2048^3 fp32 matmul here: "
-          f"jax {peak['jax']:.0f}, torch {peak['torch']:.0f} GFLOP/s; a 1.5x ratio needs flan_jax at "
-          f"{1.5 * rate['transformers']:.0f} GFLOP/s")
+    print(f"train step: {xla_flops / 1e9:.1f} GFLOP (XLA cost analysis; model FLOPs {model_flops / 1e9:.1f}) -> "
+          f"flan_jax {rate['flan_jax']:.0f}, transformers {rate['transformers']:.0f} GFLOP/s; one 2048^3 fp32 "
+          f"matmul here: jax {peak['jax']:.0f}, torch {peak['torch']:.0f} GFLOP/s")
   return 0
 
 

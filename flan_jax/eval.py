@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import gin
 import jax
 
-from flan_jax import checkpoints, data, decoding, evaluation, gin_utils, partitioning
+from flan_jax import checkpoints, compile_cache, data, decoding, evaluation, gin_utils, host_memory, partitioning
 from flan_jax.models import build_model, palm, t5  # noqa: F401  (registers T5Config, PaLMConfig with gin)
 
 
@@ -49,6 +49,7 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
     `bbh_bigbench_<name>` and evaluate too (skipped with a note when it is not installed).
   Returns the results dict of `evaluation.summarize`.
   """
+  compile_cache.enable()
   data.import_task_modules(task_modules)
   names = list(mixture_or_task_names)
   if bigbench_tasks:
@@ -96,6 +97,7 @@ def _init_args(model_config):
 
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
+  host_memory.retain_freed_memory_on_cpu()
   return gin_utils.run_entry_point("eval", argv, "gin/recipes/quickstart_eval.gin", evaluate)
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from flan_jax import decoding, infer, partitioning
+from flan_jax import compile_cache, decoding, host_memory, infer, partitioning
 
 
 def _vocabulary(path: str | None):
@@ -66,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   if not args.prompts and not args.interactive:
     parser.error("give a PROMPT or --interactive")
+  host_memory.retain_freed_memory_on_cpu()
+  compile_cache.enable()
   config = decoding.DecodeConfig(max_decode_len=args.max_decode_len, num_beams=args.num_beams, alpha=args.alpha,
                                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
   generator = Generator(args.checkpoint, _vocabulary(args.vocab), config, seed=args.seed)

@@ -21,7 +21,7 @@ import gin
 import jax
 import numpy as np
 
-from flan_jax import checkpoints, data, decoding, gin_utils, partitioning
+from flan_jax import checkpoints, compile_cache, data, decoding, gin_utils, host_memory, partitioning
 from flan_jax.models import build_model
 
 
@@ -98,6 +98,7 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, mixture_or_task_name: str = gi
   """Decodes every example (up to `max_examples` per task) of a task or mixture's `split`
   and writes one JSONL file per task. Inputs are cut to `task_feature_lengths['inputs']`
   (default 512). Returns {task name: file written}."""
+  compile_cache.enable()
   data.import_task_modules(task_modules)
   names = _task_names(mixture_or_task_name)
   decoder, params, _ = load_decoder(checkpoint_path, model_config, mesh)
@@ -119,6 +120,7 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, mixture_or_task_name: str = gi
 
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
+  host_memory.retain_freed_memory_on_cpu()
   return gin_utils.run_entry_point("infer", argv, "gin/runs/infer.gin", infer)
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ from typing import Any, Mapping, Sequence
 import gin
 import jax
 
-from flan_jax import (checkpoints, data, distributed, evaluation, flops, gin_utils, metrics, optim,
-                      partitioning, trainer)
+from flan_jax import (checkpoints, compile_cache, data, distributed, evaluation, flops, gin_utils, metrics, optim,
+                      host_memory, partitioning, trainer)
 from flan_jax.models import build_model
 
 
@@ -46,6 +46,7 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
 
   Returns the logged metrics (one dict per logging step of this process).
   """
+  compile_cache.enable()
   is_chief = jax.process_index() == 0
   say = (lambda *a: print(*a, flush=True)) if is_chief else (lambda *a: None)
 
@@ -129,6 +130,7 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
 
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
+  host_memory.retain_freed_memory_on_cpu()
   return gin_utils.run_entry_point("train", argv, "gin/recipes/quickstart.gin", train, before_parse=distributed.initialize_from_env)
 
 if __name__ == "__main__":

@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--cleanup", action="store_true", help="delete the TPU VM / workload / cluster afterwards")
   p.add_argument("--topology", help="v4-512, v5p-1024, v5e-256, h100x64, ... (default: the recipe's TOPOLOGY)")
   p.add_argument("--skip_fit_check", action="store_true", help="launch even if `flan-jax plan` says it won't fit")
+  p.add_argument("--data_dir", help="prepared Flan data every worker reads (FLAN_JAX_DATA_DIR); checked first")
+  p.add_argument("--skip_data_check", action="store_true", help="launch even if --data_dir lacks the mixture")
   g = p.add_argument_group("TPU (tpu-vm, xpk)")
   g.add_argument("--zone", help="Cloud zone, e.g. us-central2-b (default: gcloud's / xpk's configured one)")
   g.add_argument("--project", help="Cloud project (default: gcloud's configured one)")
@@ -120,7 +122,7 @@ def read_recipe(files: Sequence[str], bindings: Sequence[str]) -> tuple[plan.Rec
   from flan_jax import plan
   try:
     recipe = plan.recipe_from_gin(files, bindings)
-    macros = {"TOPOLOGY": _macro("TOPOLOGY"), "MODEL_DIR": _macro("MODEL_DIR")}
+    macros = {k: _macro(k) for k in ("TOPOLOGY", "MODEL_DIR", "MIXTURE_OR_TASK_NAME")}
   finally:
     gin.clear_config()
   return recipe, macros
@@ -170,8 +172,12 @@ def make_launch(files: Sequence[str], bindings: Sequence[str], args: argparse.Na
   if not model_dir:
     example = {"local": "/tmp/", "slurm": "/shared/runs/"}.get(args.target, "gs://BUCKET/") + name
     raise ValueError(f"MODEL_DIR is not set: add --gin.MODEL_DIR={example} (checkpoints and logs go there)")
-  job = job_lib.Job(name, tuple(job_lib.portable_gin_file(f) for f in files), tuple(bindings), str(model_dir))
+  job = job_lib.Job(name, tuple(job_lib.portable_gin_file(f) for f in files), tuple(bindings), str(model_dir),
+                    data_dir=args.data_dir)
   what = os.path.basename(files[-1])
+  data_line = "data check skipped (--skip_data_check)" if args.skip_data_check else job_lib.check_data(
+      str(macros["MIXTURE_OR_TASK_NAME"]), args.data_dir or (job_lib.local_data_dir() if args.target == "local" else None),
+      where=f"--target={args.target}'s workers")
 
   if args.target == "local":
     per_process = recipe.batch_size / args.num_processes
@@ -179,8 +185,9 @@ def make_launch(files: Sequence[str], bindings: Sequence[str], args: argparse.Na
       raise ValueError(f"BATCH_SIZE={recipe.batch_size} does not split over --num_processes={args.num_processes} "
                        f"(each process reads BATCH_SIZE / num_processes rows)")
     log_dir = args.log_dir or os.path.join(tempfile.gettempdir(), f"flan_jax_launch_{name}")
-    return local.build(job, num_processes=args.num_processes, devices_per_process=args.devices_per_process,
-                       platform=args.platform, port=args.coordinator_port, log_dir=log_dir)
+    launch = local.build(job, num_processes=args.num_processes, devices_per_process=args.devices_per_process,
+                         platform=args.platform, port=args.coordinator_port, log_dir=log_dir)
+    return dataclasses.replace(launch, summary=launch.summary + (data_line,))
 
   topology = args.topology or macros["TOPOLOGY"]
   port = args.coordinator_port or targets.COORDINATOR_PORT
@@ -229,7 +236,7 @@ def make_launch(files: Sequence[str], bindings: Sequence[str], args: argparse.Na
   else:
     launch = targets.build_skypilot(job, gpus, out_dir=args.out_dir, setup=tuple(args.setup),
                                     jax_version=args.jax_version, port=port, cleanup=args.cleanup)
-  return dataclasses.replace(launch, summary=launch.summary + (fit_line,))
+  return dataclasses.replace(launch, summary=launch.summary + (fit_line, data_line))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,12 @@ class Job:
   gin_files: tuple[GinFile, ...]
   bindings: tuple[str, ...]
   model_dir: str
+  data_dir: str | None = None  # FLAN_JAX_DATA_DIR of every worker (--data_dir)
+
+  @property
+  def env(self) -> dict[str, str]:
+    """What every training process gets in its environment besides the launcher's own variables."""
+    return {"FLAN_JAX_DATA_DIR": self.data_dir} if self.data_dir else {}
 
   @property
   def shipped_files(self) -> list[str]:
@@ -81,3 +87,110 @@ def source_root() -> str | None:
   """The repository flan_jax runs from (to build a wheel or sync a workdir), if it is a source checkout."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(flan_jax.__file__)))
   return root if os.path.isfile(os.path.join(root, "setup.py")) else None
+
+
+# ---------------------------------------------------------------------------------------
+# The data a recipe reads: checked where the workers will read it, before anything is created.
+
+FLAN_COLLECTIONS = ("muffin", "t0sf", "niv2", "cot")
+
+
+def _mixture_tables() -> tuple[dict, dict]:
+  """RATES and SCALING of flan_jax/tasks/mixtures.py, read from its source (importing it
+  registers ~7,000 tasks, which a launcher does not need to name four collections)."""
+  import ast
+  from flan_jax.tasks import __file__ as tasks_init
+  path = os.path.join(os.path.dirname(tasks_init), "mixtures.py")
+  with open(path, encoding="utf-8") as f:
+    tree = ast.parse(f.read())
+  found = {}
+  for node in tree.body:
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+      if node.targets[0].id in ("RATES", "SCALING"):
+        found[node.targets[0].id] = ast.literal_eval(node.value)
+  return found["RATES"], found["SCALING"]
+
+
+def mixture_collections(name: str) -> tuple[str, ...]:
+  """The Flan 2022 collections whose prepared data a mixture or task reads ((): none, e.g.
+  the embedded mixture or an evaluation suite)."""
+  rates, scaling = _mixture_tables()
+  if name == "flan2022_submix":
+    parts = list(rates)
+  elif m := re.fullmatch(r"flan_scaling_(\d+)_tasks(_no_cot)?", name):
+    parts = [p for p in scaling.get(int(m.group(1)), ()) if not (m.group(2) and p == "cot")]
+  elif m := re.fullmatch(r"flan2022_([a-z0-9]+?)(_\d+)?", name):
+    parts = [m.group(1)]
+  else:  # a task: collections name their tasks '<collection>_<dataset>[_<format>]'
+    parts = [name.split("_", 1)[0]]
+  # FLAN's released submixtures flan2021 and dialog are both drawn from Muffin's data.
+  parts = [{"flan2021": "muffin", "dialog": "muffin"}.get(p.split("_")[0], p.split("_")[0]) for p in parts]
+  return tuple(c for c in FLAN_COLLECTIONS if c in parts)
+
+
+def _list_dir(path: str) -> set[str] | None:
+  if "://" in path:  # gs://... and other object stores, through TensorFlow's filesystems
+    import tensorflow as tf
+    return set(n.rstrip("/") for n in tf.io.gfile.listdir(path)) if tf.io.gfile.isdir(path) else None
+  return set(os.listdir(path)) if os.path.isdir(path) else None
+
+
+def _join(*parts: str) -> str:
+  return "/".join([parts[0].rstrip("/"), *parts[1:]]) if "://" in parts[0] else os.path.join(*parts)
+
+
+def missing_data(collection: str, data_dir: str) -> tuple[int, int, str | None]:
+  """(files missing, files expected, first missing path) of one collection under `data_dir`:
+  the files `flan-jax data prepare COLLECTION` writes and the tasks read."""
+  from flan_jax.tasks.collections import catalogue
+  entries = catalogue.entries(collection)
+  if collection == "cot":
+    names = _list_dir(_join(data_dir, "cot")) or set()
+    expected = [(f"{e.dataset}_train.tsv", _join(data_dir, "cot", f"{e.dataset}_train.tsv")) for e in entries]
+    missing = [path for name, path in expected if name not in names]
+  elif collection == "niv2":
+    tasks_dir = _join(data_dir, "natural-instructions", "tasks")
+    present = set()
+    for name in _list_dir(tasks_dir) or ():  # also the repository's spellings (readers.niv2_task_file)
+      stem = name.removesuffix(".json")
+      present.update({stem, stem.replace("-", "_"), stem.split(".")[0]})
+    missing = [_join(tasks_dir, f"{e.dataset}.json") for e in entries if e.dataset not in present]
+  else:  # muffin, t0sf: <data_dir>/<collection>/<task>/train.jsonl
+    root = _join(data_dir, collection)
+    tasks = _list_dir(root) or set()
+    missing = []
+    for e in entries:
+      files = _list_dir(_join(root, e.name)) if e.name in tasks else None
+      if not files or "train.jsonl" not in files:
+        missing.append(_join(root, e.name, "train.jsonl"))
+  return len(missing), len(entries), (missing[0] if missing else None)
+
+
+def check_data(mixture: str, data_dir: str | None, *, where: str) -> str:
+  """Refuses (ValueError naming the collection and the `flan-jax data prepare` command) when a
+  collection `mixture` reads is not prepared under `data_dir`; else returns the dry run's line."""
+  collections = mixture_collections(mixture)
+  if not collections:
+    return f"data: {mixture} reads no prepared Flan collection (nothing to check)"
+  if data_dir is None:
+    raise ValueError(
+        f"{mixture} reads the {', '.join(collections)} collection(s) from a data directory, and {where} "
+        f"cannot see this machine's: pass --data_dir=DIR that every worker reads, prepared once with "
+        + "; ".join(f"`flan-jax data prepare {c} --data_dir=DIR`" for c in collections) + ". Nothing was created.")
+  problems, total = [], 0
+  for c in collections:
+    n_missing, n_expected, example = missing_data(c, data_dir)
+    total += n_expected
+    if n_missing:
+      problems.append(f"collection {c}: {n_missing} of {n_expected} files missing (e.g. {example}); run "
+                      f"`flan-jax data prepare {c} --data_dir={data_dir}`")
+  if problems:
+    raise ValueError(f"{mixture} is not prepared under --data_dir={data_dir}: " + "; ".join(problems)
+                     + ". Nothing was created (--skip_data_check launches anyway).")
+  return f"data: {mixture} reads {', '.join(collections)} from {data_dir}: all {total} task files present"
+
+
+def local_data_dir() -> str:
+  """This machine's data directory (FLAN_JAX_DATA_DIR or the default), which local processes read."""
+  from flan_jax.tasks.collections import catalogue
+  return str(catalogue.data_dir())

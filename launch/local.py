@@ -146,7 +146,7 @@ def _tail(path: str, lines: int = 30) -> str:
 def build(job: Job, *, num_processes: int, devices_per_process: int = 1, platform: str = "cpu",
           port: int | None = None, log_dir: str) -> Launch:
   port = free_port() if port is None else port
-  envs = process_envs(num_processes, devices_per_process, port, platform)
+  envs = [{**env, **job.env} for env in process_envs(num_processes, devices_per_process, port, platform)]
   argv = tuple(job.train_argv(python=sys.executable))
   devices = f"{devices_per_process} {'CPU' if platform == 'cpu' else 'local'} device(s)"
   summary = (f"local: {job.name}, {num_processes} processes x {devices}, coordinator 127.0.0.1:{port}",

@@ -16,6 +16,39 @@ from flan_jax.launch.topology import GpuCluster, TpuSlice
 
 COORDINATOR_PORT = 8476  # jax.distributed's customary coordinator port
 TRAIN_ENV = {"PYTHONUNBUFFERED": "1"}
+# The Cloud TPU VM images (tpu-ubuntu2204-base, v2-alpha-tpuv5*, v2-alpha-tpuv6e) are Ubuntu 22.04, whose
+# python3 is 3.10; jax has required newer ones since 0.7. Workers get a venv of a Python the pinned jax
+# accepts, made by uv (which fetches a standalone CPython when the image lacks that version).
+IMAGE_PYTHON = "3.10"
+VENV = "flan_jax_venv"  # under the worker's home directory
+PYTHONS = ("3.10", "3.11", "3.12", "3.13", "3.14")
+
+
+def python_for_jax(jax_version: str) -> tuple[str, str]:
+  """(X.Y, why): the oldest Python that `jax==jax_version` accepts, from its Requires-Python
+  when that version is the one installed here; else this machine's Python."""
+  from importlib import metadata
+  from packaging.specifiers import SpecifierSet
+  try:
+    meta = metadata.metadata("jax")
+  except metadata.PackageNotFoundError:
+    meta = None
+  here = f"{sys.version_info.major}.{sys.version_info.minor}"
+  if meta is None or meta["Version"] != jax_version or not meta.get("Requires-Python"):
+    return here, f"this machine's Python; jax {jax_version}'s requirement is not known here"
+  spec = SpecifierSet(meta["Requires-Python"])
+  accepted = [v for v in PYTHONS if spec.contains(f"{v}.0")]
+  if not accepted:
+    return here, f"jax {jax_version} requires Python {spec}; this machine's Python"
+  return accepted[0], f"jax {jax_version} requires Python {spec}"
+
+
+def venv_setup(jax_version: str, home: str = "~") -> tuple[str, str]:
+  """(shell line making {home}/{VENV} with a Python jax_version accepts, the dry run's note on it)."""
+  version, why = python_for_jax(jax_version)
+  line = (f"python3 -m pip install --quiet --user uv && ~/.local/bin/uv venv --quiet --seed --allow-existing "
+          f"--python {version} {home}/{VENV}")
+  return line, f"Python {version} in {home}/{VENV} ({why}; the image's python3 is {IMAGE_PYTHON})"
 
 
 def _wheel_name() -> str:
@@ -89,16 +122,21 @@ def build_tpu_vm(job: Job, tpu: TpuSlice, *, num_slices: int = 1, zone: str | No
       steps.append(Command(tuple(gcloud + ["tpu-vm", "scp", path, f"{node}:~/", "--worker=all", *loc]),
                            note=f"copy {os.path.basename(path)} to every worker of {node}"))
   jax_req = quote(f"jax[tpu]=={jax_version}")
-  pip = f"python3 -m pip install --quiet --upgrade {requirement} {jax_req}"
+  venv, python_note = venv_setup(jax_version)
+  py = f"~/{VENV}/bin/python"
+  pip = f"{venv} && {py} -m pip install --quiet --upgrade {requirement} {jax_req}"
   if install == "wheel":  # same version number, new code: reinstall our package alone
-    pip += f" && python3 -m pip install --quiet --force-reinstall --no-deps {requirement}"
+    pip += f" && {py} -m pip install --quiet --force-reinstall --no-deps {requirement}"
   for node in nodes:
-    steps.append(ssh(node, "all", pip, f"install flan_jax and jax[tpu]=={jax_version} on every worker of {node}"))
+    steps.append(ssh(node, "all", pip, f"install flan_jax and jax[tpu]=={jax_version} on every worker of {node}: "
+                                       f"{python_note}"))
 
   # Train: detached on every worker (an ssh drop does not stop it), then follow worker 0.
   run_dir = f"~/flan_jax_launch/{name}"
-  env = {"FLAN_JAX_DISTRIBUTED": "1", **TRAIN_ENV}  # jax.distributed.initialize() discovers the pod
-  train = shell_join(job.train_argv(file_names={p: os.path.basename(p) for p in job.shipped_files}), env, wrap=False)
+  env = {"FLAN_JAX_DISTRIBUTED": "1", **TRAIN_ENV, **job.env}  # jax.distributed.initialize() discovers the pod
+  # run.sh starts in the home directory, where the venv is.
+  train = shell_join(job.train_argv(python=f"{VENV}/bin/python",
+                                    file_names={p: os.path.basename(p) for p in job.shipped_files}), env, wrap=False)
   start = "\n".join([
       f"mkdir -p {run_dir} && cd ~",
       f"if [ -f {run_dir}/pid ]; then kill -- -$(cat {run_dir}/pid) 2>/dev/null; sleep 5; fi",
@@ -150,7 +188,7 @@ def build_xpk(job: Job, tpu: TpuSlice, *, cluster: str, num_slices: int = 1, zon
       if os.path.commonpath([path, root]) != root:
         raise ValueError(f"gin file {path} is outside {root}, which xpk copies into the image; move it inside")
       file_names[path] = os.path.relpath(path, root)
-  env = {"FLAN_JAX_DISTRIBUTED": "1", **TRAIN_ENV}
+  env = {"FLAN_JAX_DISTRIBUTED": "1", **TRAIN_ENV, **job.env}
   command = prefix + shell_join(job.train_argv(file_names=file_names), env, wrap=False)
   create = ["xpk", "workload", "create", f"--workload={job.name}", *loc, f"--tpu-type={tpu.accelerator_type}",
             f"--num-slices={num_slices}", *image, "--command", command]
@@ -171,11 +209,19 @@ def build_xpk(job: Job, tpu: TpuSlice, *, cluster: str, num_slices: int = 1, zon
 # GPU clusters: one process per node, all of the node's GPUs in it.
 
 
-def _distributed_exports(address: str, num: str, process_id: str | None = None) -> list[str]:
-  """Shell exports of what flan_jax/distributed.py reads (and unbuffered logs)."""
+def _distributed_exports(address: str, num: str, process_id: str | None = None, *, gpus_per_node: int,
+                         job: Job) -> list[str]:
+  """Shell exports of what flan_jax/distributed.py reads (and unbuffered logs, the data directory).
+  JAX_LOCAL_DEVICE_IDS lists all of the node's GPUs: without it jax's SLURM detection gives the
+  one process of a node only GPU SLURM_LOCALID (= 0)."""
   return [f'export JAX_COORDINATOR_ADDRESS="{address}"', f"export JAX_NUM_PROCESSES={num}",
           *([f"export JAX_PROCESS_ID={process_id}"] if process_id else []),
-          *(f"export {k}={v}" for k, v in TRAIN_ENV.items())]
+          f"export JAX_LOCAL_DEVICE_IDS={local_device_ids(gpus_per_node)}",
+          *(f"export {k}={quote(v)}" for k, v in {**TRAIN_ENV, **job.env}.items())]
+
+
+def local_device_ids(gpus_per_node: int) -> str:
+  return ",".join(str(i) for i in range(gpus_per_node))
 
 
 def build_slurm(job: Job, gpus: GpuCluster, *, out_dir: str = ".", partition: str | None = None,
@@ -194,12 +240,14 @@ def build_slurm(job: Job, gpus: GpuCluster, *, out_dir: str = ".", partition: st
   lines += ["set -eo pipefail", *setup,
             "# jax.distributed (flan_jax/distributed.py): the first node coordinates; one process per node.",
             *_distributed_exports(f'$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1):{port}',
-                                  "$SLURM_NNODES"),
+                                  "$SLURM_NNODES", gpus_per_node=gpus.gpus_per_node, job=job),
             f"srun --ntasks-per-node=1 --kill-on-bad-exit=1 bash -c {quote(per_task)}"]
   steps = (WriteFile(path, "\n".join(lines), note="the batch script"),
            Command(("sbatch", path), note=f"submit it; output goes to {job.name}-<jobid>.out"))
   summary = (f"slurm: {job.name}, {gpus.num_nodes} nodes x {gpus.gpus_per_node} GPUs ({gpus.topology.name}), "
-             f"{gpus.num_nodes} JAX processes", f"MODEL_DIR {job.model_dir} (on a filesystem every node sees)")
+             f"{gpus.num_nodes} JAX processes, one per node; each sees {gpus.gpus_per_node} GPUs "
+             f"(JAX_LOCAL_DEVICE_IDS={local_device_ids(gpus.gpus_per_node)})",
+             f"MODEL_DIR {job.model_dir} (on a filesystem every node sees)")
   return Launch("slurm", summary, steps)
 
 
@@ -215,11 +263,17 @@ def build_skypilot(job: Job, gpus: GpuCluster, *, out_dir: str = ".", setup: tup
     else:
       file_names[p] = f"/tmp/flan_jax_gin/{os.path.basename(p)}"
       mounts.append(f"  {file_names[p]}: {p}")
-  setup_lines = list(setup) or [f"python3 -m pip install --quiet -e . {quote(f'jax[cuda12]=={jax_version}')}"]
+  if setup:  # the user's own environment: its python3
+    setup_lines, python = list(setup), "python3"
+  else:  # a venv of a Python the pinned jax accepts, whatever the image's python3 is
+    venv, _ = venv_setup(jax_version, home="$HOME")
+    python = f"$HOME/{VENV}/bin/python"
+    setup_lines = [f"{venv} && {python} -m pip install --quiet -e . {quote(f'jax[cuda12]=={jax_version}')}"]
+  argv = job.train_argv(file_names=file_names)
   run_lines = ["set -e",
                *_distributed_exports(f'$(echo "$SKYPILOT_NODE_IPS" | head -n 1):{port}', "$SKYPILOT_NUM_NODES",
-                                     "$SKYPILOT_NODE_RANK"),
-               shell_join(job.train_argv(file_names=file_names), wrap=False)]
+                                     "$SKYPILOT_NODE_RANK", gpus_per_node=gpus.gpus_per_node, job=job),
+               f"{python} {shell_join(argv[1:], wrap=False)}"]
   indent = lambda lines: "\n".join("  " + line for line in lines)
   yaml = [f"# flan-jax launch --target=skypilot: {job.name} on {gpus.num_nodes} nodes x {gpus.gpus_per_node} GPUs "
           f"({gpus.topology.name})",

@@ -27,8 +27,36 @@ def _clean_gin():
   gin.clear_config()
 
 
-def _launch(capsys, *args):
-  """Runs `flan-jax launch ARGS --dry_run` in this process; returns what it printed."""
+def make_prepared_data_dir(root, skip=()) -> str:
+  """Empty files where `flan-jax data prepare` puts each catalogue task's data (what the launcher checks)."""
+  from flan_jax.tasks.collections import catalogue
+  for e in catalogue.entries():
+    if e.collection == "cot":
+      path = root / "cot" / f"{e.dataset}_train.tsv"
+    elif e.collection == "niv2":
+      path = root / "natural-instructions" / "tasks" / f"{e.dataset}.json"
+    else:
+      path = root / e.collection / e.name / "train.jsonl"
+    if path.name not in skip:
+      path.parent.mkdir(parents=True, exist_ok=True)
+      path.touch()
+  return str(root)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+  return make_prepared_data_dir(tmp_path_factory.mktemp("flan_data"))
+
+
+def _with_data(args, data_dir):
+  remote = not any(a == "--target=local" for a in args)
+  return [*args, f"--data_dir={data_dir}"] if remote and not any(a.startswith("--data_dir") for a in args) else list(args)
+
+
+def _launch(capsys, *args, data_dir=None):
+  """Runs `flan-jax launch ARGS --dry_run` in this process; returns what it printed. Remote targets
+  get `--data_dir=<a prepared data dir>` unless ARGS name one."""
+  args = _with_data(args, data_dir or _PREPARED[0])
   assert cli.main([*args, "--dry_run"]) == 0
   out = capsys.readouterr().out
   syntax = subprocess.run(["bash", "-n"], input=out, text=True, capture_output=True)
@@ -38,8 +66,16 @@ def _launch(capsys, *args):
 
 def _refused(*args) -> str:
   with pytest.raises(ValueError) as e:
-    cli.main([*args, "--dry_run"])
+    cli.main([*_with_data(args, _PREPARED[0]), "--dry_run"])
   return str(e.value)
+
+
+_PREPARED = [None]
+
+
+@pytest.fixture(autouse=True)
+def _prepared_dir(prepared):
+  _PREPARED[0] = prepared
 
 
 # ---------------------------------------------------------------------------------------
@@ -212,7 +248,8 @@ def test_missing_pieces_are_named():
 def test_execution_without_the_cloud_tools_runs_nothing(monkeypatch):
   monkeypatch.setenv("PATH", "/nonexistent")
   with pytest.raises(FileNotFoundError, match="gcloud"):
-    cli.main(["--target=tpu-vm", f"--gin_file={XL}", "--topology=v4-64", "--gin.MODEL_DIR=gs://b/r"])
+    cli.main(["--target=tpu-vm", f"--gin_file={XL}", "--topology=v4-64", "--gin.MODEL_DIR=gs://b/r",
+              f"--data_dir={_PREPARED[0]}"])
 
 
 # ---------------------------------------------------------------------------------------
@@ -319,3 +356,98 @@ def test_state_probes_name_the_run_where_it_runs():
   assert launch_sweep.state_probe("xpk", "run-a", args) == [
       ("xpk", "workload", "list", "--cluster=c", "--zone=us-central2-b", "--filter-by-job=run-a")]
   assert [p[0] for p in launch_sweep.state_probe("slurm", "run-a", args)] == ["squeue", "sacct"]
+
+
+# ---------------------------------------------------------------------------------------
+# Launchers that start on the real images and clusters, with their data.
+
+
+def test_launch_checks_the_data_dir_before_anything_is_created(capsys, tmp_path):
+  # One CoT file short: refused, naming the collection, the file and the command that prepares it.
+  lacking = make_prepared_data_dir(tmp_path / "lacking", skip=("gsm8k_train.tsv",))
+  msg = _refused("--target=slurm", f"--gin_file={XL}", "--topology=h100x16", "--gin.MODEL_DIR=/shared/x",
+                 f"--data_dir={lacking}")
+  assert "collection cot: 1 of 9 files missing" in msg and "gsm8k_train.tsv" in msg, msg
+  assert f"`flan-jax data prepare cot --data_dir={lacking}`" in msg and "Nothing was created" in msg
+  assert "muffin" not in msg.split(":", 1)[1]  # only what is missing is named
+  # A remote target without --data_dir cannot use this machine's.
+  with pytest.raises(ValueError, match=r"pass --data_dir=DIR.*flan-jax data prepare niv2 --data_dir=DIR"):
+    cli.main(["--target=tpu-vm", f"--gin_file={XL}", "--topology=v4-64", "--gin.MODEL_DIR=gs://b/r", "--dry_run"])
+  # Prepared: the dry run shows the check and every worker gets the directory.
+  out = _launch(capsys, "--target=tpu-vm", f"--gin_file={XL}", "--topology=v4-64", "--gin.MODEL_DIR=gs://b/r",
+                f"--data_dir={_PREPARED[0]}")
+  assert f"# data: flan2022_submix reads muffin, t0sf, niv2, cot from {_PREPARED[0]}: all" in out
+  assert f"FLAN_JAX_DATA_DIR={_PREPARED[0]}" in out
+  # The embedded mixture needs nothing prepared.
+  out = _launch(capsys, "--target=slurm", "--gin_file=gin/recipes/quickstart.gin", "--num_nodes=1",
+                "--gin.MODEL_DIR=/shared/q", "--skip_fit_check", "--data_dir=/nonexistent")
+  assert "# data: flan_jax_embedded reads no prepared Flan collection" in out
+
+
+def test_tpu_vm_installs_a_python_its_jax_accepts(capsys):
+  from importlib import metadata
+  from packaging.specifiers import SpecifierSet
+  import jax
+  out = _launch(capsys, "--target=tpu-vm", f"--gin_file={XL}", "--topology=v4-64", "--gin.MODEL_DIR=gs://b/r")
+  install = next(line for line in out.splitlines() if "pip install" in line and "jax[tpu]" in line)
+  python = install.split("--python ", 1)[1].split()[0]
+  assert f"jax[tpu]=={jax.__version__}" in install
+  requires = SpecifierSet(metadata.metadata("jax")["Requires-Python"])
+  assert requires.contains(f"{python}.0"), (python, requires)
+  assert "uv venv" in install and "~/flan_jax_venv/bin/python -m pip install" in install
+  # The image's own python3 would be refused by this jax (3.10 on tpu-ubuntu2204-base).
+  assert not requires.contains("3.10.0") or python == "3.10"
+  assert f"Python {python} in ~/flan_jax_venv" in out and "the image's python3 is 3.10" in out
+  train = next(line for line in out.splitlines() if "-m flan_jax.cli train" in line)
+  assert train.lstrip().split("FLAN_JAX_DATA_DIR=")[1].split()[1] == "flan_jax_venv/bin/python", train
+  sky = _launch(capsys, "--target=skypilot", f"--gin_file={XL}", "--num_nodes=2", "--gin.MODEL_DIR=gs://b/r")
+  assert f"--python {python} $HOME/flan_jax_venv" in sky and "$HOME/flan_jax_venv/bin/python -m flan_jax.cli" in sky
+
+
+_FAKE_SRUN = """#!/bin/bash
+# srun as sbatch runs it for `srun --ntasks-per-node=1 CMD...`: one task per node, with SLURM's task variables.
+while [[ "$1" == --* ]]; do shift; done
+pids=()
+for ((i = 0; i < SLURM_NNODES; i++)); do
+  SLURM_PROCID=$i SLURM_LOCALID=0 SLURM_NODEID=$i SLURM_NTASKS=$SLURM_NNODES SLURM_STEP_NUM_NODES=$SLURM_NNODES \\
+    SLURM_STEP_NODELIST=$SLURM_JOB_NODELIST SLURM_STEP_ID=0 "$@" &
+  pids+=($!)
+done
+rc=0
+for p in "${pids[@]}"; do wait $p || rc=$?; done
+exit $rc
+"""
+# Stands in for the worker's `python3 -m flan_jax.cli train ...`: starts jax.distributed as training does
+# (flan_jax.distributed, jax's own SLURM detection) and reports what this process was given.
+_PROBE = """
+import jax
+from jax._src import xla_bridge
+from flan_jax import distributed
+distributed.initialize_from_env()
+# What jax's CUDA client is created with: the GPUs this process will see.
+print(f"process {jax.process_index()} of {jax.process_count()}: local devices "
+      f"{xla_bridge.CUDA_VISIBLE_DEVICES.value}", flush=True)
+"""
+
+
+def test_slurm_script_gives_each_process_all_its_nodes_gpus(tmp_path):
+  port = local.free_port()
+  args = cli._parser().parse_args(["--target=slurm", "--topology=h100x16", f"--out_dir={tmp_path}",
+                                   f"--coordinator_port={port}", f"--data_dir={_PREPARED[0]}"])
+  launch = cli.make_launch([XL], ["MODEL_DIR = '/shared/x'"], args)
+  assert "2 JAX processes, one per node; each sees 8 GPUs" in launch.render()
+  script = next(s for s in launch.steps if isinstance(s, steps.WriteFile)).content
+  bin_dir = tmp_path / "bin"
+  bin_dir.mkdir()
+  fakes = {"srun": _FAKE_SRUN, "scontrol": '#!/bin/bash\nprintf "localhost\\nlocalhost\\n"\n',
+           "python3": f'#!/bin/bash\nexec {sys.executable} -c {steps.quote(_PROBE)}\n'}
+  for name, text in fakes.items():
+    (bin_dir / name).write_text(text)
+    (bin_dir / name).chmod(0o755)
+  env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "JAX_PLATFORMS": "cpu",
+         "SLURM_JOB_ID": "4242", "SLURM_JOB_NODELIST": "gpu[001-002]", "SLURM_NNODES": "2", "SLURM_NTASKS": "2"}
+  env.pop("JAX_LOCAL_DEVICE_IDS", None)
+  run = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+  assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+  lines = sorted(line for line in run.stdout.splitlines() if line.startswith("process "))
+  assert lines == [f"process {i} of 2: local devices 0,1,2,3,4,5,6,7" for i in range(2)], run.stdout

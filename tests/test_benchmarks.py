@@ -1,0 +1,171 @@
+"""Speed plumbing: the benchmarks' accelerator path (run at a tiny size on CPU, importing neither seqio
+nor TensorFlow), the persistent compilation cache, the CPU memory setting of the entry points."""
+import io
+import os
+import pathlib
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from flan_jax import compile_cache, host_memory
+from tests import helpers
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+FORBIDDEN = ("seqio", "tensorflow", "tensorflow_datasets")
+
+# Runs benchmark scripts as `python benchmarks/X.py ARGS` would (one process, so the imports are paid once),
+# then lists what they imported.
+_RUN_SCRIPTS = """
+import runpy, sys
+sys.path.insert(0, {bench!r})
+for script, args in {runs!r}:
+  sys.argv = [script, *args]
+  try:
+    runpy.run_path(script, run_name="__main__")
+  except SystemExit as e:
+    assert not e.code, e.code
+  print("END OF", script, flush=True)
+print("IMPORTED", sorted({{m.split(".")[0] for m in sys.modules}}))
+"""
+
+
+def test_benchmark_presets_run_without_seqio_or_tensorflow():
+  """The accelerator command's path (--preset, bf16) at a tiny size on CPU, with only the stock GPU
+  image's packages: train and decode benchmarks."""
+  train = ("--preset", "tiny", "--dtype", "bf16", "--steps", "1", "--rounds", "1", "--warmup", "1", "--threads", "1",
+           "--skip_flops")
+  decode = ("--preset", "tiny", "--dtype", "bf16", "--rounds", "1")
+  runs = [(str(REPO / "benchmarks" / name), list(args))
+          for name, args in (("train_throughput.py", train), ("decode_throughput.py", decode))]
+  code = _RUN_SCRIPTS.format(bench=str(REPO / "benchmarks"), runs=runs)
+  run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd="/",
+                       env={**os.environ, "JAX_PLATFORMS": "cpu"})
+  assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+  train_out, decode_out = run.stdout.split("END OF")[:2]
+  assert "d_model 64, d_ff 128, 2+2 layers" in train_out and "batch 2 x (32 in + 8 out)" in train_out
+  assert "; bf16;" in train_out
+  for name in ("flan_jax", "transformers"):
+    line = next(line for line in train_out.splitlines() if line.startswith(name + " "))
+    assert float(line.split()[1].replace(",", "")) > 0, line
+  assert "ratio flan_jax / transformers:" in train_out
+  assert "batch 2 x 32 prompt tokens, 8 new tokens" in decode_out and "ratio flan_jax / transformers:" in decode_out
+  imported = set(eval(run.stdout.rsplit("IMPORTED", 1)[1]))  # a sorted list literal the script printed
+  assert {"jax", "flax", "optax", "torch", "transformers", "flan_jax"} <= imported
+  assert not imported & set(FORBIDDEN), sorted(imported & set(FORBIDDEN))
+
+
+def test_accelerator_presets_are_the_t5_v1_1_gin_sizes():
+  sys.path.insert(0, str(REPO / "benchmarks"))
+  try:
+    import presets
+  finally:
+    sys.path.remove(str(REPO / "benchmarks"))
+  import gin
+  from flan_jax import gin_utils
+  from flan_jax.models import t5  # noqa: F401  (registers T5Config)
+  for size in ("base", "large", "xl"):
+    gin.clear_config()
+    try:
+      gin_utils.parse([f"gin/models/t5_1_1/{size}.gin"], [], finalize=False)
+      cfg = gin.query_parameter("%MODEL_CONFIG").scoped_configurable_fn()
+    finally:
+      gin.clear_config()
+    p = presets.PRESETS[f"t5_{size}"]
+    assert p.flan_jax_config(cfg.dtype) == cfg, size
+
+
+def test_compilation_cache_stores_a_program_then_a_fresh_compile_loads_it(tmp_path, monkeypatch):
+  lines = []
+  monkeypatch.delenv(compile_cache.ENV, raising=False)
+  directory = compile_cache.enable(str(tmp_path / "cache"), min_compile_time_secs=0.0, say=lines.append)
+  try:
+    assert directory == str(tmp_path / "cache")
+    batch = helpers.random_encdec_batch()
+
+    def one_step():
+      tr = helpers.make_trainer(batch=batch, num_devices=1)
+      state, metrics = tr.step(tr.init_state(0), {k: np.asarray(v) for k, v in batch.items()})
+      return float(metrics["loss"])
+
+    first = one_step()
+    entries = [n for n in os.listdir(directory) if "train_step" in n]
+    assert entries, os.listdir(directory)  # the step was written to the cache
+    assert any("jit__train_step compiled in" in line and "(miss)" in line for line in lines), lines
+    assert "jit__train_step" not in compile_cache.events().hits
+    jax.clear_caches()  # as a new process: nothing compiled in memory
+    second = one_step()
+    assert "jit__train_step" in compile_cache.events().hits
+    assert any(line.startswith("compilation cache: jit__train_step loaded from") and "(hit;" in line
+               for line in lines), lines
+    assert second == first  # the loaded program computes what the compiled one did
+  finally:
+    compile_cache.enable(enabled=False)
+    jax.config.update("jax_compilation_cache_dir", None)
+    compile_cache._events = None  # pylint: disable=protected-access
+
+
+def test_compilation_cache_off_switch_and_environment_override(tmp_path, monkeypatch):
+  try:
+    monkeypatch.setenv(compile_cache.ENV, "off")
+    assert compile_cache.enable(str(tmp_path / "gin_dir")) is None
+    assert not jax.config.jax_enable_compilation_cache
+    monkeypatch.setenv(compile_cache.ENV, str(tmp_path / "env_dir"))
+    assert compile_cache.enable(str(tmp_path / "gin_dir"), say=lambda _: None) == str(tmp_path / "env_dir")
+    assert jax.config.jax_compilation_cache_dir == str(tmp_path / "env_dir")
+    monkeypatch.delenv(compile_cache.ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert compile_cache.default_directory() == str(tmp_path / "xdg" / "flan_jax" / "jax_cache")
+  finally:
+    compile_cache.enable(enabled=False)
+    jax.config.update("jax_compilation_cache_dir", None)
+    compile_cache._events = None  # pylint: disable=protected-access
+
+
+def test_freed_memory_is_kept_only_for_cpu_runs_and_can_be_turned_off():
+  assert host_memory.runs_on_cpu({"JAX_PLATFORMS": "cpu"})
+  assert not host_memory.runs_on_cpu({"JAX_PLATFORMS": "cuda,cpu"})
+  assert not host_memory.retain_freed_memory_on_cpu({"JAX_PLATFORMS": "tpu"})
+  assert not host_memory.retain_freed_memory_on_cpu({"JAX_PLATFORMS": "cpu", host_memory.ENV: "0"})
+  # In a fresh process (mallopt shapes the whole process): applied where the C library is glibc.
+  code = ("from flan_jax import host_memory; import platform; "
+          "print(host_memory.retain_freed_memory_on_cpu({'JAX_PLATFORMS': 'cpu'}), platform.libc_ver()[0])")
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout.split()
+  assert out[0] == str(out[1] == "glibc"), out
+
+
+class _Counting:
+  """A BatchIterator stand-in: batch i holds the number i; fails after `n` batches if asked."""
+
+  def __init__(self, start=0, n=None, error=None):
+    self.batches_taken, self.n, self.error = start, n, error
+
+  def __next__(self):
+    if self.n is not None and self.batches_taken >= self.n:
+      raise self.error or StopIteration
+    self.batches_taken += 1
+    return {"x": np.full((4, 3), self.batches_taken - 1, np.int32)}
+
+
+def test_device_prefetcher_hands_out_batches_in_order_and_checkpoints_what_it_handed_out():
+  from flan_jax import data, partitioning
+  mesh = partitioning.make_mesh(partitioning.MeshConfig(), jax.devices()[:1])
+  shardings = {"x": partitioning.batch_sharding(mesh, 2)}
+  source = _Counting(start=5)
+  pre = data.DevicePrefetcher(source, shardings, depth=3)
+  try:
+    for i in range(5, 9):
+      local, arrays = next(pre)
+      assert int(local["x"][0, 0]) == i and isinstance(arrays["x"], jax.Array)
+      np.testing.assert_array_equal(np.asarray(arrays["x"]), local["x"])
+    assert pre.state() == {"batches_taken": 9}  # what was handed out, not what was read ahead
+    assert source.batches_taken >= 9
+  finally:
+    pre.close()
+  failing = data.DevicePrefetcher(_Counting(n=1, error=ValueError("row 7 of task t is malformed")), shardings)
+  next(failing)
+  with pytest.raises(ValueError, match="row 7 of task t"):  # the pipeline's own error, in the consumer
+    next(failing)
+  failing.close()
