@@ -52,7 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from flan_jax import partitioning
+from flan_jax import models, partitioning
 
 PyTree = Any
 Array = jax.Array
@@ -303,115 +303,12 @@ def beam_search(step_fn: StepFn, context: PyTree, cache: PyTree, cache_batch_axe
 
 
 # ----------------------------------------------------------------------------------------
-# How each model family is driven.
+# Helpers. How each model family is driven lives with the family
+# (`flan_jax.models.<family>.*Hooks`, returned by `family.decode_hooks(module)`).
 
 
 def _zeros_like_shapes(shapes: PyTree) -> PyTree:
   return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
-
-
-class _EncoderDecoder:
-  """T5: the encoder runs once per batch; the decoder prefix is the start token 0."""
-  generation_error = None
-
-  def __init__(self, model: nn.Module):
-    self.model = model
-
-  def abstract_params(self) -> PyTree:
-    x = jnp.ones((1, 1), jnp.int32)
-    return jax.eval_shape(lambda: self.model.init(jax.random.key(0), x, x))["params"]
-
-  def context(self, params: PyTree, inputs_BxS: Array) -> PyTree:
-    segment_ids_BxS = (inputs_BxS > 0).astype(jnp.int32)
-    encoded_BxSxD = self.model.apply({"params": params}, inputs_BxS, segment_ids_BxS, method="encode")
-    return {"encoded": encoded_BxSxD, "segment_ids": segment_ids_BxS}
-
-  def prefix(self, inputs_BxS: Array) -> tuple[Array, Array]:
-    b = inputs_BxS.shape[0]
-    return jnp.zeros((b, 1), jnp.int32), jnp.ones((b,), jnp.int32)
-
-  def cache_shapes(self, batch: int, input_len: int, length: int) -> PyTree:
-    cfg = self.model.config
-
-    def init():
-      encoded = jnp.zeros((batch, input_len, cfg.emb_dim), cfg.activation_dtype)
-      return self.model.init(jax.random.key(0), encoded, jnp.ones((batch, input_len), jnp.int32),
-                             jnp.zeros((batch, length), jnp.int32), decode=True, method="decode")["cache"]
-    return jax.eval_shape(init)
-
-  def step(self, params: PyTree, context: PyTree, tokens_Bx1: Array, index: Array, cache: PyTree):
-    logits, state = self.model.apply({"params": params, "cache": cache}, context["encoded"],
-                                     context["segment_ids"], tokens_Bx1, decode=True, mutable=["cache"],
-                                     method="decode")
-    return logits[:, 0], state["cache"]
-
-  def target_logprobs(self, params: PyTree, inputs_BxS: Array, targets_BxL: Array) -> Array:
-    """log p(targets[:, j] | inputs, targets[:, :j]) [B, L], teacher forced."""
-    decoder_inputs_BxL = jnp.pad(targets_BxL[:, :-1], ((0, 0), (1, 0)))
-    logits_BxLxV = self.model.apply({"params": params}, inputs_BxS, decoder_inputs_BxL)
-    logp = jax.nn.log_softmax(logits_BxLxV)
-    return jnp.take_along_axis(logp, targets_BxL[..., None], axis=-1)[..., 0]
-
-
-class _DecoderOnly:
-  """PaLM-style LM: the prompt is part of the decoder sequence, `[0] + prompt + continuation`."""
-
-  def __init__(self, model: nn.Module):
-    self.model = model
-    if getattr(model.config, "prefix_bidirectional", False):
-      self.generation_error = (
-          "decoding a prefix_bidirectional model is not supported: the cache reads the prompt "
-          "causally, one token per step; scoring (score / score_options) is")
-    else:
-      self.generation_error = None
-
-  def abstract_params(self) -> PyTree:
-    return jax.eval_shape(lambda: self.model.init(jax.random.key(0), jnp.ones((1, 1), jnp.int32)))["params"]
-
-  def context(self, params: PyTree, inputs_BxS: Array) -> PyTree:
-    return {}
-
-  def prefix(self, inputs_BxS: Array) -> tuple[Array, Array]:
-    prefix_BxP = jnp.pad(inputs_BxS, ((0, 0), (1, 0)))
-    return prefix_BxP, 1 + jnp.sum(inputs_BxS > 0, axis=1).astype(jnp.int32)
-
-  def cache_shapes(self, batch: int, input_len: int, length: int) -> PyTree:
-    tokens = jnp.zeros((batch, length), jnp.int32)
-    return jax.eval_shape(lambda: self.model.init(jax.random.key(0), tokens, decode=True)["cache"])
-
-  def step(self, params: PyTree, context: PyTree, tokens_Bx1: Array, index: Array, cache: PyTree):
-    positions_Bx1 = jnp.full(tokens_Bx1.shape, index, jnp.int32)
-    logits, state = self.model.apply({"params": params, "cache": cache}, tokens_Bx1,
-                                     decoder_positions=positions_Bx1, decode=True, mutable=["cache"])
-    return logits[:, 0], state["cache"]
-
-  def target_logprobs(self, params: PyTree, inputs_BxS: Array, targets_BxL: Array) -> Array:
-    """As for T5, on the sequence `inputs + targets` (each row's prompt right-padded away)."""
-    b, s = inputs_BxS.shape
-    l = targets_BxL.shape[1]
-    prompt_len_B = jnp.sum(inputs_BxS > 0, axis=1)
-    # Row layout: prompt, targets, padding; targets start at each row's prompt length.
-    cols = jnp.arange(s + l)[None, :]
-    tgt_idx = jnp.clip(cols - prompt_len_B[:, None], 0, l - 1)
-    from_targets = cols >= prompt_len_B[:, None]
-    seq = jnp.where(from_targets, jnp.take_along_axis(targets_BxL, tgt_idx, axis=1),
-                    jnp.pad(inputs_BxS, ((0, 0), (0, l))))
-    decoder_inputs = jnp.pad(seq[:, :-1], ((0, 0), (1, 0)))
-    causal_attention = (cols <= prompt_len_B[:, None]).astype(jnp.int32)  # seqio PrefixLM: prompt + 1
-    logits = self.model.apply({"params": params}, decoder_inputs, decoder_causal_attention=causal_attention)
-    logp = jnp.take_along_axis(jax.nn.log_softmax(logits), seq[..., None], axis=-1)[..., 0]
-    # Back to [B, L] target positions.
-    idx_BxL = jnp.clip(prompt_len_B[:, None] + jnp.arange(l)[None, :], 0, s + l - 1)
-    return jnp.take_along_axis(logp, idx_BxL, axis=1)
-
-
-def _family(model: nn.Module):
-  if hasattr(model, "encode"):
-    return _EncoderDecoder(model)
-  if hasattr(model, "config") and hasattr(model.config, "num_layers"):
-    return _DecoderOnly(model)
-  raise ValueError(f"cannot decode with {type(model).__name__}: expected flan_jax.models.t5.Transformer "
-                   "or flan_jax.models.palm.Decoder")
 
 
 def _batch_axes(shapes_1: PyTree, shapes_2: PyTree) -> PyTree:
@@ -451,9 +348,10 @@ class Decoder:
 
   def __init__(self, model: nn.Module, mesh: Mesh | None = None, params_shardings: PyTree | None = None):
     self.model = model
-    self._family = _family(model)
+    family = models.family_for(model)
+    self._family = family.decode_hooks(model)
     self.mesh = partitioning.make_mesh() if mesh is None else mesh
-    abstract = self._family.abstract_params()
+    abstract = family.abstract_params(model.config)
     self._abstract_params = nn.unbox(abstract)
     if params_shardings is None:
       params_shardings = partitioning.shardings_for(abstract, self.mesh)
