@@ -140,8 +140,13 @@ def check_params_structure(path: str, abstract_params: PyTree, model: str = "the
   """Raises CheckpointError naming the first parameter whose path or shape differs between the
   checkpoint at `path` and `abstract_params` (a few lines, not the whole tree)."""
   from flax import traverse_util
+  import logging
   item, kind = _find_params_item(path)
-  meta = ocp.StandardCheckpointer().metadata(item)
+  logging.disable(logging.WARNING)  # orbax warns about a step-level metadata file it does not need
+  try:
+    meta = ocp.StandardCheckpointer().metadata(item)
+  finally:
+    logging.disable(logging.NOTSET)
   tree = getattr(meta, "item_metadata", meta)
   tree = getattr(tree, "tree", tree)
   if kind == "state":
