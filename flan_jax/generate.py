@@ -71,11 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.error("give a PROMPT or --interactive")
   config = decoding.DecodeConfig(max_decode_len=args.max_decode_len, num_beams=args.num_beams, alpha=args.alpha,
                                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
-  try:
-    generator = Generator(args.checkpoint, config, args.vocab, seed=args.seed)
-  except ValueError as e:  # RecordError, CheckpointError, vocabulary mismatch: one line, no traceback
-    print(f"flan-jax generate: error: {e}", file=sys.stderr)
-    return 1
+  # RecordError, CheckpointError and a vocabulary mismatch are ValueErrors: `flan-jax` prints one line.
+  generator = Generator(args.checkpoint, config, args.vocab, seed=args.seed)
   show = lambda text: print(text.replace("\n", "\\n"), flush=True)
   if args.prompts:
     for completion in generator.complete(args.prompts):
