@@ -93,6 +93,18 @@ def _find_params_item(path: str) -> tuple[str, str]:
       "a run step directory with state/, or a MODEL_DIR with checkpoints/<step>/")
 
 
+def _metadata_tree(item: str) -> PyTree:
+  """The saved tree of array metadata (shapes, dtypes) of an orbax item."""
+  import logging
+  logging.disable(logging.WARNING)  # orbax warns about a step-level metadata file it does not need
+  try:
+    meta = ocp.StandardCheckpointer().metadata(item)
+  finally:
+    logging.disable(logging.NOTSET)
+  tree = getattr(meta, "item_metadata", meta)
+  return getattr(tree, "tree", tree)
+
+
 def load_params(path: str, abstract_params: PyTree | None = None) -> PyTree:
   """Loads parameters from a parameter checkpoint, a run step directory or a MODEL_DIR.
 
@@ -103,9 +115,7 @@ def load_params(path: str, abstract_params: PyTree | None = None) -> PyTree:
   item, kind = _find_params_item(path)
   ckptr = ocp.StandardCheckpointer()
   if kind == "state":
-    meta = ckptr.metadata(item)
-    tree = getattr(meta, "item_metadata", meta)
-    tree = getattr(tree, "tree", tree)
+    tree = _metadata_tree(item)
     if abstract_params is None:
       target = None
     else:
@@ -140,15 +150,8 @@ def check_params_structure(path: str, abstract_params: PyTree, model: str = "the
   """Raises CheckpointError naming the first parameter whose path or shape differs between the
   checkpoint at `path` and `abstract_params` (a few lines, not the whole tree)."""
   from flax import traverse_util
-  import logging
   item, kind = _find_params_item(path)
-  logging.disable(logging.WARNING)  # orbax warns about a step-level metadata file it does not need
-  try:
-    meta = ocp.StandardCheckpointer().metadata(item)
-  finally:
-    logging.disable(logging.NOTSET)
-  tree = getattr(meta, "item_metadata", meta)
-  tree = getattr(tree, "tree", tree)
+  tree = _metadata_tree(item)
   if kind == "state":
     tree = tree["params"]
   saved = {"/".join(k): tuple(v.shape) for k, v in traverse_util.flatten_dict(dict(tree)).items()}
