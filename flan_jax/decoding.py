@@ -42,7 +42,6 @@ T = P + N sequence (and cache) length, V vocabulary.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable, NamedTuple, Sequence
 
 import flax.linen as nn
@@ -311,12 +310,12 @@ def _zeros_like_shapes(shapes: PyTree) -> PyTree:
   return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
-def _batch_axes(shapes_1: PyTree, shapes_2: PyTree) -> PyTree:
-  """Per leaf: the axis that grows with the batch (compares shapes at batch 1 and 2), or None."""
-  def axis(a, b):
-    diff = [i for i, (x, y) in enumerate(zip(a.shape, b.shape)) if x != y]
-    return diff[0] if diff else None
-  return jax.tree.map(axis, shapes_1, shapes_2)
+def _cache_batch_axes(boxed_cache: PyTree) -> PyTree:
+  """Per cache leaf: the position of its `cache_batch` logical axis, or None (step counters)."""
+  def axis(x):
+    names = x.names if isinstance(x, nn.LogicallyPartitioned) else ()
+    return names.index("cache_batch") if "cache_batch" in names else None
+  return jax.tree.map(axis, boxed_cache, is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned))
 
 
 def _pad_rows(rows: Sequence[Sequence[int]] | np.ndarray, length: int | None = None) -> np.ndarray:
@@ -385,37 +384,37 @@ class Decoder:
     sharding = partitioning.batch_sharding(self.mesh, padded.ndim)
     return jax.make_array_from_callback(padded.shape, sharding, lambda idx: padded[idx]), b
 
-  def _constrain_batch(self, tree: PyTree, axes: PyTree) -> PyTree:
-    """Shards each leaf's batch axis over the data axes (where it divides; else replicated)."""
-    spec = partitioning.logical_to_mesh_spec(("batch",))[0]
-    size = self._rows_multiple()
+  def _constrain_cache(self, cache: PyTree, boxed: PyTree) -> PyTree:
+    """Lays each cache leaf out by its logical axis names (`boxed`: the same tree with
+    `nn.LogicallyPartitioned` leaves); a mesh axis that does not divide a dimension is dropped."""
+    mesh_sizes = dict(self.mesh.shape)
 
-    def constrain(x, ax):
-      if ax is None or x.shape[ax] % size:
-        return x
-      parts = [None] * x.ndim
-      parts[ax] = spec
-      return jax.lax.with_sharding_constraint(x, NamedSharding(self.mesh, P(*parts)))
-    return jax.tree.map(constrain, tree, axes)
+    def spec(x):
+      if not isinstance(x, nn.LogicallyPartitioned):
+        return None
+      parts = []
+      for dim, ax in zip(x.value.shape, partitioning.logical_to_mesh_spec(x.names)):
+        size = 1 if ax is None else int(np.prod([mesh_sizes[a] for a in ((ax,) if isinstance(ax, str) else ax)]))
+        parts.append(ax if size > 1 and dim % size == 0 else None)
+      return P(*parts)
+
+    specs = jax.tree.map(spec, boxed, is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned))
+    return jax.tree.map(lambda sp, x: x if sp is None else jax.lax.with_sharding_constraint(
+        x, NamedSharding(self.mesh, sp)), specs, cache, is_leaf=lambda sp: sp is None or isinstance(sp, P))
 
   # -- decoding -------------------------------------------------------------------------------
 
-  def _cache_batch_axes(self, input_len: int, length: int, after_first_step: bool) -> PyTree:
-    """Batch axis of each cache leaf, as created or as the first step returns it (which may
-    add entries, e.g. cross-attention keys/values)."""
+  def _first_step_cache(self, params: PyTree, batch: int, input_len: int, length: int) -> PyTree:
+    """The cache (abstract, boxed) as the first step returns it: it may add entries, e.g. the
+    cross-attention keys/values of an encoder-decoder."""
     fam = self._family
 
-    def shapes(b):
-      if not after_first_step:
-        return fam.cache_shapes(b, input_len, length)
-
-      def first(params):
-        inputs = jnp.ones((b, input_len), jnp.int32)
-        cache = _zeros_like_shapes(fam.cache_shapes(b, input_len, length))
-        token = fam.prefix(inputs)[0][:, :1]
-        return fam.step(params, fam.context(params, inputs), token, jnp.array(0, jnp.int32), cache)[1]
-      return jax.eval_shape(first, self._abstract_params)
-    return _batch_axes(shapes(1), shapes(2))
+    def first(params):
+      inputs = jnp.ones((batch, input_len), jnp.int32)
+      cache = _zeros_like_shapes(fam.cache_shapes(batch, input_len, length))  # boxed: names kept
+      token = fam.prefix(inputs)[0][:, :1]
+      return fam.step(params, fam.context(params, inputs), token, jnp.array(0, jnp.int32), cache)[1]
+    return jax.eval_shape(first, params)
 
   def _decode_fn(self, config: DecodeConfig) -> Callable:
     key = ("decode", config)
@@ -431,11 +430,14 @@ class Decoder:
       context = fam.context(params, inputs_BxS)
       prefix_BxP, prefix_len_B = fam.prefix(inputs_BxS)
       t = prefix_BxP.shape[1] + n
-      axes = self._cache_batch_axes(s, t, after_first_step=False)
-      cache = self._constrain_batch(_zeros_like_shapes(fam.cache_shapes(b, s, t)), axes)
-      step = functools.partial(fam.step, params)
+      boxed = fam.cache_shapes(b, s, t)  # abstract, with the cache's logical axis names
+      cache = self._constrain_cache(nn.unbox(_zeros_like_shapes(boxed)), boxed)
+
+      def step(context, tokens_Bx1, index, cache):  # the loops carry plain arrays
+        logits_BxV, new_cache = fam.step(params, context, tokens_Bx1, index, cache)
+        return logits_BxV, nn.unbox(new_cache)
       if config.method == "beam":
-        step_axes = self._cache_batch_axes(s, t, after_first_step=True)
+        step_axes = _cache_batch_axes(self._first_step_cache(params, b, s, t))
         beams, scores = beam_search(step, context, cache, step_axes, prefix_BxP, prefix_len_B, num_beams=k,
                                     max_decode_len=n, alpha=config.alpha, min_decode_len=config.min_decode_len,
                                     eos_id=config.eos_id)
