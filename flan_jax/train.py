@@ -84,9 +84,10 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
       os.makedirs(model_dir, exist_ok=True)
       with open(os.path.join(model_dir, "config.gin"), "w") as f:
         f.write(gin.operative_config_str())
-      vocab = task.output_features["targets"].vocabulary
-      record.write_record(model_dir, model_config, *record.vocabulary_fields(vocab), vocab_size=vocab.vocab_size,
-                          note=f"flan-jax train on {task.name}")
+  if is_chief and (not start_step or not os.path.isfile(os.path.join(model_dir, record.RECORD_FILE))):
+    vocab = task.output_features["targets"].vocabulary  # the model and its vocabulary, as data
+    record.write_record(model_dir, model_config, *record.vocabulary_fields(vocab), vocab_size=vocab.vocab_size,
+                        note=f"flan-jax train on {task.name}")
 
   shapes = {k: v.shape[1] for k, v in example.items()}
   step_flops = flops.train_step_flops(model_config, batch_size, *models.family_for(model_config).flops_lengths(shapes))
