@@ -8,18 +8,14 @@ that `latest_step` would pick up.
 
 A parameter checkpoint (what `flan-jax convert from-hf` writes, and what
 INITIAL_CHECKPOINT_PATH may point at) is a directory with `params/` (orbax
-StandardCheckpointer) and optionally `model.gin`.
+StandardCheckpointer) and `model.json` (the model record, `flan_jax.models.record`).
 """
 from __future__ import annotations
 
-import ast
-import dataclasses
 import os
-import re
 from typing import Any
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 
 PyTree = Any
@@ -46,9 +42,6 @@ class RunCheckpoints:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def all_steps(self) -> list[int]:
-    return list(self._manager.all_steps())
-
   def save(self, step: int, state: PyTree, data_state: dict) -> None:
     """Starts an asynchronous save of `step`; the caller decides when one is due."""
     self._manager.save(step, args=ocp.args.Composite(
@@ -65,9 +58,6 @@ class RunCheckpoints:
           "changed since it was written, start a new MODEL_DIR or pass the old run as "
           "INITIAL_CHECKPOINT_PATH (parameters only).") from e
     return restored.state, dict(restored.data)
-
-  def wait(self):
-    self._manager.wait_until_finished()
 
   def close(self):
     self._manager.wait_until_finished()
@@ -103,6 +93,18 @@ def _find_params_item(path: str) -> tuple[str, str]:
       "a run step directory with state/, or a MODEL_DIR with checkpoints/<step>/")
 
 
+def _metadata_tree(item: str) -> PyTree:
+  """The saved tree of array metadata (shapes, dtypes) of an orbax item."""
+  import logging
+  logging.disable(logging.WARNING)  # orbax warns about a step-level metadata file it does not need
+  try:
+    meta = ocp.StandardCheckpointer().metadata(item)
+  finally:
+    logging.disable(logging.NOTSET)
+  tree = getattr(meta, "item_metadata", meta)
+  return getattr(tree, "tree", tree)
+
+
 def load_params(path: str, abstract_params: PyTree | None = None) -> PyTree:
   """Loads parameters from a parameter checkpoint, a run step directory or a MODEL_DIR.
 
@@ -113,9 +115,7 @@ def load_params(path: str, abstract_params: PyTree | None = None) -> PyTree:
   item, kind = _find_params_item(path)
   ckptr = ocp.StandardCheckpointer()
   if kind == "state":
-    meta = ckptr.metadata(item)
-    tree = getattr(meta, "item_metadata", meta)
-    tree = getattr(tree, "tree", tree)
+    tree = _metadata_tree(item)
     if abstract_params is None:
       target = None
     else:
@@ -134,73 +134,36 @@ def load_params(path: str, abstract_params: PyTree | None = None) -> PyTree:
     raise CheckpointError(f"parameters in {item} do not match the model: {e}") from e
 
 
-def to_numpy(tree: PyTree) -> PyTree:
-  return jax.tree.map(np.asarray, tree)
+def params_item(path: str) -> str:
+  """The orbax item holding a checkpoint's parameters; "no such directory" / "no checkpoint in"
+  errors name the path."""
+  if not os.path.isdir(path):
+    raise CheckpointError(f"no such directory: {path}")
+  try:
+    return _find_params_item(path)[0]
+  except CheckpointError as e:
+    raise CheckpointError(f"no checkpoint in {path}: expected params/ (flan-jax convert), a run step "
+                          "directory with state/, or a MODEL_DIR with checkpoints/<step>/") from e
 
 
-# ----------------------------------------------------------------------------------------
-# The model a checkpoint was saved with, from the gin file next to it.
-
-
-def _gin_statements(text: str) -> list[tuple[str, str]]:
-  """(key, value text) of each binding in a gin file's text; continuation lines joined."""
-  stmts: list[list[str]] = []
-  for line in text.splitlines():
-    if not line.strip() or line.lstrip().startswith("#"):
-      continue
-    if line[0] in " \t" and stmts:
-      stmts[-1].append(line.strip())
-    elif "=" in line:
-      stmts.append([line.strip()])
-  out = []
-  for parts in stmts:
-    key, value = " ".join(parts).split("=", 1)
-    out.append((key.strip(), value.strip()))
-  return out
-
-
-def model_config_from_gin_text(text: str, where: str = "config.gin") -> Any:
-  """Builds the T5Config / PaLMConfig that a saved gin config binds, without touching the
-  global gin state (literal values and %MACROs only)."""
-  from flan_jax.models import palm, t5
-  stmts = _gin_statements(text)
-  macros = {k: v for k, v in stmts if re.fullmatch(r"[A-Z_][A-Z0-9_]*", k)}
-
-  def value(v: str, depth: int = 0):
-    if v.startswith("%") and depth < 10:
-      name = v[1:]
-      if name not in macros:
-        raise ValueError(f"{where}: macro %{name} is not defined")
-      return value(macros[name], depth + 1)
-    return ast.literal_eval(v)
-
-  # gin's operative config scopes the bindings by the macro that held the config
-  # (`MODEL_CONFIG/T5Config.emb_dim = 128`); those override unscoped ones.
-  bound = dict(stmts).get("train.model_config", "%MODEL_CONFIG")
-  scope = bound[1:] if bound.startswith("%") else ""
-  for cls in (t5.T5Config, palm.PaLMConfig):
-    fields = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for prefix in (f"{cls.__name__}.", f"{scope}/{cls.__name__}."):
-      kwargs.update({k[len(prefix):]: value(v) for k, v in stmts
-                     if k.startswith(prefix) and k[len(prefix):] in fields})
-    if kwargs:
-      return cls(**kwargs)
-  raise ValueError(f"{where} binds no T5Config or PaLMConfig; bind evaluate.model_config in gin "
-                   "(e.g. include 'models/t5_1_1/tiny.gin' and set evaluate.model_config = %MODEL_CONFIG)")
-
-
-def find_model_config(checkpoint_path: str) -> Any:
-  """T5Config / PaLMConfig of a checkpoint: its `model.gin` or `config.gin`, or those of
-  the run it belongs to (a step directory sits in MODEL_DIR/checkpoints/<step>)."""
-  path = os.path.abspath(checkpoint_path)
-  for directory in (path, os.path.dirname(os.path.dirname(path))):
-    for name in ("model.gin", "config.gin"):
-      candidate = os.path.join(directory, name)
-      if os.path.isfile(candidate):
-        with open(candidate) as f:
-          return model_config_from_gin_text(f.read(), candidate)
-  raise FileNotFoundError(
-      f"no model.gin or config.gin in {checkpoint_path} (nor in its run directory): cannot tell the "
-      "model's dimensions; give them with a model gin file (evaluate.model_config or infer.model_config "
-      "= %MODEL_CONFIG)")
+def check_params_structure(path: str, abstract_params: PyTree, model: str = "the model") -> None:
+  """Raises CheckpointError naming the first parameter whose path or shape differs between the
+  checkpoint at `path` and `abstract_params` (a few lines, not the whole tree)."""
+  from flax import traverse_util
+  item, kind = _find_params_item(path)
+  tree = _metadata_tree(item)
+  if kind == "state":
+    tree = tree["params"]
+  saved = {"/".join(k): tuple(v.shape) for k, v in traverse_util.flatten_dict(dict(tree)).items()}
+  wanted = {"/".join(k): tuple(v.shape) for k, v in traverse_util.flatten_dict(dict(abstract_params)).items()}
+  if saved == wanted:
+    return
+  first = min(set(saved) ^ set(wanted) or {k for k in saved if saved[k] != wanted[k]})
+  if first not in saved:
+    what = f"{model} has parameter {first} {wanted[first]}, which the checkpoint lacks"
+  elif first not in wanted:
+    what = f"the checkpoint has parameter {first} {saved[first]}, which {model} lacks"
+  else:
+    what = f"parameter {first} is {saved[first]} in the checkpoint but {wanted[first]} in {model}"
+  raise CheckpointError(f"{path} holds another model ({len(saved)} parameters saved, {len(wanted)} expected): "
+                        f"{what}. Use the model it was saved with, or another directory.")

@@ -53,16 +53,16 @@ def generate_parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
       prog="flan-jax generate", formatter_class=_RAW,
       description="Complete prompts with a checkpoint: one completion per line (newlines in it written as \\n).\n"
-                  "The model comes from the checkpoint's model.gin / its run's config.gin.",
+                  "The model and its vocabulary come from the checkpoint's model.json (old runs: config.gin).",
       epilog="examples:\n"
              "  flan-jax generate --checkpoint /tmp/flan_jax_quickstart \"Sort these words: pear apple fig\"\n"
              "  flan-jax generate --checkpoint CKPT --interactive              # one prompt per line until EOF\n"
              "  flan-jax generate --checkpoint CKPT --num_beams 4 \"PROMPT\" \"ANOTHER PROMPT\"")
   p.add_argument("prompts", nargs="*", metavar="PROMPT", help="prompts to complete (one completion line each)")
   p.add_argument("--checkpoint", required=True,
-                 help="converted checkpoint, MODEL_DIR or run step directory (with model.gin / config.gin)")
+                 help="converted checkpoint, MODEL_DIR or run step directory (with model.json)")
   p.add_argument("--vocab", default=None,
-                 help="SentencePiece model file (default: the shipped vocabulary)")
+                 help="SentencePiece model file (default: the one the checkpoint records in model.json)")
   p.add_argument("--interactive", action="store_true", help="read prompts from stdin, one per line, until EOF")
   p.add_argument("--max_decode_len", type=int, default=64, help="most tokens generated per prompt (default 64)")
   p.add_argument("--num_beams", type=int, default=1, help="> 1: beam search with this many beams (default 1: greedy)")
@@ -86,14 +86,13 @@ def convert_parser() -> argparse.ArgumentParser:
   sub = p.add_subparsers(dest="command", required=True, metavar="{from-hf,to-hf}")
   s = sub.add_parser("from-hf", help="Hugging Face T5 directory (safetensors) -> flan_jax parameter checkpoint",
                      description="Hugging Face T5 directory -> flan_jax parameter checkpoint (params/) plus "
-                                 "model.gin; pass DST as INITIAL_CHECKPOINT_PATH.")
+                                 "model.json with spiece.model; pass DST as INITIAL_CHECKPOINT_PATH.")
   s.add_argument("src", help="directory with config.json and model.safetensors (or a sharded index)")
-  s.add_argument("dst", help="output directory: params/ and model.gin")
+  s.add_argument("dst", help="output directory: params/, model.json and spiece.model")
   s = sub.add_parser("to-hf", help="flan_jax checkpoint -> Hugging Face T5 directory",
-                     description="flan_jax checkpoint -> Hugging Face T5 directory (config.json, model.safetensors).")
+                     description="flan_jax checkpoint -> Hugging Face T5 directory (config.json, model.safetensors, spiece.model, tokenizer_config.json).")
   s.add_argument("src", help="parameter checkpoint, run step directory or MODEL_DIR")
-  s.add_argument("dst", help="output directory: config.json and model.safetensors")
-  s.add_argument("--gin_file", default=None, help="gin file binding T5Config (default: SRC/model.gin)")
+  s.add_argument("dst", help="output directory: config.json, model.safetensors, spiece.model, tokenizer_config.json")
   return p
 
 

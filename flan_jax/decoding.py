@@ -42,7 +42,6 @@ T = P + N sequence (and cache) length, V vocabulary.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Callable, NamedTuple, Sequence
 
 import flax.linen as nn
@@ -52,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from flan_jax import partitioning
+from flan_jax import models, partitioning
 
 PyTree = Any
 Array = jax.Array
@@ -303,123 +302,20 @@ def beam_search(step_fn: StepFn, context: PyTree, cache: PyTree, cache_batch_axe
 
 
 # ----------------------------------------------------------------------------------------
-# How each model family is driven.
+# Helpers. How each model family is driven lives with the family
+# (`flan_jax.models.<family>.*Hooks`, returned by `family.decode_hooks(module)`).
 
 
 def _zeros_like_shapes(shapes: PyTree) -> PyTree:
   return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
 
 
-class _EncoderDecoder:
-  """T5: the encoder runs once per batch; the decoder prefix is the start token 0."""
-  generation_error = None
-
-  def __init__(self, model: nn.Module):
-    self.model = model
-
-  def abstract_params(self) -> PyTree:
-    x = jnp.ones((1, 1), jnp.int32)
-    return jax.eval_shape(lambda: self.model.init(jax.random.key(0), x, x))["params"]
-
-  def context(self, params: PyTree, inputs_BxS: Array) -> PyTree:
-    segment_ids_BxS = (inputs_BxS > 0).astype(jnp.int32)
-    encoded_BxSxD = self.model.apply({"params": params}, inputs_BxS, segment_ids_BxS, method="encode")
-    return {"encoded": encoded_BxSxD, "segment_ids": segment_ids_BxS}
-
-  def prefix(self, inputs_BxS: Array) -> tuple[Array, Array]:
-    b = inputs_BxS.shape[0]
-    return jnp.zeros((b, 1), jnp.int32), jnp.ones((b,), jnp.int32)
-
-  def cache_shapes(self, batch: int, input_len: int, length: int) -> PyTree:
-    cfg = self.model.config
-
-    def init():
-      encoded = jnp.zeros((batch, input_len, cfg.emb_dim), cfg.activation_dtype)
-      return self.model.init(jax.random.key(0), encoded, jnp.ones((batch, input_len), jnp.int32),
-                             jnp.zeros((batch, length), jnp.int32), decode=True, method="decode")["cache"]
-    return jax.eval_shape(init)
-
-  def step(self, params: PyTree, context: PyTree, tokens_Bx1: Array, index: Array, cache: PyTree):
-    logits, state = self.model.apply({"params": params, "cache": cache}, context["encoded"],
-                                     context["segment_ids"], tokens_Bx1, decode=True, mutable=["cache"],
-                                     method="decode")
-    return logits[:, 0], state["cache"]
-
-  def target_logprobs(self, params: PyTree, inputs_BxS: Array, targets_BxL: Array) -> Array:
-    """log p(targets[:, j] | inputs, targets[:, :j]) [B, L], teacher forced."""
-    decoder_inputs_BxL = jnp.pad(targets_BxL[:, :-1], ((0, 0), (1, 0)))
-    logits_BxLxV = self.model.apply({"params": params}, inputs_BxS, decoder_inputs_BxL)
-    logp = jax.nn.log_softmax(logits_BxLxV)
-    return jnp.take_along_axis(logp, targets_BxL[..., None], axis=-1)[..., 0]
-
-
-class _DecoderOnly:
-  """PaLM-style LM: the prompt is part of the decoder sequence, `[0] + prompt + continuation`."""
-
-  def __init__(self, model: nn.Module):
-    self.model = model
-    if getattr(model.config, "prefix_bidirectional", False):
-      self.generation_error = (
-          "decoding a prefix_bidirectional model is not supported: the cache reads the prompt "
-          "causally, one token per step; scoring (score / score_options) is")
-    else:
-      self.generation_error = None
-
-  def abstract_params(self) -> PyTree:
-    return jax.eval_shape(lambda: self.model.init(jax.random.key(0), jnp.ones((1, 1), jnp.int32)))["params"]
-
-  def context(self, params: PyTree, inputs_BxS: Array) -> PyTree:
-    return {}
-
-  def prefix(self, inputs_BxS: Array) -> tuple[Array, Array]:
-    prefix_BxP = jnp.pad(inputs_BxS, ((0, 0), (1, 0)))
-    return prefix_BxP, 1 + jnp.sum(inputs_BxS > 0, axis=1).astype(jnp.int32)
-
-  def cache_shapes(self, batch: int, input_len: int, length: int) -> PyTree:
-    tokens = jnp.zeros((batch, length), jnp.int32)
-    return jax.eval_shape(lambda: self.model.init(jax.random.key(0), tokens, decode=True)["cache"])
-
-  def step(self, params: PyTree, context: PyTree, tokens_Bx1: Array, index: Array, cache: PyTree):
-    positions_Bx1 = jnp.full(tokens_Bx1.shape, index, jnp.int32)
-    logits, state = self.model.apply({"params": params, "cache": cache}, tokens_Bx1,
-                                     decoder_positions=positions_Bx1, decode=True, mutable=["cache"])
-    return logits[:, 0], state["cache"]
-
-  def target_logprobs(self, params: PyTree, inputs_BxS: Array, targets_BxL: Array) -> Array:
-    """As for T5, on the sequence `inputs + targets` (each row's prompt right-padded away)."""
-    b, s = inputs_BxS.shape
-    l = targets_BxL.shape[1]
-    prompt_len_B = jnp.sum(inputs_BxS > 0, axis=1)
-    # Row layout: prompt, targets, padding; targets start at each row's prompt length.
-    cols = jnp.arange(s + l)[None, :]
-    tgt_idx = jnp.clip(cols - prompt_len_B[:, None], 0, l - 1)
-    from_targets = cols >= prompt_len_B[:, None]
-    seq = jnp.where(from_targets, jnp.take_along_axis(targets_BxL, tgt_idx, axis=1),
-                    jnp.pad(inputs_BxS, ((0, 0), (0, l))))
-    decoder_inputs = jnp.pad(seq[:, :-1], ((0, 0), (1, 0)))
-    causal_attention = (cols <= prompt_len_B[:, None]).astype(jnp.int32)  # seqio PrefixLM: prompt + 1
-    logits = self.model.apply({"params": params}, decoder_inputs, decoder_causal_attention=causal_attention)
-    logp = jnp.take_along_axis(jax.nn.log_softmax(logits), seq[..., None], axis=-1)[..., 0]
-    # Back to [B, L] target positions.
-    idx_BxL = jnp.clip(prompt_len_B[:, None] + jnp.arange(l)[None, :], 0, s + l - 1)
-    return jnp.take_along_axis(logp, idx_BxL, axis=1)
-
-
-def _family(model: nn.Module):
-  if hasattr(model, "encode"):
-    return _EncoderDecoder(model)
-  if hasattr(model, "config") and hasattr(model.config, "num_layers"):
-    return _DecoderOnly(model)
-  raise ValueError(f"cannot decode with {type(model).__name__}: expected flan_jax.models.t5.Transformer "
-                   "or flan_jax.models.palm.Decoder")
-
-
-def _batch_axes(shapes_1: PyTree, shapes_2: PyTree) -> PyTree:
-  """Per leaf: the axis that grows with the batch (compares shapes at batch 1 and 2), or None."""
-  def axis(a, b):
-    diff = [i for i, (x, y) in enumerate(zip(a.shape, b.shape)) if x != y]
-    return diff[0] if diff else None
-  return jax.tree.map(axis, shapes_1, shapes_2)
+def _cache_batch_axes(boxed_cache: PyTree) -> PyTree:
+  """Per cache leaf: the position of its `cache_batch` logical axis, or None (step counters)."""
+  def axis(x):
+    names = x.names if isinstance(x, nn.LogicallyPartitioned) else ()
+    return names.index("cache_batch") if "cache_batch" in names else None
+  return jax.tree.map(axis, boxed_cache, is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned))
 
 
 def _pad_rows(rows: Sequence[Sequence[int]] | np.ndarray, length: int | None = None) -> np.ndarray:
@@ -451,9 +347,10 @@ class Decoder:
 
   def __init__(self, model: nn.Module, mesh: Mesh | None = None, params_shardings: PyTree | None = None):
     self.model = model
-    self._family = _family(model)
+    family = models.family_for(model)
+    self._family = family.decode_hooks(model)
     self.mesh = partitioning.make_mesh() if mesh is None else mesh
-    abstract = self._family.abstract_params()
+    abstract = family.abstract_params(model.config)
     self._abstract_params = nn.unbox(abstract)
     if params_shardings is None:
       params_shardings = partitioning.shardings_for(abstract, self.mesh)
@@ -487,37 +384,37 @@ class Decoder:
     sharding = partitioning.batch_sharding(self.mesh, padded.ndim)
     return jax.make_array_from_callback(padded.shape, sharding, lambda idx: padded[idx]), b
 
-  def _constrain_batch(self, tree: PyTree, axes: PyTree) -> PyTree:
-    """Shards each leaf's batch axis over the data axes (where it divides; else replicated)."""
-    spec = partitioning.logical_to_mesh_spec(("batch",))[0]
-    size = self._rows_multiple()
+  def _constrain_cache(self, cache: PyTree, boxed: PyTree) -> PyTree:
+    """Lays each cache leaf out by its logical axis names (`boxed`: the same tree with
+    `nn.LogicallyPartitioned` leaves); a mesh axis that does not divide a dimension is dropped."""
+    mesh_sizes = dict(self.mesh.shape)
 
-    def constrain(x, ax):
-      if ax is None or x.shape[ax] % size:
-        return x
-      parts = [None] * x.ndim
-      parts[ax] = spec
-      return jax.lax.with_sharding_constraint(x, NamedSharding(self.mesh, P(*parts)))
-    return jax.tree.map(constrain, tree, axes)
+    def spec(x):
+      if not isinstance(x, nn.LogicallyPartitioned):
+        return None
+      parts = []
+      for dim, ax in zip(x.value.shape, partitioning.logical_to_mesh_spec(x.names)):
+        size = 1 if ax is None else int(np.prod([mesh_sizes[a] for a in ((ax,) if isinstance(ax, str) else ax)]))
+        parts.append(ax if size > 1 and dim % size == 0 else None)
+      return P(*parts)
+
+    specs = jax.tree.map(spec, boxed, is_leaf=lambda x: isinstance(x, nn.LogicallyPartitioned))
+    return jax.tree.map(lambda sp, x: x if sp is None else jax.lax.with_sharding_constraint(
+        x, NamedSharding(self.mesh, sp)), specs, cache, is_leaf=lambda sp: sp is None or isinstance(sp, P))
 
   # -- decoding -------------------------------------------------------------------------------
 
-  def _cache_batch_axes(self, input_len: int, length: int, after_first_step: bool) -> PyTree:
-    """Batch axis of each cache leaf, as created or as the first step returns it (which may
-    add entries, e.g. cross-attention keys/values)."""
+  def _first_step_cache(self, params: PyTree, batch: int, input_len: int, length: int) -> PyTree:
+    """The cache (abstract, boxed) as the first step returns it: it may add entries, e.g. the
+    cross-attention keys/values of an encoder-decoder."""
     fam = self._family
 
-    def shapes(b):
-      if not after_first_step:
-        return fam.cache_shapes(b, input_len, length)
-
-      def first(params):
-        inputs = jnp.ones((b, input_len), jnp.int32)
-        cache = _zeros_like_shapes(fam.cache_shapes(b, input_len, length))
-        token = fam.prefix(inputs)[0][:, :1]
-        return fam.step(params, fam.context(params, inputs), token, jnp.array(0, jnp.int32), cache)[1]
-      return jax.eval_shape(first, self._abstract_params)
-    return _batch_axes(shapes(1), shapes(2))
+    def first(params):
+      inputs = jnp.ones((batch, input_len), jnp.int32)
+      cache = _zeros_like_shapes(fam.cache_shapes(batch, input_len, length))  # boxed: names kept
+      token = fam.prefix(inputs)[0][:, :1]
+      return fam.step(params, fam.context(params, inputs), token, jnp.array(0, jnp.int32), cache)[1]
+    return jax.eval_shape(first, params)
 
   def _decode_fn(self, config: DecodeConfig) -> Callable:
     key = ("decode", config)
@@ -533,11 +430,14 @@ class Decoder:
       context = fam.context(params, inputs_BxS)
       prefix_BxP, prefix_len_B = fam.prefix(inputs_BxS)
       t = prefix_BxP.shape[1] + n
-      axes = self._cache_batch_axes(s, t, after_first_step=False)
-      cache = self._constrain_batch(_zeros_like_shapes(fam.cache_shapes(b, s, t)), axes)
-      step = functools.partial(fam.step, params)
+      boxed = fam.cache_shapes(b, s, t)  # abstract, with the cache's logical axis names
+      cache = self._constrain_cache(nn.unbox(_zeros_like_shapes(boxed)), boxed)
+
+      def step(context, tokens_Bx1, index, cache):  # the loops carry plain arrays
+        logits_BxV, new_cache = fam.step(params, context, tokens_Bx1, index, cache)
+        return logits_BxV, nn.unbox(new_cache)
       if config.method == "beam":
-        step_axes = self._cache_batch_axes(s, t, after_first_step=True)
+        step_axes = _cache_batch_axes(self._first_step_cache(params, b, s, t))
         beams, scores = beam_search(step, context, cache, step_axes, prefix_BxP, prefix_len_B, num_beams=k,
                                     max_decode_len=n, alpha=config.alpha, min_decode_len=config.min_decode_len,
                                     eos_id=config.eos_id)

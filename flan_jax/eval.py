@@ -3,8 +3,7 @@
     flan-jax eval --gin_file=gin/recipes/quickstart_eval.gin --gin.CHECKPOINT_PATH=/tmp/flan_jax_quickstart
 
 The model comes from gin (`evaluate.model_config`) or, when unbound, from the checkpoint's
-own `config.gin` (a MODEL_DIR, written by `flan-jax train`) or `model.gin` (a converted
-checkpoint). `CHECKPOINT_PATH = None` evaluates the freshly initialised model (the
+`model.json` (written by `flan-jax train` and `convert from-hf`; flan_jax.models.record). `CHECKPOINT_PATH = None` evaluates the freshly initialised model (the
 untrained baseline of the same architecture). Results go to OUTPUT_DIR (default
 CHECKPOINT_PATH/eval): results_<step>.json, results_<step>.md, results.md (one row per
 evaluated step) and TensorBoard scalars.
@@ -18,8 +17,8 @@ from typing import Any, Sequence
 import gin
 import jax
 
-from flan_jax import checkpoints, compile_cache, data, decoding, evaluation, gin_utils, host_memory, partitioning
-from flan_jax.models import build_model, palm, t5  # noqa: F401  (registers T5Config, PaLMConfig with gin)
+from flan_jax import (compile_cache, data, decoding, distributed, evaluation, gin_utils, host_memory, infer, models,
+                      partitioning)
 
 
 def checkpoint_step(path: str) -> int | None:
@@ -59,17 +58,20 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
             "package); skipping BIG-bench tasks", flush=True)
     names += registered
   task_names = evaluation.expand_tasks(names)
-  if model_config is None:
-    if checkpoint_path is None:
-      raise ValueError("evaluate: with checkpoint_path=None (untrained model) bind evaluate.model_config")
-    model_config = checkpoints.find_model_config(checkpoint_path)
-  model, _ = build_model(model_config)
-  decoder = decoding.Decoder(model, partitioning.make_mesh(mesh))
   if checkpoint_path is None:
-    params = jax.jit(lambda: decoder.model.init(jax.random.key(seed), *_init_args(model_config)))()["params"]
+    if model_config is None:
+      raise ValueError("evaluate: with checkpoint_path=None (untrained model) bind evaluate.model_config")
+    decoder = decoding.Decoder(models.build_model(model_config)[0], partitioning.make_mesh(mesh))
+    inputs = models.family_for(model_config).init_inputs(model_config)
+    params = jax.jit(lambda: decoder.model.init(jax.random.key(seed), **inputs))()["params"]
     step, label = None, name or "untrained"
   else:
-    params = checkpoints.load_params(checkpoint_path)
+    decoder, params, rec = infer.load_decoder(checkpoint_path, model_config, mesh)
+    for task_name in task_names:  # the tasks must speak the checkpoint's vocabulary
+      try:
+        infer.choose_vocabulary(rec, infer.seqio_vocabulary(task_name))
+      except ValueError as e:
+        raise ValueError(f"task {task_name}: {e}") from None
     step, label = checkpoint_step(checkpoint_path), name or os.path.basename(os.path.normpath(checkpoint_path))
   params = decoder.put_params(params)
   config = evaluation.EvalConfig(max_examples=max_examples, batch_size=batch_size, input_length=input_length,
@@ -88,17 +90,11 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
   return results
 
 
-def _init_args(model_config):
-  import jax.numpy as jnp
-  if isinstance(model_config, t5.T5Config):
-    return jnp.ones((1, 8), jnp.int32), jnp.ones((1, 8), jnp.int32)
-  return (jnp.ones((1, 8), jnp.int32),)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   host_memory.retain_freed_memory_on_cpu()
-  return gin_utils.run_entry_point("eval", argv, "gin/recipes/quickstart_eval.gin", evaluate)
+  return gin_utils.run_entry_point("eval", argv, "gin/recipes/quickstart_eval.gin", evaluate,
+                                   before_parse=distributed.initialize_from_env)
 
 if __name__ == "__main__":
   sys.exit(main())

@@ -15,10 +15,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Sequence
 
+from flan_jax import models
+from flan_jax.models.family import ModelConfig
 from flan_jax.models.palm import PaLMConfig
 from flan_jax.models.t5 import T5Config
-
-ModelConfig = T5Config | PaLMConfig
 
 # Dense bf16 peak per chip (vendor figures). TPU v2/v3 chips hold two TensorCores that
 # JAX shows as two devices; `peak_flops_for_device` divides accordingly.
@@ -69,28 +69,9 @@ def peak_flops_for_device(device) -> float | None:
 # Parameter counts and FLOPs.
 
 
-def _is_encoder_decoder(config: ModelConfig) -> bool:
-  return hasattr(config, "num_encoder_layers")
-
-
-def _mlp_params(config: ModelConfig) -> int:
-  d, f = config.emb_dim, config.mlp_dim
-  return len(config.mlp_activations) * d * f + f * d
-
-
 def param_count(config: ModelConfig) -> int:
   """Exact parameter count from the dimensions (tests check it against the model's init)."""
-  d, h, k, v = config.emb_dim, config.num_heads, config.head_dim, config.vocab_size
-  if _is_encoder_decoder(config):
-    relpos = h * config.relative_attention_num_buckets
-    enc_layer = 4 * d * h * k + _mlp_params(config) + 2 * d
-    dec_layer = 8 * d * h * k + _mlp_params(config) + 3 * d
-    logits = 0 if config.logits_via_embedding else d * v
-    return (v * d + config.num_encoder_layers * enc_layer + config.num_decoder_layers * dec_layer
-            + 2 * (d + relpos) + logits)
-  kvh = config.num_kv_heads
-  layer = 2 * d * h * k + 2 * d * kvh * k + _mlp_params(config) + d
-  return v * d + config.num_layers * layer + d
+  return models.family_for(config).param_count(config)
 
 
 def forward_flops(config: ModelConfig, input_length: int, target_length: int) -> float:
@@ -98,21 +79,9 @@ def forward_flops(config: ModelConfig, input_length: int, target_length: int) ->
 
   Encoder-decoder: `input_length` encoder tokens, `target_length` decoder tokens.
   Decoder-only: one sequence of `input_length + target_length` tokens (the packed
-  length; the trainer passes input_length=0).
+  length; the trainer passes input_length=0). The formula is the model family's.
   """
-  d, h, k, v = config.emb_dim, config.num_heads, config.head_dim, config.vocab_size
-  mlp = 2 * _mlp_params(config)
-  if _is_encoder_decoder(config):
-    s, t = input_length, target_length
-    enc_token = 2 * 4 * d * h * k + mlp + 4 * s * h * k
-    dec_token = 2 * 6 * d * h * k + mlp + 4 * t * h * k + 4 * s * h * k  # self qkvo + cross q,o
-    cross_kv = 2 * 2 * d * h * k * s  # cross-attention keys/values of the encoder output, per layer
-    return float(config.num_encoder_layers * s * enc_token
-                 + config.num_decoder_layers * (t * dec_token + cross_kv) + t * 2 * d * v)
-  length = input_length + target_length
-  kvh = config.num_kv_heads
-  per_token = config.num_layers * (2 * (2 * d * h * k + 2 * d * kvh * k) + mlp + 4 * length * h * k) + 2 * d * v
-  return float(length * per_token)
+  return models.family_for(config).forward_flops(config, input_length, target_length)
 
 
 def train_step_flops(config: ModelConfig, batch_size: int, input_length: int, target_length: int) -> float:
@@ -167,16 +136,14 @@ class PaperRun:
 
   @property
   def architecture(self) -> str:
-    return "encoder-decoder" if _is_encoder_decoder(self.config) else "decoder-only"
+    return models.family_for(self.config).architecture
 
   @property
   def finetune_flops_ours(self) -> float:
     """Our accounting of the recipe: train_step_flops x steps (attention included)."""
-    if _is_encoder_decoder(self.config):
-      step = train_step_flops(self.config, self.batch_size, self.input_length, self.target_length)
-    else:
-      step = train_step_flops(self.config, self.batch_size, 0, self.input_length + self.target_length)
-    return step * self.steps
+    lengths = models.family_for(self.config).plan_lengths(
+        {"inputs": self.input_length, "targets": self.target_length})
+    return train_step_flops(self.config, self.batch_size, *lengths) * self.steps
 
   @property
   def pretrain_flops_6nd(self) -> float | None:

@@ -5,9 +5,9 @@
     flan-jax generate --checkpoint CKPT --num_beams 4 --vocab t5.spm.model "PROMPT" "ANOTHER"
 
 Each completion is printed on its own line (newlines inside it escaped as \\n). The model
-comes from the checkpoint's `model.gin` / its run's `config.gin`; the vocabulary is the
-shipped default (`flan_jax.tasks.vocab`) unless `--vocab` names a SentencePiece model,
-as real Flan-T5 checkpoints need. Prompts get EOS appended, as the tasks' inputs have.
+and its vocabulary come from the checkpoint's `model.json` (`flan-jax train` and `convert
+from-hf` record both); `--vocab` names another SentencePiece model of the same size.
+Prompts get EOS appended, as the tasks' inputs have.
 """
 from __future__ import annotations
 
@@ -19,14 +19,6 @@ import numpy as np
 from flan_jax import compile_cache, decoding, host_memory, infer, partitioning
 
 
-def _vocabulary(path: str | None):
-  if path is None:
-    from flan_jax.tasks import vocab
-    return vocab.default_vocabulary()
-  import seqio
-  return seqio.SentencePieceVocabulary(path)
-
-
 def _bucket(n: int) -> int:
   """Prompt length padded to a power of two (>= 16): few shapes, few compilations."""
   return max(16, 1 << (max(n, 1) - 1).bit_length())
@@ -35,13 +27,11 @@ def _bucket(n: int) -> int:
 class Generator:
   """A checkpoint, its vocabulary and decoding settings: text in, text out."""
 
-  def __init__(self, checkpoint: str, vocabulary, config: decoding.DecodeConfig, seed: int = 0):
-    self.decoder, self.params, model_config = infer.load_decoder(
-        checkpoint, mesh=partitioning.MeshConfig())
-    self.vocabulary, self.config, self.seed = vocabulary, config, seed
-    if vocabulary.vocab_size > model_config.vocab_size:
-      raise ValueError(f"the vocabulary has {vocabulary.vocab_size} ids but the model only "
-                       f"{model_config.vocab_size}; pass the checkpoint's own SentencePiece model with --vocab")
+  def __init__(self, checkpoint: str, config: decoding.DecodeConfig, vocabulary=None, seed: int = 0):
+    """`vocabulary`: None (the checkpoint's recorded one), a SentencePiece file or a seqio vocabulary."""
+    self.decoder, self.params, self.record = infer.load_decoder(checkpoint, mesh=partitioning.MeshConfig())
+    self.vocabulary = infer.choose_vocabulary(self.record, vocabulary)
+    self.config, self.seed = config, seed
 
   def complete(self, prompts: Sequence[str]) -> list[str]:
     ids = [list(self.vocabulary.encode(p)) + [decoding.EOS_ID] for p in prompts]
@@ -70,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
   compile_cache.enable()
   config = decoding.DecodeConfig(max_decode_len=args.max_decode_len, num_beams=args.num_beams, alpha=args.alpha,
                                  temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
-  generator = Generator(args.checkpoint, _vocabulary(args.vocab), config, seed=args.seed)
+  # RecordError, CheckpointError and a vocabulary mismatch are ValueErrors: `flan-jax` prints one line.
+  generator = Generator(args.checkpoint, config, args.vocab, seed=args.seed)
   show = lambda text: print(text.replace("\n", "\\n"), flush=True)
   if args.prompts:
     for completion in generator.complete(args.prompts):

@@ -5,9 +5,9 @@
 
 Writes INFER_OUTPUT_DIR/<task>.jsonl (a mixture: one file per task), one line per example:
 {"task", "index", "inputs", "targets", "prediction", "score"}; texts are decoded with the
-task's vocabulary and `score` is the decoder's (log-likelihood, or beam score). The model
-comes from gin (`infer.model_config`) or, when unbound, from the checkpoint's `model.gin`
-(a converted checkpoint) or its run's `config.gin` (a MODEL_DIR or one of its steps).
+task's vocabulary (which must match the one the checkpoint records) and `score` is the
+decoder's (log-likelihood, or beam score). The model comes from gin (`infer.model_config`)
+or, when unbound, from the checkpoint's `model.json` (flan_jax.models.record).
 Decoding settings are `DecodeConfig` bindings (greedy by default).
 """
 from __future__ import annotations
@@ -21,18 +21,63 @@ import gin
 import jax
 import numpy as np
 
-from flan_jax import checkpoints, compile_cache, data, decoding, gin_utils, host_memory, partitioning
-from flan_jax.models import build_model
+from flan_jax import checkpoints, compile_cache, data, decoding, distributed, gin_utils, host_memory, models, partitioning
+from flan_jax.models import record
 
 
 def load_decoder(checkpoint_path: str, model_config: Any = None,
                  mesh: partitioning.MeshConfig = partitioning.MeshConfig()):
-  """(Decoder, params on its shardings, model config) for a checkpoint."""
-  model_config = model_config or checkpoints.find_model_config(checkpoint_path)
-  model, _ = build_model(model_config)
+  """(Decoder, params on its shardings, model record) for a checkpoint.
+
+  The model is the checkpoint's recorded one (`model.json`, or an old run's config.gin)
+  unless `model_config` is given; the record's vocabulary comes along either way."""
+  checkpoints.params_item(checkpoint_path)  # "no such directory" / "no checkpoint in" first
+  if model_config is None:
+    rec = record.read_record(checkpoint_path)
+  else:
+    try:
+      vocab = record.read_record(checkpoint_path)
+      vocab_file, extra_ids = vocab.vocabulary_file, vocab.extra_ids
+    except record.RecordError:
+      vocab_file, extra_ids = None, 0
+    rec = record.ModelRecord(models.family_for(model_config), model_config, vocab_file, extra_ids, "gin")
+  model, _ = models.build_model(rec.config)
   decoder = decoding.Decoder(model, partitioning.make_mesh(mesh))
-  params = checkpoints.load_params(checkpoint_path, decoder.abstract_params())
-  return decoder, params, model_config
+  abstract = decoder.abstract_params()
+  checkpoints.check_params_structure(checkpoint_path, abstract, f"the {rec.family.name} model of {rec.source}")
+  params = checkpoints.load_params(checkpoint_path, abstract)
+  return decoder, params, rec
+
+
+def choose_vocabulary(rec: record.ModelRecord, override=None):
+  """The vocabulary to encode/decode with: `override` (a path or a seqio vocabulary) when
+  given, else the checkpoint's recorded one, else the shipped default. A vocabulary larger
+  than the model's embedding, or an override whose size differs from the recorded
+  vocabulary, is an error."""
+  recorded = rec.vocabulary()
+  if override is None:
+    if recorded is not None:
+      vocab, where = recorded, f"the vocabulary recorded in {rec.source}"
+    elif rec.source.endswith(record.RECORD_FILE):
+      raise ValueError(f"{rec.source} records no vocabulary; pass the model's SentencePiece file "
+                       "(--vocab for generate)")
+    else:  # a run from before model.json: the quickstart's shipped vocabulary
+      from flan_jax.tasks import vocab as default
+      vocab, where = default.default_vocabulary(), "the shipped default vocabulary"
+  else:
+    if isinstance(override, str):
+      import seqio
+      if not os.path.isfile(override):
+        raise ValueError(f"vocabulary file not found: {override}")
+      override = seqio.SentencePieceVocabulary(override, extra_ids=rec.extra_ids)
+    vocab, where = override, f"the vocabulary {getattr(override, 'sentencepiece_model_file', override)}"
+    if recorded is not None and recorded.vocab_size != vocab.vocab_size:
+      raise ValueError(f"{where} has {vocab.vocab_size} ids but the checkpoint's recorded vocabulary "
+                       f"({rec.vocabulary_file}) has {recorded.vocab_size}")
+  if vocab.vocab_size > rec.config.vocab_size:
+    raise ValueError(f"{where} has {vocab.vocab_size} ids but the model only {rec.config.vocab_size}; "
+                     "pass the checkpoint's own SentencePiece model with --vocab")
+  return vocab
 
 
 def detokenize(vocabulary, ids: Sequence[int], eos_id: int = decoding.EOS_ID) -> str:
@@ -47,12 +92,10 @@ def _text(value) -> str:
   return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def _task_names(name: str) -> list[str]:
+def seqio_vocabulary(task_name: str):
+  """The vocabulary of a task's targets."""
   import seqio
-  task = data.get_mixture_or_task(name)
-  if isinstance(task, seqio.Mixture):
-    return sorted(t.name for t in task.tasks)
-  return [task.name]
+  return seqio.get_mixture_or_task(task_name).output_features["targets"].vocabulary
 
 
 def infer_task(decoder: decoding.Decoder, params, task_name: str, *, split: str, input_length: int,
@@ -100,8 +143,14 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, mixture_or_task_name: str = gi
   (default 512). Returns {task name: file written}."""
   compile_cache.enable()
   data.import_task_modules(task_modules)
-  names = _task_names(mixture_or_task_name)
-  decoder, params, _ = load_decoder(checkpoint_path, model_config, mesh)
+  from flan_jax import evaluation
+  names = evaluation.expand_tasks([mixture_or_task_name])  # plain and sampled mixtures alike
+  decoder, params, rec = load_decoder(checkpoint_path, model_config, mesh)
+  for name in names:  # the tasks must speak the checkpoint's vocabulary
+    try:
+      choose_vocabulary(rec, seqio_vocabulary(name))
+    except ValueError as e:
+      raise ValueError(f"task {name}: {e}") from None
   input_length = dict(task_feature_lengths or {}).get("inputs", 512)
   written = {}
   for name in names:
@@ -121,7 +170,8 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, mixture_or_task_name: str = gi
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   host_memory.retain_freed_memory_on_cpu()
-  return gin_utils.run_entry_point("infer", argv, "gin/runs/infer.gin", infer)
+  return gin_utils.run_entry_point("infer", argv, "gin/runs/infer.gin", infer,
+                                   before_parse=distributed.initialize_from_env)
 
 if __name__ == "__main__":
   sys.exit(main())

@@ -31,13 +31,16 @@ LOGICAL_AXIS_RULES: tuple[tuple[str, Any], ...] = (
     ("vocab", "model"),
     ("mlp", "model"),
     ("heads", "model"),
-    ("joined_kv", "model"),
     ("kv", None),
     ("embed", "fsdp"),
     ("length", None),
-    ("kv_length", None),
     ("layers", None),
     ("relpos_buckets", None),
+    # The decoding KV cache [batch, kv heads, length, head dim] (layers.CACHE_AXES).
+    ("cache_batch", ("data", "fsdp")),
+    ("cache_heads", "model"),
+    ("cache_length", None),
+    ("cache_kv", None),
 )
 
 PyTree = Any

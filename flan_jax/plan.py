@@ -27,9 +27,9 @@ import optax
 from jax.sharding import NamedSharding
 
 from flan_jax import flops, gin_utils, optim, partitioning
+from flan_jax import models
 from flan_jax.models import build_model
-from flan_jax.models.palm import PaLMConfig
-from flan_jax.models.t5 import T5Config
+from flan_jax.models.family import ModelConfig
 
 GiB = 2.0 ** 30
 
@@ -101,7 +101,7 @@ def parse_topology(name: str) -> Topology:
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-  model_config: T5Config | PaLMConfig
+  model_config: ModelConfig
   mesh_config: partitioning.MeshConfig
   optimizer_config: optim.OptimizerConfig
   batch_size: int
@@ -112,7 +112,7 @@ class Recipe:
 
   @property
   def is_decoder_only(self) -> bool:
-    return isinstance(self.model_config, PaLMConfig)
+    return models.family_for(self.model_config).architecture == "decoder-only"
 
 
 def _macro(name: str, default: Any = None) -> Any:
@@ -150,22 +150,19 @@ def recipe_from_gin(files: Sequence[str], bindings: Sequence[str] = ()) -> Recip
   ref = _macro("MODEL_CONFIG")
   if ref is not None:
     model_config = ref.scoped_configurable_fn()
-  elif gin.get_bindings("PaLMConfig"):
-    model_config = PaLMConfig()
-  elif gin.get_bindings("T5Config"):
-    model_config = T5Config()
-  else:
-    raise ValueError("the gin files set no model: include a gin/models/... file (it sets MODEL_CONFIG)")
+  else:  # no MODEL_CONFIG macro: the one model class the files bind
+    bound = [f.config_class for f in models.families().values() if gin.get_bindings(f.config_class.__name__)]
+    if len(bound) != 1:
+      raise ValueError("the gin files set no model: include a gin/models/... file (it sets MODEL_CONFIG)")
+    model_config = bound[0]()
   lengths = _macro("TASK_FEATURE_LENGTHS")
   batch_size = _macro("BATCH_SIZE")
   if not lengths or not batch_size:
     raise ValueError("the gin files must set BATCH_SIZE and TASK_FEATURE_LENGTHS (a recipe in gin/recipes/ does)")
-  inputs, targets = int(lengths.get("inputs", 0)), int(lengths["targets"])
-  decoder_only = isinstance(model_config, PaLMConfig)
+  input_length, target_length = models.family_for(model_config).plan_lengths(lengths)
   return Recipe(
       model_config=model_config, mesh_config=partitioning.MeshConfig(), optimizer_config=optim.OptimizerConfig(),
-      batch_size=int(batch_size), input_length=0 if decoder_only else inputs,
-      target_length=inputs + targets if decoder_only else targets,
+      batch_size=int(batch_size), input_length=input_length, target_length=target_length,
       train_steps=_macro("TRAIN_STEPS"), num_microbatches=int(_macro("NUM_MICROBATCHES", 1) or 1))
 
 
@@ -219,13 +216,7 @@ class Planner:
   def __init__(self, recipe: Recipe):
     self.recipe = recipe
     self.model, _ = build_model(recipe.model_config)
-    key = jax.random.key(0)
-    tokens = jnp.ones((1, 1), jnp.int32)
-    if recipe.is_decoder_only:
-      init = lambda: self.model.init(key, tokens)["params"]
-    else:
-      init = lambda: self.model.init(key, tokens, tokens)["params"]
-    self.boxed = jax.eval_shape(init)
+    self.boxed = models.family_for(recipe.model_config).abstract_params(recipe.model_config)
     self.params = nn.unbox(self.boxed)
     total_steps = recipe.train_steps or 1
     self.optimizer, _ = optim.make_optimizer(recipe.optimizer_config, total_steps)
@@ -335,7 +326,7 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
     return sum(cats[:keep + 1]), sum(cats)
 
   act = cfg.activation_dtype.itemsize
-  if isinstance(cfg, PaLMConfig):
+  if recipe.is_decoder_only:
     t = recipe.target_length
     kvh = split(cfg.num_kv_heads) if cfg.num_kv_heads == cfg.num_heads else cfg.num_kv_heads
     saved_tok, full_tok = layer([attention(t, t, kvh)], 2 * d)

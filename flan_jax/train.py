@@ -16,9 +16,9 @@ from typing import Any, Mapping, Sequence
 import gin
 import jax
 
-from flan_jax import (checkpoints, compile_cache, data, distributed, evaluation, flops, gin_utils, metrics, optim,
-                      host_memory, partitioning, trainer)
-from flan_jax.models import build_model
+from flan_jax import (checkpoints, compile_cache, data, distributed, evaluation, flops, gin_utils, host_memory,
+                      metrics, models, optim, partitioning, trainer)
+from flan_jax.models import build_model, record
 
 
 @gin.configurable(denylist=["stop_after_steps"])
@@ -73,6 +73,7 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
                        learning_rate_fn=lr_fn, dropout_seed=seed)
 
   if start_step:
+    record.check_same_model(model_dir, model_config)
     state, data_state = ckpts.restore(start_step, tr.abstract_state)
     batches.restore(data_state)
     say(f"resumed from {ckpts.directory} at step {start_step}")
@@ -86,10 +87,13 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
       os.makedirs(model_dir, exist_ok=True)
       with open(os.path.join(model_dir, "config.gin"), "w") as f:
         f.write(gin.operative_config_str())
+  if is_chief and (not start_step or not os.path.isfile(os.path.join(model_dir, record.RECORD_FILE))):
+    vocab = task.output_features["targets"].vocabulary  # the model and its vocabulary, as data
+    record.write_record(model_dir, model_config, *record.vocabulary_fields(vocab), vocab_size=vocab.vocab_size,
+                        note=f"flan-jax train on {task.name}")
 
   shapes = {k: v.shape[1] for k, v in example.items()}
-  step_flops = flops.train_step_flops(model_config, batch_size, shapes.get("encoder_input_tokens", 0),
-                                      shapes["decoder_target_tokens"])
+  step_flops = flops.train_step_flops(model_config, batch_size, *models.family_for(model_config).flops_lengths(shapes))
   peak = peak_flops_per_device or flops.peak_flops_for_device(jax.devices()[0])
   if peak is None and jax.devices()[0].platform == "cpu":
     peak = metrics.cpu_peak_flops() / jax.local_device_count()

@@ -17,7 +17,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding
 
-from flan_jax import losses, partitioning
+from flan_jax import losses, models, partitioning
 
 PyTree = Any
 Batch = dict[str, jax.Array]
@@ -51,6 +51,7 @@ class Trainer:
                example_batch: dict[str, jax.ShapeDtypeStruct], *, loss: LossConfig = LossConfig(),
                num_microbatches: int = 1, learning_rate_fn: Callable | None = None, dropout_seed: int = 0):
     self.model, self.optimizer, self.mesh = model, optimizer, mesh
+    self.family = models.family_for(model)
     self.loss_config = loss
     self.num_microbatches = num_microbatches
     self.learning_rate_fn = learning_rate_fn
@@ -120,11 +121,11 @@ class Trainer:
   def _loss_sums(self, params: PyTree, batch: Batch, weights_BxL: jax.Array, rng: jax.Array | None):
     deterministic = rng is None
     rngs = None if deterministic else {"dropout": rng}
-    logits = self.model.apply({"params": params}, **batch, deterministic=deterministic, rngs=rngs)
-    targets = batch["decoder_target_tokens"]
+    inputs, targets, real = self.family.loss_inputs(batch)
+    logits = self.model.apply({"params": params}, **inputs, deterministic=deterministic, rngs=rngs)
     loss_sum, z_sum = losses.cross_entropy_with_z_loss(
         logits, targets, weights_BxL, self.loss_config.z_loss, self.loss_config.label_smoothing)
-    real = batch["decoder_loss_weights"].astype(jnp.float32)
+    real = real.astype(jnp.float32)
     correct = jnp.sum((jnp.argmax(logits, -1) == targets) * real)
     return loss_sum, {"z_loss": z_sum, "correct": correct, "tokens": jnp.sum(real)}
 

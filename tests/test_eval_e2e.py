@@ -89,3 +89,51 @@ def test_eval_writes_table_and_trained_beats_untrained(trained):
   table = (eval_dir / "results.md").read_text()
   rows = [line for line in table.splitlines() if line.startswith("| untrained") or line.startswith("| run @")]
   assert [r.split(" |")[0] for r in rows] == ["| untrained", "| run @ 30", "| run @ 60"], table
+
+
+def test_readme_infer_generate_and_to_hf_on_the_run(trained, tmp_path):
+  """README commands on the T5 quickstart run, each in a fresh process: infer (which once
+  failed with gin's "config was locked"), generate, and `convert to-hf MODEL_DIR OUT`, whose
+  output transformers loads (tokenizer and model) and which gives our logits."""
+  model_dir, _ = trained
+  preds, hf_dir = tmp_path / "preds", tmp_path / "hf"
+  commands = {
+      "infer": ["infer", "--gin_file=gin/runs/infer.gin", f"--gin.CHECKPOINT_PATH={model_dir}",
+                "--gin.MIXTURE_OR_TASK_NAME=flan_jax_embedded_heldout", f"--gin.INFER_OUTPUT_DIR={preds}",
+                "--gin.INFER_MAX_EXAMPLES=1", "--gin.BATCH_SIZE=1", "--gin.MAX_DECODE_LEN=4",
+                "--gin.TASK_FEATURE_LENGTHS={'inputs': 128, 'targets': 4}"],
+      "generate": ["generate", "--checkpoint", str(model_dir), "--max_decode_len", "4",
+                   "Sort these words: pear apple fig"],
+      "to-hf": ["convert", "to-hf", str(model_dir), str(hf_dir)],
+  }
+  procs = {k: subprocess.Popen([sys.executable, "-m", "flan_jax.cli", *c], cwd=REPO, env=_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k, c in commands.items()}
+  for name, p in procs.items():
+    out, err = p.communicate(timeout=900)
+    assert p.returncode == 0, f"{name}: {out[-1000:]}{err[-3000:]}"
+    if name == "generate":
+      assert len(out.splitlines()) == 1
+  assert len(list(preds.glob("embedded_*.jsonl"))) == 10  # the held-out mixture's tasks
+
+  torch = pytest.importorskip("torch")
+  transformers = pytest.importorskip("transformers")
+  import numpy as np
+  from flan_jax import checkpoints, models
+  from flan_jax.models import record
+  from flan_jax.tasks import vocab
+  tokenizer = transformers.AutoTokenizer.from_pretrained(str(hf_dir))
+  sentence = "Sort these numbers: 12 7 9"
+  ids = tokenizer(sentence).input_ids
+  assert ids == list(vocab.default_vocabulary().encode(sentence)) + [1]
+  assert tokenizer.decode(ids, skip_special_tokens=True) == sentence
+  model = transformers.T5ForConditionalGeneration.from_pretrained(str(hf_dir)).eval()
+  enc = np.asarray([ids + [0] * 3], np.int64)
+  dec = np.asarray([[0, 5, 9, 17, 1]], np.int64)
+  with torch.no_grad():
+    want = model(input_ids=torch.from_numpy(enc), attention_mask=torch.from_numpy(enc != 0).long(),
+                 decoder_input_ids=torch.from_numpy(dec)).logits.numpy()
+  rec = record.read_record(str(model_dir))
+  module, _ = models.build_model(rec.config)
+  got = np.asarray(module.apply({"params": checkpoints.load_params(str(model_dir))}, enc.astype(np.int32),
+                                dec.astype(np.int32)))
+  assert np.max(np.abs(got - want)) < 5e-5 * max(1.0, np.max(np.abs(want)))

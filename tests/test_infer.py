@@ -1,6 +1,6 @@
 """`flan-jax generate` and `flan-jax infer` end to end through `flan_jax.cli.main`, on tiny
-random checkpoints: a converted-style parameter checkpoint (model.gin) and a run step
-directory (its MODEL_DIR's config.gin), a T5 and a PaLM decoder."""
+random checkpoints: a converted-style parameter checkpoint (model.json + spiece.model) and a
+run step directory of an old run (only its MODEL_DIR's config.gin), a T5 and a PaLM decoder."""
 import io
 import json
 
@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from flan_jax import checkpoints, cli, decoding, infer, partitioning
-from flan_jax.convert import hf
-from flan_jax.models import palm, t5
+from flan_jax.models import palm, record, t5
 from flan_jax.tasks import vocab as vocab_lib
 
 TASK = "embedded_sort_numbers_zsnoopt"
@@ -36,11 +35,12 @@ def _init(model, *args):
 
 @pytest.fixture(scope="module")
 def t5_checkpoint(tmp_path_factory):
-  """A parameter checkpoint with model.gin, as `flan-jax convert from-hf` writes."""
+  """A parameter checkpoint with model.json and spiece.model, as `flan-jax convert from-hf` writes."""
   path = str(tmp_path_factory.mktemp("t5") / "ckpt")
   x = jnp.ones((1, 1), jnp.int32)
   params = _init(t5.Transformer(T5_CFG), x, x)
-  checkpoints.save_params(path, params, hf.config_to_gin(T5_CFG))
+  checkpoints.save_params(path, params)
+  record.write_record(path, T5_CFG, str(vocab_lib.DEFAULT_SPM_PATH), vocab_size=2048)
   return path, params
 
 
@@ -93,7 +93,9 @@ def test_generate_interactive_reads_prompts_until_eof(t5_checkpoint, capsys, mon
 
 def test_generate_errors_are_specific(tmp_path, t5_checkpoint, capsys):
   assert cli.main(["generate", "--checkpoint", str(tmp_path), "hi"]) == 2
-  assert "model.gin or config.gin" in capsys.readouterr().err
+  assert f"no checkpoint in {tmp_path}" in capsys.readouterr().err
+  assert cli.main(["generate", "--checkpoint", str(tmp_path / "nope"), "hi"]) == 2
+  assert f"no such directory: {tmp_path / 'nope'}" in capsys.readouterr().err
   path, _ = t5_checkpoint
   assert cli.main(["generate", "--checkpoint", path, "--num_beams", "2", "--temperature", "0.5", "hi"]) == 2
   assert "beam search" in capsys.readouterr().err
@@ -128,7 +130,8 @@ def test_infer_writes_jsonl_of_inputs_targets_predictions(family, t5_checkpoint,
 def test_infer_expands_mixtures_and_names_unknown_tasks():
   from flan_jax import data
   data.import_task_modules(["flan_jax.tasks.embedded"])
-  names = infer._task_names("flan_jax_embedded_heldout")
+  from flan_jax import evaluation  # infer expands mixtures as evaluation does (sampled ones too)
+  names = evaluation.expand_tasks(["flan_jax_embedded_heldout"])
   assert len(names) > 1 and all(n.startswith("embedded_") for n in names)
   with pytest.raises(ValueError, match="unknown task or mixture"):
-    infer._task_names("no_such_task")
+    evaluation.expand_tasks(["no_such_task"])

@@ -20,7 +20,6 @@ transformers >= 5 saves an unscaled model whose head was never untied without
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
@@ -29,7 +28,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from flan_jax.models.t5 import T5Config
+from flan_jax.models.t5 import EncoderDecoder, T5Config
 
 PyTree = Any
 Layout = str  # "same" | "transpose" | "qkv" | "out"
@@ -37,6 +36,8 @@ Layout = str  # "same" | "transpose" | "qkv" | "out"
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 WEIGHTS_INDEX_FILE = "model.safetensors.index.json"
+SPM_FILE = "spiece.model"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 _PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 _ARCHITECTURES = ("T5ForConditionalGeneration", "MT5ForConditionalGeneration")
 # Keys transformers itself ignores when loading T5ForConditionalGeneration.
@@ -430,107 +431,74 @@ def write_hf_dir(dst_dir: str, params: PyTree, cfg: T5Config) -> None:
   safetensors.numpy.save_file(state_dict, os.path.join(dst_dir, WEIGHTS_FILE), metadata={"format": "pt"})
 
 
-def config_to_gin(cfg: T5Config, comment: str = "") -> str:
-  """`T5Config.<field> = <value>` for every field: the model.gin of a parameter checkpoint."""
-  lines = [f"# {line}" for line in comment.splitlines()]
-  lines += [f"T5Config.{f.name} = {getattr(cfg, f.name)!r}" for f in dataclasses.fields(T5Config)]
-  return "\n".join(lines) + "\n"
-
-
-class _GinDelegate:
-  def configurable_reference(self, name, evaluate):
-    return ("@", name)
-
-  def macro(self, name):
-    return ("%", name)
-
-
-def _gin_search_path(including_dir: str) -> list[str]:
-  package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  return [including_dir, os.getcwd(), os.path.join(package_root, "gin"),
-          os.path.join(os.path.dirname(package_root), "gin")]
-
-
-def _gin_statements(path: str, seen: set[str]) -> Iterator[tuple[Any, str]]:
-  import gin.config_parser as cp
-  path = os.path.abspath(path)
-  if path in seen:
-    return
-  seen.add(path)
+def _hf_extra_ids(src_dir: str) -> int:
+  """How many T5 sentinel ids (<extra_id_N>) the HF tokenizer adds after the SentencePiece
+  pieces: tokenizer_config.json's `extra_ids`, else its sentinel tokens, else none."""
+  path = os.path.join(src_dir, TOKENIZER_CONFIG_FILE)
+  if not os.path.isfile(path):
+    return 0
   with open(path) as f:
-    text = f.read()
-  try:
-    statements = list(cp.ConfigParser(text, _GinDelegate()))
-  except SyntaxError as e:
-    raise ConversionError(f"{path}: cannot parse gin: {e}") from e
-  for st in statements:
-    if isinstance(st, cp.IncludeStatement):
-      candidates = [os.path.join(d, st.filename) for d in _gin_search_path(os.path.dirname(path))]
-      found = next((c for c in candidates if os.path.isfile(c)), None)
-      if found is None:
-        raise ConversionError(f"{path}:{st.location.line_num}: include {st.filename!r} not found "
-                              f"(looked in {candidates})")
-      yield from _gin_statements(found, seen)
-    elif isinstance(st, cp.BindingStatement):
-      yield st, path
-
-
-def config_from_gin(path: str) -> T5Config:
-  """T5Config from the unscoped `[module.]T5Config.<field> = value` bindings of a gin file.
-
-  Follows `include`s and resolves macros, without touching gin's global config.
-  """
-  macros, bindings = {}, {}
-  for st, file in _gin_statements(path, set()):
-    if st.scope:
-      continue
-    if not st.arg_name:
-      macros[st.selector] = st.value
-    elif st.selector.split(".")[-1] == "T5Config":
-      bindings[st.arg_name] = (st.value, f"{file}:{st.location.line_num}")
-  fields = {f.name for f in dataclasses.fields(T5Config)}
-  kwargs = {}
-  for name, (value, where) in bindings.items():
-    if name not in fields:
-      raise ConversionError(f"{where}: T5Config has no field {name!r}; fields: {sorted(fields)}")
-    for _ in range(16):  # macros may refer to macros
-      if not (isinstance(value, tuple) and len(value) == 2 and value[0] in ("%", "@")):
-        break
-      if value[0] == "@" or value[1] not in macros:
-        raise ConversionError(f"{where}: T5Config.{name} = {value[0]}{value[1]} cannot be resolved to a value")
-      value = macros[value[1]]
-    kwargs[name] = value
-  if not kwargs:
-    raise ConversionError(f"{path} binds no T5Config fields; pass the model's gin file with --gin_file")
-  return T5Config(**kwargs)
+    tok = json.load(f)
+  if isinstance(tok.get("extra_ids"), int):
+    return tok["extra_ids"]
+  names = [t if isinstance(t, str) else t.get("content", "") for t in tok.get("additional_special_tokens") or []]
+  names += [t.get("content", "") for t in (tok.get("added_tokens_decoder") or {}).values() if isinstance(t, dict)]
+  return len({n for n in names if n.startswith("<extra_id_")})
 
 
 def from_hf(src_dir: str, dst_dir: str) -> T5Config:
-  """Converts a Hugging Face T5 directory into a flan_jax parameter checkpoint."""
+  """Converts a Hugging Face T5 directory into a flan_jax parameter checkpoint: params/,
+  model.json and, when SRC has one, its SentencePiece model as spiece.model."""
   from flan_jax import checkpoints
+  from flan_jax.models import record
   hf_config, state_dict, key_files = read_hf_dir(src_dir)
   cfg = config_from_hf(hf_config, source=os.path.join(src_dir, CONFIG_FILE))
   params = params_from_hf(state_dict, cfg, key_files=key_files, source=src_dir)
-  gin_text = config_to_gin(cfg, comment=f"Written by `flan-jax convert from-hf` from {os.path.abspath(src_dir)}.")
-  checkpoints.save_params(dst_dir, params, gin_config=gin_text)
+  spm = os.path.join(src_dir, SPM_FILE)
+  if not os.path.isfile(spm):
+    spm = None
+    print(f"flan-jax convert from-hf: note: {src_dir} has no {SPM_FILE}; the checkpoint records no vocabulary, "
+          "so generate/infer/eval need --vocab (the model's SentencePiece file)", file=sys.stderr)
+  checkpoints.save_params(dst_dir, params)
+  record.write_record(dst_dir, cfg, spm, extra_ids=_hf_extra_ids(src_dir) if spm else 0,
+                      note=f"flan-jax convert from-hf {os.path.abspath(src_dir)}")
   return cfg
 
 
-def to_hf(src: str, dst_dir: str, gin_file: str | None = None) -> T5Config:
-  """Converts a flan_jax checkpoint (params dir, run step or MODEL_DIR) into a Hugging Face directory."""
+def write_tokenizer(dst_dir: str, spm_file: str, extra_ids: int) -> None:
+  """spiece.model + tokenizer_config.json: what `AutoTokenizer.from_pretrained` needs to build
+  T5's tokenizer (ids: the SentencePiece pieces, then `extra_ids` sentinels)."""
+  import shutil
+  shutil.copyfile(spm_file, os.path.join(dst_dir, SPM_FILE))
+  with open(os.path.join(dst_dir, TOKENIZER_CONFIG_FILE), "w") as f:
+    json.dump({"tokenizer_class": "T5Tokenizer", "extra_ids": extra_ids, "eos_token": "</s>",
+               "unk_token": "<unk>", "pad_token": "<pad>", "model_max_length": 512}, f, indent=2)
+    f.write("\n")
+
+
+def to_hf(src: str, dst_dir: str) -> T5Config:
+  """Converts a flan_jax checkpoint (converted params dir, run step or MODEL_DIR) into a Hugging
+  Face directory: config.json, model.safetensors and, when recorded, the tokenizer files."""
   from flan_jax import checkpoints
-  gin_file = gin_file or os.path.join(src, "model.gin")
-  if not os.path.isfile(gin_file):
-    raise ConversionError(f"{gin_file} not found: pass the model's gin file (the one binding T5Config) "
-                          "with --gin_file")
-  cfg = config_from_gin(gin_file)
+  from flan_jax.models import record
+  checkpoints.params_item(src)  # "no such directory" / "no checkpoint in"
+  rec = record.read_record(src)
+  if rec.family.name != EncoderDecoder.name:
+    raise ConversionError(f"{rec.source} records a {rec.family.name} model; to-hf writes T5ForConditionalGeneration "
+                          "(encoder_decoder models) only")
+  cfg = rec.config
   params = checkpoints.load_params(src)
   write_hf_dir(dst_dir, params, cfg)
+  if rec.vocabulary_file is not None:
+    write_tokenizer(dst_dir, rec.vocabulary_file, rec.extra_ids)
+  elif rec.source.endswith(".gin"):  # a run from before model.json: it trained on the shipped vocabulary
+    from flan_jax.tasks import vocab
+    write_tokenizer(dst_dir, str(vocab.DEFAULT_SPM_PATH), vocab.DEFAULT_EXTRA_IDS)
   return cfg
 
 
 def main(argv: list[str]) -> int:
-  """`flan-jax convert from-hf SRC DST` / `flan-jax convert to-hf SRC DST [--gin_file F]`."""
+  """`flan-jax convert from-hf SRC DST` / `flan-jax convert to-hf SRC DST`."""
   from flan_jax import cli_args
   parser = cli_args.convert_parser()
   args = parser.parse_args(argv)
@@ -538,7 +506,7 @@ def main(argv: list[str]) -> int:
     if args.command == "from-hf":
       cfg = from_hf(args.src, args.dst)
     else:
-      cfg = to_hf(args.src, args.dst, args.gin_file)
+      cfg = to_hf(args.src, args.dst)
   except ValueError as e:  # ConversionError, CheckpointError
     print(f"flan-jax convert {args.command}: error: {e}", file=sys.stderr)
     return 1

@@ -1,16 +1,62 @@
-"""Model families. `build_model(config)` picks the module and input format from the config type."""
+"""Model families and the registry that finds them (see `family.py` for the interface).
+
+Importing this package registers the two shipped families, and with them their gin
+configurables `T5Config` and `PaLMConfig` (so an entry point that imports
+`flan_jax.models` can parse any model gin file before gin locks its config).
+"""
 from __future__ import annotations
+
+from typing import Any
 
 import flax.linen as nn
 
+from flan_jax.models.family import Family, ModelConfig
 
-def build_model(config) -> tuple[nn.Module, str]:
+_FAMILIES: dict[str, Family] = {}
+
+
+def register_family(family: Family) -> Family:
+  """Makes a family known by its name and its config class; returns it. Re-registering the
+  same name with the same config class replaces the entry (module reloads)."""
+  if not family.name or not issubclass(family.config_class, ModelConfig):
+    raise ValueError(f"{family!r}: a family needs a name and a config class derived from ModelConfig")
+  old = _FAMILIES.get(family.name)
+  if old is not None and old.config_class.__name__ != family.config_class.__name__:
+    raise ValueError(f"model family {family.name!r} is already registered for {old.config_class.__name__}")
+  _FAMILIES[family.name] = family
+  return family
+
+
+def families() -> dict[str, Family]:
+  return dict(_FAMILIES)
+
+
+def get_family(name: str) -> Family:
+  if name not in _FAMILIES:
+    raise ValueError(f"unknown model family {name!r}; known: {sorted(_FAMILIES)}")
+  return _FAMILIES[name]
+
+
+def family_for(config_or_module: Any) -> Family:
+  """The family of a model config, or of a module built from one (its `.config`)."""
+  config = getattr(config_or_module, "config", config_or_module) if isinstance(config_or_module, nn.Module) \
+      else config_or_module
+  # Most derived registered class first, so a family whose config subclasses another's wins.
+  matches = [f for f in _FAMILIES.values() if isinstance(config, f.config_class)]
+  if not matches:
+    names = ", ".join(f"@{f.config_class.__name__}()" for f in _FAMILIES.values())
+    raise ValueError(f"unknown model config {type(config).__name__}; bind train.model_config to one of "
+                     f"{names} (see gin/models/)")
+  return max(matches, key=lambda f: len(type.mro(f.config_class)))
+
+
+def build_model(config: ModelConfig) -> tuple[nn.Module, str]:
   """(flax module, seqio feature converter name) for a model config."""
-  from flan_jax.models import t5
-  if isinstance(config, t5.T5Config):
-    return t5.Transformer(config), "encdec"
-  from flan_jax.models import palm
-  if isinstance(config, palm.PaLMConfig):
-    return palm.Decoder(config), "prefix_lm"
-  raise ValueError(f"unknown model config {type(config).__name__}; bind train.model_config to "
-                   "@T5Config() or @PaLMConfig() (see gin/models/)")
+  family = family_for(config)
+  return family.build(config), family.feature_converter
+
+
+from flan_jax.models import palm, t5  # noqa: E402  (the shipped families)
+
+register_family(t5.EncoderDecoder())
+register_family(palm.DecoderOnly())

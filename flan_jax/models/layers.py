@@ -225,6 +225,11 @@ def mask_to_bias(mask: Array, dtype: Dtype = jnp.float32) -> Array:
 # Attention.
 
 
+# Logical axes of the KV cache [B, G, S, K] (partitioning.py maps them to mesh axes). A
+# decoder reads the batch axis of every cache entry from these names.
+CACHE_AXES = ("cache_batch", "cache_heads", "cache_length", "cache_kv")
+
+
 class Attention(nn.Module):
   """Dot-product attention with optional multi-query (`num_kv_heads=1`), RoPE and KV cache.
 
@@ -255,7 +260,8 @@ class Attention(nn.Module):
     q = DenseGeneral((h, k), ("embed", "heads", "kv"), init_scale=q_scale, dtype=self.dtype, name="query")(x_BxLxD)
     cached_static = decode and static_kv and self.has_variable("cache", "cached_key")
     if cached_static:
-      k_BxGxSxK, v_BxGxSxK = self.get_variable("cache", "cached_key"), self.get_variable("cache", "cached_value")
+      k_BxGxSxK = nn.unbox(self.get_variable("cache", "cached_key"))
+      v_BxGxSxK = nn.unbox(self.get_variable("cache", "cached_value"))
     else:
       kk = DenseGeneral((kvh, k), ("embed", kv_axis, "kv"), dtype=self.dtype, name="key")(kv_BxSxD)
       v = DenseGeneral((kvh, k), ("embed", kv_axis, "kv"), dtype=self.dtype, name="value")(kv_BxSxD)
@@ -265,8 +271,8 @@ class Attention(nn.Module):
       # decoding cache kept in it is never transposed again.
       k_BxGxSxK, v_BxGxSxK = kk.transpose(0, 2, 1, 3), v.transpose(0, 2, 1, 3)
       if decode and static_kv and not self.is_initializing():
-        self.put_variable("cache", "cached_key", k_BxGxSxK)
-        self.put_variable("cache", "cached_value", v_BxGxSxK)
+        self.put_variable("cache", "cached_key", nn.LogicallyPartitioned(k_BxGxSxK, CACHE_AXES))
+        self.put_variable("cache", "cached_value", nn.LogicallyPartitioned(v_BxGxSxK, CACHE_AXES))
     if self.use_rope:
       q = rotary_embedding(q, positions_BxL)
     q = constrain(q, ("batch", "length", "heads", "kv"))
@@ -298,8 +304,9 @@ class Attention(nn.Module):
     """Writes this step's key/value at `cache_index`; returns the full cache [B, G, S, K] and
     a bias that hides the slots not yet written. The cache is sized by the first call (init)."""
     is_init = not self.has_variable("cache", "cached_key")
-    cached_k = self.variable("cache", "cached_key", jnp.zeros, k_BxGx1xK.shape, k_BxGx1xK.dtype)
-    cached_v = self.variable("cache", "cached_value", jnp.zeros, v_BxGx1xK.shape, v_BxGx1xK.dtype)
+    zeros = nn.with_logical_partitioning(jnp.zeros, CACHE_AXES)
+    cached_k = self.variable("cache", "cached_key", zeros, k_BxGx1xK.shape, k_BxGx1xK.dtype)
+    cached_v = self.variable("cache", "cached_value", zeros, v_BxGx1xK.shape, v_BxGx1xK.dtype)
     index = self.variable("cache", "cache_index", lambda: jnp.array(0, jnp.int32))
     if is_init:
       return k_BxGx1xK, v_BxGx1xK, bias

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import flax.linen as nn
 import gin
@@ -33,12 +34,14 @@ import jax.numpy as jnp
 
 from flan_jax.models import layers
 from flan_jax.models.layers import Array, constrain
-from flan_jax.models.t5 import REMAT_POLICIES
+
+PyTree = Any
+from flan_jax.models.family import REMAT_POLICIES, Family, ModelConfig, mlp_params
 
 
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
-class PaLMConfig:
+class PaLMConfig(ModelConfig):
   """Dimensions of a PaLM decoder. Sizes differ only in these numbers (gin/models/palm).
 
   `prefix_bidirectional`: positions marked by `decoder_causal_attention` (the inputs
@@ -49,28 +52,18 @@ class PaLMConfig:
   vocab_size: int = 256_000
   emb_dim: int = 4096
   num_heads: int = 16
-  num_kv_heads: int = 1
   head_dim: int = 256
-  num_layers: int = 32
   mlp_dim: int = 16384
   mlp_activations: tuple[str, ...] = ("silu", "linear")
-  dropout_rate: float = 0.0
-  dtype: str = "float32"
-  layer_norm_epsilon: float = 1e-6
-  remat_policy: str = "none"
+  num_kv_heads: int = 1
+  num_layers: int = 32
   scan_layers: bool = False
   prefix_bidirectional: bool = False
 
   def __post_init__(self):
-    object.__setattr__(self, "mlp_activations", tuple(self.mlp_activations))
-    if self.remat_policy not in REMAT_POLICIES:
-      raise ValueError(f"PaLMConfig.remat_policy={self.remat_policy!r}; choose from {sorted(REMAT_POLICIES)}")
+    super().__post_init__()
     if self.num_heads % self.num_kv_heads:
       raise ValueError(f"PaLMConfig.num_kv_heads={self.num_kv_heads} must divide num_heads={self.num_heads}")
-
-  @property
-  def activation_dtype(self) -> jnp.dtype:
-    return jnp.dtype(self.dtype)
 
 
 class DecoderLayer(nn.Module):
@@ -180,3 +173,91 @@ def param_count(config: PaLMConfig) -> int:
   shapes = jax.eval_shape(
       lambda: Decoder(config).init(jax.random.key(0), jnp.zeros((1, 1), jnp.int32))["params"])
   return sum(math.prod(x.shape) for x in jax.tree.leaves(nn.unbox(shapes)))
+
+
+# ----------------------------------------------------------------------------------------
+# The family object: what the trainer, decoder, planner and FLOPs accounting ask.
+
+
+class DecoderOnlyHooks:
+  """PaLM-style LM: the prompt is part of the decoder sequence, `[0] + prompt + continuation`."""
+
+  def __init__(self, model: nn.Module):
+    self.model = model
+    if getattr(model.config, "prefix_bidirectional", False):
+      self.generation_error = (
+          "decoding a prefix_bidirectional model is not supported: the cache reads the prompt "
+          "causally, one token per step; scoring (score / score_options) is")
+    else:
+      self.generation_error = None
+
+  def context(self, params: PyTree, inputs_BxS: Array) -> PyTree:
+    return {}
+
+  def prefix(self, inputs_BxS: Array) -> tuple[Array, Array]:
+    prefix_BxP = jnp.pad(inputs_BxS, ((0, 0), (1, 0)))
+    return prefix_BxP, 1 + jnp.sum(inputs_BxS > 0, axis=1).astype(jnp.int32)
+
+  def cache_shapes(self, batch: int, input_len: int, length: int) -> PyTree:
+    tokens = jnp.zeros((batch, length), jnp.int32)
+    return jax.eval_shape(lambda: self.model.init(jax.random.key(0), tokens, decode=True)["cache"])
+
+  def step(self, params: PyTree, context: PyTree, tokens_Bx1: Array, index: Array, cache: PyTree):
+    positions_Bx1 = jnp.full(tokens_Bx1.shape, index, jnp.int32)
+    logits, state = self.model.apply({"params": params, "cache": cache}, tokens_Bx1,
+                                     decoder_positions=positions_Bx1, decode=True, mutable=["cache"])
+    return logits[:, 0], state["cache"]
+
+  def target_logprobs(self, params: PyTree, inputs_BxS: Array, targets_BxL: Array) -> Array:
+    """As for T5, on the sequence `inputs + targets` (each row's prompt right-padded away)."""
+    b, s = inputs_BxS.shape
+    l = targets_BxL.shape[1]
+    prompt_len_B = jnp.sum(inputs_BxS > 0, axis=1)
+    # Row layout: prompt, targets, padding; targets start at each row's prompt length.
+    cols = jnp.arange(s + l)[None, :]
+    tgt_idx = jnp.clip(cols - prompt_len_B[:, None], 0, l - 1)
+    from_targets = cols >= prompt_len_B[:, None]
+    seq = jnp.where(from_targets, jnp.take_along_axis(targets_BxL, tgt_idx, axis=1),
+                    jnp.pad(inputs_BxS, ((0, 0), (0, l))))
+    decoder_inputs = jnp.pad(seq[:, :-1], ((0, 0), (1, 0)))
+    causal_attention = (cols <= prompt_len_B[:, None]).astype(jnp.int32)  # seqio PrefixLM: prompt + 1
+    logits = self.model.apply({"params": params}, decoder_inputs, decoder_causal_attention=causal_attention)
+    logp = jnp.take_along_axis(jax.nn.log_softmax(logits), seq[..., None], axis=-1)[..., 0]
+    # Back to [B, L] target positions.
+    idx_BxL = jnp.clip(prompt_len_B[:, None] + jnp.arange(l)[None, :], 0, s + l - 1)
+    return jnp.take_along_axis(logp, idx_BxL, axis=1)
+
+
+class DecoderOnly(Family):
+  """PaLM-style decoder-only LM fed as a prefix LM (seqio's PrefixLMFeatureConverter: loss
+  on the targets only, inputs and targets packed into one sequence)."""
+  name = "decoder_only"
+  config_class = PaLMConfig
+  feature_converter = "prefix_lm"
+  architecture = "decoder-only"
+
+  def build(self, config: PaLMConfig) -> nn.Module:
+    return Decoder(config)
+
+  def init_inputs(self, config: PaLMConfig, batch: int = 1, length: int = 8) -> dict[str, Array]:
+    return {"decoder_input_tokens": jnp.ones((batch, length), jnp.int32)}
+
+  def plan_lengths(self, task_feature_lengths) -> tuple[int, int]:
+    return 0, int(task_feature_lengths.get("inputs", 0)) + int(task_feature_lengths["targets"])
+
+  def param_count(self, config: PaLMConfig) -> int:
+    d, h, k, v = config.emb_dim, config.num_heads, config.head_dim, config.vocab_size
+    layer = 2 * d * h * k + 2 * d * config.num_kv_heads * k + mlp_params(config) + d
+    return v * d + config.num_layers * layer + d
+
+  def forward_flops(self, config: PaLMConfig, input_length: int, target_length: int) -> float:
+    """One sequence of `input_length + target_length` tokens (the trainer passes 0 inputs
+    and the packed length)."""
+    d, h, k, v = config.emb_dim, config.num_heads, config.head_dim, config.vocab_size
+    length = input_length + target_length
+    qkvo = 2 * d * h * k + 2 * d * config.num_kv_heads * k
+    per_token = config.num_layers * (2 * qkvo + 2 * mlp_params(config) + 4 * length * h * k) + 2 * d * v
+    return float(length * per_token)
+
+  def decode_hooks(self, module: nn.Module) -> DecoderOnlyHooks:
+    return DecoderOnlyHooks(module)

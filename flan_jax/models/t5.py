@@ -14,44 +14,26 @@ import jax
 import jax.numpy as jnp
 
 from flan_jax.models import layers
+from flan_jax.models.family import REMAT_POLICIES, Family, ModelConfig, mlp_params
 from flan_jax.models.layers import Array, constrain
 
-REMAT_POLICIES = {
-    "none": None,
-    "full": jax.checkpoint_policies.nothing_saveable,
-    "dots": jax.checkpoint_policies.checkpoint_dots,
-    "dots_with_no_batch_dims": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
-}
-
+PyTree = Any
 
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
-class T5Config:
+class T5Config(ModelConfig):
   """Dimensions of a T5 v1.1 model. Sizes differ only in these numbers (gin/models/t5_1_1)."""
   vocab_size: int = 32128
   emb_dim: int = 512
   num_heads: int = 6
-  num_encoder_layers: int = 8
-  num_decoder_layers: int = 8
   head_dim: int = 64
   mlp_dim: int = 1024
   mlp_activations: tuple[str, ...] = ("gelu", "linear")
-  dropout_rate: float = 0.0
-  dtype: str = "float32"
+  num_encoder_layers: int = 8
+  num_decoder_layers: int = 8
   logits_via_embedding: bool = False
   relative_attention_num_buckets: int = 32
   relative_attention_max_distance: int = 128
-  layer_norm_epsilon: float = 1e-6
-  remat_policy: str = "none"
-
-  def __post_init__(self):
-    object.__setattr__(self, "mlp_activations", tuple(self.mlp_activations))
-    if self.remat_policy not in REMAT_POLICIES:
-      raise ValueError(f"T5Config.remat_policy={self.remat_policy!r}; choose from {sorted(REMAT_POLICIES)}")
-
-  @property
-  def activation_dtype(self) -> jnp.dtype:
-    return jnp.dtype(self.dtype)
 
 
 def _maybe_remat(block_cls, policy: str):
@@ -201,3 +183,87 @@ class Transformer(nn.Module):
       decoder_segment_ids = jnp.ones(decoder_input_tokens.shape, jnp.int32)
     encoded = self.encode(encoder_input_tokens, encoder_segment_ids, deterministic)
     return self.decode(encoded, encoder_segment_ids, decoder_input_tokens, decoder_segment_ids, deterministic)
+
+
+# ----------------------------------------------------------------------------------------
+# The family object: what the trainer, decoder, planner and FLOPs accounting ask.
+
+
+class EncoderDecoderHooks:
+  """T5: the encoder runs once per batch; the decoder prefix is the start token 0."""
+  generation_error = None
+
+  def __init__(self, model: nn.Module):
+    self.model = model
+
+  def context(self, params: PyTree, inputs_BxS: Array) -> PyTree:
+    segment_ids_BxS = (inputs_BxS > 0).astype(jnp.int32)
+    encoded_BxSxD = self.model.apply({"params": params}, inputs_BxS, segment_ids_BxS, method="encode")
+    return {"encoded": encoded_BxSxD, "segment_ids": segment_ids_BxS}
+
+  def prefix(self, inputs_BxS: Array) -> tuple[Array, Array]:
+    b = inputs_BxS.shape[0]
+    return jnp.zeros((b, 1), jnp.int32), jnp.ones((b,), jnp.int32)
+
+  def cache_shapes(self, batch: int, input_len: int, length: int) -> PyTree:
+    cfg = self.model.config
+
+    def init():
+      encoded = jnp.zeros((batch, input_len, cfg.emb_dim), cfg.activation_dtype)
+      return self.model.init(jax.random.key(0), encoded, jnp.ones((batch, input_len), jnp.int32),
+                             jnp.zeros((batch, length), jnp.int32), decode=True, method="decode")["cache"]
+    return jax.eval_shape(init)
+
+  def step(self, params: PyTree, context: PyTree, tokens_Bx1: Array, index: Array, cache: PyTree):
+    logits, state = self.model.apply({"params": params, "cache": cache}, context["encoded"],
+                                     context["segment_ids"], tokens_Bx1, decode=True, mutable=["cache"],
+                                     method="decode")
+    return logits[:, 0], state["cache"]
+
+  def target_logprobs(self, params: PyTree, inputs_BxS: Array, targets_BxL: Array) -> Array:
+    """log p(targets[:, j] | inputs, targets[:, :j]) [B, L], teacher forced."""
+    decoder_inputs_BxL = jnp.pad(targets_BxL[:, :-1], ((0, 0), (1, 0)))
+    logits_BxLxV = self.model.apply({"params": params}, inputs_BxS, decoder_inputs_BxL)
+    logp = jax.nn.log_softmax(logits_BxLxV)
+    return jnp.take_along_axis(logp, targets_BxL[..., None], axis=-1)[..., 0]
+
+
+class EncoderDecoder(Family):
+  """T5 v1.1 / Flan-T5: seqio's EncDecFeatureConverter feeds inputs to the encoder."""
+  name = "encoder_decoder"
+  config_class = T5Config
+  feature_converter = "encdec"
+  architecture = "encoder-decoder"
+
+  def build(self, config: T5Config) -> nn.Module:
+    return Transformer(config)
+
+  def init_inputs(self, config: T5Config, batch: int = 1, length: int = 8) -> dict[str, Array]:
+    tokens = jnp.ones((batch, length), jnp.int32)
+    return {"encoder_input_tokens": tokens, "decoder_input_tokens": tokens}
+
+  def plan_lengths(self, task_feature_lengths) -> tuple[int, int]:
+    return int(task_feature_lengths.get("inputs", 0)), int(task_feature_lengths["targets"])
+
+  def param_count(self, config: T5Config) -> int:
+    d, h, k, v = config.emb_dim, config.num_heads, config.head_dim, config.vocab_size
+    relpos = h * config.relative_attention_num_buckets
+    enc_layer = 4 * d * h * k + mlp_params(config) + 2 * d
+    dec_layer = 8 * d * h * k + mlp_params(config) + 3 * d
+    logits = 0 if config.logits_via_embedding else d * v
+    return (v * d + config.num_encoder_layers * enc_layer + config.num_decoder_layers * dec_layer
+            + 2 * (d + relpos) + logits)
+
+  def forward_flops(self, config: T5Config, input_length: int, target_length: int) -> float:
+    """`input_length` encoder tokens, `target_length` decoder tokens (flops.py's conventions)."""
+    d, h, k, v = config.emb_dim, config.num_heads, config.head_dim, config.vocab_size
+    mlp = 2 * mlp_params(config)
+    s, t = input_length, target_length
+    enc_token = 2 * 4 * d * h * k + mlp + 4 * s * h * k
+    dec_token = 2 * 6 * d * h * k + mlp + 4 * t * h * k + 4 * s * h * k  # self qkvo + cross q,o
+    cross_kv = 2 * 2 * d * h * k * s  # cross-attention keys/values of the encoder output, per layer
+    return float(config.num_encoder_layers * s * enc_token
+                 + config.num_decoder_layers * (t * dec_token + cross_kv) + t * 2 * d * v)
+
+  def decode_hooks(self, module: nn.Module) -> EncoderDecoderHooks:
+    return EncoderDecoderHooks(module)

@@ -28,7 +28,6 @@ import pathlib
 import re
 
 PAPER_COUNTS = {"muffin": 80, "t0sf": 193, "niv2": 1554, "cot": 9}
-PAPER_TOTAL = 1836
 COLLECTIONS = tuple(PAPER_COUNTS)
 DATA_DIR_ENV = "FLAN_JAX_DATA_DIR"
 DEFAULT_DATA_DIR = "~/.cache/flan_jax/data"

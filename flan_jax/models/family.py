@@ -1,0 +1,140 @@
+"""What every model family shares: the config base class and the family interface.
+
+A *family* (encoder-decoder T5, decoder-only PaLM, or one a user registers) is one
+object that owns everything family-specific, so that the trainer, decoder, planner,
+FLOPs accounting, evaluation and checkpoints ask it instead of testing types:
+
+    family = models.family_for(config)          # or models.get_family("decoder_only")
+    module = family.build(config)
+    family.feature_converter                    # "encdec" | "prefix_lm" | "decoder" (data.py)
+    family.init_inputs(config)                  # model kwargs for `module.init`
+    family.loss_inputs(batch)                   # (model kwargs, targets [B, L], real-token weights [B, L])
+    family.param_count(config)                  # exact, from the dimensions
+    family.forward_flops(config, inputs, targets)
+    family.flops_lengths(batch_lengths)         # (input_length, target_length) of a batch's features
+    family.decode_hooks(module)                 # what decoding.Generator drives (see DecodeHooks)
+
+Families register with `models.register_family`; each has one config dataclass, a
+subclass of `ModelConfig`, and is found from that class (`family_for`) or by its
+name (`get_family`), which is what a checkpoint's `model.json` records.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Protocol
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from flan_jax.models.layers import Array
+
+PyTree = Any
+
+REMAT_POLICIES = {
+    "none": None,
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.checkpoint_dots,
+    "dots_with_no_batch_dims": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Fields every family's config has. Subclasses add their own and may change defaults.
+
+  vocab_size V, emb_dim D, num_heads H, head_dim K, mlp_dim F; `mlp_activations` has one
+  entry per input projection of the (gated) MLP; `dtype` is the activation dtype.
+  """
+  vocab_size: int = 32128
+  emb_dim: int = 512
+  num_heads: int = 8
+  head_dim: int = 64
+  mlp_dim: int = 2048
+  mlp_activations: tuple[str, ...] = ("gelu", "linear")
+  dropout_rate: float = 0.0
+  dtype: str = "float32"
+  layer_norm_epsilon: float = 1e-6
+  remat_policy: str = "none"
+
+  def __post_init__(self):
+    object.__setattr__(self, "mlp_activations", tuple(self.mlp_activations))
+    if self.remat_policy not in REMAT_POLICIES:
+      raise ValueError(f"{type(self).__name__}.remat_policy={self.remat_policy!r}; "
+                       f"choose from {sorted(REMAT_POLICIES)}")
+
+  @property
+  def activation_dtype(self) -> jnp.dtype:
+    return jnp.dtype(self.dtype)
+
+  def to_dict(self) -> dict[str, Any]:
+    """The fields as JSON-ready values (tuples become lists)."""
+    return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+            for f in dataclasses.fields(self)}
+
+
+class DecodeHooks(Protocol):
+  """How `decoding.Generator` drives one family's module (see decoding's module docstring).
+
+  generation_error: None, or why this model cannot generate (scoring still works).
+  """
+  generation_error: str | None
+
+  def context(self, params: PyTree, inputs_BxS: Array) -> PyTree: ...
+  def prefix(self, inputs_BxS: Array) -> tuple[Array, Array]: ...
+  def cache_shapes(self, batch: int, input_len: int, length: int) -> PyTree: ...
+  def step(self, params: PyTree, context: PyTree, tokens_Bx1: Array, index: Array,
+           cache: PyTree) -> tuple[Array, PyTree]: ...
+  def target_logprobs(self, params: PyTree, inputs_BxS: Array, targets_BxL: Array) -> Array: ...
+
+
+class Family:
+  """Base of the model families; subclasses set the class attributes and the methods
+  that raise NotImplementedError."""
+  name: str = ""                      # recorded in model.json
+  config_class: type = ModelConfig
+  feature_converter: str = ""         # data.py's name of the seqio feature converter
+  architecture: str = ""              # "encoder-decoder" | "decoder-only" (plan, tables)
+
+  def build(self, config: ModelConfig) -> nn.Module:
+    raise NotImplementedError
+
+  def init_inputs(self, config: ModelConfig, batch: int = 1, length: int = 8) -> dict[str, Array]:
+    """Model keyword arguments (token arrays) that `module.init` accepts."""
+    raise NotImplementedError
+
+  def abstract_params(self, config: ModelConfig) -> PyTree:
+    """Boxed parameter shapes (with logical axis names); nothing is allocated."""
+    module, inputs = self.build(config), self.init_inputs(config, 1, 1)
+    return jax.eval_shape(lambda: module.init(jax.random.key(0), **inputs))["params"]
+
+  def loss_inputs(self, batch: Mapping[str, Array]) -> tuple[dict[str, Array], Array, Array]:
+    """(model kwargs, targets [B, L], real-token weights [B, L]) of a feature-converted batch.
+    The seqio converters both name targets and weights as below."""
+    return dict(batch), batch["decoder_target_tokens"], batch["decoder_loss_weights"]
+
+  def flops_lengths(self, feature_lengths: Mapping[str, int]) -> tuple[int, int]:
+    """(input_length, target_length) for `forward_flops` from a batch's feature lengths."""
+    return feature_lengths.get("encoder_input_tokens", 0), feature_lengths["decoder_target_tokens"]
+
+  def plan_lengths(self, task_feature_lengths: Mapping[str, int]) -> tuple[int, int]:
+    """(input_length, target_length) of the model for TASK_FEATURE_LENGTHS (as the converter packs)."""
+    raise NotImplementedError
+
+  def param_count(self, config: ModelConfig) -> int:
+    raise NotImplementedError
+
+  def forward_flops(self, config: ModelConfig, input_length: int, target_length: int) -> float:
+    raise NotImplementedError
+
+  def decode_hooks(self, module: nn.Module) -> DecodeHooks:
+    raise NotImplementedError
+
+  def __repr__(self):
+    return f"<model family {self.name!r} ({self.config_class.__name__})>"
+
+
+def mlp_params(config: ModelConfig) -> int:
+  """Parameters of one gated MLP: one D x F projection per activation, then F x D."""
+  d, f = config.emb_dim, config.mlp_dim
+  return len(config.mlp_activations) * d * f + f * d
