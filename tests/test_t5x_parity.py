@@ -1,0 +1,280 @@
+"""Parity with T5X's training and decoding rules, against references re-typed here from
+the facts of t5x/adafactor.py, t5x/decoding.py and t5x/losses.py (numpy, float64).
+
+The Adafactor reference works on T5X's own layouts: the T5 attention kernels of
+t5x/examples/t5 are 2-D (embed, joined_kv), factored by Adafactor's shape heuristic;
+scanned stacks carry a `layers` axis that T5X's logical factor rules mark BATCH. Ours are
+3-D [D, H, K] factored by logical names, so agreement is a real check of both paths.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flan_jax import optim, trainer
+from flan_jax.models import palm, t5
+from tests.helpers import make_trainer, random_encdec_batch
+
+# ----------------------------------------------------------------------------------------
+# Reference Adafactor (T5X's formulas, typed from the facts).
+
+REF_RULES = {"vocab": "col", "embed": "row", "mlp": "col", "heads": "col", "kv": "col",
+             "joined_kv": "col", "relpos_buckets": "none", "layers": "batch"}
+
+
+def ref_plan(shape, axes=None, min_dim=128):
+  """(averaging dims, (row dims, col dims) or None) as T5X parses a rule."""
+  nd = len(shape)
+  if axes is None or (nd <= 2 and "layers" not in axes):
+    if nd < 2:
+      return tuple(range(nd)), None
+    order = sorted(range(nd), key=lambda i: shape[i])  # Python's sort is stable
+    if shape[order[-2]] < min_dim:
+      return tuple(range(nd)), None
+    return tuple(range(nd)), ((order[-2],), (order[-1],))
+  rule = [REF_RULES[a] for a in axes]
+  if "row" not in rule or "col" not in rule:
+    rule = ["none" if r in ("row", "col") else r for r in rule]
+  avg = tuple(i for i, r in enumerate(rule) if r != "batch")
+  rows = tuple(i for i, r in enumerate(rule) if r == "row")
+  cols = tuple(i for i, r in enumerate(rule) if r == "col")
+  return avg, ((rows, cols) if rows else None)
+
+
+def ref_init(p, plan):
+  _, fd = plan
+  if fd is None:
+    return {"v": np.zeros(p.shape)}
+  rows, cols = fd
+  return {"v_row": np.zeros(np.delete(p.shape, cols)), "v_col": np.zeros(np.delete(p.shape, rows))}
+
+
+def ref_update(p, g, state, step, plan, lr=1e-3, decay_exp=0.8, clip=1.0, eps1=1e-30, eps2=1e-3):
+  """One T5X Adafactor update of one parameter at Adafactor step `step` (new p, new state)."""
+  avg, fd = plan
+  p, g = p.astype(np.float64), g.astype(np.float64)
+  # T5X evaluates the decay schedule in float32 (at step 1.1M its mixing rate 1 - decay
+  # carries float32's rounding, ~1e-3 relative), then the update in the parameters' dtype.
+  decay = np.float32(1.0) - (np.float32(step) + np.float32(1.0)) ** np.float32(-decay_exp)
+  mixing = float(np.float32(1.0) - decay)
+  decay = float(decay)
+  scale = lr * np.maximum(np.sqrt(np.mean(p * p, axis=avg, keepdims=True)), eps2)
+  g2 = g * g + eps1
+  if fd is None:
+    v = decay * state["v"] + mixing * g2
+    y, new = g / np.sqrt(v), {"v": v}
+  else:
+    rows, cols = fd
+    v_row = decay * state["v_row"] + mixing * g2.mean(axis=cols)
+    v_col = decay * state["v_col"] + mixing * g2.mean(axis=rows)
+    rows_left = tuple(r - sum(c < r for c in cols) for r in rows)
+    r_fac = 1 / np.sqrt(v_row / v_row.mean(axis=rows_left, keepdims=True))
+    y = g * np.expand_dims(r_fac, cols) * np.expand_dims(1 / np.sqrt(v_col), rows)
+    new = {"v_row": v_row, "v_col": v_col}
+  y = y / np.maximum(1.0, np.sqrt(np.mean(y * y, axis=avg, keepdims=True)) / clip)
+  return p - scale * y, new
+
+
+def _flat(tree):
+  return {jax.tree_util.keystr(k, simple=True, separator="/"): np.asarray(v)
+          for k, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _t5x_layout(name, x):
+  """Our 3-D attention kernels as T5X's 2-D (embed, joined_kv) / (joined_kv, embed)."""
+  if name.endswith(("query/kernel", "key/kernel", "value/kernel")):
+    return x.reshape(x.shape[0], -1)
+  if name.endswith("out/kernel"):
+    return x.reshape(-1, x.shape[-1])
+  return x
+
+
+def _ref_run(params, grads_per_step, plan_of, first_step=0, layout=lambda n, x: x, states=None):
+  """Reference over a flat {name: array} tree; returns {name: final param} in our layout
+  (and the final second-moment statistics into `states`, if given)."""
+  out = {}
+  for name, p0 in params.items():
+    p = layout(name, p0)
+    plan = plan_of(name, p)
+    state = ref_init(p, plan)
+    for i, grads in enumerate(grads_per_step):
+      p, state = ref_update(p, layout(name, grads[name]), state, first_step + i, plan)
+    out[name] = p.reshape(p0.shape)
+    if states is not None:
+      states[name] = state
+  return out
+
+
+def _random_grads(params, steps, seed):
+  rng = np.random.default_rng(seed)
+  out = []
+  for _ in range(steps):
+    out.append({n: (rng.standard_normal(x.shape) * 10.0 ** rng.uniform(-4, 0)).astype(np.float32)
+                for n, x in params.items()})
+  return out
+
+
+def _ours_run(tx, params_tree, grads_per_step):
+  treedef = jax.tree.structure(params_tree)
+  names = list(_flat(params_tree))
+  state = tx.init(params_tree)
+  update = jax.jit(tx.update)
+  p = params_tree
+  for grads in grads_per_step:
+    g = jax.tree.unflatten(treedef, [grads[n] for n in names])
+    u, state = update(g, state, p)
+    p = jax.tree.map(lambda a, b: a + b, p, u)
+  return _flat(p), state
+
+
+def _assert_close(ours, ref, start, what):
+  for name in ref:
+    got, want, p0 = ours[name].astype(np.float64), ref[name], start[name].astype(np.float64)
+    rel = np.max(np.abs(got - want)) / np.max(np.abs(want))
+    assert rel < 1e-6, f"{what} {name}: parameters differ by {rel:.2e} relative"
+    # The update itself (3 steps of ~1e-3 relative) must agree too, not only the sum; ours
+    # holds float32 parameters between steps, whose rounding is ~1e-4 of such updates.
+    d_rel = np.max(np.abs((got - p0) - (want - p0))) / np.max(np.abs(want - p0))
+    assert d_rel < 1e-3, f"{what} {name}: updates differ by {d_rel:.2e} relative"
+
+
+T5_128 = t5.T5Config(vocab_size=256, emb_dim=128, num_heads=4, head_dim=32, mlp_dim=256,
+                     num_encoder_layers=1, num_decoder_layers=1)
+PALM_128 = palm.PaLMConfig(vocab_size=256, emb_dim=128, num_heads=2, num_kv_heads=1, head_dim=128,
+                           num_layers=2, mlp_dim=256)
+
+
+def _boxed_t5(cfg):
+  tok = jnp.ones((1, 4), jnp.int32)
+  return t5.Transformer(cfg).init(jax.random.key(0), tok, tok)["params"]
+
+
+def _boxed_palm(cfg):
+  return palm.Decoder(cfg).init(jax.random.key(1), jnp.ones((1, 4), jnp.int32))["params"]
+
+
+def _bound_adafactor(boxed):
+  tx, _ = optim.make_optimizer(optim.OptimizerConfig(), 100)
+  return optim.bind_param_axes(tx, boxed)
+
+
+def test_adafactor_matches_t5x_on_t5_tiny_including_attention_kernels():
+  boxed = _boxed_t5(T5_128)
+  params = jax.device_get(jax.tree.map(lambda x: x, __import__("flax").linen.unbox(boxed)))
+  flat = _flat(params)
+  assert flat["encoder/layers_0/attention/query/kernel"].ndim == 3
+  grads = _random_grads(flat, 3, seed=0)
+  tx = _bound_adafactor(boxed)
+  ours, state = _ours_run(tx, params, grads)
+  ref = _ref_run(flat, grads, lambda n, p: ref_plan(p.shape), layout=_t5x_layout)
+  _assert_close(ours, ref, flat, "T5")
+  # The attention kernels' second moments are factored: a row and a column vector, no full copy.
+  v_row, v = _flat(state.v_row), _flat(state.v)
+  assert v_row["decoder/layers_0/self_attention/out/kernel"].shape == (128,)
+  assert v["decoder/layers_0/self_attention/out/kernel"].shape == (1,)
+
+
+def _stack_layers(flat_unscanned, num_layers):
+  """{layers_i/...} -> {layers/...} stacked on axis 0 (nn.scan's layout)."""
+  out = {n: x for n, x in flat_unscanned.items() if not n.startswith("layers_")}
+  for n in flat_unscanned:
+    if n.startswith("layers_0/"):
+      rest = n[len("layers_0/"):]
+      out["layers/" + rest] = np.stack([flat_unscanned[f"layers_{i}/{rest}"] for i in range(num_layers)])
+  return out
+
+
+def test_adafactor_scanned_palm_matches_t5x_and_unscanned():
+  import flax.linen as nn
+  import dataclasses
+  boxed_u = _boxed_palm(PALM_128)
+  boxed_s = _boxed_palm(dataclasses.replace(PALM_128, scan_layers=True))
+  flat_u = _flat(nn.unbox(boxed_u))
+  flat_s = _stack_layers(flat_u, PALM_128.num_layers)
+  tree_s = nn.unbox(boxed_s)
+  assert set(flat_s) == set(_flat(tree_s))
+  treedef_s = jax.tree.structure(tree_s)
+  params_s = jax.tree.unflatten(treedef_s, [flat_s[n] for n in _flat(tree_s)])
+  grads_u = _random_grads(flat_u, 3, seed=1)
+  grads_s = [_stack_layers(g, PALM_128.num_layers) for g in grads_u]
+
+  ours_u, _ = _ours_run(_bound_adafactor(boxed_u), nn.unbox(boxed_u), grads_u)
+  ours_s, _ = _ours_run(_bound_adafactor(boxed_s), params_s, grads_s)
+  # Reference on T5X's scanned layout: the names decide (layers -> BATCH); the single
+  # multi-query KV head is not a dim in T5X's (embed, kv) kernels.
+  axes_s = {jax.tree_util.keystr(k, simple=True, separator="/"): tuple(v)
+            for k, v in jax.tree_util.tree_flatten_with_path(
+                nn.get_partition_spec(boxed_s), is_leaf=lambda x: isinstance(x, jax.sharding.PartitionSpec))[0]}
+
+  def plan_s(name, p):
+    axes = tuple(a for a in axes_s[name] if a is not None)
+    return ref_plan(p.shape, axes if name.startswith("layers/") else None)
+
+  squeeze = lambda n, x: x.reshape(tuple(s for a, s in zip(axes_s[n], x.shape) if a is not None))
+  ref_s = _ref_run(flat_s, grads_s, plan_s, layout=squeeze)
+  _assert_close(ours_s, ref_s, flat_s, "scanned PaLM")
+  # Scanned == unscanned, layer by layer.
+  stacked_u = _stack_layers(ours_u, PALM_128.num_layers)
+  for name, x in ours_s.items():
+    rel = np.max(np.abs(x - stacked_u[name])) / np.max(np.abs(x))
+    assert rel < 1e-6, f"{name}: scanned and unscanned differ by {rel:.2e}"
+
+
+def test_factor_rules_name_the_parameter_at_fault():
+  with pytest.raises(ValueError, match=r"'mystery'.*decoder/foo.*factor_rules"):
+    optim.factor_plan((256, 4, 256), ("embed", "mystery", "mlp"), name="decoder/foo")
+  plan = optim.factor_plan((256, 4, 256), ("embed", "mystery", "mlp"), rules={
+      **optim.LOGICAL_FACTOR_RULES, "mystery": optim.FactorDim.BATCH})
+  assert plan == optim.FactorPlan((0, 2), (0,), (2,))
+
+
+def test_step_continuation_first_update_is_t5x_formula_at_that_step():
+  """From an initial checkpoint at step 1,100,000 the first update equals T5X's at that step
+  (second-moment decay 1 - 1,100,001^-0.8, not 0 as a restarted optimizer would use)."""
+  batch = random_encdec_batch(batch_size=2, inputs_len=8, targets_len=4, vocab=256, seed=5)
+  tr = make_trainer(num_devices=1, config=T5_128, batch=batch)
+  state = tr.init_state(0)
+  start = jax.device_get(state.params)
+  state = tr.replace_params(state, start, initial_step=1_100_000)
+  assert optim.adafactor_step(jax.device_get(state.opt_state)) == 1_100_000
+  flat0 = _flat(start)
+  grads = _random_grads(flat0, 1, seed=2)
+  g_tree = jax.tree.unflatten(jax.tree.structure(start), [grads[0][n] for n in flat0])
+  updates, opt_state = jax.jit(tr.optimizer.update)(g_tree, state.opt_state, state.params)
+  assert optim.adafactor_step(jax.device_get(opt_state)) == 1_100_001
+  ours = _flat(jax.tree.map(lambda p, u: p + u, start, jax.device_get(updates)))
+  ref_states, ref0_states = {}, {}
+  ref = _ref_run(flat0, grads, lambda n, p: ref_plan(p.shape), first_step=1_100_000, layout=_t5x_layout,
+                 states=ref_states)
+  _assert_close(ours, ref, flat0, "step 1.1M")
+  # The statistics carry the decay of step 1.1M (mixing rate 1.1e6^-0.8 ~ 1.5e-5), unlike a
+  # restart at step 0 (mixing rate 1).
+  _ref_run(flat0, grads, lambda n, p: ref_plan(p.shape), first_step=0, layout=_t5x_layout, states=ref0_states)
+  ours_st = {k: _flat(getattr(jax.device_get(opt_state), k)) for k in ("v_row", "v_col", "v")}
+  our_plans = _flat_plans(tr.optimizer.plans(start))
+  for name, want in ref_states.items():
+    shape = flat0[name].shape
+    plan = our_plans[name]
+    got = _v_hat({k: ours_st[k][name] for k in ours_st}, (plan.averaging_dims, (plan.row_dims, plan.col_dims)
+                                                          if plan.factored else None))
+    want_hat = _v_hat(want, ref_plan(_t5x_layout(name, flat0[name]).shape)).reshape(shape)
+    np.testing.assert_allclose(got, want_hat, rtol=1e-5, err_msg=f"second moment of {name}")
+    restarted = _v_hat(ref0_states[name], ref_plan(_t5x_layout(name, flat0[name]).shape)).reshape(shape)
+    assert np.max(np.abs(restarted - want_hat)) > 0.5 * np.max(np.abs(restarted)), name
+
+
+def _flat_plans(plans):
+  return {jax.tree_util.keystr(k, simple=True, separator="/"): v for k, v in
+          jax.tree_util.tree_flatten_with_path(plans, is_leaf=lambda x: isinstance(x, optim.FactorPlan))[0]}
+
+
+def _v_hat(state, plan):
+  """The second-moment estimate a (possibly factored) state stands for, full size."""
+  _, fd = plan
+  if fd is None:
+    return np.asarray(state["v"], np.float64)
+  rows, cols = fd
+  v_row, v_col = np.asarray(state["v_row"], np.float64), np.asarray(state["v_col"], np.float64)
+  rows_left = tuple(r - sum(c < r for c in cols) for r in rows)
+  mean = v_row.mean(axis=rows_left, keepdims=True)
+  return np.expand_dims(v_row / mean, cols) * np.expand_dims(v_col, rows)
