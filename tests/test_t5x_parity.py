@@ -278,3 +278,19 @@ def _v_hat(state, plan):
   rows_left = tuple(r - sum(c < r for c in cols) for r in rows)
   mean = v_row.mean(axis=rows_left, keepdims=True)
   return np.expand_dims(v_row / mean, cols) * np.expand_dims(v_col, rows)
+
+
+def test_initial_checkpoint_from_a_run_records_its_adafactor_step(tmp_path):
+  """A run's checkpoint gives INITIAL_CHECKPOINT_PATH its Adafactor step (initial + updates)."""
+  from flan_jax import checkpoints
+  tx, _ = optim.make_optimizer(optim.OptimizerConfig(), 10)
+  params = {"w": jnp.ones((4, 3))}
+  opt_state = optim.with_initial_step(tx.init(params), 1_000_000)._replace(count=jnp.asarray(7, jnp.int32))
+  run = checkpoints.RunCheckpoints(str(tmp_path), async_save=False)
+  run.save(7, trainer.TrainState(step=jnp.asarray(7, jnp.int32), params=params, opt_state=opt_state), {})
+  run.close()
+  loaded, step = checkpoints.load_params_and_step(str(tmp_path), jax.eval_shape(lambda: params))
+  assert step == 1_000_007
+  np.testing.assert_array_equal(loaded["w"], np.ones((4, 3)))
+  checkpoints.save_params(str(tmp_path / "converted"), params)
+  assert checkpoints.load_params_and_step(str(tmp_path / "converted"))[1] is None
