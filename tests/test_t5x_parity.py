@@ -294,3 +294,112 @@ def test_initial_checkpoint_from_a_run_records_its_adafactor_step(tmp_path):
   np.testing.assert_array_equal(loaded["w"], np.ones((4, 3)))
   checkpoints.save_params(str(tmp_path / "converted"), params)
   assert checkpoints.load_params_and_step(str(tmp_path / "converted"))[1] is None
+
+
+# ----------------------------------------------------------------------------------------
+# Beam search (t5x/decoding.py beam_search), re-typed: at each step the 2K best one-token
+# extensions of the K live beams; every EOS among them finishes a hypothesis scored by
+# log-prob / ((5 + length) / 6) ** alpha, length = prompt + generated tokens; the K best
+# non-EOS extensions stay live; the K best finished are kept; at the end the best finished
+# hypothesis wins, the live beams only where nothing finished.
+
+from flan_jax import decoding  # noqa: E402
+
+TOY_V, TOY_ROWS, TOY_N = 40, 200, 8
+
+
+def ref_beam_search(next_logp, states0, prompt_lens, k, n, alpha, eos=decoding.EOS_ID):
+  """Rows in lockstep: `next_logp(list of (row, state))` -> per item (log-probs [V], next
+  state per token). Returns per row (tokens padded to n, score)."""
+  bp = lambda length: ((5.0 + length) / 6.0) ** alpha
+  live = [[(0.0, [], st)] for st in states0]
+  finished = [[] for _ in states0]
+  for step in range(n):
+    queries = [(r, st) for r, beams in enumerate(live) for _, _, st in beams]
+    answers = iter(next_logp(queries))
+    for r, beams in enumerate(live):
+      cands = []
+      for score, seq, _ in beams:
+        logp, nexts = next(answers)
+        cands += [(score + float(logp[v]), seq + [v], nexts[v]) for v in range(len(logp))]
+      cands = sorted(cands, key=lambda c: -c[0])[:2 * k]
+      finished[r] += [(sc / bp(prompt_lens[r] + step + 1), seq) for sc, seq, _ in cands if seq[-1] == eos]
+      finished[r] = sorted(finished[r], key=lambda f: -f[0])[:k]
+      live[r] = [c for c in cands if c[1][-1] != eos][:k]
+  out = []
+  for r in range(len(states0)):
+    best = finished[r][0] if finished[r] else (live[r][0][0], live[r][0][1])
+    out.append((best[1] + [0] * (n - len(best[1])), best[0]))
+  return out
+
+
+def _toy_markov(eos_bias, seed):
+  """Next-token log-probs depend on the previous token and on a per-row context id."""
+  rng = np.random.default_rng(seed)
+  table = rng.normal(size=(4, TOY_V, TOY_V)).astype(np.float32) * 1.5
+  table[..., decoding.EOS_ID] += eos_bias
+  logp = np.asarray(jax.nn.log_softmax(jnp.asarray(table), axis=-1))
+
+  def step(context, tokens_Bx1, index, cache):
+    return jnp.asarray(logp)[context["ctx"], tokens_Bx1[:, 0]], cache
+  return logp, step
+
+
+@pytest.mark.parametrize("eos_bias", [0.0, 2.0], ids=["no_eos_bias", "eos_bias"])
+def test_beam_search_equals_t5x_on_a_toy_markov_model(eos_bias):
+  rng = np.random.default_rng(7)
+  logp, step = _toy_markov(eos_bias, seed=3)
+  ctx = rng.integers(0, 4, TOY_ROWS).astype(np.int32)
+  # Encoder-decoder: prefix = start token 0. Decoder-only: [0] + a prompt of 1..5 tokens.
+  prompts = [[] for _ in range(TOY_ROWS // 2)] + [
+      list(rng.integers(2, TOY_V, rng.integers(1, 6))) for _ in range(TOY_ROWS // 2)]
+  width = 1 + max(map(len, prompts))
+  prefix = np.array([[0] + p + [0] * (width - 1 - len(p)) for p in prompts], np.int32)
+  prefix_len = np.array([1 + len(p) for p in prompts], np.int32)
+  fn = jax.jit(lambda c, x, l: decoding.beam_search(step, {"ctx": c}, {}, {}, x, l, num_beams=4,
+                                                    max_decode_len=TOY_N, alpha=0.6))
+  beams, scores = map(np.asarray, fn(ctx, prefix, prefix_len))
+  finished_rows = 0
+  nxt = lambda queries: [(logp[ctx[r], prev], list(range(TOY_V))) for r, prev in queries]
+  ref = ref_beam_search(nxt, [([0] + p)[-1] for p in prompts], [len(p) for p in prompts], 4, TOY_N, 0.6)
+  for i, (prompt, (seq, score)) in enumerate(zip(prompts, ref)):
+    np.testing.assert_array_equal(beams[i, 0], seq, err_msg=f"row {i} (prompt {prompt})")
+    assert abs(scores[i, 0] - score) <= 1e-5 * abs(score), i
+    finished_rows += decoding.EOS_ID in seq
+  # Both ways of ending occur: EOS, and max length with nothing finished.
+  print(f"eos_bias {eos_bias}: {finished_rows} of {TOY_ROWS} rows end with EOS")
+  assert 0 < finished_rows < TOY_ROWS
+
+
+def test_default_decode_is_t5x_beam_search_with_one_beam():
+  """infer / eval's default DecodeConfig runs T5X's EncoderDecoderModel default: beam search,
+  1 beam, alpha 0.6; greedy only when asked (`search='greedy'`)."""
+  cfg = t5.T5Config(vocab_size=32, emb_dim=32, num_heads=2, head_dim=16, mlp_dim=64,
+                    num_encoder_layers=1, num_decoder_layers=1)
+  model = t5.Transformer(cfg)
+  tok = jnp.ones((1, 1), jnp.int32)
+  params = jax.device_get(__import__("flax").linen.unbox(model.init(jax.random.key(3), tok, tok)["params"]))
+  kernel = np.array(params["decoder"]["logits_dense"]["kernel"])
+  kernel[:, decoding.EOS_ID] *= 4.0  # EOS often among the two best candidates
+  params["decoder"]["logits_dense"]["kernel"] = kernel
+  n, rows = 6, 48
+  inputs = np.random.default_rng(0).integers(2, 32, (rows, 7)).astype(np.int32)
+  dec = decoding.Decoder(model)
+  p = dec.put_params(params)
+  default = dec.decode(p, inputs, decoding.DecodeConfig(max_decode_len=n)).tokens
+  greedy = dec.decode(p, inputs, decoding.DecodeConfig(max_decode_len=n, search="greedy")).tokens
+  apply = jax.jit(lambda x, y: jax.nn.log_softmax(model.apply({"params": params}, x, y)))
+  # Reference: T5X's beam search with 1 beam on the model's teacher-forced log-probs.
+  def nxt(queries):
+    dec_in = np.zeros((len(queries), n + 1), np.int32)
+    for j, (_, prefix) in enumerate(queries):
+      dec_in[j, :len(prefix)] = prefix
+    lp = np.asarray(apply(inputs[[r for r, _ in queries]], dec_in))
+    return [(lp[j, len(prefix) - 1], [prefix + [v] for v in range(lp.shape[-1])])
+            for j, (_, prefix) in enumerate(queries)]
+  ref = ref_beam_search(nxt, [[0]] * rows, [0] * rows, 1, n, 0.6)
+  for i, (seq, _) in enumerate(ref):
+    np.testing.assert_array_equal(default[i], seq, err_msg=f"row {i}")
+  differ = int((default != greedy).any(axis=1).sum())
+  print(f"default decode differs from greedy on {differ} of {rows} rows")
+  assert differ > 0, "the model should make beam(1) and greedy differ"
