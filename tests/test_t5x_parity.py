@@ -403,3 +403,63 @@ def test_default_decode_is_t5x_beam_search_with_one_beam():
   differ = int((default != greedy).any(axis=1).sum())
   print(f"default decode differs from greedy on {differ} of {rows} rows")
   assert differ > 0, "the model should make beam(1) and greedy differ"
+
+
+# ----------------------------------------------------------------------------------------
+# Layers: dropout sites, initialisers, float32 logits (t5x/examples/t5); label smoothing
+# (t5x/losses.py).
+
+
+def test_label_smoothing_as_t5x_losses():
+  from flan_jax import losses
+  rng = np.random.default_rng(0)
+  v, ls = 11, 0.1
+  logits = rng.normal(size=(2, 3, v)).astype(np.float32) * 3
+  targets = rng.integers(0, v, (2, 3))
+  weights = np.ones((2, 3), np.float32)
+  conf, low = 1 - ls, ls / (v - 1)
+  soft = np.full((2, 3, v), low)
+  np.put_along_axis(soft, targets[..., None], conf, axis=-1)
+  logp = logits - np.log(np.exp(logits.astype(np.float64)).sum(-1, keepdims=True))
+  const = -(conf * np.log(conf) + (v - 1) * low * np.log(low + 1e-20))
+  want = np.sum(-(soft * logp).sum(-1) - const)
+  got, _ = losses.cross_entropy_with_z_loss(jnp.asarray(logits), jnp.asarray(targets), jnp.asarray(weights),
+                                            z_loss=0.0, label_smoothing=ls)
+  np.testing.assert_allclose(float(got), want, rtol=1e-5)
+  # A model that puts exactly the soft targets' probabilities scores 0.
+  perfect, _ = losses.cross_entropy_with_z_loss(jnp.log(jnp.asarray(soft, jnp.float32)), jnp.asarray(targets),
+                                                jnp.asarray(weights), z_loss=0.0, label_smoothing=ls)
+  assert abs(float(perfect)) < 1e-4
+
+
+def test_dropout_sites_init_and_float32_logits():
+  import flax.linen as nn
+  cfg = t5.T5Config(vocab_size=64, emb_dim=32, num_heads=4, head_dim=8, mlp_dim=512, num_encoder_layers=1,
+                    num_decoder_layers=1, dropout_rate=0.5, dtype="bfloat16")
+  model = t5.Transformer(cfg)
+  enc = jnp.asarray(np.random.default_rng(0).integers(2, 64, (2, 16)), jnp.int32)
+  dec = jnp.asarray(np.random.default_rng(1).integers(2, 64, (2, 8)), jnp.int32)
+  params = nn.unbox(model.init(jax.random.key(0), enc, dec)["params"])
+  _, inter = model.apply({"params": params}, enc, dec, deterministic=False, rngs={"dropout": jax.random.key(1)},
+                         capture_intermediates=lambda m, _: isinstance(m, (nn.Dropout, t5.layers.DenseGeneral)))
+  flat = {jax.tree_util.keystr(k, simple=True, separator="/"): v
+          for k, v in jax.tree_util.tree_flatten_with_path(inter["intermediates"])[0]}
+  # Attention weights [B, H, L, S]: one keep-mask per key, shared by every query.
+  attn = np.asarray(flat["encoder/layers_0/attention/Dropout_0/__call__/0"], np.float32)
+  dropped = attn == 0
+  assert dropped.any() and (dropped == dropped[:, :, :1, :]).all()
+  # The encoder's final dropout is elementwise: masks differ along the length.
+  final = np.asarray(flat["encoder/Dropout_1/__call__/0"], np.float32) == 0
+  assert final.any() and (final != final[:, :1, :]).any()
+  # Output projection in float32 even in a bfloat16 model.
+  assert flat["decoder/logits_dense/__call__/0"].dtype == jnp.float32
+  # Relative-position table: variance scaling, fan_avg, uniform.
+  rel = np.asarray(params["encoder"]["relpos_bias"]["rel_embedding"])
+  limit = np.sqrt(6.0 / sum(rel.shape))
+  assert np.abs(rel).max() <= limit and abs(rel.std() / (limit / np.sqrt(3)) - 1) < 0.15
+  # MLP kernels: truncated normal (|w| <= 2 sigma') with std fan_in^-0.5.
+  wi = np.asarray(params["encoder"]["layers_0"]["mlp"]["wi_0"]["kernel"])
+  wo = np.asarray(params["encoder"]["layers_0"]["mlp"]["wo"]["kernel"])
+  for w, fan_in in ((wi, 32), (wo, 512)):
+    assert np.abs(w).max() <= 2 * fan_in ** -0.5 / 0.8796 + 1e-6
+    assert abs(w.std() * fan_in ** 0.5 - 1) < 0.05
