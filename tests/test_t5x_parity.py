@@ -439,9 +439,10 @@ def test_dropout_sites_init_and_float32_logits():
   model = t5.Transformer(cfg)
   enc = jnp.asarray(np.random.default_rng(0).integers(2, 64, (2, 16)), jnp.int32)
   dec = jnp.asarray(np.random.default_rng(1).integers(2, 64, (2, 8)), jnp.int32)
-  params = nn.unbox(model.init(jax.random.key(0), enc, dec)["params"])
-  _, inter = model.apply({"params": params}, enc, dec, deterministic=False, rngs={"dropout": jax.random.key(1)},
-                         capture_intermediates=lambda m, _: isinstance(m, (nn.Dropout, t5.layers.DenseGeneral)))
+  params = nn.unbox(jax.jit(model.init)(jax.random.key(0), enc, dec)["params"])
+  capture = lambda m, _: isinstance(m, (nn.Dropout, t5.layers.DenseGeneral))
+  _, inter = jax.jit(lambda p: model.apply({"params": p}, enc, dec, deterministic=False,
+                                           rngs={"dropout": jax.random.key(1)}, capture_intermediates=capture))(params)
   flat = {jax.tree_util.keystr(k, simple=True, separator="/"): v
           for k, v in jax.tree_util.tree_flatten_with_path(inter["intermediates"])[0]}
   # Attention weights [B, H, L, S]: one keep-mask per key, shared by every query.
