@@ -8,7 +8,8 @@ Writes INFER_OUTPUT_DIR/<task>.jsonl (a mixture: one file per task), one line pe
 task's vocabulary and `score` is the decoder's (log-likelihood, or beam score). The model
 comes from gin (`infer.model_config`) or, when unbound, from the checkpoint's `model.gin`
 (a converted checkpoint) or its run's `config.gin` (a MODEL_DIR or one of its steps).
-Decoding settings are `DecodeConfig` bindings (greedy by default).
+Decoding settings are `DecodeConfig` bindings (T5X's default: beam search with one beam and
+alpha 0.6 for encoder-decoder models, greedy for decoder-only; `DecodeConfig.search='greedy'`).
 """
 from __future__ import annotations
 

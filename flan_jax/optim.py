@@ -221,7 +221,7 @@ def _delete(seq: Sequence, dims: Sequence[int]) -> tuple:
   return tuple(x for i, x in enumerate(seq) if i not in dims)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity (jit caches on it)
 class Adafactor:
   """T5X's Adafactor as an optax gradient transformation (see the module docstring).
 
