@@ -172,6 +172,16 @@ def test_adafactor_matches_t5x_on_t5_tiny_including_attention_kernels():
   v_row, v = _flat(state.v_row), _flat(state.v)
   assert v_row["decoder/layers_0/self_attention/out/kernel"].shape == (128,)
   assert v["decoder/layers_0/self_attention/out/kernel"].shape == (1,)
+  # The statistics shard by the logical names of the dims they keep (embed -> fsdp, mlp -> model).
+  from flan_jax import partitioning
+  specs = tx.state_logical_specs(params)
+  is_spec = lambda x: isinstance(x, jax.sharding.PartitionSpec)
+  to_mesh = lambda tree: {jax.tree_util.keystr(k, simple=True, separator="/"): partitioning.logical_to_mesh_spec(v)
+                          for k, v in jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_spec)[0]}
+  wi = "encoder/layers_0/mlp/wi_0/kernel"
+  assert to_mesh(specs.v_row)[wi] == jax.sharding.PartitionSpec("fsdp")
+  assert to_mesh(specs.v_col)[wi] == jax.sharding.PartitionSpec("model")
+  assert to_mesh(specs.v_row)["decoder/layers_0/self_attention/out/kernel"] == jax.sharding.PartitionSpec("fsdp")
 
 
 def _stack_layers(flat_unscanned, num_layers):
