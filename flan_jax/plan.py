@@ -24,7 +24,6 @@ import flax.linen as nn
 import gin
 import jax
 import jax.numpy as jnp
-import optax
 from jax.sharding import NamedSharding
 
 from flan_jax import flops, gin_utils, optim, partitioning
