@@ -106,7 +106,22 @@ def _metadata_tree(item: str) -> PyTree:
 
 
 def load_params(path: str, abstract_params: PyTree | None = None) -> PyTree:
-  """Loads parameters from a parameter checkpoint, a run step directory or a MODEL_DIR.
+  return load_params_and_step(path, abstract_params)[0]
+
+
+def _optimizer_step(state: Any) -> int | None:
+  """The Adafactor step a restored run state records (initial step + updates), if any."""
+  opt = state.get("opt_state") if isinstance(state, dict) else None
+  if isinstance(opt, dict) and "count" in opt and "initial_step" in opt:
+    return int(np.asarray(opt["initial_step"])) + int(np.asarray(opt["count"]))
+  return None
+
+
+def load_params_and_step(path: str, abstract_params: PyTree | None = None) -> tuple[PyTree, int | None]:
+  """Parameters as `load_params`, and the optimizer step the checkpoint records (a run's
+  checkpoint: its Adafactor step; a parameter checkpoint: None).
+
+  Loads parameters from a parameter checkpoint, a run step directory or a MODEL_DIR.
 
   With `abstract_params` (a tree of `jax.ShapeDtypeStruct` with shardings) the arrays
   are restored directly onto those shardings and the tree structure is checked.
@@ -125,11 +140,11 @@ def load_params(path: str, abstract_params: PyTree | None = None) -> PyTree:
           lambda m: m if isinstance(m, jax.ShapeDtypeStruct) else jax.ShapeDtypeStruct(m.shape, m.dtype),
           target)
     restored = ckptr.restore(item, target)
-    return restored["params"]
+    return restored["params"], _optimizer_step(restored)
   if abstract_params is None:
-    return ckptr.restore(item)
+    return ckptr.restore(item), None
   try:
-    return ckptr.restore(item, abstract_params)
+    return ckptr.restore(item, abstract_params), None
   except (ValueError, KeyError) as e:
     raise CheckpointError(f"parameters in {item} do not match the model: {e}") from e
 

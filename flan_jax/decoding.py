@@ -28,13 +28,22 @@ How the models are driven (one code path for both families):
     entries that a model creates on its first step (cross-attention keys/values computed
     from the encoder output) enter the carry with their final structure.
 
-Beam search follows T5X (brevity penalty `((5 + len) / 6) ** alpha`, finished hypotheses
-kept apart from live ones, stop when the best live score, at the most favourable length
-`max_decode_len`, cannot beat the worst finished one), except in two corner cases where it
-does what the canonical algorithm (and transformers' `generate`) does: only an EOS among
-the `num_beams` best candidates of a step finishes a hypothesis, and at `max_decode_len`
-the live beams compete with the finished ones instead of being dropped. With `alpha=0`
-it returns exactly what transformers' beam search returns with `length_penalty=0.0`.
+Search choices, one per line (T5X's `decoding.beam_search` / `models.py` unless said):
+  * default decode (`DecodeConfig.search='auto'`): encoder-decoder models run beam search with
+    `num_beams` (1) beams and alpha 0.6, as T5X's EncoderDecoderModel; decoder-only models
+    decode greedily (temperature 0) or sample; `search='greedy'` asks for greedy everywhere.
+  * each step ranks the 2K best one-token extensions of the K live beams.
+  * any EOS among those 2K candidates finishes a hypothesis; the K best non-EOS stay live.
+  * finished hypotheses score log-prob / ((5 + length) / 6) ** alpha, and the K best are kept.
+  * length counts the generated tokens (EOS included) plus, for decoder-only models, the
+    prompt (T5X's `initial_index`).
+  * hypotheses that reach `max_decode_len` without EOS never join the finished ones; they
+    are returned only for a row where nothing finished.
+  * a row stops once its best live log-prob over the brevity penalty at its longest
+    possible length cannot beat its worst finished score (T5X stops when all rows can't;
+    the results are the same).
+  * the prompt is fed through the cache token by token with zero cost to the score (ours;
+    T5X prefills it).
 
 Shape letters: B batch, K beams, S input length, P decoder-prefix length, N max_decode_len,
 T = P + N sequence (and cache) length, V vocabulary.
@@ -77,8 +86,15 @@ class DecodeConfig:
   top_p: float = 1.0
   min_decode_len: int = 0
   eos_id: int = EOS_ID
+  search: str = "auto"  # 'auto' (T5X's default per family) | 'greedy' | 'beam' | 'sample'
 
   def __post_init__(self):
+    if self.search not in ("auto", "greedy", "beam", "sample"):
+      raise ValueError(f"DecodeConfig.search={self.search!r}; use auto, greedy, beam or sample")
+    if self.search == "greedy" and (self.num_beams > 1 or self.temperature > 0):
+      raise ValueError("DecodeConfig.search='greedy' needs num_beams=1 and temperature=0")
+    if self.search == "sample" and self.temperature <= 0:
+      raise ValueError("DecodeConfig.search='sample' needs temperature > 0")
     if self.max_decode_len < 1:
       raise ValueError(f"DecodeConfig.max_decode_len={self.max_decode_len}; must be >= 1")
     if self.num_beams < 1:
@@ -94,7 +110,20 @@ class DecodeConfig:
 
   @property
   def method(self) -> str:
-    return "beam" if self.num_beams > 1 else ("sample" if self.temperature > 0 else "greedy")
+    """'beam', 'sample', 'greedy', or 't5x_default' (settled by the model: `method_for`)."""
+    if self.num_beams > 1 or self.search == "beam":
+      return "beam"
+    if self.temperature > 0:
+      return "sample"
+    return "greedy" if self.search == "greedy" else "t5x_default"
+
+  def method_for(self, encoder_decoder: bool) -> str:
+    """The search run for a model: T5X's EncoderDecoderModel defaults to beam search (one
+    beam, alpha 0.6); its DecoderOnlyModel to temperature sampling (greedy at temperature 0)."""
+    m = self.method
+    if m == "t5x_default":
+      return "beam" if encoder_decoder else "greedy"
+    return m
 
 
 class Decoded(NamedTuple):
@@ -228,7 +257,7 @@ def beam_search(step_fn: StepFn, context: PyTree, cache: PyTree, cache_batch_axe
   b, p = prefix_BxP.shape
   k, n = num_beams, max_decode_len
   t = p + n
-  top_ranks_2K = jnp.arange(2 * k) < k
+  prompt_len_B = (prefix_len_B - 1).astype(jnp.float32)  # the prefix minus the start token
 
   def choose(s, logits_BKxV, pos):
     """Extends the live beams by the token at `pos`, updates the finished hypotheses and
@@ -248,16 +277,16 @@ def beam_search(step_fn: StepFn, context: PyTree, cache: PyTree, cache_batch_axe
     src_beam_Bx2K, token_Bx2K = top_idx_Bx2K // v, (top_idx_Bx2K % v).astype(jnp.int32)
     top_seq_Bx2KxT = jnp.take_along_axis(s["alive_seq"], src_beam_Bx2K[:, :, None], axis=1)
     top_seq_Bx2KxT = jax.lax.dynamic_update_slice_in_dim(top_seq_Bx2KxT, token_Bx2K[:, :, None], pos, axis=2)
-    ends_Bx2K = ~forced_B[:, None] & ((token_Bx2K == eos_id) | (gen_index_B + 1 >= n)[:, None])
+    ends_Bx2K = ~forced_B[:, None] & (token_Bx2K == eos_id)  # any EOS among the 2K
 
     # Live beams: the K best extensions that did not end.
     alive_logp_BxK, keep_BxK = jax.lax.top_k(top_logp_Bx2K + ends_Bx2K * NEG_INF, k)
     alive_seq = jnp.take_along_axis(top_seq_Bx2KxT, keep_BxK[:, :, None], axis=1)
     alive_src_BxK = jnp.take_along_axis(src_beam_Bx2K, keep_BxK, axis=1)
 
-    # Finished hypotheses: merge those ending among this step's K best into the kept K.
-    finishes_Bx2K = ends_Bx2K & top_ranks_2K[None, :] & s["open"][:, None]
-    new_score_Bx2K = top_logp_Bx2K / brevity_penalty(alpha, gen_index_B + 1)[:, None]
+    # Finished hypotheses: merge this step's EOS candidates into the kept K.
+    finishes_Bx2K = ends_Bx2K & s["open"][:, None]
+    new_score_Bx2K = top_logp_Bx2K / brevity_penalty(alpha, prompt_len_B + gen_index_B + 1)[:, None]
     new_score_Bx2K = jnp.where(finishes_Bx2K, new_score_Bx2K, NEG_INF)
     merged_score = jnp.concatenate([s["fin_score"], new_score_Bx2K], axis=1)
     merged_seq = jnp.concatenate([s["fin_seq"], top_seq_Bx2KxT], axis=1)
@@ -267,7 +296,7 @@ def beam_search(step_fn: StepFn, context: PyTree, cache: PyTree, cache_batch_axe
     fin_flag = jnp.take_along_axis(merged_flag, fin_idx, axis=1)
 
     # A row stays open while a live beam could still beat its worst finished hypothesis.
-    best_possible_B = alive_logp_BxK[:, 0] / brevity_penalty(alpha, jnp.array(n))
+    best_possible_B = alive_logp_BxK[:, 0] / brevity_penalty(alpha, prompt_len_B + n)
     worst_finished_B = jnp.where(jnp.all(fin_flag, axis=1), jnp.min(fin_score, axis=1), NEG_INF)
     open_B = s["open"] & (gen_index_B + 1 < n) & (best_possible_B > worst_finished_B)
 
@@ -436,7 +465,7 @@ class Decoder:
       def step(context, tokens_Bx1, index, cache):  # the loops carry plain arrays
         logits_BxV, new_cache = fam.step(params, context, tokens_Bx1, index, cache)
         return logits_BxV, nn.unbox(new_cache)
-      if config.method == "beam":
+      if config.method_for(fam.encoder_decoder) == "beam":
         step_axes = _cache_batch_axes(self._first_step_cache(params, b, s, t))
         beams, scores = beam_search(step, context, cache, step_axes, prefix_BxP, prefix_len_B, num_beams=k,
                                     max_decode_len=n, alpha=config.alpha, min_decode_len=config.min_decode_len,
@@ -466,7 +495,7 @@ class Decoder:
     return Decoded(host(tokens), host(scores), host(beams), host(beam_scores))
 
   def greedy(self, params: PyTree, inputs, max_decode_len: int = 64, **kw) -> Decoded:
-    return self.decode(params, inputs, DecodeConfig(max_decode_len=max_decode_len, **kw))
+    return self.decode(params, inputs, DecodeConfig(max_decode_len=max_decode_len, search="greedy", **kw))
 
   def sample(self, params: PyTree, inputs, seed: Array | int = 0, temperature: float = 1.0, top_k: int = 0,
              top_p: float = 1.0, max_decode_len: int = 64, **kw) -> Decoded:

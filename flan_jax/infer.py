@@ -8,7 +8,8 @@ Writes INFER_OUTPUT_DIR/<task>.jsonl (a mixture: one file per task), one line pe
 task's vocabulary (which must match the one the checkpoint records) and `score` is the
 decoder's (log-likelihood, or beam score). The model comes from gin (`infer.model_config`)
 or, when unbound, from the checkpoint's `model.json` (flan_jax.models.record).
-Decoding settings are `DecodeConfig` bindings (greedy by default).
+Decoding settings are `DecodeConfig` bindings (T5X's default: beam search with one beam and
+alpha 0.6 for encoder-decoder models, greedy for decoder-only; `DecodeConfig.search='greedy'`).
 """
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ gradient) of the whole batch.
 """
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -52,16 +54,20 @@ def cross_entropy_with_z_loss(logits_BxLxV: Array, targets_BxL: Array, weights_B
   """Weighted sums (cross_entropy + z_loss, z_loss) over tokens.
 
   z_loss * log(Z)^2 keeps the softmax normaliser near 1 (PaLM, T5X); it is included
-  in the first value and reported separately in the second.
+  in the first value and reported separately in the second. Label smoothing is
+  t5x/losses.py's: soft targets 1 - ls on the target and ls / (V - 1) elsewhere, minus
+  the soft targets' own entropy (the normalising constant), so a perfect model scores 0.
   """
   logits = logits_BxLxV.astype(jnp.float32)
   vocab = logits.shape[-1]
   log_z_BxL = jax.nn.logsumexp(logits, axis=-1)
-  confidence = 1.0 - label_smoothing
   target_logit_BxL = jnp.take_along_axis(logits, targets_BxL[..., None], axis=-1)[..., 0]
   nll_BxL = log_z_BxL - target_logit_BxL
   if label_smoothing:
-    smooth = label_smoothing / vocab
-    nll_BxL = confidence * nll_BxL + smooth * (vocab * log_z_BxL - jnp.sum(logits, axis=-1))
+    confidence = 1.0 - label_smoothing
+    low = label_smoothing / (vocab - 1)
+    normalizing_constant = -(confidence * math.log(confidence) + (vocab - 1) * low * math.log(low + 1e-20))
+    soft_logit_BxL = (confidence - low) * target_logit_BxL + low * jnp.sum(logits, axis=-1)
+    nll_BxL = log_z_BxL - soft_logit_BxL - normalizing_constant
   z_BxL = z_loss * jnp.square(log_z_BxL)
   return jnp.sum((nll_BxL + z_BxL) * weights_BxL), jnp.sum(z_BxL * weights_BxL)

@@ -23,7 +23,6 @@ import flax.linen as nn
 import gin
 import jax
 import jax.numpy as jnp
-import optax
 from jax.sharding import NamedSharding
 
 from flan_jax import flops, gin_utils, optim, partitioning
@@ -220,6 +219,7 @@ class Planner:
     self.params = nn.unbox(self.boxed)
     total_steps = recipe.train_steps or 1
     self.optimizer, _ = optim.make_optimizer(recipe.optimizer_config, total_steps)
+    self.optimizer = optim.bind_param_axes(self.optimizer, self.boxed)  # factored as the trainer does
     self.opt_state = jax.eval_shape(self.optimizer.init, self.params)
 
   def mesh_shape(self, topology: Topology) -> tuple[dict[str, int], list[str]]:
@@ -256,13 +256,9 @@ class Planner:
     largest = tuple((name, tuple(x.shape), str(tuple(s.spec)), b)
                     for name, x, s, b in sorted(per_param, key=lambda t: -t[3])[:4])
 
-    # Optimizer state, sharded as trainer.Trainer does: leaves shaped like their parameter
-    # follow its sharding, the rest (factored row/column statistics) are replicated.
-    rep = NamedSharding(mesh, jax.sharding.PartitionSpec())
-    opt_sh = optax.tree_map_params(
-        self.optimizer, lambda leaf, p, s: s if getattr(leaf, "shape", None) == p.shape else rep,
-        self.opt_state, self.params, shardings, transform_non_params=lambda _: rep,
-        is_leaf=lambda x: isinstance(x, NamedSharding))
+    # Optimizer state, sharded as trainer.Trainer does (optim.state_shardings): Adafactor's
+    # factored row/column statistics shard by the logical names of the dims they keep.
+    opt_sh = optim.state_shardings(self.optimizer, self.opt_state, self.params, shardings, mesh)
     opt_sh = jax.tree.leaves(opt_sh, is_leaf=lambda x: isinstance(x, NamedSharding))
     opt = sum(_per_device_bytes(x.shape, x.dtype, s) for x, s in zip(jax.tree.leaves(self.opt_state), opt_sh))
     grads = params * (2 if micro > 1 else 1)  # + the accumulator when microbatching

@@ -27,7 +27,8 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
           train_steps: int = gin.REQUIRED, model_config: Any = gin.REQUIRED,
           optimizer: optim.OptimizerConfig = optim.OptimizerConfig(),
           mesh: partitioning.MeshConfig = partitioning.MeshConfig(),
-          initial_checkpoint_path: str | None = None, use_cached_tasks: bool = False,
+          initial_checkpoint_path: str | None = None, initial_checkpoint_step: int | None = None,
+          use_cached_tasks: bool = False,
           task_modules: Sequence[str] = ("flan_jax.tasks.embedded",), num_microbatches: int = 1,
           z_loss: float = 1e-4, label_smoothing: float = 0.0,
           loss_normalizing_factor: float | str | None = "NUM_REAL_TARGET_TOKENS",
@@ -80,9 +81,10 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
   else:
     state = tr.init_state(seed)
     if initial_checkpoint_path:
-      params = checkpoints.load_params(initial_checkpoint_path, tr.abstract_state.params)
-      state = tr.replace_params(state, params)
-      say(f"initialised parameters from {initial_checkpoint_path}")
+      params, ckpt_step = checkpoints.load_params_and_step(initial_checkpoint_path, tr.abstract_state.params)
+      opt_step = ckpt_step if ckpt_step is not None else (initial_checkpoint_step or 0)
+      state = tr.replace_params(state, params, initial_step=opt_step)  # Adafactor continues, as T5X
+      say(f"initialised parameters from {initial_checkpoint_path}; Adafactor continues from step {opt_step}")
     if is_chief:
       os.makedirs(model_dir, exist_ok=True)
       with open(os.path.join(model_dir, "config.gin"), "w") as f:

@@ -17,7 +17,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding
 
-from flan_jax import losses, models, partitioning
+from flan_jax import losses, models, optim, partitioning
 
 PyTree = Any
 Batch = dict[str, jax.Array]
@@ -50,7 +50,7 @@ class Trainer:
   def __init__(self, model: nn.Module, optimizer: optax.GradientTransformation, mesh: Mesh,
                example_batch: dict[str, jax.ShapeDtypeStruct], *, loss: LossConfig = LossConfig(),
                num_microbatches: int = 1, learning_rate_fn: Callable | None = None, dropout_seed: int = 0):
-    self.model, self.optimizer, self.mesh = model, optimizer, mesh
+    self.model, self.mesh = model, mesh
     self.family = models.family_for(model)
     self.loss_config = loss
     self.num_microbatches = num_microbatches
@@ -68,7 +68,9 @@ class Trainer:
     self.batch_shardings = {k: partitioning.batch_sharding(mesh, len(v.shape))
                             for k, v in self.batch_shapes.items()}
 
-    self.abstract_state, self.state_shardings = self._abstract_state()
+    boxed = jax.eval_shape(self._init_params_boxed, jax.random.key(0))
+    self.optimizer = optim.bind_param_axes(optimizer, boxed)  # Adafactor factors by logical names
+    self.abstract_state, self.state_shardings = self._abstract_state(boxed)
     rep = partitioning.replicated(mesh)
     self._init = jax.jit(self._init_fn, out_shardings=self.state_shardings)
     self.train_step = jax.jit(self._train_step, in_shardings=(self.state_shardings, self.batch_shardings),
@@ -86,21 +88,13 @@ class Trainer:
     params = nn.unbox(self._init_params_boxed(rng))
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=self.optimizer.init(params))
 
-  def _abstract_state(self) -> tuple[TrainState, TrainState]:
-    boxed = jax.eval_shape(self._init_params_boxed, jax.random.key(0))
+  def _abstract_state(self, boxed: PyTree) -> tuple[TrainState, TrainState]:
     param_shardings = partitioning.shardings_for(boxed, self.mesh)
     params = nn.unbox(boxed)
     opt_state = jax.eval_shape(self.optimizer.init, params)
     rep = partitioning.replicated(self.mesh)
-
-    def opt_leaf_sharding(leaf, param, sharding):
-      # Leaves shaped like their parameter (unfactored second moments, momentum) follow
-      # its sharding; factored row/column statistics are vectors and stay replicated.
-      return sharding if getattr(leaf, "shape", None) == param.shape else rep
-
-    opt_shardings = optax.tree_map_params(
-        self.optimizer, opt_leaf_sharding, opt_state, params, param_shardings,
-        transform_non_params=lambda _: rep, is_leaf=lambda x: isinstance(x, NamedSharding))
+    # Adafactor's statistics shard by the logical names of the dims they keep.
+    opt_shardings = optim.state_shardings(self.optimizer, opt_state, params, param_shardings, self.mesh)
     shardings = TrainState(step=rep, params=param_shardings, opt_state=opt_shardings)
     abstract = TrainState(step=jax.ShapeDtypeStruct((), jnp.int32), params=params, opt_state=opt_state)
     abstract = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abstract, shardings)
@@ -110,11 +104,19 @@ class Trainer:
     with partitioning.mesh_context(self.mesh):
       return self._init(jax.random.key(seed))
 
-  def replace_params(self, state: TrainState, params: PyTree) -> TrainState:
-    """A fresh optimizer state around given parameters (INITIAL_CHECKPOINT_PATH)."""
+  def replace_params(self, state: TrainState, params: PyTree, initial_step: int = 0) -> TrainState:
+    """A fresh optimizer state around given parameters (INITIAL_CHECKPOINT_PATH).
+
+    `initial_step`: the optimizer step the parameters were trained to (the checkpoint's
+    step counter, or `train.initial_checkpoint_step`). Adafactor continues counting from
+    it, as T5X does when it fine-tunes a pre-trained checkpoint, so its second-moment
+    decay is 1 - (initial_step + 1)^-0.8 from the first update instead of restarting at 0.
+    """
     params = jax.device_put(params, self.state_shardings.params)
     init_opt = jax.jit(self.optimizer.init, out_shardings=self.state_shardings.opt_state)
-    return state.replace(params=params, opt_state=init_opt(params), step=state.step)
+    opt_state = optim.with_initial_step(init_opt(params), initial_step)
+    opt_state = jax.device_put(opt_state, self.state_shardings.opt_state)
+    return state.replace(params=params, opt_state=opt_state, step=state.step)
 
   # -- loss and steps ----------------------------------------------------------------------
 

@@ -77,8 +77,11 @@ class DecodeHooks(Protocol):
   """How `decoding.Generator` drives one family's module (see decoding's module docstring).
 
   generation_error: None, or why this model cannot generate (scoring still works).
+  encoder_decoder: True where T5X's default decode is beam search with one beam (its
+    EncoderDecoderModel), False where it is greedy (its DecoderOnlyModel).
   """
   generation_error: str | None
+  encoder_decoder: bool
 
   def context(self, params: PyTree, inputs_BxS: Array) -> PyTree: ...
   def prefix(self, inputs_BxS: Array) -> tuple[Array, Array]: ...

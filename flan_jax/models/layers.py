@@ -73,12 +73,15 @@ class DenseGeneral(nn.Module):
   """Bias-free dense layer contracting the last `len(in_axes)` input dims.
 
   `in_features` / `out_features` are tuples; `axes` names the kernel's dims (input
-  dims first). Kernel init is variance scaling over the fan-in, times `init_scale`.
+  dims first). Kernel init is variance scaling over the fan-in, times `init_scale`:
+  normal (T5X's attention kernels) or, with `truncated`, a normal truncated at two
+  standard deviations and rescaled to the same std (T5X's MLP and logits kernels).
   """
   out_features: tuple[int, ...]
   axes: tuple[str, ...]
   num_in_dims: int = 1
   init_scale: float = 1.0
+  truncated: bool = False
   dtype: Dtype = jnp.float32
   param_dtype: Dtype = jnp.float32
 
@@ -87,7 +90,10 @@ class DenseGeneral(nn.Module):
     in_shape = x.shape[-self.num_in_dims:]
     kernel_shape = tuple(in_shape) + tuple(self.out_features)
     fan_in = int(np.prod(in_shape))
-    init = nn.initializers.normal(stddev=self.init_scale * fan_in ** -0.5)
+    std = self.init_scale * fan_in ** -0.5
+    # std of a unit normal truncated to [-2, 2]: 0.8796; divided out as variance_scaling does.
+    init = (nn.initializers.truncated_normal(stddev=std / 0.87962566103423978) if self.truncated
+            else nn.initializers.normal(stddev=std))
     kernel = _param(self, "kernel", init, kernel_shape, self.axes, self.param_dtype)
     # One plain [tokens, fan_in] x [fan_in, fan_out] matmul. Contracting several dims at
     # once (or leaving batch and length apart) gives the backward pass dots over two
@@ -126,12 +132,12 @@ class GatedMlp(nn.Module):
     h_BxLxF = None
     for i, act in enumerate(self.activations):
       name = "wi" if len(self.activations) == 1 else f"wi_{i}"
-      y = DenseGeneral((self.mlp_dim,), ("embed", "mlp"), dtype=self.dtype, name=name)(x_BxLxD)
+      y = DenseGeneral((self.mlp_dim,), ("embed", "mlp"), truncated=True, dtype=self.dtype, name=name)(x_BxLxD)
       y = _activation(act)(y)
       h_BxLxF = y if h_BxLxF is None else h_BxLxF * y
     h_BxLxF = constrain(h_BxLxF, ("batch", "length", "mlp"))
     h_BxLxF = nn.Dropout(self.dropout_rate, broadcast_dims=(-2,))(h_BxLxF, deterministic=deterministic)
-    return DenseGeneral((d,), ("mlp", "embed"), dtype=self.dtype, name="wo")(h_BxLxF)
+    return DenseGeneral((d,), ("mlp", "embed"), truncated=True, dtype=self.dtype, name="wo")(h_BxLxF)
 
 
 # ----------------------------------------------------------------------------------------
@@ -173,7 +179,9 @@ class RelativePositionBias(nn.Module):
   @nn.compact
   def __call__(self, qlen: int, klen: int, query_offset: Array | None = None) -> Array:
     """Bias [1, H, qlen, klen]; with `query_offset` (decoding) the query rows start there."""
-    table_HxN = _param(self, "rel_embedding", nn.initializers.normal(stddev=1.0),
+    # T5X: variance scaling, fan_avg, uniform (std sqrt(2 / (H + buckets)), ~0.2 for 32 + 16).
+    init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
+    table_HxN = _param(self, "rel_embedding", init,
                        (self.num_heads, self.num_buckets), ("heads", "relpos_buckets"), jnp.float32)
     full_q = klen if query_offset is not None else qlen
     rel = np.arange(klen)[None, :] - np.arange(full_q)[:, None]
@@ -291,7 +299,8 @@ class Attention(nn.Module):
     if bias is not None:
       logits = logits + bias.astype(jnp.float32)
     weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
-    weights = nn.Dropout(self.dropout_rate)(weights, deterministic=deterministic)
+    # One mask per (batch, head, key), shared by all queries: T5X's broadcast dims.
+    weights = nn.Dropout(self.dropout_rate, broadcast_dims=(-2,))(weights, deterministic=deterministic)
     if kvh != h:
       w = weights.reshape(weights.shape[0], kvh, h // kvh, *weights.shape[2:])
       out = jnp.einsum("bgqls,bgsk->blgqk", w, v_BxGxSxK).reshape(x_BxLxD.shape[:2] + (h, k))

@@ -181,6 +181,7 @@ def param_count(config: PaLMConfig) -> int:
 
 class DecoderOnlyHooks:
   """PaLM-style LM: the prompt is part of the decoder sequence, `[0] + prompt + continuation`."""
+  encoder_decoder = False  # T5X's DecoderOnlyModel decodes greedily by default
 
   def __init__(self, model: nn.Module):
     self.model = model

@@ -101,7 +101,7 @@ class Encoder(nn.Module):
     for i in range(cfg.num_encoder_layers):
       x = block(cfg, name=f"layers_{i}")(x, bias, None, None, deterministic, False)
     x = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="encoder_norm")(x)
-    return nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
+    return nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)  # elementwise, as T5X
 
 
 class Decoder(nn.Module):
@@ -144,7 +144,9 @@ class Decoder(nn.Module):
     if cfg.logits_via_embedding:
       logits = self.shared_embedding.attend(x) / jnp.sqrt(x.shape[-1]).astype(dt)
     else:
-      logits = layers.DenseGeneral((cfg.vocab_size,), ("embed", "vocab"), dtype=dt, name="logits_dense")(x)
+      # float32 output projection (T5X), truncated-normal init.
+      logits = layers.DenseGeneral((cfg.vocab_size,), ("embed", "vocab"), truncated=True, dtype=jnp.float32,
+                                   name="logits_dense")(x)
     return constrain(logits.astype(jnp.float32), ("batch", "length", "vocab"))
 
 
@@ -192,6 +194,7 @@ class Transformer(nn.Module):
 class EncoderDecoderHooks:
   """T5: the encoder runs once per batch; the decoder prefix is the start token 0."""
   generation_error = None
+  encoder_decoder = True  # T5X's default decode: beam search with one beam
 
   def __init__(self, model: nn.Module):
     self.model = model
