@@ -149,6 +149,7 @@ def run_entry_point(command: str, argv: Sequence[str], example_gin_file: str, en
     raise SystemExit(f"flan-jax {command}: give at least one --gin_file (e.g. {example_gin_file})")
   if before_parse is not None:
     before_parse()
+  gin.clear_config()  # one command, one config (matters when entry points run in one process)
   parse(files, bindings, finalize=False)
   check_config(bindings)
   gin.finalize()
