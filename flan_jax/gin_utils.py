@@ -139,6 +139,11 @@ def check_config(bindings: Sequence[str]) -> None:
     raise ValueError(f"{names} {'is' if len(missing) == 1 else 'are'} required: add {adds}")
 
 
+def strip_gin_context(message: str) -> str:
+  """Drops the "In call to configurable ..." lines gin appends to errors raised in an entry point."""
+  return re.sub(r"\n\s*In call to configurable .*\Z", "", message, flags=re.S)
+
+
 def run_entry_point(command: str, argv: Sequence[str], example_gin_file: str, entry, *,
                     before_parse=None) -> int:
   """`flan-jax COMMAND --gin_file=F --gin.K=V`: parse the flags and gin, then call `entry()`."""
@@ -159,7 +164,7 @@ def run_entry_point(command: str, argv: Sequence[str], example_gin_file: str, en
     # gin appends "In call to configurable ..." to errors raised inside an entry point; our
     # messages already name the setting at fault.
     message = str(e)
-    cleaned = re.sub(r"\n\s*In call to configurable .*\Z", "", message, flags=re.S)
+    cleaned = strip_gin_context(message)
     if cleaned == message:
       raise
     raise (FileNotFoundError if isinstance(e, FileNotFoundError) else ValueError)(cleaned) from e

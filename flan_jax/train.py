@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return gin_utils.run_entry_point("train", argv, "gin/recipes/quickstart.gin", train,
                                      before_parse=distributed.initialize_from_env)
   except run_guard.RunStopped as e:
-    print(f"flan-jax train: {e}", file=sys.stderr, flush=True)
+    print(f"flan-jax train: {gin_utils.strip_gin_context(str(e))}", file=sys.stderr, flush=True)
     return e.exit_code
 
 if __name__ == "__main__":
