@@ -99,6 +99,7 @@ class WriterLock:
     self.heartbeat_s, self.stale_after_s = heartbeat_s, stale_after_s
     self.stale: dict | None = None  # the previous holder, when its lock was stale
     self._fd = None
+    self._created_dir = False
     self._stop = threading.Event()
     self._thread = None
     self._me = {"pid": os.getpid(), "host": socket.gethostname(), "started": _now(),
@@ -170,6 +171,7 @@ class WriterLock:
     if self.use_marker:
       self._acquire_marker()
     else:
+      self._created_dir = not os.path.exists(self.model_dir)
       os.makedirs(self.model_dir, exist_ok=True)
       self._acquire_flock()
     return self
@@ -181,6 +183,10 @@ class WriterLock:
       fcntl.flock(self._fd, fcntl.LOCK_UN)
       os.close(self._fd)
       self._fd = None
+      if self._created_dir and os.listdir(self.model_dir) == [LOCK_NAME]:
+        # A run that stopped before writing anything (e.g. an unknown task) leaves no trace.
+        os.remove(self.path)
+        os.rmdir(self.model_dir)
     if self._thread is not None:
       self._stop.set()
       self._thread.join(timeout=5)

@@ -70,15 +70,14 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
   if initial_checkpoint_path and not resuming:
     checkpoints.check_params_path(initial_checkpoint_path)
 
-  # Fail fast on names before anything slow: task modules, the task, the model type.
-  data.import_task_modules(task_modules)
-  task = data.get_mixture_or_task(mixture_or_task_name)
-  model, converter = build_model(model_config)
-  data.check_vocabulary(task, model_config.vocab_size)
-
   with run_guard.StopSignals() as signals:
     lock = run_guard.acquire_writer_lock(model_dir, say)
     try:
+      # Fail fast on names before anything slow: task modules, the task, the model type.
+      data.import_task_modules(task_modules)
+      task = data.get_mixture_or_task(mixture_or_task_name)
+      model, converter = build_model(model_config)
+      data.check_vocabulary(task, model_config.vocab_size)
       return _run(**locals())
     finally:
       if lock is not None:

@@ -82,8 +82,8 @@ def test_sigterm_saves_on_both_processes_and_resumes_exactly_and_a_second_writer
   refused_after = time.time() - t0
   assert second.returncode == run_guard.EXIT_LOCKED, second.stderr[-2000:]
   assert f"pid {ref[0].pid} on host {socket.gethostname()}" in second.stderr, second.stderr[-2000:]
-  assert refused_after < 30, refused_after
-  print(f"second trainer refused after {refused_after:.1f}s")
+  assert "mesh" not in second.stdout, "refused before building the mesh or compiling anything"
+  print(f"second trainer refused after {refused_after:.1f}s")  # figures go in the report, not in asserts
   for rc, out, err in _finish(ref):
     assert rc == 0, err[-3000:]
 
