@@ -191,7 +191,7 @@ def _key_path(path) -> str:
   return "/".join(parts)
 
 
-class _Unreadable(Exception):
+class _Unreadable(CheckpointError):
   """A checkpoint step whose files cannot be read (truncated, missing, deleted metadata)."""
 
 
