@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import logging
 import os
 import re
 import time
@@ -36,6 +37,14 @@ def _abs(path: str) -> str:
   return path if "://" in path else os.path.abspath(path)
 
 
+class _DropOrbaxErrors(logging.Filter):
+  """Orbax logs a failed background save with a traceback per thread; RunCheckpoints reports
+  it as one line (SaveFailed), so those records are dropped while a run is saving."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not (record.levelno >= logging.ERROR and "orbax" in record.pathname)
+
+
 class RunCheckpoints:
   """Save / resume the train state of one run (MODEL_DIR) with orbax.
 
@@ -52,6 +61,8 @@ class RunCheckpoints:
         enable_async_checkpointing=async_save, create=True)
     self._saving: int | None = None
     self._manager = self._new_manager()
+    self._log_filter = _DropOrbaxErrors()
+    logging.getLogger("absl").addFilter(self._log_filter)
 
   def _new_manager(self) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(self.directory, options=self._options, item_names=("state", "data"))
@@ -69,7 +80,7 @@ class RunCheckpoints:
 
   def save(self, step: int, state: PyTree, data_state: dict) -> None:
     """Starts an asynchronous save of `step`; the caller decides when one is due."""
-    self.check()
+    self.wait()  # the previous save (orbax would wait for it too): its failure names its step
     self._saving = step
     try:
       self._manager.save(step, args=ocp.args.Composite(
@@ -176,8 +187,11 @@ class RunCheckpoints:
       raise self._save_failed(e) from e
 
   def close(self):
-    self.wait()
-    self._manager.close()
+    try:
+      self.wait()
+      self._manager.close()
+    finally:
+      logging.getLogger("absl").removeFilter(self._log_filter)
 
 
 def _key_path(path) -> str:
@@ -203,6 +217,11 @@ def _root_cause(e: BaseException) -> str:
     seen.add(id(e))
     chain.append(e)
     e = e.__cause__ or e.__context__
+  for err in chain:  # tensorstore reports an OS error inside its message
+    code = re.search(r"\[os_error_code='?(\d+)'?\]", str(err))
+    if code:
+      path = re.search(r'Failed (?:writing|reading): "([^"]+)"', str(err))
+      return f"[Errno {code.group(1)}] {os.strerror(int(code.group(1)))}" + (f": {path.group(1)}" if path else "")
   for err in reversed(chain):
     if isinstance(err, OSError) and err.strerror:
       where = f": {err.filename}" if err.filename else ""

@@ -242,6 +242,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      before_parse=distributed.initialize_from_env)
   except run_guard.RunStopped as e:
     print(f"flan-jax train: {gin_utils.strip_gin_context(str(e))}", file=sys.stderr, flush=True)
+    if isinstance(e, run_guard.SaveFailed):
+      # After an I/O failure tensorstore's writer threads cannot shut down cleanly and would
+      # print a traceback each at interpreter exit; the message above is the whole story.
+      sys.stdout.flush()
+      os._exit(e.exit_code)
     return e.exit_code
 
 if __name__ == "__main__":
