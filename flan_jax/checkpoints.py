@@ -17,6 +17,7 @@ import dataclasses
 import logging
 import os
 import re
+import sys
 import time
 from typing import Any
 
@@ -45,6 +46,16 @@ class _DropOrbaxErrors(logging.Filter):
     return not (record.levelno >= logging.ERROR and "orbax" in record.pathname)
 
 
+def _quiet_unraisable(previous):
+  """After a failed save, tensorstore completes its writes into orbax's closed event loop and
+  each one reports 'Event loop is closed' as an unraisable exception; those say nothing new."""
+  def hook(unraisable):
+    if isinstance(unraisable.exc_value, RuntimeError) and "Event loop is closed" in str(unraisable.exc_value):
+      return
+    previous(unraisable)
+  return hook
+
+
 class RunCheckpoints:
   """Save / resume the train state of one run (MODEL_DIR) with orbax.
 
@@ -63,6 +74,8 @@ class RunCheckpoints:
     self._manager = self._new_manager()
     self._log_filter = _DropOrbaxErrors()
     logging.getLogger("absl").addFilter(self._log_filter)
+    self._unraisablehook = sys.unraisablehook
+    sys.unraisablehook = _quiet_unraisable(self._unraisablehook)
 
   def _new_manager(self) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(self.directory, options=self._options, item_names=("state", "data"))
@@ -192,6 +205,7 @@ class RunCheckpoints:
       self._manager.close()
     finally:
       logging.getLogger("absl").removeFilter(self._log_filter)
+      sys.unraisablehook = self._unraisablehook
 
 
 def _key_path(path) -> str:
