@@ -12,12 +12,18 @@ StandardCheckpointer) and `model.json` (the model record, `flan_jax.models.recor
 """
 from __future__ import annotations
 
+import logging
 import os
+import re
+import sys
+import time
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from flan_jax.run_guard import SaveFailed
 
 PyTree = Any
 
@@ -30,39 +36,212 @@ def _abs(path: str) -> str:
   return path if "://" in path else os.path.abspath(path)
 
 
+class _DropOrbaxErrors(logging.Filter):
+  """Orbax logs a failed background save with a traceback per thread; RunCheckpoints reports
+  it as one line (SaveFailed), so those records are dropped while a run is saving."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not (record.levelno >= logging.ERROR and "orbax" in record.pathname)
+
+
+def _quiet_unraisable(previous):
+  """After a failed save, tensorstore completes its writes into orbax's closed event loop and
+  each one reports 'Event loop is closed' as an unraisable exception; those say nothing new."""
+  def hook(unraisable):
+    if isinstance(unraisable.exc_value, RuntimeError) and "Event loop is closed" in str(unraisable.exc_value):
+      return
+    previous(unraisable)
+  return hook
+
+
 class RunCheckpoints:
-  """Save / resume the train state of one run (MODEL_DIR) with orbax."""
+  """Save / resume the train state of one run (MODEL_DIR) with orbax.
+
+  Saves are asynchronous; a save that fails in the background (disk full, permissions)
+  surfaces as `run_guard.SaveFailed` at the next `check()`, which the loop calls every
+  step. `restore_latest` validates the newest step before training from it.
+  """
 
   def __init__(self, model_dir: str, *, max_to_keep: int | None = 3, async_save: bool = True):
-    self.directory = os.path.join(_abs(model_dir), "checkpoints")
-    options = ocp.CheckpointManagerOptions(
+    self.model_dir = _abs(model_dir)
+    self.directory = os.path.join(self.model_dir, "checkpoints")
+    self._options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep,
         enable_async_checkpointing=async_save, create=True)
-    self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "data"))
+    self._saving: int | None = None
+    self._manager = self._new_manager()
+    self._log_filter = _DropOrbaxErrors()
+    logging.getLogger("absl").addFilter(self._log_filter)
+    self._unraisablehook = sys.unraisablehook
+    sys.unraisablehook = _quiet_unraisable(self._unraisablehook)
+
+  def _new_manager(self) -> ocp.CheckpointManager:
+    return ocp.CheckpointManager(self.directory, options=self._options, item_names=("state", "data"))
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
+
+  def _save_failed(self, e: BaseException) -> SaveFailed:
+    step = "" if self._saving is None else f" of step {self._saving}"
+    return SaveFailed(f"saving the checkpoint{step} to {self.directory} failed: {_root_cause(e)}. "
+                      "Earlier checkpoints are intact; fix the cause and rerun to resume.")
+
   def save(self, step: int, state: PyTree, data_state: dict) -> None:
     """Starts an asynchronous save of `step`; the caller decides when one is due."""
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)), force=True)
+    self.wait()  # the previous save (orbax would wait for it too): its failure names its step
+    self._saving = step
+    try:
+      self._manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)), force=True)
+    except Exception as e:  # orbax and tensorstore raise assorted types for I/O failures
+      raise self._save_failed(e) from e
+
+  def check(self) -> None:
+    """Raises SaveFailed if a background save has failed (cheap; called every step)."""
+    try:
+      self._manager.check_for_errors()
+    except Exception as e:
+      raise self._save_failed(e) from e
+
+  # -- restore -----------------------------------------------------------------------------
+
+  def step_path(self, step: int) -> str:
+    return os.path.join(self.directory, str(step))
+
+  def _readable_or_raise(self, step: int, abstract_state: PyTree) -> None:
+    """Checks the files of `step` and that its arrays match `abstract_state` in structure and
+    shape. Unreadable -> _Unreadable; readable but a different model -> CheckpointError."""
+    state_dir = os.path.join(self.step_path(step), "state")
+    for name in ("_METADATA", "manifest.ocdbt"):
+      if not os.path.isfile(os.path.join(state_dir, name)):
+        raise _Unreadable(f"{os.path.join(state_dir, name)} is missing")
+    if not os.path.isfile(os.path.join(self.step_path(step), "data", "metadata")):
+      raise _Unreadable(f"{os.path.join(self.step_path(step), 'data', 'metadata')} is missing")
+    try:
+      from etils import epath
+      meta = ocp.StandardCheckpointHandler().metadata(epath.Path(state_dir))
+    except Exception as e:
+      raise _Unreadable(f"{state_dir}/_METADATA cannot be read: {_root_cause(e)}") from e
+    tree = getattr(meta, "tree", meta)
+    saved = {_key_path(k): tuple(getattr(v, "shape", ()) or ())
+             for k, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    wanted = {_key_path(k): tuple(v.shape) for k, v in jax.tree_util.tree_flatten_with_path(abstract_state)[0]}
+    if saved.keys() != wanted.keys() or any(saved[k] != wanted[k] for k in wanted):
+      missing = sorted(wanted.keys() - saved.keys())[:3]
+      extra = sorted(saved.keys() - wanted.keys())[:3]
+      shapes = [f"{k}: saved {saved[k]} vs model {wanted[k]}" for k in sorted(wanted.keys() & saved.keys())
+                if saved[k] != wanted[k]][:3]
+      detail = "; ".join(filter(None, [missing and f"not in the checkpoint: {missing}",
+                                       extra and f"not in the model: {extra}",
+                                       shapes and f"shapes differ: {shapes}"]))
+      raise CheckpointError(
+          f"checkpoint {self.step_path(step)} was written for another model or optimizer ({detail}). "
+          "Start a new MODEL_DIR, or pass the old run as INITIAL_CHECKPOINT_PATH (parameters only).")
 
   def restore(self, step: int, abstract_state: PyTree) -> tuple[PyTree, dict]:
     """Restores onto the shardings in `abstract_state` (any mesh, not only the saving one)."""
+    self._readable_or_raise(step, abstract_state)
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
-    except (ValueError, KeyError, FileNotFoundError) as e:
-      raise CheckpointError(
-          f"cannot restore step {step} from {self.directory}: {e}. If the model or optimizer "
-          "changed since it was written, start a new MODEL_DIR or pass the old run as "
-          "INITIAL_CHECKPOINT_PATH (parameters only).") from e
+    except Exception as e:  # tensorstore / orbax errors on truncated or missing array files
+      raise _Unreadable(f"{self.step_path(step)} cannot be read: {_root_cause(e)}") from e
     return restored.state, dict(restored.data)
 
-  def close(self):
-    self._manager.wait_until_finished()
+  def restore_latest(self, abstract_state: PyTree, *, fallback: bool = False,
+                     say=print) -> tuple[int, PyTree, dict] | None:
+    """(step, state, data state) of the newest checkpoint, validated; None if there is none.
+
+    An unreadable newest step is an error naming its path, unless `fallback` (the gin flag
+    `train.fallback_to_previous_checkpoint`): then it is moved to
+    MODEL_DIR/checkpoints_unreadable/ (kept, not deleted) and the previous step is tried.
+    """
+    steps = sorted(self.all_steps(), reverse=True)
+    for i, step in enumerate(steps):
+      try:
+        state, data_state = self.restore(step, abstract_state)
+        return step, state, data_state
+      except _Unreadable as e:
+        previous = steps[i + 1] if i + 1 < len(steps) else None
+        if not fallback or previous is None:
+          hint = (f"the previous checkpoint is step {previous}: to resume from it, add "
+                  f"--gin.train.fallback_to_previous_checkpoint=True (step {step} will be moved to "
+                  f"{os.path.join(self.model_dir, 'checkpoints_unreadable')})" if previous is not None
+                  else "there is no earlier checkpoint; move it away to start afresh")
+          raise CheckpointError(f"checkpoint step {step} is unreadable: {e}; {hint}") from None
+        self._set_aside(step)
+        say(f"checkpoint step {step} is unreadable ({e}); moved it to "
+            f"{os.path.join(self.model_dir, 'checkpoints_unreadable')} and trying step {previous} "
+            "(train.fallback_to_previous_checkpoint=True)")
+    return None
+
+  def _set_aside(self, step: int) -> None:
+    aside = os.path.join(self.model_dir, "checkpoints_unreadable")
+    if jax.process_index() == 0:
+      os.makedirs(aside, exist_ok=True)
+      target = os.path.join(aside, f"{step}-{int(time.time())}")
+      os.rename(self.step_path(step), target)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      multihost_utils.sync_global_devices(f"flan_jax set aside checkpoint {step}")
     self._manager.close()
+    self._manager = self._new_manager()
+
+  def wait(self):
+    try:
+      self._manager.wait_until_finished()
+      self._manager.check_for_errors()
+    except Exception as e:
+      raise self._save_failed(e) from e
+
+  def close(self):
+    try:
+      self.wait()
+      self._manager.close()
+    finally:
+      logging.getLogger("absl").removeFilter(self._log_filter)
+      sys.unraisablehook = self._unraisablehook
+
+
+def _key_path(path) -> str:
+  """'params/decoder/layers_0/...' for a key path of dicts, lists or dataclasses alike."""
+  parts = []
+  for k in path:
+    for attr in ("key", "name", "idx"):
+      if hasattr(k, attr):
+        parts.append(str(getattr(k, attr)))
+        break
+  return "/".join(parts)
+
+
+class _Unreadable(CheckpointError):
+  """A checkpoint step whose files cannot be read (truncated, missing, deleted metadata)."""
+
+
+def _root_cause(e: BaseException) -> str:
+  """One line for an exception chain: the innermost OSError if any (disk full, permissions),
+  else the first line of the outermost message."""
+  seen, chain = set(), []
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    chain.append(e)
+    e = e.__cause__ or e.__context__
+  for err in chain:  # tensorstore reports an OS error inside its message
+    code = re.search(r"\[os_error_code='?(\d+)'?\]", str(err))
+    if code:
+      path = re.search(r'Failed (?:writing|reading): "([^"]+)"', str(err))
+      return f"[Errno {code.group(1)}] {os.strerror(int(code.group(1)))}" + (f": {path.group(1)}" if path else "")
+  for err in reversed(chain):
+    if isinstance(err, OSError) and err.strerror:
+      where = f": {err.filename}" if err.filename else ""
+      return f"{type(err).__name__}: [Errno {err.errno}] {err.strerror}{where}"
+  text = str(chain[0]).strip().splitlines()
+  line = text[0] if text else type(chain[0]).__name__
+  line = line.split(" See full TensorStore details")[0]
+  return (line[:400] + "...") if len(line) > 400 else line
 
 
 def save_params(directory: str, params: PyTree, gin_config: str | None = None) -> None:
@@ -104,6 +283,24 @@ def _metadata_tree(item: str) -> PyTree:
     logging.disable(logging.NOTSET)
   tree = getattr(meta, "item_metadata", meta)
   return getattr(tree, "tree", tree)
+def has_run_checkpoints(model_dir: str) -> bool:
+  """Whether MODEL_DIR already holds a step to resume from (local paths; looked at, not validated)."""
+  directory = os.path.join(_abs(model_dir), "checkpoints")
+  if "://" in directory:
+    return True  # resolved by the manager; INITIAL_CHECKPOINT_PATH is then checked when loaded
+  return os.path.isdir(directory) and any(d.isdigit() for d in os.listdir(directory))
+
+
+def check_params_path(path: str) -> None:
+  """Fails early, naming the path, if INITIAL_CHECKPOINT_PATH is not a checkpoint we can load."""
+  if "://" in path:
+    return
+  if not os.path.exists(path):
+    raise CheckpointError(f"INITIAL_CHECKPOINT_PATH {path} does not exist")
+  try:
+    _find_params_item(path)
+  except CheckpointError as e:
+    raise CheckpointError(f"INITIAL_CHECKPOINT_PATH: {e}") from None
 
 
 def load_params(path: str, abstract_params: PyTree | None = None) -> PyTree:

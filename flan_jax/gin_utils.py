@@ -7,6 +7,7 @@ statements inside them resolve against that directory too.
 from __future__ import annotations
 
 import ast
+import difflib
 import logging
 import os
 import pathlib
@@ -36,7 +37,12 @@ def resolve_gin_file(name: str) -> str:
     if candidate.is_file():
       return str(candidate)
   recipes = sorted(p.name for p in (root / "recipes").glob("*.gin"))
-  raise FileNotFoundError(f"gin file {name!r} not found (looked in . and {root}); recipes: {', '.join(recipes)}")
+  base = os.path.basename(stripped if stripped.endswith(".gin") else stripped + ".gin")
+  found = sorted("gin/" + str(p.relative_to(root)) for p in root.rglob(base))
+  hint = f"; write --gin_file={found[0]}" if len(found) == 1 else (
+      f"; did you mean one of {', '.join(found)}?" if found else "")
+  raise FileNotFoundError(f"gin file {name!r} not found (looked in . and {root}){hint}; recipes "
+                          f"(gin/recipes/): {', '.join(recipes)}")
 
 
 _IDENT = re.compile(r"^[A-Za-z_][\w./]*$")
@@ -97,6 +103,47 @@ def parse(files: Sequence[str], bindings: Sequence[str], *, finalize: bool = Tru
     gin.finalize()
 
 
+_MACRO = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_PLACEHOLDERS = {"MODEL_DIR": "DIR", "CHECKPOINT_PATH": "PATH", "INITIAL_CHECKPOINT_PATH": "PATH",
+                 "INFER_OUTPUT_DIR": "DIR", "MIXTURE_OR_TASK_NAME": "NAME", "EVAL_MIXTURES_OR_TASKS": "NAMES",
+                 "TRAIN_STEPS": "N", "BATCH_SIZE": "N"}
+
+
+def _macros(config: str) -> tuple[dict[str, str], set[str]]:
+  """({macro: value text} defined, {macro} referenced as %NAME) in gin's config string."""
+  defined = {}
+  for line in config.splitlines():
+    m = re.match(r"^([A-Z][A-Z0-9_]*) = (.*)$", line)
+    if m:
+      defined[m.group(1)] = m.group(2).strip()
+  referenced = set(re.findall(r"%([A-Za-z_][\w.]*)", config))
+  return defined, referenced
+
+
+def check_config(bindings: Sequence[str]) -> None:
+  """Checks the parsed config before anything runs: every macro given with --gin.NAME= is used
+  by some binding (else a typo: suggest close names), and no used macro is left %gin.REQUIRED."""
+  config = gin.config_str()
+  defined, referenced = _macros(config)
+  for b in bindings:
+    key, value = (part.strip() for part in b.split("=", 1))
+    if _MACRO.match(key) and key not in referenced:
+      close = difflib.get_close_matches(key, sorted((set(defined) | referenced) - {key}), n=3, cutoff=0.6)
+      hint = f"; did you mean {' or '.join(close)}?" if close else ""
+      raise ValueError(f"--gin.{key}={value}: no binding in the config uses %{key}, so it would have no "
+                       f"effect{hint}")
+  missing = [k for k, v in defined.items() if v == "%gin.REQUIRED" and k in referenced]
+  if missing:
+    adds = " ".join(f"--gin.{k}={_PLACEHOLDERS.get(k, 'VALUE')}" for k in missing)
+    names = " and ".join(missing)
+    raise ValueError(f"{names} {'is' if len(missing) == 1 else 'are'} required: add {adds}")
+
+
+def strip_gin_context(message: str) -> str:
+  """Drops the "In call to configurable ..." lines gin appends to errors raised in an entry point."""
+  return re.sub(r"\n\s*In call to configurable .*\Z", "", message, flags=re.S)
+
+
 def run_entry_point(command: str, argv: Sequence[str], example_gin_file: str, entry, *,
                     before_parse=None) -> int:
   """`flan-jax COMMAND --gin_file=F --gin.K=V`: parse the flags and gin, then call `entry()`."""
@@ -107,6 +154,18 @@ def run_entry_point(command: str, argv: Sequence[str], example_gin_file: str, en
     raise SystemExit(f"flan-jax {command}: give at least one --gin_file (e.g. {example_gin_file})")
   if before_parse is not None:
     before_parse()
-  parse(files, bindings)
-  entry()
+  gin.clear_config()  # one command, one config (matters when entry points run in one process)
+  parse(files, bindings, finalize=False)
+  check_config(bindings)
+  gin.finalize()
+  try:
+    entry()
+  except (ValueError, FileNotFoundError) as e:
+    # gin appends "In call to configurable ..." to errors raised inside an entry point; our
+    # messages already name the setting at fault.
+    message = str(e)
+    cleaned = strip_gin_context(message)
+    if cleaned == message:
+      raise
+    raise (FileNotFoundError if isinstance(e, FileNotFoundError) else ValueError)(cleaned) from e
   return 0

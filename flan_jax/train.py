@@ -17,7 +17,7 @@ import gin
 import jax
 
 from flan_jax import (checkpoints, compile_cache, data, distributed, evaluation, flops, gin_utils, host_memory,
-                      metrics, models, optim, partitioning, trainer)
+                      metrics, models, optim, partitioning, run_guard, trainer)
 from flan_jax.models import build_model, record
 
 
@@ -37,6 +37,7 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
           data_sharding: str = "per_process",
           peak_flops_per_device: float | None = None, eval_period: int = 0,
           eval_mixture_or_task_name: str | None = None, eval_max_examples: int = 16,
+          on_nonfinite: str = "stop", fallback_to_previous_checkpoint: bool = False,
           stop_after_steps: int | None = None) -> list[dict]:
   """Fine-tunes `model_config` on a seqio task or mixture; resumes from MODEL_DIR if it has a checkpoint.
 
@@ -45,25 +46,58 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
   greedy) by `flan_jax.evaluation`; results go to the console, MODEL_DIR/eval and
   TensorBoard, and a failing evaluation does not stop the run.
 
+  A run survives (exit codes in `flan_jax.run_guard`): SIGTERM/SIGINT save the current
+  step and exit 75; a non-finite loss, gradient norm or state stops the run before
+  anything non-finite is saved (`on_nonfinite='stop'`, exit 65) or skips that step's
+  update (`'skip'`, counted in the `nonfinite` metric); a second trainer on the same
+  MODEL_DIR is refused (exit 73); a failed save stops the run at the next step (exit 74).
+  An unreadable newest checkpoint is an error unless `fallback_to_previous_checkpoint`.
+
   Returns the logged metrics (one dict per logging step of this process).
   """
   compile_cache.enable()
   is_chief = jax.process_index() == 0
   say = (lambda *a: print(*a, flush=True)) if is_chief else (lambda *a: None)
 
-  # Fail fast on names before anything slow: task modules, the task, the model type.
-  data.import_task_modules(task_modules)
-  from flan_jax.tasks import api as tasks_api  # pylint: disable=g-import-not-at-top
-  tasks_api.configure_fewshot_budget(task_feature_lengths)  # few-shot prompts fit the inputs
-  task = data.get_mixture_or_task(mixture_or_task_name)
-  model, converter = build_model(model_config)
-  data.check_vocabulary(task, model_config.vocab_size)
+  # Settings first: nothing is written and nothing slow runs before they are known good.
+  run_guard.check_positive(TRAIN_STEPS=train_steps, CHECKPOINT_PERIOD=checkpoint_period, BATCH_SIZE=batch_size,
+                           NUM_MICROBATCHES=num_microbatches, **{"train.log_every": log_every})
+  if batch_size % num_microbatches:
+    raise ValueError(f"BATCH_SIZE={batch_size} is not divisible by NUM_MICROBATCHES={num_microbatches}; "
+                     "choose a NUM_MICROBATCHES that divides BATCH_SIZE")
+  if on_nonfinite not in ("stop", "skip"):
+    raise ValueError(f"train.on_nonfinite={on_nonfinite!r}: use 'stop' or 'skip'")
+  run_guard.check_model_dir(model_dir)
+  resuming = checkpoints.has_run_checkpoints(model_dir)
+  if initial_checkpoint_path and not resuming:
+    checkpoints.check_params_path(initial_checkpoint_path)
 
+  with run_guard.StopSignals() as signals:
+    lock = run_guard.acquire_writer_lock(model_dir, say)
+    try:
+      # Fail fast on names before anything slow: task modules, the task, the model type.
+      data.import_task_modules(task_modules)
+      from flan_jax.tasks import api as tasks_api  # pylint: disable=g-import-not-at-top
+      tasks_api.configure_fewshot_budget(task_feature_lengths)  # few-shot prompts fit the inputs
+      task = data.get_mixture_or_task(mixture_or_task_name)
+      model, converter = build_model(model_config)
+      data.check_vocabulary(task, model_config.vocab_size)
+      return _run(**locals())
+    finally:
+      if lock is not None:
+        lock.release()
+
+
+def _run(*, model_dir, task, task_feature_lengths, batch_size, train_steps, model_config, optimizer, mesh,
+         initial_checkpoint_path, initial_checkpoint_step, use_cached_tasks, num_microbatches, z_loss, label_smoothing,
+         loss_normalizing_factor, checkpoint_period, keep_checkpoints, async_checkpointing, log_every, seed,
+         data_seed, pack, data_sharding, peak_flops_per_device, eval_period, eval_mixture_or_task_name,
+         eval_max_examples, on_nonfinite, fallback_to_previous_checkpoint, stop_after_steps, is_chief, say,
+         model, converter, signals, **_) -> list[dict]:
   device_mesh = partitioning.make_mesh(mesh)
   say(f"mesh {dict(device_mesh.shape)} over {jax.device_count()} {jax.devices()[0].platform} devices "
       f"in {jax.process_count()} process(es)")
   ckpts = checkpoints.RunCheckpoints(model_dir, max_to_keep=keep_checkpoints, async_save=async_checkpointing)
-  start_step = ckpts.latest_step() or 0
 
   batches = data.BatchIterator(task.name, task_feature_lengths, batch_size, feature_converter=converter,
                                pack=pack, seed=data_seed, use_cached=use_cached_tasks, sharding=data_sharding)
@@ -71,14 +105,17 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
   tx, lr_fn = optim.make_optimizer(optimizer, train_steps)
   loss_cfg = trainer.LossConfig(z_loss, label_smoothing, loss_normalizing_factor)
   tr = trainer.Trainer(model, tx, device_mesh, example, loss=loss_cfg, num_microbatches=num_microbatches,
-                       learning_rate_fn=lr_fn, dropout_seed=seed)
+                       learning_rate_fn=lr_fn, dropout_seed=seed, skip_nonfinite_steps=on_nonfinite == "skip")
 
-  if start_step:
+  if ckpts.latest_step() is not None:  # a MODEL_DIR of another model is named before any restore
     record.check_same_model(model_dir, model_config)
-    state, data_state = ckpts.restore(start_step, tr.abstract_state)
+  restored = ckpts.restore_latest(tr.abstract_state, fallback=fallback_to_previous_checkpoint, say=say)
+  if restored:
+    start_step, state, data_state = restored
     batches.restore(data_state)
     say(f"resumed from {ckpts.directory} at step {start_step}")
   else:
+    start_step = 0
     state = tr.init_state(seed)
     if initial_checkpoint_path:
       params, ckpt_step = checkpoints.load_params_and_step(initial_checkpoint_path, tr.abstract_state.params)
@@ -110,34 +147,118 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
         model, device_mesh, eval_mixture_or_task_name, max_examples=eval_max_examples,
         input_length=task_feature_lengths["inputs"], max_decode_len=task_feature_lengths["targets"])
 
+  guard = _DivergenceGuard(on_nonfinite, ckpts, say)
+
+  def save(step: int) -> None:
+    guard.check()
+    if not tr.state_is_finite(state):
+      raise run_guard.Diverged(f"parameters or optimizer state became non-finite at step {step}; not saved. "
+                               f"{guard.last_good()}. {_DIVERGED_HINT}")
+    ckpts.save(step, state, batches.state())
+
   step = start_step
   t_start = time.perf_counter()
-  for step in range(start_step + 1, end_step + 1):
-    local = next(batches)
-    state, step_metrics = tr.step(state, trainer.global_batch(local, tr.batch_shardings))
-    logger.add(step_metrics, data.non_padding_tokens(local) * jax.process_count())
-    if step == start_step + 1:
-      jax.block_until_ready(step_metrics)
-      say(f"compiled and ran the first step in {time.perf_counter() - t_start:.1f}s")
-      logger.log(step)
-      logger.reset_clock()
-    elif step % log_every == 0 or step == end_step:
-      logger.log(step)
-    if step % checkpoint_period == 0 or step == end_step:
-      ckpts.save(step, state, batches.state())
-    if evaluator is not None and (step % eval_period == 0 or step == end_step):
-      evaluation.evaluate_during_training(evaluator, state.params, step, model_dir, say)
-  ckpts.close()
-  logger.close()
+  try:
+    for step in range(start_step + 1, end_step + 1):
+      local = next(batches)
+      state, step_metrics = tr.step(state, trainer.global_batch(local, tr.batch_shardings))
+      guard.add(step, step_metrics["nonfinite"])
+      logger.add(step_metrics, data.non_padding_tokens(local) * jax.process_count())
+      ckpts.check()  # a background save that failed stops the run here
+      stop = signals.should_stop()
+      if step == start_step + 1:
+        jax.block_until_ready(step_metrics)
+        say(f"compiled and ran the first step in {time.perf_counter() - t_start:.1f}s")
+        logger.log(step)
+        logger.reset_clock()
+        guard.check()
+      elif step % log_every == 0 or step == end_step or stop:
+        logger.log(step)
+        guard.check()
+      if step % checkpoint_period == 0 or step == end_step or stop:
+        save(step)
+      if stop:
+        ckpts.wait()
+        raise run_guard.Preempted(
+            f"{signals.received} at step {step}: saved checkpoint {ckpts.step_path(step)}; "
+            f"run the same command to resume (exit code {run_guard.EXIT_PREEMPTED})")
+      if evaluator is not None and (step % eval_period == 0 or step == end_step):
+        evaluation.evaluate_during_training(evaluator, state.params, step, model_dir, say)
+    ckpts.close()
+  except run_guard.SaveFailed:
+    raise
+  except BaseException:
+    # Stopping for another reason: let saves already under way finish, so that the
+    # checkpoints the message names are complete.
+    try:
+      ckpts.close()
+    except run_guard.SaveFailed as e:
+      say(f"also: {e}")
+    raise
+  finally:
+    logger.close()
   if step > start_step:
-    say(f"done: step {step}, checkpoint in {ckpts.directory}")
+    skipped = f" ({guard.skipped} non-finite steps skipped)" if guard.skipped else ""
+    say(f"done: step {step}, checkpoint in {ckpts.directory}{skipped}")
   return logger.history
 
 
+_DIVERGED_HINT = ("Lower LEARNING_RATE and resume, or add --gin.train.on_nonfinite=\"'skip'\" to skip "
+                  "such steps")
+
+
+class _DivergenceGuard:
+  """Collects each step's `nonfinite` flag (a device scalar) and checks them in batches, at
+  logging steps and before every save, so the loop never waits on the device just for this."""
+
+  def __init__(self, mode: str, ckpts: checkpoints.RunCheckpoints, say):
+    self.mode, self.ckpts, self.say = mode, ckpts, say
+    self.pending: list[tuple[int, Any]] = []
+    self.skipped = 0
+
+  def add(self, step: int, nonfinite) -> None:
+    self.pending.append((step, nonfinite))
+
+  def last_good(self) -> str:
+    self.ckpts.wait()
+    last = self.ckpts.latest_step()
+    return (f"Last good checkpoint: {self.ckpts.step_path(last)}" if last is not None
+            else f"No checkpoint was saved in {self.ckpts.directory}")
+
+  def check(self) -> None:
+    if not self.pending:
+      return
+    flags = jax.device_get([f for _, f in self.pending])
+    bad = [s for (s, _), f in zip(self.pending, flags) if f > 0]
+    self.pending.clear()
+    if not bad:
+      return
+    if self.mode == "skip":
+      self.skipped += len(bad)
+      shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
+      self.say(f"non-finite loss or gradient norm at step(s) {shown}: update skipped "
+               f"({self.skipped} skipped so far)")
+      return
+    raise run_guard.Diverged(f"non-finite loss or gradient norm at step {bad[0]}; stopped without saving it. "
+                             f"{self.last_good()}. {_DIVERGED_HINT}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+  """Exit codes: 0 done, 2 configuration error, and those of `flan_jax.run_guard` (65 diverged,
+  73 MODEL_DIR locked, 74 save failed, 75 preempted)."""
   argv = list(sys.argv[1:] if argv is None else argv)
   host_memory.retain_freed_memory_on_cpu()
-  return gin_utils.run_entry_point("train", argv, "gin/recipes/quickstart.gin", train, before_parse=distributed.initialize_from_env)
+  try:
+    return gin_utils.run_entry_point("train", argv, "gin/recipes/quickstart.gin", train,
+                                     before_parse=distributed.initialize_from_env)
+  except run_guard.RunStopped as e:
+    print(f"flan-jax train: {gin_utils.strip_gin_context(str(e))}", file=sys.stderr, flush=True)
+    if isinstance(e, run_guard.SaveFailed):
+      # After an I/O failure tensorstore's writer threads cannot shut down cleanly and would
+      # print a traceback each at interpreter exit; the message above is the whole story.
+      sys.stdout.flush()
+      os._exit(e.exit_code)
+    return e.exit_code
 
 if __name__ == "__main__":
   sys.exit(main())

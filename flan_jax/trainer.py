@@ -49,9 +49,11 @@ class Trainer:
 
   def __init__(self, model: nn.Module, optimizer: optax.GradientTransformation, mesh: Mesh,
                example_batch: dict[str, jax.ShapeDtypeStruct], *, loss: LossConfig = LossConfig(),
-               num_microbatches: int = 1, learning_rate_fn: Callable | None = None, dropout_seed: int = 0):
+               num_microbatches: int = 1, learning_rate_fn: Callable | None = None, dropout_seed: int = 0,
+               skip_nonfinite_steps: bool = False):
     self.model, self.mesh = model, mesh
     self.family = models.family_for(model)
+    self.skip_nonfinite_steps = skip_nonfinite_steps
     self.loss_config = loss
     self.num_microbatches = num_microbatches
     self.learning_rate_fn = learning_rate_fn
@@ -75,6 +77,7 @@ class Trainer:
     self._init = jax.jit(self._init_fn, out_shardings=self.state_shardings)
     self.train_step = jax.jit(self._train_step, in_shardings=(self.state_shardings, self.batch_shardings),
                               out_shardings=(self.state_shardings, rep), donate_argnums=(0,))
+    self._state_is_finite = jax.jit(_all_finite, in_shardings=(self.state_shardings,), out_shardings=rep)
     self.eval_step = jax.jit(self._eval_step, in_shardings=(self.state_shardings.params, self.batch_shardings),
                              out_shardings=rep)
 
@@ -155,12 +158,22 @@ class Trainer:
       (loss, aux, grads), _ = jax.lax.scan(body, init, (jnp.arange(m), micro))
     updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
+    grad_norm = optax.tree.norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    if self.skip_nonfinite_steps:
+      # The divergence guard's "skip" mode: a step whose loss, gradients or new state are
+      # not finite leaves parameters and optimizer state as they were (the step counter
+      # still advances with the data); `skipped` counts it.
+      finite &= _all_finite((params, opt_state))
+      params, opt_state = jax.tree.map(lambda new, old: jnp.where(finite, new, old),
+                                       (params, opt_state), (state.params, state.opt_state))
     metrics = {
         "loss": loss,
         "z_loss": aux["z_loss"],
         "accuracy": aux["correct"] / jnp.maximum(aux["tokens"], 1.0),
         "target_tokens": aux["tokens"],
-        "grad_norm": optax.tree.norm(grads),
+        "grad_norm": grad_norm,
+        "nonfinite": 1.0 - finite.astype(jnp.float32),
     }
     if self.learning_rate_fn is not None:
       metrics["learning_rate"] = jnp.asarray(self.learning_rate_fn(state.step), jnp.float32)
@@ -183,9 +196,19 @@ class Trainer:
     with partitioning.mesh_context(self.mesh):
       return self.train_step(state, batch)
 
+  def state_is_finite(self, state: TrainState) -> bool:
+    """Whether every parameter and optimizer-state value is finite (checked before a save)."""
+    with partitioning.mesh_context(self.mesh):
+      return bool(self._state_is_finite(state))
+
   def evaluate(self, params: PyTree, batch: Batch) -> dict:
     with partitioning.mesh_context(self.mesh):
       return self.eval_step(params, batch)
+
+
+def _all_finite(tree: PyTree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
 def global_batch(local_batch: dict[str, np.ndarray], shardings: dict[str, NamedSharding]) -> Batch:
