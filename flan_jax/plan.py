@@ -432,9 +432,18 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(prog="flan-jax plan", description=__doc__.split("\n\n")[0])
   parser.add_argument("--topology", required=True, help="v4-512, v5p-1024, v5e-256, h100x64, ...")
   parser.add_argument("--mfu", type=float, default=0.5, help="model FLOPs utilisation assumed for step time")
+  parser.add_argument("--compile", action="store_true",
+                      help="also compile the trainer's step with XLA:TPU for the slice (needs libtpu: .[tpu])")
+  parser.add_argument("--search", action="store_true",
+                      help="rank mesh / remat / microbatch settings analytically, compile the best few")
+  parser.add_argument("--num_slices", type=int, default=None, help="multi-slice: slices joined by DCN")
+  parser.add_argument("--compile_top", type=int, default=2, help="--search: how many settings to compile")
   args = parser.parse_args(rest)
   if not files:
     parser.error("give at least one --gin_file (e.g. gin/recipes/flan_palm_540b.gin)")
+  if args.compile or args.search:
+    from flan_jax.planning import cli
+    return cli.run(files, bindings, args)
   topology = parse_topology(args.topology)
   planner = Planner(recipe_from_gin(files, bindings))
   plan = planner.plan(topology, args.mfu)

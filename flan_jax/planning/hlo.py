@@ -193,12 +193,28 @@ class _Walker:
 
   # -- loop trip counts ----------------------------------------------------------------
 
+  def _unwrap(self, ins: Instr | None) -> Instr | None:
+    """A fusion wrapping one scalar op (as the CPU backend emits) -> that op on the fusion's operands."""
+    if ins is None or ins.opcode != "fusion":
+      return ins
+    fused = self.comps.get(_attr_comp(ins.attrs, "calls") or "", [])
+    root = next((i for i in fused if i.is_root), None)
+    if root is None or root.opcode in ("fusion", "parameter"):
+      return ins
+    params = {i.name: int(i.args) for i in fused if i.opcode == "parameter" and i.args.strip().isdigit()}
+    if not all(o in params for o in root.operands):
+      return ins
+    return dataclasses.replace(root, operands=[ins.operands[params[o]] for o in root.operands])
+
   def trip_count(self, loop: Instr) -> int | None:
+    known = re.search(r'"known_trip_count":\{"n":"(\d+)"', loop.attrs)
+    if known:
+      return int(known.group(1))
     cond = self.comps.get(_attr_comp(loop.attrs, "condition") or "")
     body = self.comps.get(_attr_comp(loop.attrs, "body") or "")
     if not cond or not body:
       return None
-    root = next((i for i in cond if i.is_root), None)
+    root = self._unwrap(next((i for i in cond if i.is_root), None))
     if root is None or root.opcode != "compare" or len(root.operands) != 2:
       return None
     direction = re.search(r"direction=(\w+)", root.attrs)
@@ -223,7 +239,7 @@ class _Walker:
     step = 1
     body_root = next((i for i in body if i.is_root), None)
     if body_root is not None and body_root.opcode == "tuple" and index < len(body_root.operands):
-      upd = self.by_name.get(body_root.operands[index])
+      upd = self._unwrap(self.by_name.get(body_root.operands[index]))
       if upd is not None and upd.opcode == "add":
         for o in upd.operands:
           v = self._literal(self.by_name.get(o))
