@@ -19,25 +19,35 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-RECIPES = ["flan_t5_small", "flan_t5_base", "flan_t5_large", "flan_t5_xl", "flan_t5_xxl", "flan_palm_8b",
-           "flan_palm_62b", "flan_palm_540b", "flan_palm_540b@v4-512"]
+RECIPES = ["flan_palm_540b", "flan_palm_540b@v4-512", "flan_palm_62b", "flan_palm_8b", "flan_t5_small",
+           "flan_t5_base", "flan_t5_large", "flan_t5_xl", "flan_t5_xxl"]
+ORDER = ["flan_t5_small", "flan_t5_base", "flan_t5_large", "flan_t5_xl", "flan_t5_xxl", "flan_palm_8b",
+         "flan_palm_62b", "flan_palm_540b", "flan_palm_540b@v4-512"]
 GiB = 2.0 ** 30
+
+
+def analytic_row(spec: str) -> dict:
+  """`flan-jax plan`'s estimate for one recipe[@slice] (fast; recomputed on every table build)."""
+  from flan_jax import plan
+  from flan_jax.planning import tpu
+  name, _, topo = spec.partition("@")
+  recipe = plan.recipe_from_gin([f"gin/recipes/{name}.gin"])
+  topo = topo or plan._macro("TOPOLOGY")
+  analytic = plan.Planner(recipe).plan(plan.parse_topology(topo))
+  return {"recipe": name, "topology": topo, "mesh": analytic.mesh_shape, "analytic_gib": analytic.total / GiB,
+          "analytic_breakdown_gib": {k: getattr(analytic, k) / GiB for k in
+                                     ("params", "optimizer", "gradients", "activations", "transient")},
+          "hbm_gib": tpu.parse_slice(topo).chip.hbm_gib}
 
 
 def row(spec: str) -> dict:
   """Analytic and compiled figures of one recipe[@slice] (in this process)."""
   from flan_jax import plan
   from flan_jax.planning import compiled, tpu
-  name, _, topo = spec.partition("@")
-  files = [f"gin/recipes/{name}.gin"]
-  recipe = plan.recipe_from_gin(files)
-  topo = topo or plan._macro("TOPOLOGY")
+  out = analytic_row(spec)
+  recipe = plan.recipe_from_gin([f"gin/recipes/{out['recipe']}.gin"])
+  topo = out["topology"]
   loss = compiled.loss_config_from_gin()
-  analytic = plan.Planner(recipe).plan(plan.parse_topology(topo))
-  out = {"recipe": name, "topology": topo, "mesh": analytic.mesh_shape, "analytic_gib": analytic.total / GiB,
-         "analytic_breakdown_gib": {k: getattr(analytic, k) / GiB for k in
-                                    ("params", "optimizer", "gradients", "activations", "transient")},
-         "hbm_gib": tpu.parse_slice(topo).chip.hbm_gib}
   t0 = time.perf_counter()
   try:
     c = compiled.compile_recipe(recipe, tpu.parse_slice(topo), loss=loss)
@@ -69,6 +79,10 @@ def markdown(rows: list[dict]) -> str:
   for r in rows:
     mesh = "×".join(str(r["mesh"][a]) for a in ("data", "fsdp", "model"))
     host = f"{r['host_gib']:.1f}" if "host_gib" in r else ""
+    if "timeout_s" in r:
+      lines.append(f"| {r['recipe']} | {r['topology']} | {mesh} | not compiled: over {r['timeout_s'] / 60:.0f} min "
+                   f"here | {r['analytic_gib']:.2f} | | {r['hbm_gib']:.0f} | | | | | >{r['timeout_s']:.0f} | {host} |")
+      continue
     if "refused" in r:
       lines.append(f"| {r['recipe']} | {r['topology']} | {mesh} | **refused**: {r['refused'][:90]} | "
                    f"{r['analytic_gib']:.1f} | | {r['hbm_gib']:.0f} | | | | | {r['compile_s']:.0f} | {host} |")
@@ -96,6 +110,7 @@ def main() -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--row", help=argparse.SUPPRESS)
   p.add_argument("--only", nargs="*", default=None, help="recipes[@slice] to (re)compile; others from the cache")
+  p.add_argument("--row_timeout", type=float, default=1800, help="seconds before a row's compile is abandoned")
   p.add_argument("--cache", default=str(ROOT / "docs" / ".plans_cache.json"))
   p.add_argument("--out", default=str(ROOT / "docs" / "plans.md"))
   args = p.parse_args()
@@ -107,26 +122,32 @@ def main() -> int:
   todo = [s for s in RECIPES if (args.only is None and s not in cache) or (args.only and s in args.only)]
   for spec in todo:
     print(f"{spec} ...", flush=True)
-    r = run_row_measured(spec)
+    r = run_row_measured(spec, args.row_timeout)
     cache[spec] = r
     pathlib.Path(args.cache).write_text(json.dumps(cache, indent=1))
-    print(f"  {r.get('peak_gib', 'refused')} GiB compiled, {r['analytic_gib']:.2f} analytic, "
-          f"{r['compile_s']:.0f} s compile, {r['host_gib']:.2f} GiB host", flush=True)
-  rows = [cache[s] for s in RECIPES if s in cache]
+    print(f"  {r.get('peak_gib', r.get('refused', 'timed out'))} GiB compiled, {r.get('analytic_gib', 0):.2f} "
+          f"analytic, {r['compile_s']:.0f} s compile, {r['host_gib']:.2f} GiB host", flush=True)
+  sys.path.insert(0, str(ROOT))
+  rows = [{**cache[s], **analytic_row(s)} for s in ORDER if s in cache]
   pathlib.Path(args.out).write_text(markdown(rows))
   print(f"wrote {args.out} ({len(rows)} rows)")
   return 0
 
 
-def run_row_measured(spec: str) -> dict:
-  """`run_row` with the child's own peak resident memory (wait4)."""
+def run_row_measured(spec: str, timeout_s: float) -> dict:
+  """One row in a child process; its own peak resident memory (wait4); killed after `timeout_s`."""
+  import threading
   env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
   t0 = time.perf_counter()
   proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--row", spec], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  out = proc.stdout.read()
-  err = proc.stderr.read()
+  timer = threading.Timer(timeout_s, proc.kill)
+  timer.start()
+  out, err = proc.stdout.read(), proc.stderr.read()
   _, status, usage = os.wait4(proc.pid, 0)
+  timer.cancel()
+  if not timer.is_alive() and time.perf_counter() - t0 >= timeout_s:
+    return {"timeout_s": timeout_s, "host_gib": usage.ru_maxrss / 2 ** 20, "compile_s": timeout_s}
   if status:
     raise RuntimeError(f"{spec}: row failed:\n{err[-3000:]}")
   r = json.loads(out.strip().splitlines()[-1])

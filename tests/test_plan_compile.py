@@ -96,7 +96,8 @@ def test_tiny_models_compile_for_tpu(files, slice_name, monkeypatch):
   original = trainer.Trainer.lower_train_step
   monkeypatch.setattr(trainer.Trainer, "lower_train_step", lambda self: lowered_by.append(self) or original(self))
   scan = ["SCAN_LAYERS = True"] if files == TINY_PALM else []
-  r, c = _compile(files, SMALL_RUN + scan, slice_name)
+  one_layer = [] if scan else ["T5Config.num_encoder_layers = 1", "T5Config.num_decoder_layers = 1"]
+  r, c = _compile(files, SMALL_RUN + scan + one_layer + ["VOCAB_SIZE = 512"], slice_name)
   assert len(lowered_by) == 1 and isinstance(lowered_by[0], trainer.Trainer)  # the trainer's own step
   sl = tpu.parse_slice(slice_name)
   assert c.num_devices == sl.chips and c.mesh_shape == {"data": 1, "fsdp": sl.chips // 2, "model": 2}

@@ -124,8 +124,9 @@ def have_libtpu() -> bool:
 @contextlib.contextmanager
 def libtpu_environment(accelerator_type: str):
   """libtpu's settings for compiling without TPUs, for this use only: no metadata-server
-  queries, a single local worker, the accelerator type; restored afterwards."""
-  settings = {"TPU_SKIP_MDS_QUERY": "1", "TPU_WORKER_HOSTNAMES": "localhost",
+  queries, a single local worker, the accelerator type, and no single-process lock file
+  (nothing here owns a TPU, so parallel test workers may each load libtpu); restored afterwards."""
+  settings = {"TPU_SKIP_MDS_QUERY": "1", "TPU_WORKER_HOSTNAMES": "localhost", "ALLOW_MULTIPLE_LIBTPU_LOAD": "1",
               "TPU_ACCELERATOR_TYPE": accelerator_type, "TPU_STDERR_LOG_LEVEL": "3",
               "TPU_MIN_LOG_LEVEL": "3"}
   saved = {k: os.environ.get(k) for k in settings}
