@@ -79,6 +79,10 @@ def markdown(rows: list[dict]) -> str:
   for r in rows:
     mesh = "×".join(str(r["mesh"][a]) for a in ("data", "fsdp", "model"))
     host = f"{r['host_gib']:.1f}" if "host_gib" in r else ""
+    if r.get("missing"):
+      lines.append(f"| {r['recipe']} | {r['topology']} | {mesh} | not compiled yet: run the script | "
+                   f"{r['analytic_gib']:.2f} | | {r['hbm_gib']:.0f} | | | | | | |")
+      continue
     if "timeout_s" in r:
       lines.append(f"| {r['recipe']} | {r['topology']} | {mesh} | not compiled: over {r['timeout_s'] / 60:.0f} min "
                    f"here | {r['analytic_gib']:.2f} | | {r['hbm_gib']:.0f} | | | | | >{r['timeout_s']:.0f} | {host} |")
@@ -128,7 +132,7 @@ def main() -> int:
     print(f"  {r.get('peak_gib', r.get('refused', 'timed out'))} GiB compiled, {r.get('analytic_gib', 0):.2f} "
           f"analytic, {r['compile_s']:.0f} s compile, {r['host_gib']:.2f} GiB host", flush=True)
   sys.path.insert(0, str(ROOT))
-  rows = [{**cache[s], **analytic_row(s)} for s in ORDER if s in cache]
+  rows = [{**cache.get(s, {"missing": True}), **analytic_row(s)} for s in ORDER]
   pathlib.Path(args.out).write_text(markdown(rows))
   print(f"wrote {args.out} ({len(rows)} rows)")
   return 0

@@ -139,7 +139,9 @@ def format_search(cands: list[Candidate], best: Candidate | None, files, limit: 
     lines.append(f"{c.label():<52}{c.analytic.total / compiled.GiB:13.2f}{c.step_seconds:12.3f}{comp}")
   if len(cands) > limit:
     lines.append(f"... {len(cands) - limit} more settings")
-  if best is None:
+  if not any(c.compiled or c.compile_error for c in cands):
+    lines.append("nothing compiled (--compile_top 0): the ranking above is analytic only")
+  elif best is None:
     lines.append("no compiled setting fits; try a bigger slice")
   else:
     lines.append(f"best       {best.label()}: compiler peak {best.compiled.peak / compiled.GiB:.2f} GiB, "
