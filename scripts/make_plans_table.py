@@ -157,6 +157,7 @@ def run_row_measured(spec: str, timeout_s: float) -> dict:
   r = json.loads(out.strip().splitlines()[-1])
   r["wall_s"] = time.perf_counter() - t0
   r["host_gib"] = usage.ru_maxrss / 2 ** 20
+  r["cpu_s"] = usage.ru_utime + usage.ru_stime
   return r
 
 
