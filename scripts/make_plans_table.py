@@ -115,7 +115,7 @@ def main() -> int:
   p.add_argument("--row", help=argparse.SUPPRESS)
   p.add_argument("--only", nargs="*", default=None, help="recipes[@slice] to (re)compile; others from the cache")
   p.add_argument("--row_timeout", type=float, default=1800, help="seconds before a row's compile is abandoned")
-  p.add_argument("--cache", default=str(ROOT / "docs" / ".plans_cache.json"))
+  p.add_argument("--cache", default=os.path.expanduser("~/.cache/flan_jax/plans_cache.json"))
   p.add_argument("--out", default=str(ROOT / "docs" / "plans.md"))
   args = p.parse_args()
   if args.row:
@@ -128,6 +128,7 @@ def main() -> int:
     print(f"{spec} ...", flush=True)
     r = run_row_measured(spec, args.row_timeout)
     cache[spec] = r
+    pathlib.Path(args.cache).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.cache).write_text(json.dumps(cache, indent=1))
     print(f"  {r.get('peak_gib', r.get('refused', 'timed out'))} GiB compiled, {r.get('analytic_gib', 0):.2f} "
           f"analytic, {r['compile_s']:.0f} s compile, {r['host_gib']:.2f} GiB host", flush=True)
