@@ -61,6 +61,8 @@ setuptools.setup(
         "launch": [],  # kept for old install commands; matplotlib is now a core requirement
         # Flan collection readers: Hugging Face datasets, parquet exports.
         "data": ["datasets", "pyarrow"],
+        # XLA:TPU compiler (libtpu, ~210 MB) for `flan-jax plan --compile`; no TPU needed.
+        "tpu": ["jax[tpu]==0.10.2"],  # the jax this project pins; brings the matching libtpu
     },
     entry_points={"console_scripts": ["flan-jax=flan_jax.cli:main"]},
 )

@@ -20,7 +20,7 @@ _GIN_EPILOG = ("gin: --gin_file=F (repeatable; shipped files resolve as gin/reci
 def plan_parser() -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(
       prog="flan-jax plan", formatter_class=_RAW,
-      usage="flan-jax plan --gin_file=RECIPE [--gin.KEY=VALUE ...] [--topology=T] [--mfu=F]",
+      usage="flan-jax plan --gin_file=RECIPE [--gin.KEY=VALUE ...] [--topology=T] [--mfu=F] [--compile | --search]",
       description="Per-chip memory and step time of a recipe on a TPU slice or GPU cluster, without hardware:\n"
                   "parameters, optimizer state, gradients and activations per device on the recipe's mesh,\n"
                   "and the smallest slice of the same family that fits. Exit status 1 if it does not fit.",
@@ -34,6 +34,13 @@ def plan_parser() -> argparse.ArgumentParser:
   p.add_argument("--topology", default=None,
                  help="v4-512, v5p-1024, v5e-256, h100x64, ... (default: the recipe's TOPOLOGY macro)")
   p.add_argument("--mfu", type=float, default=0.5, help="model FLOPs utilisation assumed for step time (default 0.5)")
+  p.add_argument("--compile", action="store_true",
+                 help="also compile the trainer's own step with XLA:TPU for the slice (needs libtpu: "
+                      "pip install -e \".[tpu]\"); prints the compiler's memory, FLOPs and collectives")
+  p.add_argument("--search", action="store_true",
+                 help="rank mesh / remat / microbatch settings analytically, compile the best few")
+  p.add_argument("--num_slices", type=int, default=None, help="multi-slice: slices joined by DCN")
+  p.add_argument("--compile_top", type=int, default=2, help="--search: how many settings to compile (default 2)")
   return p
 
 

@@ -425,6 +425,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   if not isinstance(name, str):
     parser.error(f"{files[-1]} sets no TOPOLOGY macro; give --topology=v4-512 (or h100x64, v5p-1024, ...)")
   args.topology = name
+  if args.compile or args.search:
+    from flan_jax.planning import cli
+    return cli.run(files, bindings, args)
   topology = parse_topology(args.topology)
   planner = Planner(recipe)
   plan = planner.plan(topology, args.mfu)

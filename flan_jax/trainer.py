@@ -192,6 +192,14 @@ class Trainer:
       return jax.jit(fn, in_shardings=(self.state_shardings.params,),
                      out_shardings=(partitioning.replicated(self.mesh), self.state_shardings.params))(params)
 
+  def lower_train_step(self) -> jax.stages.Lowered:
+    """`train_step` lowered for the abstract state and batch, no arrays needed: for
+    ahead-of-time compilation on any mesh's devices (`flan-jax plan --compile`)."""
+    batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=self.batch_shardings[k])
+             for k, v in self.batch_shapes.items()}
+    with partitioning.mesh_context(self.mesh):
+      return self.train_step.lower(self.abstract_state, batch)
+
   def step(self, state: TrainState, batch: Batch) -> tuple[TrainState, dict]:
     with partitioning.mesh_context(self.mesh):
       return self.train_step(state, batch)

@@ -1,0 +1,175 @@
+"""Writes docs/plans.md: every paper recipe compiled by XLA:TPU for its paper slice.
+
+    python scripts/make_plans_table.py            # all rows (slow: each compile runs on this CPU)
+    python scripts/make_plans_table.py --only flan_t5_small flan_palm_540b@v4-512
+
+Each row runs in its own process (`--row`), so its compile time and peak host memory
+(wait4's maxrss) are its own; finished rows are cached in --cache and reused, so an
+interrupted run resumes. Needs libtpu (pip install -e ".[tpu]").
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RECIPES = ["flan_palm_540b", "flan_palm_540b@v4-512", "flan_palm_62b", "flan_palm_8b", "flan_t5_small",
+           "flan_t5_base", "flan_t5_large", "flan_t5_xl", "flan_t5_xxl"]
+ORDER = ["flan_t5_small", "flan_t5_base", "flan_t5_large", "flan_t5_xl", "flan_t5_xxl", "flan_palm_8b",
+         "flan_palm_62b", "flan_palm_540b", "flan_palm_540b@v4-512"]
+GiB = 2.0 ** 30
+
+
+def analytic_row(spec: str) -> dict:
+  """`flan-jax plan`'s estimate for one recipe[@slice] (fast; recomputed on every table build)."""
+  from flan_jax import plan
+  from flan_jax.planning import tpu
+  name, _, topo = spec.partition("@")
+  recipe = plan.recipe_from_gin([f"gin/recipes/{name}.gin"])
+  topo = topo or plan._macro("TOPOLOGY")
+  analytic = plan.Planner(recipe).plan(plan.parse_topology(topo))
+  return {"recipe": name, "topology": topo, "mesh": analytic.mesh_shape, "analytic_gib": analytic.total / GiB,
+          "analytic_breakdown_gib": {k: getattr(analytic, k) / GiB for k in
+                                     ("params", "optimizer", "gradients", "activations", "transient")},
+          "hbm_gib": tpu.parse_slice(topo).chip.hbm_gib}
+
+
+def row(spec: str) -> dict:
+  """Analytic and compiled figures of one recipe[@slice] (in this process)."""
+  from flan_jax import plan
+  from flan_jax.planning import compiled, tpu
+  out = analytic_row(spec)
+  recipe = plan.recipe_from_gin([f"gin/recipes/{out['recipe']}.gin"])
+  topo = out["topology"]
+  loss = compiled.loss_config_from_gin()
+  t0 = time.perf_counter()
+  try:
+    c = compiled.compile_recipe(recipe, tpu.parse_slice(topo), loss=loss)
+  except compiled.CompilerOutOfMemory as e:
+    out.update(refused=e.message.splitlines()[0], compile_s=time.perf_counter() - t0)
+    return out
+  rl = c.roofline()
+  out.update(peak_gib=c.peak / GiB, arguments_gib=c.arguments / GiB, temp_gib=c.temp / GiB,
+             step_flops=c.step_flops, model_flops=c.model_flops,
+             collective_gib=c.stats.collective_bytes / GiB,
+             collectives={k: [v.count, v.bytes / GiB] for k, v in c.stats.collectives.items() if v.count},
+             roofline=rl, mfu=c.mfu, compile_s=c.compile_seconds, fits=c.fits)
+  return out
+
+
+def markdown(rows: list[dict]) -> str:
+  lines = [
+      "# Plans from the compiler",
+      "",
+      "Every paper recipe's train step, the one `flan_jax.trainer.Trainer` runs, compiled by XLA:TPU (libtpu, "
+      "no TPU) for the recipe's paper slice; made by `python scripts/make_plans_table.py` "
+      f"({datetime.date.today()}), beside `flan-jax plan`'s analytic estimate.",
+      "",
+      "| recipe | slice | mesh (data×fsdp×model) | compiled peak GiB/chip | analytic GiB/chip | analytic vs compiled "
+      "| HBM GiB | FLOPs/step (HLO, with remat) | collective GiB/step/chip | roofline s/step | est. MFU | compile s "
+      "| host GiB |",
+      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ]
+  for r in rows:
+    mesh = "×".join(str(r["mesh"][a]) for a in ("data", "fsdp", "model"))
+    host = f"{r['host_gib']:.1f}" if "host_gib" in r else ""
+    if r.get("missing"):
+      lines.append(f"| {r['recipe']} | {r['topology']} | {mesh} | not compiled yet: run the script | "
+                   f"{r['analytic_gib']:.2f} | | {r['hbm_gib']:.0f} | | | | | | |")
+      continue
+    if "timeout_s" in r:
+      lines.append(f"| {r['recipe']} | {r['topology']} | {mesh} | not compiled: over {r['timeout_s'] / 60:.0f} min "
+                   f"here | {r['analytic_gib']:.2f} | | {r['hbm_gib']:.0f} | | | | | >{r['timeout_s']:.0f} | {host} |")
+      continue
+    if "refused" in r:
+      lines.append(f"| {r['recipe']} | {r['topology']} | {mesh} | **refused by XLA**: {r['refused'].replace('RESOURCE_EXHAUSTED: ', '')} | "
+                   f"{r['analytic_gib']:.1f} | | {r['hbm_gib']:.0f} | | | | | {r['compile_s']:.0f} | {host} |")
+      continue
+    lines.append(
+        f"| {r['recipe']} | {r['topology']} | {mesh} | {r['peak_gib']:.2f} | {r['analytic_gib']:.2f} | "
+        f"{r['analytic_gib'] / r['peak_gib'] - 1:+.0%} | {r['hbm_gib']:.0f} | {r['step_flops']:.3g} | "
+        f"{r['collective_gib']:.1f} | {r['roofline']['step']:.2f} | {r['mfu']:.0%} | {r['compile_s']:.0f} | {host} |")
+  lines += [
+      "",
+      "Columns: *compiled peak* is `compiled.memory_analysis().peak_memory_in_bytes`, the figure XLA checks "
+      "against HBM; *analytic* is `flan-jax plan`'s total. FLOPs are read from the optimised HLO with every loop "
+      "(scanned layers, microbatches, collective-matmul windows) multiplied by its trip count (XLA's "
+      "`cost_analysis()` counts a loop body once); they include rematerialisation. Collective bytes are the "
+      "per-chip sizes of all-gather / reduce-scatter / all-reduce / all-to-all / collective-permute results per "
+      "step. *Roofline s/step* is the largest of compute at peak bf16 FLOP/s, HBM traffic at HBM bandwidth and "
+      "collective ring traffic at ICI bandwidth; *est. MFU* is model FLOPs (6N + attention, no remat) over peak "
+      "x that time: an upper bound, not a measurement. *compile s* and *host GiB* were measured on the machine "
+      "that made the table (a shared 2-core VM under load, so slower than an idle one).",
+      "",
+      "Agreement: the analytic planner matches the compiler within 15% for Flan-PaLM 540B (v4-1024: -1%; "
+      "v4-512: 42.6 GiB analytic vs XLA's 43.57G of temporaries) and 62B (+11%). It overestimates Flan-PaLM 8B "
+      "(+66%) and Flan-T5-small (+55%): for these the fp32 logits terms of `activation_bytes` (logits, their "
+      "fp32 copy and gradient over a 256k / 32k vocabulary, counted as live together) and, for unscanned T5 with "
+      "remat 'none', the per-layer saved activations dominate, and XLA fuses and frees them earlier than the "
+      "estimate assumes. The planner is not yet recalibrated on these rows (an overestimate errs on the safe "
+      "side); rows marked *not compiled yet* could not be compiled in the session that made this table (an "
+      "unscanned T5 train step took 27 min to compile on the loaded machine).",
+  ]
+  return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--row", help=argparse.SUPPRESS)
+  p.add_argument("--only", nargs="*", default=None, help="recipes[@slice] to (re)compile; others from the cache")
+  p.add_argument("--row_timeout", type=float, default=1800, help="seconds before a row's compile is abandoned")
+  p.add_argument("--cache", default=os.path.expanduser("~/.cache/flan_jax/plans_cache.json"))
+  p.add_argument("--out", default=str(ROOT / "docs" / "plans.md"))
+  args = p.parse_args()
+  if args.row:
+    sys.path.insert(0, str(ROOT))
+    print(json.dumps(row(args.row)))
+    return 0
+  cache = json.loads(pathlib.Path(args.cache).read_text()) if pathlib.Path(args.cache).exists() else {}
+  todo = [s for s in RECIPES if (args.only is None and s not in cache) or (args.only and s in args.only)]
+  for spec in todo:
+    print(f"{spec} ...", flush=True)
+    r = run_row_measured(spec, args.row_timeout)
+    cache[spec] = r
+    pathlib.Path(args.cache).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args.cache).write_text(json.dumps(cache, indent=1))
+    print(f"  {r.get('peak_gib', r.get('refused', 'timed out'))} GiB compiled, {r.get('analytic_gib', 0):.2f} "
+          f"analytic, {r['compile_s']:.0f} s compile, {r['host_gib']:.2f} GiB host", flush=True)
+  sys.path.insert(0, str(ROOT))
+  rows = [{**cache.get(s, {"missing": True}), **analytic_row(s)} for s in ORDER]
+  pathlib.Path(args.out).write_text(markdown(rows))
+  print(f"wrote {args.out} ({len(rows)} rows)")
+  return 0
+
+
+def run_row_measured(spec: str, timeout_s: float) -> dict:
+  """One row in a child process; its own peak resident memory (wait4); killed after `timeout_s`."""
+  import threading
+  env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
+  t0 = time.perf_counter()
+  proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--row", spec], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  timer = threading.Timer(timeout_s, proc.kill)
+  timer.start()
+  out, err = proc.stdout.read(), proc.stderr.read()
+  _, status, usage = os.wait4(proc.pid, 0)
+  timer.cancel()
+  if not timer.is_alive() and time.perf_counter() - t0 >= timeout_s:
+    return {"timeout_s": timeout_s, "host_gib": usage.ru_maxrss / 2 ** 20, "compile_s": timeout_s}
+  if status:
+    raise RuntimeError(f"{spec}: row failed:\n{err[-3000:]}")
+  r = json.loads(out.strip().splitlines()[-1])
+  r["wall_s"] = time.perf_counter() - t0
+  r["host_gib"] = usage.ru_maxrss / 2 ** 20
+  r["cpu_s"] = usage.ru_utime + usage.ru_stime
+  return r
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())

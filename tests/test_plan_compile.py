@@ -1,0 +1,147 @@
+"""`flan-jax plan --compile`: the trainer's own step compiled by XLA:TPU (libtpu) for TPU slices.
+
+The compile tests need libtpu (`pip install -e ".[tpu]"`) and are skipped without it;
+the slice names, the HLO reader and the one-code-path check run anywhere.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flan_jax import flops, optim, partitioning, plan, trainer
+from flan_jax.models import build_model
+from flan_jax.planning import compiled, hlo, search, tpu
+
+needs_libtpu = pytest.mark.skipif(not tpu.have_libtpu(), reason='libtpu not installed: pip install -e ".[tpu]"')
+GiB = 2 ** 30
+
+TINY_T5 = ["gin/models/t5_1_1/tiny.gin"]
+TINY_PALM = ["gin/models/palm/tiny.gin"]
+SMALL_RUN = ["BATCH_SIZE = 8", "TASK_FEATURE_LENGTHS = {'inputs': 32, 'targets': 16}", "MeshConfig.fsdp = True",
+             "MeshConfig.model_parallel = 2", "REMAT_POLICY = 'full'"]
+
+
+@pytest.mark.parametrize("name,topology,chips", [
+    ("v4-8", "v4:2x2x1", 4), ("v4-1024", "v4:8x8x8", 512), ("v4-512", "v4:4x8x8", 256),
+    ("v4-64", "v4:2x4x4", 32), ("v5p-128", "v5:4x4x4", 64), ("v5e-8", "v5e:2x4", 8), ("v5e-256", "v5e:16x16", 256),
+    ("v6e-16", "v6e:4x4", 16)])
+def test_slice_names_follow_cloud_tpu(name, topology, chips):
+  sl = tpu.parse_slice(name)
+  assert (sl.topology_name, sl.chips) == (topology, chips)
+
+
+@pytest.mark.parametrize("bad", ["v3-8", "v4-12", "v4-7", "h100x8", "v5e-3"])
+def test_unknown_slice_names_the_valid_ones(bad):
+  with pytest.raises(ValueError) as e:
+    tpu.parse_slice(bad)
+  assert bad in str(e.value) and "v4-8" in str(e.value) and "v5e-1" in str(e.value) and "v5p-8" in str(e.value)
+
+
+def test_abstract_batch_has_seqio_converter_features():
+  import seqio
+  r = plan.recipe_from_gin(TINY_T5, SMALL_RUN)
+  want = seqio.EncDecFeatureConverter(pack=True).get_model_feature_lengths({"inputs": 32, "targets": 16})
+  got = compiled.abstract_batch(r, "encdec")
+  assert {k: v.shape for k, v in got.items()} == {k: (8, n) for k, n in want.items()}
+  r = plan.recipe_from_gin(TINY_PALM, SMALL_RUN)
+  want = seqio.PrefixLMFeatureConverter(pack=True).get_model_feature_lengths({"inputs": 32, "targets": 16})
+  assert {k: v.shape for k, v in compiled.abstract_batch(r, "prefix_lm").items()} == {k: (8, n) for k, n in want.items()}
+
+
+def test_hlo_reader_multiplies_loop_bodies():
+  """A scanned stack of L matmuls: XLA's cost_analysis counts one; the reader counts L."""
+  layers, m, k = 6, 64, 128
+
+  def f(x, ws):
+    return jax.lax.scan(lambda h, w: (jnp.tanh(h @ w), None), x, ws)[0]
+
+  x, ws = jnp.ones((m, k)), jnp.ones((layers, k, k))
+  c = jax.jit(f).lower(x, ws).compile()
+  stats = hlo.analyse(c.as_text(), 1)
+  assert stats.flops == pytest.approx(layers * 2 * m * k * k, rel=0.01)
+  assert stats.loops == [(stats.loops[0][0], layers)]
+  ca = c.cost_analysis()
+  ca = ca[0] if isinstance(ca, (list, tuple)) else ca
+  assert ca["flops"] < 0.5 * stats.flops  # the body once: why the reader exists
+
+
+def test_compiled_step_is_the_trainers_own(monkeypatch):
+  """One code path: plan --compile lowers `Trainer.train_step` itself; on CPU devices the
+  program it lowers is the one a Trainer built as `flan_jax.train` builds it lowers."""
+  r = plan.recipe_from_gin(TINY_PALM, SMALL_RUN + ["NUM_MICROBATCHES = 2", "Z_LOSS = 1e-3"])
+  loss = compiled.loss_config_from_gin()
+  assert loss.z_loss == 1e-3
+  ours = compiled.build_trainer(r, jax.devices(), loss)
+  model, _ = build_model(r.model_config)
+  tx, lr = optim.make_optimizer(r.optimizer_config, r.train_steps or 1)
+  mesh = partitioning.make_mesh(r.mesh_config)
+  batch = {k: np.zeros(v.shape, np.int32) for k, v in compiled.abstract_batch(r, "prefix_lm").items()}
+  theirs = trainer.Trainer(model, tx, mesh, {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch.items()},
+                           loss=loss, num_microbatches=2, learning_rate_fn=lr)
+  with partitioning.mesh_context(mesh):
+    real = theirs.train_step.lower(theirs.abstract_state, trainer.global_batch(batch, theirs.batch_shardings))
+  assert ours.lower_train_step().as_text() == real.as_text()
+
+
+def _compile(files, bindings, slice_name):
+  r = plan.recipe_from_gin(files, bindings)
+  return r, compiled.compile_recipe(r, tpu.parse_slice(slice_name), loss=compiled.loss_config_from_gin())
+
+
+@needs_libtpu
+@pytest.mark.parametrize("files,slice_name", [(TINY_T5, "v4-8"), (TINY_PALM, "v4-8"), (TINY_T5, "v5e-8"),
+                                              (TINY_PALM, "v5e-8")])
+def test_tiny_models_compile_for_tpu(files, slice_name, monkeypatch):
+  lowered_by = []
+  original = trainer.Trainer.lower_train_step
+  monkeypatch.setattr(trainer.Trainer, "lower_train_step", lambda self: lowered_by.append(self) or original(self))
+  scan = ["SCAN_LAYERS = True"] if files == TINY_PALM else []
+  one_layer = [] if scan else ["T5Config.num_encoder_layers = 1", "T5Config.num_decoder_layers = 1"]
+  r, c = _compile(files, SMALL_RUN + scan + one_layer + ["VOCAB_SIZE = 512"], slice_name)
+  assert len(lowered_by) == 1 and isinstance(lowered_by[0], trainer.Trainer)  # the trainer's own step
+  sl = tpu.parse_slice(slice_name)
+  assert c.num_devices == sl.chips and c.mesh_shape == {"data": 1, "fsdp": sl.chips // 2, "model": 2}
+  assert c.fits and 0 < c.arguments <= c.peak < c.hbm == sl.chip.hbm_gib * GiB
+  assert c.aliased > 0.9 * c.outputs - 1024  # the donated state is written in place
+  # FLOPs read from the HLO, loops multiplied out, against flan_jax.flops: full remat
+  # recomputes the layers' forward pass (x up to 4/3 on the layers), nothing else is extra.
+  ratio = c.step_flops / flops.train_step_flops(r.model_config, 8, r.input_length, r.target_length)
+  assert 1.0 < ratio < 1.45, ratio
+  if scan:
+    assert [n for _, n in c.stats.loops][:2] == [2, 2]  # the scanned layers, forward and backward
+  # FSDP over 2 and tensor parallel over 2: weights are gathered and gradients reduced.
+  assert c.stats.collectives["all-gather"].count > 0 and c.stats.collective_bytes > 0
+  rl = c.roofline()
+  assert rl["step"] == max(rl["compute"], rl["hbm"], rl["ici"]) > 0 and 0 < c.mfu < 1
+
+
+@needs_libtpu
+def test_oversized_model_is_refused_by_the_compiler(capsys):
+  """A 2.1B-parameter embedding replicated on every v5e chip (16 GB): fp32 weights and
+  gradients alone are 17 GB, so XLA:TPU refuses it, and the command exits 1."""
+  argv = ["--gin_file=" + TINY_PALM[0], "--topology=v5e-8", "--compile", "--gin.VOCAB_SIZE=262144",
+          "--gin.PaLMConfig.emb_dim=8192", "--gin.PaLMConfig.num_layers=1", "--gin.BATCH_SIZE=8",
+          "--gin.TASK_FEATURE_LENGTHS={'inputs': 16, 'targets': 16}", "--gin.MeshConfig.fsdp=False"]
+  assert plan.main(argv) == 1
+  out = capsys.readouterr().out
+  assert "DOES NOT FIT on v5e-8: XLA:TPU refused the program" in out
+  assert "memory" in out.split("XLA:TPU refused")[1].lower()
+  assert "parameters (float32, sharded)" in out  # the analytic breakdown, to show what to change
+
+
+def test_without_libtpu_compile_says_what_to_install(monkeypatch, capsys):
+  monkeypatch.setattr(tpu, "have_libtpu", lambda: False)
+  assert plan.main(["--gin_file=" + TINY_PALM[0], "--topology=v4-8", "--compile"] +
+                   ["--gin." + b.replace(" ", "") for b in SMALL_RUN]) == 2
+  assert 'pip install -e ".[tpu]"' in capsys.readouterr().out
+
+
+@needs_libtpu
+def test_search_returns_a_setting_the_compiler_accepts():
+  bindings = ["BATCH_SIZE = 8", "TASK_FEATURE_LENGTHS = {'inputs': 32, 'targets': 16}"]
+  cands, best = search.search(TINY_PALM, bindings, "v4-8", compile_top=1, say=lambda s: None)
+  assert len(cands) > 10 and best is not None and best.compiled.fits
+  assert {c.model_parallel for c in cands} == {1, 2, 4} and {c.microbatches for c in cands} >= {1, 2}
+  text = search.format_search(cands, best, TINY_PALM)
+  paste = text.splitlines()[-1]
+  assert paste.startswith("paste:") and "--gin.MeshConfig.model_parallel=" in paste
