@@ -33,10 +33,21 @@ def test_microbatches_give_the_same_update_as_one_batch(normalizer):
 
 
 def test_microbatches_with_adafactor():
+  # Adafactor's first step divides an unfactored gradient by its own magnitude (T5X's too), so
+  # a gradient that is zero in exact arithmetic (a dead gated-GELU unit) but float noise in
+  # practice becomes a full-size update whose sign follows the summation order. Every element
+  # whose gradient stands above that noise (1e-6 of its leaf's largest) must match.
   batch = random_encdec_batch(batch_size=8, packed=True, seed=3)
-  params_1, _ = _one_step(make_trainer(num_devices=2, batch=batch), batch)
+  tr_1 = make_trainer(num_devices=2, batch=batch)
+  params_1, _ = _one_step(tr_1, batch)
   params_4, _ = _one_step(make_trainer(num_devices=2, batch=batch, num_microbatches=4), batch)
-  assert tree_max_rel_diff(params_4, params_1) < 1e-5
+  _, grads = tr_1.loss_and_grads(tr_1.init_state(0).params, trainer.global_batch(batch, tr_1.batch_shardings))
+  checked = total = 0
+  for a, b, g in zip(jax.tree.leaves(params_4), jax.tree.leaves(params_1), jax.tree.leaves(jax.device_get(grads))):
+    keep = np.abs(g) > 1e-6 * np.max(np.abs(g))
+    checked, total = checked + keep.sum(), total + keep.size
+    np.testing.assert_allclose(a[keep], b[keep], rtol=0, atol=1e-5 * np.max(np.abs(b)))
+  assert checked > 0.9 * total, (checked, total)
 
 
 def test_microbatches_must_divide_the_batch():
