@@ -274,15 +274,13 @@ def _find_params_item(path: str) -> tuple[str, str]:
 
 
 def _metadata_tree(item: str) -> PyTree:
-  """The saved tree of array metadata (shapes, dtypes) of an orbax item."""
-  import logging
-  logging.disable(logging.WARNING)  # orbax warns about a step-level metadata file it does not need
-  try:
-    meta = ocp.StandardCheckpointer().metadata(item)
-  finally:
-    logging.disable(logging.NOTSET)
+  """The saved tree of array metadata (shapes, dtypes) of an orbax item. (orbax's warning that
+  the item has no step metadata of its own is dropped by `flan_jax.console.quiet`.)"""
+  meta = ocp.StandardCheckpointer().metadata(item)
   tree = getattr(meta, "item_metadata", meta)
   return getattr(tree, "tree", tree)
+
+
 def has_run_checkpoints(model_dir: str) -> bool:
   """Whether MODEL_DIR already holds a step to resume from (local paths; looked at, not validated)."""
   directory = os.path.join(_abs(model_dir), "checkpoints")

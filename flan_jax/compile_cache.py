@@ -13,7 +13,7 @@ A user cache directory rather than one under MODEL_DIR: runs of the same model i
 different MODEL_DIRs share compilations, and on a pod each worker keeps its own local
 copy instead of reading programs from a bucket. Programs that compile in under
 `min_compile_time_secs` are not stored (JAX's own threshold, 1 s by default). Each
-program that is stored or loaded prints one line naming it, e.g.
+program that is stored or loaded prints one line naming it to stderr, e.g.
 
   compilation cache: jit__train_step loaded from ~/.cache/flan_jax/jax_cache in 0.21 s (hit; compiling it took 9.6 s)
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from typing import Callable
 
 import gin
@@ -93,7 +94,8 @@ def enable(directory: str | None = None, enabled: bool = True, min_compile_time_
   if env is not None:
     enabled, directory = env.strip().lower() not in OFF, (env.strip() or None)
   if say is None:
-    say = (lambda line: print(line, flush=True)) if jax.process_index() == 0 else (lambda line: None)
+    # stderr: stdout carries results (generate's completions, infer's paths), these are notes.
+    say = (lambda line: print(line, file=sys.stderr, flush=True)) if jax.process_index() == 0 else (lambda line: None)
   logger = logging.getLogger(_COMPILER_LOGGER)
   if _events is not None:  # an earlier call in this process (tests, notebooks)
     logger.removeFilter(_events)

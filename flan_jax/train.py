@@ -78,11 +78,11 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
       # Fail fast on names before anything slow: task modules, the task, the model type.
       data.import_task_modules(task_modules)
       from flan_jax.tasks import api as tasks_api  # pylint: disable=g-import-not-at-top
-      tasks_api.configure_fewshot_budget(task_feature_lengths)  # few-shot prompts fit the inputs
-      task = data.get_mixture_or_task(mixture_or_task_name)
-      model, converter = build_model(model_config)
-      data.check_vocabulary(task, model_config.vocab_size)
-      return _run(**locals())
+      with tasks_api.fewshot_budget_for(task_feature_lengths):  # few-shot prompts fit the inputs
+        task = data.get_mixture_or_task(mixture_or_task_name)
+        model, converter = build_model(model_config)
+        data.check_vocabulary(task, model_config.vocab_size)
+        return _run(**locals())
     finally:
       if lock is not None:
         lock.release()

@@ -31,6 +31,7 @@ Each registered family has a `TaskInfo` in a module-level catalogue: `get_task_i
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import functools
@@ -98,6 +99,17 @@ def configure_fewshot_budget(task_feature_lengths: dict | None = None,
                                                                   DEFAULT_INPUTS_LENGTH))
   _BUDGET["max_input_tokens"] = max_input_tokens
   return fewshot_budget()
+
+
+@contextlib.contextmanager
+def fewshot_budget_for(task_feature_lengths: dict | None = None, max_input_tokens: int | None = None):
+  """`configure_fewshot_budget` for the duration of a `with` block (one training run), then
+  the budget that was in force before: a run does not change later renderings in the process."""
+  saved = dict(_BUDGET)
+  try:
+    yield configure_fewshot_budget(task_feature_lengths, max_input_tokens)
+  finally:
+    _BUDGET.update(saved)
 
 
 def fewshot_budget() -> int:

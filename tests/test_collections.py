@@ -95,7 +95,11 @@ def test_cot_renders_real_tsvs(cot_data_dir):
   assert "cot_gsm8k_zscot" in names and "cot_gsm8k_fscot" in names
   zs = api.render_examples("cot_gsm8k_zscot", "validation", limit=2)
   assert zs[0].inputs.endswith("Let's think step by step.")
-  assert " So the answer is " in zs[0].targets
+  # The rationale, then one of the CoT templates' answer phrasings, which the metric reads back.
+  from flan_jax.tasks import metrics
+  rows = list(readers.CotTsvSource(cot_data_dir / "cot" / "gsm8k_train.tsv").examples("validation"))[:2]
+  for r, row in zip(zs, rows):
+    assert r.targets.startswith(row["rationale"]) and metrics.cot_answer(r.targets) == row["answer"], r.targets
   fs = api.render_examples("cot_ecqa_fscot", "train", limit=1)[0]
   assert fs.exemplar_indices and fs.inputs.count("Let's think step by step.") == len(
       fs.exemplar_indices) + 1

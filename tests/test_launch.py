@@ -424,9 +424,11 @@ import jax
 from jax._src import xla_bridge
 from flan_jax import distributed
 distributed.initialize_from_env()
-# What jax's CUDA client is created with: the GPUs this process will see.
-print(f"process {jax.process_index()} of {jax.process_count()}: local devices "
-      f"{xla_bridge.CUDA_VISIBLE_DEVICES.value}", flush=True)
+# What jax's CUDA client is created with: the GPUs this process will see (one write per line:
+# the two processes share the terminal).
+import os
+os.write(1, (f"process {jax.process_index()} of {jax.process_count()}: local devices "
+             f"{xla_bridge.CUDA_VISIBLE_DEVICES.value}" + chr(10)).encode())
 """
 
 

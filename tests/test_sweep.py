@@ -41,7 +41,8 @@ def test_grid_errors_name_the_mistake():
 
 def test_sweep_dry_run_launches_each_run(capsys):
   rc = sweep.main(["--grid", PAPER, "--gin.SweepGrid.models={'t5-xl': 'gin/recipes/flan_t5_xl.gin'}",
-                   "--gin.SweepGrid.task_counts=[9, 89]", "--target=tpu-vm", "--zone=us-central2-b", "--dry_run"])
+                   "--gin.SweepGrid.task_counts=[9, 89]", "--target=tpu-vm", "--zone=us-central2-b", "--dry_run",
+                   "--skip_data_check"])  # the data check has its own test in test_launch.py
   out = capsys.readouterr().out
   assert rc == 0
   assert [ln.split()[2].rstrip(":") for ln in out.splitlines() if ln.startswith("# [")] == [
@@ -60,7 +61,8 @@ def test_sweep_dry_run_launches_each_run(capsys):
 def test_sweep_launch_goes_on_past_a_run_that_cannot_launch(capsys):
   # Without --zone=... every tpu-vm launch is fine in a dry run; a 1-chip topology fits no T5-XXL.
   rc = sweep.main(["--grid", PAPER, "--gin.SweepGrid.models={'t5-xxl': 'gin/recipes/flan_t5_xxl.gin'}",
-                   "--gin.SweepGrid.task_counts=[89]", "--target=tpu-vm", "--topology=v4-8", "--dry_run"])
+                   "--gin.SweepGrid.task_counts=[89]", "--target=tpu-vm", "--topology=v4-8", "--dry_run",
+                   "--skip_data_check"])  # fails on fit, not on data
   captured = capsys.readouterr()
   assert rc == 1
   assert captured.out.count("# [") == 2
@@ -151,7 +153,7 @@ def test_mini_scaling_sweep_end_to_end(tmp_path, capsys):
 
 def test_gpu_sweep_asks_for_gpu_topologies_once_then_takes_them(capsys):
   tiny = ["--grid", PAPER, "--gin.SweepGrid.models={'t5-small': 'gin/recipes/flan_t5_small.gin'}",
-          "--gin.SweepGrid.task_counts=[89]", "--target=slurm", "--dry_run"]
+          "--gin.SweepGrid.task_counts=[89]", "--target=slurm", "--dry_run", "--skip_data_check"]
   with pytest.raises(ValueError) as e:
     sweep.main(tiny)
   assert str(e.value) == (
