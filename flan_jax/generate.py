@@ -58,8 +58,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.error("give a PROMPT or --interactive")
   host_memory.retain_freed_memory_on_cpu()
   compile_cache.enable()
+  # As its flags say (and as transformers' generate): greedy unless --num_beams > 1 or --temperature > 0.
+  # infer/eval keep T5X's default decode (beam search with one beam for encoder-decoder models).
   config = decoding.DecodeConfig(max_decode_len=args.max_decode_len, num_beams=args.num_beams, alpha=args.alpha,
-                                 temperature=args.temperature, top_k=args.top_k, top_p=args.top_p)
+                                 temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                                 search="greedy" if args.num_beams == 1 else "beam")
   # RecordError, CheckpointError and a vocabulary mismatch are ValueErrors: `flan-jax` prints one line.
   generator = Generator(args.checkpoint, config, args.vocab, seed=args.seed)
   show = lambda text: print(text.replace("\n", "\\n"), flush=True)
