@@ -353,9 +353,18 @@ def test_tasks_show_explains_bad_names_and_formats(argv, error, capsys, tmp_path
 ])
 def test_tasks_show_variants_embedded_tasks_and_niv2_spelling(argv, header, capsys, tmp_path, monkeypatch):
   from flan_jax.tasks import cli
-  from flan_jax.tasks.collections import catalogue
+  from flan_jax.tasks.collections import catalogue, muffin, niv2
   monkeypatch.setenv(catalogue.DATA_DIR_ENV, str(tmp_path))
-  assert cli.main(argv) == 0
+  # Registrations are process-wide: another test of this worker may have registered these
+  # collections over its own data directory (one holds a broken NIv2 file on purpose).
+  muffin.register(data_dir=tmp_path)
+  niv2.register(data_dir=tmp_path)
+  try:
+    assert cli.main(argv) == 0
+  finally:
+    monkeypatch.undo()  # the default data directory again, for later tests of this worker
+    muffin.register()
+    niv2.register()
   lines = capsys.readouterr().out.splitlines()
   family = header[1:].split("_zsopt")[0].split("_fsopt")[0].split("_fscot")[0]
   assert lines[0].startswith(f"# {family}: ")
