@@ -205,7 +205,7 @@ def gin_help(command: str, gin_files: list[str], gin_root: str) -> str:
     lines.append(f"  {name:<{width}}  {shown}" + (f"    # {comment}" if comment else ""))
   recipes = _recipes(gin_root, run_file)
   if recipes:
-    lines += ["", f"recipes that use it (--gin_file=gin/recipes/NAME):"]
+    lines += ["", "recipes that use it (--gin_file=gin/recipes/NAME):"]
     w = max(len(n) for n, _ in recipes)
     lines += [f"  {n:<{w}}  {about}" for n, about in recipes]
   lines += ["", "Bare paths and words are quoted for you (--gin.MODEL_DIR=/tmp/x); gin literals, %MACROS and "
