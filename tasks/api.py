@@ -6,25 +6,8 @@
   #     "arith_zscot", "arith_fscot"], each a seqio.Task with features inputs/targets.
   register_mixture("my_mix", names, cap=30_000)   # examples-proportional, capped per task
 
-How an example is rendered (see `templates.py` for the text of each format):
-  * template: `templates[stable_hash(seed, name, key) % len(templates)]` over the templates
-    of its format (`_Renderer.template_indices`: with `num_opt_templates` the "opt" and
-    "noopt" formats have separate sets; a task without options splits its templates so
-    that its "opt" variants never repeat the "noopt" prompts), where `key` is the
-    example's `id_key` field or "split:index"; the same choice in every process.
-  * options (`varied_options`): header, item style and layout drawn from the same key, one
-    style for a whole few-shot prompt; a labelled style makes the target the label.
-  * few-shot: a fixed-count prompt (`num_fewshot`) or, with `xshot`, FLAN's 1-10 exemplar
-    form, in a prefix/separator pattern drawn from `fewshot_patterns`. Exemplars come
-    from the task's own train split (its first `fewshot_pool_size`), in an order seeded
-    by the key, never the example itself nor one whose prompt equals its prompt, rendered
-    with the same template; they are added only while the prompt plus EOS fits the
-    budget (`max_input_tokens`, else `fewshot_budget()`: 1,920 of 2,048 input tokens by
-    default); an example with no exemplar that fits is left out of the few-shot variant.
-    With `demonstrations_key` (NIv2) the few-shot form is the example's own
-    demonstrations (positive examples with explanations) in `fewshot_templates`.
-  * rendering runs in python inside the data source (lazily, one example at a time); the
-    seqio preprocessors then are `tokenize` -> cache placeholder -> `append_eos_after_trim`.
+How an example is rendered (templates, options, few-shot, budgets): `render.py`. This
+module keeps registration: the catalogue, the seqio tasks of each format, mixtures.
 
 Each registered family has a `TaskInfo` in a module-level catalogue: `get_task_info(name)`
 (family or variant name) and `list_tasks(collection)`.
@@ -44,9 +27,16 @@ import seqio
 import tensorflow as tf
 
 from flan_jax.tasks import metrics as metrics_lib
+from flan_jax.tasks import render
 from flan_jax.tasks import sources
 from flan_jax.tasks import templates as tpl
 from flan_jax.tasks import vocab as vocab_lib
+# Re-exported: what callers of this module used before rendering moved to render.py.
+from flan_jax.tasks.render import DEFAULT_INPUTS_LENGTH  # noqa: F401
+from flan_jax.tasks.render import FEWSHOT_MARGIN  # noqa: F401
+from flan_jax.tasks.render import RenderedExample
+from flan_jax.tasks.render import RenderedSource
+from flan_jax.tasks.render import fewshot_budget  # noqa: F401
 
 _NAME = re.compile(r"^[\w.:]+$")
 
@@ -66,359 +56,58 @@ class TaskInfo:
   num_templates: int
 
 
-@dataclasses.dataclass(frozen=True)
-class RenderedExample:
-  """One prompt as the model sees it, with where its parts came from."""
-  inputs: str
-  targets: str
-  index: int                        # position in its split
-  template_index: int
-  exemplar_indices: tuple[int, ...]  # positions in the train split (NIv2: its demonstrations)
-  option_style: str = ""            # name of the options item style shown ("" none)
-  label_target: bool = False        # the target is an option's label, e.g. "(B)"
-  rationale: bool = False           # the prompt or target carries a rationale
-  fewshot_mode: str = ""            # "fixed" | "xshot" | "demonstrations" ("" zero-shot)
+_CATALOGUE: dict[str, TaskInfo] = {}
+_VARIANTS: dict[str, tuple[render.Renderer, tpl.Format]] = {}
 
 
-# FLAN prunes few-shot prompts to 1,920 tokens of its 2,048 input length
-# (flan/v2/constants.py: FEW_SHOT_MAX_LEN, SEQUENCE_LEN): the same margin here.
-FEWSHOT_MARGIN = 1920 / 2048
-DEFAULT_INPUTS_LENGTH = 2048
-MAX_XSHOT = 10
-_BUDGET: dict[str, int | None] = {"inputs_length": DEFAULT_INPUTS_LENGTH, "max_input_tokens": None}
-
-
-def configure_fewshot_budget(task_feature_lengths: dict | None = None,
-                             max_input_tokens: int | None = None) -> int:
-  """Sets the token budget of few-shot prompts for every FLAN task without its own
-  `max_input_tokens`; returns it. `flan_jax.train` calls this with the run's
-  TASK_FEATURE_LENGTHS (so the budget follows that gin macro): FLAN's margin, 1,920 of
-  2,048, of its inputs length; `max_input_tokens` overrides it. (Plain python, not a gin
-  configurable: task modules are imported after gin locks its config.)"""
-  _BUDGET["inputs_length"] = int((task_feature_lengths or {}).get("inputs",
-                                                                  DEFAULT_INPUTS_LENGTH))
-  _BUDGET["max_input_tokens"] = max_input_tokens
-  return fewshot_budget()
+def _renderers_of(name: str | None) -> list[render.Renderer]:
+  """The renderers a task name draws from: a variant's, a family's, a sampled or seqio
+  mixture's members'; None: every registered FLAN task's. Non-FLAN tasks have none."""
+  if name is None:
+    found = [r for r, _ in _VARIANTS.values()]
+  elif name in _VARIANTS:
+    found = [_VARIANTS[name][0]]
+  elif name in _CATALOGUE:
+    found = [_VARIANTS[n][0] for n in _CATALOGUE[name].task_names]
+  elif name in _SAMPLED:
+    found = [_VARIANTS[n][0] for n in _SAMPLED[name].member_names()]
+  elif name in seqio.MixtureRegistry.names():
+    found = [_VARIANTS[t.name][0] for t in seqio.get_mixture_or_task(name).get_subtasks()
+             if t.name in _VARIANTS]
+  else:
+    found = []
+  return list({id(r): r for r in found}.values())
 
 
 @contextlib.contextmanager
-def fewshot_budget_for(task_feature_lengths: dict | None = None, max_input_tokens: int | None = None):
-  """`configure_fewshot_budget` for the duration of a `with` block (one training run), then
-  the budget that was in force before: a run does not change later renderings in the process."""
-  saved = dict(_BUDGET)
+def fewshot_budget_for(task_feature_lengths: dict | None = None,
+                       max_input_tokens: int | None = None, task: str | None = None):
+  """For the duration of a `with` block (one training run), the few-shot prompts of
+  `task` (variant, family, mixture; None: every registered FLAN task) fit the run's
+  TASK_FEATURE_LENGTHS['inputs'] (FLAN's 1,920 of 2,048 of it) or `max_input_tokens`;
+  tasks registered with their own `max_input_tokens` keep it. Each renderer gets its
+  own budget back afterwards, so a run does not change later renderings; yields the
+  budget. (Plain python, not a gin configurable: task modules are imported after gin
+  locks its config.)"""
+  inputs_length = int((task_feature_lengths or {}).get("inputs", DEFAULT_INPUTS_LENGTH))
+  renderers = _renderers_of(task)
+  saved = [(r, r.inputs_length, r.max_input_tokens) for r in renderers]
   try:
-    yield configure_fewshot_budget(task_feature_lengths, max_input_tokens)
+    for r in renderers:
+      r.inputs_length = inputs_length
+      if max_input_tokens is not None and r.max_input_tokens is None:
+        r.max_input_tokens = int(max_input_tokens)
+    yield fewshot_budget(inputs_length, max_input_tokens)
   finally:
-    _BUDGET.update(saved)
-
-
-def fewshot_budget() -> int:
-  """Tokens (with EOS) a few-shot prompt may take now (see `configure_fewshot_budget`)."""
-  if _BUDGET["max_input_tokens"] is not None:
-    return int(_BUDGET["max_input_tokens"])
-  return int(_BUDGET["inputs_length"] * FEWSHOT_MARGIN)
-
-
-_CATALOGUE: dict[str, TaskInfo] = {}
-_VARIANTS: dict[str, tuple["_Renderer", tpl.Format]] = {}
-
-
-def format_demonstration(i: int, demo: dict) -> str:
-  """One NIv2 positive example as shown in a few-shot prompt, with its explanation."""
-  text = f"Example {i + 1}:\nInput: {demo.get('input', '')}\nOutput: {demo.get('output', '')}"
-  if demo.get("explanation"):
-    text += f"\nWhy: {demo['explanation']}"
-  return text
-
-
-class _Renderer:
-  """Renders the examples of one task family in any of its formats."""
-
-  def __init__(self, name, source, templates, *, options_key, rationale_key, id_key,
-               num_fewshot, fewshot_pool_size, max_input_tokens, seed, vocabulary,
-               varied_options=False, fewshot_patterns=(tpl.PLAIN,), xshot=False,
-               demonstrations_key=None, fewshot_templates=(), num_opt_templates=None):
-    self.name = name
-    self.source = source
-    self.templates = tuple(templates)
-    self.options_key = options_key
-    self.rationale_key = rationale_key
-    self.id_key = id_key
-    self.num_fewshot = num_fewshot
-    self.fewshot_pool_size = fewshot_pool_size
-    self.max_input_tokens = max_input_tokens
-    self.seed = seed
-    self.vocabulary = vocabulary
-    self.varied_options = varied_options
-    self.fewshot_patterns = tuple(fewshot_patterns) or (tpl.PLAIN,)
-    self.xshot = xshot
-    self.demonstrations_key = demonstrations_key
-    self.fewshot_templates = tuple(fewshot_templates)
-    self.num_opt_templates = num_opt_templates
-
-  @functools.cached_property
-  def pool(self) -> list[dict]:
-    """The train examples exemplars are drawn from (the first `fewshot_pool_size`)."""
-    pool = []
-    for ex in self.source.examples("train"):
-      if len(pool) >= self.fewshot_pool_size:
-        break
-      pool.append(ex)
-    return pool
-
-  def _key(self, example, split: str, index: int) -> str:
-    return str(example[self.id_key]) if self.id_key else f"{split}:{index}"
-
-  def template_indices(self, fmt: tpl.Format) -> tuple[int, ...]:
-    """The templates `fmt` draws from. Without options the "opt" and "noopt" formats
-    would render alike, so they split the templates (even / odd positions), as FLAN's
-    two template sets differ; CoT formats use them all."""
-    n = len(self.templates)
-    if self.num_opt_templates and not fmt.cot:  # separate sets, as FLAN's are
-      k = self.num_opt_templates
-      return tuple(range(k)) if fmt.options else tuple(range(k, n))
-    if fmt.cot or self.options_key or n < 2:
-      return tuple(range(n))
-    return tuple(range(0, n, 2)) if fmt.options else tuple(range(1, n, 2))
-
-  def _options(self, example, where):
-    options = example.get(self.options_key) if self.options_key else None
-    if options is not None and not (isinstance(options, (list, tuple))
-                                    and all(isinstance(o, str) for o in options)):
-      raise ValueError(f"task {self.name!r}, {where}: field {self.options_key!r} must be a "
-                       f"list of strings, got {options!r}")
-    return options
-
-  def _render_one(self, template, example, fmt, where, style=tpl.FIXED_OPTIONS):
-    rationale = example.get(self.rationale_key) if self.rationale_key else None
-    try:
-      return tpl.render(template, example, fmt, options=self._options(example, where),
-                        rationale=rationale, style=style)
-    except tpl.TemplateError as e:
-      raise tpl.TemplateError(f"task {self.name!r}, {where}: {e}") from None
-
-  def _candidates(self, key: str, n: int, want: int) -> Iterator[int]:
-    """Every index in range(n) once, in a pseudo-random order seeded by `key`: first a
-    few cheap hashed draws (enough for nearly every example), then a full permutation."""
-    seen = set()
-    for t in range(4 * want + 8):
-      j = tpl.stable_hash(self.seed, self.name, key, "fewshot", t) % n
-      if j not in seen:
-        seen.add(j)
-        yield j
-    rng = np.random.default_rng(tpl.stable_hash(self.seed, self.name, key, "fewshot"))
-    yield from (int(j) for j in rng.permutation(n) if int(j) not in seen)
-
-  def _fits(self, text: str, budget: int | None) -> bool:
-    if budget is None:
-      return True
-    if len(text.encode("utf-8")) + 2 <= budget:  # never more tokens than bytes (+ EOS)
-      return True
-    return len(self.vocabulary.encode(text)) + 1 <= budget  # +1 for EOS
-
-  def _fitting(self, chosen, inputs, pattern, budget):
-    """The leading exemplars of `chosen` that fit the budget with the query: exemplars
-    are added only while the whole prompt fits. Counts each block's tokens once, then
-    checks the joined prompt exactly (dropping from the end if the join tokenizes
-    longer)."""
-    def prompt(exemplars):
-      return tpl.fewshot_prompt([(x, y) for _, x, y in exemplars], inputs, pattern)
-
-    if budget is None or self._fits(prompt(chosen), budget):
-      return list(chosen)
-    count = lambda text: len(self.vocabulary.encode(text))
-    total = count(pattern.query(inputs)) + 1
-    kept = []
-    for c in chosen:
-      total += count(pattern.exemplar(c[1], c[2]) + pattern.separator)
-      if total > budget:
-        break
-      kept.append(c)
-    while kept and not self._fits(prompt(kept), budget):
-      kept.pop()
-    return kept
-
-  def _budget(self) -> int:
-    return self.max_input_tokens if self.max_input_tokens is not None else fewshot_budget()
-
-  def _fewshot_plan(self, key: str) -> tuple[str, int, tpl.FewShotPattern]:
-    """(mode, number of exemplars wanted, pattern) of one few-shot prompt: FLAN mixes a
-    fixed-count format with an "x-shot" one of 1-10 exemplars (an x-shot draw of 0 is
-    a zero-shot prompt, which FLAN's filter drops from the few-shot set)."""
-    h = tpl.stable_hash(self.seed, self.name, key, "plan")
-    pattern = self.fewshot_patterns[(h >> 8) % len(self.fewshot_patterns)]
-    if self.xshot and h % 2:
-      return "xshot", 1 + (h >> 4) % MAX_XSHOT, pattern
-    return "fixed", self.num_fewshot, pattern
-
-  def _exemplars(self, template, fmt, key, split, index, query_inputs, want, style):
-    """Up to `want` (train index, inputs, targets), never equal to the query."""
-    pool = self.pool
-    chosen = []
-    for j in self._candidates(key, len(pool), want) if pool else ():
-      if len(chosen) == want:
-        break
-      if split == "train" and j == index:
-        continue
-      if fmt.cot and not pool[j].get(self.rationale_key):
-        continue
-      x, y = self._render_one(template, pool[j], fmt, f"train example {j}", style)
-      if x == query_inputs:
-        continue
-      chosen.append((j, x, y))
-    return chosen
-
-  def _style(self, key: str):
-    return tpl.option_style(self.seed, self.name, key) if self.varied_options \
-        else tpl.FIXED_OPTIONS
-
-  def render(self, split: str, fmt: tpl.Format) -> Iterator[RenderedExample]:
-    """The examples of `split` rendered in `fmt`, in source order. A few-shot example for
-    which no exemplar fits the budget is left out of the few-shot variant."""
-    indices = self.template_indices(fmt)
-    budget = self._budget() if fmt.fewshot else None
-    for index, example in enumerate(self.source.examples(split)):
-      key = self._key(example, split, index)
-      if (fmt.fewshot and self.demonstrations_key and self.fewshot_templates
-          and example.get(self.demonstrations_key)):
-        r = self._render_demonstrations(example, fmt, key, split, index, budget)
-        if r is not None:
-          yield r
-        continue
-      t = indices[tpl.stable_hash(self.seed, self.name, key) % len(indices)]
-      template = self.templates[t]
-      style = self._style(key)
-      where = f"{split} example {index}"
-      inputs, targets = self._render_one(template, example, fmt, where, style)
-      options = self._options(example, where)
-      shown = fmt.options and bool(options) and not template.inverted
-      plain = _plain_target(template, example)
-      if shown and style.labels and len(options) > len(style.labels):
-        style = dataclasses.replace(style, name="dash", item="-", labels=())
-      info = dict(option_style=style.name if shown else "",
-                  label_target=bool(shown and style.labelled and
-                                    sum(o.strip() == plain.strip() for o in options) == 1),
-                  rationale=bool(fmt.cot or tpl.RATIONALE_FIELD in template.fields))
-      if not fmt.fewshot:
-        yield RenderedExample(inputs, targets, index, t, (), **info)
-        continue
-      mode, want, pattern = self._fewshot_plan(key)
-      if inputs.rstrip().endswith(":"):  # the template has its own answer prefix
-        pattern = tpl.FewShotPattern("", "", pattern.x_y, pattern.separator)
-      chosen = self._exemplars(template, fmt, key, split, index, inputs, want, style)
-      kept = self._fitting(chosen, inputs, pattern, budget)
-      if not kept:
-        continue  # nothing fits next to the query (or no exemplar): not a few-shot example
-      prompt = tpl.fewshot_prompt([(x, y) for _, x, y in kept], inputs, pattern)
-      yield RenderedExample(prompt, targets, index, t, tuple(j for j, _, _ in kept),
-                            fewshot_mode=mode, **info)
-
-  def _render_demonstrations(self, example, fmt, key, split, index, budget):
-    """NIv2's few-shot form: the definition with the task's positive examples (and their
-    explanations), as many as fit, then the query; None when none fits."""
-    t = tpl.stable_hash(self.seed, self.name, key) % len(self.fewshot_templates)
-    template = self.fewshot_templates[t]
-    demos = list(example.get(self.demonstrations_key) or ())
-    where = f"{split} example {index}"
-    for k in range(len(demos), 0, -1):
-      text = "\n\n".join(format_demonstration(i, d) for i, d in enumerate(demos[:k]))
-      inputs, targets = self._render_one(template, {**example, "demonstrations": text},
-                                         fmt, where)
-      if self._fits(inputs, budget):
-        return RenderedExample(inputs, targets, index, len(self.templates) + t,
-                               tuple(range(k)), fewshot_mode="demonstrations")
-    return None
-
-
-def _plain_target(template, example) -> str:
-  """The target as the template writes it (before an options label replaces it)."""
-  if tpl.is_prerendered(example):
-    template = tpl.PRERENDERED
-  try:
-    return template.targets.format_map({**example, tpl.OPTIONS_FIELD: ""})
-  except (KeyError, IndexError, ValueError):
-    return ""
-
-
-# Examples rendered per python call amortize the tf.data <-> python hop; the first chunks
-# are small so that a mixture of many tasks yields its first examples quickly.
-_FIRST_CHUNK, _MAX_CHUNK = 8, 128
-_SIGNATURE = {
-    "inputs": tf.TensorSpec((None,), tf.string),
-    "targets": tf.TensorSpec((None,), tf.string),
-    "template_index": tf.TensorSpec((None,), tf.int32),
-    "num_exemplars": tf.TensorSpec((None,), tf.int32),
-}
-
-
-def _chunks(rendered: Iterator[RenderedExample]) -> Iterator[dict]:
-  """Columns of rendered examples as numpy arrays, in chunks of 8, 16, ... up to 128."""
-  rows, size = [], _FIRST_CHUNK
-  for r in rendered:
-    rows.append(r)
-    if len(rows) == size:
-      yield _columns(rows)
-      rows, size = [], min(2 * size, _MAX_CHUNK)
-  if rows:
-    yield _columns(rows)
-
-
-def _columns(rows: list[RenderedExample]) -> dict:
-  return {
-      "inputs": np.array([r.inputs.encode("utf-8") for r in rows], dtype=object),
-      "targets": np.array([r.targets.encode("utf-8") for r in rows], dtype=object),
-      "template_index": np.array([r.template_index for r in rows], dtype=np.int32),
-      "num_exemplars": np.array([len(r.exemplar_indices) for r in rows], dtype=np.int32),
-  }
-
-
-def _rendered_dataset(rendered: Callable[[], Iterator[RenderedExample]],
-                      shard_info=None) -> tf.data.Dataset:
-  """A tf.data view of a python stream of rendered examples (built anew per iteration),
-  optionally keeping every n-th example for one data shard."""
-  ds = tf.data.Dataset.from_generator(lambda: _chunks(rendered()),
-                                      output_signature=_SIGNATURE).unbatch()
-  if shard_info and shard_info.num_shards > 1:
-    ds = ds.shard(shard_info.num_shards, shard_info.index)
-  return ds
-
-
-class RenderedSource(seqio.DataSource):
-  """A seqio DataSource of one format of one family: rendered `inputs`/`targets` strings
-  (plus `template_index`, `num_exemplars`), produced lazily from the python renderer."""
-
-  def __init__(self, renderer: _Renderer, fmt: tpl.Format, splits: Sequence[str]):
-    super().__init__(splits=splits, caching_permitted=True)
-    self._renderer = renderer
-    self._format = fmt
-
-  @property
-  def supports_arbitrary_sharding(self) -> bool:
-    return False
-
-  def list_shards(self, split: str) -> Sequence[str]:
-    return [split]
-
-  def num_input_examples(self, split: str) -> int:
-    return self._renderer.source.num_examples(split)
-
-  def get_dataset(self, split: str = "train", shuffle: bool = True, seed=None,
-                  shard_info=None, *, sequence_length=None, use_cached=False, num_epochs=1):
-    """Examples in source order; the Task shuffles them (shuffle/seed are unused here)."""
-    del shuffle, seed, sequence_length, use_cached, num_epochs
-    if split not in self.splits:
-      raise ValueError(f"task {self._renderer.name}_{self._format.name} has no split "
-                       f"{split!r}; it has {list(self.splits)}")
-
-    renderer, fmt = self._renderer, self._format
-    return _rendered_dataset(lambda: renderer.render(split, fmt), shard_info)
+    for r, length, own in saved:
+      r.inputs_length, r.max_input_tokens = length, own
 
 
 def _applicable_formats(has_rationales: bool, has_train: bool,
                         opt_without_options: bool = True) -> list[str]:
   """Few-shot needs a train split to draw exemplars from. A task without options has
   "opt" variants only when it has two or more templates: they then use other templates
-  than the "noopt" ones (see `_Renderer.template_indices`), never the same prompts."""
+  than the "noopt" ones (see `render.Renderer.template_indices`), never the same prompts."""
   opt = ["zsopt"] if opt_without_options else []
   names = opt + ["zsnoopt"]
   if has_train:
@@ -449,6 +138,7 @@ def register_flan_task(
     id_key: str | None = None,
     num_fewshot: int = 3,
     max_input_tokens: int | None = None,
+    inputs_length: int = DEFAULT_INPUTS_LENGTH,
     varied_options: bool = False,
     fewshot_patterns: Sequence[tpl.FewShotPattern] = (tpl.PLAIN,),
     xshot: bool = False,
@@ -481,15 +171,19 @@ def register_flan_task(
       (default: the example's split and position).
     num_fewshot: exemplars per few-shot prompt (the fixed-count format).
     max_input_tokens: exemplars are added only while the prompt plus EOS fits; an
-      example with none is left out of the few-shot variants (None: the budget set by
-      `configure_fewshot_budget`, FLAN's 1,920 of a 2,048-token input by default).
+      example with none is left out of the few-shot variants (None: FLAN's 1,920/2,048
+      of `inputs_length`).
+    inputs_length: the input length few-shot prompts are fitted to when
+      `max_input_tokens` is None; a training run sets it to its TASK_FEATURE_LENGTHS
+      for its own tasks (`fewshot_budget_for`).
     varied_options: draw the options block's header and item style per example (per
       prompt in few-shot), with label targets for labelled styles; False: the fixed
       "OPTIONS:" list with option texts as targets (what evaluation tasks want).
     fewshot_patterns: prefix/separator patterns of the few-shot prompts, one drawn per
       example.
-    xshot: mix in FLAN's "x-shot" format: half the few-shot examples take 1-10
-      exemplars instead of `num_fewshot`.
+    xshot: mix in FLAN's "x-shot" format: half the few-shot examples take the exemplars
+      of 25 draws that match their own template (`render.xshot_count`) instead of
+      `num_fewshot`; those left with none are dropped, as in FLAN.
     demonstrations_key, fewshot_templates: few-shot from the example's own list of
       demonstrations (dicts of input, output, explanation; NIv2's positive examples)
       rendered into `{demonstrations}` of `fewshot_templates`, instead of exemplars.
@@ -525,13 +219,13 @@ def register_flan_task(
                      "(CoT needs rationale_key, few-shot needs a 'train' split)")
   vocabulary = vocabulary or vocab_lib.default_vocabulary()
   metric_fns = [metrics_lib.resolve_metric(m) for m in metrics]
-  renderer = _Renderer(
+  renderer = render.Renderer(
       name, example_source, templates, options_key=options_key, rationale_key=rationale_key,
       id_key=id_key, num_fewshot=num_fewshot, fewshot_pool_size=fewshot_pool_size,
       max_input_tokens=max_input_tokens, seed=seed, vocabulary=vocabulary,
       varied_options=varied_options, fewshot_patterns=fewshot_patterns, xshot=xshot,
       demonstrations_key=demonstrations_key, fewshot_templates=fewshot_templates,
-      num_opt_templates=num_opt_templates)
+      num_opt_templates=num_opt_templates, inputs_length=inputs_length)
   output_features = {
       "inputs": seqio.Feature(vocabulary, add_eos=True),
       "targets": seqio.Feature(vocabulary, add_eos=True),
@@ -762,7 +456,7 @@ class SampledMixtureSource(seqio.DataSource):
     endless = split == "train"  # then every shard draws its own stream, none is sliced
     index = shard_info.index if shard_info and endless else 0
     stream_seed = tpl.stable_hash(self._name, split, 0 if seed is None else int(seed), index)
-    return _rendered_dataset(lambda: self._stream(members, split, stream_seed),
+    return render.rendered_dataset(lambda: self._stream(members, split, stream_seed),
                              None if endless else shard_info)
 
 

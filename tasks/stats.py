@@ -48,9 +48,9 @@ def mixture_stats(name: str, n: int = 20_000, *, seed: int = 0,
   """Figures of the first `n` training examples of sampled mixture `name`."""
   source = api.sampled_mixture(name)
   groups = source.groups()
-  drawn = source.sample(n, seed=seed)
+  with api.fewshot_budget_for({"inputs": inputs_length}, task=name) as budget:
+    drawn = source.sample(n, seed=seed)  # few-shot prompts fitted to `inputs_length`
   vocabulary = vocab_lib.default_vocabulary()
-  budget = api.fewshot_budget()
   by_collection, by_format = collections.Counter(), collections.Counter()
   shots, modes, styles = collections.Counter(), collections.Counter(), collections.Counter()
   rationale = zsopt_shown = zsopt_label = over = fewshot_over = 0
@@ -130,7 +130,6 @@ def run(args) -> int:
   if args.n <= 0:
     print("data stats: --n must be positive", file=sys.stderr)
     return 2
-  api.configure_fewshot_budget({"inputs": args.inputs_length})
   try:
     stats = mixture_stats(args.mixture, args.n, seed=args.seed,
                           inputs_length=args.inputs_length)

@@ -105,10 +105,7 @@ def test_long_documents_fewshot_keeps_the_whole_query(register):
     assert len(vocabulary.encode(r.inputs)) + 1 <= budget
   # FLAN's margin by default: 1,920 of a 2,048-token input, scaled with the run's length.
   assert api.fewshot_budget() == FLAN_FEW_SHOT_MAX_LEN
-  try:
-    assert api.configure_fewshot_budget({"inputs": 512}) == 512 * FLAN_FEW_SHOT_MAX_LEN // 2048
-  finally:
-    api.configure_fewshot_budget({"inputs": FLAN_INPUTS_LEN})
+  assert api.fewshot_budget(512) == 512 * FLAN_FEW_SHOT_MAX_LEN // 2048
 
 
 def test_extract_answer_reads_final_answer_phrases():
@@ -197,8 +194,8 @@ def test_fewshot_prompt_patterns_one_style_and_xshot(register):
   modes = {r.fewshot_mode for r in fs}
   assert modes == {"fixed", "xshot"}
   assert all(len(r.exemplar_indices) == 5 for r in fs if r.fewshot_mode == "fixed")
-  assert all(1 <= len(r.exemplar_indices) <= 10 for r in fs)
-  assert len({len(r.exemplar_indices) for r in fs if r.fewshot_mode == "xshot"}) >= 3
+  # One template: every one of FLAN's 25 x-shot candidates has the query's template.
+  assert {len(r.exemplar_indices) for r in fs if r.fewshot_mode == "xshot"} == {25}
   prefixed = [r for r in fs if r.inputs.endswith(("A:", "Answer:", "Choice:"))]
   assert prefixed, "no prompt ends with its pattern's answer prefix"
   for r in fs:
@@ -210,6 +207,64 @@ def test_fewshot_prompt_patterns_one_style_and_xshot(register):
     if style.header:
       assert r.inputs.count(style.header) == blocks
     assert r.targets == (style.label(1) if style.labelled else rows[r.index]["answer"])
+
+
+def _flan_xshot_count(num_templates, query_template, rng):
+  """FLAN's x-shot rule re-typed (flan/v2/tasks.py `_template_0to10_x_shot`: num_shots=25;
+  preprocessors.py: each exemplar formatted with one of the templates in turn over a
+  shuffled stream, `prune_fewshot_examples_by_template_idx` keeps those with the query's
+  template, `filter_zero_shot_in_few_shot` drops examples left with none)."""
+  return int(sum(rng.integers(num_templates) == query_template for _ in range(25)))
+
+
+def test_xshot_draws_as_flan_does(register):
+  import numpy as np
+  from flan_jax.tasks import render
+  # The count's distribution equals the re-typed rule's, for FLAN's ten templates.
+  rng = np.random.default_rng(0)
+  ours = np.array([render.xshot_count(10, k % 10, 0, "t", k) for k in range(6000)])
+  flan = np.array([_flan_xshot_count(10, k % 10, rng) for k in range(6000)])
+  assert abs(ours.mean() - 2.5) < 0.08 and abs(flan.mean() - ours.mean()) < 0.12
+  assert abs((ours == 0).mean() - 0.9 ** 25) < 0.015   # dropped: 7.2%
+  assert abs((ours == 0).mean() - (flan == 0).mean()) < 0.015
+  assert ours.max() <= 25 and (ours > 10).sum() == 0 and (ours >= 7).sum() > 0
+  # Rendered: each x-shot prompt has exactly the rule's count (nothing pruned here), and
+  # the examples whose draw matched no candidate have no few-shot form.
+  rows = [{"q": f"{i} plus one?", "answer": str(i + 1)} for i in range(240)]
+  tmpl = [templates.Template(f"Q{k}: {{q}}", "{answer}") for k in range(20)]
+  register("xs", {"train": rows[:60], "validation": rows[60:]}, tmpl, xshot=True,
+           num_fewshot=5, options_key="options", num_opt_templates=10)
+  zs = {r.index: r for r in api.render_examples("fid_xs_zsnoopt", "validation")}
+  fs = {r.index: r for r in api.render_examples("fid_xs_fsnoopt", "validation")}
+  count = lambda i: render.xshot_count(10, zs[i].template_index - 10, 0, "fid_xs",
+                                       f"validation:{i}")
+  xshot = [r for r in fs.values() if r.fewshot_mode == "xshot"]
+  assert len(xshot) > 60
+  assert all(len(r.exemplar_indices) == count(r.index) >= 1 for r in xshot)
+  missing = set(zs) - set(fs)
+  assert missing and all(count(i) == 0 for i in missing)
+
+
+def test_fewshot_budget_travels_with_the_task(register):
+  vocabulary = vocab.default_vocabulary()
+  rows = [{"doc": " ".join(f"w{i}x{j}" for j in range(8)), "answer": str(i)} for i in range(40)]
+  tmpl = [templates.Template("Sum up: {doc}", "{answer}")]
+  for name in ("b1", "b2"):
+    register(name, {"train": rows, "validation": rows[:6]}, tmpl, num_fewshot=5)
+  shots = lambda name: [len(r.exemplar_indices)
+                        for r in api.render_examples(f"fid_{name}_fsnoopt", "validation")]
+  assert shots("b1") == shots("b2") == [5] * 6
+  with api.fewshot_budget_for({"inputs": 256}, task="fid_b1") as budget:
+    assert budget == 256 * FLAN_FEW_SHOT_MAX_LEN // FLAN_INPUTS_LEN
+    small = api.render_examples("fid_b1_fsnoopt", "validation")
+    assert shots("b2") == [5] * 6                   # another task keeps its own budget
+  assert small and all(len(vocabulary.encode(r.inputs)) + 1 <= budget for r in small)
+  assert max(len(r.exemplar_indices) for r in small) < 5
+  assert shots("b1") == [5] * 6                     # restored when the run ends
+  register("b3", {"train": rows, "validation": rows[:6]}, tmpl, num_fewshot=5,
+           inputs_length=256)                      # or set when the task is registered
+  assert max(shots("b3")) < 5 and all(len(vocabulary.encode(r.inputs)) + 1 <= budget
+                                      for r in api.render_examples("fid_b3_fsnoopt", "validation"))
 
 
 def test_validation_holdouts_are_a_fixed_small_count(tmp_path):
@@ -277,7 +332,7 @@ def test_data_stats_of_the_released_mixture(fixture_mixtures, capsys):
   assert len(s["option_styles"]) >= 12
   assert s["zsopt_label_targets"] >= 30
   assert set(s["fewshot_modes"]) == {"fixed", "xshot", "demonstrations"}
-  assert max(s["exemplars"]) <= 10
+  assert max(s["exemplars"]) <= 25  # FLAN's x-shot draws 25 candidates
   print("\n".join(stats.format_stats(s)))
   out = capsys.readouterr().out
   assert "collection  flan2021" in out and "item styles" in out

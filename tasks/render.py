@@ -1,0 +1,388 @@
+"""Rendering FLAN examples: one example dict + a template -> the prompt a model sees.
+
+A `Renderer` renders the examples of one task family in any FLAN format; `RenderedSource`
+is the seqio DataSource of one (family, format) pair. `api.register_flan_task` builds them;
+this module holds no registry.
+
+How an example is rendered (see `templates.py` for the text of each format):
+  * template: `templates[stable_hash(seed, name, key) % len(templates)]` over the templates
+    of its format (`Renderer.template_indices`: with `num_opt_templates` the "opt" and
+    "noopt" formats have separate sets; a task without options splits its templates so
+    that its "opt" variants never repeat the "noopt" prompts), where `key` is the
+    example's `id_key` field or "split:index"; the same choice in every process.
+  * options (`varied_options`): header, item style and layout drawn from the same key, one
+    style for a whole few-shot prompt; a labelled style makes the target the label.
+  * few-shot: a fixed-count prompt (`num_fewshot`) or, with `xshot`, FLAN's x-shot form
+    (`xshot_count`: of 25 candidate exemplars, each given a random template of the
+    format, those that drew the query's own template), in a prefix/separator pattern
+    drawn from `fewshot_patterns`. Exemplars come from the task's own train split (its
+    first `fewshot_pool_size`), in an order seeded by the key, never the example itself
+    nor one whose prompt equals its prompt, rendered with the same template; they are
+    added only while the prompt plus EOS fits the renderer's budget (`budget`:
+    `max_input_tokens`, else FLAN's 1,920/2,048 of `inputs_length`); an example with no
+    exemplar that fits (or an x-shot draw of none) is left out of the few-shot variant.
+    With `demonstrations_key` (NIv2) the few-shot form is the example's own
+    demonstrations (positive examples with explanations) in `fewshot_templates`.
+  * rendering runs in python inside the data source (lazily, one example at a time); the
+    seqio preprocessors then are `tokenize` -> cache placeholder -> `append_eos_after_trim`.
+
+The few-shot budget belongs to each renderer: `inputs_length` is set when the task is
+registered (default 2,048) and, for one training run, by `api.fewshot_budget_for`, which
+sets it on the renderers of the run's task and restores it afterwards.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Iterator, Sequence
+
+import numpy as np
+import seqio
+import tensorflow as tf
+
+from flan_jax.tasks import templates as tpl
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderedExample:
+  """One prompt as the model sees it, with where its parts came from."""
+  inputs: str
+  targets: str
+  index: int                        # position in its split
+  template_index: int
+  exemplar_indices: tuple[int, ...]  # positions in the train split (NIv2: its demonstrations)
+  option_style: str = ""            # name of the options item style shown ("" none)
+  label_target: bool = False        # the target is an option's label, e.g. "(B)"
+  rationale: bool = False           # the prompt or target carries a rationale
+  fewshot_mode: str = ""            # "fixed" | "xshot" | "demonstrations" ("" zero-shot)
+
+
+
+# FLAN prunes few-shot prompts to 1,920 tokens of its 2,048 input length
+# (flan/v2/constants.py: FEW_SHOT_MAX_LEN, SEQUENCE_LEN): the same margin here.
+FEWSHOT_MARGIN = 1920 / 2048
+DEFAULT_INPUTS_LENGTH = 2048
+# FLAN's x-shot tasks (flan/v2/tasks.py, "_template_0to10_x_shot") draw 25 exemplars, each
+# formatted with one of the dataset's templates in turn over a shuffled stream, keep those
+# whose template is the query's (preprocessors.prune_fewshot_examples_by_template_idx),
+# prune by length, and drop the examples left with none (filter_zero_shot_in_few_shot).
+XSHOT_DRAWS = 25
+
+
+def fewshot_budget(inputs_length: int = DEFAULT_INPUTS_LENGTH,
+                   max_input_tokens: int | None = None) -> int:
+  """Tokens (with EOS) a few-shot prompt may take for an `inputs_length`-token input:
+  FLAN's margin, 1,920 of 2,048; `max_input_tokens` overrides it."""
+  if max_input_tokens is not None:
+    return int(max_input_tokens)
+  return int(int(inputs_length) * FEWSHOT_MARGIN)
+
+
+def format_demonstration(i: int, demo: dict) -> str:
+  """One NIv2 positive example as shown in a few-shot prompt, with its explanation."""
+  text = f"Example {i + 1}:\nInput: {demo.get('input', '')}\nOutput: {demo.get('output', '')}"
+  if demo.get("explanation"):
+    text += f"\nWhy: {demo['explanation']}"
+  return text
+
+
+def xshot_count(num_templates: int, position: int, *key: object) -> int:
+  """Exemplars of one x-shot prompt before length pruning, FLAN's rule: of
+  `XSHOT_DRAWS` (25) candidates, each formatted with one of the format's `num_templates`
+  templates, those whose template is the query's (`position`); a draw per candidate,
+  seeded by `key`. Binomial(25, 1/num_templates): FLAN's ten templates give 2.5 on
+  average, 0 for 7% of examples (dropped), rarely more than 7."""
+  return sum(tpl.stable_hash(*key, "xshot", d) % num_templates == position
+             for d in range(XSHOT_DRAWS))
+
+
+class Renderer:
+  """Renders the examples of one task family in any of its formats."""
+
+  def __init__(self, name, source, templates, *, options_key, rationale_key, id_key,
+               num_fewshot, fewshot_pool_size, max_input_tokens, seed, vocabulary,
+               varied_options=False, fewshot_patterns=(tpl.PLAIN,), xshot=False,
+               demonstrations_key=None, fewshot_templates=(), num_opt_templates=None,
+               inputs_length=DEFAULT_INPUTS_LENGTH):
+    self.name = name
+    self.source = source
+    self.templates = tuple(templates)
+    self.options_key = options_key
+    self.rationale_key = rationale_key
+    self.id_key = id_key
+    self.num_fewshot = num_fewshot
+    self.fewshot_pool_size = fewshot_pool_size
+    self.max_input_tokens = max_input_tokens
+    self.seed = seed
+    self.vocabulary = vocabulary
+    self.varied_options = varied_options
+    self.fewshot_patterns = tuple(fewshot_patterns) or (tpl.PLAIN,)
+    self.xshot = xshot
+    self.demonstrations_key = demonstrations_key
+    self.fewshot_templates = tuple(fewshot_templates)
+    self.num_opt_templates = num_opt_templates
+    self.inputs_length = int(inputs_length)  # few-shot budget: see `budget`
+
+  @functools.cached_property
+  def pool(self) -> list[dict]:
+    """The train examples exemplars are drawn from (the first `fewshot_pool_size`)."""
+    pool = []
+    for ex in self.source.examples("train"):
+      if len(pool) >= self.fewshot_pool_size:
+        break
+      pool.append(ex)
+    return pool
+
+  def _key(self, example, split: str, index: int) -> str:
+    return str(example[self.id_key]) if self.id_key else f"{split}:{index}"
+
+  def template_indices(self, fmt: tpl.Format) -> tuple[int, ...]:
+    """The templates `fmt` draws from. Without options the "opt" and "noopt" formats
+    would render alike, so they split the templates (even / odd positions), as FLAN's
+    two template sets differ; CoT formats use them all."""
+    n = len(self.templates)
+    if self.num_opt_templates and not fmt.cot:  # separate sets, as FLAN's are
+      k = self.num_opt_templates
+      return tuple(range(k)) if fmt.options else tuple(range(k, n))
+    if fmt.cot or self.options_key or n < 2:
+      return tuple(range(n))
+    return tuple(range(0, n, 2)) if fmt.options else tuple(range(1, n, 2))
+
+  def _options(self, example, where):
+    options = example.get(self.options_key) if self.options_key else None
+    if options is not None and not (isinstance(options, (list, tuple))
+                                    and all(isinstance(o, str) for o in options)):
+      raise ValueError(f"task {self.name!r}, {where}: field {self.options_key!r} must be a "
+                       f"list of strings, got {options!r}")
+    return options
+
+  def _render_one(self, template, example, fmt, where, style=tpl.FIXED_OPTIONS):
+    rationale = example.get(self.rationale_key) if self.rationale_key else None
+    try:
+      return tpl.render(template, example, fmt, options=self._options(example, where),
+                        rationale=rationale, style=style)
+    except tpl.TemplateError as e:
+      raise tpl.TemplateError(f"task {self.name!r}, {where}: {e}") from None
+
+  def _candidates(self, key: str, n: int, want: int) -> Iterator[int]:
+    """Every index in range(n) once, in a pseudo-random order seeded by `key`: first a
+    few cheap hashed draws (enough for nearly every example), then a full permutation."""
+    seen = set()
+    for t in range(4 * want + 8):
+      j = tpl.stable_hash(self.seed, self.name, key, "fewshot", t) % n
+      if j not in seen:
+        seen.add(j)
+        yield j
+    rng = np.random.default_rng(tpl.stable_hash(self.seed, self.name, key, "fewshot"))
+    yield from (int(j) for j in rng.permutation(n) if int(j) not in seen)
+
+  def _fits(self, text: str, budget: int | None) -> bool:
+    if budget is None:
+      return True
+    if len(text.encode("utf-8")) + 2 <= budget:  # never more tokens than bytes (+ EOS)
+      return True
+    return len(self.vocabulary.encode(text)) + 1 <= budget  # +1 for EOS
+
+  def _fitting(self, chosen, inputs, pattern, budget):
+    """The leading exemplars of `chosen` that fit the budget with the query: exemplars
+    are added only while the whole prompt fits. Counts each block's tokens once, then
+    checks the joined prompt exactly (dropping from the end if the join tokenizes
+    longer)."""
+    def prompt(exemplars):
+      return tpl.fewshot_prompt([(x, y) for _, x, y in exemplars], inputs, pattern)
+
+    if budget is None or self._fits(prompt(chosen), budget):
+      return list(chosen)
+    count = lambda text: len(self.vocabulary.encode(text))
+    total = count(pattern.query(inputs)) + 1
+    kept = []
+    for c in chosen:
+      total += count(pattern.exemplar(c[1], c[2]) + pattern.separator)
+      if total > budget:
+        break
+      kept.append(c)
+    while kept and not self._fits(prompt(kept), budget):
+      kept.pop()
+    return kept
+
+  @property
+  def budget(self) -> int:
+    """Tokens (with EOS) this task's few-shot prompts may take: `max_input_tokens`, else
+    FLAN's 1,920/2,048 of `inputs_length`."""
+    return fewshot_budget(self.inputs_length, self.max_input_tokens)
+
+  def _fewshot_plan(self, key: str, num_templates: int,
+                    position: int) -> tuple[str, int, tpl.FewShotPattern]:
+    """(mode, number of exemplars wanted, pattern) of one few-shot prompt: FLAN mixes a
+    fixed-count format with its x-shot one (`xshot_count`; 0 means the example has no
+    x-shot form, as FLAN's filter drops it). `position`: the query's template among the
+    `num_templates` of its format."""
+    h = tpl.stable_hash(self.seed, self.name, key, "plan")
+    pattern = self.fewshot_patterns[(h >> 8) % len(self.fewshot_patterns)]
+    if self.xshot and h % 2:
+      return "xshot", xshot_count(num_templates, position, self.seed, self.name, key), pattern
+    return "fixed", self.num_fewshot, pattern
+
+  def _exemplars(self, template, fmt, key, split, index, query_inputs, want, style):
+    """Up to `want` (train index, inputs, targets), never equal to the query."""
+    pool = self.pool
+    chosen = []
+    for j in self._candidates(key, len(pool), want) if pool else ():
+      if len(chosen) == want:
+        break
+      if split == "train" and j == index:
+        continue
+      if fmt.cot and not pool[j].get(self.rationale_key):
+        continue
+      x, y = self._render_one(template, pool[j], fmt, f"train example {j}", style)
+      if x == query_inputs:
+        continue
+      chosen.append((j, x, y))
+    return chosen
+
+  def _style(self, key: str):
+    return tpl.option_style(self.seed, self.name, key) if self.varied_options \
+        else tpl.FIXED_OPTIONS
+
+  def render(self, split: str, fmt: tpl.Format) -> Iterator[RenderedExample]:
+    """The examples of `split` rendered in `fmt`, in source order. A few-shot example for
+    which no exemplar fits the budget is left out of the few-shot variant."""
+    indices = self.template_indices(fmt)
+    budget = self.budget if fmt.fewshot else None
+    for index, example in enumerate(self.source.examples(split)):
+      key = self._key(example, split, index)
+      if (fmt.fewshot and self.demonstrations_key and self.fewshot_templates
+          and example.get(self.demonstrations_key)):
+        r = self._render_demonstrations(example, fmt, key, split, index, budget)
+        if r is not None:
+          yield r
+        continue
+      t = indices[tpl.stable_hash(self.seed, self.name, key) % len(indices)]
+      template = self.templates[t]
+      style = self._style(key)
+      where = f"{split} example {index}"
+      inputs, targets = self._render_one(template, example, fmt, where, style)
+      options = self._options(example, where)
+      shown = fmt.options and bool(options) and not template.inverted
+      plain = _plain_target(template, example)
+      if shown and style.labels and len(options) > len(style.labels):
+        style = dataclasses.replace(style, name="dash", item="-", labels=())
+      info = dict(option_style=style.name if shown else "",
+                  label_target=bool(shown and style.labelled and
+                                    sum(o.strip() == plain.strip() for o in options) == 1),
+                  rationale=bool(fmt.cot or tpl.RATIONALE_FIELD in template.fields))
+      if not fmt.fewshot:
+        yield RenderedExample(inputs, targets, index, t, (), **info)
+        continue
+      mode, want, pattern = self._fewshot_plan(key, len(indices), indices.index(t))
+      if not want:
+        continue  # an x-shot draw with no exemplar of the query's template: dropped
+      if inputs.rstrip().endswith(":"):  # the template has its own answer prefix
+        pattern = tpl.FewShotPattern("", "", pattern.x_y, pattern.separator)
+      chosen = self._exemplars(template, fmt, key, split, index, inputs, want, style)
+      kept = self._fitting(chosen, inputs, pattern, budget)
+      if not kept:
+        continue  # nothing fits next to the query (or no exemplar): not a few-shot example
+      prompt = tpl.fewshot_prompt([(x, y) for _, x, y in kept], inputs, pattern)
+      yield RenderedExample(prompt, targets, index, t, tuple(j for j, _, _ in kept),
+                            fewshot_mode=mode, **info)
+
+  def _render_demonstrations(self, example, fmt, key, split, index, budget):
+    """NIv2's few-shot form: the definition with the task's positive examples (and their
+    explanations), as many as fit, then the query; None when none fits."""
+    t = tpl.stable_hash(self.seed, self.name, key) % len(self.fewshot_templates)
+    template = self.fewshot_templates[t]
+    demos = list(example.get(self.demonstrations_key) or ())
+    where = f"{split} example {index}"
+    for k in range(len(demos), 0, -1):
+      text = "\n\n".join(format_demonstration(i, d) for i, d in enumerate(demos[:k]))
+      inputs, targets = self._render_one(template, {**example, "demonstrations": text},
+                                         fmt, where)
+      if self._fits(inputs, budget):
+        return RenderedExample(inputs, targets, index, len(self.templates) + t,
+                               tuple(range(k)), fewshot_mode="demonstrations")
+    return None
+
+
+def _plain_target(template, example) -> str:
+  """The target as the template writes it (before an options label replaces it)."""
+  if tpl.is_prerendered(example):
+    template = tpl.PRERENDERED
+  try:
+    return template.targets.format_map({**example, tpl.OPTIONS_FIELD: ""})
+  except (KeyError, IndexError, ValueError):
+    return ""
+
+
+# Examples rendered per python call amortize the tf.data <-> python hop; the first chunks
+# are small so that a mixture of many tasks yields its first examples quickly.
+_FIRST_CHUNK, _MAX_CHUNK = 8, 128
+_SIGNATURE = {
+    "inputs": tf.TensorSpec((None,), tf.string),
+    "targets": tf.TensorSpec((None,), tf.string),
+    "template_index": tf.TensorSpec((None,), tf.int32),
+    "num_exemplars": tf.TensorSpec((None,), tf.int32),
+}
+
+
+def _chunks(rendered: Iterator[RenderedExample]) -> Iterator[dict]:
+  """Columns of rendered examples as numpy arrays, in chunks of 8, 16, ... up to 128."""
+  rows, size = [], _FIRST_CHUNK
+  for r in rendered:
+    rows.append(r)
+    if len(rows) == size:
+      yield _columns(rows)
+      rows, size = [], min(2 * size, _MAX_CHUNK)
+  if rows:
+    yield _columns(rows)
+
+
+def _columns(rows: list[RenderedExample]) -> dict:
+  return {
+      "inputs": np.array([r.inputs.encode("utf-8") for r in rows], dtype=object),
+      "targets": np.array([r.targets.encode("utf-8") for r in rows], dtype=object),
+      "template_index": np.array([r.template_index for r in rows], dtype=np.int32),
+      "num_exemplars": np.array([len(r.exemplar_indices) for r in rows], dtype=np.int32),
+  }
+
+
+def rendered_dataset(rendered: Callable[[], Iterator[RenderedExample]],
+                      shard_info=None) -> tf.data.Dataset:
+  """A tf.data view of a python stream of rendered examples (built anew per iteration),
+  optionally keeping every n-th example for one data shard."""
+  ds = tf.data.Dataset.from_generator(lambda: _chunks(rendered()),
+                                      output_signature=_SIGNATURE).unbatch()
+  if shard_info and shard_info.num_shards > 1:
+    ds = ds.shard(shard_info.num_shards, shard_info.index)
+  return ds
+
+
+class RenderedSource(seqio.DataSource):
+  """A seqio DataSource of one format of one family: rendered `inputs`/`targets` strings
+  (plus `template_index`, `num_exemplars`), produced lazily from the python renderer."""
+
+  def __init__(self, renderer: Renderer, fmt: tpl.Format, splits: Sequence[str]):
+    super().__init__(splits=splits, caching_permitted=True)
+    self._renderer = renderer
+    self._format = fmt
+
+  @property
+  def supports_arbitrary_sharding(self) -> bool:
+    return False
+
+  def list_shards(self, split: str) -> Sequence[str]:
+    return [split]
+
+  def num_input_examples(self, split: str) -> int:
+    return self._renderer.source.num_examples(split)
+
+  def get_dataset(self, split: str = "train", shuffle: bool = True, seed=None,
+                  shard_info=None, *, sequence_length=None, use_cached=False, num_epochs=1):
+    """Examples in source order; the Task shuffles them (shuffle/seed are unused here)."""
+    del shuffle, seed, sequence_length, use_cached, num_epochs
+    if split not in self.splits:
+      raise ValueError(f"task {self._renderer.name}_{self._format.name} has no split "
+                       f"{split!r}; it has {list(self.splits)}")
+
+    renderer, fmt = self._renderer, self._format
+    return rendered_dataset(lambda: renderer.render(split, fmt), shard_info)
