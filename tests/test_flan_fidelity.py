@@ -338,24 +338,51 @@ def test_data_stats_of_the_released_mixture(fixture_mixtures, capsys):
   assert "collection  flan2021" in out and "item styles" in out
 
 
-def test_muffin_datasets_have_their_own_templates():
+def test_every_muffin_dataset_has_templates_that_state_its_task():
+  """Each of the 80 Muffin datasets maps to a group of >= 7 "opt" and >= 7 "noopt"
+  templates plus inversions, reading only its dataset's fields; a group is shared only by
+  the datasets `SAME_TASK` lists as one task, and no two groups share a template."""
   from flan_jax.tasks.collections import muffin, muffin_templates  # pylint: disable=unused-import
-  by_name = {e.dataset: e for e in catalogue.entries("muffin")}
-  for dataset, sets in muffin_templates.DATASETS.items():
-    entry = by_name[dataset]
+  entries = catalogue.entries("muffin")
+  assert len(entries) == 80 and {e.dataset for e in entries} == set(muffin_templates.DATASETS)
+  users = {}
+  for e in entries:
+    sets = muffin_templates.DATASETS[e.dataset]
+    users.setdefault(id(sets), set()).add(e.dataset)
+    features = set(families.FIELDS[e.family])
     for kind in ("opt", "noopt"):
       plain = [t for t in sets[kind] if not t.inverted]
-      assert len(plain) >= 7, (dataset, kind)
+      assert len(plain) >= 7, (e.dataset, kind)
       for t in sets[kind]:
-        assert set(t.fields) <= set(families.FIELDS[entry.family]), (dataset, t)
-    if entry.options:  # the "opt" set places the options; the "noopt" set never asks for them
-      assert all("{options}" in t.inputs for t in sets["opt"] if not t.inverted), dataset
-    assert all("{options}" not in t.inputs for t in sets["noopt"]), dataset
-  info = api.get_task_info("muffin_stsb")
-  assert info.num_templates == len(muffin_templates.STSB["opt"] + muffin_templates.STSB["noopt"])
+        assert set(t.fields) <= features, (e.dataset, t)
+      assert len({t.inputs for t in sets[kind]}) == len(sets[kind]), (e.dataset, kind)
+    if e.options:  # the "opt" set places the options; the "noopt" set never asks for them
+      assert all("{options}" in t.inputs for t in sets["opt"] if not t.inverted), e.dataset
+    assert all("{options}" not in t.inputs for t in sets["opt"] + sets["noopt"]
+               if t.inverted or not e.options or t in sets["noopt"]), e.dataset
+    assert not {t.inputs for t in sets["opt"]} & {t.inputs for t in sets["noopt"]}, e.dataset
+    info = api.get_task_info(e.name)
+    assert info.num_templates == len(sets["opt"] + sets["noopt"]), e.name
+  shared = sorted(sorted(u) for u in users.values() if len(u) > 1)
+  assert shared == sorted(sorted(g) for g in muffin_templates.SAME_TASK.values())
+  assert len(users) == 80 - sum(len(g) - 1 for g in muffin_templates.SAME_TASK.values())
+  owner = {}
+  for key, datasets in users.items():
+    sets = muffin_templates.DATASETS[next(iter(datasets))]
+    for t in sets["opt"] + sets["noopt"]:
+      assert owner.setdefault(t.inputs, key) == key, (sorted(datasets), t.inputs)
+  # FLAN's v2 templates invert the dialog, CodeContests and DrRepair tasks: ours too.
+  for d in ("qrecc", "task_master", "wiki_dialog", "dmcc_python", "dr_repair_plain_code",
+            "dr_repair_error_comments"):
+    inverted = [t for t in muffin_templates.DATASETS[d]["noopt"] if t.inverted]
+    assert inverted and all(t.targets == "{text}" for t in inverted), d
   row = {"premise": "A man eats.", "hypothesis": "Someone is eating.", "answer": "4"}
   text, target = templates.render(muffin_templates.STSB["noopt"][0], row, templates.ZSNOOPT)
   assert "0" in text and "5" in text and target == "4"  # the scale is stated
+  row = {"text": "hello world", "source_lang": "English", "target_lang": "Czech",
+         "answer": "ahoj svete"}
+  for t in muffin_templates.DATASETS["wmt16_translate_csen"]["noopt"][:-1]:
+    assert "Czech" in templates.render(t, row, templates.ZSNOOPT)[0], t  # the pair is named
 
 
 def test_data_stats_command_in_a_fresh_process(tmp_path):

@@ -1,19 +1,22 @@
 """Dataset templates of Muffin tasks that state their task, in our own words.
 
 FLAN writes about ten templates per dataset, and a separate set for the formats with and
-without options. Here each dataset group has `opt` templates (the "opt" formats; `{options}`
-marks the options block) and `noopt` ones (the "noopt" formats; they name the answer space
-in words where the task has one), each ending with one input inversion. Groups are shared
-only by datasets that are the same task (three-way NLI: ANLI, CB, MNLI, SNLI; paraphrase:
-MRPC, QQP, PAWS; sentiment polarity: IMDB, SST-2, Yelp, Sentiment140; news summaries:
-CNN/DailyMail, XSum, Newsroom, Multi-News; science multiple choice: ARC, OpenBookQA;
-extractive QA: SQuAD v1/v2). Datasets not listed keep their family's
-templates (families.py). Fields are the nli / generate families' (see families.FIELDS).
+without options. Here every one of the 80 Muffin datasets has a template group: `opt`
+templates (the "opt" formats; `{options}` marks the options block) and `noopt` ones (the
+"noopt" formats; they name the answer space in words where the task has one), each
+ending with one input inversion. This module holds the classification, inference,
+data-to-text, summary and reading groups; `muffin_templates_qa.py` the other question
+answering and multiple-choice ones; `muffin_templates_text.py` the text-writing ones
+(emails, debates, translation, text repair, dialog, code). `DATASETS` maps each dataset
+to its group. A group is shared only by datasets that are the same task (`SAME_TASK`).
+Fields are those of the dataset's template family (families.FIELDS).
 """
 from __future__ import annotations
 
 from flan_jax.tasks.collections.families import I
 from flan_jax.tasks.collections.families import T
+from flan_jax.tasks.collections import muffin_templates_qa as qa
+from flan_jax.tasks.collections import muffin_templates_text as text
 
 _THREE_WAY = "Answer yes, no, or it is not possible to tell."
 
@@ -580,7 +583,7 @@ EXTRACTIVE = dict(  # SQuAD v1/v2: answer span from the passage ("unanswerable" 
           "\"{answer}\".", "{question}"),
     ),
     noopt=(
-        T("{context}\n\n{question}", "{answer}"),
+        T("{context}\n\n{question}\nAnswer with words from the text.", "{answer}"),
         T("Answer the question about the article.\nArticle: {context}\nQuestion: "
           "{question}", "{answer}"),
         T("Given the paragraph below, {question}\n\n{context}", "{answer}"),
@@ -630,4 +633,50 @@ DATASETS = {
     "gigaword": HEADLINE, "samsum": DIALOG_SUMMARY, "arc_easy": SCIENCE_MC,
     "arc_challenge": SCIENCE_MC, "openbookqa": SCIENCE_MC, "copa": CAUSAL, "piqa": PHYSICAL,
     "bool_q": YES_NO_QA, "squad_v1": EXTRACTIVE, "squad_v2": EXTRACTIVE, "lambada": LAST_WORD,
+    # question answering and multiple choice (muffin_templates_qa.py)
+    "coqa": qa.COQA, "cosmos_qa": qa.COSMOS_QA, "definite_pronoun_resolution": qa.PRONOUN,
+    "drop": qa.DROP, "hellaswag": qa.HELLASWAG, "math_dataset": qa.MATH,
+    "multirc": qa.MULTIRC, "natural_questions": qa.NATURAL_QUESTIONS, "quac": qa.QUAC,
+    "record": qa.RECORD, "story_cloze": qa.STORY_CLOZE, "trivia_qa": qa.TRIVIA_QA,
+    "trivia_qa_wiki_missing": qa.TRIVIA_QA, "unified_qa_science_inst": qa.SCIENCE_EXAM,
+    "winogrande": qa.WINOGRANDE, "wsc": qa.WSC,
+    # text writing (muffin_templates_text.py)
+    "aeslc": text.EMAIL_SUBJECT, "opinion_abstracts_idebate": text.DEBATE_CLAIM,
+    "opinion_abstracts_rotten_tomatoes": text.CRITICS_CONSENSUS,
+    "wiki_lingua_english_en": text.HOW_TO_SUMMARY,
+    **{d: text.TRANSLATION for d in (
+        "para_crawl_enes", "wmt14_enfr", "wmt16_translate_csen", "wmt16_translate_deen",
+        "wmt16_translate_fien", "wmt16_translate_roen", "wmt16_translate_ruen",
+        "wmt16_translate_tren")},
+    "fix_punct": text.PUNCTUATION, "true_case": text.TRUE_CASE,
+    "word_segment": text.WORD_SEGMENT,
+    "qrecc": text.NEXT_TURN, "task_master": text.NEXT_TURN, "wiki_dialog": text.NEXT_TURN,
+    "dmcc_python": text.PYTHON_SOLUTION, "dr_repair_plain_code": text.DR_REPAIR,
+    "dr_repair_line_numbers": text.DR_REPAIR, "dr_repair_no_errors": text.DR_REPAIR,
+    "dr_repair_error_comments": text.DR_REPAIR_COMMENTS,
+}
+
+# The groups several datasets share, and why they are one task. Every other group
+# belongs to one dataset (tests/test_flan_fidelity.py checks both).
+SAME_TASK = {
+    "three-way entailment (yes / no / cannot tell)": (
+        "anli_r1", "anli_r2", "anli_r3", "cb", "mnli_matched", "mnli_mismatched", "snli"),
+    "two-way entailment of a sentence by a text": ("rte", "wnli"),
+    "paraphrase or duplicate: do two texts mean the same": (
+        "glue_mrpc", "glue_qqp", "paws_wiki"),
+    "positive or negative sentiment of a review or post": (
+        "imdb_reviews", "sst2", "yelp_polarity_reviews", "sentiment140"),
+    "subject | relation | object triples to text": ("dart", "web_nlg_en"),
+    "summarise a news article": ("cnn_dailymail", "xsum", "newsroom", "multi_news"),
+    "grade-school science multiple choice": ("arc_easy", "arc_challenge", "openbookqa"),
+    "extractive QA over a Wikipedia paragraph (SQuAD v1 and v2)": ("squad_v1", "squad_v2"),
+    "trivia question without a document (one TriviaQA question set)": (
+        "trivia_qa", "trivia_qa_wiki_missing"),
+    "translate a sentence between the pair in the fields": (
+        "para_crawl_enes", "wmt14_enfr", "wmt16_translate_csen", "wmt16_translate_deen",
+        "wmt16_translate_fien", "wmt16_translate_roen", "wmt16_translate_ruen",
+        "wmt16_translate_tren"),
+    "the next turn of a conversation": ("qrecc", "task_master", "wiki_dialog"),
+    "fix a C++ compile error (DrRepair without the error comment)": (
+        "dr_repair_plain_code", "dr_repair_line_numbers", "dr_repair_no_errors"),
 }

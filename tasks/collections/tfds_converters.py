@@ -179,16 +179,17 @@ def _qrecc(ex, names):
   return {"text": _turns(history), "answer": ex["answer"]}
 
 
-def _sentence_edit(slot: int, instruction: str, corrupt: Callable[[str], str]):
+def _sentence_edit(slot: int, corrupt: Callable[[str], str]):
   """Flan 2021's three edit tasks over the English side of ParaCrawl en-da: the input is
-  the sentence damaged by `corrupt`, the target the sentence. The three tasks take
-  disjoint thirds of the sentences (by a hash of the text), as FLAN used disjoint slices."""
+  the sentence damaged by `corrupt`, the target the sentence (the task's templates say
+  what to repair: muffin_templates_text.py). The three tasks take disjoint thirds of the
+  sentences (by a hash of the text), as FLAN used disjoint slices."""
   def convert(ex, names):
     text = " ".join(ex["en"].split())
     if zlib.crc32(text.encode("utf-8")) % 3 != slot:
       return None
     damaged = corrupt(text)
-    return None if damaged == text else {"text": f"{instruction}\n\n{damaged}", "answer": text}
+    return None if damaged == text else {"text": damaged, "answer": text}
   return convert
 
 
@@ -293,11 +294,9 @@ CONVERTERS: dict[str, Converter] = {
 
 # Catalogue datasets that share a TFDS dataset with others but convert it differently.
 TASK_CONVERTERS: dict[str, Converter] = {
-    "true_case": _sentence_edit(0, "Restore the capital letters in this text.", str.lower),
-    "fix_punct": _sentence_edit(1, "Add the missing punctuation to this text.",
-                                lambda t: " ".join(re.sub(r"[^\w\s]", "", t).split())),
-    "word_segment": _sentence_edit(2, "Put the spaces back between the words.",
-                                   lambda t: t.replace(" ", "")),
+    "true_case": _sentence_edit(0, str.lower),
+    "fix_punct": _sentence_edit(1, lambda t: " ".join(re.sub(r"[^\w\s]", "", t).split())),
+    "word_segment": _sentence_edit(2, lambda t: t.replace(" ", "")),
 }
 
 
