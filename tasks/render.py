@@ -57,7 +57,6 @@ class RenderedExample:
   fewshot_mode: str = ""            # "fixed" | "xshot" | "demonstrations" ("" zero-shot)
 
 
-
 # FLAN prunes few-shot prompts to 1,920 tokens of its 2,048 input length
 # (flan/v2/constants.py: FEW_SHOT_MAX_LEN, SEQUENCE_LEN): the same margin here.
 FEWSHOT_MARGIN = 1920 / 2048
