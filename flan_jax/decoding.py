@@ -1,6 +1,6 @@
 """Autoregressive decoding with a KV cache, and log-likelihood scoring.
 
-    decoder = Decoder(model, mesh)                  # T5 Transformer or PaLM decoder
+    decoder = SequenceDecoder(model, mesh)                 # T5 Transformer or PaLM decoder
     params = decoder.put_params(params)             # onto the partitioner's shardings
     out = decoder.greedy(params, inputs_BxS, max_decode_len=64)
     out = decoder.beam_search(params, inputs_BxS, num_beams=4, alpha=0.6, max_decode_len=64)
@@ -364,7 +364,7 @@ def _pad_rows(rows: Sequence[Sequence[int]] | np.ndarray, length: int | None = N
 # The sharded, compiled front end.
 
 
-class Decoder:
+class SequenceDecoder:
   """Greedy / beam / sampled decoding and scoring for one model on one mesh.
 
   Parameters live on `params_shardings` (default: the partitioner's, from the model's

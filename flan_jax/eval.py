@@ -61,7 +61,7 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
   if checkpoint_path is None:
     if model_config is None:
       raise ValueError("evaluate: with checkpoint_path=None (untrained model) bind evaluate.model_config")
-    decoder = decoding.Decoder(models.build_model(model_config)[0], partitioning.make_mesh(mesh))
+    decoder = decoding.SequenceDecoder(models.build_model(model_config)[0], partitioning.make_mesh(mesh))
     inputs = models.family_for(model_config).init_inputs(model_config)
     params = jax.jit(lambda: decoder.model.init(jax.random.key(seed), **inputs))()["params"]
     step, label = None, name or "untrained"

@@ -331,7 +331,7 @@ class EvalConfig:
 
 
 class Evaluator:
-  """Evaluates seqio tasks with a `decoding.Decoder`: decode or score, extract, score."""
+  """Evaluates seqio tasks with a `decoding.SequenceDecoder`: decode or score, extract, score."""
 
   def __init__(self, decoder, task_names: Sequence[str], *, split: str = "validation",
                decode_config=None, config: EvalConfig = EvalConfig()):
@@ -656,7 +656,7 @@ def expand_tasks(names: Sequence[str]) -> list[str]:
 def training_evaluator(model, mesh, mixture_or_task_name: str, *, max_examples: int, input_length: int,
                        max_decode_len: int, batch_size: int = 16) -> Evaluator:
   """An Evaluator over the training mesh, greedy decoding, built once per run."""
-  decoder = decoding.Decoder(model, mesh)
+  decoder = decoding.SequenceDecoder(model, mesh)
   return Evaluator(decoder, expand_tasks([mixture_or_task_name]),
                    decode_config=decoding.DecodeConfig(max_decode_len=max_decode_len),
                    config=EvalConfig(max_examples=max_examples, batch_size=batch_size,

@@ -28,7 +28,7 @@ from flan_jax.models import record
 
 def load_decoder(checkpoint_path: str, model_config: Any = None,
                  mesh: partitioning.MeshConfig = partitioning.MeshConfig()):
-  """(Decoder, params on its shardings, model record) for a checkpoint.
+  """(SequenceDecoder, params on its shardings, model record) for a checkpoint.
 
   The model is the checkpoint's recorded one (`model.json`, or an old run's config.gin)
   unless `model_config` is given; the record's vocabulary comes along either way."""
@@ -43,7 +43,7 @@ def load_decoder(checkpoint_path: str, model_config: Any = None,
       vocab_file, extra_ids = None, 0
     rec = record.ModelRecord(models.family_for(model_config), model_config, vocab_file, extra_ids, "gin")
   model, _ = models.build_model(rec.config)
-  decoder = decoding.Decoder(model, partitioning.make_mesh(mesh))
+  decoder = decoding.SequenceDecoder(model, partitioning.make_mesh(mesh))
   abstract = decoder.abstract_params()
   checkpoints.check_params_structure(checkpoint_path, abstract, f"the {rec.family.name} model of {rec.source}")
   params = checkpoints.load_params(checkpoint_path, abstract)
@@ -99,7 +99,7 @@ def seqio_vocabulary(task_name: str):
   return seqio.get_mixture_or_task(task_name).output_features["targets"].vocabulary
 
 
-def infer_task(decoder: decoding.Decoder, params, task_name: str, *, split: str, input_length: int,
+def infer_task(decoder: decoding.SequenceDecoder, params, task_name: str, *, split: str, input_length: int,
                batch_size: int, max_examples: int | None, decode_config: decoding.DecodeConfig,
                seed: int = 0) -> list[dict]:
   """Decodes the first `max_examples` examples of a task's split, in fixed-shape batches."""

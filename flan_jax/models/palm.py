@@ -114,7 +114,7 @@ def attention_bias(segment_ids_BxL: Array, causal_attention_BxL: Array | None, p
   return layers.mask_to_bias(allowed)
 
 
-class Decoder(nn.Module):
+class DecoderOnlyLM(nn.Module):
   """Decoder-only LM. `__call__` takes the features of seqio's DecoderFeatureConverter
   (or PrefixLMFeatureConverter) and returns float32 logits [B, L, V].
 
@@ -171,7 +171,7 @@ class Decoder(nn.Module):
 def param_count(config: PaLMConfig) -> int:
   """Number of parameters, from abstract shapes (nothing is allocated)."""
   shapes = jax.eval_shape(
-      lambda: Decoder(config).init(jax.random.key(0), jnp.zeros((1, 1), jnp.int32))["params"])
+      lambda: DecoderOnlyLM(config).init(jax.random.key(0), jnp.zeros((1, 1), jnp.int32))["params"])
   return sum(math.prod(x.shape) for x in jax.tree.leaves(nn.unbox(shapes)))
 
 
@@ -238,7 +238,7 @@ class DecoderOnly(Family):
   architecture = "decoder-only"
 
   def build(self, config: PaLMConfig) -> nn.Module:
-    return Decoder(config)
+    return DecoderOnlyLM(config)
 
   def init_inputs(self, config: PaLMConfig, batch: int = 1, length: int = 8) -> dict[str, Array]:
     return {"decoder_input_tokens": jnp.ones((batch, length), jnp.int32)}

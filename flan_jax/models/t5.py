@@ -104,7 +104,7 @@ class Encoder(nn.Module):
     return nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)  # elementwise, as T5X
 
 
-class Decoder(nn.Module):
+class T5Decoder(nn.Module):
   config: T5Config
   shared_embedding: nn.Module
 
@@ -158,7 +158,7 @@ class Transformer(nn.Module):
     cfg = self.config
     self.token_embedder = layers.Embed(cfg.vocab_size, cfg.emb_dim, cfg.activation_dtype, name="token_embedder")
     self.encoder = Encoder(cfg, self.token_embedder, name="encoder")
-    self.decoder = Decoder(cfg, self.token_embedder, name="decoder")
+    self.decoder = T5Decoder(cfg, self.token_embedder, name="decoder")
 
   def encode(self, encoder_input_tokens: Array, encoder_segment_ids: Array | None = None,
              deterministic: bool = True) -> Array:
