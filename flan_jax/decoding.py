@@ -360,6 +360,14 @@ def _pad_rows(rows: Sequence[Sequence[int]] | np.ndarray, length: int | None = N
   return out
 
 
+
+def detokenize(vocabulary, ids: Sequence[int], eos_id: int = EOS_ID) -> str:
+  """Text of the ids up to (not including) the first EOS; padding dropped."""
+  ids = [int(t) for t in ids]
+  if eos_id in ids:
+    ids = ids[:ids.index(eos_id)]
+  return vocabulary.decode([t for t in ids if t > 0])
+
 # ----------------------------------------------------------------------------------------
 # The sharded, compiled front end.
 

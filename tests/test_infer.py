@@ -130,8 +130,8 @@ def test_infer_writes_jsonl_of_inputs_targets_predictions(family, t5_checkpoint,
 def test_infer_expands_mixtures_and_names_unknown_tasks():
   from flan_jax import data
   data.import_task_modules(["flan_jax.tasks.embedded"])
-  from flan_jax import evaluation  # infer expands mixtures as evaluation does (sampled ones too)
-  names = evaluation.expand_tasks(["flan_jax_embedded_heldout"])
+  from flan_jax import evaluator  # infer expands mixtures as the evaluator does (sampled ones too)
+  names = evaluator.expand_tasks(["flan_jax_embedded_heldout"])
   assert len(names) > 1 and all(n.startswith("embedded_") for n in names)
   with pytest.raises(ValueError, match="unknown task or mixture"):
-    evaluation.expand_tasks(["no_such_task"])
+    evaluator.expand_tasks(["no_such_task"])
