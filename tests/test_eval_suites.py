@@ -29,7 +29,7 @@ def test_suite_sizes_and_mixtures():
   assert len(seqio.get_mixture_or_task("mgsm_8shot_cot").tasks) == 11
   cols = {_info(n).column for n in ("mmlu_anatomy_5shot_direct", "mmlu_anatomy_5shot_cot",
                                             "bbh_snarks_3shot_direct", "bbh_snarks_3shot_cot",
-                                            "bbh_snarks_zscot", "tydiqa_goldp_swahili_1shot",
+                                            "tydiqa_goldp_swahili_1shot",
                                             "mgsm_sw_8shot_cot")}
   assert cols == {"MMLU Direct", "MMLU CoT", "BBH Direct", "BBH CoT", "TyDiQA", "MGSM"}
   # Recorded at registration, not read from the names.
@@ -37,7 +37,7 @@ def test_suite_sizes_and_mixtures():
   assert _info("mgsm_de_8shot_cot") == metrics.EvalTaskInfo("MGSM", "MGSM", "number", cot=True)
   assert _info("tydiqa_goldp_swahili_1shot").answer == "span"
   assert _info("bbh_object_counting_3shot_direct").answer == "number"
-  assert _info("bbh_snarks_zscot").cot and not _info("bbh_snarks_3shot_direct").cot
+  assert _info("bbh_snarks_3shot_cot").cot and not _info("bbh_snarks_3shot_direct").cot
 
 
 def _info(name):
@@ -163,6 +163,7 @@ def test_bbh_offline_from_bigbench_json(tmp_path):
     zs = _examples("bbh_word_sorting_zscot")[0]
     assert zs.prompt.startswith("Q: Sort:") and zs.prompt.endswith("Let's think step by step.")
     assert zs.options == []
+    assert _info("bbh_word_sorting_zscot") == metrics.EvalTaskInfo("BBH", "BBH CoT", "text", cot=True)
   finally:
     es.register_bbh()
 
