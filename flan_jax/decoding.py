@@ -68,7 +68,8 @@ StepFn = Callable[[PyTree, Array, Array, PyTree], tuple[Array, PyTree]]
 
 PAD_ID = 0
 EOS_ID = 1
-# Finite "minus infinity" for log-probabilities: sums of a few stay finite and ordered.
+# Finite "minus infinity" for log-probabilities, T5X's (t5x/decoding.py NEG_INF = -1.0e7):
+# sums of a few stay finite and ordered. (Attention masks use `layers.MASK_BIAS`.)
 NEG_INF = -1.0e7
 
 

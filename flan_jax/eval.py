@@ -21,18 +21,9 @@ from typing import Any, Sequence
 import gin
 import jax
 
-from flan_jax import (compile_cache, data, decoding, distributed, eval_report, evaluator as evaluator_lib, gin_utils,
+from flan_jax import (checkpoints, compile_cache, data, decoding, distributed, eval_report, gin_utils,
                       host_memory, infer, models, partitioning)
-
-
-def checkpoint_step(path: str) -> int | None:
-  """The step a checkpoint path stands for: a MODEL_DIR's latest, or a step directory's."""
-  run = os.path.join(path, "checkpoints")
-  if os.path.isdir(run):
-    steps = [int(d) for d in os.listdir(run) if d.isdigit()]
-    return max(steps) if steps else None
-  base = os.path.basename(os.path.normpath(path))
-  return int(base) if base.isdigit() else None
+from flan_jax import evaluator as evaluator_lib
 
 
 @gin.configurable
@@ -78,7 +69,7 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
         infer.choose_vocabulary(rec, infer.seqio_vocabulary(task_name))
       except ValueError as e:
         raise ValueError(f"task {task_name}: {e}") from None
-    step, label = checkpoint_step(checkpoint_path), name or os.path.basename(os.path.normpath(checkpoint_path))
+    step, label = checkpoints.step_of(checkpoint_path), name or os.path.basename(os.path.normpath(checkpoint_path))
   params = decoder.put_params(params)
   config = evaluator_lib.EvalConfig(max_examples=max_examples, batch_size=batch_size, input_length=input_length,
                                  mode=mode, self_consistency=self_consistency, sc_temperature=sc_temperature,

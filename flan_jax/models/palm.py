@@ -36,7 +36,7 @@ from flan_jax.models import layers
 from flan_jax.models.layers import Array, constrain
 
 PyTree = Any
-from flan_jax.models.family import REMAT_POLICIES, Family, ModelConfig, mlp_params
+from flan_jax.models.family import Family, ModelConfig, mlp_params, remat_layer
 
 
 @gin.configurable
@@ -89,11 +89,8 @@ class DecoderLayer(nn.Module):
 
 def _layer_stack(cfg: PaLMConfig):
   """The layer class, rematerialised and/or scanned as the config asks."""
-  block = DecoderLayer
-  if cfg.remat_policy != "none":
-    # static_argnums count `self` as 0: (deterministic, decode) are arguments 4 and 5.
-    block = nn.remat(block, policy=REMAT_POLICIES[cfg.remat_policy], prevent_cse=not cfg.scan_layers,
-                     static_argnums=(4, 5))
+  # static_argnums count `self` as 0: (deterministic, decode) are arguments 4 and 5.
+  block = remat_layer(DecoderLayer, cfg.remat_policy, static_argnums=(4, 5), prevent_cse=not cfg.scan_layers)
   if cfg.scan_layers:
     block = nn.scan(block, variable_axes={"params": 0, "cache": 0},
                     split_rngs={"params": True, "dropout": True},

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from flan_jax.models import layers
-from flan_jax.models.family import REMAT_POLICIES, Family, ModelConfig, mlp_params
+from flan_jax.models.family import Family, ModelConfig, mlp_params, remat_layer
 from flan_jax.models.layers import Array, constrain
 
 PyTree = Any
@@ -37,10 +37,8 @@ class T5Config(ModelConfig):
 
 
 def _maybe_remat(block_cls, policy: str):
-  if policy == "none":
-    return block_cls
   # static_argnums count `self` as 0: (deterministic, decode) are positions 5 and 6.
-  return nn.remat(block_cls, policy=REMAT_POLICIES[policy], static_argnums=(5, 6))
+  return remat_layer(block_cls, policy, static_argnums=(5, 6))
 
 
 class EncoderLayer(nn.Module):
