@@ -324,8 +324,8 @@ def training_evaluator(model, mesh, mixture_or_task_name: str, *, max_examples: 
 
 def evaluate_during_training(evaluator: Evaluator, params, step: int, model_dir: str,
                              log: Callable[[str], None] = print) -> dict | None:
-  """Evaluates the current params and writes MODEL_DIR/eval; an error is logged, never
-  raised, so that evaluation cannot stop a training run."""
+  """Evaluates the current params and writes MODEL_DIR/eval; an error (and a failed task
+  metric) is logged, never raised, so that evaluation cannot stop a training run."""
   import jax
   try:
     results = evaluator.run(evaluator.decoder.put_params(params), step=step,
@@ -334,6 +334,9 @@ def evaluate_during_training(evaluator: Evaluator, params, step: int, model_dir:
       eval_report.write_results(results, os.path.join(model_dir, "eval"))
     cols = ", ".join(f"{c} {v:.1f}" for c, v in results["columns"].items())
     log(f"eval at step {step}: {cols} | norm. avg {results['normalized_average']:.1f}")
+    for task, failed in results["metric_failures"].items():
+      for metric, error in failed.items():
+        log(f"eval at step {step}: task {task}: metric {metric} failed ({error}); recorded in MODEL_DIR/eval")
     return results
   except Exception as e:  # noqa: BLE001 - reported, training goes on
     log(f"eval at step {step} failed ({type(e).__name__}: {e}); training continues")
