@@ -68,7 +68,7 @@ def _reference_completions(model, params, prompts, max_decode_len):
   for prompt in prompts:
     ids = list(vocab.encode(prompt)) + [decoding.EOS_ID]
     tokens = dec.greedy(p, [ids], max_decode_len=max_decode_len).tokens[0]
-    out.append(infer.detokenize(vocab, tokens))
+    out.append(decoding.detokenize(vocab, tokens))
   return out
 
 
@@ -124,7 +124,7 @@ def test_infer_writes_jsonl_of_inputs_targets_predictions(family, t5_checkpoint,
   model = t5.Transformer(T5_CFG) if family == "t5" else palm.DecoderOnlyLM(PALM_CFG)
   dec = decoding.SequenceDecoder(model, partitioning.make_mesh(devices=jax.devices()[:1]))
   tokens = dec.greedy(dec.put_params(params), [first["inputs"]], max_decode_len=6).tokens[0]
-  assert rows[0]["prediction"] == infer.detokenize(vocab_lib.default_vocabulary(), tokens)
+  assert rows[0]["prediction"] == decoding.detokenize(vocab_lib.default_vocabulary(), tokens)
 
 
 def test_infer_expands_mixtures_and_names_unknown_tasks():

@@ -99,7 +99,7 @@ def test_generate_infer_eval_work_on_a_palm_run_in_fresh_processes(palm_run):
   vocab = infer.choose_vocabulary(rec)
   ids = list(vocab.encode(PROMPT)) + [decoding.EOS_ID]
   tokens = decoder.greedy(params, [ids], max_decode_len=8).tokens[0]
-  assert results["generate"][1].splitlines() == [infer.detokenize(vocab, tokens).replace("\n", "\\n")]
+  assert results["generate"][1].splitlines() == [decoding.detokenize(vocab, tokens).replace("\n", "\\n")]
   rows = [json.loads(l) for l in (preds / f"{TASK}.jsonl").read_text().splitlines()]
   assert len(rows) == 2 and all(isinstance(r["prediction"], str) for r in rows)
   res = json.loads((model_dir / "eval" / "results_2.json").read_text())
