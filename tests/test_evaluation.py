@@ -137,22 +137,28 @@ class _Answer:
     return type("Out", (), {"tokens": rows})
 
 
-def test_a_failing_task_metric_is_recorded_and_fails_the_command(tmp_path):
-  """A broken metric does not vanish: the result names it, the good metrics stand, the
-  results are written, then `flan-jax eval` (raise_metric_failures) fails naming task and metric."""
+def _broken(targets, predictions):
+  raise KeyError("needs a 'label' field")
+
+
+def _register_task_with_a_broken_metric(name):
   from flan_jax.tasks import vocab as vocab_lib
-  name, vocab = "test_evaluation_broken_metric", vocab_lib.default_vocabulary()
-
-  def broken(targets, predictions):
-    raise KeyError("needs a 'label' field")
-
+  vocab = vocab_lib.default_vocabulary()
   seqio.TaskRegistry.add(
       name, source=seqio.FunctionDataSource(
           lambda split, shuffle_files=False, seed=None: tf.data.Dataset.from_tensor_slices(
               {"inputs": ["Is 2 > 1?", "Is 1 > 2?"], "targets": ["yes", "no"]}), splits=("validation",)),
       output_features={k: seqio.Feature(vocab, add_eos=True) for k in ("inputs", "targets")},
       preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
-      postprocess_fn=ev.strip_text, metric_fns=[ev.exact_match, broken])
+      postprocess_fn=ev.strip_text, metric_fns=[ev.exact_match, _broken])
+  return vocab
+
+
+def test_a_failing_task_metric_is_recorded_not_dropped(tmp_path):
+  """A broken metric does not vanish: the result names it, the good metrics stand, the
+  results are written with it, and raise_metric_failures names task and metric."""
+  name = "test_evaluation_broken_metric"
+  vocab = _register_task_with_a_broken_metric(name)
   try:
     run = evaluator.Evaluator(_Answer(vocab, "yes"), [name], config=evaluator.EvalConfig(
         max_examples=None, batch_size=2, input_length=32, score_targets=False))
@@ -161,13 +167,38 @@ def test_a_failing_task_metric_is_recorded_and_fails_the_command(tmp_path):
     seqio.TaskRegistry.remove(name)
   task = results["tasks"][name]
   assert task["metrics"]["task/exact_match"] == 50.0 and task["score"] == 50.0
-  assert task["metric_failures"] == {"broken": "KeyError: \"needs a 'label' field\""}
+  assert task["metric_failures"] == {"_broken": "KeyError: \"needs a 'label' field\""}
   assert results["metric_failures"] == {name: task["metric_failures"]}
   paths = eval_report.write_results(results, str(tmp_path), tensorboard=False)
   assert json.load(open(paths["json"]))["metric_failures"] == results["metric_failures"]
-  with pytest.raises(evaluator.MetricError, match=f"task {name}: metric broken failed \\(KeyError"):
+  with pytest.raises(evaluator.MetricError, match=f"task {name}: metric _broken failed \\(KeyError"):
     evaluator.raise_metric_failures(results, str(tmp_path))
   evaluator.raise_metric_failures(evaluator.summarize({}, step=1))  # nothing failed: no error
+
+
+def test_flan_jax_eval_exits_non_zero_naming_the_failed_metric(tmp_path, capsys):
+  """`flan-jax eval` (an untrained tiny T5) writes its results, then fails in one line."""
+  import gin
+  from flan_jax import cli
+  name, out = "test_evaluation_broken_metric_cli", tmp_path / "eval"
+  _register_task_with_a_broken_metric(name)
+  gin.clear_config()
+  try:
+    rc = cli.main(["eval", "--gin_file=gin/recipes/quickstart_eval.gin", "--gin_file=models/t5_1_1/tiny.gin",
+                   "--gin.VOCAB_SIZE=2048", "--gin.evaluate.model_config=%MODEL_CONFIG",
+                   "--gin.CHECKPOINT_PATH=None", f"--gin.OUTPUT_DIR={out}", f"--gin.EVAL_MIXTURES_OR_TASKS=['{name}']",
+                   "--gin.BIGBENCH_TASKS=[]", "--gin.EVAL_MODE='generate'", "--gin.EVAL_BATCH_SIZE=2",
+                   "--gin.EVAL_INPUT_LENGTH=16", "--gin.MAX_DECODE_LEN=4", "--gin.evaluate.score_targets=False"])
+  finally:
+    seqio.TaskRegistry.remove(name)
+    gin.clear_config()
+  err = capsys.readouterr().err
+  assert rc == 2, err[-2000:]
+  assert f"flan-jax eval: error: task {name}: metric _broken failed (KeyError" in err
+  assert "Traceback" not in err
+  saved = json.load(open(out / "results_init.json"))
+  assert list(saved["metric_failures"][name]) == ["_broken"]
+  assert "task/exact_match" in saved["tasks"][name]["metrics"]
 
 
 def _task(column, score, baseline, suite="BBH"):
