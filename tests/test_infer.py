@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flan_jax import checkpoints, cli, decoding, infer, partitioning
+from flan_jax import checkpoints, cli, decoding, partitioning
 from flan_jax.models import palm, record, t5
 from flan_jax.tasks import vocab as vocab_lib
 
