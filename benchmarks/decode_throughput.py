@@ -59,7 +59,7 @@ def flan_jax_runner(cfg, params):
   import jax
   from flan_jax import decoding, partitioning
   from flan_jax.models import t5
-  dec = decoding.Decoder(t5.Transformer(cfg), partitioning.make_mesh(devices=jax.devices()[:1]))
+  dec = decoding.SequenceDecoder(t5.Transformer(cfg), partitioning.make_mesh(devices=jax.devices()[:1]))
   p = dec.put_params(params)
   config = decoding.DecodeConfig(max_decode_len=NEW, min_decode_len=NEW)
   prompts = make_prompts()

@@ -256,6 +256,23 @@ def save_params(directory: str, params: PyTree, gin_config: str | None = None) -
       f.write(gin_config)
 
 
+def saved_steps(model_dir: str) -> list[int]:
+  """The step numbers under MODEL_DIR/checkpoints (local paths; listed, not validated), sorted."""
+  directory = os.path.join(_abs(model_dir), "checkpoints")
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(d) for d in os.listdir(directory) if d.isdigit())
+
+
+def step_of(path: str) -> int | None:
+  """The step a checkpoint path stands for: a MODEL_DIR's latest, or a step directory's."""
+  if os.path.isdir(os.path.join(path, "checkpoints")):
+    steps = saved_steps(path)
+    return steps[-1] if steps else None
+  base = os.path.basename(os.path.normpath(path))
+  return int(base) if base.isdigit() else None
+
+
 def _find_params_item(path: str) -> tuple[str, str]:
   """Resolves INITIAL_CHECKPOINT_PATH forms to (orbax item dir, kind)."""
   path = _abs(path)
@@ -263,11 +280,9 @@ def _find_params_item(path: str) -> tuple[str, str]:
     return os.path.join(path, "params"), "params"
   if os.path.isdir(os.path.join(path, "state")):  # a step directory of a run
     return os.path.join(path, "state"), "state"
-  run_ckpts = os.path.join(path, "checkpoints")
-  if os.path.isdir(run_ckpts):  # a MODEL_DIR: take its latest step
-    steps = sorted(int(d) for d in os.listdir(run_ckpts) if d.isdigit())
-    if steps:
-      return os.path.join(run_ckpts, str(steps[-1]), "state"), "state"
+  steps = saved_steps(path)
+  if steps:  # a MODEL_DIR: take its latest step
+    return os.path.join(path, "checkpoints", str(steps[-1]), "state"), "state"
   raise CheckpointError(
       f"{path} is not a flan_jax checkpoint: expected a directory with params/ (flan-jax convert), "
       "a run step directory with state/, or a MODEL_DIR with checkpoints/<step>/")
@@ -283,10 +298,9 @@ def _metadata_tree(item: str) -> PyTree:
 
 def has_run_checkpoints(model_dir: str) -> bool:
   """Whether MODEL_DIR already holds a step to resume from (local paths; looked at, not validated)."""
-  directory = os.path.join(_abs(model_dir), "checkpoints")
-  if "://" in directory:
+  if "://" in _abs(model_dir):
     return True  # resolved by the manager; INITIAL_CHECKPOINT_PATH is then checked when loaded
-  return os.path.isdir(directory) and any(d.isdigit() for d in os.listdir(directory))
+  return bool(saved_steps(model_dir))
 
 
 def check_params_path(path: str) -> None:

@@ -1,6 +1,6 @@
 """Autoregressive decoding with a KV cache, and log-likelihood scoring.
 
-    decoder = Decoder(model, mesh)                  # T5 Transformer or PaLM decoder
+    decoder = SequenceDecoder(model, mesh)                 # T5 Transformer or PaLM decoder
     params = decoder.put_params(params)             # onto the partitioner's shardings
     out = decoder.greedy(params, inputs_BxS, max_decode_len=64)
     out = decoder.beam_search(params, inputs_BxS, num_beams=4, alpha=0.6, max_decode_len=64)
@@ -68,7 +68,8 @@ StepFn = Callable[[PyTree, Array, Array, PyTree], tuple[Array, PyTree]]
 
 PAD_ID = 0
 EOS_ID = 1
-# Finite "minus infinity" for log-probabilities: sums of a few stay finite and ordered.
+# Finite "minus infinity" for log-probabilities, T5X's (t5x/decoding.py NEG_INF = -1.0e7):
+# sums of a few stay finite and ordered. (Attention masks use `layers.MASK_BIAS`.)
 NEG_INF = -1.0e7
 
 
@@ -360,11 +361,19 @@ def _pad_rows(rows: Sequence[Sequence[int]] | np.ndarray, length: int | None = N
   return out
 
 
+
+def detokenize(vocabulary, ids: Sequence[int], eos_id: int = EOS_ID) -> str:
+  """Text of the ids up to (not including) the first EOS; padding dropped."""
+  ids = [int(t) for t in ids]
+  if eos_id in ids:
+    ids = ids[:ids.index(eos_id)]
+  return vocabulary.decode([t for t in ids if t > 0])
+
 # ----------------------------------------------------------------------------------------
 # The sharded, compiled front end.
 
 
-class Decoder:
+class SequenceDecoder:
   """Greedy / beam / sampled decoding and scoring for one model on one mesh.
 
   Parameters live on `params_shardings` (default: the partitioner's, from the model's

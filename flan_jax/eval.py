@@ -1,12 +1,16 @@
 """`flan-jax eval`: evaluate a checkpoint on benchmark tasks (gin-configurable, like t5x.eval).
 
+The entry point only: the evaluator is `flan_jax.evaluator`, answers and metrics
+`flan_jax.tasks.metrics`, the reports `flan_jax.eval_report`.
+
     flan-jax eval --gin_file=gin/recipes/quickstart_eval.gin --gin.CHECKPOINT_PATH=/tmp/flan_jax_quickstart
 
 The model comes from gin (`evaluate.model_config`) or, when unbound, from the checkpoint's
 `model.json` (written by `flan-jax train` and `convert from-hf`; flan_jax.models.record). `CHECKPOINT_PATH = None` evaluates the freshly initialised model (the
 untrained baseline of the same architecture). Results go to OUTPUT_DIR (default
 CHECKPOINT_PATH/eval): results_<step>.json, results_<step>.md, results.md (one row per
-evaluated step) and TensorBoard scalars.
+evaluated step) and TensorBoard scalars. A task metric that fails is recorded in the
+results (`metric_failures`), which are written, and then the command fails naming it.
 """
 from __future__ import annotations
 
@@ -17,18 +21,9 @@ from typing import Any, Sequence
 import gin
 import jax
 
-from flan_jax import (compile_cache, data, decoding, distributed, evaluation, gin_utils, host_memory, infer, models,
-                      partitioning)
-
-
-def checkpoint_step(path: str) -> int | None:
-  """The step a checkpoint path stands for: a MODEL_DIR's latest, or a step directory's."""
-  run = os.path.join(path, "checkpoints")
-  if os.path.isdir(run):
-    steps = [int(d) for d in os.listdir(run) if d.isdigit()]
-    return max(steps) if steps else None
-  base = os.path.basename(os.path.normpath(path))
-  return int(base) if base.isdigit() else None
+from flan_jax import (checkpoints, compile_cache, data, decoding, distributed, eval_report, gin_utils,
+                      host_memory, infer, models, partitioning)
+from flan_jax import evaluator as evaluator_lib
 
 
 @gin.configurable
@@ -46,22 +41,24 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
   mixture_or_task_names: seqio tasks or mixtures (mixtures expand to their tasks).
   bigbench_tasks: BIG-bench JSON tasks to register from the `bigbench` package as
     `bbh_bigbench_<name>` and evaluate too (skipped with a note when it is not installed).
-  Returns the results dict of `evaluation.summarize`.
+  Returns the results dict of `evaluator.summarize`; raises `evaluator.MetricError` (after
+  writing the results) when a task's own metric failed.
   """
   compile_cache.enable()
   data.import_task_modules(task_modules)
   names = list(mixture_or_task_names)
   if bigbench_tasks:
-    registered = evaluation.register_bigbench_tasks(bigbench_tasks)
+    from flan_jax.tasks import eval_suites  # registers the paper's suites too (reads no data)
+    registered = eval_suites.register_bigbench_tasks(bigbench_tasks)
     if not registered:
       print("no BIG-bench task files (flan-jax data prepare bigbench, or an installed bigbench "
             "package); skipping BIG-bench tasks", flush=True)
     names += registered
-  task_names = evaluation.expand_tasks(names)
+  task_names = evaluator_lib.expand_tasks(names)
   if checkpoint_path is None:
     if model_config is None:
       raise ValueError("evaluate: with checkpoint_path=None (untrained model) bind evaluate.model_config")
-    decoder = decoding.Decoder(models.build_model(model_config)[0], partitioning.make_mesh(mesh))
+    decoder = decoding.SequenceDecoder(models.build_model(model_config)[0], partitioning.make_mesh(mesh))
     inputs = models.family_for(model_config).init_inputs(model_config)
     params = jax.jit(lambda: decoder.model.init(jax.random.key(seed), **inputs))()["params"]
     step, label = None, name or "untrained"
@@ -72,21 +69,22 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
         infer.choose_vocabulary(rec, infer.seqio_vocabulary(task_name))
       except ValueError as e:
         raise ValueError(f"task {task_name}: {e}") from None
-    step, label = checkpoint_step(checkpoint_path), name or os.path.basename(os.path.normpath(checkpoint_path))
+    step, label = checkpoints.step_of(checkpoint_path), name or os.path.basename(os.path.normpath(checkpoint_path))
   params = decoder.put_params(params)
-  config = evaluation.EvalConfig(max_examples=max_examples, batch_size=batch_size, input_length=input_length,
+  config = evaluator_lib.EvalConfig(max_examples=max_examples, batch_size=batch_size, input_length=input_length,
                                  mode=mode, self_consistency=self_consistency, sc_temperature=sc_temperature,
                                  score_targets=score_targets, seed=seed)
-  evaluator = evaluation.Evaluator(decoder, task_names, split=split, decode_config=decode_config, config=config)
+  evaluator = evaluator_lib.Evaluator(decoder, task_names, split=split, decode_config=decode_config, config=config)
   results = evaluator.run(params, step=step, name=label)
   if output_dir is None:
     if checkpoint_path is None:
       raise ValueError("evaluate: set output_dir (OUTPUT_DIR) when evaluating an untrained model")
     output_dir = os.path.join(checkpoint_path, "eval")
   if jax.process_index() == 0:
-    paths = evaluation.write_results(results, output_dir)
-    print(evaluation.markdown_table([results]), flush=True)
+    paths = eval_report.write_results(results, output_dir)
+    print(eval_report.markdown_table([results]), flush=True)
     print(f"wrote {paths['json']} and {paths['table']}", flush=True)
+  evaluator_lib.raise_metric_failures(results, output_dir)
   return results
 
 

@@ -40,7 +40,7 @@ class Generator:
       inputs[i, :len(row)] = row
     out = self.decoder.decode(self.params, inputs, self.config, rng=self.seed)
     self.seed += 1  # a new sample each call when sampling
-    return [infer.detokenize(self.vocabulary, row, self.config.eos_id) for row in out.tokens]
+    return [decoding.detokenize(self.vocabulary, row, self.config.eos_id) for row in out.tokens]
 
 
 def _lines(stream) -> Iterable[str]:

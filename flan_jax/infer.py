@@ -22,13 +22,15 @@ import gin
 import jax
 import numpy as np
 
-from flan_jax import checkpoints, compile_cache, data, decoding, distributed, gin_utils, host_memory, models, partitioning
+from flan_jax import (checkpoints, compile_cache, data, decoding, distributed, evaluator, gin_utils, host_memory, models,
+                      partitioning)
 from flan_jax.models import record
+from flan_jax.tasks import metrics
 
 
 def load_decoder(checkpoint_path: str, model_config: Any = None,
                  mesh: partitioning.MeshConfig = partitioning.MeshConfig()):
-  """(Decoder, params on its shardings, model record) for a checkpoint.
+  """(SequenceDecoder, params on its shardings, model record) for a checkpoint.
 
   The model is the checkpoint's recorded one (`model.json`, or an old run's config.gin)
   unless `model_config` is given; the record's vocabulary comes along either way."""
@@ -43,7 +45,7 @@ def load_decoder(checkpoint_path: str, model_config: Any = None,
       vocab_file, extra_ids = None, 0
     rec = record.ModelRecord(models.family_for(model_config), model_config, vocab_file, extra_ids, "gin")
   model, _ = models.build_model(rec.config)
-  decoder = decoding.Decoder(model, partitioning.make_mesh(mesh))
+  decoder = decoding.SequenceDecoder(model, partitioning.make_mesh(mesh))
   abstract = decoder.abstract_params()
   checkpoints.check_params_structure(checkpoint_path, abstract, f"the {rec.family.name} model of {rec.source}")
   params = checkpoints.load_params(checkpoint_path, abstract)
@@ -81,25 +83,13 @@ def choose_vocabulary(rec: record.ModelRecord, override=None):
   return vocab
 
 
-def detokenize(vocabulary, ids: Sequence[int], eos_id: int = decoding.EOS_ID) -> str:
-  """Text of the ids up to (not including) the first EOS; padding dropped."""
-  ids = [int(t) for t in ids]
-  if eos_id in ids:
-    ids = ids[:ids.index(eos_id)]
-  return vocabulary.decode([t for t in ids if t > 0])
-
-
-def _text(value) -> str:
-  return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
 def seqio_vocabulary(task_name: str):
   """The vocabulary of a task's targets."""
   import seqio
   return seqio.get_mixture_or_task(task_name).output_features["targets"].vocabulary
 
 
-def infer_task(decoder: decoding.Decoder, params, task_name: str, *, split: str, input_length: int,
+def infer_task(decoder: decoding.SequenceDecoder, params, task_name: str, *, split: str, input_length: int,
                batch_size: int, max_examples: int | None, decode_config: decoding.DecodeConfig,
                seed: int = 0) -> list[dict]:
   """Decodes the first `max_examples` examples of a task's split, in fixed-shape batches."""
@@ -121,12 +111,12 @@ def infer_task(decoder: decoding.Decoder, params, task_name: str, *, split: str,
       inputs[i, :len(ids)] = ids
     out = decoder.decode(params, inputs, decode_config, rng=seed + start)
     for i, ex in enumerate(chunk):
-      inputs_text = _text(ex["inputs_pretokenized"]) if "inputs_pretokenized" in ex else \
-          detokenize(vocab, ex["inputs"])
-      targets_text = _text(ex["targets_pretokenized"]) if "targets_pretokenized" in ex else \
-          detokenize(vocab, ex["targets"])
+      inputs_text = metrics.as_text(ex["inputs_pretokenized"]) if "inputs_pretokenized" in ex else \
+          decoding.detokenize(vocab, ex["inputs"])
+      targets_text = metrics.as_text(ex["targets_pretokenized"]) if "targets_pretokenized" in ex else \
+          decoding.detokenize(vocab, ex["targets"])
       rows.append({"task": task_name, "index": start + i, "inputs": inputs_text, "targets": targets_text,
-                   "prediction": detokenize(vocab, out.tokens[i], decode_config.eos_id),
+                   "prediction": decoding.detokenize(vocab, out.tokens[i], decode_config.eos_id),
                    "score": float(out.scores[i])})
   return rows
 
@@ -144,8 +134,7 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, mixture_or_task_name: str = gi
   (default 512). Returns {task name: file written}."""
   compile_cache.enable()
   data.import_task_modules(task_modules)
-  from flan_jax import evaluation
-  names = evaluation.expand_tasks([mixture_or_task_name])  # plain and sampled mixtures alike
+  names = evaluator.expand_tasks([mixture_or_task_name])  # plain and sampled mixtures alike
   decoder, params, rec = load_decoder(checkpoint_path, model_config, mesh)
   for name in names:  # the tasks must speak the checkpoint's vocabulary
     try:

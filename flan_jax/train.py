@@ -16,8 +16,9 @@ from typing import Any, Mapping, Sequence
 import gin
 import jax
 
-from flan_jax import (checkpoints, compile_cache, data, distributed, evaluation, flops, gin_utils, host_memory,
+from flan_jax import (checkpoints, compile_cache, data, distributed, flops, gin_utils, host_memory,
                       metrics, models, optim, partitioning, run_guard, trainer)
+from flan_jax import evaluator as evaluator_lib
 from flan_jax.models import build_model, record
 
 
@@ -43,7 +44,7 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
 
   Every `eval_period` steps (0: never) the current parameters are evaluated on the
   validation split of `eval_mixture_or_task_name` (up to `eval_max_examples` per task,
-  greedy) by `flan_jax.evaluation`; results go to the console, MODEL_DIR/eval and
+  greedy) by `flan_jax.evaluator`; results go to the console, MODEL_DIR/eval and
   TensorBoard, and a failing evaluation does not stop the run.
 
   A run survives (exit codes in `flan_jax.run_guard`): SIGTERM/SIGINT save the current
@@ -143,7 +144,7 @@ def _run(*, model_dir, task, task_feature_lengths, batch_size, train_steps, mode
 
   evaluator = None
   if eval_period and eval_mixture_or_task_name:
-    evaluator = evaluation.training_evaluator(
+    evaluator = evaluator_lib.training_evaluator(
         model, device_mesh, eval_mixture_or_task_name, max_examples=eval_max_examples,
         input_length=task_feature_lengths["inputs"], max_decode_len=task_feature_lengths["targets"])
 
@@ -183,7 +184,7 @@ def _run(*, model_dir, task, task_feature_lengths, batch_size, train_steps, mode
             f"{signals.received} at step {step}: saved checkpoint {ckpts.step_path(step)}; "
             f"run the same command to resume (exit code {run_guard.EXIT_PREEMPTED})")
       if evaluator is not None and (step % eval_period == 0 or step == end_step):
-        evaluation.evaluate_during_training(evaluator, state.params, step, model_dir, say)
+        evaluator_lib.evaluate_during_training(evaluator, state.params, step, model_dir, say)
     ckpts.close()
   except run_guard.SaveFailed:
     raise

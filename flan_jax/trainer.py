@@ -186,11 +186,16 @@ class Trainer:
 
   def loss_and_grads(self, params: PyTree, batch: Batch) -> tuple[jax.Array, PyTree]:
     """Deterministic loss and gradients (no dropout), for tests and diagnostics."""
+    with partitioning.mesh_context(self.mesh):
+      return self.lower_loss_and_grads(params, batch).compile()(params)
+
+  def lower_loss_and_grads(self, params: PyTree, batch: Batch) -> jax.stages.Lowered:
+    """`loss_and_grads` lowered for `params` (its compiled memory: `.compile().memory_analysis()`)."""
     weights = self._token_weights(batch)
     fn = jax.value_and_grad(lambda p: self._loss_sums(p, batch, weights, None)[0])
     with partitioning.mesh_context(self.mesh):
       return jax.jit(fn, in_shardings=(self.state_shardings.params,),
-                     out_shardings=(partitioning.replicated(self.mesh), self.state_shardings.params))(params)
+                     out_shardings=(partitioning.replicated(self.mesh), self.state_shardings.params)).lower(params)
 
   def lower_train_step(self) -> jax.stages.Lowered:
     """`train_step` lowered for the abstract state and batch, no arrays needed: for
@@ -209,7 +214,9 @@ class Trainer:
     with partitioning.mesh_context(self.mesh):
       return bool(self._state_is_finite(state))
 
-  def evaluate(self, params: PyTree, batch: Batch) -> dict:
+  def teacher_forced_metrics(self, params: PyTree, batch: Batch) -> dict:
+    """Loss, token accuracy and token count of one batch, teacher forced (no decoding; the
+    benchmark evaluator is `flan_jax.evaluator`)."""
     with partitioning.mesh_context(self.mesh):
       return self.eval_step(params, batch)
 

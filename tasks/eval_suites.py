@@ -7,14 +7,16 @@
 Every task has one split, "validation", holding the examples the paper reports on, and
 the features the evaluator reads: `inputs` (the whole few-shot prompt), `targets`,
 `options` (answer options, for letter answers) and `answers` (all gold answers; TyDiQA).
-The evaluator (`flan_jax/evaluation.py`) places each task in its column by name and
-extracts answers ("So the answer is (B)." -> option B; numbers for MGSM).
+Each task records, when registered, its suite, its column of the paper's table and its
+answer kind (`metrics.record_eval_task`); the evaluator (`flan_jax/evaluator.py`) reads
+that record and extracts answers ("So the answer is (B)." -> option B; numbers for MGSM).
 
 | suite  | tasks                              | prompt                        | data (under the data dir)      |
 |--------|------------------------------------|-------------------------------|--------------------------------|
 | MMLU   | mmlu_{subject}_5shot_{direct,cot}  | 5 dev exemplars; CoT prompts  | mmlu/{dev,test}/{subject}_{split}.csv; mmlu/mmlu-cot.json |
 | BBH    | bbh_{task}_3shot_{direct,cot}      | 3 exemplars of the BBH prompts | bbh/{task}.json, bbh/cot-prompts/{task}.txt |
 | BBH offline | bbh_{task}_3shot_direct, bbh_{task}_zscot | from BIG-bench's task JSON | bigbench/benchmark_tasks/ (`flan-jax data prepare bigbench`), else an installed `bigbench` |
+| BIG-bench | bbh_bigbench_{task} (on request: `register_bigbench_tasks`) | zero-shot, options shown | as BBH offline |
 | TyDiQA | tydiqa_goldp_{lang}_1shot          | 1 train exemplar, same language | tydiqa/tydiqa-goldp-v1.1-{train,dev}.json |
 | MGSM   | mgsm_{lang}_8shot_cot              | 8 CoT exemplars (native, else English GSM8K: "EN-CoT") | mgsm/mgsm_{lang}.tsv |
 
@@ -37,6 +39,7 @@ zero-shot CoT ("Let's think step by step.").
 from __future__ import annotations
 
 import csv
+import importlib.util
 import itertools
 import json
 import pathlib
@@ -45,6 +48,7 @@ import re
 from collections.abc import Sequence
 
 from flan_jax.tasks import api
+from flan_jax.tasks import metrics
 from flan_jax.tasks import templates
 from flan_jax.tasks.collections import catalogue
 from flan_jax.tasks.collections import readers
@@ -98,6 +102,8 @@ BBH_TASKS = {
     "web_of_lies": None,
     "word_sorting": "word_sorting",
 }
+# BBH tasks whose answers are numbers, compared as numbers ("6" = "6.0" = "There are 6").
+BBH_NUMERIC_TASKS = frozenset({"multistep_arithmetic_two", "object_counting"})
 BBH_TASK_GROUPS = sorted({re.sub(r"_(three|five|seven)_objects$", "", t) for t in BBH_TASKS})
 BBH_MAX_EXAMPLES = 250
 TYDIQA_LANGUAGES = ("arabic", "bengali", "english", "finnish", "indonesian", "korean",
@@ -118,6 +124,14 @@ def _need(path: pathlib.Path, task: str, hint: str) -> pathlib.Path:
 def _row(inputs: str, targets: str, options=(), answers=()) -> Row:
   return {"inputs": inputs, "targets": targets, "options": list(options),
           "answers": list(answers) or [targets]}
+
+
+def register_task(name: str, rows, *, suite: str, cot: bool = False, answer: str = "text",
+                  vocabulary=None) -> str:
+  """Registers one evaluation task (`api.register_eval_task`) and records how it is scored:
+  its suite, column (from suite and `cot`) and answer kind (`metrics.ANSWER_KINDS`)."""
+  metrics.record_eval_task(name, suite=suite, cot=cot, answer=answer)
+  return api.register_eval_task(name, rows, vocabulary=vocabulary)
 
 
 def _lettered(options: Sequence[str]) -> str:
@@ -192,9 +206,9 @@ def register_mmlu(data_dir=None) -> list[str]:
   names = {"direct": [], "cot": []}
   for subject in MMLU_SUBJECTS:
     for kind in names:
-      names[kind].append(api.register_eval_task(
+      names[kind].append(register_task(
           f"mmlu_{subject}_5shot_{kind}",
-          lambda s=subject, c=(kind == "cot"): mmlu_rows(s, c, data_dir)))
+          lambda s=subject, c=(kind == "cot"): mmlu_rows(s, c, data_dir), suite="MMLU", cot=kind == "cot"))
   for kind, tasks in names.items():
     api.register_mixture(f"mmlu_5shot_{kind}", tasks, default_rate=1.0)
   return names["direct"] + names["cot"]
@@ -269,18 +283,43 @@ def bbh_rows(task: str, cot: bool, data_dir=None) -> list[Row]:
 
 
 def bigbench_root(data_dir=None) -> pathlib.Path | None:
-  """BIG-bench's `benchmark_tasks` directory (`evaluation.bigbench_task_dir`), or None."""
-  from flan_jax import evaluation  # pylint: disable=g-import-not-at-top
-  path = evaluation.bigbench_task_dir(data_dir)
-  return pathlib.Path(path) if path else None
+  """BIG-bench's `benchmark_tasks` directory: `<data dir>/bigbench/benchmark_tasks` as
+  `flan-jax data prepare bigbench` writes it, else that of an installed `bigbench` package,
+  else None."""
+  prepared = catalogue.data_dir(data_dir) / "bigbench" / "benchmark_tasks"
+  if prepared.is_dir():
+    return prepared
+  try:
+    spec = importlib.util.find_spec("bigbench")
+  except (ImportError, ValueError):
+    return None
+  if spec is None or not spec.submodule_search_locations:
+    return None
+  path = pathlib.Path(list(spec.submodule_search_locations)[0]) / "benchmark_tasks"
+  return path if path.is_dir() else None
+
+
+def bigbench_json_examples(task_json: dict) -> list[tuple[str, str, list[str]]]:
+  """A BIG-bench JSON task's examples as (question with the task prefix, target, options):
+  multiple-choice examples (`target_scores`) give their best-scored option as the target and
+  all options; free-form ones their first target and no options."""
+  prefix = task_json.get("task_prefix", "").strip()
+  out = []
+  for ex in task_json["examples"]:
+    question = f"{prefix}\n{ex['input'].strip()}" if prefix else ex["input"].strip()
+    if ex.get("target_scores"):
+      options = list(ex["target_scores"])
+      out.append((question, max(options, key=lambda o: ex["target_scores"][o]), options))
+    else:
+      out.append((question, ex["target"] if isinstance(ex["target"], str) else ex["target"][0], []))
+  return out
 
 
 def bigbench_examples(task_json: dict) -> list[tuple[str, str, list[str]]]:
   """BIG-bench JSON examples -> (question, target, options) in BBH's style: multiple choice
   questions list "Options:" with letters and their target is the letter."""
-  from flan_jax import evaluation  # pylint: disable=g-import-not-at-top
   out = []
-  for question, target, options in evaluation.bigbench_examples(task_json):
+  for question, target, options in bigbench_json_examples(task_json):
     if not options or len(options) > len(LETTERS):  # e.g. dyck_languages: free-form in BBH
       out.append((question, target, []))
     else:
@@ -381,20 +420,58 @@ def register_bbh(data_dir=None, *, offline: bool | None = None, bigbench_dir=Non
         bigbench_dir is not None or bigbench_root(data_dir) is not None)
   direct, cot = [], []
   for task in BBH_TASKS:
+    kw = dict(suite="BBH", answer="number" if task in BBH_NUMERIC_TASKS else "text")
     if offline:
-      direct.append(api.register_eval_task(
-          f"bbh_{task}_3shot_direct", lambda t=task: bbh_offline_rows(t, "direct", bigbench_dir, data_dir)))
-      cot.append(api.register_eval_task(
-          f"bbh_{task}_zscot", lambda t=task: bbh_offline_rows(t, "zscot", bigbench_dir, data_dir)))
+      direct.append(register_task(
+          f"bbh_{task}_3shot_direct", lambda t=task: bbh_offline_rows(t, "direct", bigbench_dir, data_dir), **kw))
+      cot.append(register_task(
+          f"bbh_{task}_zscot", lambda t=task: bbh_offline_rows(t, "zscot", bigbench_dir, data_dir), cot=True, **kw))
     else:
-      direct.append(api.register_eval_task(
-          f"bbh_{task}_3shot_direct", lambda t=task: bbh_rows(t, False, data_dir)))
-      cot.append(api.register_eval_task(
-          f"bbh_{task}_3shot_cot", lambda t=task: bbh_rows(t, True, data_dir)))
+      direct.append(register_task(
+          f"bbh_{task}_3shot_direct", lambda t=task: bbh_rows(t, False, data_dir), **kw))
+      cot.append(register_task(
+          f"bbh_{task}_3shot_cot", lambda t=task: bbh_rows(t, True, data_dir), cot=True, **kw))
   api.register_mixture("bbh_3shot_direct", direct, default_rate=1.0)
   api.register_mixture("bbh_zscot" if offline else "bbh_3shot_cot", cot, default_rate=1.0)
   api.register_mixture("bbh_cot", cot, default_rate=1.0)  # whichever CoT form is available
   return direct + cot
+
+
+# ---------------------------------------------------------------------------------------
+# BIG-bench JSON tasks as such (BBH's sources), registered on request (`flan-jax eval
+# --gin.evaluate.bigbench_tasks=[...]`).
+
+BBH_BIGBENCH_TASKS = ("date_understanding", "navigate", "sports_understanding", "word_sorting")
+
+
+def _bigbench_rows(task_json: dict) -> list[dict]:
+  rows = []
+  for question, target, options in bigbench_json_examples(task_json):
+    listed = templates.render_options(options) if options else ""
+    rows.append({"inputs": f"Q: {question}{listed}\nA:", "targets": target, "options": options})
+  return rows
+
+
+def register_bigbench_tasks(names: Sequence[str] = BBH_BIGBENCH_TASKS, *, max_examples: int = 250,
+                            vocabulary=None, data_dir=None) -> list[str]:
+  """Registers `bbh_bigbench_<name>` seqio tasks (zero-shot, direct, options shown) from
+  BIG-bench's JSON tasks (`bigbench_root`: `flan-jax data prepare bigbench`, or an
+  installed `bigbench` package), split "validation" = the first `max_examples` examples.
+  Returns the names registered; [] when neither is there."""
+  root = bigbench_root(data_dir)
+  if root is None:
+    return []
+  registered = []
+  for name in names:
+    path = root / name / "task.json"
+    if not path.is_file():
+      raise ValueError(f"BIG-bench task {name!r} has no {path} (tasks with subtasks are not supported); "
+                       f"pick one of the directories in {root}")
+    with open(path) as f:
+      rows = [{**r, "answers": [r["targets"]]} for r in _bigbench_rows(json.load(f))[:max_examples]]
+    registered.append(register_task(f"bbh_bigbench_{name}", lambda rows=rows: rows, suite="BBH",
+                                    vocabulary=vocabulary))
+  return registered
 
 
 # ---------------------------------------------------------------------------------------
@@ -430,8 +507,8 @@ def tydiqa_rows(language: str, data_dir=None) -> list[Row]:
 
 
 def register_tydiqa(data_dir=None) -> list[str]:
-  names = [api.register_eval_task(f"tydiqa_goldp_{lang}_1shot",
-                                  lambda l=lang: tydiqa_rows(l, data_dir))
+  names = [register_task(f"tydiqa_goldp_{lang}_1shot", lambda l=lang: tydiqa_rows(l, data_dir),
+                         suite="TyDiQA", answer="span")
            for lang in TYDIQA_LANGUAGES]
   api.register_mixture("tydiqa_goldp_1shot", names, default_rate=1.0)
   return names
@@ -473,7 +550,8 @@ def mgsm_rows(language: str, data_dir=None) -> list[Row]:
 
 
 def register_mgsm(data_dir=None) -> list[str]:
-  names = [api.register_eval_task(f"mgsm_{lang}_8shot_cot", lambda l=lang: mgsm_rows(l, data_dir))
+  names = [register_task(f"mgsm_{lang}_8shot_cot", lambda l=lang: mgsm_rows(l, data_dir),
+                         suite="MGSM", cot=True, answer="number")
            for lang in MGSM_LANGUAGES]
   api.register_mixture("mgsm_8shot_cot", names, default_rate=1.0)
   return names

@@ -46,15 +46,15 @@ def t5_setup():
   model = t5.Transformer(TINY_T5)
   x = jnp.ones((1, 1), jnp.int32)
   params = jax.device_get(jax.jit(model.init)(jax.random.key(0), x, x)["params"])
-  dec = decoding.Decoder(model)  # 8 virtual devices, data parallel
+  dec = decoding.SequenceDecoder(model)  # 8 virtual devices, data parallel
   return model, params, dec, dec.put_params(params)
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["unrolled", "scanned"])
 def palm_setup(request):
-  model = palm.Decoder(dataclasses.replace(TINY_PALM, scan_layers=request.param))
+  model = palm.DecoderOnlyLM(dataclasses.replace(TINY_PALM, scan_layers=request.param))
   params = jax.device_get(jax.jit(model.init)(jax.random.key(1), jnp.ones((1, 1), jnp.int32))["params"])
-  dec = decoding.Decoder(model)
+  dec = decoding.SequenceDecoder(model)
   return model, params, dec, dec.put_params(params)
 
 
@@ -142,8 +142,8 @@ def test_palm_padded_beam_batch_equals_rows_one_by_one(palm_setup):
 def test_sharded_meshes_equal_single_device(t5_setup):
   model, params, dec, p = t5_setup
   inputs = _prompts(4)
-  one = decoding.Decoder(model, partitioning.make_mesh(devices=jax.devices()[:1]))
-  tp = decoding.Decoder(model, partitioning.make_mesh(partitioning.MeshConfig(model_parallel=2)))
+  one = decoding.SequenceDecoder(model, partitioning.make_mesh(devices=jax.devices()[:1]))
+  tp = decoding.SequenceDecoder(model, partitioning.make_mesh(partitioning.MeshConfig(model_parallel=2)))
   want = one.decode(one.put_params(params), inputs, BEAM)
   for d, q in ((dec, p), (tp, tp.put_params(params))):
     got = d.decode(q, inputs, BEAM)
@@ -310,7 +310,7 @@ def hf_pair(tmp_path_factory):
   root = tmp_path_factory.mktemp("hf_decode")
   model.save_pretrained(str(root / "hf"), safe_serialization=True)
   cfg = hf.from_hf(str(root / "hf"), str(root / "flan"))
-  dec = decoding.Decoder(t5.Transformer(cfg))
+  dec = decoding.SequenceDecoder(t5.Transformer(cfg))
   return torch, model, dec, dec.put_params(checkpoints.load_params(str(root / "flan"))), vocab
 
 
@@ -372,6 +372,6 @@ def test_config_errors_are_specific():
     decoding.DecodeConfig(num_beams=4, temperature=0.7)
   with pytest.raises(ValueError, match="top_p"):
     decoding.DecodeConfig(top_p=0.0)
-  prefix_lm = decoding.Decoder(palm.Decoder(dataclasses.replace(TINY_PALM, prefix_bidirectional=True)))
+  prefix_lm = decoding.SequenceDecoder(palm.DecoderOnlyLM(dataclasses.replace(TINY_PALM, prefix_bidirectional=True)))
   with pytest.raises(ValueError, match="prefix_bidirectional"):
     prefix_lm.decode({}, [[3, 4]], GREEDY)

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import seqio
 
-from flan_jax import evaluation
+from flan_jax import evaluator
+from flan_jax.tasks import metrics
 from flan_jax.tasks import eval_suites as es
 
 SHARED_GSM8K = pathlib.Path(__file__).resolve().parents[2] / "shared/data/flan_cot/gsm8k_train.tsv"
 
 
 def _examples(name, data_dir=None):
-  return evaluation.load_examples(seqio.get_mixture_or_task(name), "validation", None)
+  return evaluator.load_examples(seqio.get_mixture_or_task(name), "validation", None)
 
 
 def test_suite_sizes_and_mixtures():
@@ -26,13 +27,21 @@ def test_suite_sizes_and_mixtures():
   assert len(seqio.get_mixture_or_task("bbh_3shot_direct").tasks) == 27
   assert len(seqio.get_mixture_or_task("tydiqa_goldp_1shot").tasks) == 9
   assert len(seqio.get_mixture_or_task("mgsm_8shot_cot").tasks) == 11
-  cols = {evaluation.column_of(n) for n in ("mmlu_anatomy_5shot_direct", "mmlu_anatomy_5shot_cot",
+  cols = {_info(n).column for n in ("mmlu_anatomy_5shot_direct", "mmlu_anatomy_5shot_cot",
                                             "bbh_snarks_3shot_direct", "bbh_snarks_3shot_cot",
-                                            "bbh_snarks_zscot", "tydiqa_goldp_swahili_1shot",
+                                            "tydiqa_goldp_swahili_1shot",
                                             "mgsm_sw_8shot_cot")}
   assert cols == {"MMLU Direct", "MMLU CoT", "BBH Direct", "BBH CoT", "TyDiQA", "MGSM"}
-  assert not evaluation.is_numeric_task("mmlu_college_mathematics_5shot_direct")
-  assert evaluation.is_numeric_task("mgsm_de_8shot_cot")
+  # Recorded at registration, not read from the names.
+  assert _info("mmlu_college_mathematics_5shot_direct").answer == "text"
+  assert _info("mgsm_de_8shot_cot") == metrics.EvalTaskInfo("MGSM", "MGSM", "number", cot=True)
+  assert _info("tydiqa_goldp_swahili_1shot").answer == "span"
+  assert _info("bbh_object_counting_3shot_direct").answer == "number"
+  assert _info("bbh_snarks_3shot_cot").cot and not _info("bbh_snarks_3shot_direct").cot
+
+
+def _info(name):
+  return evaluator.task_info(seqio.get_mixture_or_task(name))
 
 
 def _write_mmlu(root, subject="anatomy", n_test=3):
@@ -62,7 +71,7 @@ def test_mmlu_from_the_csv_release(tmp_path):
     assert "test question 1" in ex.prompt and "test question 0" not in ex.prompt
     assert ex.prompt.endswith("(D) d1\nAnswer:")
     assert ex.target == "(B)" and ex.options == ["a1", "b1", "c1", "d1"]
-    assert evaluation.extract_answer("(B)", options=ex.options) == "b1"
+    assert metrics.extract_answer("(B)", options=ex.options) == "b1"
     cot = _examples("mmlu_anatomy_5shot_cot")[0]
     assert "The answer is (B)." in cot.prompt and cot.prompt.endswith("Let's think step by step.")
     # A subject without files fails when built, naming the task and the file it wanted.
@@ -117,7 +126,7 @@ def test_bbh_curated_release(tmp_path):
     cot = _examples("bbh_date_understanding_3shot_cot")[0]
     assert cot.prompt.count("So the answer is") == 3
     assert cot.prompt.endswith("A: Let's think step by step.")
-    assert evaluation.extract_answer("It is the 6th. So the answer is (A).",
+    assert metrics.extract_answer("It is the 6th. So the answer is (A).",
                                      options=cot.options) == "05/06/2005"
   finally:
     es.register_bbh()
@@ -154,6 +163,7 @@ def test_bbh_offline_from_bigbench_json(tmp_path):
     zs = _examples("bbh_word_sorting_zscot")[0]
     assert zs.prompt.startswith("Q: Sort:") and zs.prompt.endswith("Let's think step by step.")
     assert zs.options == []
+    assert _info("bbh_word_sorting_zscot") == metrics.EvalTaskInfo("BBH", "BBH CoT", "text", cot=True)
   finally:
     es.register_bbh()
 
@@ -219,7 +229,7 @@ def test_mgsm_with_english_cot_exemplars_from_the_real_gsm8k_tsv(tmp_path):
     assert p.endswith("Wie viele hat sie?\nA: Let's think step by step.")
     first_q = SHARED_GSM8K.read_text().split("\t", 1)[0].replace("\\n", "\n")
     assert first_q in p
-    assert evaluation.extract_answer("3 + 4 = 7. So the answer is 7.", numeric=True) == "7"
+    assert metrics.extract_answer("3 + 4 = 7. So the answer is 7.", numeric=True) == "7"
     # Native exemplars take precedence over the English ones.
     (tmp_path / "mgsm" / "mgsm_de_exemplars.tsv").write_text("Frage?\tWeil.\t5\n")
     assert es.mgsm_exemplars("de", tmp_path) == [("Frage?", "Weil.", "5")]
@@ -251,7 +261,7 @@ def test_evaluator_scores_suite_tasks_in_their_columns(tmp_path):
     exs = _examples(name)
     vocab = seqio.get_mixture_or_task(name).output_features["inputs"].vocabulary
     decoder = _EchoDecoder(vocab, {vocab.decode(e.inputs[:-1]): e.target for e in exs})
-    ev = evaluation.Evaluator(decoder, [name], config=evaluation.EvalConfig(
+    ev = evaluator.Evaluator(decoder, [name], config=evaluator.EvalConfig(
         max_examples=None, batch_size=4, input_length=512, score_targets=False))
     out = ev.run(None, log=None)
     assert out["tasks"][name]["score"] == 100.0
@@ -268,7 +278,7 @@ def test_paper_benchmarks_eval_recipe_names_registered_tasks():
                   ["CHECKPOINT_PATH = None"])
   names = gin.query_parameter("%EVAL_MIXTURES_OR_TASKS")
   assert gin.query_parameter("%TASK_MODULES") == ["flan_jax.tasks.eval_suites"]
-  tasks = evaluation.expand_tasks(names)
+  tasks = evaluator.expand_tasks(names)
   assert len(tasks) == 57 + 57 + 27 + 27 + 9 + 11
-  assert {evaluation.column_of(t) for t in tasks} == {
+  assert {_info(t).column for t in tasks} == {
       "MMLU Direct", "MMLU CoT", "BBH Direct", "BBH CoT", "TyDiQA", "MGSM"}

@@ -10,7 +10,7 @@ import pathlib
 
 import pytest
 
-from flan_jax import evaluation
+from flan_jax.tasks import metrics
 from flan_jax.tasks import api, templates, vocab
 from flan_jax.tasks.collections import catalogue, families, readers
 
@@ -109,11 +109,10 @@ def test_long_documents_fewshot_keeps_the_whole_query(register):
 
 
 def test_extract_answer_reads_final_answer_phrases():
-  assert evaluation.extract_answer("3 + 4 = 7, so the final answer is 7.") == "7"
-  assert evaluation.extract_answer("... The final answer is 7", numeric=True) == "7"
-  assert evaluation.extract_answer("It is b. Therefore, the answer is (B).",
-                                   options=["x", "y"]) == "y"
-  from flan_jax.tasks import metrics
+  assert metrics.extract_answer("3 + 4 = 7, so the final answer is 7.") == "7"
+  assert metrics.extract_answer("... The final answer is 7", numeric=True) == "7"
+  assert metrics.extract_answer("It is b. Therefore, the answer is (B).",
+                                options=["x", "y"]) == "y"
   for phrase in families.COT_ANSWERS:  # every training phrasing reads back
     assert metrics.cot_answer(phrase.format(rationale="Because.", target="(C)")) == "(C)"
 

@@ -131,7 +131,6 @@ def test_prepare_bigbench_through_the_simple_index_feeds_offline_bbh(tmp_path, m
   """`data prepare bigbench` finds bigbench-1.0.0.tar.gz on the index pip is configured with
   ($PIP_INDEX_URL), checks its sha256, extracts only task.json files, and the offline BBH
   tasks and `bbh_bigbench_*` tasks read them from the data dir."""
-  from flan_jax import evaluation
   from flan_jax.tasks import eval_suites
   index = _serve_index(tmp_path / "index", _bigbench_sdist(tmp_path / "bigbench-1.0.0.tar.gz"))
   monkeypatch.setenv("PIP_INDEX_URL", index)
@@ -144,12 +143,12 @@ def test_prepare_bigbench_through_the_simple_index_feeds_offline_bbh(tmp_path, m
   assert _all_files(data) == ["bigbench/benchmark_tasks/logical_deduction/five_objects/task.json",
                               "bigbench/benchmark_tasks/navigate/task.json"]
   assert json.loads((tasks_dir / "navigate" / "task.json").read_text()) == _NAVIGATE
-  assert evaluation.bigbench_task_dir(data) == str(tasks_dir)
+  assert eval_suites.bigbench_root(data) == tasks_dir
   shots, evaluated = eval_suites.bbh_offline_examples("navigate", data_dir=data)
   assert len(shots) == 3 and len(evaluated) == 9 and shots[0][1] in ("(A)", "(B)")
   shots, _ = eval_suites.bbh_offline_examples("logical_deduction_five_objects", data_dir=data)
   assert shots[0][0].startswith("Order ")
-  assert evaluation.register_bigbench_tasks(["navigate"], data_dir=data) == ["bbh_bigbench_navigate"]
+  assert eval_suites.register_bigbench_tasks(["navigate"], data_dir=data) == ["bbh_bigbench_navigate"]
   assert prepare.prepare("bigbench", data) == []  # already there: nothing fetched again
 
 

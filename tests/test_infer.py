@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flan_jax import checkpoints, cli, decoding, infer, partitioning
+from flan_jax import checkpoints, cli, decoding, partitioning
 from flan_jax.models import palm, record, t5
 from flan_jax.tasks import vocab as vocab_lib
 
@@ -49,7 +49,7 @@ def palm_run_step(tmp_path_factory):
   """A run step directory MODEL_DIR/checkpoints/1; the model is in MODEL_DIR/config.gin with
   the scoped bindings of gin's operative config, as `flan-jax train` writes it."""
   model_dir = tmp_path_factory.mktemp("palm_run")
-  params = _init(palm.Decoder(PALM_CFG), jnp.ones((1, 1), jnp.int32))
+  params = _init(palm.DecoderOnlyLM(PALM_CFG), jnp.ones((1, 1), jnp.int32))
   run = checkpoints.RunCheckpoints(str(model_dir), async_save=False)
   run.save(1, {"params": params, "step": np.int32(1)}, {"batches_taken": 1})
   run.close()
@@ -62,20 +62,20 @@ def palm_run_step(tmp_path_factory):
 def _reference_completions(model, params, prompts, max_decode_len):
   """Greedy decoding of the prompts' ids, unpadded, one at a time, decoded up to EOS."""
   vocab = vocab_lib.default_vocabulary()
-  dec = decoding.Decoder(model, partitioning.make_mesh(devices=jax.devices()[:1]))
+  dec = decoding.SequenceDecoder(model, partitioning.make_mesh(devices=jax.devices()[:1]))
   p = dec.put_params(params)
   out = []
   for prompt in prompts:
     ids = list(vocab.encode(prompt)) + [decoding.EOS_ID]
     tokens = dec.greedy(p, [ids], max_decode_len=max_decode_len).tokens[0]
-    out.append(infer.detokenize(vocab, tokens))
+    out.append(decoding.detokenize(vocab, tokens))
   return out
 
 
 @pytest.mark.parametrize("family", ["t5", "palm"])
 def test_generate_prints_one_greedy_completion_per_prompt(family, t5_checkpoint, palm_run_step, capsys):
   path, params = t5_checkpoint if family == "t5" else palm_run_step
-  model = t5.Transformer(T5_CFG) if family == "t5" else palm.Decoder(PALM_CFG)
+  model = t5.Transformer(T5_CFG) if family == "t5" else palm.DecoderOnlyLM(PALM_CFG)
   prompts = ["Sort these numbers: 3 1 2", "hello"]
   assert cli.main(["generate", "--checkpoint", path, "--max_decode_len", "6", *prompts]) == 0
   lines = capsys.readouterr().out.splitlines()
@@ -121,17 +121,17 @@ def test_infer_writes_jsonl_of_inputs_targets_predictions(family, t5_checkpoint,
                                                    split="validation", shuffle=False, num_epochs=1)
   first = next(ds.as_numpy_iterator())
   assert rows[0]["inputs"] == first["inputs_pretokenized"].decode()
-  model = t5.Transformer(T5_CFG) if family == "t5" else palm.Decoder(PALM_CFG)
-  dec = decoding.Decoder(model, partitioning.make_mesh(devices=jax.devices()[:1]))
+  model = t5.Transformer(T5_CFG) if family == "t5" else palm.DecoderOnlyLM(PALM_CFG)
+  dec = decoding.SequenceDecoder(model, partitioning.make_mesh(devices=jax.devices()[:1]))
   tokens = dec.greedy(dec.put_params(params), [first["inputs"]], max_decode_len=6).tokens[0]
-  assert rows[0]["prediction"] == infer.detokenize(vocab_lib.default_vocabulary(), tokens)
+  assert rows[0]["prediction"] == decoding.detokenize(vocab_lib.default_vocabulary(), tokens)
 
 
 def test_infer_expands_mixtures_and_names_unknown_tasks():
   from flan_jax import data
   data.import_task_modules(["flan_jax.tasks.embedded"])
-  from flan_jax import evaluation  # infer expands mixtures as evaluation does (sampled ones too)
-  names = evaluation.expand_tasks(["flan_jax_embedded_heldout"])
+  from flan_jax import evaluator  # infer expands mixtures as the evaluator does (sampled ones too)
+  names = evaluator.expand_tasks(["flan_jax_embedded_heldout"])
   assert len(names) > 1 and all(n.startswith("embedded_") for n in names)
   with pytest.raises(ValueError, match="unknown task or mixture"):
-    evaluation.expand_tasks(["no_such_task"])
+    evaluator.expand_tasks(["no_such_task"])

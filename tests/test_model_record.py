@@ -99,7 +99,7 @@ def test_generate_infer_eval_work_on_a_palm_run_in_fresh_processes(palm_run):
   vocab = infer.choose_vocabulary(rec)
   ids = list(vocab.encode(PROMPT)) + [decoding.EOS_ID]
   tokens = decoder.greedy(params, [ids], max_decode_len=8).tokens[0]
-  assert results["generate"][1].splitlines() == [infer.detokenize(vocab, tokens).replace("\n", "\\n")]
+  assert results["generate"][1].splitlines() == [decoding.detokenize(vocab, tokens).replace("\n", "\\n")]
   rows = [json.loads(l) for l in (preds / f"{TASK}.jsonl").read_text().splitlines()]
   assert len(rows) == 2 and all(isinstance(r["prediction"], str) for r in rows)
   res = json.loads((model_dir / "eval" / "results_2.json").read_text())
@@ -174,7 +174,7 @@ class ToyLM(nn.Module):
                **unused_features):
     cfg = self.config
     inner = palm.PaLMConfig(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)})
-    return palm.Decoder(inner, name="lm")(decoder_input_tokens, decoder_positions=decoder_positions,
+    return palm.DecoderOnlyLM(inner, name="lm")(decoder_input_tokens, decoder_positions=decoder_positions,
                                          deterministic=deterministic, decode=decode)
 
 
@@ -222,7 +222,7 @@ def test_a_third_family_trains_decodes_plans_and_counts_flops(toy_family, tmp_pa
   assert flops.train_step_flops(cfg, 4, 0, 12) == 3 * 4 * toy_family.forward_flops(cfg, 0, 12) > 6 * n * 48
 
   # Decode: cached greedy equals recomputing the full sequence at every step.
-  dec = decoding.Decoder(module, mesh)
+  dec = decoding.SequenceDecoder(module, mesh)
   params = dec.put_params(jax.device_get(state.params))
   prompt = [5, 6, 7]
   out = dec.greedy(params, [prompt], max_decode_len=4).tokens[0]

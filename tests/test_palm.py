@@ -44,7 +44,7 @@ def _tokens(seed, shape, vocab=TINY.vocab_size):
 
 
 def _init(cfg, tokens):
-  return nn.unbox(palm.Decoder(cfg).init(jax.random.key(0), tokens)["params"])
+  return nn.unbox(palm.DecoderOnlyLM(cfg).init(jax.random.key(0), tokens)["params"])
 
 
 def _restack(params_unrolled, num_layers):
@@ -60,7 +60,7 @@ def test_forward_shapes_and_dtype():
   for dtype in ("float32", "bfloat16"):
     cfg = palm.PaLMConfig(**{**TINY.__dict__, "dtype": dtype})
     params = _init(cfg, tokens)
-    logits = jax.jit(palm.Decoder(cfg).apply)({"params": params}, tokens)
+    logits = jax.jit(palm.DecoderOnlyLM(cfg).apply)({"params": params}, tokens)
     assert logits.shape == (2, 7, TINY.vocab_size) and logits.dtype == jnp.float32
   assert params["layers_0"]["attention"]["key"]["kernel"].shape == (32, 1, 8)  # one shared KV head
 
@@ -96,7 +96,7 @@ def _decode_all(model, params, tokens, explicit_positions=False):
 def test_kv_cache_decoding_equals_full_recompute(scan, remat):
   cfg = palm.PaLMConfig(**{**TINY.__dict__, "scan_layers": scan, "remat_policy": remat})
   tokens = _tokens(1, (2, 6))
-  model = palm.Decoder(cfg)
+  model = palm.DecoderOnlyLM(cfg)
   params = model.init(jax.random.key(0), tokens)["params"]
   full = jax.jit(model.apply)({"params": params}, tokens)
   np.testing.assert_allclose(_decode_all(model, params, tokens), full, atol=1e-4, rtol=1e-4)
@@ -104,7 +104,7 @@ def test_kv_cache_decoding_equals_full_recompute(scan, remat):
 
 def test_decoding_with_explicit_positions():
   tokens = _tokens(2, (1, 4))
-  model = palm.Decoder(TINY)
+  model = palm.DecoderOnlyLM(TINY)
   params = model.init(jax.random.key(0), tokens)["params"]
   full = jax.jit(model.apply)({"params": params}, tokens)
   np.testing.assert_allclose(_decode_all(model, params, tokens, explicit_positions=True), full,
@@ -115,19 +115,19 @@ def test_scan_equals_unrolled_and_names_layers_axis():
   tokens = _tokens(3, (2, 5))
   unrolled = _init(TINY, tokens)
   scan_cfg = palm.PaLMConfig(**{**TINY.__dict__, "scan_layers": True})
-  boxed = palm.Decoder(scan_cfg).init(jax.random.key(0), tokens)["params"]
+  boxed = palm.DecoderOnlyLM(scan_cfg).init(jax.random.key(0), tokens)["params"]
   specs = nn.get_partition_spec(boxed)
   assert specs["layers"]["mlp"]["wi_0"]["kernel"] == P("layers", "embed", "mlp")
   assert specs["layers"]["attention"]["query"]["kernel"] == P("layers", "embed", "heads", "kv")
   stacked = _restack(unrolled, TINY.num_layers)
   assert jax.tree.map(jnp.shape, stacked) == jax.tree.map(jnp.shape, nn.unbox(boxed))
-  a = jax.jit(palm.Decoder(TINY).apply)({"params": unrolled}, tokens)
-  b = jax.jit(palm.Decoder(scan_cfg).apply)({"params": stacked}, tokens)
+  a = jax.jit(palm.DecoderOnlyLM(TINY).apply)({"params": unrolled}, tokens)
+  b = jax.jit(palm.DecoderOnlyLM(scan_cfg).apply)({"params": stacked}, tokens)
   np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
 
 
 def _loss(cfg, params, tokens):
-  logits = palm.Decoder(cfg).apply({"params": params}, tokens[:, :-1])
+  logits = palm.DecoderOnlyLM(cfg).apply({"params": params}, tokens[:, :-1])
   logp = jax.nn.log_softmax(logits)
   return -jnp.mean(jnp.take_along_axis(logp, tokens[:, 1:, None], -1))
 
@@ -155,7 +155,7 @@ def test_prefix_lm_mask(bidirectional):
   tokens = _tokens(5, (1, 8))
   prefix = jnp.array([[1, 1, 1, 1, 0, 0, 0, 0]], jnp.int32)
   params = _init(cfg, tokens)
-  apply = jax.jit(lambda t: palm.Decoder(cfg).apply({"params": params}, t, decoder_causal_attention=prefix))
+  apply = jax.jit(lambda t: palm.DecoderOnlyLM(cfg).apply({"params": params}, t, decoder_causal_attention=prefix))
   base = apply(tokens)
   later_prefix_changed = apply(tokens.at[0, 3].set(tokens[0, 3] % 60 + 2))
   earlier_moved = not np.allclose(base[0, 1], later_prefix_changed[0, 1], atol=1e-6)
@@ -171,7 +171,7 @@ def test_packed_examples_match_unpacked():
   segments = jnp.array([[1, 1, 1, 2, 2, 2, 2, 2]], jnp.int32)
   positions = jnp.array([[0, 1, 2, 0, 1, 2, 3, 4]], jnp.int32)
   params = _init(TINY, packed)
-  model = palm.Decoder(TINY)
+  model = palm.DecoderOnlyLM(TINY)
   out = model.apply({"params": params}, packed, decoder_segment_ids=segments, decoder_positions=positions)
   np.testing.assert_allclose(out[:, :3], model.apply({"params": params}, a), atol=1e-5, rtol=1e-5)
   np.testing.assert_allclose(out[:, 3:], model.apply({"params": params}, b), atol=1e-5, rtol=1e-5)
@@ -181,7 +181,7 @@ def test_dropout_is_used_when_not_deterministic():
   cfg = palm.PaLMConfig(**{**TINY.__dict__, "dropout_rate": 0.5})
   tokens = _tokens(8, (2, 5))
   params = _init(cfg, tokens)
-  model = palm.Decoder(cfg)
+  model = palm.DecoderOnlyLM(cfg)
   det = model.apply({"params": params}, tokens)
   r1 = model.apply({"params": params}, tokens, deterministic=False, rngs={"dropout": jax.random.key(1)})
   assert not np.allclose(det, r1)

@@ -34,7 +34,7 @@ def _trainer(mesh_config, num_devices=None, config=TINY, batch=None):
   mesh = partitioning.make_mesh(mesh_config, jax.devices()[:num_devices] if num_devices else None)
   tx, lr = optim.make_optimizer(optim.OptimizerConfig(), 10)
   shapes = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch.items()}
-  return trainer.Trainer(palm.Decoder(config), tx, mesh, shapes, learning_rate_fn=lr)
+  return trainer.Trainer(palm.DecoderOnlyLM(config), tx, mesh, shapes, learning_rate_fn=lr)
 
 
 @pytest.mark.parametrize("mesh_config", [partitioning.MeshConfig(),

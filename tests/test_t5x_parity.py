@@ -150,7 +150,7 @@ def _boxed_t5(cfg):
 
 
 def _boxed_palm(cfg):
-  return palm.Decoder(cfg).init(jax.random.key(1), jnp.ones((1, 4), jnp.int32))["params"]
+  return palm.DecoderOnlyLM(cfg).init(jax.random.key(1), jnp.ones((1, 4), jnp.int32))["params"]
 
 
 def _bound_adafactor(boxed):
@@ -394,7 +394,7 @@ def test_default_decode_is_t5x_beam_search_with_one_beam():
   params["decoder"]["logits_dense"]["kernel"] = kernel
   n, rows = 6, 48
   inputs = np.random.default_rng(0).integers(2, 32, (rows, 7)).astype(np.int32)
-  dec = decoding.Decoder(model)
+  dec = decoding.SequenceDecoder(model)
   p = dec.put_params(params)
   default = dec.decode(p, inputs, decoding.DecodeConfig(max_decode_len=n)).tokens
   apply = jax.jit(lambda x, y: jax.nn.log_softmax(model.apply({"params": params}, x, y)))

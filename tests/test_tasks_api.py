@@ -277,8 +277,8 @@ def test_a_family_name_is_the_mixture_of_its_formats_at_equal_rates(register):
   mixture = data.get_mixture_or_task(PREFIX + "fam")
   assert {t.name: mixture.get_rate(t) for t in mixture.tasks} == {n: 1.0 for n in names}
   assert PREFIX + "fam" not in api.list_mixtures()   # mixtures list the real ones, not per-family ones
-  from flan_jax import evaluation
-  assert evaluation.expand_tasks([PREFIX + "fam"]) == sorted(names)  # eval takes family names too
+  from flan_jax import evaluator
+  assert evaluator.expand_tasks([PREFIX + "fam"]) == sorted(names)  # eval takes family names too
   register("fam")  # re-registering (now without CoT) replaces the family's mixture too
   assert {t.name for t in data.get_mixture_or_task(PREFIX + "fam").tasks} == {
       PREFIX + "fam_" + f for f in ("zsopt", "zsnoopt", "fsopt", "fsnoopt")}

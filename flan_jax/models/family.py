@@ -39,6 +39,16 @@ REMAT_POLICIES = {
 }
 
 
+def remat_layer(layer_cls, policy: str, static_argnums: tuple[int, ...], *, prevent_cse: bool = True):
+  """A layer class rematerialised under `policy` (one of REMAT_POLICIES; "none": unchanged).
+  `static_argnums` count `self` as 0 (flax); scanned layers pass `prevent_cse=False`, as
+  `jax.checkpoint` advises inside `scan`."""
+  if policy == "none":
+    return layer_cls
+  return nn.remat(layer_cls, policy=REMAT_POLICIES[policy], prevent_cse=prevent_cse,
+                  static_argnums=static_argnums)
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """Fields every family's config has. Subclasses add their own and may change defaults.

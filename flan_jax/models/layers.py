@@ -18,9 +18,10 @@ import numpy as np
 Array = jax.Array
 Dtype = jnp.dtype
 
-# Large negative number for masked attention logits; finite so that fully masked
-# rows (padding) give a uniform softmax instead of NaNs.
-NEG_INF = -1e10
+# The additive bias of masked attention logits: T5X's -1e10 (t5x/examples/t5/layers.py,
+# `combine_masks` -> bias). Finite, so fully masked rows (padding) give a uniform softmax
+# instead of NaNs. Decoding's log-probability floor is another number: `decoding.NEG_INF`.
+MASK_BIAS = -1e10
 
 
 def _param(module: nn.Module, name: str, init: Callable, shape: Sequence[int], axes: Sequence[str | None],
@@ -226,7 +227,7 @@ def causal_mask(length: int) -> Array:
 
 
 def mask_to_bias(mask: Array, dtype: Dtype = jnp.float32) -> Array:
-  return jnp.where(mask, 0.0, NEG_INF).astype(dtype)
+  return jnp.where(mask, 0.0, MASK_BIAS).astype(dtype)
 
 
 # ----------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from flan_jax.models import layers
 from flan_jax.models.layers import Array, constrain
 
 PyTree = Any
-from flan_jax.models.family import REMAT_POLICIES, Family, ModelConfig, mlp_params
+from flan_jax.models.family import Family, ModelConfig, mlp_params, remat_layer
 
 
 @gin.configurable
@@ -89,11 +89,8 @@ class DecoderLayer(nn.Module):
 
 def _layer_stack(cfg: PaLMConfig):
   """The layer class, rematerialised and/or scanned as the config asks."""
-  block = DecoderLayer
-  if cfg.remat_policy != "none":
-    # static_argnums count `self` as 0: (deterministic, decode) are arguments 4 and 5.
-    block = nn.remat(block, policy=REMAT_POLICIES[cfg.remat_policy], prevent_cse=not cfg.scan_layers,
-                     static_argnums=(4, 5))
+  # static_argnums count `self` as 0: (deterministic, decode) are arguments 4 and 5.
+  block = remat_layer(DecoderLayer, cfg.remat_policy, static_argnums=(4, 5), prevent_cse=not cfg.scan_layers)
   if cfg.scan_layers:
     block = nn.scan(block, variable_axes={"params": 0, "cache": 0},
                     split_rngs={"params": True, "dropout": True},
@@ -114,7 +111,7 @@ def attention_bias(segment_ids_BxL: Array, causal_attention_BxL: Array | None, p
   return layers.mask_to_bias(allowed)
 
 
-class Decoder(nn.Module):
+class DecoderOnlyLM(nn.Module):
   """Decoder-only LM. `__call__` takes the features of seqio's DecoderFeatureConverter
   (or PrefixLMFeatureConverter) and returns float32 logits [B, L, V].
 
@@ -171,7 +168,7 @@ class Decoder(nn.Module):
 def param_count(config: PaLMConfig) -> int:
   """Number of parameters, from abstract shapes (nothing is allocated)."""
   shapes = jax.eval_shape(
-      lambda: Decoder(config).init(jax.random.key(0), jnp.zeros((1, 1), jnp.int32))["params"])
+      lambda: DecoderOnlyLM(config).init(jax.random.key(0), jnp.zeros((1, 1), jnp.int32))["params"])
   return sum(math.prod(x.shape) for x in jax.tree.leaves(nn.unbox(shapes)))
 
 
@@ -238,7 +235,7 @@ class DecoderOnly(Family):
   architecture = "decoder-only"
 
   def build(self, config: PaLMConfig) -> nn.Module:
-    return Decoder(config)
+    return DecoderOnlyLM(config)
 
   def init_inputs(self, config: PaLMConfig, batch: int = 1, length: int = 8) -> dict[str, Array]:
     return {"decoder_input_tokens": jnp.ones((batch, length), jnp.int32)}

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from flan_jax.models import layers
-from flan_jax.models.family import REMAT_POLICIES, Family, ModelConfig, mlp_params
+from flan_jax.models.family import Family, ModelConfig, mlp_params, remat_layer
 from flan_jax.models.layers import Array, constrain
 
 PyTree = Any
@@ -37,10 +37,8 @@ class T5Config(ModelConfig):
 
 
 def _maybe_remat(block_cls, policy: str):
-  if policy == "none":
-    return block_cls
   # static_argnums count `self` as 0: (deterministic, decode) are positions 5 and 6.
-  return nn.remat(block_cls, policy=REMAT_POLICIES[policy], static_argnums=(5, 6))
+  return remat_layer(block_cls, policy, static_argnums=(5, 6))
 
 
 class EncoderLayer(nn.Module):
@@ -104,7 +102,7 @@ class Encoder(nn.Module):
     return nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)  # elementwise, as T5X
 
 
-class Decoder(nn.Module):
+class T5Decoder(nn.Module):
   config: T5Config
   shared_embedding: nn.Module
 
@@ -158,7 +156,7 @@ class Transformer(nn.Module):
     cfg = self.config
     self.token_embedder = layers.Embed(cfg.vocab_size, cfg.emb_dim, cfg.activation_dtype, name="token_embedder")
     self.encoder = Encoder(cfg, self.token_embedder, name="encoder")
-    self.decoder = Decoder(cfg, self.token_embedder, name="decoder")
+    self.decoder = T5Decoder(cfg, self.token_embedder, name="decoder")
 
   def encode(self, encoder_input_tokens: Array, encoder_segment_ids: Array | None = None,
              deterministic: bool = True) -> Array:

@@ -1,33 +1,12 @@
 """Shared registration of catalogue entries (used by muffin.py, t0sf.py, niv2.py, cot.py)."""
 from __future__ import annotations
 
-import collections
 from collections.abc import Callable, Iterable
 
 from flan_jax.tasks import api
 from flan_jax.tasks.collections import catalogue
 from flan_jax.tasks.collections import families
 from flan_jax.tasks.collections import muffin_templates
-
-
-
-def _tokens(text: str) -> list[str]:
-  return " ".join(str(text).lower().split()).rstrip(".").split()
-
-
-def token_f1(targets, predictions) -> dict[str, float]:
-  """Mean token-overlap F1 (SQuAD style, no article stripping), in percent."""
-  scores = []
-  for t, p in zip(targets, predictions):
-    t, p = _tokens(t), _tokens(p)
-    common = sum((collections.Counter(t) & collections.Counter(p)).values())
-    scores.append(0.0 if not common else 2 * common / (len(t) + len(p)))
-  return {"token_f1": 100.0 * sum(scores) / max(len(scores), 1)}
-
-
-def metric_fns(entry: catalogue.Entry) -> list:
-  return [token_f1 if m == "token_f1" else m for m in entry.metrics]
-
 
 NUM_FEWSHOT = 5   # FLAN's fixed-count few-shot format ("five_shot"); x-shot takes 1-10
 INVERSION_SUFFIX = "_inversion"
@@ -70,7 +49,7 @@ def register_entries(entries: Iterable[catalogue.Entry],
     kw = _entry_kwargs(e)
     templates = kw.pop("templates")
     names += api.register_flan_task(
-        e.name, make_source(e), templates, metrics=metric_fns(e),
+        e.name, make_source(e), templates, metrics=e.metrics,
         collection=f"flan2022_{e.collection}", category=e.category, language=e.language,
         dataset=e.dataset, splits=e.splits, **{**kw, **kwargs})
   return names
@@ -84,7 +63,7 @@ def register_cot_inversions(entries: Iterable[catalogue.Entry],
   for e in entries:
     names += api.register_flan_task(
         e.name + INVERSION_SUFFIX, make_source(e), families.COT_INVERSION,
-        metrics=[token_f1],
+        metrics=("token_f1",),
         collection="flan2022_cot_inversion", category=e.category, language=e.language,
         dataset=e.dataset, splits=e.splits, xshot=True, num_fewshot=NUM_FEWSHOT,
         fewshot_patterns=families.FEWSHOT_PATTERNS["cot"])

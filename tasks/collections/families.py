@@ -186,7 +186,7 @@ COT_INVERSION = (
 )
 
 # CoT answers end in one of several phrasings (FLAN's CoT templates vary them too); every
-# phrasing is one that `metrics.cot_answer` and `evaluation.extract_answer` read back.
+# phrasing is one that `metrics.cot_answer` and `metrics.extract_answer` (the evaluator's) read back.
 COT_ANSWERS = (
     "{rationale} So the answer is {target}.",
     "{rationale} Therefore, the answer is {target}.",
