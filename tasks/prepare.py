@@ -38,8 +38,10 @@ import os
 import pathlib
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterable
 
+from flan_jax.tasks import storage
 from flan_jax.tasks.collections import catalogue
 from flan_jax.tasks.collections import muffin_extras
 from flan_jax.tasks.collections import readers
@@ -629,6 +631,24 @@ def _mgsm(root: pathlib.Path, timeout: float) -> list[str]:
                                for lang in eval_suites.MGSM_LANGUAGES}, timeout)
 
 
+def upload_tree(local: pathlib.Path, dest) -> int:
+  """Copies every file under `local` to the same place under `dest` (a URL), each one
+  written aside (`.NAME.tmp-PID`) and renamed into place, so that a reader never sees
+  half a file and an interrupted upload leaves only whole files under their names.
+  Returns how many files were written."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  dest = storage.path(dest)
+  n = 0
+  for src in sorted(p for p in local.rglob("*") if p.is_file()):
+    target = dest.joinpath(*src.relative_to(local).parts)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    tf.io.gfile.copy(str(src), str(tmp), overwrite=True)
+    storage.replace(tmp, target)
+    n += 1
+  return n
+
+
 EVAL_SUITES = ("mmlu", "bbh", "tydiqa", "mgsm")
 CHOICES = (*catalogue.COLLECTIONS, *EVAL_SUITES, "bigbench")
 ALL = (*catalogue.COLLECTIONS, *EVAL_SUITES)  # bigbench (a 358 MB archive) only when named
@@ -638,6 +658,12 @@ def prepare(collection: str, data_dir=None, *, timeout: float = 600) -> list[str
   """Fetches one collection or evaluation suite (or "all"); returns what could not be
   fetched."""
   root = catalogue.data_dir(data_dir)
+  if storage.is_url(root):  # fetch into a local staging dir, then upload file by file
+    with tempfile.TemporaryDirectory(prefix="flan_jax_prepare_") as staging:
+      failures = prepare(collection, staging, timeout=timeout)
+      uploaded = upload_tree(pathlib.Path(staging), root)
+    print(f"{uploaded} file(s) written to {root}")
+    return failures
   root.mkdir(parents=True, exist_ok=True)
   names = list(ALL) if collection == "all" else [collection]
   steps = {"niv2": _niv2, "cot": _cot, "muffin": _muffin,
@@ -661,7 +687,8 @@ def main(argv=None) -> int:
   prep.add_argument("collection", choices=list(CHOICES) + ["all"], metavar="WHAT",
                     help=f"one of {', '.join(CHOICES)}, or all (every one of them)")
   prep.add_argument("--data_dir", default=None,
-                    help=f"where to cache (default ${catalogue.DATA_DIR_ENV}, else {catalogue.DEFAULT_DATA_DIR})")
+                    help=f"where to cache: a path or a URL such as gs://BUCKET/flan (default "
+                         f"${catalogue.DATA_DIR_ENV}, else {catalogue.DEFAULT_DATA_DIR})")
   prep.add_argument("--timeout", type=float, default=600, help="seconds per download (default 600)")
   stats = sub.add_parser("stats", help="shares, formats and lengths of a mixture's rendered examples")
   stats.add_argument("mixture")
