@@ -203,6 +203,7 @@ def _write_shard(settings: Settings, variant: str, k: int) -> tuple[str, int, in
 def _write_json(path, value) -> None:
   """Writes JSON aside, then renames it into place."""
   path = storage.path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
   with storage.open(tmp, "w") as f:
     f.write(json.dumps(value, indent=1, sort_keys=True) + "\n")

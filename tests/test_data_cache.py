@@ -162,8 +162,9 @@ def test_a_missing_or_stale_cache_names_the_command_that_rebuilds_it(ram_cache):
 
 TRAIN = [sys.executable, "-m", "flan_jax.cli", "train", "--gin_file=gin/recipes/quickstart.gin",
          "--gin.MIXTURE_OR_TASK_NAME='flan2022_cot'", "--gin.train.task_modules=['flan_jax.tasks.mixtures']",
-         f"--gin.TASK_FEATURE_LENGTHS={LENGTHS}", "--gin.BATCH_SIZE=8", "--gin.TRAIN_STEPS=30",
-         "--gin.CHECKPOINT_PERIOD=10", "--gin.train.log_every=1", "--gin.USE_CACHED_TASKS=True"]
+         f"--gin.TASK_FEATURE_LENGTHS={LENGTHS}", "--gin.BATCH_SIZE=8", "--gin.TRAIN_STEPS=12",
+         "--gin.CHECKPOINT_PERIOD=4", "--gin.train.async_checkpointing=False", "--gin.train.log_every=1",
+         "--gin.USE_CACHED_TASKS=True"]
 
 
 def _free_port():
@@ -194,37 +195,30 @@ def _last_loss(model_dir):
   return rows[-1]["step"], rows[-1]["loss"]
 
 
-def test_cache_built_by_workers_into_a_url_trains_two_processes_and_resumes_after_kill_9(tmp_path):
-  """`data cache` with 2 worker processes into a file:// URL; a 2-process run trains from it
-  alone (its data dir is empty); kill -9 and resume gives the uninterrupted run's loss."""
-  data = tmp_path / "data"
-  write_cot_release(data / "cot")
+def test_two_processes_train_from_a_cache_url_alone_and_resume_after_kill_9(ram_cot, tmp_path):
+  """`data cache` into a file:// URL; a 2-process run trains from it alone (its data dir is
+  empty); a run killed with SIGKILL after its first checkpoint resumes to the uninterrupted
+  run's final loss."""
   cache_url = (tmp_path / "cache").as_uri()
-  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", PYTHONUNBUFFERED="1")
-  built = subprocess.run([sys.executable, "-m", "flan_jax.cli", "data", "cache", "flan2022_cot", f"--out={cache_url}",
-                          "--inputs_length=128", "--targets_length=32", "--shards=2", "--workers=2",
-                          f"--data_dir={data}"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-  assert built.returncode == 0, built.stderr[-3000:]
-  assert "cache flan2022_cot: 1944 examples in 54 member(s)" in built.stdout, built.stdout
-  assert (tmp_path / "cache" / "flan2022_cot" / "flan_jax_cache.train.json").is_file()
-
-  env["FLAN_JAX_DATA_DIR"] = str(tmp_path / "empty")  # nothing prepared: the cache alone is read
+  manifest = cache.build("flan2022_cot", cache_url, lengths=LENGTHS, num_shards=2, say=lambda *a: None)
+  assert (tmp_path / "cache" / "flan2022_cot" / "flan_jax_cache.train.json").is_file() and len(manifest["members"]) == 54
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", PYTHONUNBUFFERED="1",
+             FLAN_JAX_DATA_DIR=str(tmp_path / "empty"))  # nothing prepared: the cache alone is read
   whole, broken = tmp_path / "whole", tmp_path / "broken"
-  runs = [_start(whole, cache_url, env), _start(broken, cache_url, env)]
-  out = _finish(runs[0])[0]
-  assert "in 2 process(es)" in out and "step     30/30" in out
-  procs = runs[1]
+  out = _finish(_start(whole, cache_url, env))[0]
+  assert "in 2 process(es)" in out and "step     12/12" in out
+  procs = _start(broken, cache_url, env)
   deadline = time.time() + 600
-  while not (broken / "checkpoints" / "10").is_dir():
+  while not (broken / "checkpoints" / "4").is_dir():
     assert all(p.poll() is None for p in procs), "the run ended before its first checkpoint"
     assert time.time() < deadline
     time.sleep(0.02)
   for p in procs:
     p.kill()  # kill -9
     p.wait()
-  assert not (broken / "checkpoints" / "30").exists()
+  assert not (broken / "checkpoints" / "12").exists()
   out = _finish(_start(broken, cache_url, env))[0]
-  assert "resumed from" in out and "at step 10" in out or "at step 20" in out, out
+  assert "resumed from" in out and ("at step 4" in out or "at step 8" in out), out
   (step_a, loss_a), (step_b, loss_b) = _last_loss(whole), _last_loss(broken)
-  assert step_a == step_b == 30
+  assert step_a == step_b == 12
   assert abs(loss_a - loss_b) <= 1e-6, (loss_a, loss_b)
