@@ -373,14 +373,13 @@ def check_fresh(name: str, where: str, recorded: Mapping, vocab, lengths: Mappin
                      "or after deleting the old one)")
 
 
-def member_reader(root, variant: str, split: str):
+def member_reader(root, variant: str, split: str, num_shards: int):
   """A function returning a fresh iterator over one cached member's examples, in source
-  order (its shards merged by source position)."""
+  order (its shards merged by source position). Reads nothing until called: a manifest is
+  written only once every member is COMPLETED, so thousands of members cost no file reads
+  before the first batch."""
   d = storage.path(root) / variant
-  if not (d / "COMPLETED").exists():
-    raise CacheError(f"member {variant!r} is not complete in {root} (no {d / 'COMPLETED'}); rerun the "
-                     "`flan-jax data cache` that built it (it resumes)")
-  n = int(_read_json(d / f"info.{split}.json")["num_shards"])
+  n = int(num_shards)
   paths = [d / _shard_name(split, k, n) for k in range(n)]
 
   def examples():
@@ -411,7 +410,7 @@ def sampled_dataset(task, sequence_length, split, seed, shard_info):
   root, manifest = found
   check_fresh(task.name, root, manifest, task.output_features["targets"].vocabulary, lengths, split)
   rated = [(v, float(r)) for v, r in manifest["members"]]
-  readers = {v: member_reader(root, v, split) for v, _ in rated}
+  readers = {v: member_reader(root, v, split, manifest["num_shards"]) for v, _ in rated}
   source = api.sampled_mixture(task.name)
   endless = split == "train"
   index = shard_info.index if shard_info and endless else 0
