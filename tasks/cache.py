@@ -132,7 +132,7 @@ def _to_example(row: dict) -> bytes:
         value=list(v) if isinstance(v, (list, tuple)) else [int(v)]))
   for k in _STR_FEATURES:
     feats[k] = feature_pb2.Feature(bytes_list=feature_pb2.BytesList(value=[row[k].encode("utf-8")]))
-  return example_pb2.Example(features=feature_pb2.Features(feature=feats)).SerializeToString()
+  return example_pb2.Example(features=feature_pb2.Features(feature=feats)).SerializeToString(deterministic=True)
 
 
 def _from_example(data: bytes) -> dict:

@@ -194,14 +194,21 @@ def _losses(model_dir):
     return [(row["step"], row["loss"]) for row in map(json.loads, f) if "loss" in row]
 
 
-def test_two_processes_train_from_a_cache_url_alone_and_resume_after_kill_9(ram_cot, tmp_path):
-  """`data cache` into a file:// URL; a 2-process run trains from it alone (its data dir is
-  empty); killed with SIGKILL after its first checkpoint, the rerun resumes there and gives
-  the losses the killed run had logged past that checkpoint (the uninterrupted trajectory),
-  within 1e-6, then finishes."""
+def test_two_processes_train_from_a_cache_url_alone_and_resume_after_kill_9(ram_cache, tmp_path):
+  """`data cache --workers=2` into a file:// URL writes the shards one process wrote into
+  ram://; a 2-process run trains from it alone (its data dir is empty); killed with SIGKILL
+  after its first checkpoint, the rerun resumes there and gives the losses the killed run
+  had logged past that checkpoint (the uninterrupted trajectory), within 1e-6, then finishes."""
+  data = tmp_path / "data"
+  write_cot_release(data / "cot")  # the same files `data prepare cot` put into ram://
   cache_url = (tmp_path / "cache").as_uri()
-  manifest = cache.build("flan2022_cot", cache_url, lengths=LENGTHS, num_shards=2, say=lambda *a: None)
-  assert (tmp_path / "cache" / "flan2022_cot" / "flan_jax_cache.train.json").is_file() and len(manifest["members"]) == 54
+  manifest = cache.build("flan2022_cot", cache_url, lengths=LENGTHS, num_shards=2, workers=2, data_dir=str(data),
+                         modules=["flan_jax.tasks.mixtures"], say=lambda *a: None)
+  assert manifest == ram_cache[1] and (tmp_path / "cache" / "flan2022_cot" / "flan_jax_cache.train.json").is_file()
+  for variant, _ in manifest["members"]:  # worker processes write what one process wrote
+    for k in range(2):
+      shard = f"{variant}/train.tfrecord-0000{k}-of-00002"
+      assert (tmp_path / "cache" / shard).read_bytes() == storage.path(f"{ram_cache[0]}/{shard}").read_bytes(), shard
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", PYTHONUNBUFFERED="1",
              FLAN_JAX_DATA_DIR=str(tmp_path / "empty"))  # nothing prepared: the cache alone is read
   run = tmp_path / "run"
@@ -228,3 +235,4 @@ def test_two_processes_train_from_a_cache_url_alone_and_resume_after_kill_9(ram_
   assert again, (before, after)  # steps both runs computed: the killed one and the resumed one
   for s, loss, first in again:
     assert abs(loss - first) <= 1e-6, (s, loss, first)
+
