@@ -27,6 +27,10 @@ Archives are unpacked only after every member is checked (tarfile's `data` filte
 names): a member that is absolute, climbs out with '..' or links out of the tree is
 reported by archive and member, and nothing of that archive is unpacked.
 
+D may be a URL of any filesystem tf.io.gfile supports (gs://BUCKET/flan): the data is
+fetched into a local staging dir, then each file is copied aside and renamed into place
+under D; training reads it from there (FLAN_JAX_DATA_DIR=gs://...).
+
 Every item that could not be fetched is printed; the exit status is 1 if any failed.
 Nothing here raises on a network failure.
 """
