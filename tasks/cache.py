@@ -178,11 +178,12 @@ def _write_shard(settings: Settings, variant: str, k: int) -> tuple[str, int, in
   d = storage.path(settings.out) / variant
   n = settings.num_shards
   final, count = d / _shard_name(settings.split, k, n), d / f"{_shard_name(settings.split, k, n)}.count.json"
-  if count.exists() and final.exists():
-    return variant, k, -1
-  d.mkdir(parents=True, exist_ok=True)
   renderer, fmt = api._VARIANTS[variant]  # pylint: disable=protected-access
   vocab = renderer.vocabulary
+  if count.exists() and final.exists():
+    _same_build(settings, _read_json(count), vocab, where=count)
+    return variant, k, -1
+  d.mkdir(parents=True, exist_ok=True)
   tmp = d / f".{final.name}.tmp-{os.getpid()}"
   examples = tokens_in = tokens_out = max_in = max_out = 0
   with api.fewshot_budget_for(settings.feature_lengths), tf.io.TFRecordWriter(str(tmp)) as w:
@@ -196,8 +197,18 @@ def _write_shard(settings: Settings, variant: str, k: int) -> tuple[str, int, in
       max_in, max_out = max(max_in, len(inputs)), max(max_out, len(targets))
   storage.replace(tmp, final)
   _write_json(count, {"examples": examples, "inputs_tokens": tokens_in, "targets_tokens": tokens_out,
-                      "inputs_max_tokens": max_in, "targets_max_tokens": max_out})
+                      "inputs_max_tokens": max_in, "targets_max_tokens": max_out,
+                      "task_feature_lengths": settings.feature_lengths, "vocabulary": vocabulary_fields(vocab)})
   return variant, k, examples
+
+
+def _same_build(settings: Settings, recorded: Mapping, vocab, *, where) -> None:
+  """A rerun keeps finished work only if it was built with the same lengths and vocabulary."""
+  want = (settings.feature_lengths, vocabulary_fields(vocab)["sha256"])
+  have = (dict(recorded.get("task_feature_lengths", {})), recorded.get("vocabulary", {}).get("sha256"))
+  if have != want:
+    raise CacheError(f"{where} was built for TASK_FEATURE_LENGTHS {have[0]} (vocabulary sha256 {have[1]}), this "
+                     f"build is for {want[0]} ({want[1]}): give a new --out, or delete {settings.out} first")
 
 
 def _write_json(path, value) -> None:
@@ -221,8 +232,14 @@ def _finish_member(settings: Settings, variant: str) -> int:
   import seqio  # pylint: disable=g-import-not-at-top
   api = _api()
   d = storage.path(settings.out) / variant
+  renderer, fmt = api._VARIANTS[variant]  # pylint: disable=protected-access
   if (d / "COMPLETED").exists():
-    return int(_read_json(d / f"stats.{settings.split}.json")["examples"])
+    info = _read_json(d / f"info.{settings.split}.json")
+    _same_build(settings, info["flan_jax"], renderer.vocabulary, where=d / f"info.{settings.split}.json")
+    if int(info["num_shards"]) != settings.num_shards:
+      raise CacheError(f"{d} holds {info['num_shards']} shards, this build asks for {settings.num_shards}: give a "
+                       f"new --out, or the same --shards")
+    return int(info["flan_jax"]["examples"])
   n, split = settings.num_shards, settings.split
   counts = [_read_json(d / f"{_shard_name(split, k, n)}.count.json") for k in range(n)]
   for k, c in enumerate(counts):
@@ -231,7 +248,6 @@ def _finish_member(settings: Settings, variant: str) -> int:
       raise CacheError(f"{d / _shard_name(split, k, n)}: {found} records, its count file says "
                        f"{c['examples']}; delete both and rerun the same `flan-jax data cache`")
   total = sum(c["examples"] for c in counts)
-  renderer, fmt = api._VARIANTS[variant]  # pylint: disable=protected-access
   if not fmt.fewshot:  # zero-shot formats render every source example
     expected = renderer.source.num_examples(split)
     if expected != total:

@@ -156,6 +156,10 @@ def test_a_missing_or_stale_cache_names_the_command_that_rebuilds_it(ram_cache):
     _batches("flan2022_cot", True, [out], 1, lengths=other)
   with pytest.raises(cache.CacheError, match=r"'cot_qasc_fscot' \(train\) is not cached"):
     _batches("cot_qasc_fscot", True, ["ram://flan_test/empty"], 1)
+  # Building into the same --out for other lengths does not mix old and new members.
+  with pytest.raises(cache.CacheError, match=r"built for TASK_FEATURE_LENGTHS \{'inputs': 128, 'targets': 32\}.*"
+                     r"this build is for \{'inputs': 256, 'targets': 32\}.*give a new --out"):
+    cache.build("flan2022_cot", out, lengths=other, num_shards=2, say=lambda *a: None)
 
 
 # --- across processes: file:// URLs ---------------------------------------------------------
