@@ -89,8 +89,17 @@ def members(name: str, split: str = "train") -> tuple[str, list[tuple[str, float
   return kind, leaves
 
 
+_VOCAB_FIELDS: dict[int, tuple[object, dict]] = {}
+
+
 def vocabulary_fields(vocab) -> dict:
   """What identifies a vocabulary across machines: its size and a hash of its model."""
+  if id(vocab) not in _VOCAB_FIELDS:  # hashed once per vocabulary object, not per shard
+    _VOCAB_FIELDS[id(vocab)] = (vocab, _vocabulary_fields(vocab))
+  return dict(_VOCAB_FIELDS[id(vocab)][1])
+
+
+def _vocabulary_fields(vocab) -> dict:
   model = getattr(vocab, "sp_model", None)
   return {"class": type(vocab).__name__, "vocab_size": int(vocab.vocab_size),
           "extra_ids": int(getattr(vocab, "extra_ids", 0)),
