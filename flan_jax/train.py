@@ -29,7 +29,7 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
           optimizer: optim.OptimizerConfig = optim.OptimizerConfig(),
           mesh: partitioning.MeshConfig = partitioning.MeshConfig(),
           initial_checkpoint_path: str | None = None, initial_checkpoint_step: int | None = None,
-          use_cached_tasks: bool = False,
+          use_cached_tasks: bool = False, seqio_cache_dirs: Sequence[str] = (),
           task_modules: Sequence[str] = ("flan_jax.tasks.embedded",), num_microbatches: int = 1,
           z_loss: float = 1e-4, label_smoothing: float = 0.0,
           loss_normalizing_factor: float | str | None = "NUM_REAL_TARGET_TOKENS",
@@ -79,7 +79,10 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
       # Fail fast on names before anything slow: task modules, the task, the model type.
       data.import_task_modules(task_modules)
       from flan_jax.tasks import api as tasks_api  # pylint: disable=g-import-not-at-top
-      with tasks_api.fewshot_budget_for(task_feature_lengths):  # few-shot prompts fit the inputs
+      from flan_jax.tasks import cache as tasks_cache  # pylint: disable=g-import-not-at-top
+      # Few-shot prompts fit the inputs; USE_CACHED_TASKS reads `flan-jax data cache` output
+      # from seqio_cache_dirs (T5X's --seqio_additional_cache_dirs), for this run only.
+      with tasks_api.fewshot_budget_for(task_feature_lengths), tasks_cache.using_cache_dirs(seqio_cache_dirs):
         task = data.get_mixture_or_task(mixture_or_task_name)
         model, converter = build_model(model_config)
         data.check_vocabulary(task, model_config.vocab_size)

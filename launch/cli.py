@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--topology", help="v4-512, v5p-1024, v5e-256, h100x64, ... (default: the recipe's TOPOLOGY)")
   p.add_argument("--skip_fit_check", action="store_true", help="launch even if `flan-jax plan` says it won't fit")
   p.add_argument("--data_dir", help="prepared Flan data every worker reads (FLAN_JAX_DATA_DIR); checked first")
+  p.add_argument("--cache_dir", action="append", default=[],
+                 help="a `flan-jax data cache` output every worker reads (repeatable): the workers train with "
+                      "USE_CACHED_TASKS=True and train.seqio_cache_dirs; checked first instead of --data_dir")
   p.add_argument("--skip_data_check", action="store_true", help="launch even if --data_dir lacks the mixture")
   g = p.add_argument_group("TPU (tpu-vm, xpk)")
   g.add_argument("--zone", help="Cloud zone, e.g. us-central2-b (default: gcloud's / xpk's configured one)")
@@ -123,6 +126,11 @@ def read_recipe(files: Sequence[str], bindings: Sequence[str]) -> tuple[plan.Rec
   try:
     recipe = plan.recipe_from_gin(files, bindings)
     macros = {k: _macro(k) for k in ("TOPOLOGY", "MODEL_DIR", "MIXTURE_OR_TASK_NAME")}
+    try:
+      lengths = gin.query_parameter("%TASK_FEATURE_LENGTHS")
+    except ValueError:
+      lengths = None
+    macros["TASK_FEATURE_LENGTHS"] = dict(lengths) if isinstance(lengths, dict) else None
   finally:
     gin.clear_config()
   return recipe, macros
@@ -172,12 +180,21 @@ def make_launch(files: Sequence[str], bindings: Sequence[str], args: argparse.Na
   if not model_dir:
     example = {"local": "/tmp/", "slurm": "/shared/runs/"}.get(args.target, "gs://BUCKET/") + name
     raise ValueError(f"MODEL_DIR is not set: add --gin.MODEL_DIR={example} (checkpoints and logs go there)")
+  cache_dirs = list(getattr(args, "cache_dir", None) or ())
+  if cache_dirs:  # every worker reads the cache (T5X: USE_CACHED_TASKS + --seqio_additional_cache_dirs)
+    bindings = [*bindings, "USE_CACHED_TASKS = True", f"train.seqio_cache_dirs = {cache_dirs!r}"]
   job = job_lib.Job(name, tuple(job_lib.portable_gin_file(f) for f in files), tuple(bindings), str(model_dir),
                     data_dir=args.data_dir)
   what = os.path.basename(files[-1])
-  data_line = "data check skipped (--skip_data_check)" if args.skip_data_check else job_lib.check_data(
-      str(macros["MIXTURE_OR_TASK_NAME"]), args.data_dir or (job_lib.local_data_dir() if args.target == "local" else None),
-      where=f"--target={args.target}'s workers")
+  if args.skip_data_check:
+    data_line = "data check skipped (--skip_data_check)"
+  elif cache_dirs:
+    data_line = job_lib.check_cache(str(macros["MIXTURE_OR_TASK_NAME"]), cache_dirs,
+                                    macros["TASK_FEATURE_LENGTHS"], data_dir=args.data_dir)
+  else:
+    data_line = job_lib.check_data(
+        str(macros["MIXTURE_OR_TASK_NAME"]), args.data_dir or (job_lib.local_data_dir() if args.target == "local" else None),
+        where=f"--target={args.target}'s workers")
 
   if args.target == "local":
     per_process = recipe.batch_size / args.num_processes

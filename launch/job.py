@@ -190,6 +190,32 @@ def check_data(mixture: str, data_dir: str | None, *, where: str) -> str:
   return f"data: {mixture} reads {', '.join(collections)} from {data_dir}: all {total} task files present"
 
 
+def check_cache(mixture: str, cache_dirs, lengths: dict | None, *, data_dir: str | None = None) -> str:
+  """Refuses (ValueError naming the exact `flan-jax data cache` command) unless `mixture` is
+  cached, complete and for the recipe's TASK_FEATURE_LENGTHS, in one of `cache_dirs`; else
+  returns the dry run's line."""
+  from flan_jax.tasks import cache
+  lengths = {"inputs": int(lengths["inputs"]), "targets": int(lengths["targets"])} if lengths else None
+  command = cache.rebuild_command(mixture, cache_dirs[0], lengths or cache.DEFAULT_LENGTHS)
+  if data_dir:
+    command += f" --data_dir={data_dir}"
+  for d in cache_dirs:
+    manifest = cache.cached_here(mixture, d)
+    if manifest is None:
+      continue
+    built = dict(manifest.get("task_feature_lengths", {}))
+    if lengths is not None and built != lengths:
+      raise ValueError(f"the cache of {mixture} in {d} was built for TASK_FEATURE_LENGTHS {built} but the recipe "
+                       f"uses {lengths}: rebuild it with `{command}` (a new --out, or after deleting the old "
+                       "one). Nothing was created (--skip_data_check launches anyway).")
+    examples = sum(manifest.get("examples", {}).values())
+    return (f"data: {mixture} cached in {d}: {len(manifest['members'])} member(s), {examples} examples for "
+            f"lengths {built}; workers train with USE_CACHED_TASKS=True")
+  raise ValueError(f"{mixture} is not cached in --cache_dir={', '.join(cache_dirs)} (no "
+                   f"{_join(cache_dirs[0], mixture, cache.MANIFEST.format(split='train'))}): build it once with "
+                   f"`{command}`. Nothing was created (--skip_data_check launches anyway).")
+
+
 def local_data_dir() -> str:
   """This machine's data directory (FLAN_JAX_DATA_DIR or the default), which local processes read."""
   from flan_jax.tasks.collections import catalogue

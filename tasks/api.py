@@ -233,11 +233,13 @@ def register_flan_task(
   if name in _CATALOGUE:
     remove_flan_task(name)  # re-registration replaces every old variant
   names = []
+  from flan_jax.tasks import cache as cache_lib  # pylint: disable=g-import-not-at-top
   for format_name in formats:
     fmt = tpl.FORMATS[format_name]
     task_name = f"{name}_{format_name}"
     _replace_task(
         task_name,
+        task_cls=cache_lib.task_classes()[0],  # USE_CACHED_TASKS: checks the cache seqio reads
         source=RenderedSource(renderer, fmt, splits),
         output_features=output_features,
         preprocessors=[
@@ -417,7 +419,9 @@ class SampledMixtureSource(seqio.DataSource):
         out[m] = name
     return out
 
-  def _tagged_stream(self, members, split: str, seed: int):
+  def _tagged_stream(self, members, split: str, seed: int, opener=None):
+    """(member index, example) drawn by rate; `opener(variant)` gives a member's examples
+    from the start (default: rendered; `tasks.cache` reads them from a cache instead)."""
     endless = split == "train"
     rng = np.random.default_rng(seed)
     p = np.array([r for _, r in members])
@@ -426,8 +430,11 @@ class SampledMixtureSource(seqio.DataSource):
     iters: dict[int, Iterator[RenderedExample]] = {}
 
     def restart(i):
-      renderer, fmt = _VARIANTS[members[i][0]]
-      iters[i] = renderer.render(split, fmt)
+      if opener is not None:
+        iters[i] = iter(opener(members[i][0]))
+      else:
+        renderer, fmt = _VARIANTS[members[i][0]]
+        iters[i] = renderer.render(split, fmt)
       return next(iters[i], None)
 
     while live:
@@ -482,8 +489,10 @@ def register_sampled_mixture(name: str, tasks: Sequence, *, default_rate: float 
   rate = examples_rate(cap) if default_rate is None else (lambda _: default_rate)
   source = SampledMixtureSource(name, tasks, rate, splits)
   features = seqio.get_mixture_or_task(listed[0]).output_features
+  from flan_jax.tasks import cache as cache_lib  # pylint: disable=g-import-not-at-top
   _replace_task(
       name, source=source, output_features=features,
+      task_cls=cache_lib.task_classes()[1],  # USE_CACHED_TASKS reads `flan-jax data cache`'s files
       preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
       postprocess_fn=metrics_lib.strip_text, metric_fns=[],
       shuffle_buffer_size=shuffle_buffer_size)

@@ -49,6 +49,7 @@ from collections.abc import Sequence
 
 from flan_jax.tasks import api
 from flan_jax.tasks import metrics
+from flan_jax.tasks import storage
 from flan_jax.tasks import templates
 from flan_jax.tasks.collections import catalogue
 from flan_jax.tasks.collections import readers
@@ -156,7 +157,7 @@ def _mmlu_csv(root: pathlib.Path, subject: str, split: str, task: str) -> list[l
                      root / "data" / split / f"{subject}_{split}.csv")
   path = _need(path, task, "unpack the MMLU release (data/{dev,val,test}/*.csv) into "
                f"{root} (`flan-jax data prepare mmlu`)")
-  with open(path, encoding="utf-8", newline="") as f:
+  with storage.open(path, newline="") as f:
     rows = [r for r in csv.reader(f) if r]
   for i, r in enumerate(rows):
     if len(r) != 6 or r[5].strip() not in "ABCD":
@@ -519,7 +520,7 @@ def register_tydiqa(data_dir=None) -> list[str]:
 
 
 def _tsv(path: pathlib.Path, columns: int) -> list[list[str]]:
-  with open(path, encoding="utf-8") as f:
+  with storage.open(path) as f:
     rows = [line.rstrip("\n").split("\t") for line in f if line.strip()]
   for i, r in enumerate(rows):
     if len(r) != columns:

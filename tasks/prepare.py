@@ -27,6 +27,10 @@ Archives are unpacked only after every member is checked (tarfile's `data` filte
 names): a member that is absolute, climbs out with '..' or links out of the tree is
 reported by archive and member, and nothing of that archive is unpacked.
 
+D may be a URL of any filesystem tf.io.gfile supports (gs://BUCKET/flan): the data is
+fetched into a local staging dir, then each file is copied aside and renamed into place
+under D; training reads it from there (FLAN_JAX_DATA_DIR=gs://...).
+
 Every item that could not be fetched is printed; the exit status is 1 if any failed.
 Nothing here raises on a network failure.
 """
@@ -38,8 +42,10 @@ import os
 import pathlib
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterable
 
+from flan_jax.tasks import storage
 from flan_jax.tasks.collections import catalogue
 from flan_jax.tasks.collections import muffin_extras
 from flan_jax.tasks.collections import readers
@@ -629,6 +635,27 @@ def _mgsm(root: pathlib.Path, timeout: float) -> list[str]:
                                for lang in eval_suites.MGSM_LANGUAGES}, timeout)
 
 
+def upload_tree(local: pathlib.Path, dest) -> int:
+  """Copies every file under `local` to the same place under `dest` (a URL), each one
+  written aside (`.NAME.tmp-PID`) and renamed into place, so that a reader never sees
+  half a file and an interrupted upload leaves only whole files under their names (git's
+  objects and TFDS's raw downloads stay behind). Returns how many files were written."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  dest = storage.path(dest)
+  n = 0
+  def wanted(rel: pathlib.Path) -> bool:  # not git's objects, nor TFDS's raw downloads
+    return ".git" not in rel.parts and rel.parts[:2] != ("tfds", "downloads")
+
+  for src in sorted(p for p in local.rglob("*") if p.is_file() and wanted(p.relative_to(local))):
+    target = dest.joinpath(*src.relative_to(local).parts)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    tf.io.gfile.copy(str(src), str(tmp), overwrite=True)
+    storage.replace(tmp, target)
+    n += 1
+  return n
+
+
 EVAL_SUITES = ("mmlu", "bbh", "tydiqa", "mgsm")
 CHOICES = (*catalogue.COLLECTIONS, *EVAL_SUITES, "bigbench")
 ALL = (*catalogue.COLLECTIONS, *EVAL_SUITES)  # bigbench (a 358 MB archive) only when named
@@ -638,6 +665,12 @@ def prepare(collection: str, data_dir=None, *, timeout: float = 600) -> list[str
   """Fetches one collection or evaluation suite (or "all"); returns what could not be
   fetched."""
   root = catalogue.data_dir(data_dir)
+  if storage.is_url(root):  # fetch into a local staging dir, then upload file by file
+    with tempfile.TemporaryDirectory(prefix="flan_jax_prepare_") as staging:
+      failures = prepare(collection, staging, timeout=timeout)
+      uploaded = upload_tree(pathlib.Path(staging), root)
+    print(f"{uploaded} file(s) written to {root}")
+    return failures
   root.mkdir(parents=True, exist_ok=True)
   names = list(ALL) if collection == "all" else [collection]
   steps = {"niv2": _niv2, "cot": _cot, "muffin": _muffin,
@@ -655,14 +688,32 @@ def main(argv=None) -> int:
   raw = argparse.RawDescriptionHelpFormatter
   p = argparse.ArgumentParser(prog="flan-jax data", formatter_class=raw,
                               description="Fetch and cache Flan 2022 collections and benchmarks (needs network).")
-  sub = p.add_subparsers(dest="command", required=True, metavar="{prepare,stats}")
+  sub = p.add_subparsers(dest="command", required=True, metavar="{prepare,cache,stats}")
   prep = sub.add_parser("prepare", help="fetch and cache a collection or benchmark", formatter_class=raw,
                         description=__doc__.split("\n\n", 1)[1].strip())
   prep.add_argument("collection", choices=list(CHOICES) + ["all"], metavar="WHAT",
                     help=f"one of {', '.join(CHOICES)}, or all (every one of them)")
   prep.add_argument("--data_dir", default=None,
-                    help=f"where to cache (default ${catalogue.DATA_DIR_ENV}, else {catalogue.DEFAULT_DATA_DIR})")
+                    help=f"where to cache: a path or a URL such as gs://BUCKET/flan (default "
+                         f"${catalogue.DATA_DIR_ENV}, else {catalogue.DEFAULT_DATA_DIR})")
   prep.add_argument("--timeout", type=float, default=600, help="seconds per download (default 600)")
+  cache = sub.add_parser(
+      "cache", help="render and tokenize a task or mixture once into sharded TFRecords (USE_CACHED_TASKS)",
+      formatter_class=raw, description="Renders and tokenizes NAME (a Flan mixture, a family, a variant) into "
+      "seqio's cache layout under --out; training reads it with --gin.USE_CACHED_TASKS=True "
+      "--gin.train.seqio_cache_dirs=\"['OUT']\". Resumes after a kill (finished shards are kept).")
+  cache.add_argument("name", metavar="MIXTURE_OR_TASK")
+  cache.add_argument("--out", required=True, help="cache dir: a path or a URL such as gs://BUCKET/flan_cache")
+  cache.add_argument("--shards", type=int, default=4, help="TFRecord files per member (default 4)")
+  cache.add_argument("--workers", type=int, default=1, help="processes rendering shards in parallel (default 1)")
+  cache.add_argument("--inputs_length", type=int, default=2048,
+                     help="TASK_FEATURE_LENGTHS['inputs'] of the runs that read it (sets the few-shot budget; default 2048)")
+  cache.add_argument("--targets_length", type=int, default=512,
+                     help="TASK_FEATURE_LENGTHS['targets'] of the runs that read it (default 512)")
+  cache.add_argument("--split", default="train")
+  cache.add_argument("--data_dir", default=None, help="prepared data to read (default $FLAN_JAX_DATA_DIR)")
+  cache.add_argument("--task_module", action="append", default=[], metavar="MODULE",
+                     help="also import MODULE to register tasks (repeatable)")
   stats = sub.add_parser("stats", help="shares, formats and lengths of a mixture's rendered examples")
   stats.add_argument("mixture")
   stats.add_argument("--n", type=int, default=20_000, help="examples to render (default 20000)")
@@ -670,6 +721,9 @@ def main(argv=None) -> int:
   stats.add_argument("--inputs_length", type=int, default=2048, help="input budget in tokens (default 2048)")
   stats.add_argument("--data_dir", default=None)
   args = p.parse_args(argv)
+  if args.command == "cache":
+    from flan_jax.tasks import cache as cache_lib  # pylint: disable=g-import-not-at-top
+    return cache_lib.main(args)
   if args.command == "stats":
     from flan_jax.tasks import stats as stats_lib  # pylint: disable=g-import-not-at-top
     return stats_lib.run(args)

@@ -243,12 +243,16 @@ class Renderer:
     return tpl.option_style(self.seed, self.name, key) if self.varied_options \
         else tpl.FIXED_OPTIONS
 
-  def render(self, split: str, fmt: tpl.Format) -> Iterator[RenderedExample]:
+  def render(self, split: str, fmt: tpl.Format,
+             shard: tuple[int, int] | None = None) -> Iterator[RenderedExample]:
     """The examples of `split` rendered in `fmt`, in source order. A few-shot example for
-    which no exemplar fits the budget is left out of the few-shot variant."""
+    which no exemplar fits the budget is left out of the few-shot variant. `shard=(k, n)`:
+    only the examples at source positions k mod n (what `flan-jax data cache` writes)."""
     indices = self.template_indices(fmt)
     budget = self.budget if fmt.fewshot else None
     for index, example in enumerate(self.source.examples(split)):
+      if shard is not None and index % shard[1] != shard[0]:
+        continue
       key = self._key(example, split, index)
       if (fmt.fewshot and self.demonstrations_key and self.fewshot_templates
           and example.get(self.demonstrations_key)):

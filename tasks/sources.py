@@ -14,6 +14,8 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, Union
 
+from flan_jax.tasks import storage
+
 Example = dict[str, Any]
 SplitData = Union[Sequence[Example], Callable[[], Iterable[Example]]]
 
@@ -93,7 +95,7 @@ class JsonlSource(_CountingSource):
   def examples(self, split: str) -> Iterator[Example]:
     _check_split(self, split)
     for path in self._files[split]:
-      with open(path, encoding="utf-8") as f:
+      with storage.open(path) as f:
         for lineno, line in enumerate(f, 1):
           if not line.strip():
             continue
@@ -133,7 +135,7 @@ class TsvSource(_CountingSource):
   def examples(self, split: str) -> Iterator[Example]:
     _check_split(self, split)
     for path in self._files[split]:
-      with open(path, encoding="utf-8", newline="") as f:
+      with storage.open(path, newline="") as f:
         reader = csv.DictReader(f, fieldnames=self._fieldnames, delimiter=self._delimiter,
                                 quoting=csv.QUOTE_NONE)
         for row in reader:

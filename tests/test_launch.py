@@ -453,3 +453,33 @@ def test_slurm_script_gives_each_process_all_its_nodes_gpus(tmp_path):
   assert run.returncode == 0, run.stdout + run.stderr[-3000:]
   lines = sorted(line for line in run.stdout.splitlines() if line.startswith("process "))
   assert lines == [f"process {i} of 2: local devices 0,1,2,3,4,5,6,7" for i in range(2)], run.stdout
+
+
+def test_launch_checks_a_cache_dir_and_every_worker_reads_it(capsys, tmp_path):
+  """--cache_dir: the mixture must be cached there for the recipe's lengths (else the exact
+  `flan-jax data cache` command); the dry run shows the check and the workers' bindings."""
+  from flan_jax import data
+  from flan_jax.tasks import cache
+  empty = tmp_path / "empty_cache"
+  msg = _refused("--target=slurm", f"--gin_file={XL}", "--topology=h100x16", "--gin.MODEL_DIR=/shared/x",
+                 f"--cache_dir={empty}")
+  assert (f"flan2022_submix is not cached in --cache_dir={empty} (no {empty}/flan2022_submix/flan_jax_cache.train.json)"
+          in msg and f"`flan-jax data cache flan2022_submix --out={empty} --inputs_length=2048 --targets_length=512 "
+          f"--data_dir={_PREPARED[0]}`" in msg and "Nothing was created" in msg), msg
+  # A real cache of the quickstart mixture, built for its lengths.
+  data.import_task_modules(["flan_jax.tasks.embedded"])
+  built = tmp_path / "cache"
+  cache.build("flan_jax_embedded", str(built), lengths={"inputs": 256, "targets": 64}, num_shards=1,
+              say=lambda *a: None)
+  quick = ["--target=slurm", "--gin_file=gin/recipes/quickstart.gin", "--num_nodes=2", "--gin.MODEL_DIR=/shared/q",
+           "--skip_fit_check", f"--cache_dir={built}"]
+  out = _launch(capsys, *quick)
+  assert f"# data: flan_jax_embedded cached in {built}: " in out and "for lengths {'inputs': 256, 'targets': 64}" in out
+  import shlex
+  train = next(line for line in out.splitlines() if "-m flan_jax.cli train" in line)
+  argv = shlex.split(shlex.split(train)[-1])  # srun ... bash -c 'export ...; exec python3 -m flan_jax.cli train ...'
+  assert "--gin.USE_CACHED_TASKS=True" in argv and f"--gin.train.seqio_cache_dirs=['{built}']" in argv, argv
+  # Built for other lengths: refused, naming the rebuild.
+  msg = _refused(*quick, "--gin.TASK_FEATURE_LENGTHS={'inputs': 512, 'targets': 64}")
+  assert "was built for TASK_FEATURE_LENGTHS {'inputs': 256, 'targets': 64}" in msg and (
+      f"`flan-jax data cache flan_jax_embedded --out={built} --inputs_length=512 --targets_length=64") in msg, msg

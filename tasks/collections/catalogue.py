@@ -27,6 +27,8 @@ import os
 import pathlib
 import re
 
+from flan_jax.tasks import storage
+
 PAPER_COUNTS = {"muffin": 80, "t0sf": 193, "niv2": 1554, "cot": 9}
 COLLECTIONS = tuple(PAPER_COUNTS)
 DATA_DIR_ENV = "FLAN_JAX_DATA_DIR"
@@ -34,10 +36,12 @@ DEFAULT_DATA_DIR = "~/.cache/flan_jax/data"
 BUNDLED_NIV2_LIST = pathlib.Path(__file__).parent / "data" / "niv2_tasks.txt"
 
 
-def data_dir(override: str | os.PathLike | None = None) -> pathlib.Path:
-  """Where prepared data lives: `override`, else $FLAN_JAX_DATA_DIR, else ~/.cache/..."""
+def data_dir(override: str | os.PathLike | None = None) -> pathlib.Path | storage.UrlPath:
+  """Where prepared data lives: `override`, else $FLAN_JAX_DATA_DIR, else ~/.cache/...
+  A local path, or a URL of any filesystem `tf.io.gfile` supports (`gs://bucket/flan`):
+  see `flan_jax.tasks.storage`."""
   value = override or os.environ.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR
-  return pathlib.Path(os.path.expanduser(str(value)))
+  return storage.path(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,7 +261,7 @@ def niv2_keep(task_id: str) -> bool:
   return not _MMLU_OVERLAP.search(task_id) and bool(_SEQIO_NAME.match(task_id))
 
 
-def niv2_task_path(root, task_id: str) -> pathlib.Path:
+def niv2_task_path(root, task_id: str):
   """Where a catalogue id's natural-instructions file is looked for (see
   `readers.niv2_task_file` for the repository's other spellings)."""
   return data_dir(root) / "natural-instructions" / "tasks" / f"{task_id}.json"

@@ -25,6 +25,7 @@ import pathlib
 from collections.abc import Callable, Iterator, Sequence
 
 from flan_jax.tasks import sources
+from flan_jax.tasks import storage
 
 
 def missing_data(task: str, path, hint: str) -> FileNotFoundError:
@@ -63,7 +64,7 @@ class TaskFilesSource(_Lazy):
   """JSONL files `<root>/<collection>/<task>/<split>.jsonl`."""
 
   def __init__(self, root, collection: str, task: str, splits=("train", "validation")):
-    self._dir = pathlib.Path(root) / collection / task
+    self._dir = storage.path(root) / collection / task
     self._task, self._collection, self._splits = task, collection, tuple(splits)
 
   def _path(self, split):
@@ -160,7 +161,7 @@ class HfSource(_Lazy):
     return f"HfSource({self._path})"
 
 
-def niv2_task_file(path: pathlib.Path) -> pathlib.Path:
+def niv2_task_file(path):
   """The natural-instructions file for `<tasks dir>/<task id>.json`: that file if it exists,
   else the one file in the same folder whose name maps to the id the way FLAN's task
   metadata (and so our catalogue) names it: `-` written `_` (41 tasks, e.g.
@@ -184,7 +185,7 @@ class NIv2TaskSource(_Lazy):
   instances (at most a tenth) are validation."""
 
   def __init__(self, path, task: str = "", holdout_count: int = NIV2_VALIDATION):
-    self._path, self._task = pathlib.Path(path), task or str(path)
+    self._path, self._task = storage.path(path), task or str(path)
     self._holdout = holdout_count
     self._splits = ("train", "validation")
 
@@ -194,7 +195,7 @@ class NIv2TaskSource(_Lazy):
     if not path.is_file():
       raise missing_data(self._task, self._path, "run `flan-jax data prepare niv2`")
     self._path = path
-    with open(self._path, encoding="utf-8") as f:
+    with storage.open(self._path) as f:
       task = json.load(f)
     for key in ("Definition", "Instances"):
       if key not in task:
@@ -233,7 +234,7 @@ class CotTsvSource(_Lazy):
   validation."""
 
   def __init__(self, path, task: str = "", holdout_count: int = COT_VALIDATION):
-    self._path, self._task = pathlib.Path(path), task or str(path)
+    self._path, self._task = storage.path(path), task or str(path)
     self._holdout = holdout_count
     self._splits = ("train", "validation")
 
@@ -241,9 +242,9 @@ class CotTsvSource(_Lazy):
     sources._check_split(self, split)  # pylint: disable=protected-access
     if not self._path.is_file():
       raise missing_data(self._task, self._path, "run `flan-jax data prepare cot`")
-    with open(self._path, encoding="utf-8") as f:
+    with storage.open(self._path) as f:
       total = sum(1 for _ in f)
-    with open(self._path, encoding="utf-8") as f:
+    with storage.open(self._path) as f:
       for i, line in enumerate(f):
         if held_out(i, total, self._holdout) != split or not line.strip():
           continue
