@@ -387,7 +387,7 @@ def bbh_offline_examples(task: str, bigbench_dir=None, seed: int = 0, data_dir=N
   if source is None:
     examples = generated_bbh_examples(task, n, seed)
   else:
-    root = pathlib.Path(bigbench_dir) if bigbench_dir else bigbench_root(data_dir)
+    root = storage.path(bigbench_dir) if bigbench_dir else bigbench_root(data_dir)
     if root is None:
       raise FileNotFoundError(
           f"task bbh_{task}: neither the BBH files nor BIG-bench's task files are in "
@@ -468,7 +468,7 @@ def register_bigbench_tasks(names: Sequence[str] = BBH_BIGBENCH_TASKS, *, max_ex
     if not path.is_file():
       raise ValueError(f"BIG-bench task {name!r} has no {path} (tasks with subtasks are not supported); "
                        f"pick one of the directories in {root}")
-    with open(path) as f:
+    with storage.open(path) as f:
       rows = [{**r, "answers": [r["targets"]]} for r in _bigbench_rows(json.load(f))[:max_examples]]
     registered.append(register_task(f"bbh_bigbench_{name}", lambda rows=rows: rows, suite="BBH",
                                     vocabulary=vocabulary))
