@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import gin
 import jax
 
-from flan_jax import (compile_cache, data, decoding, distributed, evaluation, gin_utils, host_memory, infer, models,
+from flan_jax import (data, decoding, distributed, evaluation, gin_utils, infer, models,
                       partitioning)
 
 
@@ -48,7 +48,6 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
     `bbh_bigbench_<name>` and evaluate too (skipped with a note when it is not installed).
   Returns the results dict of `evaluation.summarize`.
   """
-  compile_cache.enable()
   data.import_task_modules(task_modules)
   names = list(mixture_or_task_names)
   if bigbench_tasks:
@@ -92,7 +91,6 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
 
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
-  host_memory.retain_freed_memory_on_cpu()
   return gin_utils.run_entry_point("eval", argv, "gin/recipes/quickstart_eval.gin", evaluate,
                                    before_parse=distributed.initialize_from_env)
 

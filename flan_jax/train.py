@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import gin
 import jax
 
-from flan_jax import (checkpoints, compile_cache, data, distributed, evaluation, flops, gin_utils, host_memory,
+from flan_jax import (checkpoints, data, distributed, evaluation, flops, gin_utils,
                       metrics, models, optim, partitioning, run_guard, trainer)
 from flan_jax.models import build_model, record
 
@@ -60,7 +60,6 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
 
   Returns the logged metrics (one dict per logging step of this process).
   """
-  compile_cache.enable()
   is_chief = jax.process_index() == 0
   say = (lambda *a: print(*a, flush=True)) if is_chief else (lambda *a: None)
 
@@ -275,7 +274,6 @@ def main(argv: Sequence[str] | None = None) -> int:
   """Exit codes: 0 done, 2 configuration error, and those of `flan_jax.run_guard` (65 diverged,
   73 MODEL_DIR locked, 74 save failed, 75 preempted)."""
   argv = list(sys.argv[1:] if argv is None else argv)
-  host_memory.retain_freed_memory_on_cpu()
   try:
     return gin_utils.run_entry_point("train", argv, "gin/recipes/quickstart.gin", train,
                                      before_parse=distributed.initialize_from_env)
