@@ -10,7 +10,10 @@ start-ups. What is measured: seconds from starting the process to reading that p
 on its stdout; the run's own "compiled and ran the first step in X s" figure (from the loop's
 start) is printed beside it.
 
-    python benchmarks/time_to_first_step.py [--rounds 2] [--gin.KEY=VALUE ...]
+    python benchmarks/time_to_first_step.py [--rounds 2] [--compare DIR] [--gin.KEY=VALUE ...]
+
+--compare DIR times another checkout too (e.g. `git archive REV | tar -x -C DIR`), its rounds
+alternating with this one's, and prints both.
 """
 from __future__ import annotations
 
@@ -30,13 +33,13 @@ _LOOP = re.compile(r"compiled and ran the first step in ([\d.]+)s")
 _PROGRESS = re.compile(r"^step +\d+/\d+ \|")
 
 
-def time_run(model_dir: str, cache_dir: str, extra: list[str]) -> tuple[float, float, str]:
+def time_run(model_dir: str, cache_dir: str, extra: list[str], root: str = _ROOT) -> tuple[float, float, str]:
   """(seconds from exec to the first-step line, that line's own figure, the run's output)."""
   env = dict(os.environ, FLAN_JAX_COMPILATION_CACHE=cache_dir, PYTHONUNBUFFERED="1")
   cmd = [sys.executable, "-m", "flan_jax.cli", "train", "--gin_file=gin/recipes/quickstart.gin",
          f"--gin.MODEL_DIR={model_dir}", *extra]
   t0 = time.perf_counter()
-  proc = subprocess.Popen(cmd, cwd=_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
   lines, elapsed, own = [], None, None
   for line in proc.stdout:
     lines.append(line)
@@ -56,28 +59,31 @@ def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--rounds", type=int, default=2)
   parser.add_argument("--verbose", action="store_true", help="print each run's output")
+  parser.add_argument("--compare", help="another checkout to time in alternating rounds")
   args, extra = parser.parse_known_args(argv)
-  firsts, seconds = [], []
+  roots = {"this checkout": _ROOT, **({args.compare: os.path.abspath(args.compare)} if args.compare else {})}
+  times = {name: ([], []) for name in roots}
   for r in range(args.rounds):
-    work = tempfile.mkdtemp(prefix="flan_jax_ttfs_")
-    try:
-      model_dir, cache = os.path.join(work, "run"), os.path.join(work, "jax_cache")
-      t1, own1, out1 = time_run(model_dir, cache, extra)
-      t2, own2, out2 = time_run(model_dir, cache, extra)
-      if "resumed from" not in out2:
-        raise SystemExit(f"run 2 did not resume:\n{out2}")
-      if args.verbose:
-        print(out1, out2, sep="\n")
-      firsts.append(t1)
-      seconds.append(t2)
-      print(f"round {r + 1}: run 1 {t1:.1f} s to first step (loop {own1:.1f} s), "
-            f"run 2 (resume) {t2:.1f} s (loop {own2:.1f} s): {t1 / t2:.2f}x", flush=True)
-    finally:
-      shutil.rmtree(work, ignore_errors=True)
-  t1, t2 = statistics.median(firsts), statistics.median(seconds)
-  load = os.getloadavg()[0]
-  print(f"median: run 1 {t1:.1f} s, run 2 {t2:.1f} s to first step; run 2 is {t1 / t2:.2f}x faster "
-        f"(load average {load:.1f})")
+    for name, root in roots.items():
+      work = tempfile.mkdtemp(prefix="flan_jax_ttfs_")
+      try:
+        model_dir, cache = os.path.join(work, "run"), os.path.join(work, "jax_cache")
+        t1, own1, out1 = time_run(model_dir, cache, extra, root)
+        t2, own2, out2 = time_run(model_dir, cache, extra, root)
+        if "resumed from" not in out2:
+          raise SystemExit(f"run 2 did not resume:\n{out2}")
+        if args.verbose:
+          print(out1, out2, sep="\n")
+        times[name][0].append(t1)
+        times[name][1].append(t2)
+        print(f"round {r + 1}, {name}: run 1 {t1:.1f} s to first step (loop {own1:.1f} s), "
+              f"run 2 (resume) {t2:.1f} s (loop {own2:.1f} s): {t1 / t2:.2f}x", flush=True)
+      finally:
+        shutil.rmtree(work, ignore_errors=True)
+  for name, (firsts, seconds) in times.items():
+    t1, t2 = statistics.median(firsts), statistics.median(seconds)
+    print(f"{name}: median run 1 {t1:.1f} s, run 2 {t2:.1f} s to first step; run 2 is {t1 / t2:.2f}x faster "
+          f"(load average {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":
