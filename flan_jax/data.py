@@ -328,9 +328,9 @@ class ReadAhead:
     with self._cond:
       return list(self._items)
 
-  def close(self, timeout: float = 60.0) -> None:
-    """Stops reading; waits for the thread to close its source (a pipeline still being built
-    finishes that first)."""
+  def close(self, timeout: float | None = None) -> None:
+    """Stops reading; waits for the thread to close its source. A pipeline still being built
+    finishes that first: a thread left inside TensorFlow at interpreter exit aborts the process."""
     with self._cond:
       self._stop = True
       self._cond.notify_all()
