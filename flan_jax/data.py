@@ -262,6 +262,9 @@ class ReadAhead:
   def __init__(self, open_source: Callable[[int], Iterator[dict]], start: int, depth: int,
                saved: Sequence[dict] = (), *, defer: bool = False):
     self._start, self._handed, self._depth = int(start), 0, max(1, int(depth))
+    # Held back until `start()`: no thread while kept batches last; else 2 batches ahead, as
+    # tf.data's prefetch, so that reading far ahead does not compete with compiling the step.
+    self._limit = min(2, self._depth) if defer else self._depth
     self._items: collections.deque = collections.deque(saved)
     self._error: BaseException | None = None
     self._done = self._stop = False
@@ -272,9 +275,12 @@ class ReadAhead:
       self._thread.start()
 
   def start(self) -> None:
-    """Starts reading, if `defer` held it back (e.g. until the first step ran: building a pipeline
-    in Python competes with tracing the step for the interpreter lock)."""
-    if not self._thread.is_alive() and self._thread.ident is None:
+    """Reads up to `depth` ahead, if `defer` held it back (e.g. until the first step ran: building
+    a pipeline in Python competes with tracing the step for the interpreter lock and the cores)."""
+    with self._cond:
+      self._limit = self._depth
+      self._cond.notify_all()
+    if self._thread.ident is None:
       self._thread.start()
 
   def _fill(self, open_source, position: int) -> None:
@@ -283,7 +289,7 @@ class ReadAhead:
       source = open_source(position)
       while True:
         with self._cond:
-          while len(self._items) >= self._depth and not self._stop:
+          while len(self._items) >= self._limit and not self._stop:
             self._cond.wait()
           if self._stop:
             return
@@ -308,8 +314,8 @@ class ReadAhead:
 
   def __next__(self) -> dict[str, np.ndarray]:
     with self._cond:
-      if not self._items:
-        self.start()
+      if not self._items and self._thread.ident is None:
+        self._thread.start()
       while not self._items and self._error is None and not self._done:
         self._cond.wait()
       if self._items:

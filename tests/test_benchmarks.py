@@ -5,6 +5,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -205,8 +206,13 @@ def test_read_ahead_hands_out_kept_batches_then_the_source_and_keeps_what_it_rea
     got = [int(next(ahead)["x"][0, 0]) for _ in range(4)]  # the kept two, then the source from 7 on
     assert got == [5, 6, 7, 8]
     assert ahead.state() == {"batches_taken": 9}
+    assert len(ahead.ahead()) <= 2  # held to 2 ahead until start()
+    ahead.start()
+    deadline = time.time() + 60
+    while len(ahead.ahead()) < 3 and time.time() < deadline:
+      time.sleep(0.01)
     later = ahead.ahead()
-    assert [int(b["x"][0, 0]) for b in later] == list(range(9, 9 + len(later))) and len(later) <= 3
+    assert [int(b["x"][0, 0]) for b in later] == [9, 10, 11]  # the next ones, up to depth
   finally:
     ahead.close()
   failing = data.ReadAhead(_counting_source(n=1, error=ValueError("row 7 of task t is malformed")), 0, depth=2)
