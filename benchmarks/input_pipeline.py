@@ -3,7 +3,9 @@
 The quickstart's run (gin/recipes/quickstart.gin: tiny T5 v1.1, the embedded mixture packed to
 256/64, batch 16, Adafactor) timed three ways in alternating rounds of --steps steps:
   fixed     the same global batch every step (no input pipeline at all);
-  real      as `flan-jax train` reads: next seqio batch, then `trainer.global_batch`, then the step;
+  real      the pipeline read in the loop: next seqio batch, then `trainer.global_batch`, then the step;
+  ahead     as `flan-jax train` reads: `data.ReadAhead` (batches read in a background thread up to
+            64 steps ahead), then `trainer.global_batch` in the loop;
   prefetch  `data.DevicePrefetcher`: batches read and put on the device in a background thread.
 Prints the median seconds per step of each and how much slower than `fixed` the other two are.
 
@@ -36,6 +38,8 @@ def main(argv=None):
                     num_decoder_layers=2, head_dim=32)  # gin/models/t5_1_1/tiny.gin, quickstart's vocabulary
   real = data.BatchIterator("flan_jax_embedded", lengths, args.batch)
   pre = data.BatchIterator("flan_jax_embedded", lengths, args.batch, seed=1)
+  ahead = data.ReadAhead(data.pipeline_from(data.BatchIterator("flan_jax_embedded", lengths, args.batch, seed=2)),
+                         0, depth=64)
   mesh = partitioning.make_mesh(partitioning.MeshConfig(), jax.devices()[:1])
   tx, lr = optim.make_optimizer(optim.OptimizerConfig(learning_rate=3e-3), total_steps=1)
   tr = trainer.Trainer(t5.Transformer(cfg), tx, mesh, real.global_shapes(), learning_rate_fn=lr)
@@ -51,12 +55,17 @@ def main(argv=None):
     data.non_padding_tokens(local)  # what train.py's logger counts
     return trainer.global_batch(local, tr.batch_shardings)
 
+  def read_ahead():
+    local = next(ahead)
+    data.non_padding_tokens(local)
+    return trainer.global_batch(local, tr.batch_shardings)
+
   def prefetched():
     local, batch = next(prefetcher)
     data.non_padding_tokens(local)
     return batch
 
-  modes = {"fixed": fixed, "real": from_pipeline, "prefetch": prefetched}
+  modes = {"fixed": fixed, "real": from_pipeline, "ahead": read_ahead, "prefetch": prefetched}
 
   def run(get, n):
     state = carry["state"]
@@ -74,6 +83,7 @@ def main(argv=None):
       run(get, args.steps)
       times[m].append((time.perf_counter() - t0) / args.steps)
   prefetcher.close()
+  ahead.close()
   base = statistics.median(times["fixed"])
   import os
   print(f"quickstart step (tiny T5, batch {args.batch} x 256/64 packed), {os.cpu_count()} CPU cores "

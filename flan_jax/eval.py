@@ -21,8 +21,8 @@ from typing import Any, Sequence
 import gin
 import jax
 
-from flan_jax import (checkpoints, compile_cache, data, decoding, distributed, eval_report, gin_utils,
-                      host_memory, infer, models, partitioning)
+from flan_jax import (checkpoints, data, decoding, distributed, eval_report, gin_utils, infer,
+                      models, partitioning)
 from flan_jax import evaluator as evaluator_lib
 
 
@@ -44,7 +44,6 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
   Returns the results dict of `evaluator.summarize`; raises `evaluator.MetricError` (after
   writing the results) when a task's own metric failed.
   """
-  compile_cache.enable()
   data.import_task_modules(task_modules)
   names = list(mixture_or_task_names)
   if bigbench_tasks:
@@ -90,7 +89,6 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
 
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
-  host_memory.retain_freed_memory_on_cpu()
   return gin_utils.run_entry_point("eval", argv, "gin/recipes/quickstart_eval.gin", evaluate,
                                    before_parse=distributed.initialize_from_env)
 

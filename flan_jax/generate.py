@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from flan_jax import compile_cache, decoding, host_memory, infer, partitioning
+from flan_jax import decoding, gin_utils, infer, partitioning
 
 
 def _bucket(n: int) -> int:
@@ -56,8 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   if not args.prompts and not args.interactive:
     parser.error("give a PROMPT or --interactive")
-  host_memory.retain_freed_memory_on_cpu()
-  compile_cache.enable()
+  gin_utils.set_up_process()
   # As its flags say (and as transformers' generate): greedy unless --num_beams > 1 or --temperature > 0.
   # infer/eval keep T5X's default decode (beam search with one beam for encoder-decoder models).
   config = decoding.DecodeConfig(max_decode_len=args.max_decode_len, num_beams=args.num_beams, alpha=args.alpha,

@@ -144,20 +144,37 @@ def strip_gin_context(message: str) -> str:
   return re.sub(r"\n\s*In call to configurable .*\Z", "", message, flags=re.S)
 
 
+def set_up_process(*, memory: bool = True, compilation_cache: bool = True) -> None:
+  """What every command that runs a model sets up in its process, in one place.
+
+  `memory`, before anything starts a thread: on CPU, keep freed memory for reuse
+  (`host_memory`). `compilation_cache`, once gin is parsed (it reads `compilation_cache.*`):
+  JAX's persistent compilation cache (`compile_cache`). `run_entry_point` calls the two at
+  those moments; a command without gin (`generate`) calls both at once before its work."""
+  from flan_jax import compile_cache, host_memory  # pylint: disable=g-import-not-at-top
+  if memory:
+    host_memory.retain_freed_memory_on_cpu()
+  if compilation_cache:
+    compile_cache.enable()
+
+
 def run_entry_point(command: str, argv: Sequence[str], example_gin_file: str, entry, *,
                     before_parse=None) -> int:
-  """`flan-jax COMMAND --gin_file=F --gin.K=V`: parse the flags and gin, then call `entry()`."""
+  """`flan-jax COMMAND --gin_file=F --gin.K=V`: parse the flags and gin, set up the process
+  (`set_up_process`), then call `entry()`."""
   files, bindings, rest = split_gin_args(argv)
   if rest:
     raise SystemExit(f"flan-jax {command}: unknown arguments {rest}; use --gin_file=F and --gin.KEY=VALUE")
   if not files:
     raise SystemExit(f"flan-jax {command}: give at least one --gin_file (e.g. {example_gin_file})")
+  set_up_process(compilation_cache=False)  # before distributed start-up starts threads
   if before_parse is not None:
     before_parse()
   gin.clear_config()  # one command, one config (matters when entry points run in one process)
   parse(files, bindings, finalize=False)
   check_config(bindings)
   gin.finalize()
+  set_up_process(memory=False)
   try:
     entry()
   except (ValueError, FileNotFoundError) as e:

@@ -22,7 +22,7 @@ import gin
 import jax
 import numpy as np
 
-from flan_jax import (checkpoints, compile_cache, data, decoding, distributed, evaluator, gin_utils, host_memory, models,
+from flan_jax import (checkpoints, data, decoding, distributed, evaluator, gin_utils, models,
                       partitioning)
 from flan_jax.models import record
 from flan_jax.tasks import metrics
@@ -132,7 +132,6 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, mixture_or_task_name: str = gi
   """Decodes every example (up to `max_examples` per task) of a task or mixture's `split`
   and writes one JSONL file per task. Inputs are cut to `task_feature_lengths['inputs']`
   (default 512). Returns {task name: file written}."""
-  compile_cache.enable()
   data.import_task_modules(task_modules)
   names = evaluator.expand_tasks([mixture_or_task_name])  # plain and sampled mixtures alike
   decoder, params, rec = load_decoder(checkpoint_path, model_config, mesh)
@@ -159,7 +158,6 @@ def infer(*, checkpoint_path: str = gin.REQUIRED, mixture_or_task_name: str = gi
 
 def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
-  host_memory.retain_freed_memory_on_cpu()
   return gin_utils.run_entry_point("infer", argv, "gin/runs/infer.gin", infer,
                                    before_parse=distributed.initialize_from_env)
 

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import gin
 import jax
 
-from flan_jax import (checkpoints, compile_cache, data, distributed, flops, gin_utils, host_memory,
+from flan_jax import (checkpoints, data, distributed, flops, gin_utils,
                       metrics, models, optim, partitioning, run_guard, trainer)
 from flan_jax import evaluator as evaluator_lib
 from flan_jax.models import build_model, record
@@ -39,7 +39,7 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
           peak_flops_per_device: float | None = None, eval_period: int = 0,
           eval_mixture_or_task_name: str | None = None, eval_max_examples: int = 16,
           on_nonfinite: str = "stop", fallback_to_previous_checkpoint: bool = False,
-          stop_after_steps: int | None = None) -> list[dict]:
+          input_lookahead: int = 64, stop_after_steps: int | None = None) -> list[dict]:
   """Fine-tunes `model_config` on a seqio task or mixture; resumes from MODEL_DIR if it has a checkpoint.
 
   Every `eval_period` steps (0: never) the current parameters are evaluated on the
@@ -54,9 +54,13 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
   MODEL_DIR is refused (exit 73); a failed save stops the run at the next step (exit 74).
   An unreadable newest checkpoint is an error unless `fallback_to_previous_checkpoint`.
 
+  Batches are read up to `input_lookahead` steps ahead in a background thread; those read
+  ahead at a checkpoint are kept in MODEL_DIR (`data.save_lookahead`), and a resumed run
+  trains on them while its input pipeline is built in the background, so its first step does
+  not wait for TensorFlow, seqio and the pipeline's first batch. 0 turns both off.
+
   Returns the logged metrics (one dict per logging step of this process).
   """
-  compile_cache.enable()
   is_chief = jax.process_index() == 0
   say = (lambda *a: print(*a, flush=True)) if is_chief else (lambda *a: None)
 
@@ -76,6 +80,22 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
   with run_guard.StopSignals() as signals:
     lock = run_guard.acquire_writer_lock(model_dir, say)
     try:
+      model, converter = build_model(model_config)
+      stream = dict(task_modules=list(task_modules), mixture_or_task_name=mixture_or_task_name,
+                    task_feature_lengths=dict(task_feature_lengths), batch_size=batch_size,
+                    feature_converter=converter, pack=pack, seed=data_seed, use_cached=use_cached_tasks,
+                    sharding=data_sharding, process_count=jax.process_count())
+      kept = None
+      if (resuming and input_lookahead and not (eval_period and eval_mixture_or_task_name)
+          and os.path.isfile(os.path.join(model_dir, record.RECORD_FILE))):
+        kept = data.load_lookahead(model_dir, stream)
+      if kept is not None:  # checked when this stream was first built; it is rebuilt in the background
+        task, batches = None, None
+        pipeline = data.pipeline_built_later(
+            task_modules, mixture_or_task_name, task_feature_lengths, batch_size, vocab_size=model_config.vocab_size,
+            feature_converter=converter, pack=pack, seed=data_seed, use_cached=use_cached_tasks,
+            sharding=data_sharding, seqio_cache_dirs=seqio_cache_dirs)
+        return _run(**locals())
       # Fail fast on names before anything slow: task modules, the task, the model type.
       data.import_task_modules(task_modules)
       from flan_jax.tasks import api as tasks_api  # pylint: disable=g-import-not-at-top
@@ -84,8 +104,10 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
       # from seqio_cache_dirs (T5X's --seqio_additional_cache_dirs), for this run only.
       with tasks_api.fewshot_budget_for(task_feature_lengths), tasks_cache.using_cache_dirs(seqio_cache_dirs):
         task = data.get_mixture_or_task(mixture_or_task_name)
-        model, converter = build_model(model_config)
         data.check_vocabulary(task, model_config.vocab_size)
+        batches = data.BatchIterator(task.name, task_feature_lengths, batch_size, feature_converter=converter,
+                                     pack=pack, seed=data_seed, use_cached=use_cached_tasks, sharding=data_sharding)
+        pipeline = data.pipeline_from(batches)
         return _run(**locals())
     finally:
       if lock is not None:
@@ -97,15 +119,13 @@ def _run(*, model_dir, task, task_feature_lengths, batch_size, train_steps, mode
          loss_normalizing_factor, checkpoint_period, keep_checkpoints, async_checkpointing, log_every, seed,
          data_seed, pack, data_sharding, peak_flops_per_device, eval_period, eval_mixture_or_task_name,
          eval_max_examples, on_nonfinite, fallback_to_previous_checkpoint, stop_after_steps, is_chief, say,
-         model, converter, signals, **_) -> list[dict]:
+         model, signals, input_lookahead, stream, kept, batches, pipeline, **_) -> list[dict]:
   device_mesh = partitioning.make_mesh(mesh)
   say(f"mesh {dict(device_mesh.shape)} over {jax.device_count()} {jax.devices()[0].platform} devices "
       f"in {jax.process_count()} process(es)")
   ckpts = checkpoints.RunCheckpoints(model_dir, max_to_keep=keep_checkpoints, async_save=async_checkpointing)
 
-  batches = data.BatchIterator(task.name, task_feature_lengths, batch_size, feature_converter=converter,
-                               pack=pack, seed=data_seed, use_cached=use_cached_tasks, sharding=data_sharding)
-  example = batches.global_shapes()
+  example = kept.global_shapes(batch_size) if kept is not None else batches.global_shapes()
   tx, lr_fn = optim.make_optimizer(optimizer, train_steps)
   loss_cfg = trainer.LossConfig(z_loss, label_smoothing, loss_normalizing_factor)
   tr = trainer.Trainer(model, tx, device_mesh, example, loss=loss_cfg, num_microbatches=num_microbatches,
@@ -116,10 +136,10 @@ def _run(*, model_dir, task, task_feature_lengths, batch_size, train_steps, mode
   restored = ckpts.restore_latest(tr.abstract_state, fallback=fallback_to_previous_checkpoint, say=say)
   if restored:
     start_step, state, data_state = restored
-    batches.restore(data_state)
+    position = int(data_state["batches_taken"])
     say(f"resumed from {ckpts.directory} at step {start_step}")
   else:
-    start_step = 0
+    start_step, position = 0, 0
     state = tr.init_state(seed)
     if initial_checkpoint_path:
       params, ckpt_step = checkpoints.load_params_and_step(initial_checkpoint_path, tr.abstract_state.params)
@@ -130,7 +150,8 @@ def _run(*, model_dir, task, task_feature_lengths, batch_size, train_steps, mode
       os.makedirs(model_dir, exist_ok=True)
       with open(os.path.join(model_dir, "config.gin"), "w") as f:
         f.write(gin.operative_config_str())
-  if is_chief and (not start_step or not os.path.isfile(os.path.join(model_dir, record.RECORD_FILE))):
+  has_record = os.path.isfile(os.path.join(model_dir, record.RECORD_FILE))
+  if is_chief and task is not None and (not start_step or not has_record):
     vocab = task.output_features["targets"].vocabulary  # the model and its vocabulary, as data
     record.write_record(model_dir, model_config, *record.vocabulary_fields(vocab), vocab_size=vocab.vocab_size,
                         note=f"flan-jax train on {task.name}")
@@ -152,19 +173,23 @@ def _run(*, model_dir, task, task_feature_lengths, batch_size, train_steps, mode
         input_length=task_feature_lengths["inputs"], max_decode_len=task_feature_lengths["targets"])
 
   guard = _DivergenceGuard(on_nonfinite, ckpts, say)
+  saved = kept.batches if kept is not None and kept.position == position else []
+  inputs = data.ReadAhead(pipeline, position, depth=max(input_lookahead, 2), saved=saved, defer=True)
 
   def save(step: int) -> None:
     guard.check()
     if not tr.state_is_finite(state):
       raise run_guard.Diverged(f"parameters or optimizer state became non-finite at step {step}; not saved. "
                                f"{guard.last_good()}. {_DIVERGED_HINT}")
-    ckpts.save(step, state, batches.state())
+    ckpts.save(step, state, inputs.state())
+    if input_lookahead:
+      data.save_lookahead(model_dir, inputs.state()["batches_taken"], inputs.ahead(), stream)
 
   step = start_step
   t_start = time.perf_counter()
   try:
     for step in range(start_step + 1, end_step + 1):
-      local = next(batches)
+      local = next(inputs)
       state, step_metrics = tr.step(state, trainer.global_batch(local, tr.batch_shardings))
       guard.add(step, step_metrics["nonfinite"])
       logger.add(step_metrics, data.non_padding_tokens(local) * jax.process_count())
@@ -176,6 +201,7 @@ def _run(*, model_dir, task, task_feature_lengths, batch_size, train_steps, mode
         logger.log(step)
         logger.reset_clock()
         guard.check()
+        inputs.start()  # a resumed run's pipeline is built from here on, its read-ahead feeding the steps
       elif step % log_every == 0 or step == end_step or stop:
         logger.log(step)
         guard.check()
@@ -200,6 +226,7 @@ def _run(*, model_dir, task, task_feature_lengths, batch_size, train_steps, mode
       say(f"also: {e}")
     raise
   finally:
+    inputs.close()
     logger.close()
   if step > start_step:
     skipped = f" ({guard.skipped} non-finite steps skipped)" if guard.skipped else ""
@@ -251,7 +278,6 @@ def main(argv: Sequence[str] | None = None) -> int:
   """Exit codes: 0 done, 2 configuration error, and those of `flan_jax.run_guard` (65 diverged,
   73 MODEL_DIR locked, 74 save failed, 75 preempted)."""
   argv = list(sys.argv[1:] if argv is None else argv)
-  host_memory.retain_freed_memory_on_cpu()
   try:
     return gin_utils.run_entry_point("train", argv, "gin/recipes/quickstart.gin", train,
                                      before_parse=distributed.initialize_from_env)

@@ -5,6 +5,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import jax
 import numpy as np
@@ -169,3 +170,98 @@ def test_device_prefetcher_hands_out_batches_in_order_and_checkpoints_what_it_ha
   with pytest.raises(ValueError, match="row 7 of task t"):  # the pipeline's own error, in the consumer
     next(failing)
   failing.close()
+
+
+def test_entry_points_set_up_the_process_in_one_place_in_order(tmp_path, monkeypatch):
+  """Memory settings before distributed start-up (threads), the compilation cache once gin is
+  parsed (it reads `compilation_cache.*`), then the command: for every gin entry point."""
+  from flan_jax import gin_utils
+  calls = []
+  monkeypatch.setattr(host_memory, "retain_freed_memory_on_cpu", lambda: calls.append("memory"))
+  monkeypatch.setattr(compile_cache, "enable", lambda: calls.append("cache"))
+  config = tmp_path / "empty.gin"
+  config.write_text("# nothing bound\n")
+  assert gin_utils.run_entry_point("x", [f"--gin_file={config}"], "X.gin", lambda: calls.append("command"),
+                                   before_parse=lambda: calls.append("distributed")) == 0
+  assert calls == ["memory", "distributed", "cache", "command"]
+  calls.clear()
+  gin_utils.set_up_process()  # generate's (no gin)
+  assert calls == ["memory", "cache"]
+
+
+def _counting_source(n=None, error=None):
+  def open_at(position):
+    for i in range(position, 10**9 if n is None else n):
+      yield {"x": np.full((4, 3), i, np.int32)}
+    if error is not None:
+      raise error
+  return open_at
+
+
+def test_read_ahead_hands_out_kept_batches_then_the_source_and_keeps_what_it_read_ahead(tmp_path):
+  from flan_jax import data
+  kept = [{"x": np.full((4, 3), i, np.int32)} for i in (5, 6)]
+  ahead = data.ReadAhead(_counting_source(), 5, depth=3, saved=kept, defer=True)
+  try:
+    got = [int(next(ahead)["x"][0, 0]) for _ in range(4)]  # the kept two, then the source from 7 on
+    assert got == [5, 6, 7, 8]
+    assert ahead.state() == {"batches_taken": 9}
+    assert len(ahead.ahead()) <= 2  # held to 2 ahead until start()
+    ahead.start()
+    deadline = time.time() + 60
+    while len(ahead.ahead()) < 3 and time.time() < deadline:
+      time.sleep(0.01)
+    later = ahead.ahead()
+    assert [int(b["x"][0, 0]) for b in later] == [9, 10, 11]  # the next ones, up to depth
+  finally:
+    ahead.close()
+  failing = data.ReadAhead(_counting_source(n=1, error=ValueError("row 7 of task t is malformed")), 0, depth=2)
+  next(failing)
+  with pytest.raises(ValueError, match="row 7 of task t"):  # the pipeline's own error, in the consumer
+    next(failing)
+  failing.close()
+
+  stream = {"mixture_or_task_name": "t", "task_feature_lengths": {"inputs": 3}, "batch_size": 8}
+  data.save_lookahead(str(tmp_path), 9, later, stream, process_index=0)
+  loaded = data.load_lookahead(str(tmp_path), stream, process_index=0)
+  assert loaded.position == 9 and len(loaded.batches) == len(later)
+  np.testing.assert_array_equal(loaded.batches[0]["x"], later[0]["x"])
+  assert loaded.global_shapes(8)["x"].shape == (8, 3) and loaded.global_shapes(8)["x"].dtype == np.int32
+  assert data.load_lookahead(str(tmp_path), dict(stream, batch_size=16), process_index=0) is None  # another stream
+  assert data.load_lookahead(str(tmp_path), stream, process_index=1) is None  # another process's
+  (tmp_path / "input_lookahead.0.npz").write_bytes(b"not a zip")
+  assert data.load_lookahead(str(tmp_path), stream, process_index=0) is None
+
+
+def test_a_resumed_run_trains_first_on_the_kept_read_ahead_with_unchanged_numbers(tmp_path, monkeypatch):
+  """A run cut at step 2 and resumed (reading ahead) matches one run of 4 steps without read-ahead,
+  and the resumed run's first batches are those kept beside its checkpoint."""
+  import json
+  from flan_jax import data, train
+  args = ["--gin_file=gin/recipes/quickstart.gin", "--gin.MIXTURE_OR_TASK_NAME=embedded_arithmetic_zsopt",
+          "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}", "--gin.BATCH_SIZE=8",
+          "--gin.CHECKPOINT_PERIOD=2", "--gin.train.log_every=1"]
+  kept_sizes = []
+
+  class Spy(data.ReadAhead):
+    def __init__(self, *a, saved=(), **kw):
+      kept_sizes.append(len(saved))
+      super().__init__(*a, saved=saved, **kw)
+
+  monkeypatch.setattr(data, "ReadAhead", Spy)
+  runs = {"no_read_ahead": ["--gin.TRAIN_STEPS=4", "--gin.train.input_lookahead=0"], "cut": ["--gin.TRAIN_STEPS=2"]}
+  for name, extra in runs.items():
+    assert train.main(args + [f"--gin.MODEL_DIR={tmp_path / name}"] + extra) == 0
+  assert not (tmp_path / "no_read_ahead" / "input_lookahead.0.npz").exists()
+  with np.load(tmp_path / "cut" / "input_lookahead.0.npz") as f:
+    assert json.loads(str(f["__meta__"]))["position"] == 2 and f["encoder_input_tokens"].shape[1:] == (8, 64)
+  assert train.main(args + [f"--gin.MODEL_DIR={tmp_path / 'cut'}", "--gin.TRAIN_STEPS=4"]) == 0
+  assert kept_sizes[:2] == [0, 0] and kept_sizes[2] >= 2  # the resume started on its kept batches
+
+  def metrics(name):
+    rows = [json.loads(line) for line in (tmp_path / name / "train_metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: (r["loss"], r["accuracy"]) for r in rows}
+
+  full = metrics("no_read_ahead")  # one run of 4 steps reading in the loop, as before read-ahead existed
+  assert sorted(full) == [1, 2, 3, 4]
+  assert metrics("cut") == full, (metrics("cut"), full)
