@@ -9,14 +9,14 @@ mesh, the optimizer state from `jax.eval_shape` of the real Adafactor, sharded a
 `activation_bytes`). Step time assumes a model-FLOPs utilisation (default 50%).
 
 Topology names follow Cloud TPU: v2/v3/v4/v5p-N count TensorCores (two per chip:
-v4-512 is 256 chips), v5e/v6e-N count chips; GPUs are `h100x64` (64 GPUs).
+v4-512 is 256 chips), v5e/v6e-N count chips; GPUs are `h100x64` (64 GPUs). The one
+topology type (`planning.topology.Topology`) also serves `plan --compile` and launchers.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import math
-import re
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -29,69 +29,9 @@ from flan_jax import flops, gin_utils, optim, partitioning
 from flan_jax import models
 from flan_jax.models import build_model
 from flan_jax.models.family import ModelConfig
+from flan_jax.planning.topology import Topology, parse_topology  # noqa: F401  (plan.Topology for callers)
 
 GiB = 2.0 ** 30
-
-# HBM per chip (GiB). On v2/v3 a chip is two JAX devices that split it.
-HBM_GIB_PER_CHIP = {"v2": 16, "v3": 32, "v4": 32, "v5e": 16, "v5p": 95, "v6e": 32,
-                    "a100": 80, "h100": 80, "h200": 141e9 / GiB}
-CORES_IN_NAME = {"v2", "v3", "v4", "v5p"}  # slice names count TensorCores, two per chip
-SLICE_SIZES = {  # names tried, in order, when looking for the smallest slice that fits
-    "tpu_cores": [8 * 2 ** i for i in range(12)],           # v4-8 ... v4-16384
-    "tpu_chips": [1, 4, 8, 16, 32, 64, 128, 256],            # v5e-1 ... v5e-256
-    "gpu": [1, 2, 4, 8] + [16 * 2 ** i for i in range(9)],   # h100x1 ... h100x4096
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Topology:
-  family: str
-  size: int  # the number in the name
-
-  @property
-  def name(self) -> str:
-    return f"{self.family}x{self.size}" if self.is_gpu else f"{self.family}-{self.size}"
-
-  @property
-  def is_gpu(self) -> bool:
-    return self.family in ("a100", "h100", "h200")
-
-  @property
-  def chips(self) -> int:
-    return self.size // 2 if self.family in CORES_IN_NAME else self.size
-
-  @property
-  def num_devices(self) -> int:
-    return self.chips * flops.DEVICES_PER_CHIP.get(self.family, 1)
-
-  @property
-  def hbm_bytes_per_device(self) -> float:
-    return HBM_GIB_PER_CHIP[self.family] * GiB / flops.DEVICES_PER_CHIP.get(self.family, 1)
-
-  @property
-  def peak_flops_per_device(self) -> float:
-    return flops.PEAK_FLOPS_PER_CHIP[self.family] / flops.DEVICES_PER_CHIP.get(self.family, 1)
-
-  def family_sizes(self) -> list[int]:
-    key = "gpu" if self.is_gpu else ("tpu_cores" if self.family in CORES_IN_NAME else "tpu_chips")
-    return SLICE_SIZES[key]
-
-  def with_size(self, size: int) -> "Topology":
-    return dataclasses.replace(self, size=size)
-
-
-def parse_topology(name: str) -> Topology:
-  """'v4-512', 'v5p-1024', 'v5e-256', 'h100x64' -> Topology."""
-  s = name.strip().lower()
-  m = re.fullmatch(r"(v2|v3|v4|v5p|v5e|v5litepod|v6e)-(\d+)", s) or re.fullmatch(r"(a100|h100|h200)x(\d+)", s)
-  if not m:
-    raise ValueError(f"unknown topology {name!r}; use e.g. v4-512, v5p-1024, v5e-256, v6e-64, v3-32, h100x64, "
-                     f"a100x8 (TPU names count TensorCores for v2/v3/v4/v5p, chips for v5e/v6e)")
-  family = "v5e" if m.group(1) == "v5litepod" else m.group(1)
-  size = int(m.group(2))
-  if family in CORES_IN_NAME and size % 2:
-    raise ValueError(f"topology {name!r}: {family} slice names count TensorCores (two per chip), so N is even")
-  return Topology(family, size)
 
 
 # ----------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ GiB = 2.0 ** 30
 def analytic_row(spec: str) -> dict:
   """`flan-jax plan`'s estimate for one recipe[@slice] (fast; recomputed on every table build)."""
   from flan_jax import plan
-  from flan_jax.planning import tpu
+  from flan_jax.planning import topology
   name, _, topo = spec.partition("@")
   recipe = plan.recipe_from_gin([f"gin/recipes/{name}.gin"])
   topo = topo or plan._macro("TOPOLOGY")
@@ -37,20 +37,20 @@ def analytic_row(spec: str) -> dict:
   return {"recipe": name, "topology": topo, "mesh": analytic.mesh_shape, "analytic_gib": analytic.total / GiB,
           "analytic_breakdown_gib": {k: getattr(analytic, k) / GiB for k in
                                      ("params", "optimizer", "gradients", "activations", "transient")},
-          "hbm_gib": tpu.parse_slice(topo).chip.hbm_gib}
+          "hbm_gib": topology.parse_compilable(topo).hbm_gib_per_chip}
 
 
 def row(spec: str) -> dict:
   """Analytic and compiled figures of one recipe[@slice] (in this process)."""
   from flan_jax import plan
-  from flan_jax.planning import compiled, tpu
+  from flan_jax.planning import compiled, topology
   out = analytic_row(spec)
   recipe = plan.recipe_from_gin([f"gin/recipes/{out['recipe']}.gin"])
   topo = out["topology"]
   loss = compiled.loss_config_from_gin()
   t0 = time.perf_counter()
   try:
-    c = compiled.compile_recipe(recipe, tpu.parse_slice(topo), loss=loss)
+    c = compiled.compile_recipe(recipe, topology.parse_compilable(topo), loss=loss)
   except compiled.CompilerOutOfMemory as e:
     out.update(refused=e.message.splitlines()[0], compile_s=time.perf_counter() - t0)
     return out

@@ -4,12 +4,12 @@ from __future__ import annotations
 import dataclasses
 
 from flan_jax import plan
-from flan_jax.planning import compiled, search, tpu
+from flan_jax.planning import compiled, search, topology, tpu
 
 
 def run(files, bindings, args) -> int:
   """Exit status: 0 fits (or a fitting setting was found), 1 does not fit, 2 no libtpu."""
-  sl = tpu.parse_slice(args.topology)  # raises naming the valid slices
+  sl = topology.parse_compilable(args.topology)  # raises naming the valid slices
   if not tpu.have_libtpu():
     print(f"flan-jax plan: --compile and --search need libtpu (the XLA:TPU compiler, ~210 MB); "
           f"install it with: {tpu.INSTALL_HINT}")
@@ -26,8 +26,7 @@ def run(files, bindings, args) -> int:
   num_slices = args.num_slices or recipe.mesh_config.num_slices
   if num_slices != recipe.mesh_config.num_slices:
     recipe = dataclasses.replace(recipe, mesh_config=dataclasses.replace(recipe.mesh_config, num_slices=num_slices))
-  topology = plan.parse_topology(args.topology)
-  analytic = plan.Planner(recipe).plan(topology.with_size(topology.size * num_slices), args.mfu)
+  analytic = plan.Planner(recipe).plan(sl.with_size(sl.size * num_slices), args.mfu)
   print(plan.format_plan(analytic), flush=True)
   print(f"\ncompiling  the trainer's train step for {sl.name}"
         + (f" x {num_slices} slices" if num_slices > 1 else "") + " with XLA:TPU (libtpu) ...", flush=True)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 from flan_jax import flops, optim, partitioning, plan, trainer
 from flan_jax.models import build_model
-from flan_jax.planning import hlo, tpu
+from flan_jax.planning import hlo, topology, tpu
 
 GiB = 2.0 ** 30
 
@@ -81,7 +81,7 @@ class CompilerOutOfMemory(Exception):
 
 @dataclasses.dataclass
 class CompiledPlan:
-  slice: tpu.Slice
+  slice: topology.Topology
   num_slices: int
   mesh_shape: dict[str, int]
   peak: float          # bytes per device, the compiler's peak
@@ -102,7 +102,7 @@ class CompiledPlan:
 
   @property
   def hbm(self) -> float:
-    return self.slice.chip.hbm_gib * GiB
+    return self.slice.hbm_gib_per_chip * GiB
 
   @property
   def fits(self) -> bool:
@@ -115,7 +115,7 @@ class CompiledPlan:
 
   def roofline(self) -> dict[str, float]:
     chip = self.slice.chip
-    t = {"compute": self.stats.flops / chip.peak_flops(self.slice.family),
+    t = {"compute": self.stats.flops / self.slice.peak_flops_per_chip,
          "hbm": self.stats.bytes_accessed / chip.hbm_bytes_per_s,
          "ici": self.stats.collective_traffic / chip.ici_bytes_per_s}
     t["step"] = max(t.values())
@@ -124,11 +124,11 @@ class CompiledPlan:
   @property
   def mfu(self) -> float:
     """Model FLOPs / (devices x peak x roofline step time): an upper bound."""
-    peak = self.slice.chip.peak_flops(self.slice.family) * self.num_devices
+    peak = self.slice.self.slice.peak_flops_per_chip * self.num_devices
     return self.model_flops / (peak * self.roofline()["step"])
 
 
-def compile_recipe(recipe: plan.Recipe, sl: tpu.Slice, num_slices: int = 1,
+def compile_recipe(recipe: plan.Recipe, sl: topology.Topology, num_slices: int = 1,
                    loss: trainer.LossConfig | None = None) -> CompiledPlan:
   """Compiles the recipe's train step for `num_slices` x `sl`; raises CompilerOutOfMemory."""
   devices = tpu.topology_devices(sl, num_slices)
