@@ -40,17 +40,18 @@ def analytic_row(spec: str) -> dict:
           "hbm_gib": topology.parse_compilable(topo).hbm_gib_per_chip}
 
 
-def row(spec: str) -> dict:
+def row(spec: str, effort: str = "fast") -> dict:
   """Analytic and compiled figures of one recipe[@slice] (in this process)."""
   from flan_jax import plan
   from flan_jax.planning import compiled, topology
   out = analytic_row(spec)
+  out["effort"] = effort
   recipe = plan.recipe_from_gin([f"gin/recipes/{out['recipe']}.gin"])
   topo = out["topology"]
   loss = compiled.loss_config_from_gin()
   t0 = time.perf_counter()
   try:
-    c = compiled.compile_recipe(recipe, topology.parse_compilable(topo), loss=loss)
+    c = compiled.compile_recipe(recipe, topology.parse_compilable(topo), loss=loss, effort=effort)
   except compiled.CompilerOutOfMemory as e:
     out.update(refused=e.message.splitlines()[0], compile_s=time.perf_counter() - t0)
     return out
@@ -122,20 +123,23 @@ def markdown(rows: list[dict]) -> str:
 def main() -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--row", help=argparse.SUPPRESS)
+  p.add_argument("--effort", choices=("fast", "full"), default="fast",
+                 help="XLA's speed effort for the compiles (planning.compiled.COMPILE_EFFORT)")
   p.add_argument("--only", nargs="*", default=None, help="recipes[@slice] to (re)compile; others from the cache")
   p.add_argument("--row_timeout", type=float, default=1800, help="seconds before a row's compile is abandoned")
-  p.add_argument("--cache", default=os.path.expanduser("~/.cache/flan_jax/plans_cache.json"))
+  p.add_argument("--cache", default=str(ROOT / "docs" / "plans.json"),
+                 help="figures of compiled rows (committed; --only recompiles rows and keeps the others)")
   p.add_argument("--out", default=str(ROOT / "docs" / "plans.md"))
   args = p.parse_args()
   if args.row:
     sys.path.insert(0, str(ROOT))
-    print(json.dumps(row(args.row)))
+    print(json.dumps(row(args.row, args.effort)))
     return 0
   cache = json.loads(pathlib.Path(args.cache).read_text()) if pathlib.Path(args.cache).exists() else {}
   todo = [s for s in RECIPES if (args.only is None and s not in cache) or (args.only and s in args.only)]
   for spec in todo:
     print(f"{spec} ...", flush=True)
-    r = run_row_measured(spec, args.row_timeout)
+    r = run_row_measured(spec, args.row_timeout, args.effort)
     cache[spec] = r
     pathlib.Path(args.cache).parent.mkdir(parents=True, exist_ok=True)
     pathlib.Path(args.cache).write_text(json.dumps(cache, indent=1))
@@ -148,12 +152,12 @@ def main() -> int:
   return 0
 
 
-def run_row_measured(spec: str, timeout_s: float) -> dict:
+def run_row_measured(spec: str, timeout_s: float, effort: str = "fast") -> dict:
   """One row in a child process; its own peak resident memory (wait4); killed after `timeout_s`."""
   import threading
   env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")
   t0 = time.perf_counter()
-  proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--row", spec], cwd=ROOT, env=env,
+  proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--row", spec, "--effort", effort], cwd=ROOT, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   timer = threading.Timer(timeout_s, proc.kill)
   timer.start()
@@ -161,7 +165,7 @@ def run_row_measured(spec: str, timeout_s: float) -> dict:
   _, status, usage = os.wait4(proc.pid, 0)
   timer.cancel()
   if not timer.is_alive() and time.perf_counter() - t0 >= timeout_s:
-    return {"timeout_s": timeout_s, "host_gib": usage.ru_maxrss / 2 ** 20, "compile_s": timeout_s}
+    return {"timeout_s": timeout_s, "host_gib": usage.ru_maxrss / 2 ** 20, "compile_s": timeout_s, "effort": effort}
   if status:
     raise RuntimeError(f"{spec}: row failed:\n{err[-3000:]}")
   r = json.loads(out.strip().splitlines()[-1])

@@ -28,6 +28,14 @@ from flan_jax.planning import hlo, topology, tpu
 
 GiB = 2.0 ** 30
 
+# How hard XLA:TPU works on the program's speed (jax's `exec_time_optimization_effort`,
+# -1..1; 0 is what the trainer's jit uses). Most of an unscanned T5 compile is the TPU
+# backend emitting unrolled code for every distinct fusion (per layer, per optimizer leaf),
+# and its cost grows with the per-device tokens; speed effort -1 cuts that ~2-3x and leaves
+# the memory the plan is about within ~1% (docs/plans.md). `--compile_effort=full` compiles
+# exactly as the trainer does. Memory-fitting effort is never lowered.
+COMPILE_EFFORT = {"fast": -1.0, "full": 0.0}
+
 # Features of seqio's packing feature converters (EncDec / PrefixLM / Decoder), all int32;
 # tests/test_plan_compile.py checks these against seqio's own get_model_feature_lengths.
 _ENC_DEC = ("encoder_input_tokens", "encoder_segment_ids", "encoder_positions", "decoder_target_tokens",
@@ -95,6 +103,7 @@ class CompiledPlan:
   model_flops: float   # per step, all devices (flan_jax.flops; no remat)
   compile_seconds: float
   lowered_text: str = ""
+  effort: str = "fast"
 
   @property
   def num_devices(self) -> int:
@@ -129,8 +138,11 @@ class CompiledPlan:
 
 
 def compile_recipe(recipe: plan.Recipe, sl: topology.Topology, num_slices: int = 1,
-                   loss: trainer.LossConfig | None = None) -> CompiledPlan:
-  """Compiles the recipe's train step for `num_slices` x `sl`; raises CompilerOutOfMemory."""
+                   loss: trainer.LossConfig | None = None, effort: str = "fast") -> CompiledPlan:
+  """Compiles the recipe's train step for `num_slices` x `sl`; raises CompilerOutOfMemory.
+  `effort`: 'fast' (less XLA work on run-time speed, see COMPILE_EFFORT) or 'full' (the trainer's)."""
+  if effort not in COMPILE_EFFORT:
+    raise ValueError(f"compile effort {effort!r}: use one of {sorted(COMPILE_EFFORT)}")
   devices = tpu.topology_devices(sl, num_slices)
   if recipe.mesh_config.num_slices != num_slices:
     recipe = dataclasses.replace(recipe, mesh_config=dataclasses.replace(recipe.mesh_config, num_slices=num_slices))
@@ -139,7 +151,7 @@ def compile_recipe(recipe: plan.Recipe, sl: topology.Topology, num_slices: int =
   lowered = tr.lower_train_step()
   with tpu.libtpu_environment(sl.name):
     try:
-      compiled = lowered.compile()
+      compiled = lowered.compile(compiler_options={"exec_time_optimization_effort": COMPILE_EFFORT[effort]})
     except Exception as e:  # XlaRuntimeError / JaxRuntimeError: keep the compiler's words
       text = str(e)
       if "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower():
@@ -158,7 +170,7 @@ def compile_recipe(recipe: plan.Recipe, sl: topology.Topology, num_slices: int =
       aliased=float(mem.alias_size_in_bytes), temp=float(mem.temp_size_in_bytes),
       code=float(mem.generated_code_size_in_bytes), stats=stats,
       cost_analysis_flops=float(cost.get("flops", 0.0)) if cost else 0.0, model_flops=model_flops,
-      compile_seconds=seconds)
+      compile_seconds=seconds, effort=effort)
 
 
 def _oom_lines(text: str, max_lines: int = 12) -> str:
@@ -185,7 +197,8 @@ def format_compiled(c: CompiledPlan, analytic: plan.Plan | None) -> str:
   rl = c.roofline()
   lines = [
       f"compiled   XLA:TPU for {name} ({t.topology_name}, {c.num_devices} devices), "
-      f"mesh {' x '.join(f'{a}={n}' for a, n in c.mesh_shape.items())}, in {c.compile_seconds:.0f} s",
+      f"mesh {' x '.join(f'{a}={n}' for a, n in c.mesh_shape.items())}, in {c.compile_seconds:.0f} s "
+      f"({'speed effort -1: memory as the trainer within ~1%; --compile_effort=full for its exact program' if c.effort == 'fast' else 'as the trainer compiles it'})",
       "",
       f"{'per chip (compiler)':<50}{'memory':>12}",
       f"{'arguments (state and batch)':<50}{_g(c.arguments)}",

@@ -100,7 +100,7 @@ def candidates(planner: plan.Planner, sl: topology.Topology) -> list[Candidate]:
 
 
 def search(files, bindings, topology_name: str, num_slices: int = 1, compile_top: int = 2,
-           say=print) -> tuple[list[Candidate], Candidate | None]:
+           say=print, effort: str = "fast") -> tuple[list[Candidate], Candidate | None]:
   """Analytic ranking of every allowed setting, then the best `compile_top` compiled.
   Returns (candidates, the best compiled setting that fits or None)."""
   sl = topology.parse_compilable(topology_name)
@@ -119,7 +119,7 @@ def search(files, bindings, topology_name: str, num_slices: int = 1, compile_top
     recipe = plan.recipe_from_gin(files, list(bindings) + gin_utils.split_gin_args(c.overrides())[1])
     loss = compiled.loss_config_from_gin()
     try:
-      c.compiled = compiled.compile_recipe(recipe, sl, num_slices, loss)
+      c.compiled = compiled.compile_recipe(recipe, sl, num_slices, loss, effort)
     except compiled.CompilerOutOfMemory as e:
       c.compile_error = e.message.splitlines()[0]
     say(f"  compiled {c.label()}: " + (f"peak {c.compiled.peak / compiled.GiB:.2f} GiB, roofline "
