@@ -202,10 +202,11 @@ class Planner:
     opt_sh = jax.tree.leaves(opt_sh, is_leaf=lambda x: isinstance(x, NamedSharding))
     opt = sum(_per_device_bytes(x.shape, x.dtype, s) for x, s in zip(jax.tree.leaves(self.opt_state), opt_sh))
     grads = params * (2 if micro > 1 else 1)  # + the accumulator when microbatching
-    saved, transient = activation_bytes(r, shape)
+    saved, layer_phase, loss_phase = activation_bytes(r, shape)
     if shape["fsdp"] > 1:  # one layer's weights all-gathered over fsdp, double-buffered, in activation dtype
       layer_bytes = _largest_layer_bytes(per_param) * shape["fsdp"]
-      transient += 2 * layer_bytes * r.model_config.activation_dtype.itemsize / 4
+      layer_phase += 2 * layer_bytes * r.model_config.activation_dtype.itemsize / 4
+    transient = max(layer_phase, loss_phase)
     return Plan(r, topology, shape, params, opt, grads, saved, transient, largest, tuple(notes), mfu)
 
 
@@ -224,8 +225,8 @@ def _largest_layer_bytes(per_param) -> float:
   return max(layers.values(), default=0.0)
 
 
-def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float, float]:
-  """(saved, transient) activation bytes per device for one microbatch.
+def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float, float, float]:
+  """(saved, layer phase, loss phase) activation bytes per device for one microbatch.
 
   Saved: what the backward pass keeps per layer under the remat policy, times the
   layers. Per token and layer we count, in activation-dtype elements (fp32 as two):
@@ -233,10 +234,17 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
     proj   - outputs of the weight matmuls q, k, v, out, wi*, wo
              (added by 'dots_with_no_batch_dims');
     scores - attention logits and their weighted sum (added by 'dots');
-    other  - norms, RoPE, fp32 softmax, activations (added by 'none').
+    other  - norms, RoPE, the fp32 softmax (4 bytes, whatever the activation dtype)
+             and its copy in activation dtype, activations (added by 'none').
   Activations are sharded over the batch by data x fsdp and over heads / mlp / vocab
   by model; `embed` stays whole (as the rules place it on activations).
-  Transient: one layer recomputed plus its gradients, and the fp32 logits with theirs.
+  Transient: the larger of two phases that are never live together (calibrated on
+  XLA:TPU's compiled peaks, docs/plans.md): the loss phase, one [tokens, vocab] buffer
+  in the dtype the model emits logits (T5's dense head: fp32; PaLM's tied embedding:
+  activation dtype) -- the fp32 upcast, softmax and z-loss are fused into the loss and
+  never stored, and the logits' gradient is written over the logits; and the layer phase, one layer recomputed plus its gradients (fsdp weight gathers are
+  added to it by `Planner.plan`). The logits are freed before the first layer's
+  backward starts, so the two do not add.
   """
   cfg = recipe.model_config
   m = mesh_shape["model"]
@@ -248,11 +256,13 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
   n_wi = len(cfg.mlp_activations)
   mlp_proj, mlp_other = n_wi * f + d, 2 * f
   keep = {"full": 0, "dots_with_no_batch_dims": 1, "dots": 2, "none": 3}[cfg.remat_policy]
+  act = cfg.activation_dtype.itemsize
+  f32 = 4 / act  # a float32 value in activation-dtype elements
 
   def attention(q_len: int, kv_len: int, kvh: float, project_kv: bool = True) -> list[float]:
     """[proj, scores, other] per query token (K/V projections amortised per query token)."""
     kv = 2 * kvh * k * (kv_len / q_len if project_kv else 0)
-    return [h * k + kv + d, h * kv_len + h * k, 3 * h * kv_len + 3 * h * k]
+    return [h * k + kv + d, h * kv_len + h * k, (f32 + 1) * h * kv_len + 3 * h * k]
 
   def layer(parts: list[list[float]], extra_other: float) -> tuple[float, float]:
     proj = sum(p[0] for p in parts) + mlp_proj
@@ -261,7 +271,6 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
     cats = [d, proj, scores, other]
     return sum(cats[:keep + 1]), sum(cats)
 
-  act = cfg.activation_dtype.itemsize
   if recipe.is_decoder_only:
     t = recipe.target_length
     kvh = split(cfg.num_kv_heads) if cfg.num_kv_heads == cfg.num_heads else cfg.num_kv_heads
@@ -269,7 +278,7 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
     tokens = seqs * t
     saved = cfg.num_layers * tokens * saved_tok * act + seqs * t * t * 4  # + the [B,1,L,L] fp32 mask bias
     working = tokens * full_tok * act
-    logits_tokens = tokens
+    logits_tokens, logit_bytes = tokens, act
   else:
     s, t = recipe.input_length, recipe.target_length
     hkv = h
@@ -279,9 +288,10 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
     saved = seqs * (cfg.num_encoder_layers * s * enc_saved + cfg.num_decoder_layers * t * dec_saved) * act
     saved += seqs * s * d * act + seqs * 4 * (s * s + t * t + t * s)  # encoder output; mask / position biases
     working = seqs * max(s * enc_full, t * dec_full) * act
-    logits_tokens = seqs * t
-  transient = (2 if keep < 3 else 1) * working + logits_tokens * v * (act + 4 + 4)  # logits, fp32 copy, grad
-  return saved, transient
+    logits_tokens, logit_bytes = seqs * t, (act if cfg.logits_via_embedding else 4)
+  layer_phase = (2 if keep < 3 else 1) * working
+  loss_phase = logits_tokens * v * logit_bytes  # the logits, then their gradient in the same buffer
+  return saved, layer_phase, loss_phase
 
 
 # ----------------------------------------------------------------------------------------
