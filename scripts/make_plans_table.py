@@ -74,28 +74,31 @@ def markdown(rows: list[dict]) -> str:
       "",
       "| recipe | slice | mesh (data×fsdp×model) | compiled peak GiB/chip | analytic GiB/chip | analytic vs compiled "
       "| HBM GiB | FLOPs/step (HLO, with remat) | collective GiB/step/chip | roofline s/step | est. MFU | compile s "
-      "| host GiB |",
-      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+      "| host GiB | XLA effort |",
+      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
   ]
   for r in rows:
     mesh = "×".join(str(r["mesh"][a]) for a in ("data", "fsdp", "model"))
     host = f"{r['host_gib']:.1f}" if "host_gib" in r else ""
+    effort = r.get("effort", "")
     if r.get("missing"):
       lines.append(f"| {r['recipe']} | {r['topology']} | {mesh} | not compiled yet: run the script | "
-                   f"{r['analytic_gib']:.2f} | | {r['hbm_gib']:.0f} | | | | | | |")
+                   f"{r['analytic_gib']:.2f} | | {r['hbm_gib']:.0f} | | | | | | | |")
       continue
     if "timeout_s" in r:
       lines.append(f"| {r['recipe']} | {r['topology']} | {mesh} | not compiled: over {r['timeout_s'] / 60:.0f} min "
-                   f"here | {r['analytic_gib']:.2f} | | {r['hbm_gib']:.0f} | | | | | >{r['timeout_s']:.0f} | {host} |")
+                   f"here | {r['analytic_gib']:.2f} | | {r['hbm_gib']:.0f} | | | | | >{r['timeout_s']:.0f} | {host} | {effort} |")
       continue
     if "refused" in r:
       lines.append(f"| {r['recipe']} | {r['topology']} | {mesh} | **refused by XLA**: {r['refused'].replace('RESOURCE_EXHAUSTED: ', '')} | "
-                   f"{r['analytic_gib']:.1f} | | {r['hbm_gib']:.0f} | | | | | {r['compile_s']:.0f} | {host} |")
+                   f"{r['analytic_gib']:.1f} | {r['analytic_gib'] / _refused_gib(r['refused']) - 1:+.0%} vs XLA's need | "
+                   f"{r['hbm_gib']:.0f} | | | | | {r['compile_s']:.0f} | {host} | {effort} |")
       continue
     lines.append(
         f"| {r['recipe']} | {r['topology']} | {mesh} | {r['peak_gib']:.2f} | {r['analytic_gib']:.2f} | "
         f"{r['analytic_gib'] / r['peak_gib'] - 1:+.0%} | {r['hbm_gib']:.0f} | {r['step_flops']:.3g} | "
-        f"{r['collective_gib']:.1f} | {r['roofline']['step']:.2f} | {r['mfu']:.0%} | {r['compile_s']:.0f} | {host} |")
+        f"{r['collective_gib']:.1f} | {r['roofline']['step']:.2f} | {r['mfu']:.0%} | {r['compile_s']:.0f} | {host} | "
+        f"{effort} |")
   lines += [
       "",
       "Columns: *compiled peak* is `compiled.memory_analysis().peak_memory_in_bytes`, the figure XLA checks "
@@ -108,16 +111,31 @@ def markdown(rows: list[dict]) -> str:
       "x that time: an upper bound, not a measurement. *compile s* and *host GiB* were measured on the machine "
       "that made the table (a shared 2-core VM under load, so slower than an idle one).",
       "",
-      "Agreement: the analytic planner matches the compiler within 15% for Flan-PaLM 540B (v4-1024: -1%; "
-      "v4-512: 42.6 GiB analytic vs XLA's 43.57G of temporaries) and 62B (+11%). It overestimates Flan-PaLM 8B "
-      "(+66%) and Flan-T5-small (+55%): for these the fp32 logits terms of `activation_bytes` (logits, their "
-      "fp32 copy and gradient over a 256k / 32k vocabulary, counted as live together) and, for unscanned T5 with "
-      "remat 'none', the per-layer saved activations dominate, and XLA fuses and frees them earlier than the "
-      "estimate assumes. The planner is not yet recalibrated on these rows (an overestimate errs on the safe "
-      "side); rows marked *not compiled yet* could not be compiled in the session that made this table (an "
-      "unscanned T5 train step took 27 min to compile on the loaded machine).",
+      "*XLA effort*: `fast` rows were compiled at XLA speed effort -1 (`planning.compiled.COMPILE_EFFORT`; "
+      "on T5-small/v4-8 it cut the compile from 159 to 93 s and raised the peak by 0.7%), `full` rows at the "
+      "trainer's default effort (an earlier session's figures, kept in docs/plans.json).",
+      "",
+      "Calibration (`flan_jax.plan.activation_bytes`): XLA never holds the logits phase and a layer's backward "
+      "together, so the analytic transient is the larger of the two, not their sum; the loss phase is one "
+      "[tokens, vocab] buffer in the dtype the model emits logits (the fp32 upcast, softmax and z-loss are "
+      "fused, and the logits' gradient is written over them); the fp32 softmax is counted in bytes, not as two "
+      "activation elements. Before this the planner was +66% on Flan-PaLM 8B, +55% on Flan-T5-small, +25% / "
+      "+96% on the tiny T5 / decoder of `tests/test_plan_compile.py`, which now checks the 15% band.",
+      "",
+      "Outside the band: Flan-T5-small is the only recipe with remat `none`, and there the estimate keeps every "
+      "layer's attention probabilities and activations live at the start of the backward pass. XLA does not: "
+      "on v4-8 a second encoder layer raised the compiled peak by 9 MB where the estimate adds 0.45 GiB (temp "
+      "grew 0.75 GiB, so the buffers exist but are not live together). The estimate errs on the safe side; it "
+      "is not yet modelled.",
   ]
   return "\n".join(lines) + "\n"
+
+
+def _refused_gib(message: str) -> float:
+  """The size XLA said the program needs ('... temporaries (43.57G) exceeds ...'), in GiB."""
+  import re
+  m = re.search(r"\(([0-9.]+)G\) exceeds", message)
+  return float(m.group(1)) if m else float("nan")
 
 
 def main() -> int:
