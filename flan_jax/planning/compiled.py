@@ -134,7 +134,7 @@ class CompiledPlan:
   @property
   def mfu(self) -> float:
     """Model FLOPs / (devices x peak x roofline step time): an upper bound."""
-    peak = self.slice.self.slice.peak_flops_per_chip * self.num_devices
+    peak = self.slice.peak_flops_per_chip * self.num_devices
     return self.model_flops / (peak * self.roofline()["step"])
 
 
