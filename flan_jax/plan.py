@@ -337,7 +337,7 @@ def format_plan(plan: Plan, smallest: Plan | None = None) -> str:
       f"{'optimizer state (Adafactor, as trainer shards it)':<50}{_gib(plan.optimizer)}",
       f"{'gradients' + (' + accumulator' if r.num_microbatches > 1 else ''):<50}{_gib(plan.gradients)}",
       f"{'activations saved for backward (' + cfg.remat_policy + ')':<50}{_gib(plan.activations)}",
-      f"{'transient (layer recompute, logits, gathers)':<50}{_gib(plan.transient)}",
+      f"{'transient (layer recompute + gathers, or logits)':<50}{_gib(plan.transient)}",
       f"{'total':<50}{_gib(plan.total)}  of {_gib(plan.hbm).strip()} HBM",
       "",
       "largest parameters per device:",
