@@ -40,7 +40,7 @@ def analytic_row(spec: str) -> dict:
           "hbm_gib": topology.parse_compilable(topo).hbm_gib_per_chip}
 
 
-def row(spec: str, effort: str = "fast") -> dict:
+def row(spec: str, effort: str = "full") -> dict:
   """Analytic and compiled figures of one recipe[@slice] (in this process)."""
   from flan_jax import plan
   from flan_jax.planning import compiled, topology
@@ -111,9 +111,10 @@ def markdown(rows: list[dict]) -> str:
       "x that time: an upper bound, not a measurement. *compile s* and *host GiB* were measured on the machine "
       "that made the table (a shared 2-core VM under load, so slower than an idle one).",
       "",
-      "*XLA effort*: `fast` rows were compiled at XLA speed effort -1 (`planning.compiled.COMPILE_EFFORT`; "
-      "on T5-small/v4-8 it cut the compile from 159 to 93 s and raised the peak by 0.7%), `full` rows at the "
-      "trainer's default effort (an earlier session's figures, kept in docs/plans.json).",
+      "*XLA effort*: `full` rows are the trainer's own program (XLA's default speed effort); `fast` rows were "
+      "compiled at speed effort -1 to fit this machine's time (`planning.compiled.COMPILE_EFFORT`): about 2x "
+      "quicker, but scheduled differently, so their peak is not exactly the trainer's (T5-small/v4-8: +0.7%; "
+      "540B/v4-1024: 19.95 vs 21.63 GiB, -7.8%).",
       "",
       "Calibration (`flan_jax.plan.activation_bytes`): XLA never holds the logits phase and a layer's backward "
       "together, so the analytic transient is the larger of the two, not their sum; the loss phase is one "
@@ -141,7 +142,7 @@ def _refused_gib(message: str) -> float:
 def main() -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--row", help=argparse.SUPPRESS)
-  p.add_argument("--effort", choices=("fast", "full"), default="fast",
+  p.add_argument("--effort", choices=("full", "fast"), default="full",
                  help="XLA's speed effort for the compiles (planning.compiled.COMPILE_EFFORT)")
   p.add_argument("--only", nargs="*", default=None, help="recipes[@slice] to (re)compile; others from the cache")
   p.add_argument("--row_timeout", type=float, default=1800, help="seconds before a row's compile is abandoned")
@@ -170,7 +171,7 @@ def main() -> int:
   return 0
 
 
-def run_row_measured(spec: str, timeout_s: float, effort: str = "fast") -> dict:
+def run_row_measured(spec: str, timeout_s: float, effort: str = "full") -> dict:
   """One row in a child process; its own peak resident memory (wait4); killed after `timeout_s`."""
   import threading
   env = dict(os.environ, JAX_PLATFORMS="cpu", TF_CPP_MIN_LOG_LEVEL="3")

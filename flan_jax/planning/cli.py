@@ -18,7 +18,7 @@ def run(files, bindings, args) -> int:
   print(header, flush=True)
   if args.search:
     cands, best = search.search(files, bindings, args.topology, args.num_slices or 1, args.compile_top,
-                                effort=getattr(args, 'compile_effort', 'fast'),
+                                effort=getattr(args, 'compile_effort', 'full'),
                                 say=lambda s: print(s, flush=True))
     print(search.format_search(cands, best, files))
     return 0 if best is not None else 1
@@ -32,7 +32,7 @@ def run(files, bindings, args) -> int:
   print(f"\ncompiling  the trainer's train step for {sl.name}"
         + (f" x {num_slices} slices" if num_slices > 1 else "") + " with XLA:TPU (libtpu) ...", flush=True)
   try:
-    c = compiled.compile_recipe(recipe, sl, num_slices, loss, getattr(args, 'compile_effort', 'fast'))
+    c = compiled.compile_recipe(recipe, sl, num_slices, loss, getattr(args, 'compile_effort', 'full'))
   except compiled.CompilerOutOfMemory as e:
     print(f"DOES NOT FIT on {sl.name}: XLA:TPU refused the program after {e.seconds:.0f} s:\n{e.message}")
     print("see the analytic breakdown above for what to change (MODEL_PARALLEL, REMAT_POLICY, "

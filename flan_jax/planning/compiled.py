@@ -29,12 +29,13 @@ from flan_jax.planning import hlo, topology, tpu
 GiB = 2.0 ** 30
 
 # How hard XLA:TPU works on the program's speed (jax's `exec_time_optimization_effort`,
-# -1..1; 0 is what the trainer's jit uses). Most of an unscanned T5 compile is the TPU
-# backend emitting unrolled code for every distinct fusion (per layer, per optimizer
-# leaf), and its cost grows with the per-device tokens (T5-small on v4-8, 2 -> 8
-# sequences per chip: 159 -> 505 s). Speed effort -1 took that T5-small compile from
-# 159 to 93 s with a peak 0.7% higher. `--compile_effort=full` compiles exactly as the
-# trainer does. Memory-fitting effort is never lowered.
+# -1..1). 'full' (0, the default) is what the trainer's jit compiles, so the peak is the
+# trainer's. Most of an unscanned T5 compile is the TPU backend emitting unrolled code for
+# every distinct fusion (per layer, per optimizer leaf), and its cost grows with the
+# per-device tokens (T5-small on v4-8, 2 -> 8 sequences per chip: 159 -> 505 s). 'fast'
+# (-1) cuts that (T5-small/v4-8: 159 -> 93 s, 540B/v4-1024: 268 -> 133 s) but schedules
+# differently, so its peak is not the trainer's: +0.7% on T5-small, -7.8% on 540B
+# (19.95 vs 21.63 GiB). Use it for a quick look, not for a booking decision.
 COMPILE_EFFORT = {"fast": -1.0, "full": 0.0}
 
 # Features of seqio's packing feature converters (EncDec / PrefixLM / Decoder), all int32;
@@ -104,7 +105,7 @@ class CompiledPlan:
   model_flops: float   # per step, all devices (flan_jax.flops; no remat)
   compile_seconds: float
   lowered_text: str = ""
-  effort: str = "fast"
+  effort: str = "full"
 
   @property
   def num_devices(self) -> int:
@@ -139,9 +140,9 @@ class CompiledPlan:
 
 
 def compile_recipe(recipe: plan.Recipe, sl: topology.Topology, num_slices: int = 1,
-                   loss: trainer.LossConfig | None = None, effort: str = "fast") -> CompiledPlan:
+                   loss: trainer.LossConfig | None = None, effort: str = "full") -> CompiledPlan:
   """Compiles the recipe's train step for `num_slices` x `sl`; raises CompilerOutOfMemory.
-  `effort`: 'fast' (less XLA work on run-time speed, see COMPILE_EFFORT) or 'full' (the trainer's)."""
+  `effort`: 'full' (the trainer's program) or 'fast' (less XLA work on speed, see COMPILE_EFFORT)."""
   if effort not in COMPILE_EFFORT:
     raise ValueError(f"compile effort {effort!r}: use one of {sorted(COMPILE_EFFORT)}")
   devices = tpu.topology_devices(sl, num_slices)
@@ -199,7 +200,7 @@ def format_compiled(c: CompiledPlan, analytic: plan.Plan | None) -> str:
   lines = [
       f"compiled   XLA:TPU for {name} ({t.topology_name}, {c.num_devices} devices), "
       f"mesh {' x '.join(f'{a}={n}' for a, n in c.mesh_shape.items())}, in {c.compile_seconds:.0f} s "
-      f"({'speed effort -1: memory as the trainer within ~1%; --compile_effort=full for its exact program' if c.effort == 'fast' else 'as the trainer compiles it'})",
+      f"({'--compile_effort=fast: not the trainer schedule, its peak can differ by ~8%' if c.effort == 'fast' else 'as the trainer compiles it'})",
       "",
       f"{'per chip (compiler)':<50}{'memory':>12}",
       f"{'arguments (state and batch)':<50}{_g(c.arguments)}",

@@ -100,7 +100,7 @@ def candidates(planner: plan.Planner, sl: topology.Topology) -> list[Candidate]:
 
 
 def search(files, bindings, topology_name: str, num_slices: int = 1, compile_top: int = 2,
-           say=print, effort: str = "fast") -> tuple[list[Candidate], Candidate | None]:
+           say=print, effort: str = "full") -> tuple[list[Candidate], Candidate | None]:
   """Analytic ranking of every allowed setting, then the best `compile_top` compiled.
   Returns (candidates, the best compiled setting that fits or None)."""
   sl = topology.parse_compilable(topology_name)
