@@ -235,7 +235,7 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
              (added by 'dots_with_no_batch_dims');
     scores - attention logits and their weighted sum (added by 'dots');
     other  - norms, RoPE, the fp32 softmax (4 bytes, whatever the activation dtype)
-             and its copy in activation dtype, activations (added by 'none').
+             and, for bf16 activations, its bf16 copy; activations (added by 'none').
   Activations are sharded over the batch by data x fsdp and over heads / mlp / vocab
   by model; `embed` stays whole (as the rules place it on activations).
   Transient: the larger of two phases that are never live together (calibrated on
@@ -258,11 +258,12 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
   keep = {"full": 0, "dots_with_no_batch_dims": 1, "dots": 2, "none": 3}[cfg.remat_policy]
   act = cfg.activation_dtype.itemsize
   f32 = 4 / act  # a float32 value in activation-dtype elements
+  copy = 1 if act != 4 else 0  # the softmax's copy in activation dtype (none when that is float32)
 
   def attention(q_len: int, kv_len: int, kvh: float, project_kv: bool = True) -> list[float]:
     """[proj, scores, other] per query token (K/V projections amortised per query token)."""
     kv = 2 * kvh * k * (kv_len / q_len if project_kv else 0)
-    return [h * k + kv + d, h * kv_len + h * k, (f32 + 1) * h * kv_len + 3 * h * k]
+    return [h * k + kv + d, h * kv_len + h * k, (f32 + copy) * h * kv_len + 3 * h * k]
 
   def layer(parts: list[list[float]], extra_other: float) -> tuple[float, float]:
     proj = sum(p[0] for p in parts) + mlp_proj
