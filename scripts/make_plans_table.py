@@ -121,7 +121,8 @@ def markdown(rows: list[dict]) -> str:
       "[tokens, vocab] buffer in the dtype the model emits logits (the fp32 upcast, softmax and z-loss are "
       "fused, and the logits' gradient is written over them); the fp32 softmax is counted in bytes, not as two "
       "activation elements. Before this the planner was +66% on Flan-PaLM 8B, +55% on Flan-T5-small, +25% / "
-      "+96% on the tiny T5 / decoder of `tests/test_plan_compile.py`, which now checks the 15% band.",
+      "+96% on the tiny T5 / decoder of `tests/test_plan_compile.py` (against speed-effort -1 compiles); that "
+      "test now checks the 15% band against the trainer's own compile (tiny T5 +4%).",
       "",
       "Outside the band, not yet modelled: the Flan-T5 recipes, whose 2048-token inputs make the encoder's "
       "attention matrices ([heads, 2048, 2048] per sequence and layer) most of the memory. XLA:TPU does not "
