@@ -130,8 +130,8 @@ def markdown(rows: list[dict]) -> str:
       "speed effort -1) remat `full` compiled to 2.82 GiB (estimate 1.56) and remat `none` to 3.89 GiB "
       "(estimate 5.85); a second encoder layer under `none` added 9 MB to the peak where the estimate adds "
       "0.45 GiB. Flan-T5-small (`none`) is over-estimated (safe side); Flan-T5-base (`full`) is "
-      "under-estimated by two thirds, and XLA refuses Flan-T5-large (v4-32) and -XL (v4-64) as configured "
-      "(38 GiB of temporaries against the 6 GiB estimate): something of size [batch, heads, 2048, 2048] per "
+      "under-estimated by two thirds, and XLA refuses Flan-T5-large (v4-32), -XL (v4-64) and -XXL (v4-128) as "
+      "configured (38-39 GiB of temporaries against 6-11 GiB estimated): something of size [batch, heads, 2048, 2048] per "
       "layer stays live despite remat `full` (a suspect to check first: the relative-position + mask bias "
       "that every layer receives, whose gradient each layer returns). For T5 recipes trust `--compile`, not "
       "the estimate, until this is modelled or fixed.",
