@@ -9,14 +9,14 @@ mesh, the optimizer state from `jax.eval_shape` of the real Adafactor, sharded a
 `activation_bytes`). Step time assumes a model-FLOPs utilisation (default 50%).
 
 Topology names follow Cloud TPU: v2/v3/v4/v5p-N count TensorCores (two per chip:
-v4-512 is 256 chips), v5e/v6e-N count chips; GPUs are `h100x64` (64 GPUs).
+v4-512 is 256 chips), v5e/v6e-N count chips; GPUs are `h100x64` (64 GPUs). The one
+topology type (`planning.topology.Topology`) also serves `plan --compile` and launchers.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import math
-import re
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -29,69 +29,9 @@ from flan_jax import flops, gin_utils, optim, partitioning
 from flan_jax import models
 from flan_jax.models import build_model
 from flan_jax.models.family import ModelConfig
+from flan_jax.planning.topology import Topology, parse_topology  # noqa: F401  (plan.Topology for callers)
 
 GiB = 2.0 ** 30
-
-# HBM per chip (GiB). On v2/v3 a chip is two JAX devices that split it.
-HBM_GIB_PER_CHIP = {"v2": 16, "v3": 32, "v4": 32, "v5e": 16, "v5p": 95, "v6e": 32,
-                    "a100": 80, "h100": 80, "h200": 141e9 / GiB}
-CORES_IN_NAME = {"v2", "v3", "v4", "v5p"}  # slice names count TensorCores, two per chip
-SLICE_SIZES = {  # names tried, in order, when looking for the smallest slice that fits
-    "tpu_cores": [8 * 2 ** i for i in range(12)],           # v4-8 ... v4-16384
-    "tpu_chips": [1, 4, 8, 16, 32, 64, 128, 256],            # v5e-1 ... v5e-256
-    "gpu": [1, 2, 4, 8] + [16 * 2 ** i for i in range(9)],   # h100x1 ... h100x4096
-}
-
-
-@dataclasses.dataclass(frozen=True)
-class Topology:
-  family: str
-  size: int  # the number in the name
-
-  @property
-  def name(self) -> str:
-    return f"{self.family}x{self.size}" if self.is_gpu else f"{self.family}-{self.size}"
-
-  @property
-  def is_gpu(self) -> bool:
-    return self.family in ("a100", "h100", "h200")
-
-  @property
-  def chips(self) -> int:
-    return self.size // 2 if self.family in CORES_IN_NAME else self.size
-
-  @property
-  def num_devices(self) -> int:
-    return self.chips * flops.DEVICES_PER_CHIP.get(self.family, 1)
-
-  @property
-  def hbm_bytes_per_device(self) -> float:
-    return HBM_GIB_PER_CHIP[self.family] * GiB / flops.DEVICES_PER_CHIP.get(self.family, 1)
-
-  @property
-  def peak_flops_per_device(self) -> float:
-    return flops.PEAK_FLOPS_PER_CHIP[self.family] / flops.DEVICES_PER_CHIP.get(self.family, 1)
-
-  def family_sizes(self) -> list[int]:
-    key = "gpu" if self.is_gpu else ("tpu_cores" if self.family in CORES_IN_NAME else "tpu_chips")
-    return SLICE_SIZES[key]
-
-  def with_size(self, size: int) -> "Topology":
-    return dataclasses.replace(self, size=size)
-
-
-def parse_topology(name: str) -> Topology:
-  """'v4-512', 'v5p-1024', 'v5e-256', 'h100x64' -> Topology."""
-  s = name.strip().lower()
-  m = re.fullmatch(r"(v2|v3|v4|v5p|v5e|v5litepod|v6e)-(\d+)", s) or re.fullmatch(r"(a100|h100|h200)x(\d+)", s)
-  if not m:
-    raise ValueError(f"unknown topology {name!r}; use e.g. v4-512, v5p-1024, v5e-256, v6e-64, v3-32, h100x64, "
-                     f"a100x8 (TPU names count TensorCores for v2/v3/v4/v5p, chips for v5e/v6e)")
-  family = "v5e" if m.group(1) == "v5litepod" else m.group(1)
-  size = int(m.group(2))
-  if family in CORES_IN_NAME and size % 2:
-    raise ValueError(f"topology {name!r}: {family} slice names count TensorCores (two per chip), so N is even")
-  return Topology(family, size)
 
 
 # ----------------------------------------------------------------------------------------
@@ -262,10 +202,11 @@ class Planner:
     opt_sh = jax.tree.leaves(opt_sh, is_leaf=lambda x: isinstance(x, NamedSharding))
     opt = sum(_per_device_bytes(x.shape, x.dtype, s) for x, s in zip(jax.tree.leaves(self.opt_state), opt_sh))
     grads = params * (2 if micro > 1 else 1)  # + the accumulator when microbatching
-    saved, transient = activation_bytes(r, shape)
+    saved, layer_phase, loss_phase = activation_bytes(r, shape)
     if shape["fsdp"] > 1:  # one layer's weights all-gathered over fsdp, double-buffered, in activation dtype
       layer_bytes = _largest_layer_bytes(per_param) * shape["fsdp"]
-      transient += 2 * layer_bytes * r.model_config.activation_dtype.itemsize / 4
+      layer_phase += 2 * layer_bytes * r.model_config.activation_dtype.itemsize / 4
+    transient = max(layer_phase, loss_phase)
     return Plan(r, topology, shape, params, opt, grads, saved, transient, largest, tuple(notes), mfu)
 
 
@@ -284,8 +225,8 @@ def _largest_layer_bytes(per_param) -> float:
   return max(layers.values(), default=0.0)
 
 
-def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float, float]:
-  """(saved, transient) activation bytes per device for one microbatch.
+def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float, float, float]:
+  """(saved, layer phase, loss phase) activation bytes per device for one microbatch.
 
   Saved: what the backward pass keeps per layer under the remat policy, times the
   layers. Per token and layer we count, in activation-dtype elements (fp32 as two):
@@ -293,10 +234,17 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
     proj   - outputs of the weight matmuls q, k, v, out, wi*, wo
              (added by 'dots_with_no_batch_dims');
     scores - attention logits and their weighted sum (added by 'dots');
-    other  - norms, RoPE, fp32 softmax, activations (added by 'none').
+    other  - norms, RoPE, the fp32 softmax (4 bytes, whatever the activation dtype)
+             and, for bf16 activations, its bf16 copy; activations (added by 'none').
   Activations are sharded over the batch by data x fsdp and over heads / mlp / vocab
   by model; `embed` stays whole (as the rules place it on activations).
-  Transient: one layer recomputed plus its gradients, and the fp32 logits with theirs.
+  Transient: the larger of two phases that are never live together (calibrated on
+  XLA:TPU's compiled peaks, docs/plans.md): the loss phase, one [tokens, vocab] buffer
+  in the dtype the model emits logits (T5's dense head: fp32; PaLM's tied embedding:
+  activation dtype) -- the fp32 upcast, softmax and z-loss are fused into the loss and
+  never stored, and the logits' gradient is written over the logits; and the layer phase, one layer recomputed plus its gradients (fsdp weight gathers are
+  added to it by `Planner.plan`). The logits are freed before the first layer's
+  backward starts, so the two do not add.
   """
   cfg = recipe.model_config
   m = mesh_shape["model"]
@@ -308,11 +256,14 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
   n_wi = len(cfg.mlp_activations)
   mlp_proj, mlp_other = n_wi * f + d, 2 * f
   keep = {"full": 0, "dots_with_no_batch_dims": 1, "dots": 2, "none": 3}[cfg.remat_policy]
+  act = cfg.activation_dtype.itemsize
+  f32 = 4 / act  # a float32 value in activation-dtype elements
+  copy = 1 if act != 4 else 0  # the softmax's copy in activation dtype (none when that is float32)
 
   def attention(q_len: int, kv_len: int, kvh: float, project_kv: bool = True) -> list[float]:
     """[proj, scores, other] per query token (K/V projections amortised per query token)."""
     kv = 2 * kvh * k * (kv_len / q_len if project_kv else 0)
-    return [h * k + kv + d, h * kv_len + h * k, 3 * h * kv_len + 3 * h * k]
+    return [h * k + kv + d, h * kv_len + h * k, (f32 + copy) * h * kv_len + 3 * h * k]
 
   def layer(parts: list[list[float]], extra_other: float) -> tuple[float, float]:
     proj = sum(p[0] for p in parts) + mlp_proj
@@ -321,7 +272,6 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
     cats = [d, proj, scores, other]
     return sum(cats[:keep + 1]), sum(cats)
 
-  act = cfg.activation_dtype.itemsize
   if recipe.is_decoder_only:
     t = recipe.target_length
     kvh = split(cfg.num_kv_heads) if cfg.num_kv_heads == cfg.num_heads else cfg.num_kv_heads
@@ -329,7 +279,7 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
     tokens = seqs * t
     saved = cfg.num_layers * tokens * saved_tok * act + seqs * t * t * 4  # + the [B,1,L,L] fp32 mask bias
     working = tokens * full_tok * act
-    logits_tokens = tokens
+    logits_tokens, logit_bytes = tokens, act
   else:
     s, t = recipe.input_length, recipe.target_length
     hkv = h
@@ -339,9 +289,10 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
     saved = seqs * (cfg.num_encoder_layers * s * enc_saved + cfg.num_decoder_layers * t * dec_saved) * act
     saved += seqs * s * d * act + seqs * 4 * (s * s + t * t + t * s)  # encoder output; mask / position biases
     working = seqs * max(s * enc_full, t * dec_full) * act
-    logits_tokens = seqs * t
-  transient = (2 if keep < 3 else 1) * working + logits_tokens * v * (act + 4 + 4)  # logits, fp32 copy, grad
-  return saved, transient
+    logits_tokens, logit_bytes = seqs * t, (act if cfg.logits_via_embedding else 4)
+  layer_phase = (2 if keep < 3 else 1) * working
+  loss_phase = logits_tokens * v * logit_bytes  # the logits, then their gradient in the same buffer
+  return saved, layer_phase, loss_phase
 
 
 # ----------------------------------------------------------------------------------------
@@ -387,7 +338,7 @@ def format_plan(plan: Plan, smallest: Plan | None = None) -> str:
       f"{'optimizer state (Adafactor, as trainer shards it)':<50}{_gib(plan.optimizer)}",
       f"{'gradients' + (' + accumulator' if r.num_microbatches > 1 else ''):<50}{_gib(plan.gradients)}",
       f"{'activations saved for backward (' + cfg.remat_policy + ')':<50}{_gib(plan.activations)}",
-      f"{'transient (layer recompute, logits, gathers)':<50}{_gib(plan.transient)}",
+      f"{'transient (layer recompute + gathers, or logits)':<50}{_gib(plan.transient)}",
       f"{'total':<50}{_gib(plan.total)}  of {_gib(plan.hbm).strip()} HBM",
       "",
       "largest parameters per device:",

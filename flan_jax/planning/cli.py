@@ -4,12 +4,12 @@ from __future__ import annotations
 import dataclasses
 
 from flan_jax import plan
-from flan_jax.planning import compiled, search, tpu
+from flan_jax.planning import compiled, search, topology, tpu
 
 
 def run(files, bindings, args) -> int:
   """Exit status: 0 fits (or a fitting setting was found), 1 does not fit, 2 no libtpu."""
-  sl = tpu.parse_slice(args.topology)  # raises naming the valid slices
+  sl = topology.parse_compilable(args.topology)  # raises naming the valid slices
   if not tpu.have_libtpu():
     print(f"flan-jax plan: --compile and --search need libtpu (the XLA:TPU compiler, ~210 MB); "
           f"install it with: {tpu.INSTALL_HINT}")
@@ -18,6 +18,7 @@ def run(files, bindings, args) -> int:
   print(header, flush=True)
   if args.search:
     cands, best = search.search(files, bindings, args.topology, args.num_slices or 1, args.compile_top,
+                                effort=getattr(args, 'compile_effort', 'full'),
                                 say=lambda s: print(s, flush=True))
     print(search.format_search(cands, best, files))
     return 0 if best is not None else 1
@@ -26,13 +27,12 @@ def run(files, bindings, args) -> int:
   num_slices = args.num_slices or recipe.mesh_config.num_slices
   if num_slices != recipe.mesh_config.num_slices:
     recipe = dataclasses.replace(recipe, mesh_config=dataclasses.replace(recipe.mesh_config, num_slices=num_slices))
-  topology = plan.parse_topology(args.topology)
-  analytic = plan.Planner(recipe).plan(topology.with_size(topology.size * num_slices), args.mfu)
+  analytic = plan.Planner(recipe).plan(sl.with_size(sl.size * num_slices), args.mfu)
   print(plan.format_plan(analytic), flush=True)
   print(f"\ncompiling  the trainer's train step for {sl.name}"
         + (f" x {num_slices} slices" if num_slices > 1 else "") + " with XLA:TPU (libtpu) ...", flush=True)
   try:
-    c = compiled.compile_recipe(recipe, sl, num_slices, loss)
+    c = compiled.compile_recipe(recipe, sl, num_slices, loss, getattr(args, 'compile_effort', 'full'))
   except compiled.CompilerOutOfMemory as e:
     print(f"DOES NOT FIT on {sl.name}: XLA:TPU refused the program after {e.seconds:.0f} s:\n{e.message}")
     print("see the analytic breakdown above for what to change (MODEL_PARALLEL, REMAT_POLICY, "

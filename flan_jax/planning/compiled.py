@@ -24,9 +24,19 @@ import jax.numpy as jnp
 
 from flan_jax import flops, optim, partitioning, plan, trainer
 from flan_jax.models import build_model
-from flan_jax.planning import hlo, tpu
+from flan_jax.planning import hlo, topology, tpu
 
 GiB = 2.0 ** 30
+
+# How hard XLA:TPU works on the program's speed (jax's `exec_time_optimization_effort`,
+# -1..1). 'full' (0, the default) is what the trainer's jit compiles, so the peak is the
+# trainer's. Most of an unscanned T5 compile is the TPU backend emitting unrolled code for
+# every distinct fusion (per layer, per optimizer leaf), and its cost grows with the
+# per-device tokens (T5-small on v4-8, 2 -> 8 sequences per chip: 159 -> 505 s). 'fast'
+# (-1) cuts that (T5-small/v4-8: 159 -> 93 s, 540B/v4-1024: 268 -> 133 s) but schedules
+# differently, so its peak is not the trainer's: +0.7% on T5-small, -7.8% on 540B
+# (19.95 vs 21.63 GiB). Use it for a quick look, not for a booking decision.
+COMPILE_EFFORT = {"fast": -1.0, "full": 0.0}
 
 # Features of seqio's packing feature converters (EncDec / PrefixLM / Decoder), all int32;
 # tests/test_plan_compile.py checks these against seqio's own get_model_feature_lengths.
@@ -81,7 +91,7 @@ class CompilerOutOfMemory(Exception):
 
 @dataclasses.dataclass
 class CompiledPlan:
-  slice: tpu.Slice
+  slice: topology.Topology
   num_slices: int
   mesh_shape: dict[str, int]
   peak: float          # bytes per device, the compiler's peak
@@ -95,6 +105,7 @@ class CompiledPlan:
   model_flops: float   # per step, all devices (flan_jax.flops; no remat)
   compile_seconds: float
   lowered_text: str = ""
+  effort: str = "full"
 
   @property
   def num_devices(self) -> int:
@@ -102,7 +113,7 @@ class CompiledPlan:
 
   @property
   def hbm(self) -> float:
-    return self.slice.chip.hbm_gib * GiB
+    return self.slice.hbm_gib_per_chip * GiB
 
   @property
   def fits(self) -> bool:
@@ -115,7 +126,7 @@ class CompiledPlan:
 
   def roofline(self) -> dict[str, float]:
     chip = self.slice.chip
-    t = {"compute": self.stats.flops / chip.peak_flops(self.slice.family),
+    t = {"compute": self.stats.flops / self.slice.peak_flops_per_chip,
          "hbm": self.stats.bytes_accessed / chip.hbm_bytes_per_s,
          "ici": self.stats.collective_traffic / chip.ici_bytes_per_s}
     t["step"] = max(t.values())
@@ -124,13 +135,16 @@ class CompiledPlan:
   @property
   def mfu(self) -> float:
     """Model FLOPs / (devices x peak x roofline step time): an upper bound."""
-    peak = self.slice.chip.peak_flops(self.slice.family) * self.num_devices
+    peak = self.slice.peak_flops_per_chip * self.num_devices
     return self.model_flops / (peak * self.roofline()["step"])
 
 
-def compile_recipe(recipe: plan.Recipe, sl: tpu.Slice, num_slices: int = 1,
-                   loss: trainer.LossConfig | None = None) -> CompiledPlan:
-  """Compiles the recipe's train step for `num_slices` x `sl`; raises CompilerOutOfMemory."""
+def compile_recipe(recipe: plan.Recipe, sl: topology.Topology, num_slices: int = 1,
+                   loss: trainer.LossConfig | None = None, effort: str = "full") -> CompiledPlan:
+  """Compiles the recipe's train step for `num_slices` x `sl`; raises CompilerOutOfMemory.
+  `effort`: 'full' (the trainer's program) or 'fast' (less XLA work on speed, see COMPILE_EFFORT)."""
+  if effort not in COMPILE_EFFORT:
+    raise ValueError(f"compile effort {effort!r}: use one of {sorted(COMPILE_EFFORT)}")
   devices = tpu.topology_devices(sl, num_slices)
   if recipe.mesh_config.num_slices != num_slices:
     recipe = dataclasses.replace(recipe, mesh_config=dataclasses.replace(recipe.mesh_config, num_slices=num_slices))
@@ -139,7 +153,7 @@ def compile_recipe(recipe: plan.Recipe, sl: tpu.Slice, num_slices: int = 1,
   lowered = tr.lower_train_step()
   with tpu.libtpu_environment(sl.name):
     try:
-      compiled = lowered.compile()
+      compiled = lowered.compile(compiler_options={"exec_time_optimization_effort": COMPILE_EFFORT[effort]})
     except Exception as e:  # XlaRuntimeError / JaxRuntimeError: keep the compiler's words
       text = str(e)
       if "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower():
@@ -158,7 +172,7 @@ def compile_recipe(recipe: plan.Recipe, sl: tpu.Slice, num_slices: int = 1,
       aliased=float(mem.alias_size_in_bytes), temp=float(mem.temp_size_in_bytes),
       code=float(mem.generated_code_size_in_bytes), stats=stats,
       cost_analysis_flops=float(cost.get("flops", 0.0)) if cost else 0.0, model_flops=model_flops,
-      compile_seconds=seconds)
+      compile_seconds=seconds, effort=effort)
 
 
 def _oom_lines(text: str, max_lines: int = 12) -> str:
@@ -185,7 +199,8 @@ def format_compiled(c: CompiledPlan, analytic: plan.Plan | None) -> str:
   rl = c.roofline()
   lines = [
       f"compiled   XLA:TPU for {name} ({t.topology_name}, {c.num_devices} devices), "
-      f"mesh {' x '.join(f'{a}={n}' for a, n in c.mesh_shape.items())}, in {c.compile_seconds:.0f} s",
+      f"mesh {' x '.join(f'{a}={n}' for a, n in c.mesh_shape.items())}, in {c.compile_seconds:.0f} s "
+      f"({'--compile_effort=fast: not the trainer schedule, its peak can differ by ~8%' if c.effort == 'fast' else 'as the trainer compiles it'})",
       "",
       f"{'per chip (compiler)':<50}{'memory':>12}",
       f"{'arguments (state and batch)':<50}{_g(c.arguments)}",

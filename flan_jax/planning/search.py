@@ -20,7 +20,7 @@ import dataclasses
 import math
 
 from flan_jax import flops, gin_utils, partitioning, plan
-from flan_jax.planning import compiled, tpu
+from flan_jax.planning import compiled, topology
 
 REMAT_RECOMPUTE = {"none": 1.0, "dots": 1.0, "dots_with_no_batch_dims": 1.1, "full": 4 / 3}
 
@@ -51,11 +51,11 @@ def _model_axis_sizes(cfg, per_slice: int) -> list[int]:
           and all(d % m == 0 for d in dims)]
 
 
-def analytic_step_seconds(p: plan.Plan, sl: tpu.Slice) -> float:
+def analytic_step_seconds(p: plan.Plan, sl: topology.Topology) -> float:
   r, cfg, mesh = p.recipe, p.recipe.model_config, p.mesh_shape
   chip = sl.chip
   n = mesh["data"] * mesh["fsdp"] * mesh["model"]
-  compute = p.step_flops * REMAT_RECOMPUTE[cfg.remat_policy] / (n * chip.peak_flops(sl.family))
+  compute = p.step_flops * REMAT_RECOMPUTE[cfg.remat_policy] / (n * sl.peak_flops_per_chip)
   params = flops.param_count(cfg)
   ring = lambda k: (k - 1) / k if k > 1 else 0.0
   shard = params / mesh["model"]
@@ -69,16 +69,17 @@ def analytic_step_seconds(p: plan.Plan, sl: tpu.Slice) -> float:
   return max(compute, traffic / chip.ici_bytes_per_s)
 
 
-def candidates(planner: plan.Planner, topology: plan.Topology, sl: tpu.Slice) -> list[Candidate]:
+def candidates(planner: plan.Planner, sl: topology.Topology) -> list[Candidate]:
+  """Every allowed setting on TPU slice `sl` (all of its slices), planned analytically."""
   r = planner.recipe
-  per_slice = topology.num_devices // r.mesh_config.num_slices
+  per_slice = sl.num_devices // r.mesh_config.num_slices
   out = []
   for mp in _model_axis_sizes(r.model_config, per_slice):
     for fsdp in (True, False):
       for remat in ("full", "dots_with_no_batch_dims", "dots", "none"):
         for micro in (1, 2, 4, 8, 16):
           mc = partitioning.MeshConfig(model_parallel=mp, fsdp=fsdp, num_slices=r.mesh_config.num_slices)
-          dp = topology.num_devices // mp
+          dp = sl.num_devices // mp
           if r.batch_size % micro or (r.batch_size // micro) % dp:
             continue
           variant = dataclasses.replace(
@@ -88,7 +89,7 @@ def candidates(planner: plan.Planner, topology: plan.Topology, sl: tpu.Slice) ->
           p.recipe = variant
           c = Candidate(mp, fsdp, remat, micro)
           try:
-            c.analytic = p.plan(topology)
+            c.analytic = p.plan(sl)
           except ValueError:
             continue
           c.step_seconds = analytic_step_seconds(c.analytic, sl)
@@ -99,16 +100,15 @@ def candidates(planner: plan.Planner, topology: plan.Topology, sl: tpu.Slice) ->
 
 
 def search(files, bindings, topology_name: str, num_slices: int = 1, compile_top: int = 2,
-           say=print) -> tuple[list[Candidate], Candidate | None]:
+           say=print, effort: str = "full") -> tuple[list[Candidate], Candidate | None]:
   """Analytic ranking of every allowed setting, then the best `compile_top` compiled.
   Returns (candidates, the best compiled setting that fits or None)."""
-  sl = tpu.parse_slice(topology_name)
-  topology = plan.parse_topology(topology_name)
+  sl = topology.parse_compilable(topology_name)
   base = plan.recipe_from_gin(files, bindings)
   if num_slices != base.mesh_config.num_slices:
     base = dataclasses.replace(base, mesh_config=dataclasses.replace(base.mesh_config, num_slices=num_slices))
   planner = plan.Planner(base)
-  cands = candidates(planner, topology, sl)
+  cands = candidates(planner, sl.with_size(sl.size * num_slices))
   say(f"search     {len(cands)} settings planned analytically; compiling the best {compile_top} that fit")
   best = None
   compiled_count = 0
@@ -119,7 +119,7 @@ def search(files, bindings, topology_name: str, num_slices: int = 1, compile_top
     recipe = plan.recipe_from_gin(files, list(bindings) + gin_utils.split_gin_args(c.overrides())[1])
     loss = compiled.loss_config_from_gin()
     try:
-      c.compiled = compiled.compile_recipe(recipe, sl, num_slices, loss)
+      c.compiled = compiled.compile_recipe(recipe, sl, num_slices, loss, effort)
     except compiled.CompilerOutOfMemory as e:
       c.compile_error = e.message.splitlines()[0]
     say(f"  compiled {c.label()}: " + (f"peak {c.compiled.peak / compiled.GiB:.2f} GiB, roofline "
