@@ -165,11 +165,38 @@ def relative_position_bucket(relative_position: np.ndarray, bidirectional: bool,
   return ret + np.where(is_small, n, val_if_large)
 
 
+def relative_bias(table_HxN: Array, qlen: int, klen: int, bidirectional: bool, max_distance: int,
+                  query_offset: Array | None = None, dtype: Dtype = jnp.float32) -> Array:
+  """Bias [1, H, qlen, klen] read from a relative-position table [H, buckets]; with
+  `query_offset` (decoding) the query rows start there.
+
+  A pure function of the small table, so a rematerialised layer can rebuild its bias in
+  the backward pass instead of keeping a [H, L, S] bias (and its gradient) alive across
+  the stack; T5X likewise builds the shared table's bias inside each layer.
+  """
+  full_q = klen if query_offset is not None else qlen
+  rel = np.arange(klen)[None, :] - np.arange(full_q)[:, None]
+  buckets = relative_position_bucket(rel, bidirectional, table_HxN.shape[1], max_distance)
+  buckets_LxS = jnp.asarray(buckets, jnp.int32)
+  if query_offset is not None:
+    buckets_LxS = jax.lax.dynamic_slice_in_dim(buckets_LxS, query_offset, qlen, axis=0)
+  # T5X's gather-free lookup: a bucket-major one-hot [N, L, S] contracted with the table.
+  # A gather (and its scatter gradient) would put H minor-most, [L*S, H], which XLA:TPU pads
+  # to 128 lanes: 2 GiB per 2048x2048 bias for H=6 (issue 13). HIGHEST keeps the table's
+  # float32 values exact (one nonzero term per sum).
+  iota_Nx1x1 = jax.lax.broadcasted_iota(jnp.int32, (table_HxN.shape[1], 1, 1), 0)
+  onehot_NxLxS = (buckets_LxS[None] == iota_Nx1x1).astype(table_HxN.dtype)
+  bias_HxLxS = jax.lax.dot_general(table_HxN, onehot_NxLxS, (((1,), (0,)), ((), ())),
+                                   precision=jax.lax.Precision.HIGHEST)
+  return bias_HxLxS[None].astype(dtype)
+
+
 class RelativePositionBias(nn.Module):
   """One learned [H, buckets] table per stack, shared by the stack's layers.
 
   Biases depend only on `key_pos - query_pos`, so packed examples (whose offsets
   differ) see the same biases as unpacked ones once the segment mask is applied.
+  `table()` hands the table itself to layers that build their bias with `relative_bias`.
   """
   num_heads: int
   num_buckets: int = 32
@@ -177,21 +204,20 @@ class RelativePositionBias(nn.Module):
   bidirectional: bool = True
   dtype: Dtype = jnp.float32
 
-  @nn.compact
-  def __call__(self, qlen: int, klen: int, query_offset: Array | None = None) -> Array:
-    """Bias [1, H, qlen, klen]; with `query_offset` (decoding) the query rows start there."""
+  def setup(self):
     # T5X: variance scaling, fan_avg, uniform (std sqrt(2 / (H + buckets)), ~0.2 for 32 + 16).
     init = nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
-    table_HxN = _param(self, "rel_embedding", init,
-                       (self.num_heads, self.num_buckets), ("heads", "relpos_buckets"), jnp.float32)
-    full_q = klen if query_offset is not None else qlen
-    rel = np.arange(klen)[None, :] - np.arange(full_q)[:, None]
-    buckets = relative_position_bucket(rel, self.bidirectional, self.num_buckets, self.max_distance)
-    buckets = jnp.asarray(buckets, jnp.int32)
-    if query_offset is not None:
-      buckets = jax.lax.dynamic_slice_in_dim(buckets, query_offset, qlen, axis=0)
-    bias_HxLxS = jnp.take(table_HxN, buckets, axis=1)
-    return bias_HxLxS[None].astype(self.dtype)
+    self.rel_embedding = _param(self, "rel_embedding", init,
+                                (self.num_heads, self.num_buckets), ("heads", "relpos_buckets"), jnp.float32)
+
+  def table(self) -> Array:
+    """The table [H, buckets] (float32)."""
+    return self.rel_embedding
+
+  def __call__(self, qlen: int, klen: int, query_offset: Array | None = None) -> Array:
+    """Bias [1, H, qlen, klen]; with `query_offset` (decoding) the query rows start there."""
+    return relative_bias(self.rel_embedding, qlen, klen, self.bidirectional, self.max_distance,
+                         query_offset, self.dtype)
 
 
 def rotary_embedding(x_BxLxHxK: Array, positions_BxL: Array, max_wavelength: float = 10_000.0) -> Array:

@@ -41,13 +41,29 @@ def _maybe_remat(block_cls, policy: str):
   return remat_layer(block_cls, policy, static_argnums=(5, 6))
 
 
+def _self_attention_bias(cfg: T5Config, table_HxN: Array, segment_ids_BxL: Array, causal: bool) -> Array:
+  """Relative-position bias plus packing (and causal) mask, [B, H, L, L] float32.
+
+  Built inside each layer from the small table and the segment ids, as T5X builds its
+  shared table's bias per layer: under remat it is recomputed in the backward pass, so no
+  [B, H, L, L] bias, nor its gradient, stays live across the stack (issue 13)."""
+  l = segment_ids_BxL.shape[1]
+  mask = layers.segment_mask(segment_ids_BxL, segment_ids_BxL)
+  if causal:
+    mask = mask & layers.causal_mask(l)
+  return (layers.relative_bias(table_HxN, l, l, not causal, cfg.relative_attention_max_distance)
+          + layers.mask_to_bias(mask))
+
+
 class EncoderLayer(nn.Module):
   config: T5Config
 
   @nn.compact
-  def __call__(self, x_BxLxD: Array, bias: Array, _unused_enc: Any = None, _unused_bias: Any = None,
+  def __call__(self, x_BxLxD: Array, relpos_HxN: Array, segment_ids_BxL: Array, _unused: Any = None,
                deterministic: bool = True, decode: bool = False) -> Array:
+    """`relpos_HxN`: the encoder's relative-position table; `segment_ids_BxL`: packing ids."""
     cfg, dt = self.config, self.config.activation_dtype
+    bias = _self_attention_bias(cfg, relpos_HxN, segment_ids_BxL, causal=False)
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_attention_layer_norm")(x_BxLxD)
     y = layers.Attention(cfg.num_heads, cfg.head_dim, dropout_rate=cfg.dropout_rate, dtype=dt,
                          name="attention")(y, y, bias, deterministic=deterministic)
@@ -62,9 +78,16 @@ class DecoderLayer(nn.Module):
   config: T5Config
 
   @nn.compact
-  def __call__(self, x_BxLxD: Array, self_bias: Array, encoded_BxSxD: Array, cross_bias: Array,
+  def __call__(self, x_BxLxD: Array, self_bias: Array, encoded_BxSxD: Array, cross_bias: Any,
                deterministic: bool = True, decode: bool = False) -> Array:
+    """Training: `self_bias` is the decoder's relative-position table [H, N] and `cross_bias`
+    the pair (decoder segment ids [B, L], encoder segment ids [B, S]); the biases are built
+    here (see `_self_attention_bias`). Decoding: both are ready biases [., H, 1, S]."""
     cfg, dt = self.config, self.config.activation_dtype
+    if not decode:
+      segment_ids_BxL, encoder_segment_ids_BxS = cross_bias
+      self_bias = _self_attention_bias(cfg, self_bias, segment_ids_BxL, causal=True)
+      cross_bias = layers.mask_to_bias(layers.segment_mask(segment_ids_BxL, encoder_segment_ids_BxS))
     drop = lambda v: nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(v, deterministic=deterministic)
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_self_attention_layer_norm")(x_BxLxD)
     y = layers.Attention(cfg.num_heads, cfg.head_dim, dropout_rate=cfg.dropout_rate, dtype=dt,
@@ -88,16 +111,14 @@ class Encoder(nn.Module):
   @nn.compact
   def __call__(self, tokens_BxS: Array, segment_ids_BxS: Array, deterministic: bool) -> Array:
     cfg, dt = self.config, self.config.activation_dtype
-    s = tokens_BxS.shape[1]
     x = self.shared_embedding(tokens_BxS)
     x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
-    bias = layers.RelativePositionBias(cfg.num_heads, cfg.relative_attention_num_buckets,
-                                       cfg.relative_attention_max_distance, bidirectional=True,
-                                       name="relpos_bias")(s, s)
-    bias = bias + layers.mask_to_bias(layers.segment_mask(segment_ids_BxS, segment_ids_BxS))
+    relpos_HxN = layers.RelativePositionBias(cfg.num_heads, cfg.relative_attention_num_buckets,
+                                             cfg.relative_attention_max_distance, bidirectional=True,
+                                             name="relpos_bias").table()
     block = _maybe_remat(EncoderLayer, cfg.remat_policy)
     for i in range(cfg.num_encoder_layers):
-      x = block(cfg, name=f"layers_{i}")(x, bias, None, None, deterministic, False)
+      x = block(cfg, name=f"layers_{i}")(x, relpos_HxN, segment_ids_BxS, None, deterministic, False)
     x = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="encoder_norm")(x)
     return nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)  # elementwise, as T5X
 
@@ -130,10 +151,8 @@ class T5Decoder(nn.Module):
         pos.value = pos.value + 1
       cross_bias = layers.mask_to_bias(
           layers.make_attention_mask(jnp.ones(tokens_BxL.shape, bool), encoder_segment_ids_BxS > 0))
-    else:
-      self_bias = relpos(l, l) + layers.mask_to_bias(
-          layers.segment_mask(segment_ids_BxL, segment_ids_BxL) & layers.causal_mask(l))
-      cross_bias = layers.mask_to_bias(layers.segment_mask(segment_ids_BxL, encoder_segment_ids_BxS))
+    else:  # the layers build their biases (DecoderLayer)
+      self_bias, cross_bias = relpos.table(), (segment_ids_BxL, encoder_segment_ids_BxS)
     block = _maybe_remat(DecoderLayer, cfg.remat_policy)
     for i in range(cfg.num_decoder_layers):
       x = block(cfg, name=f"layers_{i}")(x, self_bias, encoded_BxSxD, cross_bias, deterministic, decode)
