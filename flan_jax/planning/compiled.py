@@ -148,10 +148,10 @@ def compile_recipe(recipe: plan.Recipe, sl: topology.Topology, num_slices: int =
   devices = tpu.topology_devices(sl, num_slices)
   if recipe.mesh_config.num_slices != num_slices:
     recipe = dataclasses.replace(recipe, mesh_config=dataclasses.replace(recipe.mesh_config, num_slices=num_slices))
-  tr = build_trainer(recipe, devices, loss)
-  t0 = time.perf_counter()
-  lowered = tr.lower_train_step()
-  with tpu.libtpu_environment(sl.name):
+  with tpu.libtpu_environment(sl.name):  # building and lowering touch libtpu too
+    tr = build_trainer(recipe, devices, loss)
+    t0 = time.perf_counter()
+    lowered = tr.lower_train_step()
     try:
       compiled = lowered.compile(compiler_options={"exec_time_optimization_effort": COMPILE_EFFORT[effort]})
     except Exception as e:  # XlaRuntimeError / JaxRuntimeError: keep the compiler's words
