@@ -334,13 +334,19 @@ def load_params_and_step(path: str, abstract_params: PyTree | None = None) -> tu
   Loads parameters from a parameter checkpoint, a run step directory or a MODEL_DIR.
 
   With `abstract_params` (a tree of `jax.ShapeDtypeStruct` with shardings) the arrays
-  are restored directly onto those shardings and the tree structure is checked.
+  are restored directly onto those shardings and the tree structure is checked. A
+  checkpoint saved in the other layer layout (unscanned `layers_i` vs a `scan_layers`
+  stack, e.g. a converted Flan-T5 loaded into a scanned recipe) is read on the host,
+  stacked or unstacked, and placed on those shardings.
   Without it they come back as host numpy arrays.
   """
   item, kind = _find_params_item(path)
   ckptr = ocp.StandardCheckpointer()
+  tree = _metadata_tree(item)
+  saved_params = tree["params"] if kind == "state" else tree
+  if abstract_params is not None and _stacked(saved_params) != _stacked(abstract_params):
+    return _load_relayout(ckptr, item, kind, abstract_params)
   if kind == "state":
-    tree = _metadata_tree(item)
     if abstract_params is None:
       target = None
     else:
@@ -359,6 +365,49 @@ def load_params_and_step(path: str, abstract_params: PyTree | None = None) -> tu
     raise CheckpointError(f"parameters in {item} do not match the model: {e}") from e
 
 
+def _stacked(tree: PyTree) -> bool:
+  from flan_jax.models import has_stacked_layers
+  return has_stacked_layers(_plain(tree))
+
+
+def _plain(tree: PyTree) -> PyTree:
+  """Nested plain dicts of the leaves (orbax metadata trees may be other mappings)."""
+  if hasattr(tree, "items") and not hasattr(tree, "shape"):
+    return {k: _plain(v) for k, v in tree.items()}
+  return tree
+
+
+def _load_relayout(ckptr, item: str, kind: str, abstract_params: PyTree) -> tuple[PyTree, int | None]:
+  """Restores on the host, converts the layer layout to `abstract_params`'s, places each array."""
+  from flan_jax.models import stack_layers, unstack_layers
+  with jax.default_device(jax.devices("cpu")[0]):
+    restored = ckptr.restore(item)
+  step = _optimizer_step(restored) if kind == "state" else None
+  params = _plain(restored["params"] if kind == "state" else restored)
+  params = jax.tree.map(np.asarray, params)
+  params = unstack_layers(params) if _stacked(params) else stack_layers(params)
+  want = _plain(abstract_params)
+  check = {"/".join(k): tuple(v.shape) for k, v in _flat(params).items()}
+  wanted = {"/".join(k): tuple(v.shape) for k, v in _flat(want).items()}
+  if check != wanted:
+    first = min(set(check) ^ set(wanted) or {k for k in check if check[k] != wanted[k]})
+    raise CheckpointError(f"parameters in {item} do not match the model, even after converting the layer "
+                          f"layout (scan_layers): first difference at {first}")
+
+  def place(x: np.ndarray, target):
+    x = x.astype(target.dtype)
+    sharding = getattr(target, "sharding", None)
+    if sharding is None:
+      return jax.numpy.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+  return jax.tree.map(place, params, want), step
+
+
+def _flat(tree: PyTree) -> dict:
+  from flax import traverse_util
+  return traverse_util.flatten_dict(tree)
+
+
 def params_item(path: str) -> str:
   """The orbax item holding a checkpoint's parameters; "no such directory" / "no checkpoint in"
   errors name the path."""
@@ -371,6 +420,21 @@ def params_item(path: str) -> str:
                           "directory with state/, or a MODEL_DIR with checkpoints/<step>/") from e
 
 
+def _unstacked_shapes(flat: dict) -> dict[str, tuple[int, ...]]:
+  """{'a/layers_3/b': shape} from flattened parameters of either layer layout: a scanned
+  stack `a/layers/b` [n, ...] is listed as its n layers, so the two layouts compare equal."""
+  out = {}
+  for k, v in flat.items():
+    shape = tuple(v.shape)
+    if "layers" in k:
+      at = k.index("layers")
+      for i in range(shape[0]):
+        out["/".join(k[:at] + (f"layers_{i}",) + k[at + 1:])] = shape[1:]
+    else:
+      out["/".join(k)] = shape
+  return out
+
+
 def check_params_structure(path: str, abstract_params: PyTree, model: str = "the model") -> None:
   """Raises CheckpointError naming the first parameter whose path or shape differs between the
   checkpoint at `path` and `abstract_params` (a few lines, not the whole tree)."""
@@ -379,8 +443,8 @@ def check_params_structure(path: str, abstract_params: PyTree, model: str = "the
   tree = _metadata_tree(item)
   if kind == "state":
     tree = tree["params"]
-  saved = {"/".join(k): tuple(v.shape) for k, v in traverse_util.flatten_dict(dict(tree)).items()}
-  wanted = {"/".join(k): tuple(v.shape) for k, v in traverse_util.flatten_dict(dict(abstract_params)).items()}
+  saved = _unstacked_shapes(traverse_util.flatten_dict(_plain(tree)))
+  wanted = _unstacked_shapes(traverse_util.flatten_dict(_plain(abstract_params)))
   if saved == wanted:
     return
   first = min(set(saved) ^ set(wanted) or {k for k in saved if saved[k] != wanted[k]})

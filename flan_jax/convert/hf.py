@@ -28,6 +28,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from flan_jax.models.family import stack_layers, unstack_layers
 from flan_jax.models.t5 import EncoderDecoder, T5Config
 
 PyTree = Any
@@ -241,7 +242,10 @@ def _to_hf(kernel: np.ndarray, layout: Layout) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _model_shapes(cfg: T5Config) -> dict[tuple[str, ...], tuple[int, ...]]:
-  """Shapes of `Transformer(cfg)`'s parameters by path (abstract init, no memory)."""
+  """Shapes of `Transformer(cfg)`'s parameters by path, unscanned layout (abstract init, no
+  memory); a `scan_layers` model is converted through this layout and stacked afterwards."""
+  import dataclasses
+  cfg = dataclasses.replace(cfg, scan_layers=False)
   import flax.linen as nn
   import jax
   import jax.numpy as jnp
@@ -315,7 +319,12 @@ def params_from_hf(state_dict: Mapping[str, np.ndarray], cfg: T5Config, *,
         "(wrong num_layers, feed_forward_proj or architecture?)")
   if set(flat) != set(shapes):
     raise ConversionError(f"internal: converted parameters miss {sorted(set(shapes) - set(flat))}")
-  return traverse_util.unflatten_dict(flat)
+  tree = traverse_util.unflatten_dict(flat)
+  return stack_layers(tree) if cfg.scan_layers else tree
+
+
+def _plain_dicts(tree: Any) -> Any:
+  return {k: _plain_dicts(v) for k, v in tree.items()} if isinstance(tree, Mapping) else np.asarray(tree)
 
 
 def params_to_hf(params: PyTree, cfg: T5Config) -> dict[str, np.ndarray]:
@@ -326,6 +335,7 @@ def params_to_hf(params: PyTree, cfg: T5Config) -> dict[str, np.ndarray]:
   params = nn.meta.unbox(params)
   if isinstance(params, Mapping) and set(params) == {"params"}:
     params = params["params"]
+  params = unstack_layers(_plain_dicts(params))  # a scan_layers model: layers_i, as HF numbers its blocks
   flat = {path: np.asarray(x) for path, x in traverse_util.flatten_dict(dict(params)).items()}
   shapes = _model_shapes(cfg)
   if set(flat) != set(shapes):

@@ -10,7 +10,7 @@ from typing import Any
 
 import flax.linen as nn
 
-from flan_jax.models.family import Family, ModelConfig
+from flan_jax.models.family import Family, ModelConfig, has_stacked_layers, stack_layers, unstack_layers  # noqa: F401
 
 _FAMILIES: dict[str, Family] = {}
 

@@ -26,6 +26,7 @@ from typing import Any, Mapping, Protocol
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from flan_jax.models.layers import Array
 
@@ -47,6 +48,47 @@ def remat_layer(layer_cls, policy: str, static_argnums: tuple[int, ...], *, prev
     return layer_cls
   return nn.remat(layer_cls, policy=REMAT_POLICIES[policy], prevent_cse=prevent_cse,
                   static_argnums=static_argnums)
+
+
+def _layer_index(key: str) -> int | None:
+  return int(key[len("layers_"):]) if key.startswith("layers_") and key[len("layers_"):].isdigit() else None
+
+
+def stack_layers(tree: PyTree) -> PyTree:
+  """Unscanned parameters -> the `scan_layers=True` layout: in every module scope, the
+  children `layers_0 .. layers_{n-1}` become one child `layers` whose leaves carry a
+  leading layer axis (nn.scan's layout). Works on numpy or jax arrays; other keys are kept."""
+  if not isinstance(tree, dict):
+    return tree
+  indexed = {_layer_index(k): v for k, v in tree.items() if _layer_index(k) is not None}
+  out = {k: stack_layers(v) for k, v in tree.items() if _layer_index(k) is None}
+  if indexed:
+    if sorted(indexed) != list(range(len(indexed))):
+      raise ValueError(f"layers {sorted(indexed)} are not numbered 0..{len(indexed) - 1}")
+    if "layers" in out:
+      raise ValueError("a scope holds both `layers` and `layers_0..`: neither layout")
+    stack = np.stack if all(isinstance(x, np.ndarray) for x in jax.tree.leaves(indexed)) else jnp.stack
+    out["layers"] = jax.tree.map(lambda *xs: stack(xs), *[stack_layers(indexed[i]) for i in range(len(indexed))])
+  return out
+
+
+def unstack_layers(tree: PyTree) -> PyTree:
+  """The inverse of `stack_layers`: every `layers` child with a leading axis of n becomes
+  `layers_0 .. layers_{n-1}`."""
+  if not isinstance(tree, dict):
+    return tree
+  out = {k: unstack_layers(v) for k, v in tree.items() if k != "layers"}
+  if "layers" in tree:
+    leaves = jax.tree.leaves(tree["layers"])
+    n = leaves[0].shape[0]
+    for i in range(n):
+      out[f"layers_{i}"] = unstack_layers(jax.tree.map(lambda x: x[i], tree["layers"]))
+  return out
+
+
+def has_stacked_layers(tree: PyTree) -> bool:
+  """Whether a parameter tree (nested dicts) is in the scanned layout anywhere."""
+  return isinstance(tree, dict) and any(k == "layers" or has_stacked_layers(v) for k, v in tree.items())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,7 +1,11 @@
 """T5 v1.1 / Flan-T5 encoder-decoder assembled from `layers`.
 
 Parameter names follow T5X (`encoder/layers_0/attention/query/kernel`, ...), so
-users who know T5X checkpoints recognise them and converters stay simple.
+users who know T5X checkpoints recognise them and converters stay simple. With
+`scan_layers=True` (T5X's scalable_t5 layout) each stack's layers are one `nn.scan`
+and their parameters are stacked under `encoder/layers/...`, `decoder/layers/...` with
+a leading `layers` axis; `models.stack_layers` / `unstack_layers` convert between the
+two, and checkpoints load into either (`checkpoints.load_params`).
 """
 from __future__ import annotations
 
@@ -34,11 +38,28 @@ class T5Config(ModelConfig):
   logits_via_embedding: bool = False
   relative_attention_num_buckets: int = 32
   relative_attention_max_distance: int = 128
+  scan_layers: bool = False  # one nn.scan per stack: compile time flat in depth (T5X scalable_t5)
 
 
-def _maybe_remat(block_cls, policy: str):
+def _layer_stack(block_cls, cfg: T5Config, num_layers: int):
+  """The layer class, rematerialised and/or scanned as the config asks; every layer
+  returns `(x, None)` so that it can be the body of `nn.scan`."""
   # static_argnums count `self` as 0: (deterministic, decode) are positions 5 and 6.
-  return remat_layer(block_cls, policy, static_argnums=(5, 6))
+  block = remat_layer(block_cls, cfg.remat_policy, static_argnums=(5, 6), prevent_cse=not cfg.scan_layers)
+  if cfg.scan_layers:
+    block = nn.scan(block, variable_axes={"params": 0, "cache": 0},
+                    split_rngs={"params": True, "dropout": True},
+                    in_axes=(nn.broadcast,) * 5, length=num_layers,
+                    metadata_params={nn.PARTITION_NAME: "layers"})
+  return block
+
+
+def _run_stack(block, cfg: T5Config, num_layers: int, x: Array, *args) -> Array:
+  if cfg.scan_layers:
+    return block(cfg, name="layers")(x, *args)[0]
+  for i in range(num_layers):
+    x = block(cfg, name=f"layers_{i}")(x, *args)[0]
+  return x
 
 
 def _self_attention_bias(cfg: T5Config, table_HxN: Array, segment_ids_BxL: Array, causal: bool) -> Array:
@@ -60,7 +81,7 @@ class EncoderLayer(nn.Module):
 
   @nn.compact
   def __call__(self, x_BxLxD: Array, relpos_HxN: Array, segment_ids_BxL: Array, _unused: Any = None,
-               deterministic: bool = True, decode: bool = False) -> Array:
+               deterministic: bool = True, decode: bool = False) -> tuple[Array, None]:
     """`relpos_HxN`: the encoder's relative-position table; `segment_ids_BxL`: packing ids."""
     cfg, dt = self.config, self.config.activation_dtype
     bias = _self_attention_bias(cfg, relpos_HxN, segment_ids_BxL, causal=False)
@@ -71,7 +92,7 @@ class EncoderLayer(nn.Module):
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_mlp_layer_norm")(x_BxLxD)
     y = layers.GatedMlp(cfg.mlp_dim, cfg.mlp_activations, cfg.dropout_rate, dt, name="mlp")(y, deterministic)
     x_BxLxD = x_BxLxD + nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(y, deterministic=deterministic)
-    return constrain(x_BxLxD, ("batch", "length", "embed"))
+    return constrain(x_BxLxD, ("batch", "length", "embed")), None
 
 
 class DecoderLayer(nn.Module):
@@ -79,7 +100,7 @@ class DecoderLayer(nn.Module):
 
   @nn.compact
   def __call__(self, x_BxLxD: Array, self_bias: Array, encoded_BxSxD: Array, cross_bias: Any,
-               deterministic: bool = True, decode: bool = False) -> Array:
+               deterministic: bool = True, decode: bool = False) -> tuple[Array, None]:
     """Training: `self_bias` is the decoder's relative-position table [H, N] and `cross_bias`
     the pair (decoder segment ids [B, L], encoder segment ids [B, S]); the biases are built
     here (see `_self_attention_bias`). Decoding: both are ready biases [., H, 1, S]."""
@@ -101,7 +122,7 @@ class DecoderLayer(nn.Module):
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_mlp_layer_norm")(x_BxLxD)
     y = layers.GatedMlp(cfg.mlp_dim, cfg.mlp_activations, cfg.dropout_rate, dt, name="mlp")(y, deterministic)
     x_BxLxD = x_BxLxD + drop(y)
-    return constrain(x_BxLxD, ("batch", "length", "embed"))
+    return constrain(x_BxLxD, ("batch", "length", "embed")), None
 
 
 class Encoder(nn.Module):
@@ -116,9 +137,8 @@ class Encoder(nn.Module):
     relpos_HxN = layers.RelativePositionBias(cfg.num_heads, cfg.relative_attention_num_buckets,
                                              cfg.relative_attention_max_distance, bidirectional=True,
                                              name="relpos_bias").table()
-    block = _maybe_remat(EncoderLayer, cfg.remat_policy)
-    for i in range(cfg.num_encoder_layers):
-      x = block(cfg, name=f"layers_{i}")(x, relpos_HxN, segment_ids_BxS, None, deterministic, False)
+    block = _layer_stack(EncoderLayer, cfg, cfg.num_encoder_layers)
+    x = _run_stack(block, cfg, cfg.num_encoder_layers, x, relpos_HxN, segment_ids_BxS, None, deterministic, False)
     x = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="encoder_norm")(x)
     return nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)  # elementwise, as T5X
 
@@ -153,9 +173,9 @@ class T5Decoder(nn.Module):
           layers.make_attention_mask(jnp.ones(tokens_BxL.shape, bool), encoder_segment_ids_BxS > 0))
     else:  # the layers build their biases (DecoderLayer)
       self_bias, cross_bias = relpos.table(), (segment_ids_BxL, encoder_segment_ids_BxS)
-    block = _maybe_remat(DecoderLayer, cfg.remat_policy)
-    for i in range(cfg.num_decoder_layers):
-      x = block(cfg, name=f"layers_{i}")(x, self_bias, encoded_BxSxD, cross_bias, deterministic, decode)
+    block = _layer_stack(DecoderLayer, cfg, cfg.num_decoder_layers)
+    x = _run_stack(block, cfg, cfg.num_decoder_layers, x, self_bias, encoded_BxSxD, cross_bias,
+                   deterministic, decode)
     x = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="decoder_norm")(x)
     x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
     if cfg.logits_via_embedding:
