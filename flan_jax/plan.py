@@ -260,7 +260,7 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
   f32 = 4 / act  # a float32 value in activation-dtype elements
   copy = 1 if act != 4 else 0  # the softmax's copy in activation dtype (none when that is float32)
 
-  def attention(q_len: int, kv_len: int, kvh: float, project_kv: bool = True) -> list[float]:
+  def attention(q_len: int, kv_len: int, kvh: float, project_kv: bool = True, copy: float = copy) -> list[float]:
     """[proj, scores, other] per query token (K/V projections amortised per query token)."""
     kv = 2 * kvh * k * (kv_len / q_len if project_kv else 0)
     return [h * k + kv + d, h * kv_len + h * k, (f32 + copy) * h * kv_len + 3 * h * k]
@@ -283,11 +283,15 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
   else:
     s, t = recipe.input_length, recipe.target_length
     hkv = h
-    enc_saved, enc_full = layer([attention(s, s, hkv)], 3 * d)
+    enc_saved, _ = layer([attention(s, s, hkv)], 3 * d)
     cross = attention(t, s, hkv)  # cross K/V are computed on the encoder's s tokens
-    dec_saved, dec_full = layer([attention(t, t, hkv), cross], 4 * d)
+    dec_saved, _ = layer([attention(t, t, hkv), cross], 4 * d)
     saved = seqs * (cfg.num_encoder_layers * s * enc_saved + cfg.num_decoder_layers * t * dec_saved) * act
     saved += seqs * s * d * act + seqs * 4 * (s * s + t * t + t * s)  # encoder output; mask / position biases
+    # The layer being recomputed holds no activation-dtype copy of its softmax: XLA:TPU fuses
+    # the cast into the matmul that reads it (fitted on the scanned Flan-T5 compiles, docs/plans.md).
+    enc_full = layer([attention(s, s, hkv, copy=0)], 3 * d)[1]
+    dec_full = layer([attention(t, t, hkv, copy=0), attention(t, s, hkv, copy=0)], 4 * d)[1]
     working = seqs * max(s * enc_full, t * dec_full) * act
     logits_tokens, logit_bytes = seqs * t, (act if cfg.logits_via_embedding else 4)
   # Rematerialised decoder-only layers hold the recomputed layer and its gradients (2x). An
@@ -329,7 +333,7 @@ def format_plan(plan: Plan, smallest: Plan | None = None) -> str:
       "mesh       " + " x ".join(f"{a}={n}" for a, n in plan.mesh_shape.items()),
       f"model      {type(cfg).__name__} {kind}, {flops.param_count(cfg) / 1e9:.2f}B parameters, "
       f"dtype {cfg.dtype}, remat {cfg.remat_policy}"
-      + (f", scan_layers {cfg.scan_layers}" if r.is_decoder_only else ""),
+      + (f", scan_layers {cfg.scan_layers}" if hasattr(cfg, "scan_layers") else ""),
       f"batch      {r.batch_size} x {lengths}, {r.num_microbatches} microbatch(es), "
       f"{r.batch_size / r.num_microbatches / dp:g} sequence(s) per data shard",
   ]

@@ -111,10 +111,10 @@ def markdown(rows: list[dict]) -> str:
       "x that time: an upper bound, not a measurement. *compile s* and *host GiB* were measured on the machine "
       "that made the table (a shared 2-core VM under load, so slower than an idle one).",
       "",
-      "*XLA effort*: `full` rows are the trainer's own program (XLA's default speed effort); `fast` rows were "
-      "compiled at speed effort -1 to fit this machine's time (`planning.compiled.COMPILE_EFFORT`): about 2x "
-      "quicker, but scheduled differently, so their peak is not exactly the trainer's (T5-small/v4-8: +0.7%; "
-      "540B/v4-1024: 19.95 vs 21.63 GiB, -7.8%).",
+      "*XLA effort*: every row is the trainer's own program at XLA's default speed effort (`full`). "
+      "`flan-jax plan --compile --compile_effort=fast` compiles at speed effort -1 "
+      "(`planning.compiled.COMPILE_EFFORT`): about 2x quicker, but scheduled differently, so its peak is not "
+      "exactly the trainer's (T5-small/v4-8: +0.7%; 540B/v4-1024: 19.95 vs 21.63 GiB, -7.8%).",
       "",
       "Calibration (`flan_jax.plan.activation_bytes`): XLA never holds the logits phase and a layer's backward "
       "together, so the analytic transient is the larger of the two, not their sum; the loss phase is one "
@@ -133,17 +133,24 @@ def markdown(rows: list[dict]) -> str:
       "per layer live in the backward pass. T5X does neither: each layer builds the shared table's bias, "
       "by a bucket-major one-hot [buckets, L, S] contracted with the table (no gather). flan_jax now does "
       "the same (`layers.relative_bias`, built inside each remat'd layer from the table and the segment ids): "
-      "0.64 / 0.80 / 0.88 GiB. Each half alone: the one-hot lookup with the bias still passed in gives 0.95 "
-      "(2 layers) and 1.57 GiB (4 layers); the in-layer bias with the gather kept, 2.43 / 2.49 / 2.57 GiB. "
-      "Training numbers: the loss and every gradient are bit-equal on CPU except the two relative-position "
-      "tables' gradients (float32 summation order, 5e-7 relative). The encoder-decoder layer phase of the "
-      "estimate is now 1x the working set (2x before, fitted on the padded programs): +4% on tiny T5 "
-      "(`tests/test_plan_compile.py`), +4% / +5% on the 2 / 4-layer probes, +20% on Flan-T5-base. "
-      "Flan-T5-base on v4-16 (speed effort -1): 29.84 GiB before, 4.95 GiB after. The fix costs data-parallel "
+      "0.64 / 0.80 / 0.88 GiB. Training numbers: the loss and every gradient are bit-equal on CPU except the "
+      "two relative-position tables' gradients (float32 summation order, 5e-7 relative). Flan-T5-base on "
+      "v4-16: 29.84 GiB before, 4.95 GiB after (unrolled layers, speed effort -1). The fix costs data-parallel "
       "traffic: each encoder layer's bias gradient [H, 2048, 2048] is all-reduced before its contraction "
-      "(Flan-T5-base: 0.75 -> 2.94 GiB of all-reduce per step and chip, 0.018 s at ICI bandwidth against a "
-      "0.36 s roofline step). The small, large, XL and XXL rows were compiled before the fix and still show "
-      "the old program's figures until they are recompiled.",
+      "with the one-hot (Flan-T5-large: 6.4 of the 11.5 GiB per step and chip), which the roofline prices at "
+      "under a tenth of the step; every T5 row is bound by HBM traffic (the [B, H, 2048, 2048] scores and "
+      "the [buckets, L, S] one-hot of each layer), hence its low MFU bound.",
+      "",
+      "Flan-T5 and scanned stacks (issue 13). The paper's Flan-T5 recipes set `SCAN_LAYERS = True`: each "
+      "stack is one `nn.scan` over its layers (T5X scalable_t5's layout, parameters stacked under "
+      "`encoder/layers/...`; a converted or unscanned checkpoint is stacked when loaded, "
+      "`tests/test_t5_scan.py`). Unrolled, XLA:TPU compiled each layer's code separately: Flan-T5-large on "
+      "v4-32 took 1,403 s and 21.4 GB of host memory at speed effort -1 (10.64 GiB/chip), and the XL and "
+      "XXL compiles were out of reach of this 24 GB machine. Scanned, every Flan-T5 row compiles at full "
+      "effort (the trainer's exact program) in 79-148 s and under 5 GiB of host memory, and all five fit "
+      "their paper slices. The estimate's encoder-decoder layer phase counts no activation-dtype copy of "
+      "the recomputed layer's softmax (XLA fuses that cast into the matmul reading it), fitted on these "
+      "rows: before, it was +21% / +10% / +10% / +18% on base / large / XL / XXL.",
   ]
   return "\n".join(lines) + "\n"
 
@@ -166,6 +173,7 @@ def main() -> int:
                  help="figures of compiled rows (committed; --only recompiles rows and keeps the others)")
   p.add_argument("--out", default=str(ROOT / "docs" / "plans.md"))
   args = p.parse_args()
+  os.environ.setdefault("JAX_PLATFORMS", "cpu")  # this process only plans: libtpu must not probe for a TPU
   if args.row:
     sys.path.insert(0, str(ROOT))
     print(json.dumps(row(args.row, args.effort)))

@@ -14,6 +14,13 @@ def run(files, bindings, args) -> int:
     print(f"flan-jax plan: --compile and --search need libtpu (the XLA:TPU compiler, ~210 MB); "
           f"install it with: {tpu.INSTALL_HINT}")
     return 2
+  # The analytic planning starts JAX's backends too, and libtpu then probes for a TPU and
+  # complains on stderr unless its environment is set: set it for the whole command.
+  with tpu.libtpu_environment(sl.name):
+    return _run(files, bindings, args, sl)
+
+
+def _run(files, bindings, args, sl) -> int:
   header = f"plan       {' '.join(files)}" + "".join(f" --gin.{b.replace(' ', '')}" for b in bindings)
   print(header, flush=True)
   if args.search:
