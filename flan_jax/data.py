@@ -357,22 +357,30 @@ def pipeline_from(batches: BatchIterator) -> Callable[[int], Iterator[dict]]:
   return open_at
 
 
-def pipeline_built_later(task_modules: Sequence[str], mixture_or_task_name: str,
-                         task_feature_lengths: Mapping[str, int], global_batch_size: int, *,
-                         vocab_size: int, seqio_cache_dirs: Sequence[str] = (),
-                         **kwargs) -> Callable[[int], Iterator[dict]]:
-  """`ReadAhead`'s source that imports the task modules and builds the pipeline itself (in the
-  reading thread), with the checks and settings (few-shot budget, cache dirs) `flan-jax
-  train` applies before building one."""
+def open_pipeline(task_modules: Sequence[str], mixture_or_task_name: str,
+                  task_feature_lengths: Mapping[str, int], global_batch_size: int, *,
+                  vocab_size: int, seqio_cache_dirs: Sequence[str] = (), **kwargs):
+  """(task, BatchIterator) of a training run, the one place `flan-jax train` builds its input:
+  imports the task modules, then, with few-shot prompts fitted to these lengths and
+  USE_CACHED_TASKS reading `flan-jax data cache` output from `seqio_cache_dirs` (T5X's
+  --seqio_additional_cache_dirs), both for this pipeline only, finds the task, checks the
+  model's vocabulary against it and builds the batches. `kwargs` go to `BatchIterator`."""
+  import_task_modules(task_modules)
+  from flan_jax.tasks import api  # pylint: disable=g-import-not-at-top
+  from flan_jax.tasks import cache as tasks_cache  # pylint: disable=g-import-not-at-top
+  with api.fewshot_budget_for(task_feature_lengths), tasks_cache.using_cache_dirs(seqio_cache_dirs):
+    task = get_mixture_or_task(mixture_or_task_name)
+    check_vocabulary(task, vocab_size)
+    return task, BatchIterator(task.name, task_feature_lengths, global_batch_size, **kwargs)
+
+
+def pipeline_built_later(*args, **kwargs) -> Callable[[int], Iterator[dict]]:
+  """`ReadAhead`'s source that builds the pipeline (`open_pipeline`, same arguments) itself, in
+  the reading thread, so a resumed run trains on its kept batches meanwhile."""
 
   def open_at(position: int) -> Iterator[dict]:
-    import_task_modules(task_modules)
-    from flan_jax.tasks import api  # pylint: disable=g-import-not-at-top
-    from flan_jax.tasks import cache as tasks_cache  # pylint: disable=g-import-not-at-top
-    with api.fewshot_budget_for(task_feature_lengths), tasks_cache.using_cache_dirs(seqio_cache_dirs):
-      check_vocabulary(get_mixture_or_task(mixture_or_task_name), vocab_size)
-      batches = BatchIterator(mixture_or_task_name, task_feature_lengths, global_batch_size, **kwargs)
-      yield from pipeline_from(batches)(position)
+    _, batches = open_pipeline(*args, **kwargs)
+    yield from pipeline_from(batches)(position)
 
   return open_at
 

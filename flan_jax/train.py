@@ -89,26 +89,17 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
       if (resuming and input_lookahead and not (eval_period and eval_mixture_or_task_name)
           and os.path.isfile(os.path.join(model_dir, record.RECORD_FILE))):
         kept = data.load_lookahead(model_dir, stream)
+      # The input: task modules, the task, its vocabulary against the model's (data.open_pipeline).
+      args = (task_modules, mixture_or_task_name, task_feature_lengths, batch_size)
+      kw = dict(vocab_size=model_config.vocab_size, seqio_cache_dirs=seqio_cache_dirs, feature_converter=converter,
+                pack=pack, seed=data_seed, use_cached=use_cached_tasks, sharding=data_sharding)
       if kept is not None:  # checked when this stream was first built; it is rebuilt in the background
         task, batches = None, None
-        pipeline = data.pipeline_built_later(
-            task_modules, mixture_or_task_name, task_feature_lengths, batch_size, vocab_size=model_config.vocab_size,
-            feature_converter=converter, pack=pack, seed=data_seed, use_cached=use_cached_tasks,
-            sharding=data_sharding, seqio_cache_dirs=seqio_cache_dirs)
-        return _run(**locals())
-      # Fail fast on names before anything slow: task modules, the task, the model type.
-      data.import_task_modules(task_modules)
-      from flan_jax.tasks import api as tasks_api  # pylint: disable=g-import-not-at-top
-      from flan_jax.tasks import cache as tasks_cache  # pylint: disable=g-import-not-at-top
-      # Few-shot prompts fit the inputs; USE_CACHED_TASKS reads `flan-jax data cache` output
-      # from seqio_cache_dirs (T5X's --seqio_additional_cache_dirs), for this run only.
-      with tasks_api.fewshot_budget_for(task_feature_lengths), tasks_cache.using_cache_dirs(seqio_cache_dirs):
-        task = data.get_mixture_or_task(mixture_or_task_name)
-        data.check_vocabulary(task, model_config.vocab_size)
-        batches = data.BatchIterator(task.name, task_feature_lengths, batch_size, feature_converter=converter,
-                                     pack=pack, seed=data_seed, use_cached=use_cached_tasks, sharding=data_sharding)
+        pipeline = data.pipeline_built_later(*args, **kw)
+      else:  # fail fast on names before anything slow
+        task, batches = data.open_pipeline(*args, **kw)
         pipeline = data.pipeline_from(batches)
-        return _run(**locals())
+      return _run(**locals())
     finally:
       if lock is not None:
         lock.release()

@@ -60,6 +60,11 @@ _CATALOGUE: dict[str, TaskInfo] = {}
 _VARIANTS: dict[str, tuple[render.Renderer, tpl.Format]] = {}
 
 
+def variant(task_name: str) -> tuple[render.Renderer, tpl.Format] | None:
+  """(renderer, format) of a FLAN task variant registered by `register_flan_task`, else None."""
+  return _VARIANTS.get(task_name)
+
+
 def _renderers_of(name: str | None) -> list[render.Renderer]:
   """The renderers a task name draws from: a variant's, a family's, a sampled or seqio
   mixture's members'; None: every registered FLAN task's. Non-FLAN tasks have none."""

@@ -82,7 +82,7 @@ def members(name: str, split: str = "train") -> tuple[str, list[tuple[str, float
     kind = "mixture"
   else:
     leaves, kind = [(task.name, 1.0)], "task"
-  plain = [n for n, _ in leaves if n not in api._VARIANTS]  # pylint: disable=protected-access
+  plain = [n for n, _ in leaves if api.variant(n) is None]
   if plain:
     raise CacheError(f"{name!r}: {plain[:3]} are not FLAN task variants (registered by "
                      "api.register_flan_task); cache those with seqio's seqio_cache_tasks")
@@ -187,7 +187,7 @@ def _write_shard(settings: Settings, variant: str, k: int) -> tuple[str, int, in
   d = storage.path(settings.out) / variant
   n = settings.num_shards
   final, count = d / _shard_name(settings.split, k, n), d / f"{_shard_name(settings.split, k, n)}.count.json"
-  renderer, fmt = api._VARIANTS[variant]  # pylint: disable=protected-access
+  renderer, fmt = api.variant(variant)
   vocab = renderer.vocabulary
   if count.exists() and final.exists():
     _same_build(settings, _read_json(count), vocab, where=count)
@@ -241,7 +241,7 @@ def _finish_member(settings: Settings, variant: str) -> int:
   import seqio  # pylint: disable=g-import-not-at-top
   api = _api()
   d = storage.path(settings.out) / variant
-  renderer, fmt = api._VARIANTS[variant]  # pylint: disable=protected-access
+  renderer, fmt = api.variant(variant)
   if (d / "COMPLETED").exists():
     info = _read_json(d / f"info.{settings.split}.json")
     _same_build(settings, info["flan_jax"], renderer.vocabulary, where=d / f"info.{settings.split}.json")
@@ -301,7 +301,7 @@ def build(name: str, out, *, lengths: Mapping[str, int] = DEFAULT_LENGTHS, num_s
     raise CacheError("--out=ram://... lives in one process's memory: use --workers=1 with it")
   api = _api()
   kind, rated = members(name, split)
-  vocab = api._VARIANTS[rated[0][0]][0].vocabulary  # pylint: disable=protected-access
+  vocab = api.variant(rated[0][0])[0].vocabulary
   settings = Settings(out, split, num_shards, tuple(sorted(lengths.items())))
   manifest_path = storage.path(out) / name / MANIFEST.format(split=split)
   start = time.perf_counter()
