@@ -118,6 +118,28 @@ def test_tiny_models_compile_for_tpu(files, slice_name, monkeypatch):
 
 
 @needs_libtpu
+def test_tpu_compiles_leave_the_persistent_compilation_cache_alone(tmp_path):
+  """With JAX's persistent cache on (as `flan-jax train` turns it on), compiling for abstract TPU
+  devices twice neither stores nor tries to load the TPU program (which cannot be loaded
+  without a TPU client: jax would warn 'Error reading persistent compilation cache entry')."""
+  import subprocess
+  import sys
+  script = (
+      "import warnings; warnings.simplefilter('error')\n"
+      "from flan_jax import compile_cache, plan\n"
+      "from flan_jax.planning import compiled, topology\n"
+      f"compile_cache.enable({str(tmp_path / 'cache')!r}, min_compile_time_secs=0, say=print)\n"
+      f"r = plan.recipe_from_gin({TINY_PALM!r}, {SMALL_RUN + ['VOCAB_SIZE = 512']!r})\n"
+      "for _ in range(2):\n"
+      "  c = compiled.compile_recipe(r, topology.parse_compilable('v4-8'), loss=compiled.loss_config_from_gin())\n"
+      "print('peak', c.peak)\n")
+  out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert "peak" in out.stdout and "compilation cache" not in out.stderr.lower(), out.stderr[-2000:]
+  assert not any(p.is_file() for p in (tmp_path / "cache").rglob("*")), sorted((tmp_path / "cache").rglob("*"))
+
+
+@needs_libtpu
 def test_oversized_model_is_refused_by_the_compiler(capsys):
   """A 2.1B-parameter embedding replicated on every v5e chip (16 GB): fp32 weights and
   gradients alone are 17 GB, so XLA:TPU refuses it, and the command exits 1."""

@@ -15,6 +15,7 @@ traffic at ICI bandwidth (DCN for multi-slice is not modelled); real steps are s
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from typing import Sequence
@@ -139,6 +140,19 @@ class CompiledPlan:
     return self.model_flops / (peak * self.roofline()["step"])
 
 
+@contextlib.contextmanager
+def _no_persistent_cache():
+  """JAX's persistent compilation cache off for these compiles only: a program compiled for
+  abstract TPU devices cannot be loaded back without a TPU client (jax warns "Error reading
+  persistent compilation cache entry"), and storing it would only fill the cache."""
+  was = jax.config.jax_enable_compilation_cache
+  jax.config.update("jax_enable_compilation_cache", False)
+  try:
+    yield
+  finally:
+    jax.config.update("jax_enable_compilation_cache", was)
+
+
 def compile_recipe(recipe: plan.Recipe, sl: topology.Topology, num_slices: int = 1,
                    loss: trainer.LossConfig | None = None, effort: str = "full") -> CompiledPlan:
   """Compiles the recipe's train step for `num_slices` x `sl`; raises CompilerOutOfMemory.
@@ -148,7 +162,7 @@ def compile_recipe(recipe: plan.Recipe, sl: topology.Topology, num_slices: int =
   devices = tpu.topology_devices(sl, num_slices)
   if recipe.mesh_config.num_slices != num_slices:
     recipe = dataclasses.replace(recipe, mesh_config=dataclasses.replace(recipe.mesh_config, num_slices=num_slices))
-  with tpu.libtpu_environment(sl.name):  # building and lowering touch libtpu too
+  with tpu.libtpu_environment(sl.name), _no_persistent_cache():  # building and lowering touch libtpu too
     tr = build_trainer(recipe, devices, loss)
     t0 = time.perf_counter()
     lowered = tr.lower_train_step()
