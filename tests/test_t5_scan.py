@@ -132,3 +132,21 @@ def test_every_paper_flan_t5_recipe_scans_its_layers():
   for size in ("small", "base", "large", "xl", "xxl"):
     recipe = plan.recipe_from_gin([f"recipes/flan_t5_{size}.gin"])
     assert recipe.model_config.scan_layers, size
+
+
+def test_a_run_checkpoint_loads_into_the_other_layout_with_its_adafactor_step(tmp_path):
+  """INITIAL_CHECKPOINT_PATH = an unscanned run's MODEL_DIR: parameters stacked, the
+  optimizer step it recorded kept (Adafactor continues from it)."""
+  batch = random_encdec_batch(seed=6)
+  tr = make_trainer(config=UNROLLED, batch=batch)
+  state = tr.init_state(0)
+  state, _ = tr.train_step(state, jax.device_put(batch, tr.batch_shardings))
+  ckpts = checkpoints.RunCheckpoints(str(tmp_path / "run"), async_save=False)
+  ckpts.save(1, state, {"position": 1})
+  ckpts.close()
+  scanned = make_trainer(config=SCANNED, batch=batch)
+  params, step = checkpoints.load_params_and_step(str(tmp_path / "run"), scanned.abstract_state.params)
+  assert step == 1
+  want = stack_layers(jax.device_get(state.params))
+  for got, w in zip(jax.tree.leaves(params), jax.tree.leaves(want)):
+    np.testing.assert_array_equal(np.asarray(got), w)
