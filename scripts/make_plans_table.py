@@ -138,8 +138,11 @@ def markdown(rows: list[dict]) -> str:
       "v4-16: 29.84 GiB before, 4.95 GiB after (unrolled layers, speed effort -1). The fix costs data-parallel "
       "traffic: each encoder layer's bias gradient [H, 2048, 2048] is all-reduced before its contraction "
       "with the one-hot (Flan-T5-large: 6.4 of the 11.5 GiB per step and chip), which the roofline prices at "
-      "under a tenth of the step; every T5 row is bound by HBM traffic (the [B, H, 2048, 2048] scores and "
-      "the [buckets, L, S] one-hot of each layer), hence its low MFU bound.",
+      "under a tenth of the step. Every T5 row is bound by HBM traffic, hence its low MFU bound: `flan-jax "
+      "plan --compile` lists the largest sources, and for Flan-T5-base they are the encoder's [8, 12, 2048, "
+      "2048] attention buffers (the two score matmuls' backward 18% and 11% of the 420 GiB per step and chip, "
+      "the softmax 9%) and the bias gradient's sum over the batch (9%); the one-hot contraction itself is "
+      "under 2%.",
       "",
       "Flan-T5 and scanned stacks (issue 13). The paper's Flan-T5 recipes set `SCAN_LAYERS = True`: each "
       "stack is one `nn.scan` over its layers (T5X scalable_t5's layout, parameters stacked under "

@@ -66,6 +66,11 @@ def test_hlo_reader_multiplies_loop_bodies():
   ca = c.cost_analysis()
   ca = ca[0] if isinstance(ca, (list, tuple)) else ca
   assert ca["flops"] < 0.5 * stats.flops  # the body once: why the reader exists
+  # HBM traffic by source adds up to the total; the matmul inside the loop (read L times:
+  # x and one [k, k] weight slice each) is named by the operation that made it.
+  assert sum(stats.traffic_by_source.values()) == pytest.approx(stats.bytes_accessed)
+  dots = {src: b for src, b in stats.traffic_by_source.items() if "dot_general" in src or "matmul" in src}
+  assert dots and sum(dots.values()) >= layers * 4 * (m * k + k * k)
 
 
 def test_compiled_step_is_the_trainers_own(monkeypatch):
@@ -115,6 +120,9 @@ def test_tiny_models_compile_for_tpu(files, slice_name, monkeypatch):
   assert c.stats.collectives["all-gather"].count > 0 and c.stats.collective_bytes > 0
   rl = c.roofline()
   assert rl["step"] == max(rl["compute"], rl["hbm"], rl["ici"]) > 0 and 0 < c.mfu < 1
+  top = c.stats.top_traffic(5)
+  assert sum(c.stats.traffic_by_source.values()) == pytest.approx(c.stats.bytes_accessed)
+  assert len(top) == 5 and any("layers" in src for src, _ in top)  # named after the model's operations
 
 
 @needs_libtpu

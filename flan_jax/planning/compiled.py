@@ -235,6 +235,9 @@ def format_compiled(c: CompiledPlan, analytic: plan.Plan | None) -> str:
     if col.count:
       lines.append(f"  {kind:<20}{col.count:10,.0f} ops {col.bytes / GiB:10.2f} GiB   ring traffic "
                    f"{col.traffic / GiB:8.2f} GiB")
+  lines.append("HBM traffic per step, per chip, by source (largest):")
+  for src, b in c.stats.top_traffic(5):
+    lines.append(f"  {b / GiB:10.1f} GiB {b / max(c.stats.bytes_accessed, 1):6.1%}  {src}")
   lines.append(f"roofline   compute {rl['compute']:.3f} s, HBM {rl['hbm']:.3f} s ({c.stats.bytes_accessed / GiB:.0f} GiB), "
                f"ICI {rl['ici']:.3f} s -> {rl['step']:.3f} s/step, MFU <= {c.mfu:.0%} "
                f"(a roofline from peak FLOP/s, HBM and ICI bandwidths: an upper bound, not a measurement)")

@@ -172,6 +172,12 @@ class HloStats:
       default_factory=lambda: {k: Collective() for k in COLLECTIVES})
   loops: list[tuple[str, int]] = dataclasses.field(default_factory=list)  # (op_name, trips) of outer loops
   unknown_loops: int = 0
+  # bytes_accessed by the source operation that XLA records (layers_N folded): what the HBM
+  # time of the roofline is spent on.
+  traffic_by_source: dict[str, float] = dataclasses.field(default_factory=dict)
+
+  def top_traffic(self, n: int = 5) -> list[tuple[str, float]]:
+    return sorted(self.traffic_by_source.items(), key=lambda kv: -kv[1])[:n]
 
   @property
   def collective_bytes(self) -> float:
@@ -364,7 +370,10 @@ class _Walker:
         self._collective(base, ins, times)
       if op in _FREE or op.endswith("-done"):
         continue
-      self.stats.bytes_accessed += times * self.instr_bytes(ins)
+      b = times * self.instr_bytes(ins)
+      self.stats.bytes_accessed += b
+      src = _source(ins)
+      self.stats.traffic_by_source[src] = self.stats.traffic_by_source.get(src, 0.0) + b
 
   def instr_bytes(self, ins: Instr) -> float:
     """HBM bytes an instruction reads and writes. Slices read only what they keep; an
@@ -410,6 +419,20 @@ class _Walker:
     c.count += times
     c.bytes += times * size
     c.traffic += times * traffic
+
+
+def _source(ins: "Instr") -> str:
+  """A short name of the model operation an instruction comes from: the tail of its op_name
+  metadata (layers_N folded, jit/jvp/transpose wrappers dropped) and whether it belongs to
+  the backward pass; the opcode when XLA kept no metadata (its own copies, async slices)."""
+  m = re.search(r'op_name="([^"]*)"', ins.attrs)
+  if not m:
+    return f"({ins.opcode})"
+  name = re.sub(r"layers_\d+", "layers_N", m.group(1))
+  backward = "transpose(" in name
+  parts = [p for p in name.split("/") if p and not re.match(r"^(jit|jvp|transpose|closed_call|checkpoint|while|body|"
+                                                             r"rematted_computation)\b", p)]
+  return "/".join(parts[-4:]) + (" (backward)" if backward else "")
 
 
 def analyse(hlo_text: str, num_devices: int) -> HloStats:
