@@ -132,7 +132,9 @@ def search(files, bindings, topology_name: str, num_slices: int = 1, compile_top
 
 
 def format_search(cands: list[Candidate], best: Candidate | None, files, limit: int = 15) -> str:
-  lines = [f"{'setting':<52}{'analytic GiB':>13}{'est. s/step':>12}{'compiled GiB':>14}{'roofline s':>11}"]
+  lines = [f"{'setting':<52}{'analytic GiB':>13}{'est. s/step':>12}{'compiled GiB':>14}{'roofline s':>11}",
+           "(est. s/step: analytic compute and ICI time, no HBM term; roofline s: the compiled program's, with "
+           "HBM traffic read from its HLO)"]
   for c in cands[:limit]:
     comp = (f"{c.compiled.peak / compiled.GiB:14.2f}{c.compiled.roofline()['step']:11.3f}" if c.compiled
             else f"{'refused':>14}{'':>11}" if c.compile_error else "")
