@@ -235,7 +235,9 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
              (added by 'dots_with_no_batch_dims');
     scores - attention logits and their weighted sum (added by 'dots');
     other  - norms, RoPE, the fp32 softmax (4 bytes, whatever the activation dtype)
-             and, for bf16 activations, its bf16 copy; activations (added by 'none').
+             and, for bf16 activations, its bf16 copy (one activation-dtype softmax
+             where the model keeps attention logits in that dtype); activations
+             (added by 'none').
   Activations are sharded over the batch by data x fsdp and over heads / mlp / vocab
   by model; `embed` stays whole (as the rules place it on activations).
   Transient: the larger of two phases that are never live together (calibrated on
@@ -258,12 +260,21 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
   keep = {"full": 0, "dots_with_no_batch_dims": 1, "dots": 2, "none": 3}[cfg.remat_policy]
   act = cfg.activation_dtype.itemsize
   f32 = 4 / act  # a float32 value in activation-dtype elements
-  copy = 1 if act != 4 else 0  # the softmax's copy in activation dtype (none when that is float32)
+  # The softmax: float32 with a copy in activation dtype (none when that is float32), or, for
+  # models whose attention logits stay in the activation dtype (T5X's float32_attention_logits
+  # = False, the Flan-T5 default), one activation-dtype buffer.
+  # Fitted on the compiled Flan-T5 rows (docs/plans.md): saved for the backward, such a model
+  # keeps two activation-dtype [B, H, L, S] buffers besides the logits (the probabilities and
+  # their dropped-out copy); the layer being recomputed, one.
+  f32_logits = getattr(cfg, "float32_attention_logits", True)
+  soft = f32 if f32_logits else 2
+  copy = 1 if act != 4 and f32_logits else 0
 
-  def attention(q_len: int, kv_len: int, kvh: float, project_kv: bool = True, copy: float = copy) -> list[float]:
+  def attention(q_len: int, kv_len: int, kvh: float, project_kv: bool = True, copy: float = copy,
+                soft: float = soft) -> list[float]:
     """[proj, scores, other] per query token (K/V projections amortised per query token)."""
     kv = 2 * kvh * k * (kv_len / q_len if project_kv else 0)
-    return [h * k + kv + d, h * kv_len + h * k, (f32 + copy) * h * kv_len + 3 * h * k]
+    return [h * k + kv + d, h * kv_len + h * k, (soft + copy) * h * kv_len + 3 * h * k]
 
   def layer(parts: list[list[float]], extra_other: float) -> tuple[float, float]:
     proj = sum(p[0] for p in parts) + mlp_proj
@@ -290,8 +301,9 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
     saved += seqs * s * d * act + seqs * 4 * (s * s + t * t + t * s)  # encoder output; mask / position biases
     # The layer being recomputed holds no activation-dtype copy of its softmax: XLA:TPU fuses
     # the cast into the matmul that reads it (fitted on the scanned Flan-T5 compiles, docs/plans.md).
-    enc_full = layer([attention(s, s, hkv, copy=0)], 3 * d)[1]
-    dec_full = layer([attention(t, t, hkv, copy=0), attention(t, s, hkv, copy=0)], 4 * d)[1]
+    work = dict(copy=0, soft=f32 if f32_logits else 1)
+    enc_full = layer([attention(s, s, hkv, **work)], 3 * d)[1]
+    dec_full = layer([attention(t, t, hkv, **work), attention(t, s, hkv, **work)], 4 * d)[1]
     working = seqs * max(s * enc_full, t * dec_full) * act
     logits_tokens, logit_bytes = seqs * t, (act if cfg.logits_via_embedding else 4)
   # Rematerialised decoder-only layers hold the recomputed layer and its gradients (2x). An

@@ -479,3 +479,41 @@ def test_dropout_sites_init_and_float32_logits():
   for w, fan_in in ((wi, 32), (wo, 512)):
     assert np.abs(w).max() <= 2 * fan_in ** -0.5 / 0.8796 + 1e-6
     assert abs(w.std() * fan_in ** 0.5 - 1) < 0.05
+
+
+def _t5x_attention_bf16(params, x, bias, dtype=jnp.bfloat16):
+  """T5X's MultiHeadDotProductAttention + dot_product_attention with float32_logits=False
+  (t5x/examples/t5/layers.py, the T5 v1.1 default), re-typed: projections in `dtype`, the
+  q.k logits in `dtype`, the bias cast to the logits' dtype, softmax in that dtype."""
+  p = jax.tree.map(lambda w: jnp.asarray(w, dtype), params)
+  xb = x.astype(dtype)
+  q = jnp.einsum("bld,dhk->blhk", xb, p["query"]["kernel"])
+  k = jnp.einsum("bld,dhk->blhk", xb, p["key"]["kernel"])
+  v = jnp.einsum("bld,dhk->blhk", xb, p["value"]["kernel"])
+  logits = jnp.einsum("bqhd,bkhd->bhqk", q, k)
+  logits = logits + bias.astype(logits.dtype)
+  weights = jax.nn.softmax(logits).astype(dtype)
+  out = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
+  return jnp.einsum("blhk,hkd->bld", out, p["out"]["kernel"]), logits.dtype
+
+
+def test_bfloat16_attention_keeps_logits_in_bfloat16_as_t5x():
+  """Flan-T5 (T5X's T5 v1.1 gin: float32_attention_logits unset, False) computes attention
+  logits, bias and softmax in bfloat16; flan_jax's T5 does the same by default, and
+  `float32_attention_logits=True` upcasts after the dot (a different program)."""
+  import flax.linen as nn
+  from flan_jax.models import layers
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.normal(size=(2, 24, 64)), jnp.float32)
+  bias = jnp.asarray(rng.normal(size=(1, 4, 24, 24)) * 3, jnp.float32)
+  attn = layers.Attention(4, 16, dtype=jnp.bfloat16, float32_logits=False)
+  params = nn.unbox(attn.init(jax.random.key(0), x, x, bias, deterministic=True)["params"])
+  ours = attn.apply({"params": params}, x, x, bias, deterministic=True)
+  want, logit_dtype = _t5x_attention_bf16(params, x, bias)
+  assert logit_dtype == jnp.bfloat16 and ours.dtype == jnp.bfloat16
+  err = float(jnp.max(jnp.abs(ours.astype(jnp.float32) - want.astype(jnp.float32))))
+  upcast = layers.Attention(4, 16, dtype=jnp.bfloat16, float32_logits=True).apply(
+      {"params": params}, x, x, bias, deterministic=True)
+  err_upcast = float(jnp.max(jnp.abs(upcast.astype(jnp.float32) - want.astype(jnp.float32))))
+  assert err <= 1e-6 < err_upcast, (err, err_upcast)
+  assert t5.T5Config().float32_attention_logits is False

@@ -271,6 +271,11 @@ class Attention(nn.Module):
   T5 convention: logits are not divided by sqrt(head_dim); the query projection's
   initialisation carries that factor instead (`scale_logits=False`). PaLM-style
   models set `scale_logits=True`.
+
+  `float32_logits`: the q.k dot's output is upcast to float32 before the bias and the
+  softmax (MaxText's `float32_logits`). False keeps logits, bias and softmax in `dtype`,
+  as T5X's `dot_product_attention(float32_logits=False)`, the T5 v1.1 default. Either way
+  the dot itself runs in `dtype`; with float32 activations the two are the same.
   """
   num_heads: int
   head_dim: int
@@ -279,6 +284,7 @@ class Attention(nn.Module):
   scale_logits: bool = False
   use_rope: bool = False
   dtype: Dtype = jnp.float32
+  float32_logits: bool = True
 
   @nn.compact
   def __call__(self, x_BxLxD: Array, kv_BxSxD: Array, bias: Array | None, *, deterministic: bool,
@@ -322,9 +328,10 @@ class Attention(nn.Module):
       logits = jnp.einsum("blgqk,bgsk->bgqls", q, k_BxGxSxK).reshape(q.shape[0], h, q.shape[1], k_BxGxSxK.shape[2])
     else:
       logits = jnp.einsum("blhk,bhsk->bhls", q, k_BxGxSxK)
-    logits = logits.astype(jnp.float32)
+    if self.float32_logits:
+      logits = logits.astype(jnp.float32)
     if bias is not None:
-      logits = logits + bias.astype(jnp.float32)
+      logits = logits + bias.astype(logits.dtype)
     weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
     # One mask per (batch, head, key), shared by all queries: T5X's broadcast dims.
     weights = nn.Dropout(self.dropout_rate, broadcast_dims=(-2,))(weights, deterministic=deterministic)

@@ -39,6 +39,10 @@ class T5Config(ModelConfig):
   relative_attention_num_buckets: int = 32
   relative_attention_max_distance: int = 128
   scan_layers: bool = False  # one nn.scan per stack: compile time flat in depth (T5X scalable_t5)
+  # T5X's network.T5Config.float32_attention_logits (False there and in its T5 v1.1 gin files):
+  # attention logits, bias and softmax in the activation dtype. True upcasts the logits to
+  # float32 after the q.k dot (see layers.Attention). Same numbers for float32 models.
+  float32_attention_logits: bool = False
 
 
 def _layer_stack(block_cls, cfg: T5Config, num_layers: int):
@@ -87,6 +91,7 @@ class EncoderLayer(nn.Module):
     bias = _self_attention_bias(cfg, relpos_HxN, segment_ids_BxL, causal=False)
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_attention_layer_norm")(x_BxLxD)
     y = layers.Attention(cfg.num_heads, cfg.head_dim, dropout_rate=cfg.dropout_rate, dtype=dt,
+                         float32_logits=cfg.float32_attention_logits,
                          name="attention")(y, y, bias, deterministic=deterministic)
     x_BxLxD = x_BxLxD + nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(y, deterministic=deterministic)
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_mlp_layer_norm")(x_BxLxD)
@@ -112,10 +117,12 @@ class DecoderLayer(nn.Module):
     drop = lambda v: nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(v, deterministic=deterministic)
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_self_attention_layer_norm")(x_BxLxD)
     y = layers.Attention(cfg.num_heads, cfg.head_dim, dropout_rate=cfg.dropout_rate, dtype=dt,
+                         float32_logits=cfg.float32_attention_logits,
                          name="self_attention")(y, y, self_bias, deterministic=deterministic, decode=decode)
     x_BxLxD = x_BxLxD + drop(y)
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_cross_attention_layer_norm")(x_BxLxD)
     y = layers.Attention(cfg.num_heads, cfg.head_dim, dropout_rate=cfg.dropout_rate, dtype=dt,
+                         float32_logits=cfg.float32_attention_logits,
                          name="encoder_decoder_attention")(y, encoded_BxSxD, cross_bias, deterministic=deterministic,
                                                             decode=decode, static_kv=True)
     x_BxLxD = x_BxLxD + drop(y)
