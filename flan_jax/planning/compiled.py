@@ -145,12 +145,17 @@ def _no_persistent_cache():
   """JAX's persistent compilation cache off for these compiles only: a program compiled for
   abstract TPU devices cannot be loaded back without a TPU client (jax warns "Error reading
   persistent compilation cache entry"), and storing it would only fill the cache."""
+  from jax.experimental.compilation_cache import compilation_cache as cc
   was = jax.config.jax_enable_compilation_cache
+  # jax decides once whether the cache is used and keeps that answer until reset_cache():
+  # reset around the switch, so it asks again here (off) and at the next compile (as before).
   jax.config.update("jax_enable_compilation_cache", False)
+  cc.reset_cache()
   try:
     yield
   finally:
     jax.config.update("jax_enable_compilation_cache", was)
+    cc.reset_cache()
 
 
 def compile_recipe(recipe: plan.Recipe, sl: topology.Topology, num_slices: int = 1,
