@@ -345,6 +345,10 @@ def load_params_and_step(path: str, abstract_params: PyTree | None = None) -> tu
   tree = _metadata_tree(item)
   saved_params = tree["params"] if kind == "state" else tree
   if abstract_params is not None and _stacked(saved_params) != _stacked(abstract_params):
+    why = _structure_difference(saved_params, abstract_params)  # from metadata, before reading anything
+    if why:
+      raise CheckpointError(f"parameters in {item} do not match the model, even after converting the layer "
+                            f"layout (scan_layers): {why}")
     return _load_relayout(ckptr, item, kind, abstract_params)
   if kind == "state":
     if abstract_params is None:
@@ -387,12 +391,6 @@ def _load_relayout(ckptr, item: str, kind: str, abstract_params: PyTree) -> tupl
   params = jax.tree.map(np.asarray, params)
   params = unstack_layers(params) if _stacked(params) else stack_layers(params)
   want = _plain(abstract_params)
-  check = {"/".join(k): tuple(v.shape) for k, v in _flat(params).items()}
-  wanted = {"/".join(k): tuple(v.shape) for k, v in _flat(want).items()}
-  if check != wanted:
-    first = min(set(check) ^ set(wanted) or {k for k in check if check[k] != wanted[k]})
-    raise CheckpointError(f"parameters in {item} do not match the model, even after converting the layer "
-                          f"layout (scan_layers): first difference at {first}")
 
   def place(x: np.ndarray, target):
     x = x.astype(target.dtype)
@@ -401,11 +399,6 @@ def _load_relayout(ckptr, item: str, kind: str, abstract_params: PyTree) -> tupl
       return jax.numpy.asarray(x)
     return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
   return jax.tree.map(place, params, want), step
-
-
-def _flat(tree: PyTree) -> dict:
-  from flax import traverse_util
-  return traverse_util.flatten_dict(tree)
 
 
 def params_item(path: str) -> str:
@@ -435,18 +428,14 @@ def _unstacked_shapes(flat: dict) -> dict[str, tuple[int, ...]]:
   return out
 
 
-def check_params_structure(path: str, abstract_params: PyTree, model: str = "the model") -> None:
-  """Raises CheckpointError naming the first parameter whose path or shape differs between the
-  checkpoint at `path` and `abstract_params` (a few lines, not the whole tree)."""
+def _structure_difference(saved: PyTree, wanted: PyTree, model: str = "the model") -> str | None:
+  """None if two parameter trees (arrays or metadata) have the same paths and shapes, layer by
+  layer in either layout; else a line naming the first parameter that differs."""
   from flax import traverse_util
-  item, kind = _find_params_item(path)
-  tree = _metadata_tree(item)
-  if kind == "state":
-    tree = tree["params"]
-  saved = _unstacked_shapes(traverse_util.flatten_dict(_plain(tree)))
-  wanted = _unstacked_shapes(traverse_util.flatten_dict(_plain(abstract_params)))
+  saved = _unstacked_shapes(traverse_util.flatten_dict(_plain(saved)))
+  wanted = _unstacked_shapes(traverse_util.flatten_dict(_plain(wanted)))
   if saved == wanted:
-    return
+    return None
   first = min(set(saved) ^ set(wanted) or {k for k in saved if saved[k] != wanted[k]})
   if first not in saved:
     what = f"{model} has parameter {first} {wanted[first]}, which the checkpoint lacks"
@@ -454,5 +443,15 @@ def check_params_structure(path: str, abstract_params: PyTree, model: str = "the
     what = f"the checkpoint has parameter {first} {saved[first]}, which {model} lacks"
   else:
     what = f"parameter {first} is {saved[first]} in the checkpoint but {wanted[first]} in {model}"
-  raise CheckpointError(f"{path} holds another model ({len(saved)} parameters saved, {len(wanted)} expected): "
-                        f"{what}. Use the model it was saved with, or another directory.")
+  return f"({len(saved)} parameters saved, {len(wanted)} expected): {what}"
+
+
+def check_params_structure(path: str, abstract_params: PyTree, model: str = "the model") -> None:
+  """Raises CheckpointError naming the first parameter whose path or shape differs between the
+  checkpoint at `path` and `abstract_params` (a few lines, not the whole tree)."""
+  item, kind = _find_params_item(path)
+  tree = _metadata_tree(item)
+  why = _structure_difference(tree["params"] if kind == "state" else tree, abstract_params, model)
+  if why:
+    raise CheckpointError(f"{path} holds another model {why}. Use the model it was saved with, or another "
+                          "directory.")

@@ -19,6 +19,7 @@ program that is stored or loaded prints one line naming it to stderr, e.g.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -126,6 +127,24 @@ def enable(directory: str | None = None, enabled: bool = True, min_compile_time_
     jax.monitoring.register_event_duration_secs_listener(_on_duration)
     _listening = True
   return directory
+
+
+@contextlib.contextmanager
+def suspended():
+  """The persistent cache off for the compiles inside, on as before afterwards. jax decides
+  once per process whether the cache is used and keeps that answer until `reset_cache()`,
+  hence the resets. For programs that cannot be loaded back here (`plan --compile`'s TPU
+  programs, compiled without a TPU client): storing them would only fill the cache, and
+  reading one back fails with a warning."""
+  from jax.experimental.compilation_cache import compilation_cache as cc
+  was = jax.config.jax_enable_compilation_cache
+  jax.config.update("jax_enable_compilation_cache", False)
+  cc.reset_cache()
+  try:
+    yield
+  finally:
+    jax.config.update("jax_enable_compilation_cache", was)
+    cc.reset_cache()
 
 
 def events() -> _CacheEvents | None:

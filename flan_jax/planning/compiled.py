@@ -15,7 +15,6 @@ traffic at ICI bandwidth (DCN for multi-slice is not modelled); real steps are s
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import time
 from typing import Sequence
@@ -23,7 +22,7 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-from flan_jax import flops, optim, partitioning, plan, trainer
+from flan_jax import compile_cache, flops, optim, partitioning, plan, trainer
 from flan_jax.models import build_model
 from flan_jax.planning import hlo, topology, tpu
 
@@ -140,24 +139,6 @@ class CompiledPlan:
     return self.model_flops / (peak * self.roofline()["step"])
 
 
-@contextlib.contextmanager
-def _no_persistent_cache():
-  """JAX's persistent compilation cache off for these compiles only: a program compiled for
-  abstract TPU devices cannot be loaded back without a TPU client (jax warns "Error reading
-  persistent compilation cache entry"), and storing it would only fill the cache."""
-  from jax.experimental.compilation_cache import compilation_cache as cc
-  was = jax.config.jax_enable_compilation_cache
-  # jax decides once whether the cache is used and keeps that answer until reset_cache():
-  # reset around the switch, so it asks again here (off) and at the next compile (as before).
-  jax.config.update("jax_enable_compilation_cache", False)
-  cc.reset_cache()
-  try:
-    yield
-  finally:
-    jax.config.update("jax_enable_compilation_cache", was)
-    cc.reset_cache()
-
-
 def compile_recipe(recipe: plan.Recipe, sl: topology.Topology, num_slices: int = 1,
                    loss: trainer.LossConfig | None = None, effort: str = "full") -> CompiledPlan:
   """Compiles the recipe's train step for `num_slices` x `sl`; raises CompilerOutOfMemory.
@@ -167,7 +148,8 @@ def compile_recipe(recipe: plan.Recipe, sl: topology.Topology, num_slices: int =
   devices = tpu.topology_devices(sl, num_slices)
   if recipe.mesh_config.num_slices != num_slices:
     recipe = dataclasses.replace(recipe, mesh_config=dataclasses.replace(recipe.mesh_config, num_slices=num_slices))
-  with tpu.libtpu_environment(sl.name), _no_persistent_cache():  # building and lowering touch libtpu too
+  # Building and lowering touch libtpu too; a TPU program is never stored in (or read from) JAX's cache.
+  with tpu.libtpu_environment(sl.name), compile_cache.suspended():
     tr = build_trainer(recipe, devices, loss)
     t0 = time.perf_counter()
     lowered = tr.lower_train_step()
