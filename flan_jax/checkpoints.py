@@ -244,13 +244,21 @@ def _root_cause(e: BaseException) -> str:
   return (line[:400] + "...") if len(line) > 400 else line
 
 
-def save_params(directory: str, params: PyTree, gin_config: str | None = None) -> None:
-  """Writes a parameter-only checkpoint (numpy or jax arrays) to `directory`."""
+def save_params(directory: str, params: PyTree, gin_config: str | None = None, *, streaming: bool = False) -> None:
+  """Writes a parameter-only checkpoint (numpy or jax arrays) to `directory`.
+
+  `streaming`: for a tree of jax arrays as large as the host's memory allows (a converted
+  XXL): written synchronously, 1 GB in flight, without orbax's compression, whose buffers
+  would hold a second copy of much of the model; the same format, read back as any other."""
   directory = _abs(directory)
   os.makedirs(directory, exist_ok=True)
-  ckptr = ocp.StandardCheckpointer()
-  ckptr.save(os.path.join(directory, "params"), params, force=True)
-  ckptr.wait_until_finished()
+  if streaming:
+    handler = ocp.PyTreeCheckpointHandler(save_concurrent_gb=1, use_compression=False)
+    ocp.Checkpointer(handler).save(os.path.join(directory, "params"), args=ocp.args.PyTreeSave(params), force=True)
+  else:
+    ckptr = ocp.StandardCheckpointer()
+    ckptr.save(os.path.join(directory, "params"), params, force=True)
+    ckptr.wait_until_finished()
   if gin_config is not None:
     with open(os.path.join(directory, "model.gin"), "w") as f:
       f.write(gin_config)
@@ -303,8 +311,25 @@ def has_run_checkpoints(model_dir: str) -> bool:
   return bool(saved_steps(model_dir))
 
 
+def _t5x(path: str):
+  """The T5X reader module when PATH is a T5X checkpoint (no flan_jax files there), else None."""
+  from flan_jax.convert import t5x
+  local_flan = "://" not in str(path) and os.path.isdir(path) and (
+      os.path.isdir(os.path.join(path, "params")) or os.path.isdir(os.path.join(path, "state"))
+      or bool(saved_steps(path)))
+  return None if local_flan or not t5x.looks_like_t5x(path) else t5x
+
+
 def check_params_path(path: str) -> None:
-  """Fails early, naming the path, if INITIAL_CHECKPOINT_PATH is not a checkpoint we can load."""
+  """Fails early, naming the path, if INITIAL_CHECKPOINT_PATH is not a checkpoint we can load
+  (a T5X checkpoint: its index is read and checked)."""
+  t5x = _t5x(path)
+  if t5x is not None:
+    try:
+      t5x.T5XCheckpoint(path)
+    except ValueError as e:
+      raise CheckpointError(f"INITIAL_CHECKPOINT_PATH: {e}") from None
+    return
   if "://" in path:
     return
   if not os.path.exists(path):
@@ -317,6 +342,45 @@ def check_params_path(path: str) -> None:
 
 def load_params(path: str, abstract_params: PyTree | None = None) -> PyTree:
   return load_params_and_step(path, abstract_params)[0]
+
+
+def load_initial(path: str, abstract_params: PyTree) -> tuple[PyTree, int | None, dict, str | None]:
+  """What INITIAL_CHECKPOINT_PATH starts a run from: (parameters on `abstract_params`'
+  shardings, the step the checkpoint records (None if none), Adafactor moments to carry
+  (`convert.t5x`'s form, {} if none) and, when there are none, why not (None if the
+  checkpoint kind never has them: a flan_jax run's state restarts its optimizer)."""
+  t5x = _t5x(path)
+  if t5x is not None:
+    ckpt = t5x.T5XCheckpoint(path)
+    from flan_jax.models.t5 import T5Config
+    cfg = _model_config_of(abstract_params, ckpt, t5x)
+    params = t5x.read_params(ckpt, cfg, abstract_params, _place)
+    moments, why = t5x.read_moments(ckpt, cfg) if isinstance(cfg, T5Config) else ({}, "not a T5 model")
+    return params, ckpt.step, moments, why
+  params, step = load_params_and_step(path, abstract_params)
+  moments_dir = os.path.join(_abs(path), "adafactor_moments", "params")
+  if os.path.isdir(moments_dir):
+    from flan_jax.convert import t5x as t5x_module
+    with jax.default_device(jax.devices("cpu")[0]):
+      tree = ocp.StandardCheckpointer().restore(moments_dir)
+    return params, step, t5x_module.moments_from_tree(jax.tree.map(np.asarray, _plain(tree))), None
+  return params, step, {}, None
+
+
+def _model_config_of(abstract_params: PyTree, ckpt, t5x):
+  """The T5Config a T5X checkpoint is read as: its shapes', laid out as `abstract_params` is."""
+  import dataclasses
+  cfg, _ = t5x.infer_config(ckpt)
+  return dataclasses.replace(cfg, scan_layers=_stacked(abstract_params)) if abstract_params is not None else cfg
+
+
+def _place(x: np.ndarray, target) -> jax.Array:
+  """A host array onto `target`'s sharding (each device takes its slice), in its dtype."""
+  x = np.asarray(x).astype(target.dtype)
+  sharding = getattr(target, "sharding", None)
+  if sharding is None:
+    return jax.numpy.asarray(x)
+  return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
 
 
 def _optimizer_step(state: Any) -> int | None:
@@ -339,8 +403,34 @@ def load_params_and_step(path: str, abstract_params: PyTree | None = None) -> tu
   stack, e.g. a converted Flan-T5 loaded into a scanned recipe) is read on the host,
   stacked or unstacked, and placed on those shardings.
   Without it they come back as host numpy arrays.
+
+  A T5X checkpoint (`flan_jax.convert.t5x`) is read array by array onto those shardings;
+  its step is T5X's. A converted checkpoint's step is the one its model.json records.
   """
+  t5x = _t5x(path)
+  if t5x is not None:
+    ckpt = t5x.T5XCheckpoint(path)
+    cfg = _model_config_of(abstract_params, ckpt, t5x)
+    return t5x.read_params(ckpt, cfg, abstract_params, _place if abstract_params is not None else None), ckpt.step
   item, kind = _find_params_item(path)
+  if kind == "params":
+    params, _ = _load_params_item(item, kind, abstract_params)
+    return params, _recorded_step(path)
+  return _load_params_item(item, kind, abstract_params)
+
+
+def _recorded_step(path: str) -> int | None:
+  """The `step` a converted checkpoint's model.json records (from-t5x), else None."""
+  import json
+  try:
+    with open(os.path.join(_abs(path), "model.json")) as f:
+      step = json.load(f).get("step")
+  except (OSError, ValueError, AttributeError):
+    return None
+  return step if isinstance(step, int) else None
+
+
+def _load_params_item(item: str, kind: str, abstract_params: PyTree | None) -> tuple[PyTree, int | None]:
   ckptr = ocp.StandardCheckpointer()
   tree = _metadata_tree(item)
   saved_params = tree["params"] if kind == "state" else tree
@@ -392,18 +482,18 @@ def _load_relayout(ckptr, item: str, kind: str, abstract_params: PyTree) -> tupl
   params = unstack_layers(params) if _stacked(params) else stack_layers(params)
   want = _plain(abstract_params)
 
-  def place(x: np.ndarray, target):
-    x = x.astype(target.dtype)
-    sharding = getattr(target, "sharding", None)
-    if sharding is None:
-      return jax.numpy.asarray(x)
-    return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
-  return jax.tree.map(place, params, want), step
+  return jax.tree.map(_place, params, want), step
 
 
 def params_item(path: str) -> str:
   """The orbax item holding a checkpoint's parameters; "no such directory" / "no checkpoint in"
-  errors name the path."""
+  errors name the path. A T5X checkpoint: its checkpoint_<step> directory."""
+  t5x = _t5x(path)
+  if t5x is not None:
+    try:
+      return t5x.checkpoint_dir(path)
+    except ValueError as e:
+      raise CheckpointError(str(e)) from None
   if not os.path.isdir(path):
     raise CheckpointError(f"no such directory: {path}")
   try:
@@ -449,6 +539,16 @@ def _structure_difference(saved: PyTree, wanted: PyTree, model: str = "the model
 def check_params_structure(path: str, abstract_params: PyTree, model: str = "the model") -> None:
   """Raises CheckpointError naming the first parameter whose path or shape differs between the
   checkpoint at `path` and `abstract_params` (a few lines, not the whole tree)."""
+  t5x = _t5x(path)
+  if t5x is not None:
+    from flax import traverse_util
+    ckpt = t5x.T5XCheckpoint(path)
+    shapes = t5x.flan_shapes(t5x.layout(ckpt, None)[0])
+    saved = traverse_util.unflatten_dict({p: np.empty(s, np.uint8) for p, s in shapes.items()})
+    why = _structure_difference(saved, abstract_params, model)
+    if why:
+      raise CheckpointError(f"{path} holds another model {why}. Use the model it was saved with.")
+    return
   item, kind = _find_params_item(path)
   tree = _metadata_tree(item)
   why = _structure_difference(tree["params"] if kind == "state" else tree, abstract_params, model)

@@ -14,7 +14,7 @@ SUBCOMMANDS = {
     "eval": ("flan_jax.eval", "evaluate a checkpoint on benchmark tasks (--gin_file=F --gin.KEY=VALUE)"),
     "infer": ("flan_jax.infer", "decode a task or mixture to JSONL (--gin_file=gin/runs/infer.gin --gin.KEY=VALUE)"),
     "generate": ("flan_jax.generate", "complete prompts: --checkpoint DIR \"PROMPT\" ... | --interactive"),
-    "convert": ("flan_jax.convert.hf", "convert checkpoints: from-hf SRC DST | to-hf SRC DST"),
+    "convert": ("flan_jax.convert.hf", "convert checkpoints: from-hf SRC DST | to-hf SRC DST | from-t5x SRC DST"),
     "plan": ("flan_jax.plan", "per-chip memory and step time of a recipe on a topology (--gin_file=RECIPE)"),
     "flops": ("flan_jax.flops", "FLOPs accounting; --paper prints the paper's compute table"),
     "tasks": ("flan_jax.tasks.cli",
@@ -54,7 +54,7 @@ def _help(command: str, rest: list[str]) -> int | None:
     module, function = HELP_PARSERS[command]
     parser = getattr(importlib.import_module(module), function)()
     words = [a for a in rest if not a.startswith("-")]
-    if command == "convert" and words and words[0] in ("from-hf", "to-hf"):
+    if command == "convert" and words and words[0] in ("from-hf", "to-hf", "from-t5x"):
       try:
         parser.parse_args([words[0], "--help"])
       except SystemExit as e:

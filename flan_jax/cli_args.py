@@ -93,7 +93,7 @@ def convert_parser() -> argparse.ArgumentParser:
              "  flan-jax convert from-hf /path/to/hf/flan-t5-base /ckpt/flan_t5_base\n"
              "  flan-jax convert to-hf /ckpt/flan_t5_base /tmp/hf_out\n"
              "`flan-jax convert from-hf --help` / `to-hf --help` describe each.")
-  sub = p.add_subparsers(dest="command", required=True, metavar="{from-hf,to-hf}")
+  sub = p.add_subparsers(dest="command", required=True, metavar="{from-hf,to-hf,from-t5x}")
   s = sub.add_parser("from-hf", help="Hugging Face T5 directory (safetensors) -> flan_jax parameter checkpoint",
                      description="Hugging Face T5 directory -> flan_jax parameter checkpoint (params/) plus "
                                  "model.json with spiece.model; pass DST as INITIAL_CHECKPOINT_PATH.")
@@ -103,6 +103,27 @@ def convert_parser() -> argparse.ArgumentParser:
                      description="flan_jax checkpoint -> Hugging Face T5 directory (config.json, model.safetensors, spiece.model, tokenizer_config.json).")
   s.add_argument("src", help="parameter checkpoint, run step directory or MODEL_DIR")
   s.add_argument("dst", help="output directory: config.json, model.safetensors, spiece.model, tokenizer_config.json")
+  s = sub.add_parser(
+      "from-t5x", help="T5X checkpoint (msgpack + tensorstore, local or gs://) -> flan_jax parameter checkpoint",
+      formatter_class=_RAW,
+      description="T5X checkpoint -> flan_jax parameter checkpoint: params/, the Adafactor statistics T5X saved\n"
+                  "(adafactor_moments/), model.json with the model (from the shapes, or the recipe's) and T5X's step,\n"
+                  "and with --vocab its SentencePiece model. T5X checkpoints record no vocabulary. DST must be new\n"
+                  "or empty; nothing is written unless every array was read and checked. A T5X checkpoint also\n"
+                  "works directly as INITIAL_CHECKPOINT_PATH and with generate, infer, eval and to-hf.",
+      epilog="example (the paper's starting point, T5 v1.1 LM-adapted XL, step 1,100,000):\n"
+             "  flan-jax convert from-t5x gs://t5-data/pretrained_models/t5x/t5_1_1_lm100k_xl/checkpoint_1100000 \\\n"
+             "      /ckpt/t5_1_1_lm100k_xl --gin_file=gin/recipes/flan_t5_xl.gin --vocab /path/to/spiece.model")
+  s.add_argument("src", help="checkpoint_<step> directory (or its 'checkpoint' file, or a T5X model directory: "
+                             "its newest checkpoint_<step>), local or gs://")
+  s.add_argument("dst", help="output directory (new or empty): params/, adafactor_moments/, model.json")
+  s.add_argument("--vocab", default=None, help="the model's SentencePiece file, recorded in model.json (T5 and "
+                                                "Flan-T5: the 32,000-piece cc_all.32000 model)")
+  s.add_argument("--extra_ids", type=int, default=100,
+                 help="sentinel ids after the SentencePiece pieces (default 100, as T5's vocabulary)")
+  s.add_argument("--gin_file", action="append", default=None,
+                 help="a recipe or gin/models file naming the model: the checkpoint's shapes are checked against "
+                      "it and its other settings (activations, dtype, scan_layers) are kept")
   return p
 
 

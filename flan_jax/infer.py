@@ -61,8 +61,9 @@ def choose_vocabulary(rec: record.ModelRecord, override=None):
   if override is None:
     if recorded is not None:
       vocab, where = recorded, f"the vocabulary recorded in {rec.source}"
-    elif rec.source.endswith(record.RECORD_FILE):
-      raise ValueError(f"{rec.source} records no vocabulary; pass the model's SentencePiece file "
+    elif not rec.source.endswith(".gin"):  # model.json, or a T5X checkpoint (which carries none)
+      why = " (T5X checkpoints carry none)" if not rec.source.endswith(record.RECORD_FILE) else ""
+      raise ValueError(f"{rec.source} records no vocabulary{why}; pass the model's SentencePiece file "
                        "(--vocab for generate)")
     else:  # a run from before model.json: the quickstart's shipped vocabulary
       from flan_jax.tasks import vocab as default

@@ -431,6 +431,60 @@ def with_initial_step(state: AdafactorState | PyTree, initial_step: int | jax.Ar
   return state
 
 
+def _keep_key(dims) -> str:
+  return "keep" + "_".join(str(d) for d in dims)
+
+
+def with_moments(optimizer: Any, state: PyTree, params: PyTree, moments: Mapping, place: Callable
+                 ) -> tuple[PyTree, int, list[str]]:
+  """(state, parameters carried, parameters not carried): Adafactor's second-moment
+  statistics taken from `moments` ({unscanned parameter path: {keep key: array}}, the form
+  `flan_jax.convert.t5x` reads T5X's `param_states` into) wherever they are exactly the
+  accumulators this optimizer's factoring keeps: v_row keeps the dims that are not column
+  dims, v_col those that are not row dims, an unfactored v all of them; a scanned stack takes
+  layer i from `layers_i`. Any other parameter keeps its fresh (zero) statistics.
+  `place(array, like)` puts an array where the state's leaf `like` is."""
+  if not isinstance(state, AdafactorState) or not isinstance(optimizer, Adafactor):
+    return state, 0, ["(all: the optimizer is not Adafactor)"]
+  plans = optimizer.plans(params)
+  flat, treedef = jax.tree_util.tree_flatten_with_path(params)
+  plan_leaves = treedef.flatten_up_to(plans)
+  fields = {name: treedef.flatten_up_to(getattr(state, name)) for name in ("v_row", "v_col", "v")}
+  carried, missed = 0, []
+  for i, ((path, x), plan) in enumerate(zip(flat, plan_leaves)):
+    keys = tuple(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+    dims = tuple(range(len(x.shape)))
+    wanted = ({"v_row": tuple(d for d in dims if d not in plan.col_dims),
+               "v_col": tuple(d for d in dims if d not in plan.row_dims)} if plan.factored else {"v": dims})
+    found = {}
+    for name, keep in wanted.items():
+      if "layers" in keys:  # a scanned stack: [layers, ...], the layer dim kept (BATCH)
+        at = keys.index("layers")
+        n = x.shape[0]
+        if 0 not in keep:
+          break
+        inner = _keep_key([d - 1 for d in keep if d])
+        parts = [moments.get(keys[:at] + (f"layers_{j}",) + keys[at + 1:], {}).get(inner) for j in range(n)]
+        if any(p is None for p in parts):
+          break
+        found[name] = np.stack(parts)
+      else:
+        got = moments.get(keys, {}).get(_keep_key(keep))
+        if got is None:
+          break
+        found[name] = got
+    like = {name: fields[name][i] for name in wanted}
+    if len(found) == len(wanted) and all(tuple(found[n].shape) == tuple(like[n].shape) for n in wanted):
+      for name in wanted:
+        fields[name][i] = place(found[name], like[name])
+      carried += 1
+    else:
+      missed.append("/".join(keys))
+  unflat = lambda xs: jax.tree.unflatten(treedef, xs)
+  state = state._replace(v_row=unflat(fields["v_row"]), v_col=unflat(fields["v_col"]), v=unflat(fields["v"]))
+  return state, carried, missed
+
+
 def adafactor_step(state: PyTree) -> int | None:
   """The Adafactor step an optimizer state is at (initial step + updates), or None."""
   if isinstance(state, AdafactorState):

@@ -308,7 +308,7 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
     logits_tokens, logit_bytes = seqs * t, (act if cfg.logits_via_embedding else 4)
   # Rematerialised decoder-only layers hold the recomputed layer and its gradients (2x). An
   # encoder-decoder's working set is mostly [B, H, S, S] attention buffers whose gradients
-  # XLA writes over them: 1x (T5 compiles on v4-8 after issue 13's bias fix, docs/plans.md).
+  # XLA writes over them: 1x (T5 compiles on v4-8 after the gather-free relative-position bias, docs/plans.md).
   layer_phase = (2 if keep < 3 and recipe.is_decoder_only else 1) * working
   loss_phase = logits_tokens * v * logit_bytes  # the logits, then their gradient in the same buffer
   return saved, layer_phase, loss_phase

@@ -133,10 +133,14 @@ def _run(*, model_dir, task, task_feature_lengths, batch_size, train_steps, mode
     start_step, position = 0, 0
     state = tr.init_state(seed)
     if initial_checkpoint_path:
-      params, ckpt_step = checkpoints.load_params_and_step(initial_checkpoint_path, tr.abstract_state.params)
+      params, ckpt_step, moments, no_moments = checkpoints.load_initial(initial_checkpoint_path,
+                                                                        tr.abstract_state.params)
       opt_step = ckpt_step if ckpt_step is not None else (initial_checkpoint_step or 0)
-      state = tr.replace_params(state, params, initial_step=opt_step)  # Adafactor continues, as T5X
-      say(f"initialised parameters from {initial_checkpoint_path}; Adafactor continues from step {opt_step}")
+      if ckpt_step is not None and initial_checkpoint_step not in (None, ckpt_step):
+        say(f"note: INITIAL_CHECKPOINT_STEP={initial_checkpoint_step} ignored: the checkpoint records step {ckpt_step}")
+      state = tr.replace_params(state, params, initial_step=opt_step, moments=moments)  # Adafactor continues, as T5X
+      say(f"initialised parameters from {initial_checkpoint_path}; Adafactor continues from step {opt_step}"
+          + _moments_line(tr.moments_report, moments, no_moments))
     if is_chief:
       os.makedirs(model_dir, exist_ok=True)
       with open(os.path.join(model_dir, "config.gin"), "w") as f:
@@ -223,6 +227,17 @@ def _run(*, model_dir, task, task_feature_lengths, batch_size, train_steps, mode
     skipped = f" ({guard.skipped} non-finite steps skipped)" if guard.skipped else ""
     say(f"done: step {step}, checkpoint in {ckpts.directory}{skipped}")
   return logger.history
+
+
+def _moments_line(report, moments, why) -> str:
+  """How much of the initial checkpoint's Adafactor state the run continues from."""
+  carried, missed = report
+  if moments and not missed:
+    return f" with its second-moment statistics ({carried} parameters)"
+  if moments:
+    return (f"; second-moment statistics carried for {carried} parameters, {len(missed)} start from zero "
+            f"(factored otherwise, e.g. {missed[0]})")
+  return f"; its second-moment statistics start from zero ({why})" if why else ""
 
 
 _DIVERGED_HINT = ("Lower LEARNING_RATE and resume, or add --gin.train.on_nonfinite=\"'skip'\" to skip "

@@ -7,7 +7,7 @@ batch holds the features of a seqio feature converter as global `jax.Array`s.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import flax
 import flax.linen as nn
@@ -46,6 +46,7 @@ def _microbatch(x: jax.Array, num_microbatches: int) -> jax.Array:
 
 class Trainer:
   """Owns the model, optimizer, mesh and shardings; compiles init and step once."""
+  moments_report: tuple = (0, [])  # set by replace_params: (parameters carried, names not carried)
 
   def __init__(self, model: nn.Module, optimizer: optax.GradientTransformation, mesh: Mesh,
                example_batch: dict[str, jax.ShapeDtypeStruct], *, loss: LossConfig = LossConfig(),
@@ -107,18 +108,26 @@ class Trainer:
     with partitioning.mesh_context(self.mesh):
       return self._init(jax.random.key(seed))
 
-  def replace_params(self, state: TrainState, params: PyTree, initial_step: int = 0) -> TrainState:
+  def replace_params(self, state: TrainState, params: PyTree, initial_step: int = 0,
+                     moments: Mapping | None = None) -> TrainState:
     """A fresh optimizer state around given parameters (INITIAL_CHECKPOINT_PATH).
 
     `initial_step`: the optimizer step the parameters were trained to (the checkpoint's
     step counter, or `train.initial_checkpoint_step`). Adafactor continues counting from
     it, as T5X does when it fine-tunes a pre-trained checkpoint, so its second-moment
     decay is 1 - (initial_step + 1)^-0.8 from the first update instead of restarting at 0.
+    `moments`: Adafactor statistics to continue from (a T5X checkpoint's, see
+    `optim.with_moments`); `self.moments_report` then says how many parameters took them.
     """
     params = jax.device_put(params, self.state_shardings.params)
     init_opt = jax.jit(self.optimizer.init, out_shardings=self.state_shardings.opt_state)
     opt_state = optim.with_initial_step(init_opt(params), initial_step)
     opt_state = jax.device_put(opt_state, self.state_shardings.opt_state)
+    self.moments_report = (0, [])
+    if moments:
+      place = lambda x, like: jax.device_put(np.asarray(x, like.dtype), like.sharding)
+      opt_state, carried, missed = optim.with_moments(self.optimizer, opt_state, params, moments, place)
+      self.moments_report = (carried, missed)
     return state.replace(params=params, opt_state=opt_state, step=state.step)
 
   # -- loss and steps ----------------------------------------------------------------------

@@ -512,6 +512,9 @@ def main(argv: list[str]) -> int:
   from flan_jax import cli_args
   parser = cli_args.convert_parser()
   args = parser.parse_args(argv)
+  if args.command == "from-t5x":
+    from flan_jax.convert import t5x
+    return t5x.main(args)
   try:
     if args.command == "from-hf":
       cfg = from_hf(args.src, args.dst)

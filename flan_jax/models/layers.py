@@ -182,7 +182,7 @@ def relative_bias(table_HxN: Array, qlen: int, klen: int, bidirectional: bool, m
     buckets_LxS = jax.lax.dynamic_slice_in_dim(buckets_LxS, query_offset, qlen, axis=0)
   # T5X's gather-free lookup: a bucket-major one-hot [N, L, S] contracted with the table.
   # A gather (and its scatter gradient) would put H minor-most, [L*S, H], which XLA:TPU pads
-  # to 128 lanes: 2 GiB per 2048x2048 bias for H=6 (issue 13). HIGHEST keeps the table's
+  # to 128 lanes: 2 GiB per 2048x2048 bias for H=6. HIGHEST keeps the table's
   # float32 values exact (one nonzero term per sum).
   iota_Nx1x1 = jax.lax.broadcasted_iota(jnp.int32, (table_HxN.shape[1], 1, 1), 0)
   onehot_NxLxS = (buckets_LxS[None] == iota_Nx1x1).astype(table_HxN.dtype)

@@ -41,6 +41,7 @@ class ModelRecord:
   vocabulary_file: str | None  # absolute path of the SentencePiece model, when recorded
   extra_ids: int
   source: str                  # the file this record was read from
+  step: int | None = None      # the training step a converted checkpoint records (T5X's)
 
   def vocabulary(self):
     """The recorded seqio vocabulary, or None when the record names none."""
@@ -57,8 +58,10 @@ def vocabulary_fields(vocabulary) -> tuple[str | None, int]:
 
 
 def write_record(directory: str, config: ModelConfig, vocabulary_file: str | None = None,
-                 extra_ids: int = 0, vocab_size: int | None = None, note: str | None = None) -> str:
+                 extra_ids: int = 0, vocab_size: int | None = None, note: str | None = None,
+                 extra: dict[str, Any] | None = None) -> str:
   """Writes DIRECTORY/model.json and copies `vocabulary_file` to DIRECTORY/spiece.model.
+  `extra`: further top-level fields (a converted checkpoint's `step` and `source`).
   Returns the record's path."""
   from flan_jax import models
   family = models.family_for(config)
@@ -76,6 +79,7 @@ def write_record(directory: str, config: ModelConfig, vocabulary_file: str | Non
       record["vocabulary"]["vocab_size"] = int(vocab_size)
   if note:
     record["note"] = note
+  record.update({k: v for k, v in (extra or {}).items() if v is not None})
   path = os.path.join(directory, RECORD_FILE)
   with open(path + ".tmp", "w") as f:
     json.dump(record, f, indent=2)
@@ -112,7 +116,9 @@ def _parse_record(path: str) -> ModelRecord:
     if not os.path.isfile(vocab_file):
       raise RecordError(f"{path} records the vocabulary {vocab['file']}, which is missing from "
                         f"{os.path.dirname(path)}")
-  return ModelRecord(family, config, vocab_file, int(vocab.get("extra_ids", 0)), path)
+  step = data.get("step")
+  return ModelRecord(family, config, vocab_file, int(vocab.get("extra_ids", 0)), path,
+                     int(step) if isinstance(step, int) else None)
 
 
 def candidate_dirs(checkpoint_path: str) -> list[str]:
@@ -124,7 +130,11 @@ def candidate_dirs(checkpoint_path: str) -> list[str]:
 
 
 def read_record(checkpoint_path: str) -> ModelRecord:
-  """The model record of a converted checkpoint, a MODEL_DIR or one of its step directories."""
+  """The model record of a converted checkpoint, a MODEL_DIR or one of its step directories;
+  for a T5X checkpoint (which records no model), the model its parameters' shapes give."""
+  from flan_jax.convert import t5x  # the reader is light; its heavy imports are lazy
+  if t5x.looks_like_t5x(checkpoint_path) and not os.path.isfile(os.path.join(checkpoint_path, RECORD_FILE)):
+    return t5x.model_record(checkpoint_path)
   if not os.path.isdir(checkpoint_path):
     raise RecordError(f"no such directory: {checkpoint_path}")
   dirs = candidate_dirs(checkpoint_path)

@@ -43,6 +43,9 @@ class T5Config(ModelConfig):
   # attention logits, bias and softmax in the activation dtype. True upcasts the logits to
   # float32 after the q.k dot (see layers.Attention). Same numbers for float32 models.
   float32_attention_logits: bool = False
+  # One relative-position table per layer (T5X's scalable_t5 and umT5 networks) instead of one
+  # per stack shared by its layers (T5 v1.1, the released Flan-T5): `encoder/layers_i/relpos_bias`.
+  relpos_per_layer: bool = False
 
 
 def _layer_stack(block_cls, cfg: T5Config, num_layers: int):
@@ -66,12 +69,18 @@ def _run_stack(block, cfg: T5Config, num_layers: int, x: Array, *args) -> Array:
   return x
 
 
+def _relpos(cfg: T5Config, bidirectional: bool) -> layers.RelativePositionBias:
+  return layers.RelativePositionBias(cfg.num_heads, cfg.relative_attention_num_buckets,
+                                     cfg.relative_attention_max_distance, bidirectional=bidirectional,
+                                     name="relpos_bias")
+
+
 def _self_attention_bias(cfg: T5Config, table_HxN: Array, segment_ids_BxL: Array, causal: bool) -> Array:
   """Relative-position bias plus packing (and causal) mask, [B, H, L, L] float32.
 
   Built inside each layer from the small table and the segment ids, as T5X builds its
   shared table's bias per layer: under remat it is recomputed in the backward pass, so no
-  [B, H, L, L] bias, nor its gradient, stays live across the stack (issue 13)."""
+  [B, H, L, L] bias, nor its gradient, stays live across the stack."""
   l = segment_ids_BxL.shape[1]
   mask = layers.segment_mask(segment_ids_BxL, segment_ids_BxL)
   if causal:
@@ -86,8 +95,11 @@ class EncoderLayer(nn.Module):
   @nn.compact
   def __call__(self, x_BxLxD: Array, relpos_HxN: Array, segment_ids_BxL: Array, _unused: Any = None,
                deterministic: bool = True, decode: bool = False) -> tuple[Array, None]:
-    """`relpos_HxN`: the encoder's relative-position table; `segment_ids_BxL`: packing ids."""
+    """`relpos_HxN`: the encoder's relative-position table (None: this layer's own, with
+    `relpos_per_layer`); `segment_ids_BxL`: packing ids."""
     cfg, dt = self.config, self.config.activation_dtype
+    if cfg.relpos_per_layer:
+      relpos_HxN = _relpos(cfg, bidirectional=True).table()
     bias = _self_attention_bias(cfg, relpos_HxN, segment_ids_BxL, causal=False)
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_attention_layer_norm")(x_BxLxD)
     y = layers.Attention(cfg.num_heads, cfg.head_dim, dropout_rate=cfg.dropout_rate, dtype=dt,
@@ -108,8 +120,18 @@ class DecoderLayer(nn.Module):
                deterministic: bool = True, decode: bool = False) -> tuple[Array, None]:
     """Training: `self_bias` is the decoder's relative-position table [H, N] and `cross_bias`
     the pair (decoder segment ids [B, L], encoder segment ids [B, S]); the biases are built
-    here (see `_self_attention_bias`). Decoding: both are ready biases [., H, 1, S]."""
+    here (see `_self_attention_bias`). Decoding: both are ready biases [., H, 1, S].
+    With `relpos_per_layer` the layer's own table replaces the stack's: training passes None
+    for it, decoding `(query offset or None at cache init, the cache's slot positions)`."""
     cfg, dt = self.config, self.config.activation_dtype
+    if cfg.relpos_per_layer:
+      relpos = _relpos(cfg, bidirectional=False)
+      if not decode:
+        self_bias = relpos.table()
+      else:
+        query_offset, slots = self_bias
+        l = x_BxLxD.shape[1]
+        self_bias = relpos(l, l) if query_offset is None else relpos(1, slots.shape[0], query_offset=query_offset)
     if not decode:
       segment_ids_BxL, encoder_segment_ids_BxS = cross_bias
       self_bias = _self_attention_bias(cfg, self_bias, segment_ids_BxL, causal=True)
@@ -141,9 +163,7 @@ class Encoder(nn.Module):
     cfg, dt = self.config, self.config.activation_dtype
     x = self.shared_embedding(tokens_BxS)
     x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
-    relpos_HxN = layers.RelativePositionBias(cfg.num_heads, cfg.relative_attention_num_buckets,
-                                             cfg.relative_attention_max_distance, bidirectional=True,
-                                             name="relpos_bias").table()
+    relpos_HxN = None if cfg.relpos_per_layer else _relpos(cfg, bidirectional=True).table()
     block = _layer_stack(EncoderLayer, cfg, cfg.num_encoder_layers)
     x = _run_stack(block, cfg, cfg.num_encoder_layers, x, relpos_HxN, segment_ids_BxS, None, deterministic, False)
     x = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="encoder_norm")(x)
@@ -161,9 +181,7 @@ class T5Decoder(nn.Module):
     l = tokens_BxL.shape[1]
     x = self.shared_embedding(tokens_BxL)
     x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
-    relpos = layers.RelativePositionBias(cfg.num_heads, cfg.relative_attention_num_buckets,
-                                         cfg.relative_attention_max_distance, bidirectional=False,
-                                         name="relpos_bias")
+    relpos = None if cfg.relpos_per_layer else _relpos(cfg, bidirectional=False)
     if decode:
       # One token per step; the cache (sized at init) holds earlier keys/values and
       # the Attention layers mask unwritten slots. Bias row = this step's position.
@@ -171,15 +189,19 @@ class T5Decoder(nn.Module):
       pos = self.variable("cache", "position", lambda: jnp.array(0, jnp.int32))
       # Its shape carries the cache length (static) into later steps.
       slots = self.variable("cache", "slots", lambda: jnp.arange(l, dtype=jnp.int32))
-      if is_init:
+      if relpos is None:  # each layer builds its bias from its own table
+        self_bias = (None if is_init else pos.value, slots.value)
+      elif is_init:
         self_bias = relpos(l, l)
       else:
         self_bias = relpos(1, slots.value.shape[0], query_offset=pos.value)
+      if not is_init:
         pos.value = pos.value + 1
       cross_bias = layers.mask_to_bias(
           layers.make_attention_mask(jnp.ones(tokens_BxL.shape, bool), encoder_segment_ids_BxS > 0))
     else:  # the layers build their biases (DecoderLayer)
-      self_bias, cross_bias = relpos.table(), (segment_ids_BxL, encoder_segment_ids_BxS)
+      self_bias = None if relpos is None else relpos.table()
+      cross_bias = (segment_ids_BxL, encoder_segment_ids_BxS)
     block = _layer_stack(DecoderLayer, cfg, cfg.num_decoder_layers)
     x = _run_stack(block, cfg, cfg.num_decoder_layers, x, self_bias, encoded_BxSxD, cross_bias,
                    deterministic, decode)
@@ -298,8 +320,9 @@ class EncoderDecoder(Family):
     enc_layer = 4 * d * h * k + mlp_params(config) + 2 * d
     dec_layer = 8 * d * h * k + mlp_params(config) + 3 * d
     logits = 0 if config.logits_via_embedding else d * v
+    tables = (config.num_encoder_layers + config.num_decoder_layers) if config.relpos_per_layer else 2
     return (v * d + config.num_encoder_layers * enc_layer + config.num_decoder_layers * dec_layer
-            + 2 * (d + relpos) + logits)
+            + 2 * d + tables * relpos + logits)
 
   def forward_flops(self, config: T5Config, input_length: int, target_length: int) -> float:
     """`input_length` encoder tokens, `target_length` decoder tokens (flops.py's conventions)."""
