@@ -153,6 +153,9 @@ def config_from_hf(hf_config: Mapping[str, Any], source: str = CONFIG_FILE) -> T
 
 def config_to_hf(cfg: T5Config) -> dict[str, Any]:
   """`config.json` contents for a T5ForConditionalGeneration equal to `cfg`."""
+  if cfg.relpos_per_layer:
+    raise ConversionError("the model has a relative-position table per layer (T5X scalable_t5 / umT5); "
+                          "T5ForConditionalGeneration shares one per stack, so it cannot hold this model")
   return {
       "architectures": ["T5ForConditionalGeneration"],
       "model_type": "t5",
@@ -432,10 +435,11 @@ def read_hf_dir(src_dir: str) -> tuple[dict[str, Any], dict[str, np.ndarray], di
 def write_hf_dir(dst_dir: str, params: PyTree, cfg: T5Config) -> None:
   """Writes `config.json` + `model.safetensors` loadable by T5ForConditionalGeneration."""
   import safetensors.numpy
+  config = config_to_hf(cfg)  # a model HF cannot hold is refused before anything is converted
   state_dict = params_to_hf(params, cfg)
   os.makedirs(dst_dir, exist_ok=True)
   with open(os.path.join(dst_dir, CONFIG_FILE), "w") as f:
-    json.dump(config_to_hf(cfg), f, indent=2, sort_keys=True)
+    json.dump(config, f, indent=2, sort_keys=True)
     f.write("\n")
   # transformers refuses safetensors files without a `format` entry in the metadata.
   safetensors.numpy.save_file(state_dict, os.path.join(dst_dir, WEIGHTS_FILE), metadata={"format": "pt"})
@@ -497,6 +501,7 @@ def to_hf(src: str, dst_dir: str) -> T5Config:
     raise ConversionError(f"{rec.source} records a {rec.family.name} model; to-hf writes T5ForConditionalGeneration "
                           "(encoder_decoder models) only")
   cfg = rec.config
+  config_to_hf(cfg)  # refused before any array is read
   params = checkpoints.load_params(src)
   write_hf_dir(dst_dir, params, cfg)
   if rec.vocabulary_file is not None:
