@@ -320,6 +320,11 @@ def _t5x(path: str):
   return None if local_flan or not t5x.looks_like_t5x(path) else t5x
 
 
+def is_t5x(path: str) -> bool:
+  """Whether PATH is a T5X checkpoint (read by `flan_jax.convert.t5x`), not a flan_jax one."""
+  return _t5x(path) is not None
+
+
 def check_params_path(path: str) -> None:
   """Fails early, naming the path, if INITIAL_CHECKPOINT_PATH is not a checkpoint we can load
   (a T5X checkpoint: its index is read and checked)."""

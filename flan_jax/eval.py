@@ -63,12 +63,17 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
     step, label = None, name or "untrained"
   else:
     decoder, params, rec = infer.load_decoder(checkpoint_path, model_config, mesh)
+    if output_dir is None and checkpoints.is_t5x(checkpoint_path):
+      raise ValueError(f"evaluate: set output_dir (OUTPUT_DIR): {checkpoint_path} is a T5X checkpoint, and results "
+                       "are not written into it")
     for task_name in task_names:  # the tasks must speak the checkpoint's vocabulary
       try:
         infer.choose_vocabulary(rec, infer.seqio_vocabulary(task_name))
       except ValueError as e:
         raise ValueError(f"task {task_name}: {e}") from None
-    step, label = checkpoints.step_of(checkpoint_path), name or os.path.basename(os.path.normpath(checkpoint_path))
+    step = checkpoints.step_of(checkpoint_path)
+    step = rec.step if step is None else step  # a T5X or from-t5x checkpoint records its own
+    label = name or os.path.basename(os.path.normpath(checkpoint_path))
   params = decoder.put_params(params)
   config = evaluator_lib.EvalConfig(max_examples=max_examples, batch_size=batch_size, input_length=input_length,
                                  mode=mode, self_consistency=self_consistency, sc_temperature=sc_temperature,

@@ -378,3 +378,55 @@ def test_to_hf_and_generate_take_a_t5x_checkpoint(tmp_path, converted):
   assert ok.returncode == 0 and len(ok.stdout.splitlines()) == 1, ok.stderr[-2000:]
   bad = subprocess.run(gen + ["a b c"], capture_output=True, text=True, timeout=300, env=env)
   assert bad.returncode != 0 and "T5X checkpoints carry none" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_t5x_checkpoint_lands_on_a_sharded_mesh(layout):
+  """FSDP x model parallel over 8 devices: every array arrives on the sharding the trainer
+  asks for, with T5X's values, scanned or not."""
+  import dataclasses
+  from flan_jax import partitioning
+  from tests.helpers import make_trainer, random_encdec_batch
+  path = str(FIXTURES / layout)
+  cfg = dataclasses.replace(record.read_record(path).config, scan_layers=layout == "scanned")
+  batch = random_encdec_batch(batch_size=8, inputs_len=8, targets_len=4, vocab=cfg.vocab_size, seed=3)
+  tr = make_trainer(partitioning.MeshConfig(fsdp=True, fsdp_size=4, model_parallel=2), config=cfg, batch=batch)
+  params, step, moments, _ = checkpoints.load_initial(path, tr.abstract_state.params)
+  for got, want in zip(jax.tree.leaves(params), jax.tree.leaves(tr.abstract_state.params)):
+    assert got.sharding == want.sharding and got.shape == want.shape
+  assert any(len(x.sharding.device_set) == 8 and not x.sharding.is_fully_replicated for x in jax.tree.leaves(params))
+  flat = _flat(jax.device_get(params))
+  if layout == "scanned":
+    from flan_jax.models import unstack_layers
+    flat = _flat(unstack_layers(jax.tree.map(np.asarray, jax.device_get(params))))
+  for name, w in _expected_params(layout).items():
+    np.testing.assert_array_equal(flat[name], w.astype(np.float32), err_msg=name)
+  state = tr.replace_params(tr.init_state(0), params, initial_step=step, moments=moments)
+  assert tr.moments_report[1] == []
+
+
+def test_eval_of_a_t5x_checkpoint_reports_its_step_and_writes_only_to_output_dir(tmp_path):
+  from flan_jax import eval as eval_lib
+  import seqio
+  spm = os.path.join(os.path.dirname(seqio.__file__), "test_data", "sentencepiece", "sentencepiece.model")
+  from flan_jax.tasks import api, templates
+  rows = [{"question": f"{i} plus {i}", "answer": str(2 * i)} for i in range(8)]
+  names = api.register_flan_task("t5x_eval_doubling", {"train": rows, "validation": rows},
+                                 [templates.Template("{question}", "{answer}")], formats=("zsnoopt",),
+                                 vocabulary=seqio.SentencePieceVocabulary(spm), metrics=["exact_match"])
+  before = sorted(os.listdir(FIXTURES / "unscanned" / "checkpoint_2"))
+  with pytest.raises(ValueError, match="set output_dir .* is a T5X checkpoint"):
+    eval_lib.evaluate(checkpoint_path=str(FIXTURES / "unscanned"), mixture_or_task_names=names, task_modules=(),
+                      max_examples=2, batch_size=2, input_length=16,
+                      decode_config=infer_decode_config())
+  results = eval_lib.evaluate(checkpoint_path=str(FIXTURES / "unscanned"), mixture_or_task_names=names,
+                              task_modules=(), max_examples=2, batch_size=2, input_length=16,
+                              decode_config=infer_decode_config(), output_dir=str(tmp_path / "eval"))
+  assert results["step"] == 2
+  assert sorted(os.listdir(FIXTURES / "unscanned" / "checkpoint_2")) == before
+  assert os.listdir(tmp_path / "eval")
+
+
+def infer_decode_config():
+  from flan_jax import decoding
+  return decoding.DecodeConfig(max_decode_len=4, search="greedy")
