@@ -32,15 +32,63 @@ def _fmt_duration(seconds: float) -> str:
   return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
+def _append_line(path: str, line: str) -> None:
+  """One whole line in one write (O_APPEND), never through a symbolic link."""
+  if "://" in path:
+    with open(path, "a") as f:
+      f.write(line)
+    return
+  fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+  try:
+    os.write(fd, line.encode())
+  finally:
+    os.close(fd)
+
+
+def repair_jsonl(path: str, last_step: int) -> int:
+  """Keeps the whole, parseable lines of a metrics log whose steps increase and are at most
+  `last_step` (a torn last line, and lines of steps a resumed run will log again, go);
+  rewrites the file atomically when anything went. Returns the number of lines dropped."""
+  if not os.path.isfile(path) or os.path.islink(path):
+    return 0
+  with open(path, "rb") as f:
+    raw = f.read()
+  kept, dropped, previous = [], 0, -1
+  for line in raw.split(b"\n"):
+    if not line.strip():
+      continue
+    try:
+      step = int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+      dropped += 1
+      continue
+    if step > last_step or step <= previous:
+      dropped += 1
+      continue
+    kept.append(line)
+    previous = step
+  if dropped or (raw and not raw.endswith(b"\n")):
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+      f.write(b"".join(line + b"\n" for line in kept))
+    os.replace(tmp, path)
+  return dropped
+
+
 class MetricsLogger:
   """Averages step metrics over each logging interval and reports them."""
 
   def __init__(self, model_dir: str, total_steps: int, flops_per_step: float, peak_flops: float | None,
-               write: bool = True):
+               write: bool = True, resume_step: int = 0):
+    """`resume_step`: the step the run starts from; train_metrics.jsonl is repaired to hold only
+    whole lines of steps up to it (see `repair_jsonl`), so that it stays valid JSONL with
+    increasing steps after a kill mid-write or a fallback to an earlier checkpoint."""
     self.total_steps, self.flops_per_step, self.peak_flops = total_steps, flops_per_step, peak_flops
     self.write = write and jax.process_index() == 0
     self.writer = None
     self.jsonl_path = os.path.join(model_dir, "train_metrics.jsonl")
+    if self.write and "://" not in self.jsonl_path:
+      repair_jsonl(self.jsonl_path, resume_step)
     if self.write:
       from tensorboardX import SummaryWriter
       self.writer = SummaryWriter(os.path.join(model_dir, "train"))
@@ -83,8 +131,7 @@ class MetricsLogger:
         if k != "step":
           self.writer.add_scalar(f"train/{k}", v, step)
       self.writer.flush()
-      with open(self.jsonl_path, "a") as f:
-        f.write(json.dumps(avg) + "\n")
+      _append_line(self.jsonl_path, json.dumps(avg) + "\n")
     self._pending.clear()
     self._tokens = 0
     self._t0 = time.perf_counter()

@@ -58,6 +58,11 @@ class WriterLockHeld(RunStopped):
   exit_code = EXIT_LOCKED
 
 
+class UnsafeLockFile(WriterLockHeld):
+  """MODEL_DIR/writer.lock is a symbolic link or not a regular file: never written through."""
+  exit_code = EXIT_CONFIG
+
+
 # ----------------------------------------------------------------------------------------
 # One writer per MODEL_DIR.
 
@@ -109,7 +114,17 @@ class WriterLock:
 
   def _acquire_flock(self) -> None:
     import fcntl
-    fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+    import stat
+    try:  # O_NOFOLLOW: a symbolic link planted at the lock's path is refused, not written through
+      fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+      if e.errno in (errno.ELOOP, errno.EMLINK):
+        raise UnsafeLockFile(f"lock file {self.path} is a symbolic link (to {os.readlink(self.path)!r}); "
+                             "flan-jax never writes through one: remove it and rerun") from None
+      raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+      os.close(fd)
+      raise UnsafeLockFile(f"lock file {self.path} is not a regular file; remove it and rerun")
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as e:
@@ -196,6 +211,82 @@ class WriterLock:
         epath.Path(self.path).unlink()
       except OSError:
         pass
+
+
+# ----------------------------------------------------------------------------------------
+# What a run is: recorded with it, checked on resume.
+
+RUN_FILE = "run.json"
+
+
+def run_identity(**settings) -> dict:
+  """The settings that make a run's data stream and model what they are, as JSON values."""
+  return json.loads(json.dumps(settings, sort_keys=True))
+
+
+def write_owned_file(path: str, text: str) -> None:
+  """Writes a file the run owns atomically: a temporary file created exclusively, then
+  renamed over PATH (a symbolic link at PATH is replaced, never written through)."""
+  if "://" in path:
+    from etils import epath
+    epath.Path(path).write_text(text)
+    return
+  tmp = f"{path}.{os.getpid()}.tmp"
+  fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+  try:
+    os.write(fd, text.encode())
+  finally:
+    os.close(fd)
+  os.replace(tmp, path)
+
+
+def record_run(model_dir: str, identity: dict) -> None:
+  write_owned_file(os.path.join(model_dir, RUN_FILE), json.dumps(identity, indent=2, sort_keys=True) + "\n")
+
+
+def _changes(old: dict, new: dict, prefix: str = "") -> list[str]:
+  out = []
+  for key in sorted(set(old) | set(new)):
+    a, b = old.get(key, "(unset)"), new.get(key, "(unset)")
+    if isinstance(a, dict) and isinstance(b, dict) and prefix == "":
+      out += _changes(a, b, f"{key}.")
+    elif a != b:
+      out.append(f"{prefix}{key}: {a!r} when the run started, {b!r} now")
+  return out
+
+
+# Model fields that may change on resume: they change how, not what, is computed.
+_MAY_CHANGE = ("model.dropout_rate", "model.remat_policy", "model.dtype")
+
+
+def check_same_run(model_dir: str, identity: dict, allow_changed: bool, say=print) -> None:
+  """Before resuming MODEL_DIR: the recorded run (run.json) must be this one. Raises
+  ValueError naming every change, unless `allow_changed` (train.allow_changed_run)."""
+  path = os.path.join(model_dir, RUN_FILE)
+  if "://" in path:
+    from etils import epath
+    if not epath.Path(path).exists():
+      return
+    text = epath.Path(path).read_text()
+  else:
+    if not os.path.isfile(path):
+      return  # a run from before run.json
+    with open(path) as f:
+      text = f.read()
+  try:
+    old = json.loads(text)
+  except ValueError:
+    raise ValueError(f"{path} is not valid JSON; restore it, or pass --gin.train.allow_changed_run=True to record "
+                     "this run's settings anew") from None
+  changes = [c for c in _changes(old, identity) if not c.startswith(_MAY_CHANGE)]
+  if not changes:
+    return
+  if allow_changed:
+    say(f"note: resuming {model_dir} with changed settings (train.allow_changed_run=True): " + "; ".join(changes))
+    return
+  raise ValueError(f"MODEL_DIR {model_dir} was started with other settings ({path}): " + "; ".join(changes)
+                   + ". Resuming would continue its data stream with another meaning; use a new MODEL_DIR, "
+                   "restore the settings, or pass --gin.train.allow_changed_run=True to continue anyway")
 
 
 def _read_holder(fd: int) -> dict:

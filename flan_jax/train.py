@@ -39,7 +39,8 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
           peak_flops_per_device: float | None = None, eval_period: int = 0,
           eval_mixture_or_task_name: str | None = None, eval_max_examples: int = 16,
           on_nonfinite: str = "stop", fallback_to_previous_checkpoint: bool = False,
-          input_lookahead: int = 64, stop_after_steps: int | None = None) -> list[dict]:
+          input_lookahead: int = 64, allow_changed_run: bool = False,
+          stop_after_steps: int | None = None) -> list[dict]:
   """Fine-tunes `model_config` on a seqio task or mixture; resumes from MODEL_DIR if it has a checkpoint.
 
   Every `eval_period` steps (0: never) the current parameters are evaluated on the
@@ -53,6 +54,12 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
   update (`'skip'`, counted in the `nonfinite` metric); a second trainer on the same
   MODEL_DIR is refused (exit 73); a failed save stops the run at the next step (exit 74).
   An unreadable newest checkpoint is an error unless `fallback_to_previous_checkpoint`.
+
+  What the run is (its data stream: task or mixture, lengths and with them the few-shot
+  budget, batch size, data seed, packing, and the model) is recorded in MODEL_DIR/run.json;
+  a resume that changes any of it stops before anything is compiled, naming each change,
+  unless `allow_changed_run` (then the new settings are recorded and the change printed).
+  TRAIN_STEPS, logging, checkpoint and evaluation periods may change on resume.
 
   Batches are read up to `input_lookahead` steps ahead in a background thread; those read
   ahead at a checkpoint are kept in MODEL_DIR (`data.save_lookahead`), and a resumed run
@@ -80,6 +87,12 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
   with run_guard.StopSignals() as signals:
     lock = run_guard.acquire_writer_lock(model_dir, say)
     try:
+      identity = run_guard.run_identity(
+          MIXTURE_OR_TASK_NAME=mixture_or_task_name, TASK_FEATURE_LENGTHS=dict(task_feature_lengths),
+          BATCH_SIZE=batch_size, **{"train.data_seed": data_seed, "train.pack": pack,
+                                    "train.data_sharding": data_sharding, "model": model_config.to_dict()})
+      if resuming:
+        run_guard.check_same_run(model_dir, identity, allow_changed_run, say)
       model, converter = build_model(model_config)
       stream = dict(task_modules=list(task_modules), mixture_or_task_name=mixture_or_task_name,
                     task_feature_lengths=dict(task_feature_lengths), batch_size=batch_size,
@@ -105,7 +118,7 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
         lock.release()
 
 
-def _run(*, model_dir, task, task_feature_lengths, batch_size, train_steps, model_config, optimizer, mesh,
+def _run(*, model_dir, identity, allow_changed_run, task, task_feature_lengths, batch_size, train_steps, model_config, optimizer, mesh,
          initial_checkpoint_path, initial_checkpoint_step, use_cached_tasks, num_microbatches, z_loss, label_smoothing,
          loss_normalizing_factor, checkpoint_period, keep_checkpoints, async_checkpointing, log_every, seed,
          data_seed, pack, data_sharding, peak_flops_per_device, eval_period, eval_mixture_or_task_name,
@@ -141,10 +154,11 @@ def _run(*, model_dir, task, task_feature_lengths, batch_size, train_steps, mode
       state = tr.replace_params(state, params, initial_step=opt_step, moments=moments)  # Adafactor continues, as T5X
       say(f"initialised parameters from {initial_checkpoint_path}; Adafactor continues from step {opt_step}"
           + _moments_line(tr.moments_report, moments, no_moments))
-    if is_chief:
-      os.makedirs(model_dir, exist_ok=True)
-      with open(os.path.join(model_dir, "config.gin"), "w") as f:
-        f.write(gin.operative_config_str())
+  if is_chief:  # the settings this start runs with (TRAIN_STEPS may differ from the first start's)
+    os.makedirs(model_dir, exist_ok=True)
+    run_guard.write_owned_file(os.path.join(model_dir, "config.gin"), gin.operative_config_str())
+    if not restored or allow_changed_run or not os.path.isfile(os.path.join(model_dir, run_guard.RUN_FILE)):
+      run_guard.record_run(model_dir, identity)
   has_record = os.path.isfile(os.path.join(model_dir, record.RECORD_FILE))
   if is_chief and task is not None and (not start_step or not has_record):
     vocab = task.output_features["targets"].vocabulary  # the model and its vocabulary, as data
@@ -156,7 +170,8 @@ def _run(*, model_dir, task, task_feature_lengths, batch_size, train_steps, mode
   peak = peak_flops_per_device or flops.peak_flops_for_device(jax.devices()[0])
   if peak is None and jax.devices()[0].platform == "cpu":
     peak = metrics.cpu_peak_flops() / jax.local_device_count()
-  logger = metrics.MetricsLogger(model_dir, train_steps, step_flops, peak and peak * jax.device_count())
+  logger = metrics.MetricsLogger(model_dir, train_steps, step_flops, peak and peak * jax.device_count(),
+                                 resume_step=start_step)
   end_step = train_steps if stop_after_steps is None else min(train_steps, start_step + stop_after_steps)
   if start_step >= train_steps:
     say(f"{model_dir} is already at step {start_step} >= TRAIN_STEPS={train_steps}; nothing to do")

@@ -1,0 +1,97 @@
+"""A careless or hostile user: symlinks where the run writes, changed settings on resume, torn
+logs, hostile gin values in launch scripts, convert over user files, broken caches, unbounded
+generation, malformed inputs. Each case fails on the code before these guarantees existed."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from flan_jax import cli, metrics, run_guard
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QUICK = ["--gin_file=gin/recipes/quickstart.gin", "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}",
+         "--gin.BATCH_SIZE=8", "--gin.train.log_every=1", "--gin.train.input_lookahead=0"]
+
+
+def _train(model_dir, *extra, steps=2):
+  return cli.main(["train", *QUICK, f"--gin.MODEL_DIR={model_dir}", f"--gin.TRAIN_STEPS={steps}", *extra])
+
+
+def _one_line(err: str) -> list[str]:
+  return [l for l in err.strip().splitlines() if l and not l.startswith(("compilation cache: ", "note: "))]
+
+
+@pytest.fixture(scope="module")
+def two_steps(tmp_path_factory):
+  """A quickstart-sized run trained to step 2 (copied by each test that changes it)."""
+  import gin
+  run = tmp_path_factory.mktemp("two_steps") / "run"
+  gin.clear_config()
+  assert _train(run) == 0
+  gin.clear_config()
+  return run
+
+
+def _copy(run, tmp_path):
+  dst = tmp_path / "run"
+  shutil.copytree(run, dst)
+  return dst
+
+
+def test_a_lock_file_that_is_a_symlink_is_refused_and_its_target_kept(tmp_path, capsys):
+  victim = tmp_path / "notes.txt"
+  victim.write_text("my precious notes\n")
+  run = tmp_path / "run"
+  run.mkdir()
+  os.symlink(victim, run / run_guard.LOCK_NAME)
+  assert _train(run) == run_guard.EXIT_CONFIG
+  err = capsys.readouterr()
+  assert "is a symbolic link" in err.out + err.err and str(run / run_guard.LOCK_NAME) in err.out + err.err
+  assert victim.read_text() == "my precious notes\n"
+  assert not (run / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("change, named", [
+    (["--gin.MIXTURE_OR_TASK_NAME='flan_jax_embedded_heldout'"], "MIXTURE_OR_TASK_NAME: 'flan_jax_embedded' when"),
+    (["--gin.BATCH_SIZE=16"], "BATCH_SIZE: 8 when the run started, 16 now"),
+    (["--gin.TASK_FEATURE_LENGTHS={'inputs': 32, 'targets': 8}"], "TASK_FEATURE_LENGTHS.inputs: 64 when the run started, 32 now"),
+])
+def test_a_resume_with_another_data_stream_is_refused_then_accepted_with_the_override(two_steps, tmp_path, capsys,
+                                                                                     change, named):
+  run = _copy(two_steps, tmp_path)
+  assert _train(run, *change, steps=3) == 2
+  err = capsys.readouterr().err
+  assert named in err and "--gin.train.allow_changed_run=True" in err and len(_one_line(err)) == 1, err
+  assert sorted(os.listdir(run / "checkpoints")) == ["2"], "nothing trained"
+  assert _train(run, *change, "--gin.train.allow_changed_run=True", steps=3) == 0
+  out = capsys.readouterr().out
+  assert "resuming" in out and named.split(":")[0] in out
+  recorded = json.loads((run / run_guard.RUN_FILE).read_text())
+  assert recorded != json.loads((two_steps / run_guard.RUN_FILE).read_text())
+  assert "3" in os.listdir(run / "checkpoints")
+
+
+def test_a_resume_records_the_new_train_steps_in_config_gin(two_steps, tmp_path):
+  run = _copy(two_steps, tmp_path)
+  assert "TRAIN_STEPS = 2" in (run / "config.gin").read_text()
+  assert _train(run, steps=4) == 0
+  assert "TRAIN_STEPS = 4" in (run / "config.gin").read_text()
+
+
+def test_the_metrics_log_stays_valid_after_a_torn_line_and_a_fallback(two_steps, tmp_path):
+  run = _copy(two_steps, tmp_path)
+  log = run / "train_metrics.jsonl"
+  lines = log.read_text().splitlines()
+  assert [json.loads(l)["step"] for l in lines] == [1, 2]
+  log.write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])  # killed mid-write
+  assert _train(run, steps=3) == 0
+  steps = [json.loads(l)["step"] for l in log.read_text().splitlines()]
+  assert steps == [1, 3] and log.read_text().endswith("\n")
+  # A fallback to step 2 (step 3 unreadable) logs step 3 again: the old step 3 goes.
+  assert metrics.repair_jsonl(str(log), 2) == 1
+  assert [json.loads(l)["step"] for l in log.read_text().splitlines()] == [1]
