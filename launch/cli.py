@@ -264,6 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   if not files:
     parser.error("give the recipe: --gin_file=gin/recipes/... (repeatable)")
   _check_flags(args, parser)
+  for flag, value in vars(args).items():  # values that end up in scripts: no newlines
+    if isinstance(value, (str, list, tuple)):
+      job_lib.check_plain_text(f"--{flag}", value)
   launch = make_launch(files, bindings, args)
   if args.dry_run:
     print(launch.render(), flush=True)

@@ -30,6 +30,23 @@ def portable_gin_file(name: str) -> GinFile:
   return GinFile(os.path.basename(path), path)
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def check_plain_text(what: str, value) -> None:
+  """Launchers write user values into shell scripts, YAML and comments: a newline (or any other
+  control character) there would end a command, a heredoc or a comment early, and run what
+  follows. Such a value is refused, naming where it came from."""
+  if isinstance(value, (list, tuple)):
+    for v in value:
+      check_plain_text(what, v)
+    return
+  m = _CONTROL.search(str(value)) if value is not None else None
+  if m:
+    raise ValueError(f"{what}: the value {str(value)!r} holds the control character {m.group()!r}; launch writes "
+                     "values into shell scripts, where it would end the command early. Remove it")
+
+
 @dataclasses.dataclass(frozen=True)
 class Job:
   """`flan-jax train` for one recipe. `bindings` are 'KEY = VALUE' as gin_utils.split_gin_args makes them."""
@@ -38,6 +55,15 @@ class Job:
   bindings: tuple[str, ...]
   model_dir: str
   data_dir: str | None = None  # FLAN_JAX_DATA_DIR of every worker (--data_dir)
+
+  def __post_init__(self):
+    for b in self.bindings:
+      key, _, value = b.partition(" = ")
+      check_plain_text(f"--gin.{key.strip()}", key + value)
+    for f in self.gin_files:
+      check_plain_text("--gin_file", [f.remote, f.local or ""])
+    check_plain_text("--gin.MODEL_DIR", self.model_dir)
+    check_plain_text("--data_dir", self.data_dir)
 
   @property
   def env(self) -> dict[str, str]:

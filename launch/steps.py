@@ -71,6 +71,16 @@ class Command:
     return subprocess.run(self.argv, env={**os.environ, **self.env}).returncode
 
 
+def heredoc_delimiter(content: str) -> str:
+  """A heredoc end word that no line of `content` equals, so the content cannot end it early."""
+  lines = set(content.splitlines())
+  end, n = "FLAN_JAX_EOF", 0
+  while end in lines:
+    n += 1
+    end = f"FLAN_JAX_EOF_{n}"
+  return end
+
+
 @dataclasses.dataclass(frozen=True)
 class WriteFile:
   """Writes `content` to `path` (an sbatch script, a SkyPilot task)."""
@@ -80,7 +90,8 @@ class WriteFile:
   always: bool = False
 
   def render(self) -> str:
-    return f"cat > {quote(self.path)} <<'EOF'\n{self.content.rstrip()}\nEOF"
+    end = heredoc_delimiter(self.content)
+    return f"cat > {quote(self.path)} <<'{end}'\n{self.content.rstrip()}\n{end}"
 
   def programs(self) -> list[str]:
     return []

@@ -11,7 +11,7 @@ import sys
 import tempfile
 
 from flan_jax.launch.job import Job, source_root
-from flan_jax.launch.steps import Command, Launch, WaitFor, WriteFile, quote, shell_join
+from flan_jax.launch.steps import Command, Launch, WaitFor, WriteFile, heredoc_delimiter, quote, shell_join
 from flan_jax.launch.topology import GpuCluster, TpuSlice
 
 COORDINATOR_PORT = 8476  # jax.distributed's customary coordinator port
@@ -137,14 +137,15 @@ def build_tpu_vm(job: Job, tpu: TpuSlice, *, num_slices: int = 1, zone: str | No
   # run.sh starts in the home directory, where the venv is.
   train = shell_join(job.train_argv(python=f"{VENV}/bin/python",
                                     file_names={p: os.path.basename(p) for p in job.shipped_files}), env, wrap=False)
+  body = [f"{train} > {run_dir}/train.log 2>&1", f"echo $? > {run_dir}/exit_code"]
+  end = heredoc_delimiter("\n".join(body))
   start = "\n".join([
       f"mkdir -p {run_dir} && cd ~",
       f"if [ -f {run_dir}/pid ]; then kill -- -$(cat {run_dir}/pid) 2>/dev/null; sleep 5; fi",
       f"rm -f {run_dir}/exit_code",
-      f"cat > {run_dir}/run.sh <<\\EOF",  # quoted delimiter: $? is run.sh's, not expanded now
-      f"{train} > {run_dir}/train.log 2>&1",
-      f"echo $? > {run_dir}/exit_code",
-      "EOF",
+      f"cat > {run_dir}/run.sh <<\\{end}",  # quoted delimiter: $? is run.sh's, not expanded now
+      *body,
+      end,
       f"setsid nohup bash {run_dir}/run.sh > /dev/null 2>&1 < /dev/null & echo $! > {run_dir}/pid"])
   for node in nodes:
     steps.append(ssh(node, "all", start,

@@ -95,3 +95,88 @@ def test_the_metrics_log_stays_valid_after_a_torn_line_and_a_fallback(two_steps,
   # A fallback to step 2 (step 3 unreadable) logs step 3 again: the old step 3 goes.
   assert metrics.repair_jsonl(str(log), 2) == 1
   assert [json.loads(l)["step"] for l in log.read_text().splitlines()] == [1]
+
+
+# ----------------------------------------------------------------------------------------
+# Launch scripts: gin values are data, never code.
+
+HOSTILE = "x'$(touch PWNED1)'\"`touch PWNED2`\"; touch PWNED3 #"
+_STUB = """#!{python}
+import os, subprocess, sys
+name, args = os.path.basename(sys.argv[0]), sys.argv[1:]
+def run(script, **env):
+    sys.exit(subprocess.call(["bash", "-c", script], env={{**os.environ, **env}}))
+if name == "gcloud" and "ssh" in args:  # a TPU worker runs --command
+    run(args[args.index("--command") + 1])
+if name == "sky" and args[:1] == ["launch"]:  # a node runs the task's run: block
+    lines, block = open(args[-1]).read().splitlines(), None
+    run_block = []
+    for line in lines:
+        if not line.startswith("  "):
+            block = line.split(":")[0]
+        elif block == "run":
+            run_block.append(line[2:])
+    run("\\n".join(run_block), SKYPILOT_NODE_IPS="127.0.0.1", SKYPILOT_NUM_NODES="1", SKYPILOT_NODE_RANK="0")
+if name == "sbatch":
+    run(open(args[-1]).read(), SLURM_JOB_NODELIST="n1", SLURM_NNODES="1", SLURM_PROCID="0")
+if name == "srun":
+    sys.exit(subprocess.call([a for a in args if not a.startswith("--")]))
+if name == "scontrol":
+    print("localhost")
+if name in ("python3", "python"):  # the training command: record what it was given
+    with open(os.environ["TRAIN_ARGV"], "a") as f:
+        f.write("\\0".join(args) + "\\n")
+sys.exit(0)
+"""
+
+
+def _stubs(tmp_path):
+  bin_dir, home = tmp_path / "bin", tmp_path / "home"
+  (home / "flan_jax_venv" / "bin").mkdir(parents=True)
+  bin_dir.mkdir()
+  stub = _STUB.format(python=sys.executable)
+  for name in ("gcloud", "sky", "sbatch", "srun", "scontrol", "python3"):
+    (bin_dir / name).write_text(stub)
+    (bin_dir / name).chmod(0o755)
+  (home / "flan_jax_venv" / "bin" / "python").write_text(stub)
+  (home / "flan_jax_venv" / "bin" / "python").chmod(0o755)
+  return bin_dir, home
+
+
+@pytest.mark.parametrize("target, flags, model_dir", [
+    ("tpu-vm", ["--topology=v4-8"], "gs://bucket/"),
+    ("skypilot", ["--topology=h100x8"], "gs://bucket/"),
+    ("slurm", ["--topology=h100x8"], "/shared/"),
+])
+def test_hostile_gin_values_never_execute_in_launch_scripts(target, flags, model_dir, tmp_path, capsys):
+  from flan_jax.launch import cli as launch_cli
+  base = [f"--target={target}", "--gin_file=gin/recipes/quickstart.gin", *flags, f"--data_dir={tmp_path}"]
+  for bad in ("x\nEOF\ntouch PWNED0 #", "x\rEOF", "x\x00y"):
+    with pytest.raises(ValueError, match="--gin.MODEL_DIR: the value .* control character"):
+      launch_cli.main([*base, f"--gin.MODEL_DIR={model_dir}{bad}", "--dry_run"])
+  if target == "slurm":
+    with pytest.raises(ValueError, match="--partition: .*control character"):
+      launch_cli.main([*base, "--gin.MODEL_DIR=/shared/x", "--partition=gpu\nrm -rf ~", "--dry_run"])
+
+  work = tmp_path / "work"
+  work.mkdir()
+  cwd = os.getcwd()
+  os.chdir(work)  # the scripts write their files (sbatch, sky.yaml) here
+  try:
+    assert launch_cli.main([*base, f"--gin.MODEL_DIR={model_dir}{HOSTILE}", "--gin.TRAIN_STEPS=3",
+                            "--dry_run"]) == 0
+  finally:
+    os.chdir(cwd)
+  script = capsys.readouterr().out
+  assert subprocess.run(["bash", "-n"], input=script, text=True).returncode == 0
+  bin_dir, home = _stubs(tmp_path)
+  script = script.replace(sys.executable, "true")  # the local wheel build is not what is tested
+  record = tmp_path / "train_argv"
+  env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "HOME": str(home),
+         "TRAIN_ARGV": str(record)}
+  done = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=120)
+  assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+  pwned = [p for p in tmp_path.rglob("PWNED*")]
+  assert not pwned, f"hostile value executed: {pwned}"
+  argv = record.read_text().strip("\n").split("\0")
+  assert any(a.startswith("--gin.MODEL_DIR=") and HOSTILE in a for a in argv), argv  # passed as data
