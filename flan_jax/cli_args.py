@@ -98,11 +98,14 @@ def convert_parser() -> argparse.ArgumentParser:
                      description="Hugging Face T5 directory -> flan_jax parameter checkpoint (params/) plus "
                                  "model.json with spiece.model; pass DST as INITIAL_CHECKPOINT_PATH.")
   s.add_argument("src", help="directory with config.json and model.safetensors (or a sharded index)")
-  s.add_argument("dst", help="output directory: params/, model.json and spiece.model")
+  s.add_argument("dst", help="output directory (new or empty): params/, model.json and spiece.model")
+  s.add_argument("--overwrite", action="store_true", help="replace a non-empty DST (never a training run or SRC)")
   s = sub.add_parser("to-hf", help="flan_jax checkpoint -> Hugging Face T5 directory",
                      description="flan_jax checkpoint -> Hugging Face T5 directory (config.json, model.safetensors, spiece.model, tokenizer_config.json).")
   s.add_argument("src", help="parameter checkpoint, run step directory or MODEL_DIR")
-  s.add_argument("dst", help="output directory: config.json, model.safetensors, spiece.model, tokenizer_config.json")
+  s.add_argument("dst", help="output directory (new or empty): config.json, model.safetensors, spiece.model, "
+                             "tokenizer_config.json")
+  s.add_argument("--overwrite", action="store_true", help="replace a non-empty DST (never a training run or SRC)")
   s = sub.add_parser(
       "from-t5x", help="T5X checkpoint (msgpack + tensorstore, local or gs://) -> flan_jax parameter checkpoint",
       formatter_class=_RAW,
@@ -117,6 +120,7 @@ def convert_parser() -> argparse.ArgumentParser:
   s.add_argument("src", help="checkpoint_<step> directory (or its 'checkpoint' file, or a T5X model directory: "
                              "its newest checkpoint_<step>), local or gs://")
   s.add_argument("dst", help="output directory (new or empty): params/, adafactor_moments/, model.json")
+  s.add_argument("--overwrite", action="store_true", help="replace a non-empty DST (never a training run or SRC)")
   s.add_argument("--vocab", default=None, help="the model's SentencePiece file, recorded in model.json (T5 and "
                                                 "Flan-T5: the 32,000-piece cc_all.32000 model)")
   s.add_argument("--extra_ids", type=int, default=100,

@@ -180,3 +180,57 @@ def test_hostile_gin_values_never_execute_in_launch_scripts(target, flags, model
   assert not pwned, f"hostile value executed: {pwned}"
   argv = record.read_text().strip("\n").split("\0")
   assert any(a.startswith("--gin.MODEL_DIR=") and HOSTILE in a for a in argv), argv  # passed as data
+
+
+# ----------------------------------------------------------------------------------------
+# Converters write only into new or empty directories, all at once.
+
+
+def _tree_bytes(root):
+  out = {}
+  for dirpath, _, files in os.walk(root):
+    for f in files:
+      p = os.path.join(dirpath, f)
+      with open(p, "rb") as fh:
+        out[os.path.relpath(p, root)] = fh.read()
+  return out
+
+
+def _convert(capsys, *argv):
+  code = cli.main(["convert", *map(str, argv)])
+  err = capsys.readouterr().err
+  return code, err
+
+
+def test_converters_never_write_over_user_files_runs_or_their_source(two_steps, tmp_path, capsys):
+  hf_dir = tmp_path / "hf"
+  assert _convert(capsys, "to-hf", two_steps, hf_dir)[0] == 0
+
+  user = tmp_path / "user"
+  user.mkdir()
+  (user / "config.json").write_text('{"mine": true}\n')
+  before = _tree_bytes(user)
+  code, err = _convert(capsys, "to-hf", two_steps, user)
+  assert code == 1 and "is not empty" in err and "--overwrite" in err and _tree_bytes(user) == before
+
+  run = _copy(two_steps, tmp_path)
+  before = _tree_bytes(run)
+  code, err = _convert(capsys, "from-hf", hf_dir, run)
+  assert code == 1 and "is a training run" in err and _tree_bytes(run) == before
+  code, err = _convert(capsys, "from-hf", hf_dir, run, "--overwrite")
+  assert code == 1 and "is a training run" in err and _tree_bytes(run) == before
+
+  before = _tree_bytes(hf_dir)
+  code, err = _convert(capsys, "from-hf", hf_dir, hf_dir)
+  assert code == 1 and "is (or is inside, or holds) the source" in err and _tree_bytes(hf_dir) == before
+
+  (hf_dir / "spiece.model").write_bytes((two_steps / "spiece.model").read_bytes())
+  (hf_dir / "tokenizer_config.json").write_text('{"extra_ids": \n')
+  out = tmp_path / "out"
+  code, err = _convert(capsys, "from-hf", hf_dir, out)
+  assert code == 1 and str(hf_dir / "tokenizer_config.json") in err and "not valid JSON" in err, err
+  assert not out.exists() and not [p for p in os.listdir(tmp_path) if "partial" in p]
+
+  (hf_dir / "tokenizer_config.json").write_text('{"extra_ids": 0}\n')
+  assert _convert(capsys, "from-hf", hf_dir, user, "--overwrite")[0] == 0
+  assert not (user / "config.json").exists() and (user / "model.json").exists()

@@ -451,8 +451,9 @@ def _hf_extra_ids(src_dir: str) -> int:
   path = os.path.join(src_dir, TOKENIZER_CONFIG_FILE)
   if not os.path.isfile(path):
     return 0
-  with open(path) as f:
-    tok = json.load(f)
+  tok = _read_json(path)
+  if not isinstance(tok, dict):
+    raise ConversionError(f"{path}: expected a JSON object, got {type(tok).__name__}")
   if isinstance(tok.get("extra_ids"), int):
     return tok["extra_ids"]
   names = [t if isinstance(t, str) else t.get("content", "") for t in tok.get("additional_special_tokens") or []]
@@ -460,11 +461,14 @@ def _hf_extra_ids(src_dir: str) -> int:
   return len({n for n in names if n.startswith("<extra_id_")})
 
 
-def from_hf(src_dir: str, dst_dir: str) -> T5Config:
+def from_hf(src_dir: str, dst_dir: str, *, overwrite: bool = False) -> T5Config:
   """Converts a Hugging Face T5 directory into a flan_jax parameter checkpoint: params/,
-  model.json and, when SRC has one, its SentencePiece model as spiece.model."""
+  model.json and, when SRC has one, its SentencePiece model as spiece.model. Every input is
+  read and checked before DST (new or empty, or `overwrite`) is written, all at once."""
   from flan_jax import checkpoints
+  from flan_jax.convert import output
   from flan_jax.models import record
+  output.check_destination(dst_dir, src_dir, overwrite=overwrite)
   hf_config, state_dict, key_files = read_hf_dir(src_dir)
   cfg = config_from_hf(hf_config, source=os.path.join(src_dir, CONFIG_FILE))
   params = params_from_hf(state_dict, cfg, key_files=key_files, source=src_dir)
@@ -473,9 +477,10 @@ def from_hf(src_dir: str, dst_dir: str) -> T5Config:
     spm = None
     print(f"flan-jax convert from-hf: note: {src_dir} has no {SPM_FILE}; the checkpoint records no vocabulary, "
           "so generate/infer/eval need --vocab (the model's SentencePiece file)", file=sys.stderr)
-  checkpoints.save_params(dst_dir, params)
-  record.write_record(dst_dir, cfg, spm, extra_ids=_hf_extra_ids(src_dir) if spm else 0,
-                      note=f"flan-jax convert from-hf {os.path.abspath(src_dir)}")
+  extra_ids = _hf_extra_ids(src_dir) if spm else 0
+  with output.staged(dst_dir) as tmp:
+    checkpoints.save_params(tmp, params)
+    record.write_record(tmp, cfg, spm, extra_ids=extra_ids, note=f"flan-jax convert from-hf {os.path.abspath(src_dir)}")
   return cfg
 
 
@@ -490,11 +495,14 @@ def write_tokenizer(dst_dir: str, spm_file: str, extra_ids: int) -> None:
     f.write("\n")
 
 
-def to_hf(src: str, dst_dir: str) -> T5Config:
+def to_hf(src: str, dst_dir: str, *, overwrite: bool = False) -> T5Config:
   """Converts a flan_jax checkpoint (converted params dir, run step or MODEL_DIR) into a Hugging
-  Face directory: config.json, model.safetensors and, when recorded, the tokenizer files."""
+  Face directory: config.json, model.safetensors and, when recorded, the tokenizer files. DST
+  must be new or empty (or `overwrite`); it is written all at once."""
   from flan_jax import checkpoints
+  from flan_jax.convert import output
   from flan_jax.models import record
+  output.check_destination(dst_dir, src, overwrite=overwrite)
   checkpoints.params_item(src)  # "no such directory" / "no checkpoint in"
   rec = record.read_record(src)
   if rec.family.name != EncoderDecoder.name:
@@ -503,12 +511,13 @@ def to_hf(src: str, dst_dir: str) -> T5Config:
   cfg = rec.config
   config_to_hf(cfg)  # refused before any array is read
   params = checkpoints.load_params(src)
-  write_hf_dir(dst_dir, params, cfg)
-  if rec.vocabulary_file is not None:
-    write_tokenizer(dst_dir, rec.vocabulary_file, rec.extra_ids)
-  elif rec.source.endswith(".gin"):  # a run from before model.json: it trained on the shipped vocabulary
-    from flan_jax.tasks import vocab
-    write_tokenizer(dst_dir, str(vocab.DEFAULT_SPM_PATH), vocab.DEFAULT_EXTRA_IDS)
+  with output.staged(dst_dir) as tmp:
+    write_hf_dir(tmp, params, cfg)
+    if rec.vocabulary_file is not None:
+      write_tokenizer(tmp, rec.vocabulary_file, rec.extra_ids)
+    elif rec.source.endswith(".gin"):  # a run from before model.json: it trained on the shipped vocabulary
+      from flan_jax.tasks import vocab
+      write_tokenizer(tmp, str(vocab.DEFAULT_SPM_PATH), vocab.DEFAULT_EXTRA_IDS)
   return cfg
 
 
@@ -522,9 +531,9 @@ def main(argv: list[str]) -> int:
     return t5x.main(args)
   try:
     if args.command == "from-hf":
-      cfg = from_hf(args.src, args.dst)
+      cfg = from_hf(args.src, args.dst, overwrite=args.overwrite)
     else:
-      cfg = to_hf(args.src, args.dst)
+      cfg = to_hf(args.src, args.dst, overwrite=args.overwrite)
   except ValueError as e:  # ConversionError, CheckpointError
     print(f"flan-jax convert {args.command}: error: {e}", file=sys.stderr)
     return 1

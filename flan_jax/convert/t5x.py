@@ -578,46 +578,39 @@ def moments_from_tree(tree: Mapping) -> dict:
 
 
 def from_t5x(src: str, dst: str, *, vocab: str | None = None, extra_ids: int = 100,
-             gin_files: Sequence[str] = (), say=print) -> Any:
+             gin_files: Sequence[str] = (), overwrite: bool = False, say=print) -> Any:
   """Converts a T5X checkpoint into a flan_jax parameter checkpoint in DST: params/, the
   Adafactor moments it carries (adafactor_moments/), model.json (with the step) and, with
-  `vocab`, spiece.model. Everything is read and checked before DST is written; DST is
+  `vocab`, spiece.model. The index and model are checked before anything is read, every array
+  is read and converted before DST is written, and DST (new or empty, or `overwrite`) is
   written under a temporary name and renamed when complete."""
+  import jax
   from flan_jax import checkpoints
+  from flan_jax.convert import output
   from flan_jax.models import record
   recipe = _recipe_model(gin_files) if gin_files else None
   if vocab is not None and not os.path.isfile(vocab):
     raise ConversionError(f"--vocab {vocab}: no such file")
+  output.check_destination(dst, src, overwrite=overwrite)
   ckpt = T5XCheckpoint(src)
-  _check_destination(ckpt.directory, dst)
+  output.check_destination(dst, ckpt.directory, overwrite=overwrite)
   cfg, notes = infer_config(ckpt, recipe)
-  import jax
   cpu = jax.devices("cpu")[0]
   # Each array goes to a (CPU) jax array as soon as it is read, so the host holds the model
   # once, plus the array in flight.
   params = read_params(ckpt, cfg, place=lambda x, _: jax.device_put(x, cpu))
   moments, why = read_moments(ckpt, cfg)
-  tmp = dst.rstrip("/") + ".partial"
-  import shutil
-  shutil.rmtree(tmp, ignore_errors=True)
-  try:
+  vocab_note = (f"vocabulary {os.path.abspath(vocab)} (--vocab), extra_ids {extra_ids}" if vocab else
+                "no vocabulary: T5X checkpoints carry none; generate/infer/eval need --vocab, training uses the task's")
+  with output.staged(dst) as tmp:
     checkpoints.save_params(tmp, params, streaming=True)
     del params
     if moments:
       checkpoints.save_params(os.path.join(tmp, MOMENTS_DIR), _moments_tree(moments))
-    vocab_note = (f"vocabulary {os.path.abspath(vocab)} (--vocab), extra_ids {extra_ids}" if vocab else
-                  "no vocabulary: T5X checkpoints carry none; generate/infer/eval need --vocab, training uses the "
-                  "task's")
     record.write_record(tmp, cfg, vocab, extra_ids=extra_ids if vocab else 0,
                         note=f"flan-jax convert from-t5x {ckpt.directory}; {vocab_note}",
                         extra={"step": ckpt.step, "source": {"format": "t5x", "path": ckpt.directory,
                                                              "version": ckpt.version}})
-    if os.path.isdir(dst):
-      os.rmdir(dst)  # checked empty above
-    os.replace(tmp, dst)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
   for note in notes + ([f"Adafactor state not carried: {why}"] if why else []) + (
       [] if vocab else ["no vocabulary recorded (T5X checkpoints carry none): pass --vocab to generate/infer/eval, "
                         "or convert again with --vocab"]):
@@ -633,25 +626,12 @@ def _recipe_model(gin_files: Sequence[str]):
     raise ConversionError(f"--gin_file: {e}") from e
 
 
-def _check_destination(src_dir: str, dst: str) -> None:
-  """DST must be new or an empty directory, and neither the source nor inside it."""
-  if _is_url(dst):
-    raise ConversionError(f"{dst}: from-t5x writes to a local directory")
-  if os.path.exists(dst) and not os.path.isdir(dst):
-    raise ConversionError(f"{dst} exists and is not a directory; choose a new output directory")
-  if os.path.isdir(dst) and os.listdir(dst):
-    raise ConversionError(f"{dst} is not empty; choose a new or empty output directory (nothing was written)")
-  if not _is_url(src_dir):
-    a, b = os.path.realpath(src_dir), os.path.realpath(dst)
-    if b == a or b.startswith(a + os.sep):
-      raise ConversionError(f"{dst} is inside the T5X checkpoint {src_dir}; choose another output directory")
-
-
 def main(args) -> int:
   """`flan-jax convert from-t5x SRC DST [--vocab F] [--extra_ids N] [--gin_file RECIPE]`."""
   try:
     cfg, step = from_t5x(args.src, args.dst, vocab=args.vocab, extra_ids=args.extra_ids,
-                         gin_files=args.gin_file or (), say=lambda m: print(m, file=sys.stderr))
+                         gin_files=args.gin_file or (), overwrite=args.overwrite,
+                         say=lambda m: print(m, file=sys.stderr))
   except ValueError as e:  # ConversionError, CheckpointError, RecordError
     print(f"flan-jax convert from-t5x: error: {e}", file=sys.stderr)
     return 1
