@@ -117,7 +117,8 @@ def rebuild_command(name: str, out, lengths: Mapping[str, int], split: str = "tr
 
 
 def _read_records(path) -> Iterator[bytes]:
-  """The records of a TFRecord file, local or URL, streamed (CRCs not checked)."""
+  """The records of a TFRecord file, local or URL, streamed (CRCs not checked here: a member's
+  local shards are checked by `scan_shard` when it is first read)."""
   with storage.open(path, "rb") as f:
     while True:
       head = f.read(12)
@@ -257,6 +258,7 @@ def _finish_member(settings: Settings, variant: str) -> int:
       raise CacheError(f"{d / _shard_name(split, k, n)}: {found} records, its count file says "
                        f"{c['examples']}; delete both and rerun the same `flan-jax data cache`")
   total = sum(c["examples"] for c in counts)
+  shard_bytes = [_size(d / _shard_name(split, k, n)) for k in range(n)]
   if not fmt.fewshot:  # zero-shot formats render every source example
     expected = renderer.source.num_examples(split)
     if expected != total:
@@ -265,7 +267,7 @@ def _finish_member(settings: Settings, variant: str) -> int:
            **{key: max(c[key] for c in counts) for key in ("inputs_max_tokens", "targets_max_tokens")}}
   info = {"features": FEATURES, "num_shards": n, "seqio_version": seqio.__version__,
           "flan_jax": {"format": FORMAT, "task": variant, "split": split, "examples": total,
-                       "shard_examples": [c["examples"] for c in counts],
+                       "shard_examples": [c["examples"] for c in counts], "shard_bytes": shard_bytes,
                        "task_feature_lengths": settings.feature_lengths,
                        "fewshot_budget": _budget(settings.feature_lengths),
                        "vocabulary": vocabulary_fields(renderer.vocabulary)}}
@@ -406,9 +408,25 @@ def member_reader(root, variant: str, split: str, num_shards: int):
   d = storage.path(root) / variant
   n = int(num_shards)
   paths = [d / _shard_name(split, k, n) for k in range(n)]
+  checked = []
+
+  def records(path):
+    try:
+      for r in _read_records(path):
+        yield _from_example(r)
+    except CacheError:
+      raise
+    except Exception as e:  # pylint: disable=broad-except  (a corrupt record: protobuf, struct, ...)
+      raise CacheError(f"{path} is corrupt ({type(e).__name__}: {str(e)[:200]}); rebuild the cache with "
+                       "`flan-jax data cache` into a new --out") from None
 
   def examples():
-    streams = [(_from_example(r) for r in _read_records(p)) for p in paths]
+    if not checked:  # once, when the member is first read: whole, and (local) checksums intact
+      info_path = d / f"info.{split}.json"
+      info = _read_json(info_path) if storage.exists(info_path) else {"num_shards": n}
+      check_shards(root, variant, split, info, scan=not storage.is_url(root))
+      checked.append(True)
+    streams = [records(p) for p in paths]
     return heapq.merge(*streams, key=lambda e: e["index"]) if n > 1 else streams[0]
   return examples
 
@@ -454,16 +472,54 @@ def sampled_dataset(task, sequence_length, split, seed, shard_info):
 
 
 def check_member(task, sequence_length, split: str) -> None:
-  """Before seqio reads one cached variant: it is there and fresh."""
+  """Before seqio reads one cached variant: it is there, fresh and whole (every shard its
+  info names, with the recorded size; local shards also pass TFRecord's checksums)."""
   dirs = cache_dirs()
   lengths = dict(sequence_length or DEFAULT_LENGTHS)
   for d in dirs:
     info = storage.path(d) / task.name / f"info.{split}.json"
     if (storage.path(d) / task.name / "COMPLETED").exists() and info.exists():
-      check_fresh(task.name, d, _read_json(info).get("flan_jax", {}),
-                  task.output_features["targets"].vocabulary, lengths, split)
+      recorded = _read_json(info)
+      check_fresh(task.name, d, recorded.get("flan_jax", {}), task.output_features["targets"].vocabulary, lengths,
+                  split)
+      check_shards(d, task.name, split, recorded, scan=not storage.is_url(d))
       return
   raise _missing(task.name, split, dirs, lengths)
+
+
+def _size(path) -> int:
+  return storage.size(path)
+
+
+def check_shards(root, variant: str, split: str, info: Mapping, *, scan: bool = False) -> None:
+  """Every shard of a member that its info names exists with the size it was written with
+  (caches built before sizes were recorded: exists); with `scan`, every record's TFRecord
+  checksums are verified too. A missing, resized or corrupt shard is a CacheError naming it."""
+  d = storage.path(root) / variant
+  n = int(info["num_shards"])
+  sizes = (info.get("flan_jax") or {}).get("shard_bytes")
+  for k in range(n):
+    path = d / _shard_name(split, k, n)
+    if not storage.exists(path):
+      raise CacheError(f"{path} is missing from the cache of {variant!r} ({n} shards): the cache is incomplete; "
+                       f"rebuild it with `flan-jax data cache` into a new --out")
+    if sizes is not None and _size(path) != int(sizes[k]):
+      raise CacheError(f"{path} has {_size(path)} bytes, but it was written with {sizes[k]}: the shard is truncated "
+                       "or was replaced; rebuild the cache with `flan-jax data cache` into a new --out")
+    if scan:
+      scan_shard(path)
+
+
+def scan_shard(path) -> int:
+  """Reads every record of a TFRecord shard with its checksums (TensorFlow's reader); returns
+  the count. A corrupt shard is a CacheError naming the file."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  try:
+    return sum(1 for _ in tf.data.TFRecordDataset(str(path)).as_numpy_iterator())
+  except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.OutOfRangeError) as e:
+    why = (str(e.message if hasattr(e, "message") else e).strip().splitlines() or ["corrupt"])[0][:200]
+    raise CacheError(f"{path} is corrupt ({why}); rebuild the cache with `flan-jax data cache` into a new "
+                     "--out") from None
 
 
 def _task_classes():

@@ -178,6 +178,13 @@ def exists(value) -> bool:
   return path(value).exists()
 
 
+def size(value) -> int:
+  """A file's size in bytes, local or URL."""
+  if is_url(value):
+    return int(_gfile().stat(os.fspath(value)).length)
+  return os.path.getsize(os.fspath(value))
+
+
 def makedirs(value) -> None:
   p = path(value)
   p.mkdir(parents=True, exist_ok=True)

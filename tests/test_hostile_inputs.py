@@ -234,3 +234,48 @@ def test_converters_never_write_over_user_files_runs_or_their_source(two_steps, 
   (hf_dir / "tokenizer_config.json").write_text('{"extra_ids": 0}\n')
   assert _convert(capsys, "from-hf", hf_dir, user, "--overwrite")[0] == 0
   assert not (user / "config.json").exists() and (user / "model.json").exists()
+
+
+# ----------------------------------------------------------------------------------------
+# A preprocessed cache is checked whole.
+
+
+@pytest.fixture(scope="module")
+def small_cache(tmp_path_factory):
+  from flan_jax.tasks import cache
+  import flan_jax.tasks.embedded  # noqa: F401  (registers the variant)
+  out = tmp_path_factory.mktemp("cache") / "cache"
+  cache.build("embedded_arithmetic_zsnoopt", str(out), lengths={"inputs": 64, "targets": 16}, num_shards=2,
+              say=lambda *a: None)
+  return out
+
+
+def _train_cached(run, cache_dir):
+  return _train(run, "--gin.USE_CACHED_TASKS=True", f"--gin.train.seqio_cache_dirs=['{cache_dir}']",
+                "--gin.MIXTURE_OR_TASK_NAME='embedded_arithmetic_zsnoopt'", steps=1)
+
+
+def test_a_cache_missing_a_shard_or_with_a_corrupt_one_is_named(small_cache, tmp_path, capsys):
+  cache_dir = tmp_path / "cache"
+  shutil.copytree(small_cache, cache_dir)
+  shard = cache_dir / "embedded_arithmetic_zsnoopt" / "train.tfrecord-00001-of-00002"
+  data = shard.read_bytes()
+  shard.unlink()
+  assert _train_cached(tmp_path / "run1", cache_dir) == 2
+  err = capsys.readouterr().err
+  assert f"{shard} is missing" in err and len(_one_line(err)) == 1, err
+
+  flipped = bytearray(data)
+  for i in range(len(flipped) // 2, len(flipped) // 2 + 100):
+    flipped[i] ^= 0xFF
+  shard.write_bytes(bytes(flipped))
+  assert _train_cached(tmp_path / "run2", cache_dir) == 2
+  err = capsys.readouterr().err
+  assert f"{shard} is corrupt" in err and "Traceback" not in err and len(_one_line(err)) == 1, err
+
+  shard.write_bytes(data[: len(data) // 2])
+  assert _train_cached(tmp_path / "run3", cache_dir) == 2
+  err = capsys.readouterr().err
+  assert f"{shard} has {len(data) // 2} bytes, but it was written with {len(data)}" in err, err
+  shard.write_bytes(data)
+  assert _train_cached(tmp_path / "run4", cache_dir) == 0
