@@ -451,8 +451,11 @@ def _load_params_item(item: str, kind: str, abstract_params: PyTree | None) -> t
     else:
       target = jax.tree.map(lambda m: m, dict(tree))
       target["params"] = abstract_params
+      # The optimizer state comes along only for its step: onto this process's first device,
+      # whatever mesh saved it (without a sharding orbax would ask for the saving topology).
+      one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
       target = jax.tree.map(
-          lambda m: m if isinstance(m, jax.ShapeDtypeStruct) else jax.ShapeDtypeStruct(m.shape, m.dtype),
+          lambda m: m if isinstance(m, jax.ShapeDtypeStruct) else jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=one),
           target)
     restored = ckptr.restore(item, target)
     return restored["params"], _optimizer_step(restored)

@@ -74,7 +74,10 @@ def generate_parser() -> argparse.ArgumentParser:
   p.add_argument("--vocab", default=None,
                  help="SentencePiece model file (default: the one the checkpoint records in model.json)")
   p.add_argument("--interactive", action="store_true", help="read prompts from stdin, one per line, until EOF")
-  p.add_argument("--max_decode_len", type=int, default=64, help="most tokens generated per prompt (default 64)")
+  p.add_argument("--max_decode_len", type=int, default=64,
+                 help="most tokens generated per prompt (default 64, at most 4096)")
+  p.add_argument("--max_input_length", type=int, default=2048,
+                 help="most prompt tokens, EOS included (default 2048, at most 8192); a longer prompt is refused")
   p.add_argument("--num_beams", type=int, default=1, help="> 1: beam search with this many beams (default 1: greedy)")
   p.add_argument("--alpha", type=float, default=0.6, help="beam search length penalty, as T5X's (default 0.6)")
   p.add_argument("--temperature", type=float, default=0.0, help="0: greedy (default); > 0: sampling")

@@ -140,7 +140,13 @@ def _run(*, model_dir, identity, allow_changed_run, task, task_feature_lengths, 
   restored = ckpts.restore_latest(tr.abstract_state, fallback=fallback_to_previous_checkpoint, say=say)
   if restored:
     start_step, state, data_state = restored
-    position = int(data_state["batches_taken"])
+    position = data_state.get("batches_taken") if isinstance(data_state, dict) else None
+    if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+      where = os.path.join(ckpts.step_path(start_step), "data", "metadata")
+      raise checkpoints.CheckpointError(
+          f"{where}: 'batches_taken' is {position!r}, not the number of batches the run had read (an integer >= "
+          f"0); the input position of step {start_step} is lost: restore that file, or move the step away to resume "
+          "from an earlier one")
     say(f"resumed from {ckpts.directory} at step {start_step}")
   else:
     start_step, position = 0, 0

@@ -661,6 +661,21 @@ CHOICES = (*catalogue.COLLECTIONS, *EVAL_SUITES, "bigbench")
 ALL = (*catalogue.COLLECTIONS, *EVAL_SUITES)  # bigbench (a 358 MB archive) only when named
 
 
+def _writable_dir(root: pathlib.Path) -> None:
+  """Creates the data directory, or says in one line why it cannot be written (a file there,
+  a read-only file system, no permission) before anything is fetched."""
+  if root.exists() and not root.is_dir():
+    raise ValueError(f"--data_dir {root} is a file, not a directory; give a directory to fetch into")
+  try:
+    root.mkdir(parents=True, exist_ok=True)
+    probe = root / f".flan_jax_write_probe_{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+  except OSError as e:
+    raise ValueError(f"--data_dir {root} cannot be written: {e.strerror or e} (errno {e.errno}); give a "
+                     "writable directory") from None
+
+
 def prepare(collection: str, data_dir=None, *, timeout: float = 600) -> list[str]:
   """Fetches one collection or evaluation suite (or "all"); returns what could not be
   fetched."""
@@ -671,7 +686,7 @@ def prepare(collection: str, data_dir=None, *, timeout: float = 600) -> list[str
       uploaded = upload_tree(pathlib.Path(staging), root)
     print(f"{uploaded} file(s) written to {root}")
     return failures
-  root.mkdir(parents=True, exist_ok=True)
+  _writable_dir(root)
   names = list(ALL) if collection == "all" else [collection]
   steps = {"niv2": _niv2, "cot": _cot, "muffin": _muffin,
            "t0sf": lambda r, t: _p3(r), "mmlu": _mmlu, "bbh": _bbh, "tydiqa": _tydiqa,

@@ -40,6 +40,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from flan_jax.tasks import sources
 from flan_jax.tasks import templates as tpl
 
 
@@ -388,4 +389,8 @@ class RenderedSource(seqio.DataSource):
                        f"{split!r}; it has {list(self.splits)}")
 
     renderer, fmt = self._renderer, self._format
+    if isinstance(renderer.source, sources.FILE_SOURCES):
+      # A user's JSONL/TSV file is read through once here (counted, and remembered), so that a
+      # malformed line is one error naming file and line, not one raised inside tf.data.
+      renderer.source.num_examples(split)
     return rendered_dataset(lambda: renderer.render(split, fmt), shard_info)

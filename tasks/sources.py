@@ -194,6 +194,7 @@ def _is_paths(value) -> bool:
 
 
 _FILE_SOURCES = {".jsonl": JsonlSource, ".tsv": TsvSource}
+FILE_SOURCES = (JsonlSource, TsvSource)  # sources read from a user's files
 
 
 def as_example_source(source) -> ExampleSource:

@@ -279,3 +279,89 @@ def test_a_cache_missing_a_shard_or_with_a_corrupt_one_is_named(small_cache, tmp
   assert f"{shard} has {len(data) // 2} bytes, but it was written with {len(data)}" in err, err
   shard.write_bytes(data)
   assert _train_cached(tmp_path / "run4", cache_dir) == 0
+
+
+# ----------------------------------------------------------------------------------------
+# Bounded generation; one line instead of a traceback.
+
+
+def _run_cli(*argv, stdin: bytes | None = None, timeout=120):
+  """`flan-jax ARGV` in a fresh process: (exit code, stdout, stderr, seconds, peak RSS bytes)."""
+  import tempfile
+  import time
+  env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+  t0 = time.perf_counter()
+  with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    proc = subprocess.Popen([sys.executable, "-m", "flan_jax.cli", *argv], stdout=out, stderr=err,
+                            stdin=subprocess.PIPE, cwd=REPO, env=env)
+    if stdin is not None:
+      proc.stdin.write(stdin)
+    proc.stdin.close()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    out.seek(0)
+    err.seek(0)
+    return (os.waitstatus_to_exitcode(status), out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"), seconds, usage.ru_maxrss * 1024)
+
+
+def _only_our_line(err: str, *words):
+  lines = _one_line(err)
+  assert len(lines) == 1 and "Traceback" not in err, err
+  for w in words:
+    assert w in lines[0], lines[0]
+
+
+def test_generate_refuses_unbounded_requests_at_once(two_steps):
+  code, _, err, seconds, rss = _run_cli("generate", "--checkpoint", str(two_steps), "--max_decode_len",
+                                        "1000000000", "hello")
+  assert code == 2 and seconds < 60 and rss < 4 * 2**30
+  _only_our_line(err, "--max_decode_len=1000000000", "4096")
+  code, _, err, seconds, rss = _run_cli("generate", "--checkpoint", str(two_steps), "word " * 20_000)
+  assert code == 2 and seconds < 60 and rss < 4 * 2**30
+  _only_our_line(err, "--max_input_length is 2048")
+
+
+def test_malformed_inputs_are_one_line_naming_what_is_wrong(two_steps, tmp_path):
+  code, _, err, *_ = _run_cli("generate", "--checkpoint", str(two_steps), b"\xff\xfe".decode("utf-8", "surrogateescape"))
+  assert code == 2
+  _only_our_line(err, "prompt 1 is not valid UTF-8")
+  code, _, err, *_ = _run_cli("generate", "--checkpoint", str(two_steps), "--interactive", stdin=b"ok\n\xff\xfe\n")
+  assert code == 2
+  _only_our_line(err, "stdin line 2 is not valid UTF-8")
+
+  for metadata, shown in (({}, "'batches_taken' is None"), ({"batches_taken": -5}, "'batches_taken' is -5")):
+    run = tmp_path / f"run{len(shown)}"
+    shutil.copytree(two_steps, run)
+    (run / "checkpoints" / "2" / "data" / "metadata").write_text(json.dumps(metadata))
+    code, _, err, *_ = _run_cli("train", *QUICK, f"--gin.MODEL_DIR={run}", "--gin.TRAIN_STEPS=3")
+    assert code != 0
+    _only_our_line(err, str(run / "checkpoints" / "2" / "data" / "metadata"), shown)
+
+  rows = [json.dumps({"question": f"q{i}", "answer": str(i)}) for i in range(200)]
+  rows[128] = '{"question": "broken'
+  (tmp_path / "validation.jsonl").write_text("\n".join(rows) + "\n")
+  (tmp_path / "bad_tasks.py").write_text(
+      "from flan_jax.tasks import api, templates\n"
+      f"api.register_flan_task('bad_rows', {{'validation': {str(tmp_path / 'validation.jsonl')!r}}}, "
+      "[templates.Template('{question}', '{answer}')], formats=('zsnoopt',), splits=('validation',))\n")
+  env_path = f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+  os.environ["PYTHONPATH"], old = env_path, os.environ.get("PYTHONPATH")
+  try:
+    code, _, err, *_ = _run_cli("infer", "--gin_file=gin/runs/infer.gin", f"--gin.CHECKPOINT_PATH={two_steps}",
+                                "--gin.MIXTURE_OR_TASK_NAME='bad_rows_zsnoopt'", f"--gin.INFER_OUTPUT_DIR={tmp_path / 'o'}",
+                                "--gin.TASK_MODULES=['bad_tasks']", "--gin.infer.split='validation'")
+  finally:
+    if old is None:
+      del os.environ["PYTHONPATH"]
+    else:
+      os.environ["PYTHONPATH"] = old
+  assert code != 0
+  _only_our_line(err, f"{tmp_path / 'validation.jsonl'}:129", "not valid JSON")
+
+  a_file = tmp_path / "a_file"
+  a_file.write_text("x")
+  for data_dir, shown in ((a_file, "is a file, not a directory"), (a_file / "sub", "cannot be written")):
+    code, _, err, *_ = _run_cli("data", "prepare", "mgsm", f"--data_dir={data_dir}")
+    assert code != 0
+    _only_our_line(err, str(data_dir), shown)
