@@ -20,7 +20,9 @@ FLAN_JAX_VERBOSE=1 turns all of this off.
 from __future__ import annotations
 
 import contextlib
+import glob
 import importlib.abc
+import importlib.util
 import importlib.machinery
 import logging
 import os
@@ -106,10 +108,42 @@ _FINDER = _QuietTensorFlowFinder()
 _FILTER = _DropOrbaxStepMetadataWarning()
 
 
+# libtpu's settings on a machine without TPU chips: with the `tpu` extra installed (for
+# `plan --compile`), jax loads libtpu on every machine, and libtpu, finding no TPU, prints
+# several start-up complaints (host bounds, worker hostnames, a source-location trace) before
+# jax falls back to its other backends. Telling it there is nothing to look for keeps it quiet;
+# jax still finds no TPU and uses the CPU (or GPU). `plan --compile` sets its own.
+_NO_TPU_SETTINGS = {"TPU_SKIP_MDS_QUERY": "1", "TPU_WORKER_HOSTNAMES": "localhost", "TPU_ACCELERATOR_TYPE": "v4-8",
+                    "TPU_STDERR_LOG_LEVEL": "3", "TPU_MIN_LOG_LEVEL": "3"}
+
+
+def _has_tpu_chips() -> bool:
+  """Whether a TPU chip is attached (Google's PCI vendor id, as jax's own check reads it)."""
+  for vendor in glob.glob("/sys/bus/pci/devices/*/vendor"):
+    try:
+      with open(vendor) as f:
+        if f.read().strip() == "0x1ae0":
+          return True
+    except OSError:
+      continue
+  return False
+
+
+def quiet_libtpu() -> None:
+  """libtpu's quiet settings, when libtpu is installed, this machine has no TPU chip and the
+  user set none of them (each is only a default)."""
+  if any(k in os.environ for k in _NO_TPU_SETTINGS) or importlib.util.find_spec("libtpu") is None:
+    return
+  if not _has_tpu_chips():
+    for k, v in _NO_TPU_SETTINGS.items():
+      os.environ.setdefault(k, v)
+
+
 def quiet() -> None:
   """Silences third-party start-up logging for this process (see the module docstring)."""
   if os.environ.get("FLAN_JAX_VERBOSE"):
     return
+  quiet_libtpu()
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
   if "tensorflow" not in sys.modules and _FINDER not in sys.meta_path:
     sys.meta_path.insert(0, _FINDER)

@@ -365,3 +365,17 @@ def test_malformed_inputs_are_one_line_naming_what_is_wrong(two_steps, tmp_path)
     code, _, err, *_ = _run_cli("data", "prepare", "mgsm", f"--data_dir={data_dir}")
     assert code != 0
     _only_our_line(err, str(data_dir), shown)
+
+
+def test_commands_print_no_libtpu_start_up_lines_on_a_machine_without_tpus(two_steps):
+  import importlib.util
+  if importlib.util.find_spec("libtpu") is None:
+    pytest.skip("libtpu (the tpu extra) is not installed")
+  env = {k: v for k, v in os.environ.items() if not k.startswith(("TPU_", "JAX_PLATFORMS"))}
+  env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
+  for argv in (["generate", "--checkpoint", str(two_steps), "--max_decode_len", "2", "hello"], ["train", "--help"]):
+    done = subprocess.run([sys.executable, "-m", "flan_jax.cli", *argv], capture_output=True, text=True, cwd=REPO,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for noise in ("host bounds", "TPU_WORKER_HOSTNAMES", "Source Location Trace", "libtpu", "TPU accelerator"):
+      assert noise not in done.stderr + done.stdout, (argv, done.stderr[-2000:])
