@@ -85,15 +85,15 @@ def _read_object(directory: str, name: str) -> bytes | None:
 
 
 def _list_dir(directory: str) -> list[str]:
+  """The names in a directory (one level: a T5X model directory holds many checkpoints, each
+  of many arrays, which a recursive object listing would walk)."""
   if not _is_url(directory):
     return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
-  import tensorstore as ts
+  import tensorflow as tf  # its gfile lists one level of gs://
   try:
-    store = ts.KvStore.open(_kvstore(directory)).result()
-    keys = store.list(ts.KvStore.KeyRange()).result()
-  except Exception:  # pylint: disable=broad-except
+    return sorted(name.rstrip("/") for name in tf.io.gfile.listdir(directory))
+  except Exception:  # pylint: disable=broad-except  (not found, no credentials)
     return []
-  return sorted({k.decode().split("/", 1)[0] for k in keys})
 
 
 def _first_line(e: BaseException) -> str:
@@ -104,7 +104,8 @@ def _first_line(e: BaseException) -> str:
 def looks_like_t5x(path: str) -> bool:
   """Whether PATH is (or points into) a T5X msgpack checkpoint: a `checkpoint` file, a
   directory holding one, or a T5X model directory of `checkpoint_<step>/` directories.
-  Local paths are looked at without reading anything; gs:// paths read the index's name."""
+  Local paths are looked at without reading anything; a gs:// path is one when it names a
+  `checkpoint_<step>` directory or its index, or holds an index itself."""
   path = str(path).rstrip("/")
   if not _is_url(path):
     if os.path.isfile(path) and os.path.basename(path) == INDEX_FILE:
@@ -117,8 +118,8 @@ def looks_like_t5x(path: str) -> bool:
     return False
   if path.endswith("/" + INDEX_FILE) or _STEP_DIR.match(path.rsplit("/", 1)[-1]):
     return True
-  try:
-    return _read_object(path, INDEX_FILE) is not None or any(_STEP_DIR.match(d) for d in _list_dir(path))
+  try:  # one object read; a gs:// T5X model directory is named by its checkpoint_<step>
+    return _read_object(path, INDEX_FILE) is not None
   except ConversionError:
     return False
 
