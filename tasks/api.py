@@ -404,8 +404,8 @@ class SampledMixtureSource(seqio.DataSource):
       raise ValueError(f"mixture {self._name!r} has no task with a {split!r} split")
     return out
 
-  def _stream(self, members, split: str, seed: int) -> Iterator[RenderedExample]:
-    for _, example in self._tagged_stream(members, split, seed):
+  def _stream(self, members, split: str, seed: int, budgets=None) -> Iterator[RenderedExample]:
+    for _, example in self._tagged_stream(members, split, seed, budgets=budgets):
       yield example
 
   def sample(self, n: int, *, split: str = "train",
@@ -424,9 +424,11 @@ class SampledMixtureSource(seqio.DataSource):
         out[m] = name
     return out
 
-  def _tagged_stream(self, members, split: str, seed: int, opener=None):
+  def _tagged_stream(self, members, split: str, seed: int, opener=None, budgets=None):
     """(member index, example) drawn by rate; `opener(variant)` gives a member's examples
-    from the start (default: rendered; `tasks.cache` reads them from a cache instead)."""
+    from the start (default: rendered; `tasks.cache` reads them from a cache instead);
+    `budgets`: variant -> few-shot budget taken when the dataset was built (default: each
+    renderer's own when a member starts)."""
     endless = split == "train"
     rng = np.random.default_rng(seed)
     p = np.array([r for _, r in members])
@@ -439,7 +441,7 @@ class SampledMixtureSource(seqio.DataSource):
         iters[i] = iter(opener(members[i][0]))
       else:
         renderer, fmt = _VARIANTS[members[i][0]]
-        iters[i] = renderer.render(split, fmt)
+        iters[i] = renderer.render(split, fmt, budget=(budgets or {}).get(members[i][0]))
       return next(iters[i], None)
 
     while live:
@@ -468,7 +470,9 @@ class SampledMixtureSource(seqio.DataSource):
     endless = split == "train"  # then every shard draws its own stream, none is sliced
     index = shard_info.index if shard_info and endless else 0
     stream_seed = tpl.stable_hash(self._name, split, 0 if seed is None else int(seed), index)
-    return render.rendered_dataset(lambda: self._stream(members, split, stream_seed),
+    # Each member's few-shot budget now, while the run's is set: the stream is read later.
+    budgets = {name: _VARIANTS[name][0].budget for name, _ in members}
+    return render.rendered_dataset(lambda: self._stream(members, split, stream_seed, budgets),
                              None if endless else shard_info)
 
 

@@ -244,13 +244,19 @@ class Renderer:
     return tpl.option_style(self.seed, self.name, key) if self.varied_options \
         else tpl.FIXED_OPTIONS
 
-  def render(self, split: str, fmt: tpl.Format,
-             shard: tuple[int, int] | None = None) -> Iterator[RenderedExample]:
+  def render(self, split: str, fmt: tpl.Format, shard: tuple[int, int] | None = None,
+             budget: int | None = None) -> Iterator[RenderedExample]:
     """The examples of `split` rendered in `fmt`, in source order. A few-shot example for
     which no exemplar fits the budget is left out of the few-shot variant. `shard=(k, n)`:
-    only the examples at source positions k mod n (what `flan-jax data cache` writes)."""
+    only the examples at source positions k mod n (what `flan-jax data cache` writes).
+    `budget`: the few-shot budget in tokens; by default the renderer's when this is called
+    (not when the examples are read: a dataset built for one run's lengths is read later, in
+    another thread, after `api.fewshot_budget_for` has given the renderer its own back)."""
+    budget = (self.budget if budget is None else int(budget)) if fmt.fewshot else None
+    return self._render(split, fmt, shard, budget)
+
+  def _render(self, split, fmt, shard, budget) -> Iterator[RenderedExample]:
     indices = self.template_indices(fmt)
-    budget = self.budget if fmt.fewshot else None
     for index, example in enumerate(self.source.examples(split)):
       if shard is not None and index % shard[1] != shard[0]:
         continue
@@ -389,8 +395,9 @@ class RenderedSource(seqio.DataSource):
                        f"{split!r}; it has {list(self.splits)}")
 
     renderer, fmt = self._renderer, self._format
+    budget = renderer.budget  # now, while the run's budget is set: the examples are read later
     if isinstance(renderer.source, sources.FILE_SOURCES):
       # A user's JSONL/TSV file is read through once here (counted, and remembered), so that a
       # malformed line is one error naming file and line, not one raised inside tf.data.
       renderer.source.num_examples(split)
-    return rendered_dataset(lambda: renderer.render(split, fmt), shard_info)
+    return rendered_dataset(lambda: renderer.render(split, fmt, budget=budget), shard_info)
