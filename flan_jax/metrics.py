@@ -88,6 +88,9 @@ class MetricsLogger:
     self.writer = None
     self.jsonl_path = os.path.join(model_dir, "train_metrics.jsonl")
     if self.write and "://" not in self.jsonl_path:
+      if os.path.islink(self.jsonl_path):
+        raise ValueError(f"{self.jsonl_path} is a symbolic link; flan-jax never writes through one: remove it and "
+                         "rerun")
       repair_jsonl(self.jsonl_path, resume_step)
     if self.write:
       from tensorboardX import SummaryWriter

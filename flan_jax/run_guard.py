@@ -231,13 +231,17 @@ def write_owned_file(path: str, text: str) -> None:
     from etils import epath
     epath.Path(path).write_text(text)
     return
-  tmp = f"{path}.{os.getpid()}.tmp"
-  fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+  import tempfile
+  fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path) or ".")  # O_EXCL
   try:
-    os.write(fd, text.encode())
-  finally:
-    os.close(fd)
-  os.replace(tmp, path)
+    with os.fdopen(fd, "w") as f:
+      f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
 
 
 def record_run(model_dir: str, identity: dict) -> None:

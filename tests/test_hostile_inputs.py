@@ -379,3 +379,17 @@ def test_commands_print_no_libtpu_start_up_lines_on_a_machine_without_tpus(two_s
     assert done.returncode == 0, done.stderr[-2000:]
     for noise in ("host bounds", "TPU_WORKER_HOSTNAMES", "Source Location Trace", "libtpu", "TPU accelerator"):
       assert noise not in done.stderr + done.stdout, (argv, done.stderr[-2000:])
+
+
+def test_files_the_run_owns_are_never_written_through_a_link(tmp_path):
+  victim = tmp_path / "victim.txt"
+  victim.write_text("keep me\n")
+  run = tmp_path / "run"
+  run.mkdir()
+  os.symlink(victim, run / "train_metrics.jsonl")
+  with pytest.raises(ValueError, match="train_metrics.jsonl is a symbolic link"):
+    metrics.MetricsLogger(str(run), 10, 1.0, None)
+  os.symlink(victim, run / "config.gin")
+  run_guard.write_owned_file(str(run / "config.gin"), "TRAIN_STEPS = 3\n")
+  assert victim.read_text() == "keep me\n" and not os.path.islink(run / "config.gin")
+  assert (run / "config.gin").read_text() == "TRAIN_STEPS = 3\n"
