@@ -94,12 +94,15 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
 
 
 class _DropOrbaxStepMetadataWarning(logging.Filter):
+  """Drops absl warnings that say nothing the user can act on (orbax step metadata, seqio packing)."""
 
   def filter(self, record: logging.LogRecord) -> bool:
     try:
       message = record.getMessage()
     except Exception:  # pylint: disable=broad-except
       return True
+    if message.startswith("Features not in `features_length` will be removed during packing"):
+      return False  # seqio, on every packed task: flan_jax's tasks carry their texts and template ids on purpose
     return not (message.startswith("Metadata file does not exist")
                 and message.rstrip().endswith("_CHECKPOINT_METADATA"))
 

@@ -82,14 +82,15 @@ class Generator:
 
 
 def _lines(stream) -> Iterable[tuple[int, str]]:
-  """(line number, text) of the non-empty lines of a binary stream; a line that is not UTF-8
-  is refused naming its number."""
-  for number, raw in enumerate(stream, 1):
+  """(line number, text) of the non-empty lines of a stream, read as bytes where it has them
+  (stdin) so that a line that is not UTF-8 is refused naming its number."""
+  for number, raw in enumerate(getattr(stream, "buffer", stream), 1):
     try:
-      line = raw.decode("utf-8").rstrip("\r\n")
+      line = raw.decode("utf-8") if isinstance(raw, bytes) else _utf8(raw, f"stdin line {number}")
     except UnicodeDecodeError as e:
       raise ValueError(f"stdin line {number} is not valid UTF-8 text (byte {raw[e.start:e.start + 1]!r} at "
                        f"byte {e.start})") from None
+    line = line.rstrip("\r\n")
     if line.strip():
       yield number, line
 
@@ -117,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   if args.interactive:
     if sys.stdin.isatty():
       print("flan-jax generate: one prompt per line, Ctrl-D to end", file=sys.stderr)
-    for number, prompt in _lines(sys.stdin.buffer):
+    for number, prompt in _lines(sys.stdin):
       show(generator.complete([prompt], where=f"stdin line {number}")[0])
   return 0
 

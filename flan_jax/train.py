@@ -205,7 +205,14 @@ def _run(*, model_dir, identity, allow_changed_run, task, task_feature_lengths, 
   t_start = time.perf_counter()
   try:
     for step in range(start_step + 1, end_step + 1):
-      local = next(inputs)
+      try:
+        local = next(inputs)
+      except StopIteration:
+        raise ValueError(
+            f"the input of {stream['mixture_or_task_name']!r} ended after {inputs.state()['batches_taken']} "
+            f"batches, at step {step}: a training stream repeats, so one of its tasks has no example at "
+            f"TASK_FEATURE_LENGTHS={dict(task_feature_lengths)} (few-shot variants drop prompts whose shortest "
+            "form does not fit the inputs length); lengthen the inputs or leave that task out") from None
       state, step_metrics = tr.step(state, trainer.global_batch(local, tr.batch_shardings))
       guard.add(step, step_metrics["nonfinite"])
       logger.add(step_metrics, data.non_padding_tokens(local) * jax.process_count())

@@ -393,3 +393,25 @@ def test_files_the_run_owns_are_never_written_through_a_link(tmp_path):
   run_guard.write_owned_file(str(run / "config.gin"), "TRAIN_STEPS = 3\n")
   assert victim.read_text() == "keep me\n" and not os.path.islink(run / "config.gin")
   assert (run / "config.gin").read_text() == "TRAIN_STEPS = 3\n"
+
+
+def test_a_task_with_no_example_at_the_runs_lengths_is_named_not_a_stopiteration(tmp_path):
+  rows = [{"question": f"what is {i} plus {i} when counted slowly?", "answer": str(2 * i)} for i in range(50)]
+  (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+  (tmp_path / "fs_only_tasks.py").write_text(
+      "from flan_jax.tasks import api, templates\n"
+      f"api.register_flan_task('fs_only', {{'train': {str(tmp_path / 'train.jsonl')!r}}}, "
+      "[templates.Template('{question}', '{answer}')], formats=('fsnoopt',), splits=('train',))\n")
+  old = os.environ.get("PYTHONPATH")
+  os.environ["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{old or ''}"
+  try:
+    code, _, err, *_ = _run_cli("train", *QUICK, f"--gin.MODEL_DIR={tmp_path / 'run'}", "--gin.TRAIN_STEPS=3",
+                                "--gin.TASK_FEATURE_LENGTHS={'inputs': 16, 'targets': 8}",
+                                "--gin.TASK_MODULES=['fs_only_tasks']", "--gin.MIXTURE_OR_TASK_NAME='fs_only_fsnoopt'")
+  finally:
+    if old is None:
+      del os.environ["PYTHONPATH"]
+    else:
+      os.environ["PYTHONPATH"] = old
+  assert code == 2
+  _only_our_line(err, "the input of 'fs_only_fsnoopt' ended after 0 batches", "TASK_FEATURE_LENGTHS")

@@ -333,8 +333,7 @@ def test_train_starts_from_a_t5x_checkpoint_without_initial_checkpoint_step(tmp_
       "import seqio\nfrom flan_jax.tasks import api, templates\n"
       f"names = api.register_flan_task('t5x_tiny_doubling', {{'train': {str(tmp_path / 'train.jsonl')!r}, "
       f"'validation': {str(tmp_path / 'validation.jsonl')!r}}}, [templates.Template('{{question}}', "
-      f"'{{answer}}')], vocabulary=seqio.SentencePieceVocabulary({spm!r}))\n"
-      "api.register_mixture('t5x_tiny_mix', names)\n")
+      f"'{{answer}}')], vocabulary=seqio.SentencePieceVocabulary({spm!r}), formats=('zsnoopt',))\n")
   (tmp_path / "t5x_tiny.gin").write_text(
       "include 'models/t5_1_1/base_arch.gin'\n"
       "T5Config.vocab_size = 128\nT5Config.emb_dim = 128\nT5Config.num_heads = 2\nT5Config.head_dim = 64\n"
@@ -344,7 +343,7 @@ def test_train_starts_from_a_t5x_checkpoint_without_initial_checkpoint_step(tmp_
   cmd = [sys.executable, "-m", "flan_jax.cli", "train", "--gin_file=gin/recipes/quickstart.gin",
          f"--gin_file={tmp_path / 't5x_tiny.gin'}", f"--gin.MODEL_DIR={tmp_path / 'run'}", "--gin.TRAIN_STEPS=2",
          "--gin.BATCH_SIZE=2", "--gin.TASK_FEATURE_LENGTHS={'inputs': 16, 'targets': 8}",
-         "--gin.TASK_MODULES=['t5x_tiny_tasks']", "--gin.MIXTURE_OR_TASK_NAME='t5x_tiny_mix'",
+         "--gin.TASK_MODULES=['t5x_tiny_tasks']", "--gin.MIXTURE_OR_TASK_NAME='t5x_tiny_doubling_zsnoopt'",
          f"--gin.INITIAL_CHECKPOINT_PATH='{FIXTURES / 'unscanned'}'"]
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", JAX_PLATFORMS="cpu",
              PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
