@@ -3,6 +3,7 @@ logs, hostile gin values in launch scripts, convert over user files, broken cach
 generation, malformed inputs. Each case fails on the code before these guarantees existed."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -305,6 +306,20 @@ def _run_cli(*argv, stdin: bytes | None = None, timeout=120):
             err.read().decode(errors="replace"), seconds, usage.ru_maxrss * 1024)
 
 
+@contextlib.contextmanager
+def _importable(folder):
+  """Task modules in FOLDER importable by the commands `_run_cli` starts."""
+  old = os.environ.get("PYTHONPATH")
+  os.environ["PYTHONPATH"] = f"{folder}{os.pathsep}{old or ''}"
+  try:
+    yield
+  finally:
+    if old is None:
+      del os.environ["PYTHONPATH"]
+    else:
+      os.environ["PYTHONPATH"] = old
+
+
 def _only_our_line(err: str, *words):
   lines = _one_line(err)
   assert len(lines) == 1 and "Traceback" not in err, err
@@ -345,17 +360,10 @@ def test_malformed_inputs_are_one_line_naming_what_is_wrong(two_steps, tmp_path)
       "from flan_jax.tasks import api, templates\n"
       f"api.register_flan_task('bad_rows', {{'validation': {str(tmp_path / 'validation.jsonl')!r}}}, "
       "[templates.Template('{question}', '{answer}')], formats=('zsnoopt',), splits=('validation',))\n")
-  env_path = f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
-  os.environ["PYTHONPATH"], old = env_path, os.environ.get("PYTHONPATH")
-  try:
+  with _importable(tmp_path):
     code, _, err, *_ = _run_cli("infer", "--gin_file=gin/runs/infer.gin", f"--gin.CHECKPOINT_PATH={two_steps}",
                                 "--gin.MIXTURE_OR_TASK_NAME='bad_rows_zsnoopt'", f"--gin.INFER_OUTPUT_DIR={tmp_path / 'o'}",
                                 "--gin.TASK_MODULES=['bad_tasks']", "--gin.infer.split='validation'")
-  finally:
-    if old is None:
-      del os.environ["PYTHONPATH"]
-    else:
-      os.environ["PYTHONPATH"] = old
   assert code != 0
   _only_our_line(err, f"{tmp_path / 'validation.jsonl'}:129", "not valid JSON")
 
@@ -402,16 +410,9 @@ def test_a_task_with_no_example_at_the_runs_lengths_is_named_not_a_stopiteration
       "from flan_jax.tasks import api, templates\n"
       f"api.register_flan_task('fs_only', {{'train': {str(tmp_path / 'train.jsonl')!r}}}, "
       "[templates.Template('{question}', '{answer}')], formats=('fsnoopt',), splits=('train',))\n")
-  old = os.environ.get("PYTHONPATH")
-  os.environ["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{old or ''}"
-  try:
+  with _importable(tmp_path):
     code, _, err, *_ = _run_cli("train", *QUICK, f"--gin.MODEL_DIR={tmp_path / 'run'}", "--gin.TRAIN_STEPS=3",
                                 "--gin.TASK_FEATURE_LENGTHS={'inputs': 16, 'targets': 8}",
                                 "--gin.TASK_MODULES=['fs_only_tasks']", "--gin.MIXTURE_OR_TASK_NAME='fs_only_fsnoopt'")
-  finally:
-    if old is None:
-      del os.environ["PYTHONPATH"]
-    else:
-      os.environ["PYTHONPATH"] = old
   assert code == 2
   _only_our_line(err, "the input of 'fs_only_fsnoopt' ended after 0 batches", "TASK_FEATURE_LENGTHS")
