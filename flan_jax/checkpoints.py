@@ -331,7 +331,7 @@ def check_params_path(path: str) -> None:
   t5x = _t5x(path)
   if t5x is not None:
     try:
-      t5x.T5XCheckpoint(path)
+      t5x.open_checkpoint(path)
     except ValueError as e:
       raise CheckpointError(f"INITIAL_CHECKPOINT_PATH: {e}") from None
     return
@@ -356,12 +356,8 @@ def load_initial(path: str, abstract_params: PyTree) -> tuple[PyTree, int | None
   checkpoint kind never has them: a flan_jax run's state restarts its optimizer)."""
   t5x = _t5x(path)
   if t5x is not None:
-    ckpt = t5x.T5XCheckpoint(path)
-    from flan_jax.models.t5 import T5Config
-    cfg = _model_config_of(abstract_params, ckpt, t5x)
-    params = t5x.read_params(ckpt, cfg, abstract_params, _place)
-    moments, why = t5x.read_moments(ckpt, cfg) if isinstance(cfg, T5Config) else ({}, "not a T5 model")
-    return params, ckpt.step, moments, why
+    ckpt, cfg = _t5x_model(path, abstract_params, t5x)
+    return t5x.read_params(ckpt, cfg, abstract_params, _place), ckpt.step, *t5x.read_moments(ckpt, cfg)
   params, step = load_params_and_step(path, abstract_params)
   moments_dir = os.path.join(_abs(path), "adafactor_moments", "params")
   if os.path.isdir(moments_dir):
@@ -372,11 +368,13 @@ def load_initial(path: str, abstract_params: PyTree) -> tuple[PyTree, int | None
   return params, step, {}, None
 
 
-def _model_config_of(abstract_params: PyTree, ckpt, t5x):
-  """The T5Config a T5X checkpoint is read as: its shapes', laid out as `abstract_params` is."""
+def _t5x_model(path: str, abstract_params: PyTree | None, t5x):
+  """(opened T5X checkpoint, the T5Config it is read as: its shapes', laid out as
+  `abstract_params` is)."""
   import dataclasses
+  ckpt = t5x.open_checkpoint(path)
   cfg, _ = t5x.infer_config(ckpt)
-  return dataclasses.replace(cfg, scan_layers=_stacked(abstract_params)) if abstract_params is not None else cfg
+  return ckpt, dataclasses.replace(cfg, scan_layers=_stacked(abstract_params)) if abstract_params is not None else cfg
 
 
 def _place(x: np.ndarray, target) -> jax.Array:
@@ -414,8 +412,7 @@ def load_params_and_step(path: str, abstract_params: PyTree | None = None) -> tu
   """
   t5x = _t5x(path)
   if t5x is not None:
-    ckpt = t5x.T5XCheckpoint(path)
-    cfg = _model_config_of(abstract_params, ckpt, t5x)
+    ckpt, cfg = _t5x_model(path, abstract_params, t5x)
     return t5x.read_params(ckpt, cfg, abstract_params, _place if abstract_params is not None else None), ckpt.step
   item, kind = _find_params_item(path)
   if kind == "params":
@@ -425,14 +422,12 @@ def load_params_and_step(path: str, abstract_params: PyTree | None = None) -> tu
 
 
 def _recorded_step(path: str) -> int | None:
-  """The `step` a converted checkpoint's model.json records (from-t5x), else None."""
-  import json
+  """The `step` a converted checkpoint's model record holds (from-t5x), else None."""
+  from flan_jax.models import record
   try:
-    with open(os.path.join(_abs(path), "model.json")) as f:
-      step = json.load(f).get("step")
-  except (OSError, ValueError, AttributeError):
+    return record.read_record(path).step
+  except record.RecordError:
     return None
-  return step if isinstance(step, int) else None
 
 
 def _load_params_item(item: str, kind: str, abstract_params: PyTree | None) -> tuple[PyTree, int | None]:
@@ -550,7 +545,7 @@ def check_params_structure(path: str, abstract_params: PyTree, model: str = "the
   t5x = _t5x(path)
   if t5x is not None:
     from flax import traverse_util
-    ckpt = t5x.T5XCheckpoint(path)
+    ckpt = t5x.open_checkpoint(path)
     shapes = t5x.flan_shapes(t5x.layout(ckpt, None)[0])
     saved = traverse_util.unflatten_dict({p: np.empty(s, np.uint8) for p, s in shapes.items()})
     why = _structure_difference(saved, abstract_params, model)

@@ -62,10 +62,10 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
     params = jax.jit(lambda: decoder.model.init(jax.random.key(seed), **inputs))()["params"]
     step, label = None, name or "untrained"
   else:
-    decoder, params, rec = infer.load_decoder(checkpoint_path, model_config, mesh)
-    if output_dir is None and checkpoints.is_t5x(checkpoint_path):
+    if output_dir is None and checkpoints.is_t5x(checkpoint_path):  # refused before anything is read
       raise ValueError(f"evaluate: set output_dir (OUTPUT_DIR): {checkpoint_path} is a T5X checkpoint, and results "
                        "are not written into it")
+    decoder, params, rec = infer.load_decoder(checkpoint_path, model_config, mesh)
     for task_name in task_names:  # the tasks must speak the checkpoint's vocabulary
       try:
         infer.choose_vocabulary(rec, infer.seqio_vocabulary(task_name))

@@ -431,7 +431,9 @@ def with_initial_step(state: AdafactorState | PyTree, initial_step: int | jax.Ar
   return state
 
 
-def _keep_key(dims) -> str:
+def keep_key(dims) -> str:
+  """The name of an accumulator by the dims it keeps (`keep0`, `keep1_2`): how `with_moments`
+  and `convert.t5x` pass second-moment statistics between factorings."""
   return "keep" + "_".join(str(d) for d in dims)
 
 
@@ -463,13 +465,13 @@ def with_moments(optimizer: Any, state: PyTree, params: PyTree, moments: Mapping
         n = x.shape[0]
         if 0 not in keep:
           break
-        inner = _keep_key([d - 1 for d in keep if d])
+        inner = keep_key([d - 1 for d in keep if d])
         parts = [moments.get(keys[:at] + (f"layers_{j}",) + keys[at + 1:], {}).get(inner) for j in range(n)]
         if any(p is None for p in parts):
           break
         found[name] = np.stack(parts)
       else:
-        got = moments.get(keys, {}).get(_keep_key(keep))
+        got = moments.get(keys, {}).get(keep_key(keep))
         if got is None:
           break
         found[name] = got

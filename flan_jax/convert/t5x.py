@@ -32,6 +32,7 @@ zero moments, and the caller says so.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -167,6 +168,18 @@ def _flatten(tree: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
       yield from _flatten(v, f"{prefix}/{k}" if prefix else str(k))
   else:
     yield prefix, tree
+
+
+def open_checkpoint(path: str) -> "T5XCheckpoint":
+  """The opened checkpoint PATH stands for, its index read once per process: loading for
+  generate/eval asks for the record, the structure and the parameters of the same checkpoint,
+  and a written T5X checkpoint does not change."""
+  return _open_cached(checkpoint_dir(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _open_cached(directory: str) -> "T5XCheckpoint":
+  return T5XCheckpoint(directory)
 
 
 class T5XCheckpoint:
@@ -511,10 +524,6 @@ def _stacked_paths(shapes: Mapping[tuple[str, ...], Any]) -> list[tuple[str, ...
   return sorted(out)
 
 
-def _keep_key(dims: Sequence[int]) -> str:
-  return "keep" + "_".join(str(d) for d in dims)
-
-
 def read_moments(ckpt: T5XCheckpoint, cfg) -> tuple[dict, str | None]:
   """({flan_jax unscanned path: {keep key: array}}, None), or ({}, why) when the checkpoint
   holds no Adafactor statistics (another optimizer, or none saved)."""
@@ -554,7 +563,7 @@ def read_moments(ckpt: T5XCheckpoint, cfg) -> tuple[dict, str | None]:
             flan_dims.extend(range(at, at + len(g)))
             shape_out.extend(g)
           at += len(g)
-        moments.setdefault(path, {})[_keep_key(flan_dims)] = per.reshape(shape_out)
+        moments.setdefault(path, {})[optim.keep_key(flan_dims)] = per.reshape(shape_out)
   return moments, None
 
 
@@ -646,6 +655,6 @@ def model_record(path: str):
   checkpoints carry none), its step."""
   from flan_jax.models import record
   from flan_jax.models.t5 import EncoderDecoder
-  ckpt = T5XCheckpoint(path)
+  ckpt = open_checkpoint(path)
   cfg, _ = infer_config(ckpt)
   return record.ModelRecord(EncoderDecoder, cfg, None, 0, ckpt.index_path, ckpt.step)
