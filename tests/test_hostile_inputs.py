@@ -376,9 +376,7 @@ def test_malformed_inputs_are_one_line_naming_what_is_wrong(two_steps, tmp_path)
 
 
 def test_commands_print_no_libtpu_start_up_lines_on_a_machine_without_tpus(two_steps):
-  import importlib.util
-  if importlib.util.find_spec("libtpu") is None:
-    pytest.skip("libtpu (the tpu extra) is not installed")
+  pytest.importorskip("libtpu", reason="needs the tpu extra (pip install -e '.[tpu]'), which .ci/run installs")
   env = {k: v for k, v in os.environ.items() if not k.startswith(("TPU_", "JAX_PLATFORMS"))}
   env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=1"
   for argv in (["generate", "--checkpoint", str(two_steps), "--max_decode_len", "2", "hello"], ["train", "--help"]):
