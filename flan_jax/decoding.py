@@ -152,7 +152,7 @@ def filter_logits(logits_BxV: Array, top_k: int = 0, top_p: float = 1.0) -> Arra
   The nucleus is the smallest set of most likely tokens whose probability reaches `top_p`
   (always at least the most likely token); ties at a threshold are kept.
   """
-  if top_k:
+  if top_k and top_k < logits_BxV.shape[-1]:  # a k at or above the vocabulary keeps every token
     kth_Bx1 = jax.lax.top_k(logits_BxV, top_k)[0][:, -1:]
     logits_BxV = jnp.where(logits_BxV < kth_Bx1, NEG_INF, logits_BxV)
   if top_p < 1.0:

@@ -24,6 +24,7 @@ import jax
 from flan_jax import (checkpoints, data, decoding, distributed, eval_report, gin_utils, infer,
                       models, partitioning)
 from flan_jax import evaluator as evaluator_lib
+from flan_jax.models import record
 
 
 @gin.configurable
@@ -31,7 +32,9 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
              model_config: Any = None, split: str = "validation",
              decode_config: decoding.DecodeConfig = decoding.DecodeConfig(max_decode_len=64),
              batch_size: int = 16, max_examples: int | None = 64, input_length: int = 512,
-             mode: str = "generate", self_consistency: int = 0, sc_temperature: float = 0.7,
+             mode: str = "generate", scoring: str = "reference", self_consistency: int = 0,
+             sc_temperature: float = 0.7, sc_top_k: int = 40, drop_exemplars: str = "leading",
+             vocabulary_file: str | None = None,
              score_targets: bool = True, output_dir: str | None = None, name: str | None = None,
              task_modules: Sequence[str] = ("flan_jax.tasks.embedded",),
              bigbench_tasks: Sequence[str] = (), mesh: partitioning.MeshConfig = partitioning.MeshConfig(),
@@ -41,6 +44,10 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
   mixture_or_task_names: seqio tasks or mixtures (mixtures expand to their tasks).
   bigbench_tasks: BIG-bench JSON tasks to register from the `bigbench` package as
     `bbh_bigbench_<name>` and evaluate too (skipped with a note when it is not installed).
+  vocabulary_file: the model's SentencePiece file where the checkpoint records none (a T5X
+    checkpoint); every prompt is tokenized with the checkpoint's vocabulary, whatever
+    vocabulary a task was registered with.
+  scoring, drop_exemplars, self_consistency, sc_temperature, sc_top_k: `evaluator.EvalConfig`.
   Returns the results dict of `evaluator.summarize`; raises `evaluator.MetricError` (after
   writing the results) when a task's own metric failed.
   """
@@ -61,24 +68,24 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
     inputs = models.family_for(model_config).init_inputs(model_config)
     params = jax.jit(lambda: decoder.model.init(jax.random.key(seed), **inputs))()["params"]
     step, label = None, name or "untrained"
+    vocabulary = infer.choose_vocabulary(record.ModelRecord(models.family_for(model_config), model_config, None, 0, "gin"),
+                                         vocabulary_file) if vocabulary_file else None
   else:
     if output_dir is None and checkpoints.is_t5x(checkpoint_path):  # refused before anything is read
       raise ValueError(f"evaluate: set output_dir (OUTPUT_DIR): {checkpoint_path} is a T5X checkpoint, and results "
                        "are not written into it")
     decoder, params, rec = infer.load_decoder(checkpoint_path, model_config, mesh)
-    for task_name in task_names:  # the tasks must speak the checkpoint's vocabulary
-      try:
-        infer.choose_vocabulary(rec, infer.seqio_vocabulary(task_name))
-      except ValueError as e:
-        raise ValueError(f"task {task_name}: {e}") from None
+    vocabulary = infer.choose_vocabulary(rec, vocabulary_file)  # the checkpoint's: prompts use it
     step = checkpoints.step_of(checkpoint_path)
     step = rec.step if step is None else step  # a T5X or from-t5x checkpoint records its own
     label = name or os.path.basename(os.path.normpath(checkpoint_path))
   params = decoder.put_params(params)
   config = evaluator_lib.EvalConfig(max_examples=max_examples, batch_size=batch_size, input_length=input_length,
-                                 mode=mode, self_consistency=self_consistency, sc_temperature=sc_temperature,
-                                 score_targets=score_targets, seed=seed)
-  evaluator = evaluator_lib.Evaluator(decoder, task_names, split=split, decode_config=decode_config, config=config)
+                                    mode=mode, scoring=scoring, self_consistency=self_consistency,
+                                    sc_temperature=sc_temperature, sc_top_k=sc_top_k, drop_exemplars=drop_exemplars,
+                                    score_targets=score_targets, seed=seed)
+  evaluator = evaluator_lib.Evaluator(decoder, task_names, split=split, decode_config=decode_config, config=config,
+                                      vocabulary=vocabulary)
   results = evaluator.run(params, step=step, name=label)
   if output_dir is None:
     if checkpoint_path is None:

@@ -14,8 +14,10 @@ from flan_jax.tasks import metrics
 
 
 def markdown_table(results: Sequence[Mapping]) -> str:
-  """Paper layout: one row per model/checkpoint, one column per evaluated suite, Norm. avg;
-  then one row per task of the last result."""
+  """Paper layout: one row per model/checkpoint (and a "CoT + SC" row beside it when
+  self-consistency was run), one column per evaluated suite, Norm. avg; then, for the last
+  result, the unweighted subject means of question-weighted columns, one line per suite on
+  how its prompts were fitted, and one row per task."""
   cols = []
   for r in results:
     cols += [c for c in r["columns"] if c not in cols]
@@ -27,14 +29,27 @@ def markdown_table(results: Sequence[Mapping]) -> str:
     cells = [f"{r['columns'][c]:.1f}" if c in r["columns"] else "-" for c in cols]
     avg = r.get("normalized_average")
     lines.append(f"| {label} | " + " | ".join(cells) + f" | {'-' if avg is None else f'{avg:.1f}'} |")
+    sc = r.get("self_consistency_columns") or {}
+    if sc:
+      how = r.get("self_consistency") or {}
+      cells = [f"{sc[c]:.1f}" if c in sc else "-" for c in cols]
+      lines.append(f"| {label}, CoT + SC ({how.get('samples')} samples, T={how.get('temperature')}) | "
+                   + " | ".join(cells) + " | - |")
   if results:
     last = results[-1]
-    lines += ["", "| Task | Column | Method | Examples | Score | Random | target log-lik |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+    notes = [f"{c}: {v:.1f} weighted by questions; {last['unweighted_columns'][c]:.1f} as the mean of its "
+             "tasks" for c, v in last["columns"].items() if c in (last.get("unweighted_columns") or {})]
+    notes += list((last.get("fitting") or {}).values())
+    if notes:
+      lines += [""] + [f"- {n}" for n in notes]
+    lines += ["", "| Task | Column | Method | Scorer | Examples | Score | Random | Exemplars lost / cut | "
+              "target log-lik |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for task, t in last["tasks"].items():
       ll = t["metrics"].get("target_logprob")
-      lines.append(f"| {task} | {t['column']} | {t['method']} | {t['num_examples']} | {t['score']:.1f} | "
-                   f"{t['random_baseline']:.1f} | {'-' if ll is None else f'{ll:.3f}'} |")
+      fit = t.get("fitting")
+      fit = f"{fit['lost_exemplars']} / {fit['truncated']}" if fit else "-"
+      lines.append(f"| {task} | {t['column']} | {t['method']} | {t.get('scorer', '-')} | {t['num_examples']} | "
+                   f"{t['score']:.1f} | {t['random_baseline']:.1f} | {fit} | {'-' if ll is None else f'{ll:.3f}'} |")
   return "\n".join(lines) + "\n"
 
 
@@ -68,6 +83,8 @@ def log_scalars(results: Mapping, output_dir: str) -> None:
   with SummaryWriter(output_dir) as writer:
     for col, v in results["columns"].items():
       writer.add_scalar(f"eval/{col.replace(' ', '_')}", v, step)
+    for col, v in (results.get("self_consistency_columns") or {}).items():
+      writer.add_scalar(f"eval/{col.replace(' ', '_')}_SC", v, step)
     if results.get("normalized_average") is not None:
       writer.add_scalar("eval/normalized_average", results["normalized_average"], step)
     for task, t in results["tasks"].items():

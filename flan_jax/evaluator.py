@@ -27,6 +27,7 @@ from flan_jax import decoding
 from flan_jax import eval_report
 from flan_jax.tasks import api
 from flan_jax.tasks import metrics
+from flan_jax.tasks import scoring
 from flan_jax.tasks import templates
 
 PyTree = Any
@@ -68,28 +69,96 @@ class EvalExample:
   options: list[str] | None
   answers: list[str] | None = None  # all gold answers (TyDiQA); default [target answer]
   raw: dict | None = None           # the seqio example, for the task's postprocessor
+  exemplars: int = 0                # exemplars the prompt had before fitting
+  dropped: int = 0                  # whole exemplars dropped to fit the input length
+  truncated: bool = False           # still too long without exemplars: cut from the left
 
 
-def load_examples(task, split: str, max_examples: int | None, input_length: int | None = None) -> list[EvalExample]:
-  """The first `max_examples` examples of a seqio task's split, unshuffled, inputs cut to
-  `input_length` tokens (keeping the end of the prompt: the query and its options)."""
+DROP_EXEMPLARS = ("leading", "trailing")
+
+
+def fit_prompt(encode: Callable[[str], list[int]], prefix: str, shots: Sequence[str], query: str,
+               input_length: int | None, *, eos_id: int = 1, drop: str = "leading"
+               ) -> tuple[list[int], str, int, bool]:
+  """(token ids with EOS, prompt text, exemplars dropped, truncated) of a few-shot prompt fitted
+  to `input_length` tokens: whole exemplars are dropped (the first ones with drop="leading";
+  the last ones, as hendrycks/test's evaluate_flan.py does, with "trailing") until the
+  prompt fits; a prompt that does not fit with none is cut from the left (its end, the
+  question, kept). The ids are always `encode` of the whole prompt text."""
+  if drop not in DROP_EXEMPLARS:
+    raise ValueError(f"drop={drop!r}; use one of {DROP_EXEMPLARS}")
+  shots = list(shots)
+  for dropped in range(len(shots) + 1):
+    kept = shots[dropped:] if drop == "leading" else shots[:len(shots) - dropped]
+    text = prefix + "".join(kept) + query
+    ids = list(encode(text)) + [eos_id]
+    if not input_length or len(ids) <= input_length:
+      return ids, text, dropped, False
+  return ids[-input_length:], text, len(shots), True
+
+
+def load_examples(task, split: str, max_examples: int | None, input_length: int | None = None, *,
+                  vocabulary=None, drop: str = "leading") -> list[EvalExample]:
+  """The first `max_examples` examples of a seqio task's split, unshuffled, tokenized with
+  `vocabulary` (default: the task's) and fitted to `input_length` tokens (`fit_prompt`).
+
+  A few-shot prompt kept in parts (the evaluation suites' `prefix`/`shots`/`query`) loses
+  whole exemplars; any other prompt is re-tokenized from its text and, if too long, cut
+  from the left. A task tokenized with another vocabulary and without its prompt text
+  cannot be evaluated with `vocabulary`, and says so."""
   ds = task.get_dataset(sequence_length=None, split=split, shuffle=False, use_cached=False, num_epochs=1,
                         trim_output_features=False, try_in_mem_cache=False)  # no cache: take() stops early
   if max_examples:
     ds = ds.take(max_examples)
+  own = task.output_features["inputs"].vocabulary
+  vocab = vocabulary or own
+  same_vocab = vocabulary is None or _same_vocabulary(vocab, own)
   out = []
   for ex in ds.as_numpy_iterator():
-    ids = [int(t) for t in ex["inputs"]]
-    if input_length and len(ids) > input_length:
-      ids = ids[-input_length:]
     prompt = metrics.as_text(ex.get("inputs_pretokenized", b""))
+    if "query" in ex:
+      shots = [metrics.as_text(s) for s in np.atleast_1d(ex["shots"])]
+      ids, prompt, dropped, truncated = fit_prompt(vocab.encode, metrics.as_text(ex["prefix"]), shots,
+                                                   metrics.as_text(ex["query"]), input_length,
+                                                   eos_id=vocab.eos_id, drop=drop)
+    else:
+      shots = []
+      if same_vocab:
+        ids = [int(t) for t in ex["inputs"]]
+      elif "inputs_pretokenized" in ex:
+        ids = list(vocab.encode(prompt)) + [vocab.eos_id]
+      else:
+        raise ValueError(f"task {task.name!r} is tokenized with another vocabulary than the checkpoint's "
+                         "and keeps no prompt text (inputs_pretokenized) to re-tokenize")
+      dropped, truncated = 0, bool(input_length and len(ids) > input_length)
+      if truncated:
+        ids = ids[-input_length:]
     target = metrics.as_text(ex.get("targets_pretokenized", b""))
     answers = None
     if "answers" in ex:
       answers = [metrics.as_text(a) for a in np.atleast_1d(ex["answers"])]
     options = [metrics.as_text(o) for o in ex["options"]] if "options" in ex else metrics.parse_options(prompt)
-    out.append(EvalExample(ids, prompt, target, options, answers, raw=ex))
+    out.append(EvalExample(ids, prompt, target, options, answers, raw=ex, exemplars=len(shots),
+                           dropped=dropped, truncated=truncated))
   return out
+
+
+def _same_vocabulary(a, b) -> bool:
+  if a is b:
+    return True
+  files = [getattr(v, "sentencepiece_model_file", None) for v in (a, b)]
+  if None in files:
+    return False
+  return os.path.realpath(files[0]) == os.path.realpath(files[1]) and a.vocab_size == b.vocab_size
+
+
+def fitting_summary(exs: Sequence[EvalExample], input_length: int | None) -> dict:
+  """How a task's prompts were fitted to the input length."""
+  return {"prompts": len(exs), "input_length": input_length,
+          "with_exemplars": sum(ex.exemplars > 0 for ex in exs),
+          "lost_exemplars": sum(ex.dropped > 0 for ex in exs),
+          "exemplars_dropped": sum(ex.dropped for ex in exs),
+          "truncated": sum(ex.truncated for ex in exs)}
 
 
 # ----------------------------------------------------------------------------------------
@@ -101,9 +170,15 @@ class EvalConfig:
   """How tasks are evaluated (plain arguments; `flan_jax.eval` builds it from gin).
 
   mode: "generate" decodes with `decode`; "score" picks the option of highest
-    log-likelihood for tasks with options (others are still generated).
+    log-likelihood for tasks outside the suites that have options (others are generated).
+    MMLU direct is always scored by the likelihood of the letters A-D, as hendrycks/test.
+  scoring: "reference" reads answers by each benchmark's own rule (`tasks/scoring.py`);
+    "lenient" by flan_jax's `metrics.extract_answer` everywhere, reported under
+    "<column> (lenient)" so that it never fills a paper column.
   self_consistency: k > 1 samples (temperature `sc_temperature`, top-k `sc_top_k`) per CoT
-    example and a majority vote of their answers; 0/1 = one decode.
+    example and a majority vote of their answers, reported as its own "CoT + SC" row beside
+    the greedy CoT figures; 0/1 = greedy only.
+  drop_exemplars: which whole exemplars a too-long prompt loses first (`fit_prompt`).
   score_targets: also report the mean per-token log-likelihood of the gold targets
     (`target_logprob`, in nats; teacher forced), a smooth signal for small models.
   """
@@ -111,33 +186,44 @@ class EvalConfig:
   batch_size: int = 16
   input_length: int = 512
   mode: str = "generate"
+  scoring: str = "reference"
   self_consistency: int = 0
   sc_temperature: float = 0.7
   sc_top_k: int = 40
+  drop_exemplars: str = "leading"
   score_targets: bool = True
   num_logged_examples: int = 3
   seed: int = 0
 
 
 class Evaluator:
-  """Evaluates seqio tasks with a `decoding.SequenceDecoder`: decode or score, extract, score."""
+  """Evaluates seqio tasks with a `decoding.SequenceDecoder`: decode or score, extract, score.
+
+  `vocabulary` is the evaluated model's (the checkpoint's recorded SentencePiece model):
+  every prompt is tokenized and every output read with it. None: each task's own."""
 
   def __init__(self, decoder, task_names: Sequence[str], *, split: str = "validation",
-               decode_config=None, config: EvalConfig = EvalConfig()):
+               decode_config=None, config: EvalConfig = EvalConfig(), vocabulary=None):
     import seqio
     if config.mode not in ("generate", "score"):
       raise ValueError(f"EvalConfig.mode={config.mode!r}; use 'generate' or 'score'")
+    if config.scoring not in ("reference", "lenient"):
+      raise ValueError(f"EvalConfig.scoring={config.scoring!r}; use 'reference' or 'lenient'")
+    if config.drop_exemplars not in DROP_EXEMPLARS:
+      raise ValueError(f"EvalConfig.drop_exemplars={config.drop_exemplars!r}; use one of {DROP_EXEMPLARS}")
     self.decoder = decoder
     self.config = config
     self.decode_config = decode_config or decoding.DecodeConfig(max_decode_len=64)
     self.split = split
+    self.vocabulary = vocabulary
     self.tasks = [seqio.get_mixture_or_task(n) for n in task_names]
     self._examples: dict[str, list[EvalExample]] = {}
 
   def examples(self, task) -> list[EvalExample]:
     if task.name not in self._examples:
       self._examples[task.name] = load_examples(task, self.split, self.config.max_examples,
-                                                self.config.input_length)
+                                                self.config.input_length, vocabulary=self.vocabulary,
+                                                drop=self.config.drop_exemplars)
     return self._examples[task.name]
 
   # -- model calls, in fixed-shape batches (one compilation per setting) -------------------
@@ -175,51 +261,59 @@ class Evaluator:
       tokens += sum(len(t) for t in targets)
     return total / max(tokens, 1)
 
-  def _score_options(self, params, exs) -> list[str]:
+  def _likeliest(self, params, exs, choices: Sequence[Sequence[str]], eos: bool) -> list[str]:
+    """For each example, the choice whose continuation the model finds likeliest."""
     vocab = self._vocab
-    options = [ex.options for ex in exs]
-    ids = [[vocab.encode(o) + [1] for o in opts] for opts in options]
+    ids = [[vocab.encode(c) + ([1] if eos else []) for c in cs] for cs in choices]
     lls = self.decoder.score_options(params, [ex.inputs for ex in exs], ids, batch_size=self.config.batch_size)
-    return [opts[int(np.argmax(ll))] for opts, ll in zip(options, lls)]
+    return [cs[int(np.argmax(ll))] for cs, ll in zip(choices, lls)]
 
   # -- one task ---------------------------------------------------------------------------
 
   def evaluate_task(self, params, task) -> dict:
-    self._vocab = task.output_features["targets"].vocabulary
+    self._vocab = self.vocabulary or task.output_features["targets"].vocabulary
     exs = self.examples(task)
     if not exs:
       raise ValueError(f"task {task.name!r} has no {self.split!r} examples to evaluate")
     cfg, info = self.config, task_info(task)
-    cot, numeric = info.cot, info.numeric
+    lenient = cfg.scoring == "lenient"
+    scorer = "lenient" if lenient else info.scorer
     has_options = all(ex.options for ex in exs)
     t0 = time.perf_counter()
-    result: dict[str, Any] = {"suite": info.suite, "column": info.column, "answer": info.answer,
-                              "num_examples": len(exs)}
+    column = f"{info.column} (lenient)" if lenient and info.scorer != "lenient" else info.column
+    result: dict[str, Any] = {"suite": info.suite, "column": column, "answer": info.answer,
+                              "scorer": scorer, "num_examples": len(exs), "weighted": info.weighted,
+                              "fitting": fitting_summary(exs, cfg.input_length)}
 
-    if cfg.mode == "score" and has_options and not cot:
-      outputs = self._score_options(params, exs)
+    sc_outputs = None
+    if info.scorer == "mmlu_letter" and not lenient:
+      letters = [list(scoring.MMLU_LETTERS[:len(ex.options or scoring.MMLU_LETTERS)]) for ex in exs]
+      outputs = self._likeliest(params, exs, letters, eos=False)
+      result["method"] = "letter_loglikelihood"
+    elif cfg.mode == "score" and has_options and not info.cot and scorer == "lenient":
+      outputs = self._likeliest(params, exs, [ex.options for ex in exs], eos=True)
       result["method"] = "option_loglikelihood"
-    elif cot and cfg.self_consistency > 1:
-      sc = decoding.DecodeConfig(max_decode_len=self.decode_config.max_decode_len,
-                                 temperature=cfg.sc_temperature, top_k=cfg.sc_top_k)
-      samples = [self._generate(params, exs, sc, seed=cfg.seed + k) for k in range(cfg.self_consistency)]
-      outputs = [metrics.self_consistency([s[i] for s in samples], options=ex.options, numeric=numeric)[0]
-                 for i, ex in enumerate(exs)]
-      result["method"] = f"self_consistency@{cfg.self_consistency}"
     else:
       outputs = self._generate(params, exs, self.decode_config)
       result["method"] = self.decode_config.method
+      if info.cot and cfg.self_consistency > 1:
+        sc = decoding.DecodeConfig(max_decode_len=self.decode_config.max_decode_len, search="sample",
+                                   num_beams=1, temperature=cfg.sc_temperature, top_k=cfg.sc_top_k)
+        samples = [self._generate(params, exs, sc, seed=cfg.seed + k) for k in range(cfg.self_consistency)]
+        sc_outputs = [[s[i] for s in samples] for i in range(len(exs))]
 
-    preds = [metrics.extract_answer(o, options=ex.options, numeric=numeric) for o, ex in zip(outputs, exs)]
-    golds = [metrics.extract_answer(ex.target, options=ex.options, numeric=numeric) for ex in exs]
-    scores = metrics.accuracy(golds, preds)
-    if info.answer == "span":
-      scores.update(metrics.squad_em_f1([ex.answers or [g] for ex, g in zip(exs, golds)], preds))
-      scores["accuracy"] = scores["em"]
+    how = dict(cot=info.cot, phrases=info.answer_phrases, stops=info.stops, numeric=info.numeric)
+    preds = [scoring.extracted(scorer, o, options=ex.options, **how) for o, ex in zip(outputs, exs)]
+    scores = self._scores(scorer, outputs, exs, how, span=info.answer == "span")
     task_scores, failures = self._task_metrics(task, exs, outputs)
     scores.update(task_scores)
     if failures:
       result["metric_failures"] = failures
+    if sc_outputs is not None:
+      voted = [scoring.self_consistency(scorer, samples, ex.target, options=ex.options, **how)
+               for samples, ex in zip(sc_outputs, exs)]
+      result["self_consistency"] = {"samples": cfg.self_consistency, "temperature": cfg.sc_temperature,
+                                    "top_k": cfg.sc_top_k, "score": 100.0 * float(np.mean(voted))}
     if cfg.score_targets:
       scores["target_logprob"] = self._target_logprob(params, exs)
     baselines = [100.0 / len(ex.options) if ex.options else 0.0 for ex in exs]
@@ -229,6 +323,24 @@ class Evaluator:
                   examples=[{"prompt": ex.prompt[-300:], "target": ex.target, "output": o, "answer": p}
                             for ex, o, p in list(zip(exs, outputs, preds))[:cfg.num_logged_examples]])
     return result
+
+  @staticmethod
+  def _scores(scorer: str, outputs: Sequence[str], exs: Sequence[EvalExample], how: dict,
+              span: bool = False) -> dict[str, float]:
+    """{"accuracy": percent, ...} of the outputs under the task's scorer."""
+    if scorer == "tydiqa":
+      scores = scoring.tydiqa_scores(outputs, [ex.answers or [ex.target] for ex in exs])
+      return {"accuracy": scores["em"], **scores}
+    if scorer == "mmlu_letter":
+      hits = [o == ex.target.strip() for o, ex in zip(outputs, exs)]
+    else:
+      hits = [scoring.correct(scorer, o, ex.target, options=ex.options, **how) for o, ex in zip(outputs, exs)]
+    scores = {"accuracy": 100.0 * float(np.mean(hits))}
+    if scorer == "lenient" and span:  # SQuAD EM/F1 against every gold answer
+      preds = [metrics.extract_answer(o, options=ex.options, numeric=how["numeric"]) for o, ex in zip(outputs, exs)]
+      scores.update(metrics.squad_em_f1([ex.answers or [ex.target] for ex in exs], preds))
+      scores["accuracy"] = scores["em"]
+    return scores
 
   @staticmethod
   def _task_metrics(task, exs, outputs) -> tuple[dict[str, float], dict[str, str]]:
@@ -269,21 +381,59 @@ class Evaluator:
     return summarize(tasks, step=step, name=name)
 
 
+def _column_mean(results: Sequence[dict], key=lambda r: r["score"]) -> float:
+  """A column's score: the mean over its tasks, weighted by their examples when the tasks
+  say so (MMLU: Hendrycks' overall figure is over questions)."""
+  if all(r.get("weighted") for r in results):
+    return float(np.average([key(r) for r in results], weights=[r["num_examples"] for r in results]))
+  return float(np.mean([key(r) for r in results]))
+
+
+def fitting_line(suite: str, fits: Sequence[dict]) -> str:
+  """One line saying how a suite's prompts were fitted to the input length."""
+  prompts = sum(f["prompts"] for f in fits)
+  lost = sum(f["lost_exemplars"] for f in fits)
+  truncated = sum(f["truncated"] for f in fits)
+  length = fits[0]["input_length"] if fits else None
+  if not any(f["with_exemplars"] for f in fits):
+    how = "zero-shot prompts"
+  else:
+    how = (f"{lost} lost whole exemplars ({sum(f['exemplars_dropped'] for f in fits)} exemplars dropped)"
+           if lost else "every exemplar kept")
+  return (f"{suite}: {prompts} prompts at input length {length}: {how}; "
+          f"{truncated} cut from the left (too long without exemplars)")
+
+
 def summarize(tasks: Mapping[str, dict], *, step: int | None = None, name: str = "model") -> dict:
-  """Per-column means, normalised scores and their average from per-task results."""
+  """Per-column scores, normalised scores and their average from per-task results, with the
+  CoT + self-consistency columns, the unweighted means of weighted columns and one line per
+  suite on how its prompts were fitted."""
   by_column = collections.defaultdict(list)
   for r in tasks.values():
     by_column[r["column"]].append(r)
-  columns = {c: float(np.mean([r["score"] for r in rs])) for c, rs in by_column.items()}
+  columns = {c: _column_mean(rs) for c, rs in by_column.items()}
   baselines = {c: float(np.mean([r["random_baseline"] for r in rs])) for c, rs in by_column.items()}
   ordered = [c for c in metrics.COLUMNS if c in columns] + sorted(c for c in columns if c not in metrics.COLUMNS)
+  sc = {c: _column_mean(rs, key=lambda r: r["self_consistency"]["score"]) for c, rs in by_column.items()
+        if all("self_consistency" in r for r in rs)}
+  fits = collections.defaultdict(list)
+  for r in tasks.values():
+    if "fitting" in r:
+      fits[r["suite"]].append(r["fitting"])
   return {
       "name": name, "step": step, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
       "tasks": dict(tasks),
       "columns": {c: columns[c] for c in ordered},
+      "unweighted_columns": {c: float(np.mean([r["score"] for r in by_column[c]])) for c in ordered
+                             if all(r.get("weighted") for r in by_column[c])},
+      "self_consistency_columns": {c: sc[c] for c in ordered if c in sc},
+      "self_consistency": next(({k: r["self_consistency"][k] for k in ("samples", "temperature", "top_k")}
+                                for r in tasks.values() if "self_consistency" in r), None),
       "random_baselines": {c: baselines[c] for c in ordered},
       "normalized": {c: metrics.normalized_score(columns[c], baselines[c]) for c in ordered},
       "normalized_average": metrics.normalized_average(columns, baselines) if columns else None,
+      "fitting": {suite: fitting_line(suite, fits[suite]) for suite in sorted(
+          fits, key=lambda x: metrics.SUITES.index(x) if x in metrics.SUITES else len(metrics.SUITES))},
       "metric_failures": {t: r["metric_failures"] for t, r in tasks.items() if r.get("metric_failures")},
   }
 

@@ -64,7 +64,7 @@ def choose_vocabulary(rec: record.ModelRecord, override=None):
     elif not rec.source.endswith(".gin"):  # model.json, or a T5X checkpoint (which carries none)
       why = " (T5X checkpoints carry none)" if not rec.source.endswith(record.RECORD_FILE) else ""
       raise ValueError(f"{rec.source} records no vocabulary{why}; pass the model's SentencePiece file "
-                       "(--vocab for generate)")
+                       "(--vocab for generate and infer, VOCABULARY_FILE for eval)")
     else:  # a run from before model.json: the quickstart's shipped vocabulary
       from flan_jax.tasks import vocab as default
       vocab, where = default.default_vocabulary(), "the shipped default vocabulary"

@@ -541,8 +541,13 @@ def sampled_mixture_tasks(name: str, split: str | None = None) -> list[str]:
 
 def register_eval_task(name: str, rows: Callable[[], list[dict]], *, vocabulary=None) -> str:
   """Registers one evaluation task whose "validation" examples are `rows()`: dicts of
-  `inputs`, `targets` (str), `options`, `answers` (lists of str). `rows` is called when
-  the dataset is built, so registering reads nothing."""
+  `inputs`, `targets` (str), `options`, `answers` (lists of str) and, for a few-shot prompt
+  kept in parts, `prefix`, `shots` (list of str) and `query` with inputs = prefix + shots +
+  query (without them: prefix "", no shots, query = inputs). `rows` is called when the
+  dataset is built, so registering reads nothing."""
+  def ragged(lists):
+    return tf.ragged.constant(lists, dtype=tf.string, row_splits_dtype=tf.int32)
+
   def dataset_fn(split, shuffle_files=False, seed=None):
     del split, shuffle_files, seed
     data = rows()
@@ -550,10 +555,9 @@ def register_eval_task(name: str, rows: Callable[[], list[dict]], *, vocabulary=
       raise ValueError(f"task {name!r} has no examples")
     return tf.data.Dataset.from_tensor_slices({
         "inputs": [r["inputs"] for r in data], "targets": [r["targets"] for r in data],
-        "options": tf.ragged.constant([r["options"] for r in data], dtype=tf.string,
-                                      row_splits_dtype=tf.int32),
-        "answers": tf.ragged.constant([r["answers"] for r in data], dtype=tf.string,
-                                      row_splits_dtype=tf.int32)})
+        "options": ragged([r["options"] for r in data]), "answers": ragged([r["answers"] for r in data]),
+        "prefix": [r.get("prefix", "") for r in data], "shots": ragged([r.get("shots", []) for r in data]),
+        "query": [r.get("query", r["inputs"]) for r in data]})
 
   vocabulary = vocabulary or vocab_lib.default_vocabulary()
   if name in seqio.TaskRegistry.names():

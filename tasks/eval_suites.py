@@ -4,37 +4,41 @@
   eval_suites.register_all()            # or register_mmlu() / register_bbh() / ...
   flan-jax eval --gin.EVAL_TASKS="['mmlu_5shot_direct', 'bbh_3shot_cot']" ...
 
-Every task has one split, "validation", holding the examples the paper reports on, and
-the features the evaluator reads: `inputs` (the whole few-shot prompt), `targets`,
-`options` (answer options, for letter answers) and `answers` (all gold answers; TyDiQA).
-Each task records, when registered, its suite, its column of the paper's table and its
-answer kind (`metrics.record_eval_task`); the evaluator (`flan_jax/evaluator.py`) reads
-that record and extracts answers ("So the answer is (B)." -> option B; numbers for MGSM).
+Every task has one split, "validation", holding the examples the paper reports on. Each
+example is a few-shot prompt kept in its parts, so that the evaluator can fit it to the
+input length by dropping whole exemplars: `prefix` (the task's header), `shots` (one
+string per exemplar, each with its trailing separator) and `query`; `inputs` is their
+concatenation. Besides: `targets`, `options` (answer options, for letter answers) and
+`answers` (all gold answers; TyDiQA). Prompts are text: the evaluator tokenizes them with
+the evaluated checkpoint's vocabulary.
 
-| suite  | tasks                              | prompt                        | data (under the data dir)      |
-|--------|------------------------------------|-------------------------------|--------------------------------|
-| MMLU   | mmlu_{subject}_5shot_{direct,cot}  | 5 dev exemplars; CoT prompts  | mmlu/{dev,test}/{subject}_{split}.csv; mmlu/mmlu-cot.json |
-| BBH    | bbh_{task}_3shot_{direct,cot}      | 3 exemplars of the BBH prompts | bbh/{task}.json, bbh/cot-prompts/{task}.txt |
-| BBH offline | bbh_{task}_3shot_direct, bbh_{task}_zscot | from BIG-bench's task JSON | bigbench/benchmark_tasks/ (`flan-jax data prepare bigbench`), else an installed `bigbench` |
-| BIG-bench | bbh_bigbench_{task} (on request: `register_bigbench_tasks`) | zero-shot, options shown | as BBH offline |
-| TyDiQA | tydiqa_goldp_{lang}_1shot          | 1 train exemplar, same language | tydiqa/tydiqa-goldp-v1.1-{train,dev}.json |
-| MGSM   | mgsm_{lang}_8shot_cot              | 8 CoT exemplars (native, else English GSM8K: "EN-CoT") | mgsm/mgsm_{lang}.tsv |
+Each task records, when registered, its suite, its column of the paper's table and the
+benchmark's own answer rule (`metrics.record_eval_task`, `tasks/scoring.py`).
+
+| suite  | tasks                              | prompt (as the reference lays it out)         | scored (scoring.py) | data (under the data dir) |
+|--------|------------------------------------|-----------------------------------------------|---------------------|---------------------------|
+| MMLU   | mmlu_{subject}_5shot_direct        | hendrycks/test: 5 dev exemplars "A. x ... Answer: B" | likeliest letter A-D; question-weighted mean | mmlu/{dev,test}/{subject}_{split}.csv |
+| MMLU   | mmlu_{subject}_5shot_cot           | the subject's CoT prompt of flan-2's mmlu-cot.json | letter after "answer is"; question-weighted | mmlu/mmlu-cot.json |
+| BBH    | bbh_{task}_3shot_{direct,cot}      | the BBH release's cot-prompts, 3 exemplars    | BBH exact match     | bbh/{task}.json, bbh/cot-prompts/{task}.txt |
+| TyDiQA | tydiqa_goldp_{lang}_1shot (8 languages, not English) | 1 train exemplar, same language | SQuAD EM (F1 beside), first line | tydiqa/tydiqa-goldp-v1.1-{train,dev}.json |
+| MGSM   | mgsm_{lang}_8shot_cot (10 languages); mgsm_en_8shot_cot on its own row | the language's 8 native exemplars (url-nlp/mgsm exemplars.py) | number after the language's answer phrase | mgsm/mgsm_{lang}.tsv, mgsm/exemplars.py |
+| BIG-bench BBH | bigbench_bbh_{task}_3shot_direct | BBH's 27 tasks rebuilt from BIG-bench's task files, direct only | BBH exact match | bigbench/benchmark_tasks/ (`flan-jax data prepare bigbench`), else an installed `bigbench` |
 
 Mixtures (seqio, for `flan-jax eval`): mmlu_5shot_direct, mmlu_5shot_cot, bbh_3shot_direct,
-bbh_3shot_cot (or bbh_zscot offline; `bbh_cot` names whichever is registered),
-tydiqa_goldp_1shot, mgsm_8shot_cot.
+bbh_3shot_cot, tydiqa_goldp_1shot, mgsm_8shot_cot (10 languages), bigbench_bbh_3shot_direct.
 Registration reads no data; a task whose files are missing fails when it is evaluated,
 naming the file it looked for. NIv2 tasks that overlap MMLU are kept out of training by
 `catalogue.niv2_keep`.
 
-Offline BBH: when the curated BBH files are absent, the 27 BBH task files are built from
-BIG-bench's own tasks (the source BBH was drawn from): the task files that
-`flan-jax data prepare bigbench` extracts into the data dir, else those of an installed
-`bigbench` package: a seeded shuffle, the first 3 examples as exemplars, the next 250 evaluated.
-Three BBH tasks are programmatic in BIG-bench (boolean_expressions,
-multistep_arithmetic_two, web_of_lies); their examples are generated here in BBH's
-format. Without rationales there is no few-shot CoT offline, so its CoT column uses
-zero-shot CoT ("Let's think step by step.").
+BIG-bench BBH: where the curated BBH files cannot be fetched, BBH's 27 task files are
+rebuilt from BIG-bench's own tasks (the source BBH was drawn from): a seeded shuffle, the
+first 3 examples as exemplars, the next 250 evaluated. Golds are written as BBH writes
+them: letters for multiple choice with the options in a seeded order (so the gold is not
+always (A)), Yes/No, yes/no or valid/invalid as words where BBH uses words, counts as
+digits. Three BBH tasks are programs in BIG-bench (boolean_expressions,
+multistep_arithmetic_two, web_of_lies); their examples are generated here in BBH's format.
+These are not BBH's examples, so they are reported under their own name, and there is no
+CoT form (no rationales).
 """
 from __future__ import annotations
 
@@ -49,6 +53,7 @@ from collections.abc import Sequence
 
 from flan_jax.tasks import api
 from flan_jax.tasks import metrics
+from flan_jax.tasks import scoring
 from flan_jax.tasks import storage
 from flan_jax.tasks import templates
 from flan_jax.tasks.collections import catalogue
@@ -103,17 +108,37 @@ BBH_TASKS = {
     "web_of_lies": None,
     "word_sorting": "word_sorting",
 }
-# BBH tasks whose answers are numbers, compared as numbers ("6" = "6.0" = "There are 6").
+# BBH tasks whose answers are numbers (lenient scoring compares them as numbers).
 BBH_NUMERIC_TASKS = frozenset({"multistep_arithmetic_two", "object_counting"})
+# BBH tasks whose golds are words, as the BBH release writes them (positive, negative), and
+# whether BBH's inputs list them as "Options:" lines.
+BBH_WORD_ANSWERS = {"causal_judgement": (("Yes", "No"), True), "navigate": (("Yes", "No"), True),
+                    "formal_fallacies": (("valid", "invalid"), True),
+                    "sports_understanding": (("yes", "no"), False),
+                    "web_of_lies": (("Yes", "No"), False)}
 BBH_TASK_GROUPS = sorted({re.sub(r"_(three|five|seven)_objects$", "", t) for t in BBH_TASKS})
 BBH_MAX_EXAMPLES = 250
-TYDIQA_LANGUAGES = ("arabic", "bengali", "english", "finnish", "indonesian", "korean",
-                    "russian", "swahili", "telugu")
-MGSM_LANGUAGES = ("bn", "de", "en", "es", "fr", "ja", "ru", "sw", "te", "th", "zh")
+# TyDiQA GoldP as the paper evaluates it: the eight non-English languages.
+TYDIQA_LANGUAGES = ("arabic", "bengali", "finnish", "indonesian", "korean", "russian", "swahili",
+                    "telugu")
+# MGSM's ten languages; English (the GSM8K originals) is evaluated on its own row.
+MGSM_LANGUAGES = ("bn", "de", "es", "fr", "ja", "ru", "sw", "te", "th", "zh")
+MGSM_ENGLISH = "en"
+# Each language's phrase before the final number in its native exemplars (url-nlp/mgsm);
+# German's exemplars use two.
+MGSM_ANSWER_PHRASES = {
+    "bn": ("উত্তর হল",), "de": ("Die Antwort lautet", "Die Antwort ist"), "en": ("The answer is",),
+    "es": ("La respuesta es",), "fr": ("La réponse est",), "ja": ("答えは",), "ru": ("Ответ —",),
+    "sw": ("Jibu ni",), "te": ("సమాధానం",), "th": ("คำตอบคือ",), "zh": ("答案是",)}
+# Each language's question word (the exemplars' "q" opens with it): a model that runs on
+# into a new question is read up to it.
+MGSM_QUESTION_WORDS = {
+    "bn": "প্রশ্ন:", "de": "Frage:", "en": "Question:", "es": "Pregunta:", "fr": "Question :",
+    "ja": "問題：", "ru": "Задача:", "sw": "Swali:", "te": "ప్రశ్న:", "th": "โจทย์:", "zh": "问题："}
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 COT_TRIGGER = "Let's think step by step."
 
-Row = dict  # {"inputs": str, "targets": str, "options": [str], "answers": [str]}
+Row = dict  # {"inputs", "prefix", "shots", "query", "targets", "options", "answers"}
 
 
 def _need(path: pathlib.Path, task: str, hint: str) -> pathlib.Path:
@@ -122,16 +147,19 @@ def _need(path: pathlib.Path, task: str, hint: str) -> pathlib.Path:
   return path
 
 
-def _row(inputs: str, targets: str, options=(), answers=()) -> Row:
-  return {"inputs": inputs, "targets": targets, "options": list(options),
-          "answers": list(answers) or [targets]}
+def _row(prefix: str, shots: Sequence[str], query: str, targets: str, options=(), answers=()) -> Row:
+  """One example: its prompt in parts (`inputs` = prefix + shots + query) and its golds."""
+  shots = list(shots)
+  return {"inputs": prefix + "".join(shots) + query, "prefix": prefix, "shots": shots, "query": query,
+          "targets": targets, "options": list(options), "answers": list(answers) or [targets]}
 
 
 def register_task(name: str, rows, *, suite: str, cot: bool = False, answer: str = "text",
-                  vocabulary=None) -> str:
+                  vocabulary=None, **how) -> str:
   """Registers one evaluation task (`api.register_eval_task`) and records how it is scored:
-  its suite, column (from suite and `cot`) and answer kind (`metrics.ANSWER_KINDS`)."""
-  metrics.record_eval_task(name, suite=suite, cot=cot, answer=answer)
+  its suite, column (from suite and `cot`, or `column=`), answer kind and the benchmark's
+  rule (`scorer=`, `answer_phrases=`, `stops=`, `weighted=`: `metrics.EvalTaskInfo`)."""
+  metrics.record_eval_task(name, suite=suite, cot=cot, answer=answer, **how)
   return api.register_eval_task(name, rows, vocabulary=vocabulary)
 
 
@@ -166,8 +194,18 @@ def _mmlu_csv(root: pathlib.Path, subject: str, split: str, task: str) -> list[l
   return rows
 
 
-def _mmlu_question(r: list[str]) -> str:
-  return f"{r[0].strip()}\n{_lettered([o.strip() for o in r[1:5]])}"
+def _mmlu_example(r: list[str], answered: bool) -> str:
+  """One question as hendrycks/test's evaluate_flan.py lays it out: the question, "A. x"
+  lines, "Answer:" and, for an exemplar, " B" and a blank line."""
+  text = r[0] + "".join(f"\n{LETTERS[j]}. {o}" for j, o in enumerate(r[1:5])) + "\nAnswer:"
+  return text + f" {r[5].strip()}\n\n" if answered else text
+
+
+def mmlu_header(subject: str) -> str:
+  """hendrycks/test's header; its subject formatting puts a space before each word, so the
+  header reads "about  high school biology." with two spaces."""
+  return ("The following are multiple choice questions (with answers) about"
+          f" {''.join(' ' + w for w in subject.split('_'))}.\n\n")
 
 
 def _mmlu_question_inline(r: list[str]) -> str:
@@ -177,29 +215,38 @@ def _mmlu_question_inline(r: list[str]) -> str:
                                        for i, o in enumerate(r[1:5]))
 
 
+def split_fewshot_prompt(text: str) -> tuple[str, list[str]]:
+  """A few-shot prompt of "Q: ... A: ..." blocks separated by blank lines -> (header, one
+  string per exemplar), each with the blank line that follows it."""
+  blocks = [b for b in re.split(r"\n\n(?=Q: )", text.strip()) if b.strip()]
+  header = ""
+  if blocks and not blocks[0].startswith("Q: "):
+    header = blocks.pop(0).rstrip() + "\n\n"
+  return header, [b.rstrip() + "\n\n" for b in blocks]
+
+
 def mmlu_rows(subject: str, cot: bool, data_dir=None, num_shots: int = 5) -> list[Row]:
   root = _root(data_dir, "mmlu")
   task = f"mmlu_{subject}_{num_shots}shot_{'cot' if cot else 'direct'}"
   test = _mmlu_csv(root, subject, "test", task)
-  topic = subject.replace("_", " ")
   if cot:
-    prompts = json.loads(_need(root / "mmlu-cot.json", task, "it holds the few-shot CoT "
-                               "prompt of each subject (subject -> prompt text)").read_text())
+    path = _need(root / "mmlu-cot.json", task, "it holds the few-shot CoT prompt of each subject "
+                 "(`flan-jax data prepare mmlu` fetches it from the flan-2 repository)")
+    prompts = json.loads(path.read_text(encoding="utf-8"))
     if subject not in prompts:
-      raise ValueError(f"task {task!r}: {root / 'mmlu-cot.json'} has no prompt for {subject!r}")
-    head = prompts[subject].rstrip() + "\n\n"
+      raise ValueError(f"task {task!r}: {path} has no prompt for {subject!r}")
+    prefix, shots = split_fewshot_prompt(prompts[subject])
   else:
-    dev = _mmlu_csv(root, subject, "dev", task)[:num_shots]
-    head = (f"The following are multiple choice questions (with answers) about {topic}.\n\n"
-            + "".join(f"{_mmlu_question(r)}\nAnswer: ({r[5].strip()})\n\n" for r in dev))
+    prefix = mmlu_header(subject)
+    shots = [_mmlu_example(r, answered=True) for r in _mmlu_csv(root, subject, "dev", task)[:num_shots]]
   out = []
   for r in test:
     options = [o.strip() for o in r[1:5]]
     if cot:
-      inputs = templates.add_cot_trigger(f"{head}Q: {_mmlu_question_inline(r)}\nA:")
+      query, target = f"Q: {_mmlu_question_inline(r)}\nA: {COT_TRIGGER}", f"({r[5].strip()})"
     else:
-      inputs = f"{head}{_mmlu_question(r)}\nAnswer:"
-    out.append(_row(inputs, f"({r[5].strip()})", options))
+      query, target = _mmlu_example(r, answered=False), r[5].strip()
+    out.append(_row(prefix, shots, query, target, options))
   return out
 
 
@@ -207,9 +254,10 @@ def register_mmlu(data_dir=None) -> list[str]:
   names = {"direct": [], "cot": []}
   for subject in MMLU_SUBJECTS:
     for kind in names:
+      cot = kind == "cot"
       names[kind].append(register_task(
-          f"mmlu_{subject}_5shot_{kind}",
-          lambda s=subject, c=(kind == "cot"): mmlu_rows(s, c, data_dir), suite="MMLU", cot=kind == "cot"))
+          f"mmlu_{subject}_5shot_{kind}", lambda s=subject, c=cot: mmlu_rows(s, c, data_dir),
+          suite="MMLU", cot=cot, scorer="mmlu_cot" if cot else "mmlu_letter", weighted=True))
   for kind, tasks in names.items():
     api.register_mixture(f"mmlu_5shot_{kind}", tasks, default_rate=1.0)
   return names["direct"] + names["cot"]
@@ -228,7 +276,11 @@ def bbh_options(text: str) -> list[str]:
 
 
 def parse_cot_prompt(text: str) -> tuple[str, list[tuple[str, str, str]]]:
-  """A BBH cot-prompts file -> (task description, [(question, rationale, answer)])."""
+  """A BBH cot-prompts file -> (task description, [(question, rationale, answer)]).
+
+  The rationale keeps the release's layout: the whitespace between "Let's think step by
+  step." and its first word (a line break in most files, a space in some), its line
+  breaks, and the space or line break before "So the answer is"."""
   description = ""
   if "-----" in text:  # a header (description, canary) above a dashed line
     head, text = text.split("-----", 1)
@@ -242,41 +294,42 @@ def parse_cot_prompt(text: str) -> tuple[str, list[tuple[str, str, str]]]:
     q, _, a = b[3:].partition("\nA: ")
     a = a.strip()
     if a.startswith(COT_TRIGGER):
-      a = a[len(COT_TRIGGER):].lstrip()
-    # The rationale keeps the release's layout: its line breaks, and the space or line
-    # break before "So the answer is".
+      a = a[len(COT_TRIGGER):]
     rationale, _, answer = a.rpartition("So the answer is ")
     shots.append((q.strip(), rationale, answer.strip().rstrip(".")))
   return description, shots
 
 
-def _bbh_prompt(description: str, shots, query: str, cot: bool) -> str:
-  """A BBH prompt laid out as the release's cot-prompts files: each CoT exemplar answers
-  "A: Let's think step by step." then, on the next line, its rationale."""
-  parts = [description] if description else []
+def _bbh_parts(description: str, shots, query: str, cot: bool) -> tuple[str, list[str], str]:
+  """(prefix, exemplars, query) of a BBH prompt laid out as the release's cot-prompts files
+  (blocks separated by blank lines; CoT exemplars answer "A: Let's think step by step."
+  then the rationale)."""
+  prefix = f"{description}\n\n" if description else ""
+  blocks = []
   for q, rationale, answer in shots:
     if cot:
       sep = "" if not rationale or rationale[-1].isspace() else " "
-      a = f"{COT_TRIGGER}\n{rationale}{sep}So the answer is {answer}."
+      lead = rationale if rationale[:1].isspace() else f" {rationale}" if rationale else ""
+      a = f"{COT_TRIGGER}{lead}{sep}So the answer is {answer}."
     else:
       a = answer
-    parts.append(f"Q: {q}\nA: {a}")
+    blocks.append(f"Q: {q}\nA: {a}\n\n")
   query = f"Q: {query}\nA:"
-  parts.append(templates.add_cot_trigger(query) if cot else query)
-  return "\n\n".join(parts)
+  return prefix, blocks, (f"{query} {COT_TRIGGER}" if cot else query)
 
 
 def bbh_rows(task: str, cot: bool, data_dir=None) -> list[Row]:
   root = _root(data_dir, "bbh")
   name = f"bbh_{task}_3shot_{'cot' if cot else 'direct'}"
-  hint = "unpack the BBH release (bbh/*.json, cot-prompts/*.txt) there"
+  hint = ("unpack the BBH release (bbh/*.json, cot-prompts/*.txt) there (`flan-jax data prepare "
+          "bbh`); without it, bigbench_bbh_3shot_direct rebuilds BBH's tasks from BIG-bench")
   path = _first_file(root / f"{task}.json", root / "bbh" / f"{task}.json")
-  examples = json.loads(_need(path, name, hint).read_text())["examples"]
+  examples = json.loads(_need(path, name, hint).read_text(encoding="utf-8"))["examples"]
   prompt = _need(root / "cot-prompts" / f"{task}.txt", name, hint)
   description, shots = parse_cot_prompt(prompt.read_text(encoding="utf-8"))
   if not shots:
     raise ValueError(f"task {name!r}: no 'Q: ... A: ...' exemplars in {prompt}")
-  return [_row(_bbh_prompt(description, shots, ex["input"], cot), ex["target"],
+  return [_row(*_bbh_parts(description, shots, ex["input"], cot), ex["target"],
                bbh_options(ex["input"])) for ex in examples]
 
 
@@ -316,14 +369,29 @@ def bigbench_json_examples(task_json: dict) -> list[tuple[str, str, list[str]]]:
   return out
 
 
-def bigbench_examples(task_json: dict) -> list[tuple[str, str, list[str]]]:
-  """BIG-bench JSON examples -> (question, target, options) in BBH's style: multiple choice
-  questions list "Options:" with letters and their target is the letter."""
+_NUMBER_WORDS = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty".split())}
+_POSITIVE = {"yes", "true", "plausible", "valid"}
+
+
+def bigbench_examples(task_json: dict, task: str = "", seed: int = 0) -> list[tuple[str, str, list[str]]]:
+  """BIG-bench JSON examples -> (question, gold, options) with golds as BBH writes them:
+  multiple-choice questions list "Options:" with letters, in a seeded order, and their gold
+  is the letter; the tasks of `BBH_WORD_ANSWERS` answer with BBH's words; counts are digits."""
+  rng = random.Random(f"options:{task}:{seed}")
   out = []
   for question, target, options in bigbench_json_examples(task_json):
-    if not options or len(options) > len(LETTERS):  # e.g. dyck_languages: free-form in BBH
+    if task in BBH_WORD_ANSWERS and options:
+      (yes, no), listed = BBH_WORD_ANSWERS[task]
+      gold = yes if target.strip().lower() in _POSITIVE else no
+      out.append((f"{question}\nOptions:\n- {yes}\n- {no}" if listed else question, gold, []))
+    elif not options or len(options) > len(LETTERS):  # e.g. dyck_languages: free-form in BBH
+      target = _NUMBER_WORDS.get(target.strip().lower(), target)
       out.append((question, target, []))
     else:
+      options = list(options)
+      rng.shuffle(options)
       out.append((f"{question}\nOptions:\n{_lettered(options)}",
                   f"({LETTERS[options.index(target)]})", options))
   return out
@@ -381,7 +449,7 @@ def generated_bbh_examples(task: str, n: int, seed: int = 0) -> list[tuple[str, 
 
 
 def bbh_offline_examples(task: str, bigbench_dir=None, seed: int = 0, data_dir=None):
-  """(exemplars, evaluated) of one BBH task built from BIG-bench: 3 and up to 250."""
+  """(exemplars, evaluated) of one BBH task rebuilt from BIG-bench: 3 and up to 250."""
   source = BBH_TASKS[task]
   n = 3 + BBH_MAX_EXAMPLES
   if source is None:
@@ -390,52 +458,38 @@ def bbh_offline_examples(task: str, bigbench_dir=None, seed: int = 0, data_dir=N
     root = storage.path(bigbench_dir) if bigbench_dir else bigbench_root(data_dir)
     if root is None:
       raise FileNotFoundError(
-          f"task bbh_{task}: neither the BBH files nor BIG-bench's task files are in "
-          f"{catalogue.data_dir(data_dir)}; run `flan-jax data prepare bbh` or "
-          "`flan-jax data prepare bigbench` (with --data_dir)")
-    path = _need(root / source / "task.json", f"bbh_{task}", "this BIG-bench version lacks it")
-    examples = bigbench_examples(json.loads(path.read_text(encoding="utf-8")))
+          f"task bigbench_bbh_{task}: BIG-bench's task files are not in "
+          f"{catalogue.data_dir(data_dir)}; run `flan-jax data prepare bigbench` (with --data_dir)")
+    path = _need(root / source / "task.json", f"bigbench_bbh_{task}", "this BIG-bench version lacks it")
+    examples = bigbench_examples(json.loads(path.read_text(encoding="utf-8")), task, seed)
     random.Random(f"{task}:{seed}").shuffle(examples)
   return examples[:3], examples[3:n]
 
 
-def bbh_offline_rows(task: str, mode: str, bigbench_dir=None, data_dir=None) -> list[Row]:
-  """mode "direct": 3-shot direct; "zscot": zero-shot CoT."""
+def bbh_offline_rows(task: str, bigbench_dir=None, data_dir=None) -> list[Row]:
+  """3-shot direct prompts in BBH's layout over the examples rebuilt from BIG-bench."""
   shots, evaluated = bbh_offline_examples(task, bigbench_dir, data_dir=data_dir)
-  rows = []
-  for q, target, options in evaluated:
-    if mode == "direct":
-      inputs = _bbh_prompt("", [(sq, "", st) for sq, st, _ in shots], q, cot=False)
-    else:
-      inputs = templates.add_cot_trigger(f"Q: {q}\nA:")
-    rows.append(_row(inputs, target, options))
-  return rows
+  exemplars = [(q, "", gold) for q, gold, _ in shots]
+  return [_row(*_bbh_parts("", exemplars, q, cot=False), gold, options)
+          for q, gold, options in evaluated]
 
 
-def register_bbh(data_dir=None, *, offline: bool | None = None, bigbench_dir=None) -> list[str]:
-  """The 27 BBH task files in direct and CoT form. `offline=None` picks the curated files
-  when `<data_dir>/bbh/cot-prompts` exists, else BIG-bench (offline)."""
-  root = _root(data_dir, "bbh")
-  if offline is None:
-    offline = not (root / "cot-prompts").is_dir() and (
-        bigbench_dir is not None or bigbench_root(data_dir) is not None)
-  direct, cot = [], []
+def register_bbh(data_dir=None, *, bigbench_dir=None) -> list[str]:
+  """The 27 BBH task files in direct and CoT form (the curated release), and their direct
+  form rebuilt from BIG-bench (`bigbench_bbh_*`, reported as "BIG-bench BBH")."""
+  direct, cot, rebuilt = [], [], []
   for task in BBH_TASKS:
-    kw = dict(suite="BBH", answer="number" if task in BBH_NUMERIC_TASKS else "text")
-    if offline:
-      direct.append(register_task(
-          f"bbh_{task}_3shot_direct", lambda t=task: bbh_offline_rows(t, "direct", bigbench_dir, data_dir), **kw))
-      cot.append(register_task(
-          f"bbh_{task}_zscot", lambda t=task: bbh_offline_rows(t, "zscot", bigbench_dir, data_dir), cot=True, **kw))
-    else:
-      direct.append(register_task(
-          f"bbh_{task}_3shot_direct", lambda t=task: bbh_rows(t, False, data_dir), **kw))
-      cot.append(register_task(
-          f"bbh_{task}_3shot_cot", lambda t=task: bbh_rows(t, True, data_dir), cot=True, **kw))
+    kw = dict(suite="BBH", answer="number" if task in BBH_NUMERIC_TASKS else "text", scorer="bbh",
+              stops=scoring.BBH_STOPS)
+    direct.append(register_task(f"bbh_{task}_3shot_direct", lambda t=task: bbh_rows(t, False, data_dir), **kw))
+    cot.append(register_task(f"bbh_{task}_3shot_cot", lambda t=task: bbh_rows(t, True, data_dir), cot=True, **kw))
+    rebuilt.append(register_task(
+        f"bigbench_bbh_{task}_3shot_direct", lambda t=task: bbh_offline_rows(t, bigbench_dir, data_dir),
+        **{**kw, "suite": "BIG-bench BBH"}))
   api.register_mixture("bbh_3shot_direct", direct, default_rate=1.0)
-  api.register_mixture("bbh_zscot" if offline else "bbh_3shot_cot", cot, default_rate=1.0)
-  api.register_mixture("bbh_cot", cot, default_rate=1.0)  # whichever CoT form is available
-  return direct + cot
+  api.register_mixture("bbh_3shot_cot", cot, default_rate=1.0)
+  api.register_mixture("bigbench_bbh_3shot_direct", rebuilt, default_rate=1.0)
+  return direct + cot + rebuilt
 
 
 # ---------------------------------------------------------------------------------------
@@ -449,7 +503,7 @@ def _bigbench_rows(task_json: dict) -> list[dict]:
   rows = []
   for question, target, options in bigbench_json_examples(task_json):
     listed = templates.render_options(options) if options else ""
-    rows.append({"inputs": f"Q: {question}{listed}\nA:", "targets": target, "options": options})
+    rows.append(_row("", [], f"Q: {question}{listed}\nA:", target, options))
   return rows
 
 
@@ -469,9 +523,9 @@ def register_bigbench_tasks(names: Sequence[str] = BBH_BIGBENCH_TASKS, *, max_ex
       raise ValueError(f"BIG-bench task {name!r} has no {path} (tasks with subtasks are not supported); "
                        f"pick one of the directories in {root}")
     with storage.open(path) as f:
-      rows = [{**r, "answers": [r["targets"]]} for r in _bigbench_rows(json.load(f))[:max_examples]]
-    registered.append(register_task(f"bbh_bigbench_{name}", lambda rows=rows: rows, suite="BBH",
-                                    vocabulary=vocabulary))
+      rows = _bigbench_rows(json.load(f))[:max_examples]
+    registered.append(register_task(f"bbh_bigbench_{name}", lambda rows=rows: rows, suite="BIG-bench BBH",
+                                    column="BIG-bench zero-shot", vocabulary=vocabulary))
   return registered
 
 
@@ -502,21 +556,23 @@ def tydiqa_rows(language: str, data_dir=None) -> list[Row]:
               None)
   if shot is None:
     raise ValueError(f"task {task!r}: {train} has no {language} question with an answer")
-  head = f"{_tydiqa_prompt(shot[0], shot[1])} {shot[2][0]}\n\n"
-  return [_row(head + _tydiqa_prompt(c, q), a[0], (), a)
+  exemplar = f"{_tydiqa_prompt(shot[0], shot[1])} {shot[2][0]}\n\n"
+  return [_row("", [exemplar], _tydiqa_prompt(c, q), a[0], (), a)
           for lang, c, q, a in _squad_items(dev) if lang == language and a]
 
 
 def register_tydiqa(data_dir=None) -> list[str]:
   names = [register_task(f"tydiqa_goldp_{lang}_1shot", lambda l=lang: tydiqa_rows(l, data_dir),
-                         suite="TyDiQA", answer="span")
+                         suite="TyDiQA", answer="span", scorer="tydiqa")
            for lang in TYDIQA_LANGUAGES]
   api.register_mixture("tydiqa_goldp_1shot", names, default_rate=1.0)
   return names
 
 
 # ---------------------------------------------------------------------------------------
-# MGSM: mgsm_{lang}.tsv (question, numeric answer); 8 CoT exemplars per language.
+# MGSM: mgsm_{lang}.tsv (question, numeric answer) and the release's exemplars.py, whose
+# MGSM_EXEMPLARS maps each language to 8 exemplars {"q": "<question word> ...",
+# "a": "<answer lead> ... <answer phrase> N."}.
 
 
 def _tsv(path: pathlib.Path, columns: int) -> list[list[str]]:
@@ -528,34 +584,62 @@ def _tsv(path: pathlib.Path, columns: int) -> list[list[str]]:
   return rows
 
 
-def mgsm_exemplars(language: str, data_dir=None) -> list[tuple[str, str, str]]:
-  """8 (question, rationale, answer): `mgsm/mgsm_{lang}_exemplars.tsv` (native CoT), else
-  the first 8 of the CoT collection's GSM8K TSV (English exemplars, the "EN-CoT" setting)."""
-  native = _root(data_dir, "mgsm") / f"mgsm_{language}_exemplars.tsv"
-  if native.is_file():
-    return [tuple(r) for r in _tsv(native, 3)][:8]
+def read_mgsm_exemplars(path: pathlib.Path) -> dict[str, list[tuple[str, str]]]:
+  """The MGSM_EXEMPLARS literal of the release's exemplars.py, read as data (never run):
+  {language: [(q, a)] in the order of their keys "1".."8"}."""
+  import ast  # pylint: disable=g-import-not-at-top
+  tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+  for node in tree.body:
+    if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "MGSM_EXEMPLARS" for t in node.targets):
+      try:
+        value = ast.literal_eval(node.value)
+      except ValueError as e:
+        raise ValueError(f"{path}: MGSM_EXEMPLARS is not a plain literal ({e})") from None
+      return {lang: [(ex[k]["q"], ex[k]["a"]) for k in sorted(ex, key=int)] for lang, ex in value.items()}
+  raise ValueError(f"{path}: no MGSM_EXEMPLARS assignment")
+
+
+_LEAD = re.compile(r"^[^:：]*[:：]\s*")
+
+
+def mgsm_parts(language: str, data_dir=None) -> tuple[list[str], str, str]:
+  """(8 exemplar blocks, the question word, the answer lead) of a language, from
+  mgsm/exemplars.py: "Frage: ...\nSchritt-für-Schritt-Antwort: ...\n\n", "Frage: ",
+  "Schritt-für-Schritt-Antwort:"."""
   task = f"mgsm_{language}_8shot_cot"
-  gsm8k = _need(catalogue.data_dir(data_dir) / "cot" / "gsm8k_train.tsv", task,
-                f"no native exemplars ({native}) and no GSM8K CoT TSV for English ones")
-  rows = readers.CotTsvSource(gsm8k, task).examples("train")
-  return [(r["question"], r["rationale"], r["answer"]) for r in itertools.islice(rows, 8)]
+  path = _need(_root(data_dir, "mgsm") / "exemplars.py", task,
+               "the release's native CoT exemplars (`flan-jax data prepare mgsm`)")
+  exemplars = read_mgsm_exemplars(path)
+  if len(exemplars.get(language, ())) < 8:
+    raise ValueError(f"task {task!r}: {path} has {len(exemplars.get(language, ()))} exemplars for "
+                     f"{language!r}; MGSM has 8 per language")
+  shots = exemplars[language][:8]
+  q_word, a_lead = _LEAD.match(shots[0][0]), _LEAD.match(shots[0][1])
+  if not q_word or not a_lead:
+    raise ValueError(f"task {task!r}: {path}: {language} exemplar 1 does not open with "
+                     "'<question word>:' and '<answer lead>:'")
+  return [f"{q}\n{a}\n\n" for q, a in shots], q_word.group(0), a_lead.group(0).rstrip()
 
 
 def mgsm_rows(language: str, data_dir=None) -> list[Row]:
   task = f"mgsm_{language}_8shot_cot"
   path = _need(_root(data_dir, "mgsm") / f"mgsm_{language}.tsv", task,
                "put the MGSM TSVs (question, answer) there (`flan-jax data prepare mgsm`)")
-  shots = mgsm_exemplars(language, data_dir)
-  head = "".join(f"Q: {q}\nA: {COT_TRIGGER} {r} So the answer is {a}.\n\n" for q, r, a in shots)
-  return [_row(f"{head}Q: {q}\nA: {COT_TRIGGER}", a.strip()) for q, a in _tsv(path, 2)]
+  shots, q_word, a_lead = mgsm_parts(language, data_dir)
+  return [_row("", shots, f"{q_word}{q}\n{a_lead}", a.strip()) for q, a in _tsv(path, 2)]
+
+
+def _register_mgsm_language(language: str, data_dir=None) -> str:
+  return register_task(
+      f"mgsm_{language}_8shot_cot", lambda: mgsm_rows(language, data_dir), suite="MGSM", cot=True,
+      answer="number", column="MGSM English" if language == MGSM_ENGLISH else "MGSM", scorer="mgsm",
+      answer_phrases=MGSM_ANSWER_PHRASES[language], stops=(MGSM_QUESTION_WORDS[language],))
 
 
 def register_mgsm(data_dir=None) -> list[str]:
-  names = [register_task(f"mgsm_{lang}_8shot_cot", lambda l=lang: mgsm_rows(l, data_dir),
-                         suite="MGSM", cot=True, answer="number")
-           for lang in MGSM_LANGUAGES]
+  names = [_register_mgsm_language(lang, data_dir) for lang in MGSM_LANGUAGES]
   api.register_mixture("mgsm_8shot_cot", names, default_rate=1.0)
-  return names
+  return names + [_register_mgsm_language(MGSM_ENGLISH, data_dir)]
 
 
 def register_all(data_dir=None) -> list[str]:

@@ -266,38 +266,57 @@ def normalized_score(score: float, random_baseline: float) -> float:
 
 
 def normalized_average(column_scores: Mapping[str, float], baselines: Mapping[str, float]) -> float:
-  """Mean of the columns' normalised scores."""
+  """Mean of the columns' normalised scores: over the paper's columns (`PAPER_COLUMNS`)
+  when any is among them, else over all."""
   if not column_scores:
     raise ValueError("normalized_average of no columns")
+  if any(c in PAPER_COLUMNS for c in column_scores):
+    column_scores = {c: v for c, v in column_scores.items() if c in PAPER_COLUMNS}
   return float(np.mean([normalized_score(s, baselines.get(c, 0.0)) for c, s in column_scores.items()]))
 
 
 # ----------------------------------------------------------------------------------------
 # How an evaluation task is scored, recorded when it is registered.
 
-SUITES = ("MMLU", "BBH", "TyDiQA", "MGSM", "Held-out")
-COLUMNS = ("MMLU Direct", "MMLU CoT", "BBH Direct", "BBH CoT", "TyDiQA", "MGSM",
-           "Held-out Direct", "Held-out CoT")
+SUITES = ("MMLU", "BBH", "TyDiQA", "MGSM", "BIG-bench BBH", "Held-out")
+# The paper's six columns (Chung et al. 2022, Table 3 and Figure 4); the normalised average
+# is taken over these when any is evaluated.
+PAPER_COLUMNS = ("MMLU Direct", "MMLU CoT", "BBH Direct", "BBH CoT", "TyDiQA", "MGSM")
+COLUMNS = (*PAPER_COLUMNS, "MGSM English", "BIG-bench BBH Direct", "Held-out Direct", "Held-out CoT")
 SUITE_BASELINES = {"MMLU": 25.0, "TyDiQA": 0.0, "MGSM": 0.0}  # others: from each task's options
 # text: exact match after extraction (mapped onto the options when the example has some);
 # number: the last number, compared as a number; span: SQuAD exact match and F1 against
 # every gold answer (TyDiQA GoldP).
 ANSWER_KINDS = ("text", "number", "span")
+# How answers are read (tasks/scoring.py): each suite's reference rule, or flan_jax's lenient one.
+SCORERS = ("bbh", "mmlu_letter", "mmlu_cot", "tydiqa", "mgsm", "lenient")
 # FLAN catalogue categories whose answers are numbers (held-out tasks outside the suites).
 NUMERIC_CATEGORIES = frozenset({"arithmetic", "Grade School Math"})
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalTaskInfo:
-  """Where an evaluation task's score goes and how its answers are read."""
+  """Where an evaluation task's score goes and how its answers are read.
+
+  scorer: the benchmark's own rule (`tasks/scoring.py`); answer_phrases and stops are its
+  per-task settings (MGSM: the language's "The answer is" and its question word).
+  weighted: the column averages its tasks weighted by their number of examples (MMLU, as
+  Hendrycks' code does); otherwise each task counts once.
+  """
   suite: str
   column: str
   answer: str = "text"
   cot: bool = False
+  scorer: str = "lenient"
+  answer_phrases: tuple[str, ...] = ()
+  stops: tuple[str, ...] = ()
+  weighted: bool = False
 
   def __post_init__(self):
     if self.answer not in ANSWER_KINDS:
       raise ValueError(f"answer kind {self.answer!r}; use one of {ANSWER_KINDS}")
+    if self.scorer not in SCORERS:
+      raise ValueError(f"scorer {self.scorer!r}; use one of {SCORERS}")
 
   @property
   def numeric(self) -> bool:
@@ -314,9 +333,12 @@ def column_for(suite: str, cot: bool) -> str:
 _EVAL_TASKS: dict[str, EvalTaskInfo] = {}
 
 
-def record_eval_task(name: str, *, suite: str, cot: bool = False, answer: str = "text") -> EvalTaskInfo:
-  """Records (replacing) how the evaluation task `name` is scored; returns the record."""
-  info = EvalTaskInfo(suite=suite, column=column_for(suite, cot), answer=answer, cot=cot)
+def record_eval_task(name: str, *, suite: str, cot: bool = False, answer: str = "text",
+                     column: str | None = None, **how) -> EvalTaskInfo:
+  """Records (replacing) how the evaluation task `name` is scored; returns the record.
+  `column` defaults to the suite's (`column_for`); `how`: EvalTaskInfo's scoring fields."""
+  info = EvalTaskInfo(suite=suite, column=column or column_for(suite, cot), answer=answer, cot=cot,
+                      **{k: tuple(v) if isinstance(v, list) else v for k, v in how.items()})
   _EVAL_TASKS[name] = info
   return info
 

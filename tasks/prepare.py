@@ -55,6 +55,7 @@ NIV2_REPO = "https://github.com/allenai/natural-instructions.git"
 P3_DATASET = "bigscience/P3"
 COT_URL = "https://raw.githubusercontent.com/google-research/FLAN/main/flan/v2/cot_data"
 MMLU_URL = "https://people.eecs.berkeley.edu/~hendrycks/data.tar"
+MMLU_COT_URL = "https://raw.githubusercontent.com/jasonwei20/flan-2/main/mmlu-cot.json"
 BBH_URL = "https://github.com/suzgunmirac/BIG-Bench-Hard/archive/refs/heads/main.zip"
 TYDIQA_URL = "https://storage.googleapis.com/tydiqa/v1.1"
 MGSM_URL = "https://raw.githubusercontent.com/google-research/url-nlp/main/mgsm"
@@ -431,17 +432,16 @@ def _unpack_or_why(archive: pathlib.Path, dest: pathlib.Path) -> str | None:
 
 
 def _mmlu(root: pathlib.Path, timeout: float) -> list[str]:
+  """hendrycks/test's CSV release and flan-2's mmlu-cot.json (the CoT prompts)."""
   out = root / "mmlu"
-  if (out / "data" / "test").is_dir() or (out / "test").is_dir():
-    return []
-  archive = out / "data.tar"
-  why = _download(MMLU_URL, archive, timeout)
-  why = why or _unpack_or_why(archive, out)
-  if why:
-    return [f"mmlu: {why}"]
-  return [] if (out / "mmlu-cot.json").is_file() else [
-      f"mmlu: no {out / 'mmlu-cot.json'} (subject -> 5-shot CoT prompt text) for the CoT "
-      "column; the direct column works without it"]
+  problems = []
+  if not ((out / "data" / "test").is_dir() or (out / "test").is_dir()):
+    archive = out / "data.tar"
+    why = _download(MMLU_URL, archive, timeout)
+    why = why or _unpack_or_why(archive, out)
+    if why:
+      problems.append(f"mmlu: {why}")
+  return problems + _fetch_files("mmlu", {out / "mmlu-cot.json": MMLU_COT_URL}, timeout)
 
 
 def _bbh(root: pathlib.Path, timeout: float) -> list[str]:
@@ -630,9 +630,13 @@ def _tydiqa(root: pathlib.Path, timeout: float) -> list[str]:
 
 
 def _mgsm(root: pathlib.Path, timeout: float) -> list[str]:
+  """The 11 test TSVs (10 languages and English) and the native CoT exemplars (exemplars.py,
+  read as data by eval_suites.read_mgsm_exemplars, never run)."""
   from flan_jax.tasks import eval_suites  # pylint: disable=g-import-not-at-top
-  return _fetch_files("mgsm", {root / "mgsm" / f"mgsm_{lang}.tsv": f"{MGSM_URL}/mgsm_{lang}.tsv"
-                               for lang in eval_suites.MGSM_LANGUAGES}, timeout)
+  files = {root / "mgsm" / f"mgsm_{lang}.tsv": f"{MGSM_URL}/mgsm_{lang}.tsv"
+           for lang in (*eval_suites.MGSM_LANGUAGES, eval_suites.MGSM_ENGLISH)}
+  files[root / "mgsm" / "exemplars.py"] = f"{MGSM_URL}/exemplars.py"
+  return _fetch_files("mgsm", files, timeout)
 
 
 def upload_tree(local: pathlib.Path, dest) -> int:

@@ -295,8 +295,10 @@ def test_prepare_downloads_into_release_layouts(tmp_path, monkeypatch):
                                                "answers": [{"text": "Norge"}]}]}]}]}))
   (served / "tydiqa-goldp-v1.1-dev.json").write_text(
       (served / "tydiqa-goldp-v1.1-train.json").read_text())
-  for lang in eval_suites.MGSM_LANGUAGES:
+  for lang in (*eval_suites.MGSM_LANGUAGES, eval_suites.MGSM_ENGLISH):
     (served / f"mgsm_{lang}.tsv").write_text("1 + 1?\t2\n")
+  fixture = pathlib.Path(__file__).resolve().parent / "fixtures" / "eval_suites" / "mgsm" / "exemplars.py"
+  (served / "exemplars.py").write_bytes(fixture.read_bytes())
   monkeypatch.setattr(prepare, "COT_URL", _shared("flan_cot").as_uri())
   monkeypatch.setattr(prepare, "TYDIQA_URL", served.as_uri())
   monkeypatch.setattr(prepare, "MGSM_URL", served.as_uri())
@@ -310,7 +312,8 @@ def test_prepare_downloads_into_release_layouts(tmp_path, monkeypatch):
     assert (data / "cot" / name).read_bytes() == (_shared("flan_cot") / name).read_bytes()
   rows = eval_suites.tydiqa_rows("finnish", data)
   assert rows[0]["answers"] == ["Norge"]
-  assert eval_suites.mgsm_rows("de", data)[0]["targets"] == "2"   # exemplars: the GSM8K TSV
+  de = eval_suites.mgsm_rows("de", data)[0]
+  assert de["targets"] == "2" and len(de["shots"]) == 8 and de["query"] == "Frage: 1 + 1?\nSchritt-für-Schritt-Antwort:"
 
 
 def test_tasks_cli(niv2_checkout, capsys, monkeypatch):

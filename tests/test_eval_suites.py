@@ -8,15 +8,16 @@ import numpy as np
 import pytest
 import seqio
 
+from flan_jax import eval_report
 from flan_jax import evaluator
 from flan_jax.tasks import metrics
 from flan_jax.tasks import eval_suites as es
 
-SHARED_GSM8K = pathlib.Path(__file__).resolve().parents[2] / "shared/data/flan_cot/gsm8k_train.tsv"
+FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures" / "eval_suites"
 
 
-def _examples(name, data_dir=None):
-  return evaluator.load_examples(seqio.get_mixture_or_task(name), "validation", None)
+def _examples(name, data_dir=None, **kw):
+  return evaluator.load_examples(seqio.get_mixture_or_task(name), "validation", None, **kw)
 
 
 def test_suite_sizes_and_mixtures():
@@ -25,33 +26,45 @@ def test_suite_sizes_and_mixtures():
   assert len(seqio.get_mixture_or_task("mmlu_5shot_direct").tasks) == 57
   assert len(seqio.get_mixture_or_task("mmlu_5shot_cot").tasks) == 57
   assert len(seqio.get_mixture_or_task("bbh_3shot_direct").tasks) == 27
-  assert len(seqio.get_mixture_or_task("tydiqa_goldp_1shot").tasks) == 9
-  assert len(seqio.get_mixture_or_task("mgsm_8shot_cot").tasks) == 11
+  assert len(seqio.get_mixture_or_task("bbh_3shot_cot").tasks) == 27
+  assert len(seqio.get_mixture_or_task("bigbench_bbh_3shot_direct").tasks) == 27
+  tydiqa = [t.name for t in seqio.get_mixture_or_task("tydiqa_goldp_1shot").tasks]
+  assert len(tydiqa) == 8 and not any("english" in t for t in tydiqa)   # the paper's 8 languages
+  mgsm = [t.name for t in seqio.get_mixture_or_task("mgsm_8shot_cot").tasks]
+  assert len(mgsm) == 10 and "mgsm_en_8shot_cot" not in mgsm           # the benchmark's 10
+  assert _info("mgsm_en_8shot_cot").column == "MGSM English"            # English: its own row
   cols = {_info(n).column for n in ("mmlu_anatomy_5shot_direct", "mmlu_anatomy_5shot_cot",
                                             "bbh_snarks_3shot_direct", "bbh_snarks_3shot_cot",
                                             "tydiqa_goldp_swahili_1shot",
                                             "mgsm_sw_8shot_cot")}
   assert cols == {"MMLU Direct", "MMLU CoT", "BBH Direct", "BBH CoT", "TyDiQA", "MGSM"}
-  # Recorded at registration, not read from the names.
-  assert _info("mmlu_college_mathematics_5shot_direct").answer == "text"
-  assert _info("mgsm_de_8shot_cot") == metrics.EvalTaskInfo("MGSM", "MGSM", "number", cot=True)
-  assert _info("tydiqa_goldp_swahili_1shot").answer == "span"
-  assert _info("bbh_object_counting_3shot_direct").answer == "number"
+  # Recorded at registration, not read from the names: each benchmark's own rule.
+  assert _info("mmlu_college_mathematics_5shot_direct").scorer == "mmlu_letter"
+  assert _info("mmlu_college_mathematics_5shot_cot").scorer == "mmlu_cot"
+  assert _info("mmlu_anatomy_5shot_cot").weighted and not _info("bbh_snarks_3shot_cot").weighted
+  de = _info("mgsm_de_8shot_cot")
+  assert (de.suite, de.column, de.scorer, de.stops) == ("MGSM", "MGSM", "mgsm", ("Frage:",))
+  assert de.answer_phrases == ("Die Antwort lautet", "Die Antwort ist")
+  assert _info("tydiqa_goldp_swahili_1shot").scorer == "tydiqa"
   assert _info("bbh_snarks_3shot_cot").cot and not _info("bbh_snarks_3shot_direct").cot
+  assert _info("bbh_snarks_3shot_cot").scorer == "bbh"
+  rebuilt = _info("bigbench_bbh_snarks_3shot_direct")
+  assert (rebuilt.suite, rebuilt.column) == ("BIG-bench BBH", "BIG-bench BBH Direct")
+  assert not any(n.startswith("bigbench_bbh") and "cot" in n for n in seqio.TaskRegistry.names())
 
 
 def _info(name):
   return evaluator.task_info(seqio.get_mixture_or_task(name))
 
 
-def _write_mmlu(root, subject="anatomy", n_test=3):
+def _write_mmlu(root, subject="anatomy", n_test=3, tag=""):
   for split, n in (("dev", 5), ("test", n_test)):
     d = root / "mmlu" / "data" / split
     d.mkdir(parents=True, exist_ok=True)
     with open(d / f"{subject}_{split}.csv", "w", newline="") as f:
       w = csv.writer(f)
       for i in range(n):
-        w.writerow([f'{split} question {i}, with "quotes"?', f"a{i}", f"b{i}", f"c{i}",
+        w.writerow([f'{split} question {i}{tag}, with "quotes"?', f"a{i}", f"b{i}", f"c{i}",
                     f"d{i}", "ABCD"[i % 4]])
   (root / "mmlu" / "mmlu-cot.json").write_text(json.dumps({
       subject: "The following are multiple choice questions (with answers) about anatomy.\n\n"
@@ -66,14 +79,17 @@ def test_mmlu_from_the_csv_release(tmp_path):
     direct = _examples("mmlu_anatomy_5shot_direct")
     assert len(direct) == 3
     ex = direct[1]
-    assert ex.prompt.count("Answer: (") == 5           # five dev exemplars, answered
-    assert all(f"dev question {i}" in ex.prompt for i in range(5))
-    assert "test question 1" in ex.prompt and "test question 0" not in ex.prompt
-    assert ex.prompt.endswith("(D) d1\nAnswer:")
-    assert ex.target == "(B)" and ex.options == ["a1", "b1", "c1", "d1"]
-    assert metrics.extract_answer("(B)", options=ex.options) == "b1"
+    # hendrycks/test's evaluate_flan.py layout, character for character (its subject
+    # formatting leaves two spaces after "about").
+    header = "The following are multiple choice questions (with answers) about  anatomy.\n\n"
+    shot0 = 'dev question 0, with "quotes"?\nA. a0\nB. b0\nC. c0\nD. d0\nAnswer: A\n\n'
+    assert ex.prompt.startswith(header + shot0)
+    assert ex.prompt.count("\nAnswer: ") == 5 and ex.exemplars == 5 and ex.dropped == 0
+    assert ex.prompt.endswith('test question 1, with "quotes"?\nA. a1\nB. b1\nC. c1\nD. d1\nAnswer:')
+    assert ex.target == "B" and ex.options == ["a1", "b1", "c1", "d1"]
     cot = _examples("mmlu_anatomy_5shot_cot")[0]
-    assert "The answer is (B)." in cot.prompt and cot.prompt.endswith("Let's think step by step.")
+    assert cot.exemplars == 1 and "The answer is (B)." in cot.prompt
+    assert cot.prompt.endswith("(D) d0\nA: Let's think step by step.") and cot.target == "(A)"
     # A subject without files fails when built, naming the task and the file it wanted.
     with pytest.raises(FileNotFoundError, match=r"mmlu_virology_5shot_direct.*virology_test.csv"):
       _examples("mmlu_virology_5shot_direct")
@@ -115,19 +131,34 @@ def test_bbh_curated_release(tmp_path):
        "target": "(A)"}]}))
   es.register_bbh(tmp_path)
   try:
-    assert "bbh_3shot_cot" in seqio.MixtureRegistry.names()
     desc, shots = es.parse_cot_prompt(BBH_PROMPT)
     assert desc == "Answer questions about dates." and len(shots) == 3
-    assert shots[1][2] == "(B)" and shots[1][1].startswith("2000 is a leap year")
+    assert shots[1][2] == "(B)" and shots[1][1].startswith("\n2000 is a leap year")
     direct = _examples("bbh_date_understanding_3shot_direct")[0]
     assert direct.prompt.count("\nA: (") == 3 and "step by step" not in direct.prompt
     assert direct.prompt.endswith("(B) 05/04/2005\nA:")
     assert direct.options == ["05/06/2005", "05/04/2005"] and direct.target == "(A)"
     cot = _examples("bbh_date_understanding_3shot_cot")[0]
-    assert cot.prompt.count("So the answer is") == 3
-    assert cot.prompt.endswith("A: Let's think step by step.")
-    assert metrics.extract_answer("It is the 6th. So the answer is (A).",
-                                     options=cot.options) == "05/06/2005"
+    # The release's prompt verbatim, then the question.
+    assert cot.prompt == "Answer questions about dates.\n\n" + BBH_PROMPT.split("-----", 1)[1].strip() + (
+        "\n\nQ: Today is 5/5/2005. What is tomorrow?\nOptions:\n(A) 05/06/2005\n(B) 05/04/2005\n"
+        "A: Let's think step by step.")
+  finally:
+    es.register_bbh()
+
+
+@pytest.mark.parametrize("task", ["date_understanding", "sports_understanding"])
+def test_bbh_cot_prompts_are_the_files_verbatim(task):
+  """Each CoT prompt is the cot-prompts file's text (after its dashed header line) followed by
+  the question, whatever whitespace the file puts after "Let's think step by step."."""
+  es.register_bbh(FIXTURES)
+  try:
+    text = (FIXTURES / "bbh" / "cot-prompts" / f"{task}.txt").read_text()
+    body = text.split("-----", 1)[1].strip()
+    examples = json.loads((FIXTURES / "bbh" / f"{task}.json").read_text())["examples"]
+    got = _examples(f"bbh_{task}_3shot_cot")
+    assert [e.prompt for e in got] == [f"{body}\n\nQ: {x['input']}\nA: Let's think step by step." for x in examples]
+    assert [e.target for e in got] == [x["target"] for x in examples]
   finally:
     es.register_bbh()
 
@@ -136,34 +167,50 @@ def _fake_bigbench(root):
   d = root / "date_understanding"
   d.mkdir(parents=True)
   examples = [{"input": f"Question {i}: what day?", "target_scores": {"Mon": int(i % 2 == 0),
-                                                                      "Tue": int(i % 2 == 1)}}
+                                                                      "Tue": int(i % 2 == 1),
+                                                                      "Wed": 0, "Thu": 0}}
               for i in range(40)]
   (d / "task.json").write_text(json.dumps({"name": "date_understanding", "examples": examples}))
   d = root / "word_sorting"
   d.mkdir()
   (d / "task.json").write_text(json.dumps({"examples": [
       {"input": f"Sort: pear apple {i}", "target": f"{i} apple pear"} for i in range(10)]}))
+  d = root / "navigate"
+  d.mkdir()
+  (d / "task.json").write_text(json.dumps({"examples": [
+      {"input": f"Walk {i} steps and back. Are you home?", "target_scores": {"True": int(i % 3 == 0),
+                                                                           "False": int(i % 3 != 0)}}
+      for i in range(12)]}))
+  d = root / "object_counting"
+  d.mkdir()
+  words = ["two", "three", "four", "five"]
+  (d / "task.json").write_text(json.dumps({"examples": [
+      {"input": f"I have {w} cats. How many animals?", "target": [w, str(i + 2)]} for i, w in enumerate(words * 2)]}))
   return root
 
 
-def test_bbh_offline_from_bigbench_json(tmp_path):
+def test_bigbench_bbh_is_reported_under_its_own_name_with_bbh_golds(tmp_path):
   root = _fake_bigbench(tmp_path / "benchmark_tasks")
-  es.register_bbh(tmp_path / "no_bbh_here", offline=True, bigbench_dir=root)
+  es.register_bbh(tmp_path / "no_bbh_here", bigbench_dir=root)
   try:
-    assert "bbh_zscot" in seqio.MixtureRegistry.names()
     shots, evaluated = es.bbh_offline_examples("date_understanding", root)
     assert len(shots) == 3 and len(evaluated) == 37
     assert not {q for q, _, _ in shots} & {q for q, _, _ in evaluated}
-    direct = _examples("bbh_date_understanding_3shot_direct")
-    assert len(direct) == 37
-    ex = direct[0]
-    assert ex.prompt.count("\nA: (") == 3 and ex.options == ["Mon", "Tue"]
-    question = re.search(r"Question (\d+)", ex.prompt.rsplit("Q: ", 1)[1]).group(1)
-    assert ex.target == ("(A)" if int(question) % 2 == 0 else "(B)")
-    zs = _examples("bbh_word_sorting_zscot")[0]
-    assert zs.prompt.startswith("Q: Sort:") and zs.prompt.endswith("Let's think step by step.")
-    assert zs.options == []
-    assert _info("bbh_word_sorting_zscot") == metrics.EvalTaskInfo("BBH", "BBH CoT", "text", cot=True)
+    direct = _examples("bigbench_bbh_date_understanding_3shot_direct")
+    assert len(direct) == 37 and all(e.prompt.count("\nA: (") == 3 for e in direct)
+    # Options in a seeded order: the gold letter varies, and names the right option.
+    assert len({e.target for e in direct}) > 2
+    for e in direct:
+      question = int(re.search(r"Question (\d+)", e.prompt.rsplit("Q: ", 1)[1]).group(1))
+      assert e.options["ABCD".index(e.target[1])] == ("Mon" if question % 2 == 0 else "Tue")
+    nav = _examples("bigbench_bbh_navigate_3shot_direct")
+    assert {e.target for e in nav} <= {"Yes", "No"} and nav[0].prompt.endswith("Options:\n- Yes\n- No\nA:")
+    counts = _examples("bigbench_bbh_object_counting_3shot_direct")
+    assert {e.target for e in counts} <= {"2", "3", "4", "5"}   # digits, as BBH writes counts
+    assert _info("bigbench_bbh_word_sorting_3shot_direct").column == "BIG-bench BBH Direct"
+    # The curated names fail when built without BBH's files, naming them and the alternative.
+    with pytest.raises(FileNotFoundError, match=r"bbh_navigate_3shot_cot.*navigate.json.*bigbench_bbh_3shot_direct"):
+      _examples("bbh_navigate_3shot_cot")
   finally:
     es.register_bbh()
 
@@ -207,65 +254,127 @@ def test_tydiqa_goldp_one_shot(tmp_path):
     (ex,) = _examples("tydiqa_goldp_finnish_1shot")
     assert ex.prompt.startswith("Helsinki on Suomessa.\n\nQ: Missä Helsinki on?\n\nA: Suomessa")
     assert ex.prompt.endswith("Turku on rannikolla.\n\nQ: Missä Turku on?\n\nA:")
-    assert "Paris" not in ex.prompt and ex.answers == ["rannikolla", "rannikolla."]
+    assert "Paris" not in ex.prompt and ex.answers == ["rannikolla", "rannikolla."] and ex.exemplars == 1
+    assert "tydiqa_goldp_english_1shot" not in seqio.TaskRegistry.names()
   finally:
     es.register_tydiqa()
 
 
-@pytest.mark.skipif(not SHARED_GSM8K.is_file(), reason="needs ../shared/data/flan_cot")
-def test_mgsm_with_english_cot_exemplars_from_the_real_gsm8k_tsv(tmp_path):
-  (tmp_path / "cot").mkdir()
-  (tmp_path / "cot" / "gsm8k_train.tsv").write_bytes(SHARED_GSM8K.read_bytes())
-  (tmp_path / "mgsm").mkdir()
-  (tmp_path / "mgsm" / "mgsm_de.tsv").write_text(
-      "Anna hat 3 Äpfel und kauft 4 dazu. Wie viele hat sie?\t7\n"
-      "Ben hat 10 Euro und gibt 2 aus. Wie viel bleibt?\t8\n")
-  es.register_mgsm(tmp_path)
+def test_mgsm_renders_each_languages_native_exemplars_and_answer_phrase():
+  es.register_mgsm(FIXTURES)
   try:
-    exs = _examples("mgsm_de_8shot_cot")
-    assert [e.target for e in exs] == ["7", "8"]
-    p = exs[0].prompt
-    assert p.count("So the answer is") == 8 and p.count("Q: ") == 9
-    assert p.endswith("Wie viele hat sie?\nA: Let's think step by step.")
-    first_q = SHARED_GSM8K.read_text().split("\t", 1)[0].replace("\\n", "\n")
-    assert first_q in p
-    assert metrics.extract_answer("3 + 4 = 7. So the answer is 7.", numeric=True) == "7"
-    # Native exemplars take precedence over the English ones.
-    (tmp_path / "mgsm" / "mgsm_de_exemplars.tsv").write_text("Frage?\tWeil.\t5\n")
-    assert es.mgsm_exemplars("de", tmp_path) == [("Frage?", "Weil.", "5")]
+    exemplars = es.read_mgsm_exemplars(FIXTURES / "mgsm" / "exemplars.py")
+    for lang in (*es.MGSM_LANGUAGES, es.MGSM_ENGLISH):
+      exs = _examples(f"mgsm_{lang}_8shot_cot")
+      assert [e.target for e in exs] == ["9", "7"]
+      p = exs[0].prompt
+      shots = exemplars[lang]
+      assert p.startswith(f"{shots[0][0]}\n{shots[0][1]}\n\n") and exs[0].exemplars == 8
+      assert all(f"{q}\n{a}\n\n" in p for q, a in shots)
+      q_word = es.MGSM_QUESTION_WORDS[lang]
+      assert p.count(q_word) == 9                                  # 8 exemplars and the question
+      lead = es._LEAD.match(shots[0][1]).group(0).rstrip()          # "Schritt-für-Schritt-Antwort:"
+      assert p.rsplit("\n\n", 1)[1].startswith(q_word) and p.endswith(f"\n{lead}")
+      phrases = _info(f"mgsm_{lang}_8shot_cot").answer_phrases
+      assert all(any(ph in a for ph in phrases) for _, a in shots)  # the phrase the scorer reads
+    de = _examples("mgsm_de_8shot_cot")[0].prompt
+    assert de.endswith("Frage: [de test] 4 + 5 = ?\nSchritt-für-Schritt-Antwort:")
+    assert "Die Antwort lautet 5." in de and "So the answer is" not in de
   finally:
     es.register_mgsm()
 
 
-class _EchoDecoder:
-  """Decodes the gold target of each prompt: the evaluator must then score 100."""
+def test_mgsm_exemplars_file_is_read_as_data_never_run(tmp_path):
+  (tmp_path / "mgsm").mkdir()
+  (tmp_path / "mgsm" / "exemplars.py").write_text("import os\nMGSM_EXEMPLARS = dict(de=os.system('true'))\n")
+  with pytest.raises(ValueError, match=r"exemplars.py: MGSM_EXEMPLARS is not a plain literal"):
+    es.read_mgsm_exemplars(tmp_path / "mgsm" / "exemplars.py")
 
-  def __init__(self, vocab, answers):
-    self.vocab, self.answers = vocab, answers
+
+class _OracleDecoder:
+  """Answers each prompt with the text given for it, and finds the gold letter likeliest:
+  the evaluator must then score 100 on every suite."""
+
+  def __init__(self, vocab, outputs, golds=None):
+    self.vocab, self.outputs, self.golds = vocab, outputs, golds or {}
+
+  def _text(self, ids):
+    return self.vocab.decode([int(t) for t in ids if t > 1])
 
   def decode(self, params, inputs, config, rng=0):
     del params, rng
     rows = np.zeros((inputs.shape[0], config.max_decode_len), np.int32)
     for i, ids in enumerate(inputs):
-      text = self.vocab.decode([int(t) for t in ids if t > 0])
-      out = self.vocab.encode(self.answers.get(text, "nothing")) + [1]
+      out = self.vocab.encode(self.outputs.get(self._text(ids), "nothing")) + [1]
       rows[i, :len(out)] = out[:config.max_decode_len]
     return type("Out", (), {"tokens": rows})
 
+  def score_options(self, params, inputs, options, batch_size=32):
+    del params, batch_size
+    return [np.array([0.0 if self.vocab.decode(o) == self.golds[self._text(x)] else -1.0 for o in opts])
+            for x, opts in zip(inputs, options)]
 
-def test_evaluator_scores_suite_tasks_in_their_columns(tmp_path):
-  _write_mmlu(tmp_path)
+
+def test_evaluator_scores_suite_tasks_by_their_rules_and_weights_mmlu_by_questions(tmp_path):
+  _write_mmlu(tmp_path, n_test=3)
+  _write_mmlu(tmp_path, subject="virology", n_test=9, tag=" on viruses")
+  (tmp_path / "mmlu" / "mmlu-cot.json").write_text(json.dumps({s: "Q: x?\n(A) a (B) b (C) c (D) d\nA: Let's "
+                                                                "think step by step. The answer is (A)."
+                                                             for s in ("anatomy", "virology")}))
+  es.register_mmlu(tmp_path)
+  try:
+    names = [f"mmlu_{s}_5shot_{k}" for s in ("anatomy", "virology") for k in ("direct", "cot")]
+    vocab = seqio.get_mixture_or_task(names[0]).output_features["inputs"].vocabulary
+    golds, outputs = {}, {}
+    for n in names:
+      for i, e in enumerate(_examples(n)):
+        key = vocab.decode(e.inputs[:-1])
+        golds[key] = e.target if n.endswith("direct") or i else "C"   # anatomy/virology: 1 direct error each
+        right = i or "virology" in n
+        outputs[key] = f"It is so. The answer is {e.target if right else '(D)'}.\n\nQ: next\nA: The answer is (D)."
+    golds = {k: ("A" if v == "C" else v) for k, v in golds.items()}
+    ev = evaluator.Evaluator(_OracleDecoder(vocab, outputs, golds), names, config=evaluator.EvalConfig(
+        max_examples=None, batch_size=4, input_length=512, score_targets=False))
+    out = ev.run(None, log=None)
+    t = out["tasks"]
+    assert t["mmlu_anatomy_5shot_direct"]["method"] == "letter_loglikelihood"
+    assert t["mmlu_anatomy_5shot_cot"]["score"] == pytest.approx(200 / 3)  # the first of "answer is" counts
+    assert t["mmlu_virology_5shot_cot"]["score"] == 100.0
+    assert out["columns"]["MMLU CoT"] == pytest.approx(100 * 11 / 12)          # 11 of 12 questions
+    assert out["unweighted_columns"]["MMLU CoT"] == pytest.approx((200 / 3 + 100) / 2)
+    assert "MMLU CoT: 91.7 weighted by questions; 83.3 as the mean of its tasks" in eval_report.markdown_table([out])
+  finally:
+    es.register_mmlu()
+
+
+def test_too_long_prompts_lose_whole_leading_exemplars_and_the_report_counts_them(tmp_path):
+  _write_mmlu(tmp_path, n_test=2)
   es.register_mmlu(tmp_path)
   try:
     name = "mmlu_anatomy_5shot_direct"
-    exs = _examples(name)
     vocab = seqio.get_mixture_or_task(name).output_features["inputs"].vocabulary
-    decoder = _EchoDecoder(vocab, {vocab.decode(e.inputs[:-1]): e.target for e in exs})
-    ev = evaluator.Evaluator(decoder, [name], config=evaluator.EvalConfig(
-        max_examples=None, batch_size=4, input_length=512, score_targets=False))
+    full = _examples(name)[0]
+    header = es.mmlu_header("anatomy")
+    query = full.prompt[full.prompt.rindex("Answer: ") + len("Answer: E\n\n"):]
+    assert query.startswith("test question 0")
+    limit = len(vocab.encode(header + query)) + 1 + 2 * len(vocab.encode("dev question 0, with \"quotes\"?")) + 20
+    fitted = _examples(name, input_length=limit)[0]
+    assert 0 < fitted.dropped < 5 and not fitted.truncated and len(fitted.inputs) <= limit
+    assert fitted.prompt.startswith(header) and fitted.prompt.endswith(query)
+    kept = [f"dev question {i}," in fitted.prompt for i in range(5)]
+    assert kept == [False] * fitted.dropped + [True] * (5 - fitted.dropped)     # the leading ones went
+    assert fitted.inputs == vocab.encode(fitted.prompt) + [1]                     # ids = encoding of the text
+    trailing = _examples(name, input_length=limit, drop="trailing")[0]
+    assert trailing.dropped == fitted.dropped and "dev question 0," in trailing.prompt
+    tiny = _examples(name, input_length=8)[0]
+    assert tiny.truncated and tiny.dropped == 5 and len(tiny.inputs) == 8 and tiny.inputs[-1] == 1
+    ev = evaluator.Evaluator(_OracleDecoder(vocab, {}, {vocab.decode(e.inputs[:-1]): e.target for e in _examples(name, input_length=limit)}),
+                             [name], config=evaluator.EvalConfig(max_examples=None, batch_size=2, input_length=limit,
+                                                                 score_targets=False))
     out = ev.run(None, log=None)
-    assert out["tasks"][name]["score"] == 100.0
-    assert out["columns"] == {"MMLU Direct": 100.0}
+    assert out["tasks"][name]["fitting"]["lost_exemplars"] == 2
+    assert out["fitting"]["MMLU"].startswith(f"MMLU: 2 prompts at input length {limit}: 2 lost whole exemplars")
+    assert out["fitting"]["MMLU"] in eval_report.markdown_table([out])
   finally:
     es.register_mmlu()
 
@@ -278,7 +387,8 @@ def test_paper_benchmarks_eval_recipe_names_registered_tasks():
                   ["CHECKPOINT_PATH = None"])
   names = gin.query_parameter("%EVAL_MIXTURES_OR_TASKS")
   assert gin.query_parameter("%TASK_MODULES") == ["flan_jax.tasks.eval_suites"]
+  assert gin.query_parameter("%SELF_CONSISTENCY") == 40 and gin.query_parameter("%SC_TEMPERATURE") == 0.7
   tasks = evaluator.expand_tasks(names)
-  assert len(tasks) == 57 + 57 + 27 + 27 + 9 + 11
+  assert len(tasks) == 57 + 57 + 27 + 27 + 8 + 10 + 1
   assert {_info(t).column for t in tasks} == {
-      "MMLU Direct", "MMLU CoT", "BBH Direct", "BBH CoT", "TyDiQA", "MGSM"}
+      "MMLU Direct", "MMLU CoT", "BBH Direct", "BBH CoT", "TyDiQA", "MGSM", "MGSM English"}

@@ -231,4 +231,5 @@ def test_bigbench_rows_render_options_block():
   rows = eval_suites._bigbench_rows({"examples": [{"input": "Is it sunny?", "target_scores": {"Yes": 0, "No": 1}},
                                          {"input": "Sort: b a", "target": ["a b"]}]})
   assert rows[0]["targets"] == "No" and ev.parse_options(rows[0]["inputs"]) == ["Yes", "No"]
-  assert rows[1] == {"inputs": "Q: Sort: b a\nA:", "targets": "a b", "options": []}
+  assert rows[1] == {"inputs": "Q: Sort: b a\nA:", "prefix": "", "shots": [], "query": "Q: Sort: b a\nA:",
+                     "targets": "a b", "options": [], "answers": ["a b"]}

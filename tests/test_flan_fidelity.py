@@ -138,14 +138,15 @@ def test_cot_trigger_and_eval_prompt_layouts(tmp_path):
   t = templates.Template("Q: {question}\nA:", "{answer}")
   train, _ = templates.render(t, {"question": "Is 3 odd?", "answer": "yes"}, templates.ZSCOT,
                               rationale="3 = 2 + 1.")
-  bbh = es._bbh_prompt("", [], "Is 3 odd?", cot=True)  # pylint: disable=protected-access
+  bbh = "".join(es._bbh_parts("", [], "Is 3 odd?", cot=True)[::2])  # pylint: disable=protected-access
   assert train == bbh == "Q: Is 3 odd?\nA: Let's think step by step."
   # BBH exemplars keep the release's layout: trigger, line break, rationale lines.
   release = ("Sort words.\n\nQ: Sort: b a\nA: Let's think step by step.\nFirst letters: b, a.\n"
              "So: a b. So the answer is a b.\n\nQ: Sort: d c\nA: Let's think step by step.\n"
              "Two words.\nSo the answer is c d.")
   desc, shots = es.parse_cot_prompt(release)
-  assert es._bbh_prompt(desc, shots, "Sort: f e", cot=True) == (  # pylint: disable=protected-access
+  prefix, blocks, query = es._bbh_parts(desc, shots, "Sort: f e", cot=True)  # pylint: disable=protected-access
+  assert prefix + "".join(blocks) + query == (
       release + "\n\nQ: Sort: f e\nA: Let's think step by step.")
   # MMLU CoT queries write their options inline, as mmlu-cot.json's exemplars do.
   from tests import test_eval_suites

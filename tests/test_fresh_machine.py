@@ -78,7 +78,9 @@ def test_unpack_of_a_sound_archive_and_an_evil_download(tmp_path, monkeypatch):
   served = _tar(tmp_path / "data.tar", [("data/test/x_test.csv", b"q,a,b,c,d,A"),
                                         ("../../../mmlu_escape.csv", b"pwned")])
   monkeypatch.setattr(prepare, "MMLU_URL", served.as_uri())
-  (failure,) = prepare.prepare("mmlu", tmp_path / "d")
+  monkeypatch.setattr(prepare, "MMLU_COT_URL", (tmp_path / "no-such-mmlu-cot.json").as_uri())
+  failure, cot_failure = prepare.prepare("mmlu", tmp_path / "d")
+  assert cot_failure.startswith("mmlu: ") and "no-such-mmlu-cot.json" in cot_failure
   assert failure.startswith("mmlu: ") and "'../../../mmlu_escape.csv'" in failure and "data.tar" in failure
   assert not list(tmp_path.rglob("mmlu_escape.csv")) and not (tmp_path / "d" / "mmlu" / "data").exists()
 
@@ -145,7 +147,7 @@ def test_prepare_bigbench_through_the_simple_index_feeds_offline_bbh(tmp_path, m
   assert json.loads((tasks_dir / "navigate" / "task.json").read_text()) == _NAVIGATE
   assert eval_suites.bigbench_root(data) == tasks_dir
   shots, evaluated = eval_suites.bbh_offline_examples("navigate", data_dir=data)
-  assert len(shots) == 3 and len(evaluated) == 9 and shots[0][1] in ("(A)", "(B)")
+  assert len(shots) == 3 and len(evaluated) == 9 and shots[0][1] == "Yes"   # BBH's navigate golds are words
   shots, _ = eval_suites.bbh_offline_examples("logical_deduction_five_objects", data_dir=data)
   assert shots[0][0].startswith("Order ")
   assert eval_suites.register_bigbench_tasks(["navigate"], data_dir=data) == ["bbh_bigbench_navigate"]
