@@ -75,7 +75,7 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
       raise ValueError(f"evaluate: set output_dir (OUTPUT_DIR): {checkpoint_path} is a T5X checkpoint, and results "
                        "are not written into it")
     decoder, params, rec = infer.load_decoder(checkpoint_path, model_config, mesh)
-    vocabulary = infer.choose_vocabulary(rec, vocabulary_file)  # the checkpoint's: prompts use it
+    vocabulary = infer.choose_vocabulary(rec, vocabulary_file or _tasks_vocabulary(rec, task_names))
     step = checkpoints.step_of(checkpoint_path)
     step = rec.step if step is None else step  # a T5X or from-t5x checkpoint records its own
     label = name or os.path.basename(os.path.normpath(checkpoint_path))
@@ -97,6 +97,22 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
     print(f"wrote {paths['json']} and {paths['table']}", flush=True)
   evaluator_lib.raise_metric_failures(results, output_dir)
   return results
+
+
+def _tasks_vocabulary(rec, task_names: Sequence[str]):
+  """None where the checkpoint records its vocabulary (prompts are then tokenized with it);
+  where it records none (a T5X checkpoint), the vocabulary the tasks share, if they share
+  one (else VOCABULARY_FILE must name it)."""
+  if rec.vocabulary() is not None or rec.source.endswith(".gin"):
+    return None
+  shared = {}
+  for task_name in task_names:
+    vocab = infer.seqio_vocabulary(task_name)
+    shared.setdefault(getattr(vocab, "sentencepiece_model_file", repr(vocab)), vocab)
+  if len(shared) != 1:
+    raise ValueError(f"{rec.source} records no vocabulary and the tasks use {len(shared)}; set VOCABULARY_FILE "
+                     "(evaluate.vocabulary_file) to the model's SentencePiece file")
+  return next(iter(shared.values()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import csv
 import importlib.util
-import itertools
 import json
 import pathlib
 import random

@@ -10,7 +10,6 @@ import seqio
 
 from flan_jax import eval_report
 from flan_jax import evaluator
-from flan_jax.tasks import metrics
 from flan_jax.tasks import eval_suites as es
 
 FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures" / "eval_suites"
