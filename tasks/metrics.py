@@ -282,7 +282,8 @@ SUITES = ("MMLU", "BBH", "TyDiQA", "MGSM", "BIG-bench BBH", "Held-out")
 # The paper's six columns (Chung et al. 2022, Table 3 and Figure 4); the normalised average
 # is taken over these when any is evaluated.
 PAPER_COLUMNS = ("MMLU Direct", "MMLU CoT", "BBH Direct", "BBH CoT", "TyDiQA", "MGSM")
-COLUMNS = (*PAPER_COLUMNS, "MGSM English", "BIG-bench BBH Direct", "Held-out Direct", "Held-out CoT")
+COLUMNS = (*PAPER_COLUMNS, "MGSM English", "BIG-bench BBH Direct", "BIG-bench zero-shot", "Held-out Direct",
+           "Held-out CoT")
 SUITE_BASELINES = {"MMLU": 25.0, "TyDiQA": 0.0, "MGSM": 0.0}  # others: from each task's options
 # text: exact match after extraction (mapped onto the options when the example has some);
 # number: the last number, compared as a number; span: SQuAD exact match and F1 against
