@@ -262,6 +262,8 @@ def test_orbax_step_metadata_warning_is_dropped_other_warnings_kept(tmp_path):
   handler.emit = records.append
   absl_logger = logging.getLogger("absl")
   absl_logger.addHandler(handler)
+  quieted = console._FILTER in absl_logger.filters  # pylint: disable=protected-access
+  absl_logger.removeFilter(console._FILTER)  # pylint: disable=protected-access  (an earlier test's quiet())
   try:
     np.testing.assert_array_equal(checkpoints.load_params(str(step))["w"], np.arange(4.0))
     assert any("_CHECKPOINT_METADATA" in r.getMessage() for r in records), "orbax no longer warns?"
@@ -273,4 +275,6 @@ def test_orbax_step_metadata_warning_is_dropped_other_warnings_kept(tmp_path):
     assert [r.getMessage() for r in records if r.getMessage() == "another warning"]
   finally:
     absl_logger.removeHandler(handler)
+    if not quieted:
+      absl_logger.removeFilter(console._FILTER)  # pylint: disable=protected-access
     absl_logger.removeFilter(console._FILTER)  # pylint: disable=protected-access
