@@ -63,6 +63,9 @@ setuptools.setup(
         "data": ["datasets", "pyarrow"],
         # XLA:TPU compiler (libtpu, ~210 MB) for `flan-jax plan --compile`; no TPU needed.
         "tpu": ["jax[tpu]==0.10.2"],  # the jax this project pins; brings the matching libtpu
+        # `flan-jax data cache --engine=beam`: Apache Beam with its TFRecord sink. For Dataflow,
+        # install apache-beam[gcp] too (it asks for another orjson than constraints.txt pins).
+        "beam": ["apache-beam[tfrecord]>=2.77"],
     },
     entry_points={"console_scripts": ["flan-jax=flan_jax.cli:main"]},
 )

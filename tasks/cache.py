@@ -14,7 +14,9 @@ Layout (seqio's offline cache, so that seqio's own `use_cached=True` reads each 
                                      them), `inputs_pretokenized`/`targets_pretokenized`,
                                      `template_index`, `num_exemplars`, and `index` (the
                                      example's position in its source)
-  DIR/<variant>/COMPLETED            written last, after the counts are verified
+  DIR/<variant>/COMPLETED.<split>    written last, after the counts are verified (and
+                                     DIR/<variant>/COMPLETED, the marker seqio looks for);
+                                     one directory holds a member's train and validation
   DIR/<NAME>/flan_jax_cache.train.json   the manifest: members and their sampling rates,
                                      lengths, vocabulary; written when every member is done
 
@@ -236,6 +238,13 @@ def _read_json(path) -> dict:
     return json.load(f)
 
 
+def completed(member_dir, split: str) -> bool:
+  """Whether a member's `split` is cached whole: its COMPLETED.<split> marker. (A cache
+  from before per-split markers is finished again by rerunning its `data cache` command:
+  its shards and count files are kept, only the markers are written.)"""
+  return (storage.path(member_dir) / f"COMPLETED.{split}").exists()
+
+
 def _finish_member(settings: Settings, variant: str) -> int:
   """Verifies a member's shards by counting their records and writes its info, stats and
   COMPLETED; returns its number of examples."""
@@ -243,7 +252,7 @@ def _finish_member(settings: Settings, variant: str) -> int:
   api = _api()
   d = storage.path(settings.out) / variant
   renderer, fmt = api.variant(variant)
-  if (d / "COMPLETED").exists():
+  if completed(d, settings.split):
     info = _read_json(d / f"info.{settings.split}.json")
     _same_build(settings, info["flan_jax"], renderer.vocabulary, where=d / f"info.{settings.split}.json")
     if int(info["num_shards"]) != settings.num_shards:
@@ -273,8 +282,9 @@ def _finish_member(settings: Settings, variant: str) -> int:
                        "vocabulary": vocabulary_fields(renderer.vocabulary)}}
   _write_json(d / f"info.{split}.json", info)
   _write_json(d / f"stats.{split}.json", stats)
-  with storage.open(d / "COMPLETED", "w") as f:
-    f.write("")
+  for marker in (f"COMPLETED.{split}", "COMPLETED"):
+    with storage.open(d / marker, "w") as f:
+      f.write("")
   return total
 
 
@@ -290,26 +300,50 @@ def _worker_init(data_dir: str | None, modules: Sequence[str]) -> None:
   data.import_task_modules(list(modules))
 
 
+@dataclasses.dataclass(frozen=True)
+class BuildPlan:
+  """What a cache build of a name will do, for either engine (local processes or Beam)."""
+  settings: Settings
+  todo: list[tuple[str, int]]  # (member, shard) work items not yet complete
+  manifest: dict               # the manifest to write, less the members' example counts
+  manifest_path: object
+  done_before: int             # work items of members already complete
+
+
+def plan_build(name: str, out, *, lengths: Mapping[str, int] = DEFAULT_LENGTHS, num_shards: int = 4,
+               split: str = "train", check_done: bool = True) -> BuildPlan:
+  """The work of a build; `check_done=False` does not look at `out` (every item is listed)."""
+  if num_shards < 1:
+    raise CacheError(f"--shards={num_shards} must be at least 1")
+  lengths = {"inputs": int(lengths["inputs"]), "targets": int(lengths["targets"])}
+  out = str(out).rstrip("/") if storage.is_url(out) else os.path.abspath(os.path.expanduser(str(out)))
+  api = _api()
+  kind, rated = members(name, split)
+  vocab = api.variant(rated[0][0])[0].vocabulary
+  settings = Settings(out, split, num_shards, tuple(sorted(lengths.items())))
+  todo = [(v, k) for v, _ in rated for k in range(num_shards)
+          if not (check_done and completed(storage.path(out) / v, split))]
+  manifest = {"format": FORMAT, "name": name, "kind": kind, "split": split,
+              "members": [[v, r] for v, r in rated], "task_feature_lengths": lengths,
+              "fewshot_budget": _budget(lengths), "vocabulary": vocabulary_fields(vocab), "num_shards": num_shards}
+  return BuildPlan(settings, todo, manifest, storage.path(out) / name / MANIFEST.format(split=split),
+                   len(rated) * num_shards - len(todo))
+
+
 def build(name: str, out, *, lengths: Mapping[str, int] = DEFAULT_LENGTHS, num_shards: int = 4,
           workers: int = 1, split: str = "train", modules: Sequence[str] = (), data_dir: str | None = None,
           say=print) -> dict:
   """Caches `name` under `out` (see the module doc); returns the manifest. Resumes: shards
   and members already written are kept."""
-  if num_shards < 1 or workers < 1:
-    raise CacheError(f"--shards={num_shards} and --workers={workers} must be at least 1")
-  lengths = {"inputs": int(lengths["inputs"]), "targets": int(lengths["targets"])}
-  out = str(out).rstrip("/") if storage.is_url(out) else os.path.abspath(os.path.expanduser(str(out)))
+  if workers < 1:
+    raise CacheError(f"--workers={workers} must be at least 1")
   if workers > 1 and str(out).startswith("ram://"):
     raise CacheError("--out=ram://... lives in one process's memory: use --workers=1 with it")
-  api = _api()
-  kind, rated = members(name, split)
-  vocab = api.variant(rated[0][0])[0].vocabulary
-  settings = Settings(out, split, num_shards, tuple(sorted(lengths.items())))
-  manifest_path = storage.path(out) / name / MANIFEST.format(split=split)
+  plan = plan_build(name, out, lengths=lengths, num_shards=num_shards, split=split)
+  settings, todo, done_before = plan.settings, plan.todo, plan.done_before
+  out, rated = settings.out, plan.manifest["members"]
+  manifest_path = plan.manifest_path
   start = time.perf_counter()
-  todo = [(v, k) for v, _ in rated for k in range(num_shards)
-          if not (storage.path(out) / v / "COMPLETED").exists()]
-  done_before = len(rated) * num_shards - len(todo)
   say(f"cache {name}: {len(rated)} member(s) x {num_shards} shard(s) into {out}"
       + (f"; {done_before} shard(s) already complete" if done_before else ""))
   kept = 0
@@ -334,10 +368,7 @@ def build(name: str, out, *, lengths: Mapping[str, int] = DEFAULT_LENGTHS, num_s
     if workers > 1:
       pool.shutdown(cancel_futures=True)
   totals = {v: _finish_member(settings, v) for v, _ in rated}
-  manifest = {"format": FORMAT, "name": name, "kind": kind, "split": split,
-              "members": [[v, r] for v, r in rated], "examples": totals,
-              "task_feature_lengths": lengths, "fewshot_budget": _budget(lengths),
-              "vocabulary": vocabulary_fields(vocab), "num_shards": num_shards}
+  manifest = {**plan.manifest, "examples": totals}
   _write_json(manifest_path, manifest)
   seconds = time.perf_counter() - start
   say(f"cache {name}: {sum(totals.values())} examples in {len(rated)} member(s); rendered and "
@@ -478,7 +509,7 @@ def check_member(task, sequence_length, split: str) -> None:
   lengths = dict(sequence_length or DEFAULT_LENGTHS)
   for d in dirs:
     info = storage.path(d) / task.name / f"info.{split}.json"
-    if (storage.path(d) / task.name / "COMPLETED").exists() and info.exists():
+    if completed(storage.path(d) / task.name, split) and info.exists():
       recorded = _read_json(info)
       check_fresh(task.name, d, recorded.get("flan_jax", {}), task.output_features["targets"].vocabulary, lengths,
                   split)
@@ -592,10 +623,21 @@ def main(args) -> int:
   modules = [*tasks_cli.MIXTURE_MODULES, *args.task_module]
   try:
     data.import_task_modules(modules)
-    build(args.name, args.out, lengths={"inputs": args.inputs_length, "targets": args.targets_length},
-          num_shards=args.shards, workers=args.workers, split=args.split, modules=modules,
-          data_dir=args.data_dir)
-  except (ValueError, KeyError, FileNotFoundError) as e:
+    lengths = {"inputs": args.inputs_length, "targets": args.targets_length}
+    if args.engine == "beam":
+      from flan_jax.tasks import cache_beam  # pylint: disable=g-import-not-at-top
+      cache_beam.build(args.name, args.out, lengths=lengths, num_shards=args.shards, split=args.split,
+                       modules=modules, data_dir=args.data_dir, beam_args=args.beam_args, dry_run=args.dry_run)
+    elif args.dry_run:
+      raise CacheError("--dry_run shows a Beam pipeline: add --engine=beam")
+    else:
+      build(args.name, args.out, lengths=lengths, num_shards=args.shards, workers=args.workers, split=args.split,
+            modules=modules, data_dir=args.data_dir)
+  except FileNotFoundError as e:  # its args[0] is the errno: say the file
+    print(f"flan-jax data cache: {e.strerror or e}: {e.filename}" if e.filename else f"flan-jax data cache: {e}",
+          file=sys.stderr)
+    return 2
+  except (ValueError, KeyError) as e:
     print(f"flan-jax data cache: {e.args[0] if e.args else e}", file=sys.stderr)
     return 2
   return 0

@@ -733,13 +733,23 @@ def main(argv=None) -> int:
   cache.add_argument("--data_dir", default=None, help="prepared data to read (default $FLAN_JAX_DATA_DIR)")
   cache.add_argument("--task_module", action="append", default=[], metavar="MODULE",
                      help="also import MODULE to register tasks (repeatable)")
+  cache.add_argument("--engine", choices=("local", "beam"), default="local",
+                     help="local: --workers processes on this machine (default, fast); beam: an Apache Beam "
+                     "pipeline, for Dataflow/Flink/Spark; Beam options such as --runner=DataflowRunner "
+                     "--project=P --region=R --temp_location=gs://... follow (pip install \".[beam]\")")
+  cache.add_argument("--dry_run", action="store_true",
+                     help="with --engine=beam: print the pipeline and options it would submit, run nothing")
   stats = sub.add_parser("stats", help="shares, formats and lengths of a mixture's rendered examples")
   stats.add_argument("mixture")
   stats.add_argument("--n", type=int, default=20_000, help="examples to render (default 20000)")
   stats.add_argument("--seed", type=int, default=0)
   stats.add_argument("--inputs_length", type=int, default=2048, help="input budget in tokens (default 2048)")
   stats.add_argument("--data_dir", default=None)
-  args = p.parse_args(argv)
+  args, extra = p.parse_known_args(argv)
+  if extra and not (args.command == "cache" and args.engine == "beam"):
+    p.error(f"unrecognized arguments: {' '.join(extra)}"
+            + (" (Beam pipeline options need --engine=beam)" if args.command == "cache" else ""))
+  args.beam_args = extra
   if args.command == "cache":
     from flan_jax.tasks import cache as cache_lib  # pylint: disable=g-import-not-at-top
     return cache_lib.main(args)

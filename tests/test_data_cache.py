@@ -106,7 +106,7 @@ def test_cache_layout_resume_counts_and_seqio_reads_a_member(ram_cache):
   assert len(members) == 54 and manifest["task_feature_lengths"] == LENGTHS
   d = storage.path(out) / "cot_gsm8k_zscot"
   assert sorted(p.name for p in d.iterdir()) == sorted([
-      "COMPLETED", "info.train.json", "stats.train.json", "train.tfrecord-00000-of-00002",
+      "COMPLETED", "COMPLETED.train", "info.train.json", "stats.train.json", "train.tfrecord-00000-of-00002",
       "train.tfrecord-00001-of-00002", "train.tfrecord-00000-of-00002.count.json",
       "train.tfrecord-00001-of-00002.count.json"])
   info = json.loads((d / "info.train.json").read_text())
