@@ -58,7 +58,6 @@ setuptools.setup(
         "test": ["pytest>=7", "pytest-xdist"],
         # Loose on purpose: a local CPU build of torch (e.g. 2.13.0) satisfies it.
         "hf": ["torch>=2.0", "transformers>=4.40", "safetensors>=0.4"],
-        "launch": [],  # kept for old install commands; matplotlib is now a core requirement
         # Flan collection readers: Hugging Face datasets, parquet exports.
         "data": ["datasets", "pyarrow"],
         # XLA:TPU compiler (libtpu, ~210 MB) for `flan-jax plan --compile`; no TPU needed.

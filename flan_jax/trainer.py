@@ -79,8 +79,6 @@ class Trainer:
     self.train_step = jax.jit(self._train_step, in_shardings=(self.state_shardings, self.batch_shardings),
                               out_shardings=(self.state_shardings, rep), donate_argnums=(0,))
     self._state_is_finite = jax.jit(_all_finite, in_shardings=(self.state_shardings,), out_shardings=rep)
-    self.eval_step = jax.jit(self._eval_step, in_shardings=(self.state_shardings.params, self.batch_shardings),
-                             out_shardings=rep)
 
   # -- state -------------------------------------------------------------------------------
 
@@ -188,11 +186,6 @@ class Trainer:
       metrics["learning_rate"] = jnp.asarray(self.learning_rate_fn(state.step), jnp.float32)
     return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
-  def _eval_step(self, params: PyTree, batch: Batch) -> dict:
-    weights = self._token_weights(batch)
-    loss, aux = self._loss_sums(params, batch, weights, None)
-    return {"loss": loss, "accuracy": aux["correct"] / jnp.maximum(aux["tokens"], 1.0), "tokens": aux["tokens"]}
-
   def loss_and_grads(self, params: PyTree, batch: Batch) -> tuple[jax.Array, PyTree]:
     """Deterministic loss and gradients (no dropout), for tests and diagnostics."""
     with partitioning.mesh_context(self.mesh):
@@ -222,12 +215,6 @@ class Trainer:
     """Whether every parameter and optimizer-state value is finite (checked before a save)."""
     with partitioning.mesh_context(self.mesh):
       return bool(self._state_is_finite(state))
-
-  def teacher_forced_metrics(self, params: PyTree, batch: Batch) -> dict:
-    """Loss, token accuracy and token count of one batch, teacher forced (no decoding; the
-    benchmark evaluator is `flan_jax.evaluator`)."""
-    with partitioning.mesh_context(self.mesh):
-      return self.eval_step(params, batch)
 
 
 def _all_finite(tree: PyTree) -> jax.Array:

@@ -49,6 +49,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 
 from flan_jax.tasks import storage
+from flan_jax.tasks.collections import catalogue
 
 FORMAT = "flan_jax.seqio_cache/1"
 MANIFEST = "flan_jax_cache.{split}.json"
@@ -295,7 +296,7 @@ def _budget(lengths) -> int:
 
 def _worker_init(data_dir: str | None, modules: Sequence[str]) -> None:
   if data_dir:
-    os.environ["FLAN_JAX_DATA_DIR"] = data_dir
+    os.environ[catalogue.DATA_DIR_ENV] = data_dir
   from flan_jax import data  # pylint: disable=g-import-not-at-top
   data.import_task_modules(list(modules))
 
@@ -354,7 +355,7 @@ def build(name: str, out, *, lengths: Mapping[str, int] = DEFAULT_LENGTHS, num_s
     import multiprocessing  # pylint: disable=g-import-not-at-top
     pool = concurrent.futures.ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-        initargs=(data_dir or os.environ.get("FLAN_JAX_DATA_DIR"), list(modules)))
+        initargs=(data_dir or os.environ.get(catalogue.DATA_DIR_ENV), list(modules)))
     futures = [pool.submit(_write_shard, settings, v, k) for v, k in todo]
     results = (f.result() for f in concurrent.futures.as_completed(futures))
   written = 0
@@ -619,7 +620,7 @@ def main(args) -> int:
   from flan_jax import data  # pylint: disable=g-import-not-at-top
   from flan_jax.tasks import cli as tasks_cli  # pylint: disable=g-import-not-at-top
   if args.data_dir:
-    os.environ["FLAN_JAX_DATA_DIR"] = args.data_dir
+    os.environ[catalogue.DATA_DIR_ENV] = args.data_dir
   modules = [*tasks_cli.MIXTURE_MODULES, *args.task_module]
   try:
     data.import_task_modules(modules)

@@ -40,6 +40,7 @@ from collections.abc import Mapping, Sequence
 
 from flan_jax.tasks import cache
 from flan_jax.tasks import storage
+from flan_jax.tasks.collections import catalogue
 
 DEFAULT_RUNNER = "DirectRunner"
 REMOTE_RUNNERS = ("DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner", "PrismRunner")
@@ -174,7 +175,7 @@ def build(name: str, out, *, lengths: Mapping[str, int] = cache.DEFAULT_LENGTHS,
   settings, todo, manifest, manifest_path = plan.settings, plan.todo, plan.manifest, plan.manifest_path
   options = pipeline_options(beam_args)
   check_remote(options, settings.out, data_dir)
-  data_dir = data_dir or os.environ.get("FLAN_JAX_DATA_DIR")
+  data_dir = data_dir or os.environ.get(catalogue.DATA_DIR_ENV)
   render, finish, write_manifest = _make_dofns(beam)
   items = sorted(todo)
   members = [v for v, _ in manifest["members"]]

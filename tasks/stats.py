@@ -23,6 +23,7 @@ import sys
 
 from flan_jax.tasks import api
 from flan_jax.tasks import vocab as vocab_lib
+from flan_jax.tasks.collections import catalogue
 
 
 def _collection(group: str) -> str:
@@ -119,7 +120,7 @@ def run(args) -> int:
   """`data stats` with parsed arguments (mixture, n, seed, inputs_length, data_dir)."""
   import os  # pylint: disable=g-import-not-at-top
   if args.data_dir:
-    os.environ["FLAN_JAX_DATA_DIR"] = str(args.data_dir)
+    os.environ[catalogue.DATA_DIR_ENV] = str(args.data_dir)
   from flan_jax.tasks import mixtures  # pylint: disable=g-import-not-at-top
   if args.mixture not in api.sampled_mixture_names():
     why = mixtures.MISSING.get(args.mixture)

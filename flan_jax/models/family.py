@@ -12,7 +12,7 @@ FLOPs accounting, evaluation and checkpoints ask it instead of testing types:
     family.param_count(config)                  # exact, from the dimensions
     family.forward_flops(config, inputs, targets)
     family.flops_lengths(batch_lengths)         # (input_length, target_length) of a batch's features
-    family.decode_hooks(module)                 # what decoding.Generator drives (see DecodeHooks)
+    family.decode_hooks(module)                 # what decoding.SequenceDecoder drives (see DecodeHooks)
 
 Families register with `models.register_family`; each has one config dataclass, a
 subclass of `ModelConfig`, and is found from that class (`family_for`) or by its
@@ -126,7 +126,7 @@ class ModelConfig:
 
 
 class DecodeHooks(Protocol):
-  """How `decoding.Generator` drives one family's module (see decoding's module docstring).
+  """How `decoding.SequenceDecoder` drives one family's module (see decoding's module docstring).
 
   generation_error: None, or why this model cannot generate (scoring still works).
   encoder_decoder: True where T5X's default decode is beam search with one beam (its
