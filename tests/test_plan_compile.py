@@ -73,12 +73,15 @@ def test_hlo_reader_multiplies_loop_bodies():
   assert dots and sum(dots.values()) >= layers * 4 * (m * k + k * k)
 
 
-def test_compiled_step_is_the_trainers_own(monkeypatch):
+@pytest.mark.parametrize("binding", ["Z_LOSS = 1e-3", "train.z_loss = 1e-3"])
+def test_compiled_step_is_the_trainers_own(binding):
   """One code path: plan --compile lowers `Trainer.train_step` itself; on CPU devices the
-  program it lowers is the one a Trainer built as `flan_jax.train` builds it lowers."""
-  r = plan.recipe_from_gin(TINY_PALM, SMALL_RUN + ["NUM_MICROBATCHES = 2", "Z_LOSS = 1e-3"])
+  program it lowers is the one a Trainer built as `flan_jax.train` builds it lowers, whether
+  the loss is set through the recipe's macro or by binding `train.z_loss` directly."""
+  compiled.register_train()  # as `plan --compile` does before parsing
+  r = plan.recipe_from_gin(TINY_PALM, SMALL_RUN + ["NUM_MICROBATCHES = 2", binding])
   loss = compiled.loss_config_from_gin()
-  assert loss.z_loss == 1e-3
+  assert loss == trainer.LossConfig(z_loss=1e-3)
   ours = compiled.build_trainer(r, jax.devices(), loss)
   model, _ = build_model(r.model_config)
   tx, lr = optim.make_optimizer(r.optimizer_config, r.train_steps or 1)
@@ -89,6 +92,11 @@ def test_compiled_step_is_the_trainers_own(monkeypatch):
   with partitioning.mesh_context(mesh):
     real = theirs.train_step.lower(theirs.abstract_state, trainer.global_batch(batch, theirs.batch_shardings))
   assert ours.lower_train_step().as_text() == real.as_text()
+  default = trainer.Trainer(model, tx, mesh, {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch.items()},
+                            loss=trainer.LossConfig(), num_microbatches=2, learning_rate_fn=lr)
+  with partitioning.mesh_context(mesh):  # the binding reaches the program: the default's differs
+    other = default.train_step.lower(default.abstract_state, trainer.global_batch(batch, default.batch_shardings))
+  assert other.as_text() != real.as_text()
 
 
 def _compile(files, bindings, slice_name):

@@ -29,6 +29,7 @@ def _run(files, bindings, args, sl) -> int:
                                 say=lambda s: print(s, flush=True))
     print(search.format_search(cands, best, files))
     return 0 if best is not None else 1
+  compiled.register_train()  # before parsing: the train.* bindings shape the compiled program
   recipe = plan.recipe_from_gin(files, bindings)
   loss = compiled.loss_config_from_gin()
   num_slices = args.num_slices or recipe.mesh_config.num_slices

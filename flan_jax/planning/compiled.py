@@ -19,6 +19,7 @@ import dataclasses
 import time
 from typing import Sequence
 
+import gin
 import jax
 import jax.numpy as jnp
 
@@ -57,11 +58,33 @@ def abstract_batch(recipe: plan.Recipe, converter: str) -> dict[str, jax.ShapeDt
 
 
 def loss_config_from_gin() -> trainer.LossConfig:
-  """The loss settings `train.train` receives from the parsed recipe (gin macros)."""
-  d = trainer.LossConfig()
-  return trainer.LossConfig(
-      z_loss=float(plan._macro("Z_LOSS", d.z_loss)), label_smoothing=d.label_smoothing,
-      loss_normalizing_factor=plan._macro("LOSS_NORMALIZING_FACTOR", d.loss_normalizing_factor))
+  """The loss settings `train.train` receives from the parsed gin config: its own bindings
+  (`train.z_loss = 1e-3` as much as the recipe's `train.z_loss = %Z_LOSS`), else its defaults.
+
+  Exact only when `flan_jax.train` was imported before the gin files were parsed (else gin
+  skips the `train.*` bindings): `register_train()` does that."""
+  import inspect  # pylint: disable=g-import-not-at-top
+  train_lib = register_train()
+  defaults = inspect.signature(train_lib.train).parameters
+
+  def bound(name: str, macro: str | None):
+    try:
+      value = gin.query_parameter(f"train.{name}")
+    except ValueError:  # not bound, or parsed before train was registered: the recipe's macro
+      return plan._macro(macro, defaults[name].default) if macro else defaults[name].default  # pylint: disable=protected-access
+    return value.scoped_configurable_fn() if isinstance(value, gin.config.ConfigurableReference) else value
+
+  return trainer.LossConfig(z_loss=float(bound("z_loss", "Z_LOSS")),
+                            label_smoothing=float(bound("label_smoothing", None)),
+                            loss_normalizing_factor=bound("loss_normalizing_factor", "LOSS_NORMALIZING_FACTOR"))
+
+
+def register_train():
+  """Imports `flan_jax.train` (its gin configurables), so that parsing a recipe keeps the
+  `train.*` bindings that the compiled program depends on. Imported here, not at the top: it
+  brings the data pipeline (seqio, TensorFlow), which the analytic plan does not need."""
+  from flan_jax import train as train_lib  # pylint: disable=g-import-not-at-top
+  return train_lib
 
 
 def device_mesh(config: partitioning.MeshConfig, devices: Sequence) -> jax.sharding.Mesh:

@@ -116,6 +116,7 @@ def search(files, bindings, topology_name: str, num_slices: int = 1, compile_top
     if compiled_count >= compile_top or c.analytic.total > c.analytic.hbm:
       break
     compiled_count += 1
+    compiled.register_train()  # before parsing: the train.* bindings shape the compiled program
     recipe = plan.recipe_from_gin(files, list(bindings) + gin_utils.split_gin_args(c.overrides())[1])
     loss = compiled.loss_config_from_gin()
     try:
