@@ -16,3 +16,10 @@ def _fresh_gin_config():
   gin.clear_config()
   yield
   gin.clear_config()
+
+
+def pytest_configure(config):
+  """The test tiers: `-m "not slow"` is the fast tier (units and equivalences, in-process);
+  `slow` marks tests that start training processes or take more than a few seconds here."""
+  config.addinivalue_line("markers", "slow: a subprocess training or a test of more than ~4 s on 2 cores; "
+                          "the fast tier is `pytest -m 'not slow'`")

@@ -33,6 +33,7 @@ print("IMPORTED", sorted({{m.split(".")[0] for m in sys.modules}}))
 """
 
 
+@pytest.mark.slow
 def test_benchmark_presets_run_without_seqio_or_tensorflow():
   """The accelerator command's path (--preset, bf16) at a tiny size on CPU, with only the stock GPU
   image's packages: train and decode benchmarks."""
@@ -78,6 +79,7 @@ def test_accelerator_presets_are_the_t5_v1_1_gin_sizes():
     assert p.flan_jax_config(cfg.dtype) == cfg, size
 
 
+@pytest.mark.slow
 def test_compilation_cache_stores_a_program_then_a_fresh_compile_loads_it(tmp_path, monkeypatch):
   lines = []
   monkeypatch.delenv(compile_cache.ENV, raising=False)
@@ -233,6 +235,7 @@ def test_read_ahead_hands_out_kept_batches_then_the_source_and_keeps_what_it_rea
   assert data.load_lookahead(str(tmp_path), stream, process_index=0) is None
 
 
+@pytest.mark.slow
 def test_a_resumed_run_trains_first_on_the_kept_read_ahead_with_unchanged_numbers(tmp_path, monkeypatch):
   """A run cut at step 2 and resumed (reading ahead) matches one run of 4 steps without read-ahead,
   and the resumed run's first batches are those kept beside its checkpoint."""

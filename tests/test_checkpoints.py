@@ -17,6 +17,7 @@ def _trained_state(tr, batch, steps=2):
   return state
 
 
+@pytest.mark.slow
 def test_state_saved_on_one_mesh_restores_on_another(tmp_path):
   batch = random_encdec_batch()
   tr1 = make_trainer(num_devices=1, batch=batch)
@@ -42,6 +43,7 @@ def test_state_saved_on_one_mesh_restores_on_another(tmp_path):
   np.testing.assert_allclose(float(m8["loss"]), float(m1["loss"]), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_params_load_from_param_checkpoint_step_dir_and_model_dir(tmp_path):
   batch = random_encdec_batch()
   tr = make_trainer(num_devices=1, batch=batch)

@@ -329,6 +329,7 @@ def test_tasks_cli(niv2_checkout, capsys, monkeypatch):
   assert "OPTIONS:" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_tfds_converters_under_mock_data(tmp_path):
   """Every Muffin dataset with a TFDS converter: TFDS's mock examples (real feature specs,
   random values) convert to the family's fields, and the tasks render from the files."""

@@ -106,6 +106,7 @@ def _cross_entropy(logits, labels):
   return float(jnp.sum(nll * weights) / jnp.sum(weights))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_logits_and_loss_match_transformers(hf_dirs, variant):
   model, _, dst = hf_dirs[variant]
@@ -255,6 +256,7 @@ def test_unsupported_config_is_refused():
 
 
 
+@pytest.mark.slow
 def test_converted_model_generates_with_its_own_vocabulary(tmp_path):
   """Issue 19: a converted T5 decodes with the SentencePiece model it came with. The reference
   is transformers' greedy `generate` + its tokenizer's decode; ours is `flan-jax generate`

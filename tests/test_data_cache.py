@@ -134,6 +134,7 @@ def _batches(name, use_cached, dirs, n, lengths=LENGTHS):
     return [next(it) for _ in range(n)]
 
 
+@pytest.mark.slow
 def test_cached_and_uncached_give_the_same_first_100_packed_batches(ram_cache):
   out = ram_cache[0]
   fresh = _batches("flan2022_cot", False, [], 100)
@@ -198,6 +199,7 @@ def _losses(model_dir):
     return [(row["step"], row["loss"]) for row in map(json.loads, f) if "loss" in row]
 
 
+@pytest.mark.slow
 def test_two_processes_train_from_a_cache_url_alone_and_resume_after_kill_9(ram_cache, tmp_path):
   """`data cache --workers=2` into a file:// URL writes the shards one process wrote into
   ram://; a 2-process run trains from it alone (its data dir is empty); killed with SIGKILL

@@ -63,6 +63,7 @@ def both(cot_data, tmp_path_factory):
   return out
 
 
+@pytest.mark.slow
 def test_beam_writes_the_local_commands_cache_file_for_file(both):
   local, beamed = _files(both["local"]), _files(both["beam"])
   assert sorted(local) == sorted(beamed)
@@ -75,6 +76,7 @@ def test_beam_writes_the_local_commands_cache_file_for_file(both):
   assert "COMPLETED.train" in {k.split("/")[-1] for k in beamed}
 
 
+@pytest.mark.slow
 def test_batches_from_the_beam_cache_equal_the_local_caches(both):
   for name in (MIXTURE, "flan2022_cot"):
     a = test_data_cache._batches(name, True, [str(both["local"])], 20, lengths=LENGTHS)
@@ -98,6 +100,7 @@ def test_a_rerun_keeps_finished_work_and_a_second_split_shares_the_directory(bot
   assert (d / "info.validation.json").exists() and (d / "info.train.json").exists()
 
 
+@pytest.mark.slow
 def test_train_reads_the_beam_cache(both, cot_data, tmp_path):
   model_dir = tmp_path / "run"
   proc = subprocess.run(

@@ -94,6 +94,7 @@ def _greedy_by_recompute_palm(model, params, prompts):
   return np.array(rows, np.int32)
 
 
+@pytest.mark.slow
 def test_t5_cached_greedy_equals_full_recompute(t5_setup):
   model, params, dec, p = t5_setup
   inputs = _prompts(0)
@@ -103,6 +104,7 @@ def test_t5_cached_greedy_equals_full_recompute(t5_setup):
   np.testing.assert_allclose(out.scores, dec.score(p, inputs, out.tokens), rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_palm_cached_greedy_equals_full_recompute(palm_setup):
   model, params, dec, p = palm_setup
   prompts = _prompts(1)
@@ -114,6 +116,7 @@ def test_palm_cached_greedy_equals_full_recompute(palm_setup):
 # Batches of padded rows decode as the rows do alone; sharding changes nothing.
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("config", [GREEDY, BEAM], ids=["greedy", "beam"])
 def test_t5_padded_batch_equals_rows_one_by_one(t5_setup, config):
   _, _, dec, p = t5_setup
@@ -129,6 +132,7 @@ def test_t5_padded_batch_equals_rows_one_by_one(t5_setup, config):
   np.testing.assert_array_equal(trimmed.tokens[0], batch.tokens[shortest])
 
 
+@pytest.mark.slow
 def test_palm_padded_beam_batch_equals_rows_one_by_one(palm_setup):
   _, _, dec, p = palm_setup
   prompts = _prompts(3)
@@ -139,6 +143,7 @@ def test_palm_padded_beam_batch_equals_rows_one_by_one(palm_setup):
     np.testing.assert_allclose(alone.beam_scores[0], batch.beam_scores[i], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_sharded_meshes_equal_single_device(t5_setup):
   model, params, dec, p = t5_setup
   inputs = _prompts(4)
@@ -151,6 +156,7 @@ def test_sharded_meshes_equal_single_device(t5_setup):
     np.testing.assert_allclose(got.beam_scores, want.beam_scores, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_samples_stay_in_the_top_k_and_follow_the_seed(t5_setup):
   model, params, dec, p = t5_setup
   inputs = _prompts(5)
@@ -314,6 +320,7 @@ def hf_pair(tmp_path_factory):
   return torch, model, dec, dec.put_params(checkpoints.load_params(str(root / "flan"))), vocab
 
 
+@pytest.mark.slow
 def test_greedy_equals_transformers_generate(hf_pair):
   # (Beam search follows T5X, not transformers: there an EOS finishes a hypothesis only
   # among the top num_beams candidates and beams at max length join the finished ones.
@@ -357,10 +364,12 @@ def _check_option_scores(model, params, dec, p, decoder_only):
       assert math.isclose(float(s), want, rel_tol=1e-5, abs_tol=1e-4)
 
 
+@pytest.mark.slow
 def test_t5_score_options_equal_teacher_forced_log_likelihoods(t5_setup):
   _check_option_scores(*t5_setup, decoder_only=False)
 
 
+@pytest.mark.slow
 def test_palm_score_options_equal_teacher_forced_log_likelihoods(palm_setup):
   if palm_setup[0].config.scan_layers:
     pytest.skip("scoring does not depend on the layer layout")

@@ -89,6 +89,7 @@ def test_prompts_fit_the_sequence_lengths_and_options_follow_the_format():
         assert "So the answer is" in r.targets and templates.COT_TRIGGER in r.inputs
 
 
+@pytest.mark.slow
 def test_training_mixture_yields_tokenized_examples():
   vocabulary = vocab.default_vocabulary()
   mixture = seqio.get_mixture_or_task(embedded.TRAIN_MIXTURE)

@@ -66,6 +66,7 @@ def test_prompt_ids_are_the_checkpoints_sentencepiece_encoding_of_the_prompt():
     eval_suites.register_all()
 
 
+@pytest.mark.slow
 def test_flan_jax_eval_scores_a_converted_t5_on_every_suite(converted, tmp_path):
   out = tmp_path / "eval"
   env = dict(os.environ, FLAN_JAX_DATA_DIR=str(FIXTURES), XLA_FLAGS="--xla_force_host_platform_device_count=1")

@@ -54,6 +54,7 @@ def trained(tmp_path_factory):
   return model_dir, stdout
 
 
+@pytest.mark.slow
 def test_training_runs_evaluation_every_period(trained):
   model_dir, stdout = trained
   assert "eval at step 30:" in stdout and "eval at step 60:" in stdout, stdout[-2000:]
@@ -64,6 +65,7 @@ def test_training_runs_evaluation_every_period(trained):
   assert any(n.startswith("events.out.tfevents") for n in os.listdir(model_dir / "eval"))
 
 
+@pytest.mark.slow
 def test_eval_writes_table_and_trained_beats_untrained(trained):
   model_dir, _ = trained
   eval_dir = model_dir / "eval"
@@ -91,6 +93,7 @@ def test_eval_writes_table_and_trained_beats_untrained(trained):
   assert [r.split(" |")[0] for r in rows] == ["| untrained", "| run @ 30", "| run @ 60"], table
 
 
+@pytest.mark.slow
 def test_readme_infer_generate_and_to_hf_on_the_run(trained, tmp_path):
   """README commands on the T5 quickstart run, each in a fresh process: infer (which once
   failed with gin's "config was locked"), generate, and `convert to-hf MODEL_DIR OUT`, whose

@@ -176,6 +176,7 @@ def test_a_failing_task_metric_is_recorded_not_dropped(tmp_path):
   evaluator.raise_metric_failures(evaluator.summarize({}, step=1))  # nothing failed: no error
 
 
+@pytest.mark.slow
 def test_flan_jax_eval_exits_non_zero_naming_the_failed_metric(tmp_path, capsys):
   """`flan-jax eval` (an untrained tiny T5) writes its results, then fails in one line."""
   import gin

@@ -8,6 +8,7 @@ the dataset is built, not when its first example is rendered.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from flan_jax import data
 from flan_jax.tasks import api, templates
@@ -34,6 +35,7 @@ def _segment_lengths(batch) -> list[int]:
   return out
 
 
+@pytest.mark.slow
 def test_training_reads_prompts_fitted_to_its_own_input_length():
   [name] = _register()
   task, batches = data.open_pipeline(["flan_jax.tasks.embedded"], name, {"inputs": INPUTS, "targets": 16}, 8,

@@ -321,6 +321,7 @@ def test_released_rates_caps_and_cot(fixture_mixtures):
   assert m.TASK_COUNTS["flan2022_muffin"] == 80
 
 
+@pytest.mark.slow
 def test_data_stats_of_the_released_mixture(fixture_mixtures, capsys):
   from flan_jax.tasks import stats
   s = stats.mixture_stats("flan2022_submix", 20_000)  # the acceptance figure
@@ -385,6 +386,7 @@ def test_every_muffin_dataset_has_templates_that_state_its_task():
     assert "Czech" in templates.render(t, row, templates.ZSNOOPT)[0], t  # the pair is named
 
 
+@pytest.mark.slow
 def test_data_stats_command_in_a_fresh_process(tmp_path):
   """The README's `flan-jax data stats` line, as a user runs it (small N)."""
   import os

@@ -93,6 +93,7 @@ def _flan_jax_command() -> list[str]:
   return [script] if script else [sys.executable, "-P", "-m", "flan_jax.cli"]
 
 
+@pytest.mark.slow
 def test_readme_register_a_task_runs_as_written_from_a_new_directory(tmp_path, monkeypatch):
   section = _readme_section("Registering a task")
   snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)

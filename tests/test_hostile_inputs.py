@@ -57,6 +57,7 @@ def test_a_lock_file_that_is_a_symlink_is_refused_and_its_target_kept(tmp_path, 
   assert not (run / "checkpoints").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("change, named", [
     (["--gin.MIXTURE_OR_TASK_NAME='flan_jax_embedded_heldout'"], "MIXTURE_OR_TASK_NAME: 'flan_jax_embedded' when"),
     (["--gin.BATCH_SIZE=16"], "BATCH_SIZE: 8 when the run started, 16 now"),
@@ -77,6 +78,7 @@ def test_a_resume_with_another_data_stream_is_refused_then_accepted_with_the_ove
   assert "3" in os.listdir(run / "checkpoints")
 
 
+@pytest.mark.slow
 def test_a_resume_records_the_new_train_steps_in_config_gin(two_steps, tmp_path):
   run = _copy(two_steps, tmp_path)
   assert "TRAIN_STEPS = 2" in (run / "config.gin").read_text()
@@ -84,6 +86,7 @@ def test_a_resume_records_the_new_train_steps_in_config_gin(two_steps, tmp_path)
   assert "TRAIN_STEPS = 4" in (run / "config.gin").read_text()
 
 
+@pytest.mark.slow
 def test_the_metrics_log_stays_valid_after_a_torn_line_and_a_fallback(two_steps, tmp_path):
   run = _copy(two_steps, tmp_path)
   log = run / "train_metrics.jsonl"
@@ -256,6 +259,7 @@ def _train_cached(run, cache_dir):
                 "--gin.MIXTURE_OR_TASK_NAME='embedded_arithmetic_zsnoopt'", steps=1)
 
 
+@pytest.mark.slow
 def test_a_cache_missing_a_shard_or_with_a_corrupt_one_is_named(small_cache, tmp_path, capsys):
   cache_dir = tmp_path / "cache"
   shutil.copytree(small_cache, cache_dir)
@@ -327,6 +331,7 @@ def _only_our_line(err: str, *words):
     assert w in lines[0], lines[0]
 
 
+@pytest.mark.slow
 def test_generate_refuses_unbounded_requests_at_once(two_steps):
   code, _, err, seconds, rss = _run_cli("generate", "--checkpoint", str(two_steps), "--max_decode_len",
                                         "1000000000", "hello")
@@ -337,6 +342,7 @@ def test_generate_refuses_unbounded_requests_at_once(two_steps):
   _only_our_line(err, "--max_input_length is 2048")
 
 
+@pytest.mark.slow
 def test_malformed_inputs_are_one_line_naming_what_is_wrong(two_steps, tmp_path):
   code, _, err, *_ = _run_cli("generate", "--checkpoint", str(two_steps), b"\xff\xfe".decode("utf-8", "surrogateescape"))
   assert code == 2
@@ -375,6 +381,7 @@ def test_malformed_inputs_are_one_line_naming_what_is_wrong(two_steps, tmp_path)
     _only_our_line(err, str(data_dir), shown)
 
 
+@pytest.mark.slow
 def test_commands_print_no_libtpu_start_up_lines_on_a_machine_without_tpus(two_steps):
   pytest.importorskip("libtpu", reason="needs the tpu extra (pip install -e '.[tpu]'), which .ci/run installs")
   env = {k: v for k, v in os.environ.items() if not k.startswith(("TPU_", "JAX_PLATFORMS"))}
@@ -401,6 +408,7 @@ def test_files_the_run_owns_are_never_written_through_a_link(tmp_path):
   assert (run / "config.gin").read_text() == "TRAIN_STEPS = 3\n"
 
 
+@pytest.mark.slow
 def test_a_task_with_no_example_at_the_runs_lengths_is_named_not_a_stopiteration(tmp_path):
   rows = [{"question": f"what is {i} plus {i} when counted slowly?", "answer": str(2 * i)} for i in range(50)]
   (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

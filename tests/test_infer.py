@@ -72,6 +72,7 @@ def _reference_completions(model, params, prompts, max_decode_len):
   return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["t5", "palm"])
 def test_generate_prints_one_greedy_completion_per_prompt(family, t5_checkpoint, palm_run_step, capsys):
   path, params = t5_checkpoint if family == "t5" else palm_run_step
@@ -83,6 +84,7 @@ def test_generate_prints_one_greedy_completion_per_prompt(family, t5_checkpoint,
   assert lines == want
 
 
+@pytest.mark.slow
 def test_generate_interactive_reads_prompts_until_eof(t5_checkpoint, capsys, monkeypatch):
   path, _ = t5_checkpoint
   monkeypatch.setattr("sys.stdin", io.StringIO("first prompt\n\nsecond prompt\n"))
@@ -101,6 +103,7 @@ def test_generate_errors_are_specific(tmp_path, t5_checkpoint, capsys):
   assert "beam search" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["t5", "palm"])
 def test_infer_writes_jsonl_of_inputs_targets_predictions(family, t5_checkpoint, palm_run_step, tmp_path, capsys):
   path, params = t5_checkpoint if family == "t5" else palm_run_step

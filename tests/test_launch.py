@@ -285,6 +285,7 @@ def test_one_failing_process_stops_the_others(tmp_path):
   assert time.monotonic() - t < 60
 
 
+@pytest.mark.slow
 def test_local_two_processes_train_and_checkpoint(tmp_path, capfd):
   model_dir = tmp_path / "run"
   rc = cli.main(["--target=local", "--num_processes=2", "--gin_file=gin/recipes/quickstart.gin",
@@ -455,6 +456,7 @@ def test_slurm_script_gives_each_process_all_its_nodes_gpus(tmp_path):
   assert lines == [f"process {i} of 2: local devices 0,1,2,3,4,5,6,7" for i in range(2)], run.stdout
 
 
+@pytest.mark.slow
 def test_launch_checks_a_cache_dir_and_every_worker_reads_it(capsys, tmp_path):
   """--cache_dir: the mixture must be cached there for the recipe's lengths (else the exact
   `flan-jax data cache` command); the dry run shows the check and the workers' bindings."""

@@ -102,6 +102,7 @@ def test_sampled_mixture_draws_by_rate_and_nests(tmp_path):
       api.remove_flan_task(n)
 
 
+@pytest.mark.slow
 def test_train_on_the_full_flan2022_mixture_from_gin(tmp_path):
   """`flan-jax train` on flan2022_submix (all 1,838 tasks) over fixture data: gin only."""
   import importlib.util

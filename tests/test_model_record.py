@@ -77,6 +77,7 @@ def clean_gin():
   gin.clear_config()
 
 
+@pytest.mark.slow
 def test_palm_run_records_its_model_and_vocabulary(palm_run):
   model_dir, _, _ = palm_run
   rec = record.read_record(str(model_dir))
@@ -194,6 +195,7 @@ def toy_family():
   models._FAMILIES.pop(family.name)
 
 
+@pytest.mark.slow
 def test_a_third_family_trains_decodes_plans_and_counts_flops(toy_family, tmp_path):
   cfg = ToyConfig()
   assert models.family_for(cfg) is toy_family

@@ -5,6 +5,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = [
     sys.executable, "-m", "flan_jax.cli", "train", "--gin_file=gin/recipes/quickstart.gin",
@@ -42,6 +44,7 @@ def _run_two_processes(model_dir, steps):
   return outs
 
 
+@pytest.mark.slow
 def test_two_processes_match_one_process_and_checkpoint_restores_in_one(tmp_path):
   two, one = tmp_path / "two", tmp_path / "one"
   outs = _run_two_processes(two, 20)

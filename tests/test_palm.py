@@ -55,6 +55,7 @@ def _restack(params_unrolled, num_layers):
   return out
 
 
+@pytest.mark.slow
 def test_forward_shapes_and_dtype():
   tokens = _tokens(0, (2, 7))
   for dtype in ("float32", "bfloat16"):
@@ -92,6 +93,7 @@ def _decode_all(model, params, tokens, explicit_positions=False):
   return jnp.stack(outs, axis=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scan,remat", [(False, "none"), (True, "full")])  # the 540B recipe's setting
 def test_kv_cache_decoding_equals_full_recompute(scan, remat):
   cfg = palm.PaLMConfig(**{**TINY.__dict__, "scan_layers": scan, "remat_policy": remat})
@@ -111,6 +113,7 @@ def test_decoding_with_explicit_positions():
                              atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_scan_equals_unrolled_and_names_layers_axis():
   tokens = _tokens(3, (2, 5))
   unrolled = _init(TINY, tokens)
@@ -132,6 +135,7 @@ def _loss(cfg, params, tokens):
   return -jnp.mean(jnp.take_along_axis(logp, tokens[:, 1:, None], -1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scan", [False, True])
 def test_remat_policies_same_loss_and_grads(scan):
   tokens = _tokens(4, (2, 9))
@@ -149,6 +153,7 @@ def test_remat_policies_same_loss_and_grads(scan):
                  grads, ref_grads)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_prefix_lm_mask(bidirectional):
   cfg = palm.PaLMConfig(**{**TINY.__dict__, "prefix_bidirectional": bidirectional})
@@ -165,6 +170,7 @@ def test_prefix_lm_mask(bidirectional):
   np.testing.assert_allclose(base[0, :6], target_changed[0, :6], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_packed_examples_match_unpacked():
   a, b = _tokens(6, (1, 3)), _tokens(7, (1, 5))
   packed = jnp.concatenate([a, b], axis=1)

@@ -37,6 +37,7 @@ def _trainer(mesh_config, num_devices=None, config=TINY, batch=None):
   return trainer.Trainer(palm.DecoderOnlyLM(config), tx, mesh, shapes, learning_rate_fn=lr)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mesh_config", [partitioning.MeshConfig(),
                                          partitioning.MeshConfig(fsdp=True, fsdp_size=4),
                                          partitioning.MeshConfig(model_parallel=4)],
@@ -53,6 +54,7 @@ def test_decoder_step_is_mesh_invariant(mesh_config):
   assert tree_max_rel_diff(jax.device_get(grads), jax.device_get(ref_grads)) < 1e-5
 
 
+@pytest.mark.slow
 def test_tiny_decoder_loss_falls_on_embedded_mixture(tmp_path):
   cmd = [sys.executable, "-m", "flan_jax.cli", "train", "--gin_file=gin/recipes/quickstart_palm.gin",
          f"--gin.MODEL_DIR={tmp_path}", "--gin.TRAIN_STEPS=30", "--gin.BATCH_SIZE=8",

@@ -104,6 +104,7 @@ def _compile(files, bindings, slice_name):
   return r, compiled.compile_recipe(r, tpu_topology.parse_compilable(slice_name), loss=compiled.loss_config_from_gin())
 
 
+@pytest.mark.slow
 @needs_libtpu
 @pytest.mark.parametrize("files,slice_name", [(TINY_T5, "v4-8"), (TINY_PALM, "v4-8"), (TINY_T5, "v5e-8"),
                                               (TINY_PALM, "v5e-8")])
@@ -133,6 +134,7 @@ def test_tiny_models_compile_for_tpu(files, slice_name, monkeypatch):
   assert len(top) == 5 and any("layers" in src for src, _ in top)  # named after the model's operations
 
 
+@pytest.mark.slow
 @needs_libtpu
 def test_tpu_compiles_leave_the_persistent_compilation_cache_alone(tmp_path):
   """With JAX's persistent cache on (as `flan-jax train` turns it on), compiling for abstract TPU
@@ -181,6 +183,7 @@ def test_without_libtpu_compile_says_what_to_install(monkeypatch, capsys):
   assert 'pip install -e ".[tpu]"' in capsys.readouterr().out
 
 
+@pytest.mark.slow
 @needs_libtpu
 def test_search_returns_a_setting_the_compiler_accepts():
   bindings = ["BATCH_SIZE = 8", "TASK_FEATURE_LENGTHS = {'inputs': 32, 'targets': 16}"]
@@ -192,6 +195,7 @@ def test_search_returns_a_setting_the_compiler_accepts():
   assert paste.startswith("paste:") and "--gin.MeshConfig.model_parallel=" in paste
 
 
+@pytest.mark.slow
 @needs_libtpu
 def test_search_finds_a_flan_t5_xxl_setting_that_the_compiler_accepts_on_v4_64():
   """Issue 13's acceptance: the paper recipe (11B, scanned stacks) on a slice half its paper
@@ -206,6 +210,7 @@ def test_search_finds_a_flan_t5_xxl_setting_that_the_compiler_accepts_on_v4_64()
   assert paste.startswith("paste:") and f"--gin.REMAT_POLICY={best.remat}" in paste
 
 
+@pytest.mark.slow
 @needs_libtpu
 @pytest.mark.parametrize("files,bindings", [
     (TINY_T5, ["BATCH_SIZE = 16", "TASK_FEATURE_LENGTHS = {'inputs': 512, 'targets': 128}"]),

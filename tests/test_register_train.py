@@ -5,9 +5,12 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_gin_only_change_trains_on_a_registered_task(tmp_path):
   rows = [{"question": f"What is {i} plus {i}?", "answer": str(2 * i)} for i in range(40)]
   for split, part in (("train", rows[:32]), ("validation", rows[32:])):

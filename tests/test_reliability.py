@@ -77,6 +77,7 @@ def _state_is_finite(step_dir):
              if np.issubdtype(np.asarray(x).dtype, np.floating))
 
 
+@pytest.mark.slow
 def test_sigterm_saves_on_both_processes_and_resumes_exactly_and_a_second_writer_is_refused(tmp_path):
   full, cut = str(tmp_path / "full"), str(tmp_path / "cut")
   steps = ["--gin.TRAIN_STEPS=30", "--gin.CHECKPOINT_PERIOD=100"]
@@ -121,6 +122,7 @@ def test_sigterm_saves_on_both_processes_and_resumes_exactly_and_a_second_writer
   assert _state_is_finite(os.path.join(full, "checkpoints", "30"))
 
 
+@pytest.mark.slow
 def test_absurd_learning_rate_stops_naming_the_step_and_keeps_the_good_checkpoints(tmp_path, capsys):
   run = str(tmp_path / "run")
   args = SMALL + [f"--gin.MODEL_DIR={run}", "--gin.CHECKPOINT_PERIOD=2"]
@@ -142,6 +144,7 @@ def test_absurd_learning_rate_stops_naming_the_step_and_keeps_the_good_checkpoin
   assert len(ours) == 1, "one line, no traceback"
 
 
+@pytest.mark.slow
 def test_skip_mode_leaves_the_state_of_a_non_finite_step_unchanged():
   batch = helpers.random_encdec_batch()
   shapes = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch.items()}
@@ -179,6 +182,7 @@ def _copy_of(saved_run, tmp_path):
   return tr, str(tmp_path / "run")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate_array", "delete_array", "delete_metadata"])
 def test_unreadable_newest_checkpoint_is_named_and_fallback_needs_the_flag(saved_run, tmp_path, damage):
   tr, run = _copy_of(saved_run, tmp_path)

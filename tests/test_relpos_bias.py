@@ -32,6 +32,7 @@ def test_relative_bias_is_the_table_lookup(bidirectional):
   np.testing.assert_array_equal(np.asarray(row), want[:, :, 17:18])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not tpu.have_libtpu(), reason='libtpu not installed: pip install -e ".[tpu]"')
 def test_long_inputs_keep_no_lane_padded_bias_buffer():
   """Tiny T5, 1024-token inputs, one sequence per v4 chip, remat full. The old gather

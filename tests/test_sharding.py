@@ -23,6 +23,7 @@ def reference():
   return batch, float(loss), jax.device_get(grads), jax.device_get(new_state.params), jax.device_get(metrics)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MESHES))
 def test_sharded_step_matches_single_device(reference, name):
   assert jax.device_count() == 8, "tests/conftest.py sets 8 virtual CPU devices"
@@ -51,6 +52,7 @@ def _two_slices(device):
   return device.id // 4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mesh_config,shape", [
     (partitioning.MeshConfig(num_slices=2, fsdp=True), (2, 4, 1)),
     (partitioning.MeshConfig(num_slices=2, model_parallel=2), (4, 1, 2)),

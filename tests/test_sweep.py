@@ -121,6 +121,7 @@ def test_report_marks_missing_runs(tmp_path):
   assert "| b | 20 | - |" in text
 
 
+@pytest.mark.slow
 def test_mini_scaling_sweep_end_to_end(tmp_path, capsys):
   """The miniature study at test size: 2 model sizes x +-CoT (4 runs of 5 steps), trained and
   evaluated in subprocesses by `flan-jax sweep run`, then reported with every cell filled."""

@@ -27,6 +27,7 @@ def _params(cfg, seed=0):
   return jax.device_get(nn.unbox(jax.jit(t5.Transformer(cfg).init)(jax.random.key(seed), x, x)["params"]))
 
 
+@pytest.mark.slow
 def test_scanned_forward_and_gradients_equal_unrolled():
   params = _params(UNROLLED)
   stacked = stack_layers(params)
@@ -54,6 +55,7 @@ def test_scanned_forward_and_gradients_equal_unrolled():
   assert tree_max_rel_diff(unstack_layers(jax.device_get(gb)), jax.device_get(ga)) < 1e-5
 
 
+@pytest.mark.slow
 def test_a_scanned_train_step_equals_the_unrolled_one():
   """Adafactor on the stacked layout: the `layers` axis is a batch of independent matrices
   (factored statistics and update clipping per layer), so one step moves every parameter
@@ -73,6 +75,7 @@ def test_a_scanned_train_step_equals_the_unrolled_one():
   assert tree_max_rel_diff(unstack_layers(jax.device_get(sb.params)), jax.device_get(sa.params)) < 1e-6
 
 
+@pytest.mark.slow
 def test_scanned_cached_decoding_equals_unrolled():
   params = _params(UNROLLED, seed=1)
   rng = np.random.default_rng(0)
@@ -134,6 +137,7 @@ def test_every_paper_flan_t5_recipe_scans_its_layers():
     assert recipe.model_config.scan_layers, size
 
 
+@pytest.mark.slow
 def test_a_run_checkpoint_loads_into_the_other_layout_with_its_adafactor_step(tmp_path):
   """INITIAL_CHECKPOINT_PATH = an unscanned run's MODEL_DIR: parameters stacked, the
   optimizer step it recorded kept (Adafactor continues from it)."""

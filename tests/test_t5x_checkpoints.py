@@ -144,6 +144,7 @@ def _trainer_for(cfg: t5.T5Config):
   return make_trainer(num_devices=1, config=cfg, batch=batch)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("source", ["t5x_dir", "converted"])
 def test_one_step_from_a_t5x_checkpoint_is_t5xs_adafactor_update(converted, source):
   """INITIAL_CHECKPOINT_PATH at the T5X checkpoint itself, or at its conversion: the run
@@ -177,6 +178,7 @@ def test_one_step_from_a_t5x_checkpoint_is_t5xs_adafactor_update(converted, sour
                                err_msg=f"{name}: one update from T5X's state")
 
 
+@pytest.mark.slow
 def test_scanned_t5x_checkpoint_loads_into_both_layouts_with_its_moments():
   """scalable_t5's stacks (layer axis 1, a table per layer) into our scanned model (layer axis
   0) and our unscanned one; its Adafactor statistics carry into either."""
@@ -212,6 +214,7 @@ def test_t5x_checkpoints_work_where_any_checkpoint_does(tmp_path):
     infer.choose_vocabulary(rec)
 
 
+@pytest.mark.slow
 def test_relpos_per_layer_decodes_as_it_scores():
   """A model with a relative-position table per layer: cached greedy decoding gives the tokens
   that teacher-forced argmax gives, so the per-layer tables are used alike in both paths."""
@@ -261,6 +264,7 @@ def _one_line_error(proc, *words):
   return errors[0]
 
 
+@pytest.mark.slow
 def test_bad_t5x_inputs_are_one_line_naming_the_file_and_write_nothing(tmp_path):
   empty = tmp_path / "no_index"
   (empty / "checkpoint_7").mkdir(parents=True)
@@ -320,6 +324,7 @@ def test_a_gs_checkpoint_converts_reading_every_array_once(tmp_path, converted):
   assert server.reads["t5x-fixtures/unscanned/checkpoint_2/checkpoint"] == 1
 
 
+@pytest.mark.slow
 def test_train_starts_from_a_t5x_checkpoint_without_initial_checkpoint_step(tmp_path):
   """`flan-jax train --gin.INITIAL_CHECKPOINT_PATH=<T5X checkpoint>`: the model as the
   checkpoint's shapes give it (here from a gin model file of the same shapes), the step and the
@@ -354,6 +359,7 @@ def test_train_starts_from_a_t5x_checkpoint_without_initial_checkpoint_step(tmp_
   assert "done: step 2" in out.stdout
 
 
+@pytest.mark.slow
 def test_to_hf_and_generate_take_a_t5x_checkpoint(tmp_path, converted):
   """to-hf straight from T5X's directory gives what from-hf reads back as the same parameters;
   generate decodes from it with --vocab and, without one, says that T5X records none; a
@@ -379,6 +385,7 @@ def test_to_hf_and_generate_take_a_t5x_checkpoint(tmp_path, converted):
   assert bad.returncode != 0 and "T5X checkpoints carry none" in bad.stderr and "Traceback" not in bad.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_a_t5x_checkpoint_lands_on_a_sharded_mesh(layout):
   """FSDP x model parallel over 8 devices: every array arrives on the sharding the trainer

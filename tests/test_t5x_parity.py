@@ -158,6 +158,7 @@ def _bound_adafactor(boxed):
   return optim.bind_param_axes(tx, boxed)
 
 
+@pytest.mark.slow
 def test_adafactor_matches_t5x_on_t5_tiny_including_attention_kernels():
   boxed = _boxed_t5(T5_128)
   params = jax.device_get(jax.tree.map(lambda x: x, __import__("flax").linen.unbox(boxed)))
@@ -194,6 +195,7 @@ def _stack_layers(flat_unscanned, num_layers):
   return out
 
 
+@pytest.mark.slow
 def test_adafactor_scanned_palm_matches_t5x_and_unscanned():
   import flax.linen as nn
   import dataclasses
@@ -238,6 +240,7 @@ def test_factor_rules_name_the_parameter_at_fault():
   assert plan == optim.FactorPlan((0, 2), (0,), (2,))
 
 
+@pytest.mark.slow
 def test_step_continuation_first_update_is_t5x_formula_at_that_step():
   """From an initial checkpoint at step 1,100,000 the first update equals T5X's at that step
   (second-moment decay 1 - 1,100,001^-0.8, not 0 as a restarted optimizer would use)."""
@@ -381,6 +384,7 @@ def test_beam_search_equals_t5x_on_a_toy_markov_model(eos_bias):
   assert 0 < finished_rows < TOY_ROWS
 
 
+@pytest.mark.slow
 def test_default_decode_is_t5x_beam_search_with_one_beam():
   """infer / eval's default DecodeConfig runs T5X's EncoderDecoderModel default: beam search,
   1 beam, alpha 0.6; greedy only when asked (`search='greedy'`)."""
@@ -447,6 +451,7 @@ def test_label_smoothing_as_t5x_losses():
   assert abs(float(perfect)) < 1e-4
 
 
+@pytest.mark.slow
 def test_dropout_sites_init_and_float32_logits():
   import flax.linen as nn
   cfg = t5.T5Config(vocab_size=64, emb_dim=32, num_heads=4, head_dim=8, mlp_dim=512, num_encoder_layers=1,
@@ -497,6 +502,7 @@ def _t5x_attention_bf16(params, x, bias, dtype=jnp.bfloat16):
   return jnp.einsum("blhk,hkd->bld", out, p["out"]["kernel"]), logits.dtype
 
 
+@pytest.mark.slow
 def test_bfloat16_attention_keeps_logits_in_bfloat16_as_t5x():
   """Flan-T5 (T5X's T5 v1.1 gin: float32_attention_logits unset, False) computes attention
   logits, bias and softmax in bfloat16; flan_jax's T5 does the same by default, and

@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 
 SMALL_RUN = [
     "--gin_file=gin/recipes/quickstart.gin",
@@ -33,6 +35,7 @@ def _metrics(model_dir):
     return [json.loads(line) for line in f]
 
 
+@pytest.mark.slow
 def test_train_learns_and_leaves_a_checkpoint(tmp_path):
   model_dir = tmp_path / "run"
   out = subprocess.run(_train_cmd(model_dir, "--gin.TRAIN_STEPS=40", "--gin.CHECKPOINT_PERIOD=20"),
@@ -56,6 +59,7 @@ def test_train_learns_and_leaves_a_checkpoint(tmp_path):
   assert (model_dir / "config.gin").read_text().count("train.") > 5
 
 
+@pytest.mark.slow
 def test_kill_minus_9_then_resume_matches_uninterrupted_run(tmp_path):
   steps = ["--gin.TRAIN_STEPS=30", "--gin.CHECKPOINT_PERIOD=10"]
   full_dir, killed_dir = tmp_path / "full", tmp_path / "killed"
@@ -85,6 +89,7 @@ def test_kill_minus_9_then_resume_matches_uninterrupted_run(tmp_path):
   assert abs(resumed[-1]["accuracy"] - full[-1]["accuracy"]) <= 1e-6
 
 
+@pytest.mark.slow
 def test_unknown_task_and_bad_binding_fail_fast_with_names(tmp_path):
   t0 = time.time()
   out = subprocess.run(_train_cmd(tmp_path / "x", "--gin.MIXTURE_OR_TASK_NAME='flan_jax_embeded'"), cwd=REPO,

@@ -16,6 +16,7 @@ def _one_step(tr, batch):
   return jax.device_get(new_state.params), jax.device_get(metrics)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("normalizer", ["NUM_REAL_TARGET_TOKENS", "AVERAGE_PER_SEQUENCE", None])
 def test_microbatches_give_the_same_update_as_one_batch(normalizer):
   # Plain SGD makes the update the accumulated gradient itself. (Adafactor divides each
@@ -32,6 +33,7 @@ def test_microbatches_give_the_same_update_as_one_batch(normalizer):
     np.testing.assert_allclose(metrics_4[k], metrics_1[k], rtol=2e-5, err_msg=k)
 
 
+@pytest.mark.slow
 def test_microbatches_with_adafactor():
   # Adafactor's first step divides an unfactored gradient by its own magnitude (T5X's too), so
   # a gradient that is zero in exact arithmetic (a dead gated-GELU unit) but float noise in
@@ -81,6 +83,7 @@ def test_cross_entropy_and_z_loss_against_numpy():
   np.testing.assert_allclose(total, np.sum(nll) + 1e-2 * np.sum(log_z ** 2), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_remat_changes_memory_not_numbers():
   """Same loss and gradients from one compiled program per policy, whose temporary memory
   (XLA's own `memory_analysis()`) is smaller with remat: measured on CPU, 2,021,888 bytes
@@ -101,6 +104,7 @@ def test_remat_changes_memory_not_numbers():
     assert temp[policy] < 0.98 * temp["none"], temp
 
 
+@pytest.mark.slow
 def test_dropout_uses_a_different_mask_each_step_and_is_reproducible():
   cfg = t5.T5Config(**{**TINY_T5.__dict__, "dropout_rate": 0.3})
   batch = random_encdec_batch(seed=1)
@@ -123,6 +127,7 @@ def test_batch_not_divisible_by_data_parallel_size():
     make_trainer(batch=random_encdec_batch(batch_size=6))
 
 
+@pytest.mark.slow
 def test_optimizer_state_is_sharded_like_params():
   tr = make_trainer(partitioning.MeshConfig(fsdp=True), batch=random_encdec_batch())
   state = tr.init_state(0)
