@@ -6,8 +6,12 @@ The entry point only: the evaluator is `flan_jax.evaluator`, answers and metrics
     flan-jax eval --gin_file=gin/recipes/quickstart_eval.gin --gin.CHECKPOINT_PATH=/tmp/flan_jax_quickstart
 
 The model comes from gin (`evaluate.model_config`) or, when unbound, from the checkpoint's
-`model.json` (written by `flan-jax train` and `convert from-hf`; flan_jax.models.record). `CHECKPOINT_PATH = None` evaluates the freshly initialised model (the
-untrained baseline of the same architecture). Results go to OUTPUT_DIR (default
+`model.json` (written by `flan-jax train` and `convert from-hf`; flan_jax.models.record).
+Every prompt is tokenized, and every output read, with the checkpoint's own vocabulary (its
+record's; VOCABULARY_FILE where it records none), whatever vocabulary a task was registered
+with; few-shot prompts too long for EVAL_INPUT_LENGTH lose whole exemplars (`evaluator.fit_prompt`).
+`CHECKPOINT_PATH = None` evaluates the freshly initialised model (the untrained baseline of
+the same architecture). Results go to OUTPUT_DIR (default
 CHECKPOINT_PATH/eval): results_<step>.json, results_<step>.md, results.md (one row per
 evaluated step) and TensorBoard scalars. A task metric that fails is recorded in the
 results (`metric_failures`), which are written, and then the command fails naming it.
