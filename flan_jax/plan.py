@@ -54,7 +54,8 @@ class Recipe:
     return models.family_for(self.model_config).architecture == "decoder-only"
 
 
-def _macro(name: str, default: Any = None) -> Any:
+def macro(name: str, default: Any = None) -> Any:
+  """The value a parsed gin config gives the macro `name` (`%NAME`), else `default`."""
   try:
     return gin.query_parameter(f"%{name}")
   except ValueError:
@@ -86,7 +87,7 @@ def recipe_from_gin(files: Sequence[str], bindings: Sequence[str] = ()) -> Recip
   finally:
     logging.disable(logging.NOTSET)
 
-  ref = _macro("MODEL_CONFIG")
+  ref = macro("MODEL_CONFIG")
   if ref is not None:
     model_config = ref.scoped_configurable_fn()
   else:  # no MODEL_CONFIG macro: the one model class the files bind
@@ -94,15 +95,15 @@ def recipe_from_gin(files: Sequence[str], bindings: Sequence[str] = ()) -> Recip
     if len(bound) != 1:
       raise ValueError("the gin files set no model: include a gin/models/... file (it sets MODEL_CONFIG)")
     model_config = bound[0]()
-  lengths = _macro("TASK_FEATURE_LENGTHS")
-  batch_size = _macro("BATCH_SIZE")
+  lengths = macro("TASK_FEATURE_LENGTHS")
+  batch_size = macro("BATCH_SIZE")
   if not lengths or not batch_size:
     raise ValueError("the gin files must set BATCH_SIZE and TASK_FEATURE_LENGTHS (a recipe in gin/recipes/ does)")
   input_length, target_length = models.family_for(model_config).plan_lengths(lengths)
   return Recipe(
       model_config=model_config, mesh_config=partitioning.MeshConfig(), optimizer_config=optim.OptimizerConfig(),
       batch_size=int(batch_size), input_length=input_length, target_length=target_length,
-      train_steps=_macro("TRAIN_STEPS"), num_microbatches=int(_macro("NUM_MICROBATCHES", 1) or 1))
+      train_steps=macro("TRAIN_STEPS"), num_microbatches=int(macro("NUM_MICROBATCHES", 1) or 1))
 
 
 # ----------------------------------------------------------------------------------------
@@ -391,7 +392,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   if not files:
     parser.error("give the recipe: --gin_file=gin/recipes/... (e.g. gin/recipes/flan_palm_540b.gin)")
   recipe = recipe_from_gin(files, bindings)
-  name = args.topology or _macro("TOPOLOGY")
+  name = args.topology or macro("TOPOLOGY")
   if not isinstance(name, str):
     parser.error(f"{files[-1]} sets no TOPOLOGY macro; give --topology=v4-512 (or h100x64, v5p-1024, ...)")
   args.topology = name

@@ -112,24 +112,14 @@ def _check_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
     raise ValueError(f"--num_slices={args.num_slices}; give at least 1")
 
 
-def _macro(name: str):
-  try:
-    value = gin.query_parameter(f"%{name}")
-  except ValueError:
-    return None
-  return value if isinstance(value, (str, int, float)) else None  # e.g. %gin.REQUIRED: unset
-
-
 def read_recipe(files: Sequence[str], bindings: Sequence[str]) -> tuple[plan.Recipe, dict]:
   """The recipe's numbers (for planning) and its TOPOLOGY and MODEL_DIR macros; leaves gin cleared."""
   from flan_jax import plan
   try:
     recipe = plan.recipe_from_gin(files, bindings)
-    macros = {k: _macro(k) for k in ("TOPOLOGY", "MODEL_DIR", "MIXTURE_OR_TASK_NAME")}
-    try:
-      lengths = gin.query_parameter("%TASK_FEATURE_LENGTHS")
-    except ValueError:
-      lengths = None
+    scalar = lambda v: v if isinstance(v, (str, int, float)) else None  # e.g. %gin.REQUIRED: unset
+    macros = {k: scalar(plan.macro(k)) for k in ("TOPOLOGY", "MODEL_DIR", "MIXTURE_OR_TASK_NAME")}
+    lengths = plan.macro("TASK_FEATURE_LENGTHS")
     macros["TASK_FEATURE_LENGTHS"] = dict(lengths) if isinstance(lengths, dict) else None
   finally:
     gin.clear_config()

@@ -32,7 +32,7 @@ def analytic_row(spec: str) -> dict:
   from flan_jax.planning import topology
   name, _, topo = spec.partition("@")
   recipe = plan.recipe_from_gin([f"gin/recipes/{name}.gin"])
-  topo = topo or plan._macro("TOPOLOGY")
+  topo = topo or plan.macro("TOPOLOGY")
   analytic = plan.Planner(recipe).plan(plan.parse_topology(topo))
   return {"recipe": name, "topology": topo, "mesh": analytic.mesh_shape, "analytic_gib": analytic.total / GiB,
           "analytic_breakdown_gib": {k: getattr(analytic, k) / GiB for k in

@@ -71,7 +71,7 @@ def loss_config_from_gin() -> trainer.LossConfig:
     try:
       value = gin.query_parameter(f"train.{name}")
     except ValueError:  # not bound, or parsed before train was registered: the recipe's macro
-      return plan._macro(macro, defaults[name].default) if macro else defaults[name].default  # pylint: disable=protected-access
+      return plan.macro(macro, defaults[name].default) if macro else defaults[name].default
     return value.scoped_configurable_fn() if isinstance(value, gin.config.ConfigurableReference) else value
 
   return trainer.LossConfig(z_loss=float(bound("z_loss", "Z_LOSS")),
