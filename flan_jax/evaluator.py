@@ -26,6 +26,7 @@ import numpy as np
 from flan_jax import decoding
 from flan_jax import eval_report
 from flan_jax.tasks import api
+from flan_jax.tasks import cache as task_cache
 from flan_jax.tasks import metrics
 from flan_jax.tasks import scoring
 from flan_jax.tasks import templates
@@ -144,12 +145,9 @@ def load_examples(task, split: str, max_examples: int | None, input_length: int 
 
 
 def _same_vocabulary(a, b) -> bool:
-  if a is b:
-    return True
-  files = [getattr(v, "sentencepiece_model_file", None) for v in (a, b)]
-  if None in files:
-    return False
-  return os.path.realpath(files[0]) == os.path.realpath(files[1]) and a.vocab_size == b.vocab_size
+  """Whether two vocabularies tokenize alike: the same object, or the same model (its hash)."""
+  return a is b or (task_cache.vocabulary_fields(a)["sha256"] is not None
+                    and task_cache.vocabulary_fields(a) == task_cache.vocabulary_fields(b))
 
 
 def fitting_summary(exs: Sequence[EvalExample], input_length: int | None) -> dict:
@@ -304,7 +302,7 @@ class Evaluator:
 
     how = dict(cot=info.cot, phrases=info.answer_phrases, stops=info.stops, numeric=info.numeric)
     preds = [scoring.extracted(scorer, o, options=ex.options, **how) for o, ex in zip(outputs, exs)]
-    scores = self._scores(scorer, outputs, exs, how, span=info.answer == "span")
+    scores = self._scores(scorer, outputs, preds, exs, how, span=info.answer == "span")
     task_scores, failures = self._task_metrics(task, exs, outputs)
     scores.update(task_scores)
     if failures:
@@ -325,8 +323,8 @@ class Evaluator:
     return result
 
   @staticmethod
-  def _scores(scorer: str, outputs: Sequence[str], exs: Sequence[EvalExample], how: dict,
-              span: bool = False) -> dict[str, float]:
+  def _scores(scorer: str, outputs: Sequence[str], preds: Sequence[str], exs: Sequence[EvalExample],
+              how: dict, span: bool = False) -> dict[str, float]:
     """{"accuracy": percent, ...} of the outputs under the task's scorer."""
     if scorer == "tydiqa":
       scores = scoring.tydiqa_scores(outputs, [ex.answers or [ex.target] for ex in exs])
@@ -336,8 +334,7 @@ class Evaluator:
     else:
       hits = [scoring.correct(scorer, o, ex.target, options=ex.options, **how) for o, ex in zip(outputs, exs)]
     scores = {"accuracy": 100.0 * float(np.mean(hits))}
-    if scorer == "lenient" and span:  # SQuAD EM/F1 against every gold answer
-      preds = [metrics.extract_answer(o, options=ex.options, numeric=how["numeric"]) for o, ex in zip(outputs, exs)]
+    if scorer == "lenient" and span:  # SQuAD EM/F1 of the read answers against every gold answer
       scores.update(metrics.squad_em_f1([ex.answers or [ex.target] for ex in exs], preds))
       scores["accuracy"] = scores["em"]
     return scores

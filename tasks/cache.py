@@ -322,8 +322,8 @@ def plan_build(name: str, out, *, lengths: Mapping[str, int] = DEFAULT_LENGTHS, 
   kind, rated = members(name, split)
   vocab = api.variant(rated[0][0])[0].vocabulary
   settings = Settings(out, split, num_shards, tuple(sorted(lengths.items())))
-  todo = [(v, k) for v, _ in rated for k in range(num_shards)
-          if not (check_done and completed(storage.path(out) / v, split))]
+  todo = [(v, k) for v, _ in rated if not (check_done and completed(storage.path(out) / v, split))
+          for k in range(num_shards)]  # one marker check per member, not per shard
   manifest = {"format": FORMAT, "name": name, "kind": kind, "split": split,
               "members": [[v, r] for v, r in rated], "task_feature_lengths": lengths,
               "fewshot_budget": _budget(lengths), "vocabulary": vocabulary_fields(vocab), "num_shards": num_shards}

@@ -92,9 +92,9 @@ def _make_dofns(beam):
       variant, _ = grouped
       yield variant, cache._finish_member(self.settings, variant)  # pylint: disable=protected-access
 
-  class WriteManifest(_Setup):
-    def __init__(self, settings, data_dir, modules, manifest: dict, path: str):
-      super().__init__(settings, data_dir, modules)
+  class WriteManifest(beam.DoFn):  # writes one JSON file: no tasks to register
+    def __init__(self, manifest: dict, path: str):
+      super().__init__()
       self.manifest, self.path = manifest, path
 
     def process(self, totals):
@@ -185,12 +185,13 @@ def build(name: str, out, *, lengths: Mapping[str, int] = cache.DEFAULT_LENGTHS,
              | "Reshuffle" >> beam.Reshuffle()
              | "RenderTokenizeWrite" >> beam.ParDo(render(settings, data_dir, modules)))
   # Members whose shards were all done before still pass through FinishMember (it checks them).
-  done = pipeline | "FinishedMembers" >> beam.Create([(v, -1) for v in members if v not in {i[0] for i in items}])
+  pending = {v for v, _ in items}
+  done = pipeline | "FinishedMembers" >> beam.Create([(v, -1) for v in members if v not in pending])
   (((written, done) | "Both" >> beam.Flatten())
    | "ByMember" >> beam.GroupByKey()
    | "FinishMember" >> beam.ParDo(finish(settings, data_dir, modules))
    | "Totals" >> beam.combiners.ToDict()
-   | "WriteManifest" >> beam.ParDo(write_manifest(settings, data_dir, modules, manifest, str(manifest_path))))
+   | "WriteManifest" >> beam.ParDo(write_manifest(manifest, str(manifest_path))))
   runner = options.get_all_options()["runner"]
   if dry_run:
     transforms = _top_level_transforms(beam, pipeline)
