@@ -67,10 +67,12 @@ def packed_runner(p: presets.Preset):
   """The benchmark's loop on one fixed batch of the command's packed data (segment ids and
   positions included): the step the command runs, without anything around it."""
   import jax
-  from flan_jax import data, optim, partitioning, trainer
+  from flan_jax.tasks import lookup
+  from flan_jax.training import data, trainer
+  from flan_jax.core import optim, partitioning
   from flan_jax.models import t5
   from flan_jax.tasks import api
-  data.import_task_modules(["flan_jax.tasks.embedded"])
+  lookup.import_task_modules(["flan_jax.tasks.embedded"])
   lengths = {"inputs": p.inputs, "targets": p.targets}
   with api.fewshot_budget_for(lengths):
     batches = data.BatchIterator("flan_jax_embedded", lengths, p.batch)
@@ -99,7 +101,7 @@ def main(argv=None) -> int:
   parser.add_argument("--rounds", type=int, default=2)
   parser.add_argument("--intervals", type=int, default=3, help="logging intervals per command run (first dropped)")
   args = parser.parse_args(argv)
-  from flan_jax import host_memory
+  from flan_jax.runtime import host_memory
   host_memory.retain_freed_memory_on_cpu()  # as the command does on CPU
   p = train_throughput.PRESET
   loops = {"bench": train_throughput.flan_jax_runner(p)[0], "packed": packed_runner(p)}

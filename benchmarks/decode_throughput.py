@@ -1,7 +1,7 @@
 """Greedy decoding throughput: flan_jax against transformers' PyTorch `generate`, same run.
 
 Both decode with the same weights (a random T5 v1.1 of d_model 256, d_ff 1024, 4+4 layers,
-4 heads of 64, vocab 32128, converted with `flan_jax.convert.hf.params_to_hf`) the same
+4 heads of 64, vocab 32128, converted with `flan_jax.checkpointing.hf.params_to_hf`) the same
 batch of 8 prompts of 64 tokens, greedily, 64 new tokens each: EOS is suppressed until
 then (`min_decode_len` / `min_new_tokens`), so both generate exactly 8 x 64 tokens. Both
 use their KV caches; fp32 on this machine's CPU. Timed rounds alternate between the two
@@ -57,7 +57,8 @@ def use_preset(p: presets.Preset) -> None:
 
 def flan_jax_runner(cfg, params):
   import jax
-  from flan_jax import decoding, partitioning
+  from flan_jax.inference import decoding
+  from flan_jax.core import partitioning
   from flan_jax.models import t5
   dec = decoding.SequenceDecoder(t5.Transformer(cfg), partitioning.make_mesh(devices=jax.devices()[:1]))
   p = dec.put_params(params)
@@ -69,7 +70,7 @@ def flan_jax_runner(cfg, params):
 def transformers_runner(cfg, params, hf_dir):
   import torch
   import transformers
-  from flan_jax.convert import hf
+  from flan_jax.checkpointing import hf
   transformers.logging.set_verbosity_error()
   # Through files, as users convert: a T5ForConditionalGeneration built from a config ties
   # lm_head to the embedding, which T5 v1.1 does not.

@@ -95,7 +95,8 @@ def non_padding(batch) -> int:
 
 def flan_jax_runner(example_batch):
   import jax
-  from flan_jax import optim, partitioning, trainer
+  from flan_jax.core import optim, partitioning
+  from flan_jax.training import trainer
   from flan_jax.models import t5
   mesh = partitioning.make_mesh(partitioning.MeshConfig(), jax.devices()[:1])
   tx, lr = optim.make_optimizer(optim.OptimizerConfig(learning_rate=1e-3), total_steps=1)  # constant lr
@@ -169,7 +170,7 @@ def main(argv=None):
   args = parser.parse_args(argv)
   if not args.cot_dir.is_dir():
     parser.error(f"--cot_dir={args.cot_dir} is not a directory of FLAN's CoT TSVs (e.g. ../shared/data/flan_cot)")
-  from flan_jax import host_memory
+  from flan_jax.runtime import host_memory
   retained = host_memory.retain_freed_memory()  # before torch or XLA start threads
   import torch
   torch.set_num_threads(args.threads)

@@ -5,8 +5,7 @@ The quickstart's run (gin/recipes/quickstart.gin: tiny T5 v1.1, the embedded mix
   fixed     the same global batch every step (no input pipeline at all);
   real      the pipeline read in the loop: next seqio batch, then `trainer.global_batch`, then the step;
   ahead     as `flan-jax train` reads: `data.ReadAhead` (batches read in a background thread up to
-            64 steps ahead), then `trainer.global_batch` in the loop;
-  prefetch  `data.DevicePrefetcher`: batches read and put on the device in a background thread.
+            64 steps ahead), then `trainer.global_batch` in the loop.
 Prints the median seconds per step of each and how much slower than `fixed` the other two are.
 
     python benchmarks/input_pipeline.py [--steps 20] [--rounds 3]
@@ -27,17 +26,18 @@ def main(argv=None):
   parser.add_argument("--rounds", type=int, default=3)
   parser.add_argument("--batch", type=int, default=16)
   args = parser.parse_args(argv)
-  from flan_jax import host_memory
+  from flan_jax.runtime import host_memory
   host_memory.retain_freed_memory_on_cpu()
   import jax
-  from flan_jax import data, optim, partitioning, trainer
+  from flan_jax.tasks import lookup
+  from flan_jax.training import data, trainer
+  from flan_jax.core import optim, partitioning
   from flan_jax.models import t5
-  data.import_task_modules(["flan_jax.tasks.embedded"])
+  lookup.import_task_modules(["flan_jax.tasks.embedded"])
   lengths = {"inputs": 256, "targets": 64}
   cfg = t5.T5Config(vocab_size=2048, emb_dim=128, mlp_dim=256, num_heads=4, num_encoder_layers=2,
                     num_decoder_layers=2, head_dim=32)  # gin/models/t5_1_1/tiny.gin, quickstart's vocabulary
   real = data.BatchIterator("flan_jax_embedded", lengths, args.batch)
-  pre = data.BatchIterator("flan_jax_embedded", lengths, args.batch, seed=1)
   ahead = data.ReadAhead(data.pipeline_from(data.BatchIterator("flan_jax_embedded", lengths, args.batch, seed=2)),
                          0, depth=64)
   mesh = partitioning.make_mesh(partitioning.MeshConfig(), jax.devices()[:1])
@@ -45,7 +45,6 @@ def main(argv=None):
   tr = trainer.Trainer(t5.Transformer(cfg), tx, mesh, real.global_shapes(), learning_rate_fn=lr)
   fixed_batch = trainer.global_batch(next(real), tr.batch_shardings)
   carry = {"state": tr.init_state(0)}
-  prefetcher = data.DevicePrefetcher(pre, tr.batch_shardings)
 
   def fixed():
     return fixed_batch
@@ -60,12 +59,7 @@ def main(argv=None):
     data.non_padding_tokens(local)
     return trainer.global_batch(local, tr.batch_shardings)
 
-  def prefetched():
-    local, batch = next(prefetcher)
-    data.non_padding_tokens(local)
-    return batch
-
-  modes = {"fixed": fixed, "real": from_pipeline, "ahead": read_ahead, "prefetch": prefetched}
+  modes = {"fixed": fixed, "real": from_pipeline, "ahead": read_ahead}
 
   def run(get, n):
     state = carry["state"]
@@ -82,7 +76,6 @@ def main(argv=None):
       t0 = time.perf_counter()
       run(get, args.steps)
       times[m].append((time.perf_counter() - t0) / args.steps)
-  prefetcher.close()
   ahead.close()
   base = statistics.median(times["fixed"])
   import os

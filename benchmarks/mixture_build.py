@@ -11,7 +11,7 @@ Targets: under 60 s and under 4 GB.
 
 With --cache: `flan-jax data cache MIXTURE` over the same fixtures (build throughput in
 examples/s, serial and with --workers processes), then the time to the first packed batch
-of `flan_jax.data.BatchIterator` (what `flan-jax train` reads) without and with
+of `flan_jax.training.data.BatchIterator` (what `flan-jax train` reads) without and with
 USE_CACHED_TASKS, each in a fresh process, and the ratio.
 """
 from __future__ import annotations
@@ -73,9 +73,10 @@ LENGTHS = {"inputs": 512, "targets": 128}
 def first_batch(mixture: str, cache_dir: str | None) -> None:
   """Prints the seconds from start-up to the first packed batch (FLAN_JAX_DATA_DIR set)."""
   t0 = time.perf_counter()
-  from flan_jax import data  # pylint: disable=g-import-not-at-top
+  from flan_jax.tasks import lookup  # pylint: disable=g-import-not-at-top
+  from flan_jax.training import data
   from flan_jax.tasks import api, cache  # pylint: disable=g-import-not-at-top
-  data.import_task_modules(["flan_jax.tasks.mixtures"])
+  lookup.import_task_modules(["flan_jax.tasks.mixtures"])
   t1 = time.perf_counter()
   with api.fewshot_budget_for(LENGTHS), cache.using_cache_dirs([cache_dir] if cache_dir else []):
     it = data.BatchIterator(mixture, LENGTHS, 32, process_index=0, process_count=1, use_cached=bool(cache_dir))
@@ -100,10 +101,11 @@ def cache_benchmark(args) -> None:
     write_fixtures(root / "data")
     env = dict(os.environ, FLAN_JAX_DATA_DIR=str(root / "data"))
     os.environ.update(env)
-    from flan_jax import data  # pylint: disable=g-import-not-at-top
+    from flan_jax.tasks import lookup  # pylint: disable=g-import-not-at-top
+    from flan_jax.training import data
     from flan_jax.tasks import cache  # pylint: disable=g-import-not-at-top
     modules = ["flan_jax.tasks.mixtures"]
-    data.import_task_modules(modules)
+    lookup.import_task_modules(modules)
     builds = {}
     for workers in sorted({1, args.workers}):
       out = root / f"cache_{workers}"

@@ -21,7 +21,7 @@ environment; `--no-retain-freed-memory` measures without it.
 On an accelerator (one GPU; see benchmarks/presets.py for what it imports): T5 v1.1 base, large
 or XL shapes at a batch that fills the device, bf16 activations in both (flan_jax's
 T5Config.dtype, transformers under torch.autocast; parameters and optimizer state fp32 in both),
-tokens/s and MFU (model FLOPs of flan_jax.flops against the chip's bf16 peak, and against a
+tokens/s and MFU (model FLOPs of flan_jax.planning.flops against the chip's bf16 peak, and against a
 bf16 matmul measured in the same run):
 
     python benchmarks/train_throughput.py --preset t5_large --dtype bf16 [--steps 10 --rounds 3]
@@ -56,7 +56,8 @@ def tokens_per_step(p: presets.Preset = PRESET):
 def flan_jax_runner(p: presets.Preset = PRESET, dtype: str = "float32"):
   """`run(n)` trains n steps (the first call compiles); `loss()` reads the last step's loss."""
   import jax
-  from flan_jax import optim, partitioning, trainer
+  from flan_jax.core import optim, partitioning
+  from flan_jax.training import trainer
   from flan_jax.models import t5
   cfg = p.flan_jax_config(dtype)
   enc, dec_in, tgt = make_batch(p)
@@ -133,12 +134,12 @@ def main(argv=None):
   parser.add_argument("--rounds", type=int, default=3)
   parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation for flan_jax)")
   parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads (CPU)")
-  parser.add_argument("--peak_tflops", type=float, help="bf16 peak of the device (default: flan_jax.flops' table)")
+  parser.add_argument("--peak_tflops", type=float, help="bf16 peak of the device (default: flan_jax.planning.flops' table)")
   parser.add_argument("--skip_flops", action="store_true", help="tokens/s only: no FLOP rates, MFU or matmul peak")
   parser.add_argument("--no-retain-freed-memory", dest="retain", action="store_false",
                       help="leave glibc malloc at its defaults (see the module docstring)")
   args = parser.parse_args(argv)
-  from flan_jax import host_memory
+  from flan_jax.runtime import host_memory
   # Before torch or XLA start threads; only where the step runs on the CPU.
   retained = args.retain and host_memory.runs_on_cpu() and host_memory.retain_freed_memory()
   p = presets.with_overrides(presets.PRESETS[args.preset], args.batch, args.inputs, args.targets)
@@ -168,7 +169,7 @@ def main(argv=None):
   print(f"ratio flan_jax / transformers: {tps['flan_jax'] / tps['transformers']:.2f}x", flush=True)
   if args.skip_flops:
     return 0
-  from flan_jax import flops
+  from flan_jax.planning import flops
   model_flops = flops.train_step_flops(runners["flan_jax"][0].config, p.batch, p.inputs, p.targets)
   rate = {n: model_flops * tps[n] / tokens_per_step(p) for n in tps}
   if device.platform != "cpu":

@@ -10,28 +10,28 @@ import os
 import sys
 
 SUBCOMMANDS = {
-    "train": ("flan_jax.train", "fine-tune a model from gin files (--gin_file=F --gin.KEY=VALUE)"),
-    "eval": ("flan_jax.eval", "evaluate a checkpoint on benchmark tasks (--gin_file=F --gin.KEY=VALUE)"),
-    "infer": ("flan_jax.infer", "decode a task or mixture to JSONL (--gin_file=gin/runs/infer.gin --gin.KEY=VALUE)"),
-    "generate": ("flan_jax.generate", "complete prompts: --checkpoint DIR \"PROMPT\" ... | --interactive"),
-    "convert": ("flan_jax.convert.hf", "convert checkpoints: from-hf SRC DST | to-hf SRC DST | from-t5x SRC DST"),
-    "plan": ("flan_jax.plan", "per-chip memory and step time of a recipe on a topology (--gin_file=RECIPE)"),
-    "flops": ("flan_jax.flops", "FLOPs accounting; --paper prints the paper's compute table"),
-    "tasks": ("flan_jax.tasks.cli",
+    "train": ("flan_jax.training.train", "fine-tune a model from gin files (--gin_file=F --gin.KEY=VALUE)"),
+    "eval": ("flan_jax.evaluation.evaluate", "evaluate a checkpoint on benchmark tasks (--gin_file=F --gin.KEY=VALUE)"),
+    "infer": ("flan_jax.inference.infer", "decode a task or mixture to JSONL (--gin_file=gin/runs/infer.gin --gin.KEY=VALUE)"),
+    "generate": ("flan_jax.inference.generate", "complete prompts: --checkpoint DIR \"PROMPT\" ... | --interactive"),
+    "convert": ("flan_jax.checkpointing.convert_cli", "convert checkpoints: from-hf SRC DST | to-hf SRC DST | from-t5x SRC DST"),
+    "plan": ("flan_jax.planning.plan_cli", "per-chip memory and step time of a recipe on a topology (--gin_file=RECIPE)"),
+    "flops": ("flan_jax.planning.flops", "FLOPs accounting; --paper prints the paper's compute table"),
+    "tasks": ("flan_jax.tasks.tasks_cli",
               "the Flan 2022 catalogue: count | list [--collection C] [--mixtures] [--all] | show NAME [--format F]"),
     "data": ("flan_jax.tasks.prepare", "fetch and cache data: prepare muffin|t0sf|niv2|cot|mmlu|bbh|tydiqa|mgsm|all; "
              "cache MIXTURE (render+tokenize once); stats"),
-    "launch": ("flan_jax.launch.cli", "run a recipe on TPU VMs, xpk, SLURM, SkyPilot or local processes (--dry_run)"),
-    "sweep": ("flan_jax.sweep", "scaling sweeps: --grid=G --list | --target=T [--dry_run] | run | status | report"),
+    "launch": ("flan_jax.launch.launch_cli", "run a recipe on TPU VMs, xpk, SLURM, SkyPilot or local processes (--dry_run)"),
+    "sweep": ("flan_jax.sweep.sweep_cli", "scaling sweeps: --grid=G --list | --target=T [--dry_run] | run | status | report"),
 }
 
 # Where `COMMAND --help` finds its parser without importing the command's module (which
 # may import JAX or TensorFlow): a light module's parser function.
 HELP_PARSERS = {
-    "plan": ("flan_jax.cli_args", "plan_parser"),
-    "flops": ("flan_jax.cli_args", "flops_parser"),
-    "generate": ("flan_jax.cli_args", "generate_parser"),
-    "convert": ("flan_jax.cli_args", "convert_parser"),
+    "plan": ("flan_jax.runtime.cli_args", "plan_parser"),
+    "flops": ("flan_jax.runtime.cli_args", "flops_parser"),
+    "generate": ("flan_jax.runtime.cli_args", "generate_parser"),
+    "convert": ("flan_jax.runtime.cli_args", "convert_parser"),
 }
 
 
@@ -46,7 +46,7 @@ def _help(command: str, rest: list[str]) -> int | None:
   """Prints COMMAND's help without importing its module; None when the module's own
   parser (a light module) should answer."""
   if command in ("train", "eval", "infer"):
-    from flan_jax import cli_args, gin_utils  # pylint: disable=g-import-not-at-top
+    from flan_jax.runtime import cli_args, gin_utils  # pylint: disable=g-import-not-at-top
     files = gin_utils.split_gin_args([a for a in rest if a not in ("-h", "--help")])[0]
     print(cli_args.gin_help(command, files, str(gin_utils.gin_root())))
     return 0
@@ -65,7 +65,7 @@ def _help(command: str, rest: list[str]) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-  importlib.import_module("flan_jax.console").quiet()  # before TensorFlow loads: our lines only
+  importlib.import_module("flan_jax.runtime.console").quiet()  # before TensorFlow loads: our lines only
   argv = list(sys.argv[1:] if argv is None else argv)
   if not argv or argv[0] in ("-h", "--help", "help"):
     print(_usage())

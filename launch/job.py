@@ -7,7 +7,7 @@ import os
 import re
 
 import flan_jax
-from flan_jax import gin_utils
+from flan_jax.runtime import gin_utils
 
 # Cloud TPU node, queued-resource and xpk workload names; a safe subset for SLURM and SkyPilot too.
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")

@@ -7,7 +7,7 @@
 
 Targets: tpu-vm (gcloud TPU VMs), xpk (GKE), slurm (sbatch), skypilot (sky launch), local.
 The topology comes from --topology or a `TOPOLOGY = 'v4-512'` macro in the recipe; before
-anything is created the recipe is planned on it (`flan_jax.plan`) and refused if it does
+anything is created the recipe is planned on it (`flan_jax.planning.plan`) and refused if it does
 not fit. --dry_run prints exactly the commands, scripts and YAML it would run.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Sequence
 
 import gin
 
-from flan_jax import gin_utils
+from flan_jax.runtime import gin_utils
 from flan_jax.launch import job as job_lib
 from flan_jax.launch.steps import Launch
 
@@ -114,12 +114,12 @@ def _check_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
 
 def read_recipe(files: Sequence[str], bindings: Sequence[str]) -> tuple[plan.Recipe, dict]:
   """The recipe's numbers (for planning) and its TOPOLOGY and MODEL_DIR macros; leaves gin cleared."""
-  from flan_jax import plan
+  from flan_jax.planning import plan
   try:
     recipe = plan.recipe_from_gin(files, bindings)
     scalar = lambda v: v if isinstance(v, (str, int, float)) else None  # e.g. %gin.REQUIRED: unset
-    macros = {k: scalar(plan.macro(k)) for k in ("TOPOLOGY", "MODEL_DIR", "MIXTURE_OR_TASK_NAME")}
-    lengths = plan.macro("TASK_FEATURE_LENGTHS")
+    macros = {k: scalar(gin_utils.macro(k)) for k in ("TOPOLOGY", "MODEL_DIR", "MIXTURE_OR_TASK_NAME")}
+    lengths = gin_utils.macro("TASK_FEATURE_LENGTHS")
     macros["TASK_FEATURE_LENGTHS"] = dict(lengths) if isinstance(lengths, dict) else None
   finally:
     gin.clear_config()
@@ -128,13 +128,13 @@ def read_recipe(files: Sequence[str], bindings: Sequence[str]) -> tuple[plan.Rec
 
 @functools.lru_cache(maxsize=4)
 def _planner(recipe: plan.Recipe) -> plan.Planner:
-  from flan_jax import plan
+  from flan_jax.planning import plan
   return plan.Planner(recipe)
 
 
 def check_fits(recipe: plan.Recipe, topology: plan.Topology, files: Sequence[str], what: str) -> plan.Plan:
   """Plans `recipe` on `topology`; a ValueError naming the shortfall if it cannot run there."""
-  from flan_jax import plan
+  from flan_jax.planning import plan
   planner = _planner(recipe)
   command = f"flan-jax plan {' '.join('--gin_file=' + f for f in files)} --topology={topology.name}"
   override = "Nothing was created; --skip_fit_check launches anyway."
@@ -157,9 +157,9 @@ def check_fits(recipe: plan.Recipe, topology: plan.Topology, files: Sequence[str
 def make_launch(files: Sequence[str], bindings: Sequence[str], args: argparse.Namespace) -> Launch:
   """Everything short of running: reads the recipe, picks and checks the topology, builds the steps."""
   import jax
-  from flan_jax import plan
+  from flan_jax.planning import plan
   from flan_jax.launch import local, targets
-  from flan_jax.launch.topology import gpu_cluster, tpu_slice
+  from flan_jax.launch.slices import gpu_cluster, tpu_slice
   if args.jax_version is None:
     args = argparse.Namespace(**{**vars(args), "jax_version": jax.__version__})
   if args.num_slices > 1:  # hybrid mesh: fsdp/model inside a slice, data across slices

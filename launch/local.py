@@ -32,7 +32,7 @@ def free_port() -> int:
 
 def process_envs(num_processes: int, devices_per_process: int, port: int, platform: str = "cpu",
                  base_xla_flags: str | None = None) -> list[dict[str, str]]:
-  """The environment each process adds to ours (read by flan_jax/distributed.py)."""
+  """The environment each process adds to ours (read by flan_jax/runtime/distributed.py)."""
   if num_processes < 1 or devices_per_process < 1:
     raise ValueError(f"--num_processes={num_processes} and --devices_per_process={devices_per_process} must be >= 1")
   base = os.environ.get("XLA_FLAGS", "") if base_xla_flags is None else base_xla_flags

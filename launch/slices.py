@@ -1,6 +1,6 @@
 """What a topology name means to a launcher: Cloud TPU accelerator types, workers, GPU nodes.
 
-Names are parsed by `flan_jax.plan.parse_topology` (the planner and the launcher agree
+Names are parsed by `flan_jax.planning.plan.parse_topology` (the planner and the launcher agree
 on what `v4-512` is). TPU workers are TPU VMs, one JAX process each:
   v2/v3/v4/v5p  4 chips per VM (8 TensorCores on v2/v3/v4/v5p names): v4-512 = 256 chips = 64 VMs;
   v5e/v6e       slices of at most 8 chips are one VM; larger slices use 4-chip VMs
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from flan_jax.plan import Topology, parse_topology
+from flan_jax.planning.plan import Topology, parse_topology
 
 __all__ = ["Topology", "parse_topology", "TpuSlice", "tpu_slice", "GpuCluster", "gpu_cluster"]
 

@@ -2,7 +2,7 @@
 
 Each `build_*` returns a `steps.Launch`: the commands (and files) that create the
 machines, install flan_jax, start `flan-jax train` on every host with what
-`flan_jax/distributed.py` reads, follow the run, and optionally clean up.
+`flan_jax/runtime/distributed.py` reads, follow the run, and optionally clean up.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import tempfile
 
 from flan_jax.launch.job import Job, source_root
 from flan_jax.launch.steps import Command, Launch, WaitFor, WriteFile, heredoc_delimiter, quote, shell_join
-from flan_jax.launch.topology import GpuCluster, TpuSlice
+from flan_jax.launch.slices import GpuCluster, TpuSlice
 
 COORDINATOR_PORT = 8476  # jax.distributed's customary coordinator port
 TRAIN_ENV = {"PYTHONUNBUFFERED": "1"}
@@ -212,7 +212,7 @@ def build_xpk(job: Job, tpu: TpuSlice, *, cluster: str, num_slices: int = 1, zon
 
 def _distributed_exports(address: str, num: str, process_id: str | None = None, *, gpus_per_node: int,
                          job: Job) -> list[str]:
-  """Shell exports of what flan_jax/distributed.py reads (and unbuffered logs, the data directory).
+  """Shell exports of what flan_jax/runtime/distributed.py reads (and unbuffered logs, the data directory).
   JAX_LOCAL_DEVICE_IDS lists all of the node's GPUs: without it jax's SLURM detection gives the
   one process of a node only GPU SLURM_LOCALID (= 0)."""
   return [f'export JAX_COORDINATOR_ADDRESS="{address}"', f"export JAX_NUM_PROCESSES={num}",
@@ -239,7 +239,7 @@ def build_slurm(job: Job, gpus: GpuCluster, *, out_dir: str = ".", partition: st
            f"#SBATCH --output={job.name}-%j.out"]
   lines += [f"#SBATCH --partition={partition}"] * bool(partition) + [f"#SBATCH --time={time_limit}"] * bool(time_limit)
   lines += ["set -eo pipefail", *setup,
-            "# jax.distributed (flan_jax/distributed.py): the first node coordinates; one process per node.",
+            "# jax.distributed (flan_jax/runtime/distributed.py): the first node coordinates; one process per node.",
             *_distributed_exports(f'$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1):{port}',
                                   "$SLURM_NNODES", gpus_per_node=gpus.gpus_per_node, job=job),
             f"srun --ntasks-per-node=1 --kill-on-bad-exit=1 bash -c {quote(per_task)}"]

@@ -28,7 +28,7 @@ def main(argv=None) -> int:
   parser.add_argument("--input_length", type=int, default=2048)
   args = parser.parse_args(argv)
   import seqio
-  from flan_jax import evaluator
+  from flan_jax.evaluation import evaluator
   from flan_jax.tasks import eval_suites as es
   from flan_jax.tasks import vocab as vocab_lib
   root = pathlib.Path(args.data_dir)

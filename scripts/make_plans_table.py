@@ -28,11 +28,12 @@ GiB = 2.0 ** 30
 
 def analytic_row(spec: str) -> dict:
   """`flan-jax plan`'s estimate for one recipe[@slice] (fast; recomputed on every table build)."""
-  from flan_jax import plan
+  from flan_jax.planning import plan
+  from flan_jax.runtime import gin_utils
   from flan_jax.planning import topology
   name, _, topo = spec.partition("@")
   recipe = plan.recipe_from_gin([f"gin/recipes/{name}.gin"])
-  topo = topo or plan.macro("TOPOLOGY")
+  topo = topo or gin_utils.macro("TOPOLOGY")
   analytic = plan.Planner(recipe).plan(plan.parse_topology(topo))
   return {"recipe": name, "topology": topo, "mesh": analytic.mesh_shape, "analytic_gib": analytic.total / GiB,
           "analytic_breakdown_gib": {k: getattr(analytic, k) / GiB for k in
@@ -42,7 +43,7 @@ def analytic_row(spec: str) -> dict:
 
 def row(spec: str, effort: str = "full") -> dict:
   """Analytic and compiled figures of one recipe[@slice] (in this process)."""
-  from flan_jax import plan
+  from flan_jax.planning import plan
   from flan_jax.planning import compiled, topology
   out = analytic_row(spec)
   out["effort"] = effort
@@ -68,7 +69,7 @@ def markdown(rows: list[dict]) -> str:
   lines = [
       "# Plans from the compiler",
       "",
-      "Every paper recipe's train step, the one `flan_jax.trainer.Trainer` runs, compiled by XLA:TPU (libtpu, "
+      "Every paper recipe's train step, the one `flan_jax.training.trainer.Trainer` runs, compiled by XLA:TPU (libtpu, "
       "no TPU) for the recipe's paper slice; made by `python scripts/make_plans_table.py` "
       f"({datetime.date.today()}), beside `flan-jax plan`'s analytic estimate.",
       "",
@@ -116,7 +117,7 @@ def markdown(rows: list[dict]) -> str:
       "(`planning.compiled.COMPILE_EFFORT`): about 2x quicker, but scheduled differently, so its peak is not "
       "exactly the trainer's (T5-small/v4-8: +0.7%; 540B/v4-1024: 19.95 vs 21.63 GiB, -7.8%).",
       "",
-      "Calibration (`flan_jax.plan.activation_bytes`): XLA never holds the logits phase and a layer's backward "
+      "Calibration (`flan_jax.planning.plan.activation_bytes`): XLA never holds the logits phase and a layer's backward "
       "together, so the analytic transient is the larger of the two, not their sum; the loss phase is one "
       "[tokens, vocab] buffer in the dtype the model emits logits (the fp32 upcast, softmax and z-loss are "
       "fused, and the logits' gradient is written over them); the fp32 softmax is counted in bytes, not as two "

@@ -75,11 +75,11 @@ def members(name: str, split: str = "train") -> tuple[str, list[tuple[str, float
   read from the members' example counts), a seqio Mixture or family of FLAN variants, or
   one variant (rate 1)."""
   import seqio  # pylint: disable=g-import-not-at-top
-  from flan_jax import data  # pylint: disable=g-import-not-at-top
+  from flan_jax.tasks import lookup  # pylint: disable=g-import-not-at-top  (seqio: not for --help)
   api = _api()
   if api.is_sampled_mixture(name):
     return "sampled", api.sampled_mixture(name).members(split)
-  task = data.get_mixture_or_task(name)  # family names register their mixture here
+  task = lookup.get_mixture_or_task(name)  # family names register their mixture here
   if isinstance(task, seqio.Mixture):
     leaves = [(t.name, float(task.get_rate(t))) for t in task.tasks]
     kind = "mixture"
@@ -297,8 +297,8 @@ def _budget(lengths) -> int:
 def _worker_init(data_dir: str | None, modules: Sequence[str]) -> None:
   if data_dir:
     os.environ[catalogue.DATA_DIR_ENV] = data_dir
-  from flan_jax import data  # pylint: disable=g-import-not-at-top
-  data.import_task_modules(list(modules))
+  from flan_jax.tasks import lookup  # pylint: disable=g-import-not-at-top  (seqio: not for --help)
+  lookup.import_task_modules(list(modules))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -617,13 +617,13 @@ def cached_here(name: str, cache_dir: str, split: str = "train") -> dict | None:
 
 def main(args) -> int:
   """`flan-jax data cache` (arguments parsed in tasks/prepare.py)."""
-  from flan_jax import data  # pylint: disable=g-import-not-at-top
-  from flan_jax.tasks import cli as tasks_cli  # pylint: disable=g-import-not-at-top
+  from flan_jax.tasks import tasks_cli  # pylint: disable=g-import-not-at-top
   if args.data_dir:
     os.environ[catalogue.DATA_DIR_ENV] = args.data_dir
   modules = [*tasks_cli.MIXTURE_MODULES, *args.task_module]
   try:
-    data.import_task_modules(modules)
+    from flan_jax.tasks import lookup  # pylint: disable=g-import-not-at-top  (seqio: not for --help)
+    lookup.import_task_modules(modules)
     lengths = {"inputs": args.inputs_length, "targets": args.targets_length}
     if args.engine == "beam":
       from flan_jax.tasks import cache_beam  # pylint: disable=g-import-not-at-top

@@ -2,7 +2,7 @@
 
 A seqio postprocessor is `fn(text, example=None, is_target=False) -> value`; a metric is
 `fn(targets, predictions) -> {name: percent}` over the postprocessed values. The
-evaluator (`flan_jax.evaluator`) extracts answers with the same `extract_answer` that the
+evaluator (`flan_jax.evaluation.evaluator`) extracts answers with the same `extract_answer` that the
 CoT postprocessor uses, and scores them with the same metric functions.
 
 Answer extraction (`extract_answer`), applied to model outputs and to targets alike:

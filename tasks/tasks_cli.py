@@ -82,9 +82,9 @@ def list_names(collection=None, *, mixtures=False, everything=False, modules=(),
   families = [] if mixtures else [e.name for e in catalogue.entries(collection, root=data_dir)]
   if not (mixtures or everything) and not modules:
     return families
-  from flan_jax import data  # pylint: disable=g-import-not-at-top
   from flan_jax.tasks import api  # pylint: disable=g-import-not-at-top
-  data.import_task_modules(list(MIXTURE_MODULES if (mixtures or everything) else ()) + list(modules))
+  from flan_jax.tasks import lookup  # pylint: disable=g-import-not-at-top  (seqio: not for --help)
+  lookup.import_task_modules(list(MIXTURE_MODULES if (mixtures or everything) else ()) + list(modules))
   if mixtures:
     return api.list_mixtures()
   extra = [n for n in api.list_tasks() if n not in set(families)

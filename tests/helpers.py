@@ -4,7 +4,8 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from flan_jax import optim, partitioning, trainer
+from flan_jax.core import optim, partitioning
+from flan_jax.training import trainer
 from flan_jax.models import t5
 
 TINY_T5 = t5.T5Config(vocab_size=256, emb_dim=64, num_heads=4, head_dim=16, mlp_dim=128,

@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from flan_jax import compile_cache, host_memory
+from flan_jax.runtime import compile_cache, host_memory
 from tests import helpers
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def test_accelerator_presets_are_the_t5_v1_1_gin_sizes():
   finally:
     sys.path.remove(str(REPO / "benchmarks"))
   import gin
-  from flan_jax import gin_utils
+  from flan_jax.runtime import gin_utils
   from flan_jax.models import t5  # noqa: F401  (registers T5Config)
   for size in ("base", "large", "xl"):
     gin.clear_config()
@@ -133,51 +133,16 @@ def test_freed_memory_is_kept_only_for_cpu_runs_and_can_be_turned_off():
   assert not host_memory.retain_freed_memory_on_cpu({"JAX_PLATFORMS": "tpu"})
   assert not host_memory.retain_freed_memory_on_cpu({"JAX_PLATFORMS": "cpu", host_memory.ENV: "0"})
   # In a fresh process (mallopt shapes the whole process): applied where the C library is glibc.
-  code = ("from flan_jax import host_memory; import platform; "
+  code = ("from flan_jax.runtime import host_memory; import platform; "
           "print(host_memory.retain_freed_memory_on_cpu({'JAX_PLATFORMS': 'cpu'}), platform.libc_ver()[0])")
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout.split()
   assert out[0] == str(out[1] == "glibc"), out
 
 
-class _Counting:
-  """A BatchIterator stand-in: batch i holds the number i; fails after `n` batches if asked."""
-
-  def __init__(self, start=0, n=None, error=None):
-    self.batches_taken, self.n, self.error = start, n, error
-
-  def __next__(self):
-    if self.n is not None and self.batches_taken >= self.n:
-      raise self.error or StopIteration
-    self.batches_taken += 1
-    return {"x": np.full((4, 3), self.batches_taken - 1, np.int32)}
-
-
-def test_device_prefetcher_hands_out_batches_in_order_and_checkpoints_what_it_handed_out():
-  from flan_jax import data, partitioning
-  mesh = partitioning.make_mesh(partitioning.MeshConfig(), jax.devices()[:1])
-  shardings = {"x": partitioning.batch_sharding(mesh, 2)}
-  source = _Counting(start=5)
-  pre = data.DevicePrefetcher(source, shardings, depth=3)
-  try:
-    for i in range(5, 9):
-      local, arrays = next(pre)
-      assert int(local["x"][0, 0]) == i and isinstance(arrays["x"], jax.Array)
-      np.testing.assert_array_equal(np.asarray(arrays["x"]), local["x"])
-    assert pre.state() == {"batches_taken": 9}  # what was handed out, not what was read ahead
-    assert source.batches_taken >= 9
-  finally:
-    pre.close()
-  failing = data.DevicePrefetcher(_Counting(n=1, error=ValueError("row 7 of task t is malformed")), shardings)
-  next(failing)
-  with pytest.raises(ValueError, match="row 7 of task t"):  # the pipeline's own error, in the consumer
-    next(failing)
-  failing.close()
-
-
 def test_entry_points_set_up_the_process_in_one_place_in_order(tmp_path, monkeypatch):
   """Memory settings before distributed start-up (threads), the compilation cache once gin is
   parsed (it reads `compilation_cache.*`), then the command: for every gin entry point."""
-  from flan_jax import gin_utils
+  from flan_jax.runtime import gin_utils
   calls = []
   monkeypatch.setattr(host_memory, "retain_freed_memory_on_cpu", lambda: calls.append("memory"))
   monkeypatch.setattr(compile_cache, "enable", lambda: calls.append("cache"))
@@ -201,7 +166,7 @@ def _counting_source(n=None, error=None):
 
 
 def test_read_ahead_hands_out_kept_batches_then_the_source_and_keeps_what_it_read_ahead(tmp_path):
-  from flan_jax import data
+  from flan_jax.training import data
   kept = [{"x": np.full((4, 3), i, np.int32)} for i in (5, 6)]
   ahead = data.ReadAhead(_counting_source(), 5, depth=3, saved=kept, defer=True)
   try:
@@ -240,7 +205,7 @@ def test_a_resumed_run_trains_first_on_the_kept_read_ahead_with_unchanged_number
   """A run cut at step 2 and resumed (reading ahead) matches one run of 4 steps without read-ahead,
   and the resumed run's first batches are those kept beside its checkpoint."""
   import json
-  from flan_jax import data, train
+  from flan_jax.training import data, train
   args = ["--gin_file=gin/recipes/quickstart.gin", "--gin.MIXTURE_OR_TASK_NAME=embedded_arithmetic_zsopt",
           "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}", "--gin.BATCH_SIZE=8",
           "--gin.CHECKPOINT_PERIOD=2", "--gin.train.log_every=1"]

@@ -5,7 +5,10 @@ import jax
 import numpy as np
 import pytest
 
-from flan_jax import checkpoints, partitioning, trainer
+from flan_jax.checkpointing import param_trees
+from flan_jax.checkpointing import checkpoints
+from flan_jax.core import partitioning
+from flan_jax.training import trainer
 from tests.helpers import make_trainer, random_encdec_batch, tree_max_rel_diff
 
 
@@ -51,7 +54,7 @@ def test_params_load_from_param_checkpoint_step_dir_and_model_dir(tmp_path):
   run = checkpoints.RunCheckpoints(str(tmp_path / "run"))
   run.save(1, state, {"batches_taken": 1})
   run.close()
-  checkpoints.save_params(str(tmp_path / "params_only"), jax.device_get(state.params), gin_config="# x\n")
+  param_trees.save_params(str(tmp_path / "params_only"), jax.device_get(state.params), gin_config="# x\n")
   expected = jax.device_get(state.params)
   for path in (tmp_path / "params_only", tmp_path / "run", tmp_path / "run" / "checkpoints" / "1"):
     loaded = checkpoints.load_params(str(path), tr.abstract_state.params)

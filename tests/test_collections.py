@@ -197,7 +197,7 @@ def test_languages_and_niv2_categories_in_the_catalogue(tmp_path, capsys, monkey
   """Translation tasks carry both languages; NIv2 tasks carry the languages and category
   of their task files once `data prepare niv2` has read them ("und"/"NIv2" before); a
   task file that is not JSON is reported by path."""
-  from flan_jax.tasks import cli, prepare
+  from flan_jax.tasks import tasks_cli as cli, prepare
   muffin = {e.dataset: e.language for e in catalogue.entries("muffin")}
   assert muffin["wmt16_translate_deen"] == "de,en" and muffin["para_crawl_enes"] == "en,es"
   assert muffin["wmt14_enfr"] == "fr,en" and muffin["rte"] == "en"
@@ -318,7 +318,7 @@ def test_prepare_downloads_into_release_layouts(tmp_path, monkeypatch):
 
 def test_tasks_cli(niv2_checkout, capsys, monkeypatch):
   monkeypatch.delenv(catalogue.DATA_DIR_ENV, raising=False)  # restored after the test
-  from flan_jax.tasks import cli
+  from flan_jax.tasks import tasks_cli as cli
   root, _ = niv2_checkout
   assert cli.main(["--data_dir", str(root), "count"]) == 0
   lines = capsys.readouterr().out.strip().splitlines()

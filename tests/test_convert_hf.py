@@ -16,8 +16,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import safetensors.numpy  # noqa: E402
 
-from flan_jax import checkpoints  # noqa: E402
-from flan_jax.convert import hf  # noqa: E402
+from flan_jax.checkpointing import convert_cli
+from flan_jax.checkpointing import checkpoints  # noqa: E402
+from flan_jax.checkpointing import hf  # noqa: E402
 from flan_jax.models import record  # noqa: E402
 from flan_jax.models.t5 import T5Config, Transformer  # noqa: E402
 
@@ -65,7 +66,7 @@ def hf_dirs(tmp_path_factory):
     model = _build_hf_model(variant)
     src, dst = str(root / "hf"), str(root / "flan")
     model.save_pretrained(src, safe_serialization=True)
-    assert hf.main(["from-hf", src, dst]) == 0
+    assert convert_cli.main(["from-hf", src, dst]) == 0
     out[variant] = (model, src, dst)
   return out
 
@@ -140,7 +141,7 @@ def test_config_and_model_record_describe_the_model(hf_dirs):
 def test_round_trip_reproduces_the_safetensors(hf_dirs, tmp_path, variant):
   model, src, dst = hf_dirs[variant]
   out = str(tmp_path / "hf_again")
-  assert hf.main(["to-hf", dst, out]) == 0
+  assert convert_cli.main(["to-hf", dst, out]) == 0
 
   original = safetensors.numpy.load_file(os.path.join(src, "model.safetensors"))
   written = safetensors.numpy.load_file(os.path.join(out, "model.safetensors"))
@@ -184,14 +185,14 @@ def test_sharded_and_bfloat16_checkpoints(hf_dirs, tmp_path):
   sharded = str(tmp_path / "sharded")
   model.save_pretrained(sharded, safe_serialization=True, max_shard_size="100KB")
   assert os.path.exists(os.path.join(sharded, "model.safetensors.index.json"))
-  assert hf.main(["from-hf", sharded, str(tmp_path / "from_sharded")]) == 0
+  assert convert_cli.main(["from-hf", sharded, str(tmp_path / "from_sharded")]) == 0
   got = checkpoints.load_params(str(tmp_path / "from_sharded"))
   for (path, a), (_, b) in zip(flat_ref, jax.tree_util.tree_leaves_with_path(got)):
     assert np.array_equal(a, b), path
 
   bf16 = str(tmp_path / "bf16")
   model.to(torch.bfloat16).save_pretrained(bf16, safe_serialization=True)
-  assert hf.main(["from-hf", bf16, str(tmp_path / "from_bf16")]) == 0
+  assert convert_cli.main(["from-hf", bf16, str(tmp_path / "from_bf16")]) == 0
   got = checkpoints.load_params(str(tmp_path / "from_bf16"))
   for (path, a), (_, b) in zip(flat_ref, jax.tree_util.tree_leaves_with_path(got)):
     assert b.dtype == np.float32
@@ -205,7 +206,7 @@ def test_pickle_only_directory_is_refused(tmp_path, capsys):
   model.config.to_json_file(str(src / "config.json"))
   torch.save(model.state_dict(), str(src / "pytorch_model.bin"))
   dst = tmp_path / "out"
-  assert hf.main(["from-hf", str(src), str(dst)]) == 1
+  assert convert_cli.main(["from-hf", str(src), str(dst)]) == 1
   err = capsys.readouterr().err
   assert "pytorch_model.bin" in err and "pickle" in err and "safetensors" in err
   assert not dst.exists()
@@ -227,18 +228,18 @@ def test_missing_and_unexpected_keys_are_named(hf_dirs, tmp_path):
   missing = "decoder.block.1.layer.2.DenseReluDense.wo.weight"
   d = write({k: v for k, v in state.items() if k != missing}, "missing")
   with pytest.raises(hf.ConversionError, match=f"{d} lacks .*{missing}"):
-    hf.from_hf(d, str(tmp_path / "out1"))
+    convert_cli.from_hf(d, str(tmp_path / "out1"))
 
   unexpected = "encoder.block.2.layer.0.layer_norm.weight"
   d = write({**state, unexpected: np.ones(D, np.float32)}, "unexpected")
   with pytest.raises(hf.ConversionError, match=f"{unexpected}.*model.safetensors"):
-    hf.from_hf(d, str(tmp_path / "out2"))
+    convert_cli.from_hf(d, str(tmp_path / "out2"))
 
   wrong = dict(state)
   wrong["encoder.block.0.layer.0.SelfAttention.q.weight"] = np.zeros((D, D + 1), np.float32)
   d = write(wrong, "wrong_shape")
   with pytest.raises(hf.ConversionError, match=r"SelfAttention\.q\.weight .* shape \(64, 65\)"):
-    hf.from_hf(d, str(tmp_path / "out3"))
+    convert_cli.from_hf(d, str(tmp_path / "out3"))
 
 
 def test_unsupported_config_is_refused():
@@ -277,7 +278,7 @@ def test_converted_model_generates_with_its_own_vocabulary(tmp_path):
   model.save_pretrained(src, safe_serialization=True)
   shutil.copyfile(spm, src / "spiece.model")  # as the hub's T5 repositories ship it
   (src / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "T5Tokenizer", "extra_ids": 0}))
-  assert hf.main(["from-hf", str(src), str(dst)]) == 0
+  assert convert_cli.main(["from-hf", str(src), str(dst)]) == 0
   assert (dst / "spiece.model").read_bytes() == open(spm, "rb").read()
 
   tokenizer = transformers.AutoTokenizer.from_pretrained(str(src))

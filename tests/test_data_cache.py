@@ -51,7 +51,7 @@ def ram_cot(tmp_path_factory):
 
 def test_prepare_cot_into_object_storage_and_read_from_there(ram_cot, capsys, monkeypatch):
   from flan_jax.tasks import api
-  from flan_jax.tasks import cli as tasks_cli
+  from flan_jax.tasks import tasks_cli
   from flan_jax.tasks.collections import catalogue
   root = catalogue.data_dir(ram_cot)
   assert isinstance(root, storage.UrlPath) and str(root) == ram_cot
@@ -127,7 +127,7 @@ def test_cache_layout_resume_counts_and_seqio_reads_a_member(ram_cache):
 
 
 def _batches(name, use_cached, dirs, n, lengths=LENGTHS):
-  from flan_jax import data
+  from flan_jax.training import data
   from flan_jax.tasks import api
   with cache.using_cache_dirs(dirs), api.fewshot_budget_for(lengths):
     it = data.BatchIterator(name, lengths, 8, process_index=0, process_count=2, use_cached=use_cached, seed=3)

@@ -12,7 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flan_jax import decoding, partitioning
+from flan_jax.checkpointing import convert_cli
+from flan_jax.inference import decoding
+from flan_jax.core import partitioning
 from flan_jax.models import palm, t5
 from tests.helpers import TINY_T5
 
@@ -296,8 +298,8 @@ def test_filter_logits():
 def hf_pair(tmp_path_factory):
   torch = pytest.importorskip("torch")
   transformers = pytest.importorskip("transformers")
-  from flan_jax import checkpoints
-  from flan_jax.convert import hf
+  from flan_jax.checkpointing import checkpoints
+  from flan_jax.checkpointing import hf
   transformers.logging.set_verbosity_error()
   vocab = 48  # small, so that EOS often ranks among the best candidates
   torch.manual_seed(0)
@@ -315,7 +317,7 @@ def hf_pair(tmp_path_factory):
         w.mul_(3.0)  # at HF's init scale the output barely depends on the context
   root = tmp_path_factory.mktemp("hf_decode")
   model.save_pretrained(str(root / "hf"), safe_serialization=True)
-  cfg = hf.from_hf(str(root / "hf"), str(root / "flan"))
+  cfg = convert_cli.from_hf(str(root / "hf"), str(root / "flan"))
   dec = decoding.SequenceDecoder(t5.Transformer(cfg))
   return torch, model, dec, dec.put_params(checkpoints.load_params(str(root / "flan"))), vocab
 

@@ -18,8 +18,9 @@ transformers = pytest.importorskip("transformers")
 import seqio  # noqa: E402
 import sentencepiece  # noqa: E402
 
-from flan_jax import evaluator  # noqa: E402
-from flan_jax.convert import hf  # noqa: E402
+from flan_jax.checkpointing import convert_cli
+from flan_jax.evaluation import evaluator  # noqa: E402
+from flan_jax.checkpointing import hf  # noqa: E402
 from flan_jax.tasks import eval_suites  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ def converted(tmp_path_factory):
   model.save_pretrained(src, safe_serialization=True)
   shutil.copyfile(SPM, src / "spiece.model")
   (src / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "T5Tokenizer", "extra_ids": 0}))
-  assert hf.main(["from-hf", str(src), str(dst)]) == 0
+  assert convert_cli.main(["from-hf", str(src), str(dst)]) == 0
   return dst
 
 

@@ -121,7 +121,8 @@ def test_readme_infer_generate_and_to_hf_on_the_run(trained, tmp_path):
   torch = pytest.importorskip("torch")
   transformers = pytest.importorskip("transformers")
   import numpy as np
-  from flan_jax import checkpoints, models
+  from flan_jax.checkpointing import checkpoints
+  from flan_jax import models
   from flan_jax.models import record
   from flan_jax.tasks import vocab
   tokenizer = transformers.AutoTokenizer.from_pretrained(str(hf_dir))

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import seqio
 
-from flan_jax import eval_report
-from flan_jax import evaluator
+from flan_jax.evaluation import eval_report
+from flan_jax.evaluation import evaluator
+from flan_jax.tasks import lookup
 from flan_jax.tasks import eval_suites as es
 
 FIXTURES = pathlib.Path(__file__).resolve().parent / "fixtures" / "eval_suites"
@@ -380,14 +381,14 @@ def test_too_long_prompts_lose_whole_leading_exemplars_and_the_report_counts_the
 
 def test_paper_benchmarks_eval_recipe_names_registered_tasks():
   import gin
-  from flan_jax import eval as eval_lib  # noqa: F401  (registers the configurables)
-  from flan_jax import gin_utils
+  from flan_jax.evaluation import evaluate as eval_lib  # noqa: F401  (registers the configurables)
+  from flan_jax.runtime import gin_utils
   gin_utils.parse([gin_utils.resolve_gin_file("recipes/eval_paper_benchmarks.gin")],
                   ["CHECKPOINT_PATH = None"])
   names = gin.query_parameter("%EVAL_MIXTURES_OR_TASKS")
   assert gin.query_parameter("%TASK_MODULES") == ["flan_jax.tasks.eval_suites"]
   assert gin.query_parameter("%SELF_CONSISTENCY") == 40 and gin.query_parameter("%SC_TEMPERATURE") == 0.7
-  tasks = evaluator.expand_tasks(names)
+  tasks = lookup.expand_tasks(names)
   assert len(tasks) == 57 + 57 + 27 + 27 + 8 + 10 + 1
   assert {_info(t).column for t in tasks} == {
       "MMLU Direct", "MMLU CoT", "BBH Direct", "BBH CoT", "TyDiQA", "MGSM", "MGSM English"}

@@ -7,8 +7,8 @@ import pytest
 import seqio
 import tensorflow as tf
 
-from flan_jax import eval_report
-from flan_jax import evaluator
+from flan_jax.evaluation import eval_report
+from flan_jax.evaluation import evaluator
 from flan_jax.tasks import eval_suites
 from flan_jax.tasks import metrics as ev
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flan_jax import data
+from flan_jax.training import data
 from flan_jax.tasks import api, templates
 
 INPUTS = 256

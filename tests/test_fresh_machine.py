@@ -11,6 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from flan_jax.checkpointing import convert_cli
 from flan_jax.tasks import prepare
 
 # ----------------------------------------------------------------------------------------
@@ -192,8 +193,8 @@ _TINY_T5 = {"model_type": "t5", "architectures": ["T5ForConditionalGeneration"],
 
 
 def _from_hf_error(src, tmp_path, capsys):
-  from flan_jax.convert import hf
-  rc = hf.main(["from-hf", str(src), str(tmp_path / "out")])
+  from flan_jax.checkpointing import hf
+  rc = convert_cli.main(["from-hf", str(src), str(tmp_path / "out")])
   err = capsys.readouterr().err
   assert rc == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
   assert not (tmp_path / "out").exists()
@@ -233,8 +234,9 @@ def test_training_pipeline_does_not_mem_cache_what_it_stops_reading():
   cached"). The training pipeline has no cache op."""
   import seqio
   import tensorflow as tf
-  from flan_jax import data
-  data.import_task_modules(["flan_jax.tasks.embedded"])
+  from flan_jax.tasks import lookup
+  from flan_jax.training import data
+  lookup.import_task_modules(["flan_jax.tasks.embedded"])
   task = seqio.get_mixture_or_task("flan_jax_embedded").tasks[0]  # small: seqio would cache it
   it = data.BatchIterator(task.name, {"inputs": 64, "targets": 16}, 4, process_index=0, process_count=1)
   graph = tf.compat.v1.GraphDef.FromString(
@@ -250,7 +252,8 @@ def test_orbax_step_metadata_warning_is_dropped_other_warnings_kept(tmp_path):
   `state/_CHECKPOINT_METADATA` does not exist (it lies one level up); `console.quiet()`
   drops exactly that warning."""
   import orbax.checkpoint as ocp
-  from flan_jax import checkpoints, console
+  from flan_jax.checkpointing import checkpoints
+  from flan_jax.runtime import console
   step = tmp_path / "run" / "checkpoints" / "3"
   ckptr = ocp.StandardCheckpointer()
   ckptr.save(step / "state", {"params": {"w": np.arange(4.0)}, "step": np.int32(3)})

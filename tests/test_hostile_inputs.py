@@ -12,7 +12,9 @@ import sys
 
 import pytest
 
-from flan_jax import cli, metrics, run_guard
+from flan_jax import cli
+from flan_jax.training import progress
+from flan_jax.runtime import run_guard
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICK = ["--gin_file=gin/recipes/quickstart.gin", "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}",
@@ -97,7 +99,7 @@ def test_the_metrics_log_stays_valid_after_a_torn_line_and_a_fallback(two_steps,
   steps = [json.loads(l)["step"] for l in log.read_text().splitlines()]
   assert steps == [1, 3] and log.read_text().endswith("\n")
   # A fallback to step 2 (step 3 unreadable) logs step 3 again: the old step 3 goes.
-  assert metrics.repair_jsonl(str(log), 2) == 1
+  assert progress.repair_jsonl(str(log), 2) == 1
   assert [json.loads(l)["step"] for l in log.read_text().splitlines()] == [1]
 
 
@@ -153,7 +155,7 @@ def _stubs(tmp_path):
     ("slurm", ["--topology=h100x8"], "/shared/"),
 ])
 def test_hostile_gin_values_never_execute_in_launch_scripts(target, flags, model_dir, tmp_path, capsys):
-  from flan_jax.launch import cli as launch_cli
+  from flan_jax.launch import launch_cli
   base = [f"--target={target}", "--gin_file=gin/recipes/quickstart.gin", *flags, f"--data_dir={tmp_path}"]
   for bad in ("x\nEOF\ntouch PWNED0 #", "x\rEOF", "x\x00y"):
     with pytest.raises(ValueError, match="--gin.MODEL_DIR: the value .* control character"):
@@ -401,7 +403,7 @@ def test_files_the_run_owns_are_never_written_through_a_link(tmp_path):
   run.mkdir()
   os.symlink(victim, run / "train_metrics.jsonl")
   with pytest.raises(ValueError, match="train_metrics.jsonl is a symbolic link"):
-    metrics.MetricsLogger(str(run), 10, 1.0, None)
+    progress.MetricsLogger(str(run), 10, 1.0, None)
   os.symlink(victim, run / "config.gin")
   run_guard.write_owned_file(str(run / "config.gin"), "TRAIN_STEPS = 3\n")
   assert victim.read_text() == "keep me\n" and not os.path.islink(run / "config.gin")

@@ -11,7 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flan_jax import checkpoints, cli, decoding, partitioning
+from flan_jax.checkpointing import param_trees
+from flan_jax.checkpointing import checkpoints
+from flan_jax import cli
+from flan_jax.inference import decoding
+from flan_jax.core import partitioning
 from flan_jax.models import palm, record, t5
 from flan_jax.tasks import vocab as vocab_lib
 
@@ -39,7 +43,7 @@ def t5_checkpoint(tmp_path_factory):
   path = str(tmp_path_factory.mktemp("t5") / "ckpt")
   x = jnp.ones((1, 1), jnp.int32)
   params = _init(t5.Transformer(T5_CFG), x, x)
-  checkpoints.save_params(path, params)
+  param_trees.save_params(path, params)
   record.write_record(path, T5_CFG, str(vocab_lib.DEFAULT_SPM_PATH), vocab_size=2048)
   return path, params
 
@@ -131,10 +135,10 @@ def test_infer_writes_jsonl_of_inputs_targets_predictions(family, t5_checkpoint,
 
 
 def test_infer_expands_mixtures_and_names_unknown_tasks():
-  from flan_jax import data
-  data.import_task_modules(["flan_jax.tasks.embedded"])
-  from flan_jax import evaluator  # infer expands mixtures as the evaluator does (sampled ones too)
-  names = evaluator.expand_tasks(["flan_jax_embedded_heldout"])
+  from flan_jax.tasks import lookup
+  lookup.import_task_modules(["flan_jax.tasks.embedded"])
+  # infer expands mixtures as the evaluator does (sampled ones too)
+  names = lookup.expand_tasks(["flan_jax_embedded_heldout"])
   assert len(names) > 1 and all(n.startswith("embedded_") for n in names)
   with pytest.raises(ValueError, match="unknown task or mixture"):
-    evaluator.expand_tasks(["no_such_task"])
+    lookup.expand_tasks(["no_such_task"])

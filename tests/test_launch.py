@@ -7,9 +7,9 @@ import time
 import gin
 import pytest
 
-from flan_jax import gin_utils
-from flan_jax.launch import cli, local, steps
-from flan_jax.launch.topology import gpu_cluster, tpu_slice
+from flan_jax.runtime import gin_utils
+from flan_jax.launch import launch_cli as cli, local, steps
+from flan_jax.launch.slices import gpu_cluster, tpu_slice
 
 XL = "gin/recipes/flan_t5_xl.gin"
 PALM_540B = "gin/recipes/flan_palm_540b.gin"
@@ -309,7 +309,7 @@ def test_gpu_target_on_a_recipe_with_a_tpu_slice_says_how_to_give_gpus():
 
 
 # ---------------------------------------------------------------------------------------
-# Sweep plumbing (flan_jax/launch/sweep.py): submit without following, and where a run is.
+# Sweep plumbing (flan_jax/sweep/submit.py): submit without following, and where a run is.
 
 
 @pytest.mark.parametrize("target,flags,dropped,kept", [
@@ -319,7 +319,7 @@ def test_gpu_target_on_a_recipe_with_a_tpu_slice_says_how_to_give_gpus():
     ("slurm", ["--topology=h100x8"], None, "sbatch "),
 ])
 def test_a_sweep_submits_each_run_without_following_it(target, flags, dropped, kept):
-  from flan_jax.launch import sweep as launch_sweep
+  from flan_jax.sweep import submit as launch_sweep
   args = cli._parser().parse_args([f"--target={target}", "--name=run-a", *flags])
   launch = cli.make_launch(["gin/recipes/quickstart.gin"], ["MODEL_DIR = 'gs://b/run-a'"], args)
   sub = launch_sweep.split_for_sweep(launch)
@@ -344,12 +344,12 @@ def test_a_sweep_submits_each_run_without_following_it(target, flags, dropped, k
     ("slurm", "", "unknown"),
 ])
 def test_cluster_states_read_as_one_vocabulary(target, output, state):
-  from flan_jax.launch import sweep as launch_sweep
+  from flan_jax.sweep import submit as launch_sweep
   assert launch_sweep.parse_state(target, output) == state
 
 
 def test_state_probes_name_the_run_where_it_runs():
-  from flan_jax.launch import sweep as launch_sweep
+  from flan_jax.sweep import submit as launch_sweep
   args = cli._parser().parse_args(["--target=tpu-vm", "--zone=us-central2-b", "--num_slices=2", "--cluster=c"])
   [tpu] = launch_sweep.state_probe("tpu-vm", "run-a", args)
   assert tpu[:7] == ("gcloud", "compute", "tpus", "tpu-vm", "ssh", "run-a-0", "--worker=0")
@@ -419,11 +419,11 @@ for p in "${pids[@]}"; do wait $p || rc=$?; done
 exit $rc
 """
 # Stands in for the worker's `python3 -m flan_jax.cli train ...`: starts jax.distributed as training does
-# (flan_jax.distributed, jax's own SLURM detection) and reports what this process was given.
+# (flan_jax.runtime.distributed, jax's own SLURM detection) and reports what this process was given.
 _PROBE = """
 import jax
 from jax._src import xla_bridge
-from flan_jax import distributed
+from flan_jax.runtime import distributed
 distributed.initialize_from_env()
 # What jax's CUDA client is created with: the GPUs this process will see (one write per line:
 # the two processes share the terminal).
@@ -460,7 +460,7 @@ def test_slurm_script_gives_each_process_all_its_nodes_gpus(tmp_path):
 def test_launch_checks_a_cache_dir_and_every_worker_reads_it(capsys, tmp_path):
   """--cache_dir: the mixture must be cached there for the recipe's lengths (else the exact
   `flan-jax data cache` command); the dry run shows the check and the workers' bindings."""
-  from flan_jax import data
+  from flan_jax.tasks import lookup
   from flan_jax.tasks import cache
   empty = tmp_path / "empty_cache"
   msg = _refused("--target=slurm", f"--gin_file={XL}", "--topology=h100x16", "--gin.MODEL_DIR=/shared/x",
@@ -469,7 +469,7 @@ def test_launch_checks_a_cache_dir_and_every_worker_reads_it(capsys, tmp_path):
           in msg and f"`flan-jax data cache flan2022_submix --out={empty} --inputs_length=2048 --targets_length=512 "
           f"--data_dir={_PREPARED[0]}`" in msg and "Nothing was created" in msg), msg
   # A real cache of the quickstart mixture, built for its lengths.
-  data.import_task_modules(["flan_jax.tasks.embedded"])
+  lookup.import_task_modules(["flan_jax.tasks.embedded"])
   built = tmp_path / "cache"
   cache.build("flan_jax_embedded", str(built), lengths={"inputs": 256, "targets": 64}, num_shards=1,
               say=lambda *a: None)

@@ -20,7 +20,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flan_jax import checkpoints, decoding, flops, infer, models, optim, partitioning, plan, trainer
+from flan_jax.checkpointing import checkpoints
+from flan_jax.inference import decoding, infer, loading
+from flan_jax.planning import flops, plan
+from flan_jax import models
+from flan_jax.core import optim, partitioning
+from flan_jax.training import trainer
 from flan_jax.models import palm, record, t5
 from flan_jax.models.family import ModelConfig
 
@@ -96,8 +101,8 @@ def test_generate_infer_eval_work_on_a_palm_run_in_fresh_processes(palm_run):
     assert rc == 0, f"{name}: {err[-3000:]}"
     assert "Traceback" not in err and "_CHECKPOINT_METADATA" not in err, f"{name}: {err[-2000:]}"
   # generate decoded with the PaLM model and the recorded vocabulary: the same text as here.
-  decoder, params, rec = infer.load_decoder(str(model_dir))
-  vocab = infer.choose_vocabulary(rec)
+  decoder, params, rec = loading.load_decoder(str(model_dir))
+  vocab = loading.choose_vocabulary(rec)
   ids = list(vocab.encode(PROMPT)) + [decoding.EOS_ID]
   tokens = decoder.greedy(params, [ids], max_decode_len=8).tokens[0]
   assert results["generate"][1].splitlines() == [decoding.detokenize(vocab, tokens).replace("\n", "\\n")]
@@ -116,7 +121,7 @@ def test_old_run_directory_with_only_config_gin_still_loads(palm_run, tmp_path):
   rec = record.read_record(str(old / "checkpoints" / "2"))
   assert rec.source == str(old / "config.gin") and rec.vocabulary_file is None
   assert rec.config == record.read_record(str(model_dir)).config
-  decoder, params, _ = infer.load_decoder(str(old))
+  decoder, params, _ = loading.load_decoder(str(old))
   assert models.family_for(decoder.model).name == "decoder_only"
 
 

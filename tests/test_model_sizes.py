@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flan_jax import gin_utils
+from flan_jax.runtime import gin_utils
 from flan_jax.models import t5
 
 PUBLISHED = {"small": 77e6, "base": 248e6, "large": 783e6, "xl": 2.85e9, "xxl": 11.1e9}

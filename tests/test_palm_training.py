@@ -8,7 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from flan_jax import optim, partitioning, trainer
+from flan_jax.core import optim, partitioning
+from flan_jax.training import trainer
 from flan_jax.models import palm
 from tests.helpers import tree_max_rel_diff
 

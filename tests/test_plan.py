@@ -4,7 +4,7 @@ import math
 import gin
 import pytest
 
-from flan_jax import flops, plan
+from flan_jax.planning import flops, plan, plan_cli
 
 PALM_540B = ["gin/recipes/flan_palm_540b.gin"]
 GiB = 2 ** 30
@@ -70,7 +70,7 @@ def test_palm_540b_does_not_fit_small_slices(capsys):
   _, half = _plan(PALM_540B, "v4-512")
   assert not half.fits and half.total - half.hbm > 5 * GiB
 
-  assert plan.main(["--gin_file=" + PALM_540B[0], "--topology=v4-8"]) == 1
+  assert plan_cli.main(["--gin_file=" + PALM_540B[0], "--topology=v4-8"]) == 1
   out = capsys.readouterr().out
   last = out.strip().splitlines()[-1]
   assert last.startswith("DOES NOT FIT on v4-8:") and last.endswith("GiB over per device")
@@ -80,7 +80,7 @@ def test_palm_540b_does_not_fit_small_slices(capsys):
 
 
 def test_main_reports_fit(capsys):
-  assert plan.main(["--gin_file=" + PALM_540B[0]]) == 0  # the recipe's TOPOLOGY: v4-1024
+  assert plan_cli.main(["--gin_file=" + PALM_540B[0]]) == 0  # the recipe's TOPOLOGY: v4-1024
   out = capsys.readouterr().out
   assert out.strip().splitlines()[-1].startswith("FITS on v4-1024 with")
   for section in ("mesh       data=1 x fsdp=32 x model=16", "parameters", "optimizer state", "gradients",
@@ -138,7 +138,7 @@ def test_unsharded_parameter_bytes_are_exact():
 
 def test_main_without_a_topology_anywhere_says_how_to_give_one(capsys):
   with pytest.raises(SystemExit) as e:
-    plan.main(["--gin_file=gin/recipes/quickstart.gin"])
+    plan_cli.main(["--gin_file=gin/recipes/quickstart.gin"])
   assert e.value.code == 2
   assert capsys.readouterr().err.strip().endswith(
       "flan-jax plan: error: gin/recipes/quickstart.gin sets no TOPOLOGY macro; give --topology=v4-512 "

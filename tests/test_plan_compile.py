@@ -8,7 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flan_jax import flops, optim, partitioning, plan, trainer
+from flan_jax.planning import flops, plan, plan_cli
+from flan_jax.core import optim, partitioning
+from flan_jax.training import trainer
 from flan_jax.models import build_model
 from flan_jax.planning import compiled, hlo, search, tpu
 from flan_jax.planning import topology as tpu_topology
@@ -76,7 +78,7 @@ def test_hlo_reader_multiplies_loop_bodies():
 @pytest.mark.parametrize("binding", ["Z_LOSS = 1e-3", "train.z_loss = 1e-3"])
 def test_compiled_step_is_the_trainers_own(binding):
   """One code path: plan --compile lowers `Trainer.train_step` itself; on CPU devices the
-  program it lowers is the one a Trainer built as `flan_jax.train` builds it lowers, whether
+  program it lowers is the one a Trainer built as `flan_jax.training.train` builds it lowers, whether
   the loss is set through the recipe's macro or by binding `train.z_loss` directly."""
   compiled.register_train()  # as `plan --compile` does before parsing
   r = plan.recipe_from_gin(TINY_PALM, SMALL_RUN + ["NUM_MICROBATCHES = 2", binding])
@@ -119,7 +121,7 @@ def test_tiny_models_compile_for_tpu(files, slice_name, monkeypatch):
   assert c.num_devices == sl.chips and c.mesh_shape == {"data": 1, "fsdp": sl.chips // 2, "model": 2}
   assert c.fits and 0 < c.arguments <= c.peak < c.hbm == sl.hbm_gib_per_chip * GiB
   assert c.aliased > 0.9 * c.outputs - 1024  # the donated state is written in place
-  # FLOPs read from the HLO, loops multiplied out, against flan_jax.flops: full remat
+  # FLOPs read from the HLO, loops multiplied out, against flan_jax.planning.flops: full remat
   # recomputes the layers' forward pass (x up to 4/3 on the layers), nothing else is extra.
   ratio = c.step_flops / flops.train_step_flops(r.model_config, 8, r.input_length, r.target_length)
   assert 1.0 < ratio < 1.45, ratio
@@ -144,7 +146,7 @@ def test_tpu_compiles_leave_the_persistent_compilation_cache_alone(tmp_path):
   import sys
   script = (
       "import warnings; warnings.simplefilter('error')\n"
-      "from flan_jax import compile_cache, plan\n"
+      "from flan_jax.runtime import compile_cache\nfrom flan_jax.planning import plan\n"
       "from flan_jax.planning import compiled, topology\n"
       f"compile_cache.enable({str(tmp_path / 'cache')!r}, min_compile_time_secs=0, say=print)\n"
       "import jax, pathlib; jax.jit(lambda x: x * 2 + 1)(1.0)  # a CPU program: jax now uses the cache\n"
@@ -169,7 +171,7 @@ def test_oversized_model_is_refused_by_the_compiler(capsys):
   argv = ["--gin_file=" + TINY_PALM[0], "--topology=v5e-8", "--compile", "--gin.VOCAB_SIZE=262144",
           "--gin.PaLMConfig.emb_dim=8192", "--gin.PaLMConfig.num_layers=1", "--gin.BATCH_SIZE=8",
           "--gin.TASK_FEATURE_LENGTHS={'inputs': 16, 'targets': 16}", "--gin.MeshConfig.fsdp=False"]
-  assert plan.main(argv) == 1
+  assert plan_cli.main(argv) == 1
   out = capsys.readouterr().out
   assert "DOES NOT FIT on v5e-8: XLA:TPU refused the program" in out
   assert "memory" in out.split("XLA:TPU refused")[1].lower()
@@ -178,7 +180,7 @@ def test_oversized_model_is_refused_by_the_compiler(capsys):
 
 def test_without_libtpu_compile_says_what_to_install(monkeypatch, capsys):
   monkeypatch.setattr(tpu, "have_libtpu", lambda: False)
-  assert plan.main(["--gin_file=" + TINY_PALM[0], "--topology=v4-8", "--compile"] +
+  assert plan_cli.main(["--gin_file=" + TINY_PALM[0], "--topology=v4-8", "--compile"] +
                    ["--gin." + b.replace(" ", "") for b in SMALL_RUN]) == 2
   assert 'pip install -e ".[tpu]"' in capsys.readouterr().out
 

@@ -16,7 +16,11 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
-from flan_jax import checkpoints, cli, partitioning, run_guard, train, trainer
+from flan_jax.checkpointing import checkpoints
+from flan_jax import cli
+from flan_jax.core import partitioning
+from flan_jax.runtime import run_guard
+from flan_jax.training import train, trainer
 from flan_jax.models import t5
 from tests import helpers
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flan_jax import plan
+from flan_jax.planning import plan
 from flan_jax.models import layers
 from flan_jax.planning import compiled, tpu
 from flan_jax.planning import topology as tpu_topology

@@ -3,7 +3,8 @@ import jax
 import numpy as np
 import pytest
 
-from flan_jax import partitioning, trainer
+from flan_jax.core import partitioning
+from flan_jax.training import trainer
 from tests.helpers import make_trainer, random_encdec_batch, tree_max_rel_diff
 
 MESHES = {

@@ -8,15 +8,16 @@ import time
 
 import pytest
 
-from flan_jax import flops, plan, sweep
+from flan_jax.planning import flops, plan
+from flan_jax.sweep import grid, sweep_cli, sweep_report
 
 PAPER = "gin/sweeps/paper_scaling.gin"
 MINI = "gin/sweeps/mini_scaling.gin"
 
 
 def test_paper_grid_is_every_size_count_and_cot_cell():
-  grid = sweep.load_grid(PAPER)
-  runs = sweep.expand(grid)
+  paper = grid.load_grid(PAPER)
+  runs = grid.expand(paper)
   # 8 sizes x (5 task counts with CoT + 4 without: the 9-task mixture is the CoT data alone).
   assert len(runs) == 8 * 9
   assert len({r.name for r in runs}) == len(runs) == len({r.model_dir for r in runs})
@@ -36,11 +37,11 @@ def test_paper_grid_is_every_size_count_and_cot_cell():
 
 def test_grid_errors_name_the_mistake():
   with pytest.raises(ValueError, match="tiny-2x.*not in SweepGrid.models"):
-    sweep.load_grid(MINI, ["SweepGrid.models = {'tiny': 'gin/recipes/quickstart.gin'}"])
+    grid.load_grid(MINI, ["SweepGrid.models = {'tiny': 'gin/recipes/quickstart.gin'}"])
 
 
 def test_sweep_dry_run_launches_each_run(capsys):
-  rc = sweep.main(["--grid", PAPER, "--gin.SweepGrid.models={'t5-xl': 'gin/recipes/flan_t5_xl.gin'}",
+  rc = sweep_cli.main(["--grid", PAPER, "--gin.SweepGrid.models={'t5-xl': 'gin/recipes/flan_t5_xl.gin'}",
                    "--gin.SweepGrid.task_counts=[9, 89]", "--target=tpu-vm", "--zone=us-central2-b", "--dry_run",
                    "--skip_data_check"])  # the data check has its own test in test_launch.py
   out = capsys.readouterr().out
@@ -60,7 +61,7 @@ def test_sweep_dry_run_launches_each_run(capsys):
 
 def test_sweep_launch_goes_on_past_a_run_that_cannot_launch(capsys):
   # Without --zone=... every tpu-vm launch is fine in a dry run; a 1-chip topology fits no T5-XXL.
-  rc = sweep.main(["--grid", PAPER, "--gin.SweepGrid.models={'t5-xxl': 'gin/recipes/flan_t5_xxl.gin'}",
+  rc = sweep_cli.main(["--grid", PAPER, "--gin.SweepGrid.models={'t5-xxl': 'gin/recipes/flan_t5_xxl.gin'}",
                    "--gin.SweepGrid.task_counts=[89]", "--target=tpu-vm", "--topology=v4-8", "--dry_run",
                    "--skip_data_check"])  # fails on fit, not on data
   captured = capsys.readouterr()
@@ -70,7 +71,7 @@ def test_sweep_launch_goes_on_past_a_run_that_cannot_launch(capsys):
 
 
 def test_list_prints_runs_and_flops(capsys):
-  assert sweep.main(["--grid", MINI, "--list"]) == 0
+  assert sweep_cli.main(["--grid", MINI, "--list"]) == 0
   out = capsys.readouterr().out
   assert "tiny-2x-6-nocot" in out and "mini_scaling_6_families_no_cot" in out
   assert "12 runs" in out
@@ -94,13 +95,13 @@ def _fake_results(model_dir, step, held_out, cot):
 
 
 def test_report_has_a_table_per_column_and_plots(tmp_path):
-  runs = [sweep.Run(f"{m}-{n}-{'cot' if c else 'nocot'}", m, n, c, "r.gin", (), str(tmp_path / f"{m}{n}{c}"),
+  runs = [grid.Run(f"{m}-{n}-{'cot' if c else 'nocot'}", m, n, c, "r.gin", (), str(tmp_path / f"{m}{n}{c}"),
                     p, 10, p * 60.0)
           for m, p in (("small", 1e6), ("big", 4e6)) for n in (1, 3, 6) for c in (True, False)]
   for i, r in enumerate(runs):
     _fake_results(r.model_dir, 5, 10.0 + i, 20.0 + i)
     _fake_results(r.model_dir, 2, 0.0, 0.0)  # an earlier evaluation: the report takes the latest step
-  text = sweep.report(str(tmp_path), runs, title="t")
+  text = sweep_report.report(str(tmp_path), runs, title="t")
   tables = re.findall(r"## ([^\n]+)\n\n(\| Model .+?)\n\n", text, re.S)
   assert [t[0] for t in tables] == ["Norm. avg", "Held-out Direct", "Held-out CoT", "Training FLOPs"]
   direct = tables[1][1].splitlines()
@@ -113,10 +114,10 @@ def test_report_has_a_table_per_column_and_plots(tmp_path):
 
 
 def test_report_marks_missing_runs(tmp_path):
-  runs = [sweep.Run("a-1-cot", "a", 1, True, "r.gin", (), str(tmp_path / "a"), 10, 10, 1.0),
-          sweep.Run("b-1-cot", "b", 1, True, "r.gin", (), str(tmp_path / "b"), 20, 10, 2.0)]
+  runs = [grid.Run("a-1-cot", "a", 1, True, "r.gin", (), str(tmp_path / "a"), 10, 10, 1.0),
+          grid.Run("b-1-cot", "b", 1, True, "r.gin", (), str(tmp_path / "b"), 20, 10, 2.0)]
   _fake_results(runs[0].model_dir, 3, 5.0, 6.0)
-  text = sweep.report(str(tmp_path), runs)
+  text = sweep_report.report(str(tmp_path), runs)
   assert "1 of 2 runs have evaluation results; missing: b-1-cot" in text
   assert "| b | 20 | - |" in text
 
@@ -127,7 +128,7 @@ def test_mini_scaling_sweep_end_to_end(tmp_path, capsys):
   evaluated in subprocesses by `flan-jax sweep run`, then reported with every cell filled."""
   root = str(tmp_path / "mini")
   start = time.perf_counter()
-  rc = sweep.main([
+  rc = sweep_cli.main([
       "run", "--grid", MINI, "--root", root,
       "--gin.SweepGrid.task_counts=[1]",
       "--gin.SweepGrid.eval_overrides=['EVAL_MAX_EXAMPLES = 2', 'EVAL_INPUT_LENGTH = 64', 'MAX_DECODE_LEN = 8', "
@@ -144,9 +145,9 @@ def test_mini_scaling_sweep_end_to_end(tmp_path, capsys):
   for png in ("tasks_norm-avg.png", "size_norm-avg.png", "tasks_held-out-direct.png", "size_held-out-cot.png"):
     assert os.path.getsize(os.path.join(root, png)) > 0
   # The report is rebuilt from ROOT/sweep.json alone, and a second `run` trains nothing.
-  assert sweep.main(["report", "--root", root]) == 0
+  assert sweep_cli.main(["report", "--root", root]) == 0
   assert open(os.path.join(root, "report.md")).read() == text
-  assert sweep.main(["run", "--grid", MINI, "--root", root, "--gin.SweepGrid.task_counts=[1]",
+  assert sweep_cli.main(["run", "--grid", MINI, "--root", root, "--gin.SweepGrid.task_counts=[1]",
                      "--gin.TRAIN_STEPS=5", "--gin.BATCH_SIZE=4",
                      "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}"]) == 0
   assert capsys.readouterr().out.count("has eval results, skipped") == 4
@@ -156,16 +157,16 @@ def test_gpu_sweep_asks_for_gpu_topologies_once_then_takes_them(capsys):
   tiny = ["--grid", PAPER, "--gin.SweepGrid.models={'t5-small': 'gin/recipes/flan_t5_small.gin'}",
           "--gin.SweepGrid.task_counts=[89]", "--target=slurm", "--dry_run", "--skip_data_check"]
   with pytest.raises(ValueError) as e:
-    sweep.main(tiny)
+    sweep_cli.main(tiny)
   assert str(e.value) == (
       "--target=slurm runs on GPU clusters, but the recipes of t5-small name TPU slices (their TOPOLOGY macro). "
       "Give one GPU cluster for every run (--topology=h100x64) or one per size, e.g. as many GPUs as each "
       "recipe's slice has chips:\n  --topology=t5-small=h100x8")
-  assert sweep.main([*tiny, "--topology=t5-small=h100x16"]) == 0
+  assert sweep_cli.main([*tiny, "--topology=t5-small=h100x16"]) == 0
   out = capsys.readouterr().out
   assert out.count("sbatch ./t5-small-89-") == 2 and "2 nodes x 8 GPUs (h100x16)" in out
   with pytest.raises(ValueError, match="'t5-xl=h100x8' is not SIZE=TOPOLOGY with SIZE in SweepGrid.models"):
-    sweep.main([*tiny, "--topology=t5-xl=h100x8"])
+    sweep_cli.main([*tiny, "--topology=t5-xl=h100x8"])
 
 
 _FAKE_SLURM = """#!/bin/bash
@@ -194,7 +195,7 @@ def test_cluster_sweep_submits_every_run_within_the_bound_and_status_shows_them(
     (bin_dir / tool).chmod(0o755)
   monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
   root = tmp_path / "sweep"
-  rc = sweep.main(["--grid", MINI, "--gin.SweepGrid.models={'tiny': 'gin/recipes/quickstart.gin'}",
+  rc = sweep_cli.main(["--grid", MINI, "--gin.SweepGrid.models={'tiny': 'gin/recipes/quickstart.gin'}",
                    "--gin.SweepGrid.model_overrides={}",
                    "--gin.SweepGrid.task_counts=[1, 3]", f"--root={root}", "--target=slurm", "--topology=h100x8",
                    f"--out_dir={tmp_path / 'scripts'}", "--max_in_flight=2", "--poll_s=0"])
@@ -212,7 +213,7 @@ def test_cluster_sweep_submits_every_run_within_the_bound_and_status_shows_them(
 
   (root / "tiny-3-nocot").mkdir(parents=True)
   (root / "tiny-3-nocot" / "train_metrics.jsonl").write_text('{"step": 50, "loss": 3.0}\n{"step": 100}\n')
-  assert sweep.main(["status", f"--root={root}"]) == 0
+  assert sweep_cli.main(["status", f"--root={root}"]) == 0
   lines = {ln.split()[0]: ln.split() for ln in capsys.readouterr().out.splitlines()[2:-1]}
   assert lines["tiny-1-cot"][1:4] == ["succeeded", "-/150", "no"]   # sacct: COMPLETED
   assert lines["tiny-3-nocot"][1:4] == ["running", "100/150", "no"]  # squeue: RUNNING

@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from flan_jax import checkpoints, decoding, partitioning
+from flan_jax.checkpointing import param_trees
+from flan_jax.checkpointing import checkpoints
+from flan_jax.inference import decoding
+from flan_jax.core import partitioning
 from flan_jax.models import stack_layers, t5, unstack_layers
 from tests.helpers import TINY_T5, make_trainer, random_encdec_batch, tree_max_rel_diff
 
@@ -96,7 +99,7 @@ def test_a_checkpoint_loads_into_the_other_layout_on_its_shardings(tmp_path, sav
   """A converted Flan-T5 (unrolled, HF's block numbering) fine-tunes under a scanned recipe."""
   params = _params(UNROLLED, seed=2)
   saved = stack_layers(params) if saved_cfg.scan_layers else params
-  checkpoints.save_params(str(tmp_path / "ckpt"), saved)
+  param_trees.save_params(str(tmp_path / "ckpt"), saved)
   tr = make_trainer(partitioning.MeshConfig(model_parallel=2), config=load_cfg)
   abstract = tr.abstract_state.params
   checkpoints.check_params_structure(str(tmp_path / "ckpt"), abstract)
@@ -110,7 +113,7 @@ def test_a_checkpoint_loads_into_the_other_layout_on_its_shardings(tmp_path, sav
 
 def test_a_different_model_is_still_refused_across_layouts(tmp_path):
   params = _params(dataclasses.replace(UNROLLED, num_decoder_layers=2))
-  checkpoints.save_params(str(tmp_path / "ckpt"), params)
+  param_trees.save_params(str(tmp_path / "ckpt"), params)
   tr = make_trainer(config=SCANNED)
   with pytest.raises(checkpoints.CheckpointError, match="decoder/layers_2"):
     checkpoints.check_params_structure(str(tmp_path / "ckpt"), tr.abstract_state.params)
@@ -119,7 +122,7 @@ def test_a_different_model_is_still_refused_across_layouts(tmp_path):
 
 
 def test_hf_conversion_of_a_scanned_model_round_trips(tmp_path):
-  from flan_jax.convert import hf
+  from flan_jax.checkpointing import hf
   params = _params(UNROLLED, seed=4)
   state_dict = hf.params_to_hf(stack_layers(params), SCANNED)
   assert state_dict.keys() == hf.params_to_hf(params, UNROLLED).keys()
@@ -131,7 +134,7 @@ def test_hf_conversion_of_a_scanned_model_round_trips(tmp_path):
 
 
 def test_every_paper_flan_t5_recipe_scans_its_layers():
-  from flan_jax import plan
+  from flan_jax.planning import plan
   for size in ("small", "base", "large", "xl", "xxl"):
     recipe = plan.recipe_from_gin([f"recipes/flan_t5_{size}.gin"])
     assert recipe.model_config.scan_layers, size

@@ -22,8 +22,10 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from flan_jax import checkpoints, optim
-from flan_jax.convert import t5x
+from flan_jax.checkpointing import convert_cli
+from flan_jax.checkpointing import checkpoints
+from flan_jax.core import optim
+from flan_jax.checkpointing import t5x
 from flan_jax.models import record, t5
 from tests.test_t5x_parity import ref_plan, ref_update
 
@@ -74,7 +76,7 @@ def converted(tmp_path_factory):
   out = {}
   for layout in LAYOUTS:
     dst = tmp_path_factory.mktemp("converted") / layout
-    t5x.from_t5x(str(FIXTURES / layout), str(dst), say=lambda m: None)
+    convert_cli.from_t5x(str(FIXTURES / layout), str(dst), say=lambda m: None)
     out[layout] = dst
   return out
 
@@ -132,7 +134,7 @@ def test_from_t5x_carries_adafactors_factored_moments_by_the_dims_they_keep(conv
 
 
 def _flat_tree(item):
-  from flan_jax.checkpoints import _plain
+  from flan_jax.checkpointing.param_trees import plain as _plain
   import orbax.checkpoint as ocp
   with jax.default_device(jax.devices("cpu")[0]):
     return jax.tree.map(np.asarray, _plain(ocp.StandardCheckpointer().restore(str(item))))
@@ -151,7 +153,7 @@ def test_one_step_from_a_t5x_checkpoint_is_t5xs_adafactor_update(converted, sour
   continues T5X's Adafactor exactly: step 2, and the statistics T5X saved. One update with
   given gradients equals the re-typed T5X formula applied to T5X's own arrays and state."""
   path = str(FIXTURES / "unscanned") if source == "t5x_dir" else str(converted["unscanned"])
-  cfg = record.read_record(path).config
+  cfg = checkpoints.read_model_record(path).config
   tr = _trainer_for(cfg)
   state = tr.init_state(0)
   params, step, moments, why = checkpoints.load_initial(path, tr.abstract_state.params)
@@ -185,7 +187,7 @@ def test_scanned_t5x_checkpoint_loads_into_both_layouts_with_its_moments():
   import dataclasses
   path = str(FIXTURES / "scanned")
   want = _expected_params("scanned")
-  base = record.read_record(path).config
+  base = checkpoints.read_model_record(path).config
   for scan in (True, False):
     cfg = dataclasses.replace(base, scan_layers=scan)
     tr = _trainer_for(cfg)
@@ -203,22 +205,22 @@ def test_scanned_t5x_checkpoint_loads_into_both_layouts_with_its_moments():
 
 def test_t5x_checkpoints_work_where_any_checkpoint_does(tmp_path):
   """generate/infer/eval's loader and to-hf take a T5X directory (or its model directory)."""
-  from flan_jax import infer
-  decoder, params, rec = infer.load_decoder(str(FIXTURES / "unscanned"))
+  from flan_jax.inference import decoding, loading
+  decoder, params, rec = loading.load_decoder(str(FIXTURES / "unscanned"))
   assert rec.step == 2 and rec.source.endswith("checkpoint_2/checkpoint")
-  out = decoder.decode(params, np.ones((1, 8), np.int32), infer.decoding.DecodeConfig(max_decode_len=4,
+  out = decoder.decode(params, np.ones((1, 8), np.int32), decoding.DecodeConfig(max_decode_len=4,
                                                                                         search="greedy"))
   assert out.tokens.shape[0] == 1
   assert checkpoints.params_item(str(FIXTURES / "unscanned")).endswith("checkpoint_2")
   with pytest.raises(ValueError, match="records no vocabulary"):
-    infer.choose_vocabulary(rec)
+    loading.choose_vocabulary(rec)
 
 
 @pytest.mark.slow
 def test_relpos_per_layer_decodes_as_it_scores():
   """A model with a relative-position table per layer: cached greedy decoding gives the tokens
   that teacher-forced argmax gives, so the per-layer tables are used alike in both paths."""
-  from flan_jax import decoding
+  from flan_jax.inference import decoding
   cfg = t5.T5Config(vocab_size=64, emb_dim=32, num_heads=2, head_dim=8, mlp_dim=32, num_encoder_layers=2,
                     num_decoder_layers=2, relpos_per_layer=True)
   model = t5.Transformer(cfg)
@@ -236,7 +238,7 @@ def test_relpos_per_layer_decodes_as_it_scores():
 
 
 def _mesh():
-  from flan_jax import partitioning
+  from flan_jax.core import partitioning
   return partitioning.make_mesh(partitioning.MeshConfig(), jax.devices()[:1])
 
 
@@ -364,14 +366,14 @@ def test_to_hf_and_generate_take_a_t5x_checkpoint(tmp_path, converted):
   """to-hf straight from T5X's directory gives what from-hf reads back as the same parameters;
   generate decodes from it with --vocab and, without one, says that T5X records none; a
   scanned scalable_t5 checkpoint (a table per layer) is refused by to-hf in one line."""
-  from flan_jax.convert import hf
-  hf.to_hf(str(FIXTURES / "unscanned"), str(tmp_path / "hf"))
-  hf.from_hf(str(tmp_path / "hf"), str(tmp_path / "back"))
+  from flan_jax.checkpointing import hf
+  convert_cli.to_hf(str(FIXTURES / "unscanned"), str(tmp_path / "hf"))
+  convert_cli.from_hf(str(tmp_path / "hf"), str(tmp_path / "back"))
   got, want = _flat(checkpoints.load_params(str(tmp_path / "back"))), _flat(checkpoints.load_params(
       str(converted["unscanned"])))
   assert sorted(got) == sorted(want) and all(np.array_equal(got[k], want[k]) for k in want)
   with pytest.raises(hf.ConversionError, match="relative-position table per layer"):
-    hf.to_hf(str(FIXTURES / "scanned"), str(tmp_path / "hf_scanned"))
+    convert_cli.to_hf(str(FIXTURES / "scanned"), str(tmp_path / "hf_scanned"))
   assert not (tmp_path / "hf_scanned").exists()
 
   import seqio
@@ -391,10 +393,10 @@ def test_a_t5x_checkpoint_lands_on_a_sharded_mesh(layout):
   """FSDP x model parallel over 8 devices: every array arrives on the sharding the trainer
   asks for, with T5X's values, scanned or not."""
   import dataclasses
-  from flan_jax import partitioning
+  from flan_jax.core import partitioning
   from tests.helpers import make_trainer, random_encdec_batch
   path = str(FIXTURES / layout)
-  cfg = dataclasses.replace(record.read_record(path).config, scan_layers=layout == "scanned")
+  cfg = dataclasses.replace(checkpoints.read_model_record(path).config, scan_layers=layout == "scanned")
   batch = random_encdec_batch(batch_size=8, inputs_len=8, targets_len=4, vocab=cfg.vocab_size, seed=3)
   tr = make_trainer(partitioning.MeshConfig(fsdp=True, fsdp_size=4, model_parallel=2), config=cfg, batch=batch)
   params, step, moments, _ = checkpoints.load_initial(path, tr.abstract_state.params)
@@ -412,7 +414,7 @@ def test_a_t5x_checkpoint_lands_on_a_sharded_mesh(layout):
 
 
 def test_eval_of_a_t5x_checkpoint_reports_its_step_and_writes_only_to_output_dir(tmp_path):
-  from flan_jax import eval as eval_lib
+  from flan_jax.evaluation import evaluate as eval_lib
   import seqio
   spm = os.path.join(os.path.dirname(seqio.__file__), "test_data", "sentencepiece", "sentencepiece.model")
   from flan_jax.tasks import api, templates
@@ -434,5 +436,5 @@ def test_eval_of_a_t5x_checkpoint_reports_its_step_and_writes_only_to_output_dir
 
 
 def infer_decode_config():
-  from flan_jax import decoding
+  from flan_jax.inference import decoding
   return decoding.DecodeConfig(max_decode_len=4, search="greedy")

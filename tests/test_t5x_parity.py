@@ -11,7 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flan_jax import optim, trainer
+from flan_jax.checkpointing import param_trees
+from flan_jax.core import optim
+from flan_jax.training import trainer
 from flan_jax.models import palm, t5
 from tests.helpers import make_trainer, random_encdec_batch
 
@@ -174,7 +176,7 @@ def test_adafactor_matches_t5x_on_t5_tiny_including_attention_kernels():
   assert v_row["decoder/layers_0/self_attention/out/kernel"].shape == (128,)
   assert v["decoder/layers_0/self_attention/out/kernel"].shape == (1,)
   # The statistics shard by the logical names of the dims they keep (embed -> fsdp, mlp -> model).
-  from flan_jax import partitioning
+  from flan_jax.core import partitioning
   specs = tx.state_logical_specs(params)
   is_spec = lambda x: isinstance(x, jax.sharding.PartitionSpec)
   to_mesh = lambda tree: {jax.tree_util.keystr(k, simple=True, separator="/"): partitioning.logical_to_mesh_spec(v)
@@ -295,7 +297,7 @@ def _v_hat(state, plan):
 
 def test_initial_checkpoint_from_a_run_records_its_adafactor_step(tmp_path):
   """A run's checkpoint gives INITIAL_CHECKPOINT_PATH its Adafactor step (initial + updates)."""
-  from flan_jax import checkpoints
+  from flan_jax.checkpointing import checkpoints
   tx, _ = optim.make_optimizer(optim.OptimizerConfig(), 10)
   params = {"w": jnp.ones((4, 3))}
   opt_state = optim.with_initial_step(tx.init(params), 1_000_000)._replace(count=jnp.asarray(7, jnp.int32))
@@ -305,7 +307,7 @@ def test_initial_checkpoint_from_a_run_records_its_adafactor_step(tmp_path):
   loaded, step = checkpoints.load_params_and_step(str(tmp_path), jax.eval_shape(lambda: params))
   assert step == 1_000_007
   np.testing.assert_array_equal(loaded["w"], np.ones((4, 3)))
-  checkpoints.save_params(str(tmp_path / "converted"), params)
+  param_trees.save_params(str(tmp_path / "converted"), params)
   assert checkpoints.load_params_and_step(str(tmp_path / "converted"))[1] is None
 
 
@@ -316,7 +318,7 @@ def test_initial_checkpoint_from_a_run_records_its_adafactor_step(tmp_path):
 # non-EOS extensions stay live; the K best finished are kept; at the end the best finished
 # hypothesis wins, the live beams only where nothing finished.
 
-from flan_jax import decoding  # noqa: E402
+from flan_jax.inference import decoding  # noqa: E402
 
 TOY_V, TOY_ROWS, TOY_N = 40, 200, 8
 
@@ -430,7 +432,7 @@ def test_default_decode_is_t5x_beam_search_with_one_beam():
 
 
 def test_label_smoothing_as_t5x_losses():
-  from flan_jax import losses
+  from flan_jax.core import losses
   rng = np.random.default_rng(0)
   v, ls = 11, 0.1
   logits = rng.normal(size=(2, 3, v)).astype(np.float32) * 3

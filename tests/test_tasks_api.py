@@ -272,32 +272,31 @@ def test_metrics():
 
 
 def test_a_family_name_is_the_mixture_of_its_formats_at_equal_rates(register):
-  from flan_jax import data
+  from flan_jax.tasks import lookup
   names = register("fam", rationale_key="rationale")
-  mixture = data.get_mixture_or_task(PREFIX + "fam")
+  mixture = lookup.get_mixture_or_task(PREFIX + "fam")
   assert {t.name: mixture.get_rate(t) for t in mixture.tasks} == {n: 1.0 for n in names}
   assert PREFIX + "fam" not in api.list_mixtures()   # mixtures list the real ones, not per-family ones
-  from flan_jax import evaluator
-  assert evaluator.expand_tasks([PREFIX + "fam"]) == sorted(names)  # eval takes family names too
+  assert lookup.expand_tasks([PREFIX + "fam"]) == sorted(names)  # eval takes family names too
   register("fam")  # re-registering (now without CoT) replaces the family's mixture too
-  assert {t.name for t in data.get_mixture_or_task(PREFIX + "fam").tasks} == {
+  assert {t.name for t in lookup.get_mixture_or_task(PREFIX + "fam").tasks} == {
       PREFIX + "fam_" + f for f in ("zsopt", "zsnoopt", "fsopt", "fsnoopt")}
 
 
 def test_unknown_names_suggest_accepted_names(register, monkeypatch):
-  from flan_jax import data
+  from flan_jax.tasks import lookup
   register("bigger")
   accepted = [PREFIX + "bigger", PREFIX + "bigger_zsopt", "flan_jax_embedded"]
   monkeypatch.setattr(api, "accepted_names", lambda: accepted)
   with pytest.raises(ValueError) as e:
-    data.get_mixture_or_task(PREFIX + "biger")
+    lookup.get_mixture_or_task(PREFIX + "biger")
   assert str(e.value) == (
       f"unknown task or mixture '{PREFIX}biger' (gin: MIXTURE_OR_TASK_NAME). Did you mean: {PREFIX}bigger, "
       f"{PREFIX}bigger_zsopt? Accepted: a task family (`flan-jax tasks list`; `--all` adds the embedded ones), "
       "a mixture (`flan-jax tasks list --mixtures`), or a family's format variant "
       "FAMILY_zsopt/_zsnoopt/_fsopt/_fsnoopt/_zscot/_fscot; the modules in TASK_MODULES register 3 names.")
   # A Flan 2022 task whose collection module is not imported: say which module registers it.
-  assert data.unknown_task_message("muffin_anli_r1_zsopt") == (
+  assert lookup.unknown_task_message("muffin_anli_r1_zsopt") == (
       "unknown task or mixture 'muffin_anli_r1_zsopt' (gin: MIXTURE_OR_TASK_NAME). 'muffin_anli_r1' is a "
       "Flan 2022 task (muffin) whose module is not imported: add 'flan_jax.tasks.mixtures' to TASK_MODULES, e.g. "
       "--gin.TASK_MODULES=\"['flan_jax.tasks.embedded', 'flan_jax.tasks.mixtures']\". Accepted: a task family "
@@ -307,8 +306,8 @@ def test_unknown_names_suggest_accepted_names(register, monkeypatch):
 
 
 def test_tasks_list_mixtures_and_all_are_accepted_names(capsys, tmp_path, monkeypatch):
-  from flan_jax import data
-  from flan_jax.tasks import cli
+  from flan_jax.tasks import lookup
+  from flan_jax.tasks import tasks_cli as cli
   from flan_jax.tasks.collections import catalogue
   monkeypatch.setenv(catalogue.DATA_DIR_ENV, str(tmp_path))
   assert cli.main(["list", "--mixtures"]) == 0
@@ -322,7 +321,7 @@ def test_tasks_list_mixtures_and_all_are_accepted_names(capsys, tmp_path, monkey
   assert set(mixtures) <= set(everything)
   assert {"muffin_anli_r1", "cot_gsm8k", "embedded_arithmetic", "embedded_date_arithmetic"} <= set(everything)
   for name in ("muffin_anli_r1", "niv2_task001_quoref_question_generation", "embedded_arithmetic", "flan2022_cot"):
-    assert data.get_mixture_or_task(name).name == name
+    assert lookup.get_mixture_or_task(name).name == name
 
 
 @pytest.mark.parametrize("argv,error", [
@@ -352,7 +351,7 @@ def test_tasks_show_explains_bad_names_and_formats(argv, error, capsys, tmp_path
     (["show", "embedded_arithmetic", "--format", "fscot"], "[embedded_arithmetic_fscot validation #0, template"),
 ])
 def test_tasks_show_variants_embedded_tasks_and_niv2_spelling(argv, header, capsys, tmp_path, monkeypatch):
-  from flan_jax.tasks import cli
+  from flan_jax.tasks import tasks_cli as cli
   from flan_jax.tasks.collections import catalogue, muffin, niv2
   monkeypatch.setenv(catalogue.DATA_DIR_ENV, str(tmp_path))
   # Registrations are process-wide: another test of this worker may have registered these
@@ -374,8 +373,8 @@ def test_tasks_show_variants_embedded_tasks_and_niv2_spelling(argv, header, caps
 
 def test_a_task_module_that_is_nowhere_is_named_with_where_it_was_looked_for():
   import os
-  from flan_jax import data
+  from flan_jax.tasks import lookup
   with pytest.raises(ValueError) as e:
-    data.import_task_modules(["flan_jax.tasks.embedded", "no_such_task_module"])
+    lookup.import_task_modules(["flan_jax.tasks.embedded", "no_such_task_module"])
   assert str(e.value) == ("cannot import task module 'no_such_task_module' (gin: TASK_MODULES): No module named "
                           f"'no_such_task_module' (looked on sys.path and in the working directory {os.getcwd()})")

@@ -48,7 +48,7 @@ def test_train_learns_and_leaves_a_checkpoint(tmp_path):
     assert key in rows[-1]
   assert "tok/s" in out.stdout and "ETA" in out.stdout
   # Our lines only: no TensorFlow/absl C++ log lines (oneDNN, cudart_stub, cuInit), no tf.data
-  # cache warnings (flan_jax/console.py, data.py).
+  # cache warnings (flan_jax/runtime/console.py, data.py).
   noise = [line for line in (out.stdout + out.stderr).splitlines()
            if re.match(r"[IWEF]\d{4} \d\d:\d\d:\d\d", line) or "absl::InitializeLog" in line
            or "oneDNN" in line or "cuInit" in line or "dataset being cached" in line]

@@ -5,7 +5,8 @@ import numpy as np
 import optax
 import pytest
 
-from flan_jax import losses, optim, partitioning, trainer
+from flan_jax.core import losses, optim, partitioning
+from flan_jax.training import trainer
 from flan_jax.models import t5
 from tests.helpers import TINY_T5, make_trainer, random_encdec_batch, tree_max_rel_diff
 

@@ -22,8 +22,12 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from flax import traverse_util
 
-from flan_jax.run_guard import SaveFailed
+from flan_jax import models
+from flan_jax.checkpointing import param_trees, t5x
+from flan_jax.models import record
+from flan_jax.runtime.run_guard import SaveFailed
 
 PyTree = Any
 
@@ -244,26 +248,6 @@ def _root_cause(e: BaseException) -> str:
   return (line[:400] + "...") if len(line) > 400 else line
 
 
-def save_params(directory: str, params: PyTree, gin_config: str | None = None, *, streaming: bool = False) -> None:
-  """Writes a parameter-only checkpoint (numpy or jax arrays) to `directory`.
-
-  `streaming`: for a tree of jax arrays as large as the host's memory allows (a converted
-  XXL): written synchronously, 1 GB in flight, without orbax's compression, whose buffers
-  would hold a second copy of much of the model; the same format, read back as any other."""
-  directory = _abs(directory)
-  os.makedirs(directory, exist_ok=True)
-  if streaming:
-    handler = ocp.PyTreeCheckpointHandler(save_concurrent_gb=1, use_compression=False)
-    ocp.Checkpointer(handler).save(os.path.join(directory, "params"), args=ocp.args.PyTreeSave(params), force=True)
-  else:
-    ckptr = ocp.StandardCheckpointer()
-    ckptr.save(os.path.join(directory, "params"), params, force=True)
-    ckptr.wait_until_finished()
-  if gin_config is not None:
-    with open(os.path.join(directory, "model.gin"), "w") as f:
-      f.write(gin_config)
-
-
 def saved_steps(model_dir: str) -> list[int]:
   """The step numbers under MODEL_DIR/checkpoints (local paths; listed, not validated), sorted."""
   directory = os.path.join(_abs(model_dir), "checkpoints")
@@ -298,7 +282,7 @@ def _find_params_item(path: str) -> tuple[str, str]:
 
 def _metadata_tree(item: str) -> PyTree:
   """The saved tree of array metadata (shapes, dtypes) of an orbax item. (orbax's warning that
-  the item has no step metadata of its own is dropped by `flan_jax.console.quiet`.)"""
+  the item has no step metadata of its own is dropped by `flan_jax.runtime.console.quiet`.)"""
   meta = ocp.StandardCheckpointer().metadata(item)
   tree = getattr(meta, "item_metadata", meta)
   return getattr(tree, "tree", tree)
@@ -311,25 +295,28 @@ def has_run_checkpoints(model_dir: str) -> bool:
   return bool(saved_steps(model_dir))
 
 
-def _t5x(path: str):
-  """The T5X reader module when PATH is a T5X checkpoint (no flan_jax files there), else None."""
-  from flan_jax.convert import t5x
+def is_t5x(path: str) -> bool:
+  """Whether PATH is a T5X checkpoint (read by `flan_jax.checkpointing.t5x`), not a flan_jax one
+  (no flan_jax files there)."""
   local_flan = "://" not in str(path) and os.path.isdir(path) and (
       os.path.isdir(os.path.join(path, "params")) or os.path.isdir(os.path.join(path, "state"))
       or bool(saved_steps(path)))
-  return None if local_flan or not t5x.looks_like_t5x(path) else t5x
+  return not local_flan and t5x.looks_like_t5x(path)
 
 
-def is_t5x(path: str) -> bool:
-  """Whether PATH is a T5X checkpoint (read by `flan_jax.convert.t5x`), not a flan_jax one."""
-  return _t5x(path) is not None
+def read_model_record(path: str) -> record.ModelRecord:
+  """The model record of any checkpoint: `record.read_record`'s (model.json of a converted
+  checkpoint, a MODEL_DIR or one of its step directories), or for a T5X checkpoint (which
+  records no model) the model its parameters' shapes give."""
+  if t5x.looks_like_t5x(path) and not os.path.isfile(os.path.join(path, record.RECORD_FILE)):
+    return t5x.model_record(path)
+  return record.read_record(path)
 
 
 def check_params_path(path: str) -> None:
   """Fails early, naming the path, if INITIAL_CHECKPOINT_PATH is not a checkpoint we can load
   (a T5X checkpoint: its index is read and checked)."""
-  t5x = _t5x(path)
-  if t5x is not None:
+  if is_t5x(path):
     try:
       t5x.open_checkpoint(path)
     except ValueError as e:
@@ -354,21 +341,19 @@ def load_initial(path: str, abstract_params: PyTree) -> tuple[PyTree, int | None
   shardings, the step the checkpoint records (None if none), Adafactor moments to carry
   (`convert.t5x`'s form, {} if none) and, when there are none, why not (None if the
   checkpoint kind never has them: a flan_jax run's state restarts its optimizer)."""
-  t5x = _t5x(path)
-  if t5x is not None:
-    ckpt, cfg = _t5x_model(path, abstract_params, t5x)
+  if is_t5x(path):
+    ckpt, cfg = _t5x_model(path, abstract_params)
     return t5x.read_params(ckpt, cfg, abstract_params, _place), ckpt.step, *t5x.read_moments(ckpt, cfg)
   params, step = load_params_and_step(path, abstract_params)
   moments_dir = os.path.join(_abs(path), "adafactor_moments", "params")
   if os.path.isdir(moments_dir):
-    from flan_jax.convert import t5x as t5x_module
     with jax.default_device(jax.devices("cpu")[0]):
       tree = ocp.StandardCheckpointer().restore(moments_dir)
-    return params, step, t5x_module.moments_from_tree(jax.tree.map(np.asarray, _plain(tree))), None
+    return params, step, t5x.moments_from_tree(jax.tree.map(np.asarray, param_trees.plain(tree))), None
   return params, step, {}, None
 
 
-def _t5x_model(path: str, abstract_params: PyTree | None, t5x):
+def _t5x_model(path: str, abstract_params: PyTree | None):
   """(opened T5X checkpoint, the T5Config it is read as: its shapes', laid out as
   `abstract_params` is)."""
   import dataclasses
@@ -407,12 +392,11 @@ def load_params_and_step(path: str, abstract_params: PyTree | None = None) -> tu
   stacked or unstacked, and placed on those shardings.
   Without it they come back as host numpy arrays.
 
-  A T5X checkpoint (`flan_jax.convert.t5x`) is read array by array onto those shardings;
+  A T5X checkpoint (`flan_jax.checkpointing.t5x`) is read array by array onto those shardings;
   its step is T5X's. A converted checkpoint's step is the one its model.json records.
   """
-  t5x = _t5x(path)
-  if t5x is not None:
-    ckpt, cfg = _t5x_model(path, abstract_params, t5x)
+  if is_t5x(path):
+    ckpt, cfg = _t5x_model(path, abstract_params)
     return t5x.read_params(ckpt, cfg, abstract_params, _place if abstract_params is not None else None), ckpt.step
   item, kind = _find_params_item(path)
   if kind == "params":
@@ -423,7 +407,6 @@ def load_params_and_step(path: str, abstract_params: PyTree | None = None) -> tu
 
 def _recorded_step(path: str) -> int | None:
   """The `step` a converted checkpoint's model record holds (from-t5x), else None."""
-  from flan_jax.models import record
   try:
     return record.read_record(path).step
   except record.RecordError:
@@ -435,7 +418,7 @@ def _load_params_item(item: str, kind: str, abstract_params: PyTree | None) -> t
   tree = _metadata_tree(item)
   saved_params = tree["params"] if kind == "state" else tree
   if abstract_params is not None and _stacked(saved_params) != _stacked(abstract_params):
-    why = _structure_difference(saved_params, abstract_params)  # from metadata, before reading anything
+    why = param_trees.structure_difference(saved_params, abstract_params)  # from metadata, before reading anything
     if why:
       raise CheckpointError(f"parameters in {item} do not match the model, even after converting the layer "
                             f"layout (scan_layers): {why}")
@@ -463,27 +446,18 @@ def _load_params_item(item: str, kind: str, abstract_params: PyTree | None) -> t
 
 
 def _stacked(tree: PyTree) -> bool:
-  from flan_jax.models import has_stacked_layers
-  return has_stacked_layers(_plain(tree))
-
-
-def _plain(tree: PyTree) -> PyTree:
-  """Nested plain dicts of the leaves (orbax metadata trees may be other mappings)."""
-  if hasattr(tree, "items") and not hasattr(tree, "shape"):
-    return {k: _plain(v) for k, v in tree.items()}
-  return tree
+  return models.has_stacked_layers(param_trees.plain(tree))
 
 
 def _load_relayout(ckptr, item: str, kind: str, abstract_params: PyTree) -> tuple[PyTree, int | None]:
   """Restores on the host, converts the layer layout to `abstract_params`'s, places each array."""
-  from flan_jax.models import stack_layers, unstack_layers
   with jax.default_device(jax.devices("cpu")[0]):
     restored = ckptr.restore(item)
   step = _optimizer_step(restored) if kind == "state" else None
-  params = _plain(restored["params"] if kind == "state" else restored)
+  params = param_trees.plain(restored["params"] if kind == "state" else restored)
   params = jax.tree.map(np.asarray, params)
-  params = unstack_layers(params) if _stacked(params) else stack_layers(params)
-  want = _plain(abstract_params)
+  params = models.unstack_layers(params) if _stacked(params) else models.stack_layers(params)
+  want = param_trees.plain(abstract_params)
 
   return jax.tree.map(_place, params, want), step
 
@@ -491,8 +465,7 @@ def _load_relayout(ckptr, item: str, kind: str, abstract_params: PyTree) -> tupl
 def params_item(path: str) -> str:
   """The orbax item holding a checkpoint's parameters; "no such directory" / "no checkpoint in"
   errors name the path. A T5X checkpoint: its checkpoint_<step> directory."""
-  t5x = _t5x(path)
-  if t5x is not None:
+  if is_t5x(path):
     try:
       return t5x.checkpoint_dir(path)
     except ValueError as e:
@@ -506,55 +479,20 @@ def params_item(path: str) -> str:
                           "directory with state/, or a MODEL_DIR with checkpoints/<step>/") from e
 
 
-def _unstacked_shapes(flat: dict) -> dict[str, tuple[int, ...]]:
-  """{'a/layers_3/b': shape} from flattened parameters of either layer layout: a scanned
-  stack `a/layers/b` [n, ...] is listed as its n layers, so the two layouts compare equal."""
-  out = {}
-  for k, v in flat.items():
-    shape = tuple(v.shape)
-    if "layers" in k:
-      at = k.index("layers")
-      for i in range(shape[0]):
-        out["/".join(k[:at] + (f"layers_{i}",) + k[at + 1:])] = shape[1:]
-    else:
-      out["/".join(k)] = shape
-  return out
-
-
-def _structure_difference(saved: PyTree, wanted: PyTree, model: str = "the model") -> str | None:
-  """None if two parameter trees (arrays or metadata) have the same paths and shapes, layer by
-  layer in either layout; else a line naming the first parameter that differs."""
-  from flax import traverse_util
-  saved = _unstacked_shapes(traverse_util.flatten_dict(_plain(saved)))
-  wanted = _unstacked_shapes(traverse_util.flatten_dict(_plain(wanted)))
-  if saved == wanted:
-    return None
-  first = min(set(saved) ^ set(wanted) or {k for k in saved if saved[k] != wanted[k]})
-  if first not in saved:
-    what = f"{model} has parameter {first} {wanted[first]}, which the checkpoint lacks"
-  elif first not in wanted:
-    what = f"the checkpoint has parameter {first} {saved[first]}, which {model} lacks"
-  else:
-    what = f"parameter {first} is {saved[first]} in the checkpoint but {wanted[first]} in {model}"
-  return f"({len(saved)} parameters saved, {len(wanted)} expected): {what}"
-
-
 def check_params_structure(path: str, abstract_params: PyTree, model: str = "the model") -> None:
   """Raises CheckpointError naming the first parameter whose path or shape differs between the
   checkpoint at `path` and `abstract_params` (a few lines, not the whole tree)."""
-  t5x = _t5x(path)
-  if t5x is not None:
-    from flax import traverse_util
+  if is_t5x(path):
     ckpt = t5x.open_checkpoint(path)
     shapes = t5x.flan_shapes(t5x.layout(ckpt, None)[0])
     saved = traverse_util.unflatten_dict({p: np.empty(s, np.uint8) for p, s in shapes.items()})
-    why = _structure_difference(saved, abstract_params, model)
+    why = param_trees.structure_difference(saved, abstract_params, model)
     if why:
       raise CheckpointError(f"{path} holds another model {why}. Use the model it was saved with.")
     return
   item, kind = _find_params_item(path)
   tree = _metadata_tree(item)
-  why = _structure_difference(tree["params"] if kind == "state" else tree, abstract_params, model)
+  why = param_trees.structure_difference(tree["params"] if kind == "state" else tree, abstract_params, model)
   if why:
     raise CheckpointError(f"{path} holds another model {why}. Use the model it was saved with, or another "
                           "directory.")

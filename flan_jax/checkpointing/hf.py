@@ -27,9 +27,10 @@ import sys
 from typing import Any, Iterator, Mapping
 
 import numpy as np
+from flax import traverse_util
 
 from flan_jax.models.family import stack_layers, unstack_layers
-from flan_jax.models.t5 import EncoderDecoder, T5Config
+from flan_jax.models.t5 import EncoderDecoder, T5Config, Transformer
 
 PyTree = Any
 Layout = str  # "same" | "transpose" | "qkv" | "out"
@@ -244,7 +245,7 @@ def _to_hf(kernel: np.ndarray, layout: Layout) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _model_shapes(cfg: T5Config) -> dict[tuple[str, ...], tuple[int, ...]]:
+def model_shapes(cfg: T5Config) -> dict[tuple[str, ...], tuple[int, ...]]:
   """Shapes of `Transformer(cfg)`'s parameters by path, unscanned layout (abstract init, no
   memory); a `scan_layers` model is converted through this layout and stacked afterwards."""
   import dataclasses
@@ -252,8 +253,6 @@ def _model_shapes(cfg: T5Config) -> dict[tuple[str, ...], tuple[int, ...]]:
   import flax.linen as nn
   import jax
   import jax.numpy as jnp
-  from flax import traverse_util
-  from flan_jax.models.t5 import Transformer
 
   tokens = jnp.ones((1, 2), jnp.int32)
   abstract = jax.eval_shape(lambda: Transformer(cfg).init(jax.random.PRNGKey(0), tokens, tokens))
@@ -272,9 +271,8 @@ def params_from_hf(state_dict: Mapping[str, np.ndarray], cfg: T5Config, *,
   Every tensor the model needs must be present and every key must be used; errors
   name the key and, through `key_files` (key -> file), the file holding it.
   """
-  from flax import traverse_util
 
-  shapes = _model_shapes(cfg)
+  shapes = model_shapes(cfg)
   remaining = dict(state_dict)
   shared = remaining.get("shared.weight")
   for alias in _TIED_ALIASES:
@@ -333,14 +331,13 @@ def _plain_dicts(tree: Any) -> Any:
 def params_to_hf(params: PyTree, cfg: T5Config) -> dict[str, np.ndarray]:
   """HF T5ForConditionalGeneration state dict (numpy) from our parameter tree."""
   import flax.linen as nn
-  from flax import traverse_util
 
   params = nn.meta.unbox(params)
   if isinstance(params, Mapping) and set(params) == {"params"}:
     params = params["params"]
   params = unstack_layers(_plain_dicts(params))  # a scan_layers model: layers_i, as HF numbers its blocks
   flat = {path: np.asarray(x) for path, x in traverse_util.flatten_dict(dict(params)).items()}
-  shapes = _model_shapes(cfg)
+  shapes = model_shapes(cfg)
   if set(flat) != set(shapes):
     extra, lacking = sorted(set(flat) - set(shapes)), sorted(set(shapes) - set(flat))
     raise ConversionError(f"parameters do not match T5Config: missing {['/'.join(p) for p in lacking][:8]}, "
@@ -445,45 +442,6 @@ def write_hf_dir(dst_dir: str, params: PyTree, cfg: T5Config) -> None:
   safetensors.numpy.save_file(state_dict, os.path.join(dst_dir, WEIGHTS_FILE), metadata={"format": "pt"})
 
 
-def _hf_extra_ids(src_dir: str) -> int:
-  """How many T5 sentinel ids (<extra_id_N>) the HF tokenizer adds after the SentencePiece
-  pieces: tokenizer_config.json's `extra_ids`, else its sentinel tokens, else none."""
-  path = os.path.join(src_dir, TOKENIZER_CONFIG_FILE)
-  if not os.path.isfile(path):
-    return 0
-  tok = _read_json(path)
-  if not isinstance(tok, dict):
-    raise ConversionError(f"{path}: expected a JSON object, got {type(tok).__name__}")
-  if isinstance(tok.get("extra_ids"), int):
-    return tok["extra_ids"]
-  names = [t if isinstance(t, str) else t.get("content", "") for t in tok.get("additional_special_tokens") or []]
-  names += [t.get("content", "") for t in (tok.get("added_tokens_decoder") or {}).values() if isinstance(t, dict)]
-  return len({n for n in names if n.startswith("<extra_id_")})
-
-
-def from_hf(src_dir: str, dst_dir: str, *, overwrite: bool = False) -> T5Config:
-  """Converts a Hugging Face T5 directory into a flan_jax parameter checkpoint: params/,
-  model.json and, when SRC has one, its SentencePiece model as spiece.model. Every input is
-  read and checked before DST (new or empty, or `overwrite`) is written, all at once."""
-  from flan_jax import checkpoints
-  from flan_jax.convert import output
-  from flan_jax.models import record
-  output.check_destination(dst_dir, src_dir, overwrite=overwrite)
-  hf_config, state_dict, key_files = read_hf_dir(src_dir)
-  cfg = config_from_hf(hf_config, source=os.path.join(src_dir, CONFIG_FILE))
-  params = params_from_hf(state_dict, cfg, key_files=key_files, source=src_dir)
-  spm = os.path.join(src_dir, SPM_FILE)
-  if not os.path.isfile(spm):
-    spm = None
-    print(f"flan-jax convert from-hf: note: {src_dir} has no {SPM_FILE}; the checkpoint records no vocabulary, "
-          "so generate/infer/eval need --vocab (the model's SentencePiece file)", file=sys.stderr)
-  extra_ids = _hf_extra_ids(src_dir) if spm else 0
-  with output.staged(dst_dir) as tmp:
-    checkpoints.save_params(tmp, params)
-    record.write_record(tmp, cfg, spm, extra_ids=extra_ids, note=f"flan-jax convert from-hf {os.path.abspath(src_dir)}")
-  return cfg
-
-
 def write_tokenizer(dst_dir: str, spm_file: str, extra_ids: int) -> None:
   """spiece.model + tokenizer_config.json: what `AutoTokenizer.from_pretrained` needs to build
   T5's tokenizer (ids: the SentencePiece pieces, then `extra_ids` sentinels)."""
@@ -493,54 +451,3 @@ def write_tokenizer(dst_dir: str, spm_file: str, extra_ids: int) -> None:
     json.dump({"tokenizer_class": "T5Tokenizer", "extra_ids": extra_ids, "eos_token": "</s>",
                "unk_token": "<unk>", "pad_token": "<pad>", "model_max_length": 512}, f, indent=2)
     f.write("\n")
-
-
-def to_hf(src: str, dst_dir: str, *, overwrite: bool = False) -> T5Config:
-  """Converts a flan_jax checkpoint (converted params dir, run step or MODEL_DIR) into a Hugging
-  Face directory: config.json, model.safetensors and, when recorded, the tokenizer files. DST
-  must be new or empty (or `overwrite`); it is written all at once."""
-  from flan_jax import checkpoints
-  from flan_jax.convert import output
-  from flan_jax.models import record
-  output.check_destination(dst_dir, src, overwrite=overwrite)
-  checkpoints.params_item(src)  # "no such directory" / "no checkpoint in"
-  rec = record.read_record(src)
-  if rec.family.name != EncoderDecoder.name:
-    raise ConversionError(f"{rec.source} records a {rec.family.name} model; to-hf writes T5ForConditionalGeneration "
-                          "(encoder_decoder models) only")
-  cfg = rec.config
-  config_to_hf(cfg)  # refused before any array is read
-  params = checkpoints.load_params(src)
-  with output.staged(dst_dir) as tmp:
-    write_hf_dir(tmp, params, cfg)
-    if rec.vocabulary_file is not None:
-      write_tokenizer(tmp, rec.vocabulary_file, rec.extra_ids)
-    elif rec.source.endswith(".gin"):  # a run from before model.json: it trained on the shipped vocabulary
-      from flan_jax.tasks import vocab
-      write_tokenizer(tmp, str(vocab.DEFAULT_SPM_PATH), vocab.DEFAULT_EXTRA_IDS)
-  return cfg
-
-
-def main(argv: list[str]) -> int:
-  """`flan-jax convert from-hf SRC DST` / `flan-jax convert to-hf SRC DST`."""
-  from flan_jax import cli_args
-  parser = cli_args.convert_parser()
-  args = parser.parse_args(argv)
-  if args.command == "from-t5x":
-    from flan_jax.convert import t5x
-    return t5x.main(args)
-  try:
-    if args.command == "from-hf":
-      cfg = from_hf(args.src, args.dst, overwrite=args.overwrite)
-    else:
-      cfg = to_hf(args.src, args.dst, overwrite=args.overwrite)
-  except ValueError as e:  # ConversionError, CheckpointError
-    print(f"flan-jax convert {args.command}: error: {e}", file=sys.stderr)
-    return 1
-  print(f"wrote {args.dst} ({cfg.num_encoder_layers}+{cfg.num_decoder_layers} layers, d_model {cfg.emb_dim}, "
-        f"vocab {cfg.vocab_size})")
-  return 0
-
-
-if __name__ == "__main__":
-  sys.exit(main(sys.argv[1:]))

@@ -40,8 +40,13 @@ import sys
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
+from flax import serialization, traverse_util
 
-from flan_jax.convert.hf import ConversionError
+from flan_jax.checkpointing import hf, param_trees
+from flan_jax.core import optim
+from flan_jax.models import has_stacked_layers, record
+from flan_jax.models.t5 import EncoderDecoder, T5Config
+from flan_jax.checkpointing.hf import ConversionError
 
 PyTree = Any
 INDEX_FILE = "checkpoint"
@@ -191,7 +196,6 @@ class T5XCheckpoint:
     raw = _read_object(self.directory, INDEX_FILE)
     if raw is None:
       raise ConversionError(f"{self.directory} has no T5X '{INDEX_FILE}' file (the msgpack index)")
-    from flax import serialization
     try:
       contents = serialization.msgpack_restore(raw)
     except Exception as e:  # pylint: disable=broad-except  (msgpack raises assorted types)
@@ -380,7 +384,6 @@ def infer_config(ckpt: T5XCheckpoint, recipe=None):
   """(T5Config, list of notes): the model from the parameters' shapes; with `recipe` (a
   T5Config, e.g. from the recipe's gin file) every field the shapes determine is checked
   against it and the recipe's other fields (activations, dtype, scan_layers ...) are kept."""
-  from flan_jax.models.t5 import T5Config
   sources, facts = layout(ckpt, None)
   shapes = flan_shapes(sources)
   notes = []
@@ -444,9 +447,7 @@ def _field_param(key: str) -> str:
 
 
 def _target_leaves(abstract: PyTree) -> list[tuple[tuple[str, ...], Any]]:
-  from flax import traverse_util
-  from flan_jax.checkpoints import _plain
-  return list(traverse_util.flatten_dict(_plain(abstract)).items())
+  return list(traverse_util.flatten_dict(param_trees.plain(abstract)).items())
 
 
 def read_params(ckpt: T5XCheckpoint, cfg, abstract: PyTree | None = None,
@@ -456,19 +457,15 @@ def read_params(ckpt: T5XCheckpoint, cfg, abstract: PyTree | None = None,
   index, and `place(array, abstract_leaf)` puts each array where it belongs (e.g. onto its
   sharding). Each T5X array is read once; a host array is dropped once its last parameter
   has been placed."""
-  from flax import traverse_util
-  from flan_jax.checkpoints import _structure_difference
-  from flan_jax.models import has_stacked_layers
   sources, _ = layout(ckpt, cfg.num_heads)
   shapes = flan_shapes(sources)
   if abstract is None:
-    from flan_jax.convert.hf import _model_shapes
-    wanted = traverse_util.unflatten_dict({p: np.empty(s, np.uint8) for p, s in _model_shapes(cfg).items()})
+    wanted = traverse_util.unflatten_dict({p: np.empty(s, np.uint8) for p, s in hf.model_shapes(cfg).items()})
     stacked = cfg.scan_layers
   else:
     wanted = abstract
     stacked = has_stacked_layers(_plain_tree(abstract))
-  why = _structure_difference(traverse_util.unflatten_dict({p: np.empty(s, np.uint8) for p, s in shapes.items()}),
+  why = param_trees.structure_difference(traverse_util.unflatten_dict({p: np.empty(s, np.uint8) for p, s in shapes.items()}),
                               wanted, "the model")
   if why:
     raise ConversionError(f"{ckpt.directory} holds another model than the one asked for {why}")
@@ -513,8 +510,7 @@ def read_params(ckpt: T5XCheckpoint, cfg, abstract: PyTree | None = None,
 
 
 def _plain_tree(tree):
-  from flan_jax.checkpoints import _plain
-  return _plain(tree)
+  return param_trees.plain(tree)
 
 
 def _stacked_paths(shapes: Mapping[tuple[str, ...], Any]) -> list[tuple[str, ...]]:
@@ -527,7 +523,6 @@ def _stacked_paths(shapes: Mapping[tuple[str, ...], Any]) -> list[tuple[str, ...
 def read_moments(ckpt: T5XCheckpoint, cfg) -> tuple[dict, str | None]:
   """({flan_jax unscanned path: {keep key: array}}, None), or ({}, why) when the checkpoint
   holds no Adafactor statistics (another optimizer, or none saved)."""
-  from flan_jax import optim
   states = ckpt.param_states()
   if not states:
     return {}, f"{ckpt.index_path} holds no optimizer state (state/param_states)"
@@ -575,86 +570,19 @@ MOMENTS_DIR = "adafactor_moments"
 
 
 def _moments_tree(moments: Mapping[tuple[str, ...], Mapping[str, np.ndarray]]) -> dict:
-  from flax import traverse_util
   return traverse_util.unflatten_dict({path + (k,): v for path, d in moments.items() for k, v in d.items()})
 
 
 def moments_from_tree(tree: Mapping) -> dict:
-  from flax import traverse_util
   out: dict = {}
   for path, v in traverse_util.flatten_dict(dict(tree)).items():
     out.setdefault(path[:-1], {})[path[-1]] = np.asarray(v)
   return out
 
 
-def from_t5x(src: str, dst: str, *, vocab: str | None = None, extra_ids: int = 100,
-             gin_files: Sequence[str] = (), overwrite: bool = False, say=print) -> Any:
-  """Converts a T5X checkpoint into a flan_jax parameter checkpoint in DST: params/, the
-  Adafactor moments it carries (adafactor_moments/), model.json (with the step) and, with
-  `vocab`, spiece.model. The index and model are checked before anything is read, every array
-  is read and converted before DST is written, and DST (new or empty, or `overwrite`) is
-  written under a temporary name and renamed when complete."""
-  import jax
-  from flan_jax import checkpoints
-  from flan_jax.convert import output
-  from flan_jax.models import record
-  recipe = _recipe_model(gin_files) if gin_files else None
-  if vocab is not None and not os.path.isfile(vocab):
-    raise ConversionError(f"--vocab {vocab}: no such file")
-  output.check_destination(dst, src, overwrite=overwrite)
-  ckpt = T5XCheckpoint(src)
-  output.check_destination(dst, ckpt.directory, overwrite=overwrite)
-  cfg, notes = infer_config(ckpt, recipe)
-  cpu = jax.devices("cpu")[0]
-  # Each array goes to a (CPU) jax array as soon as it is read, so the host holds the model
-  # once, plus the array in flight.
-  params = read_params(ckpt, cfg, place=lambda x, _: jax.device_put(x, cpu))
-  moments, why = read_moments(ckpt, cfg)
-  vocab_note = (f"vocabulary {os.path.abspath(vocab)} (--vocab), extra_ids {extra_ids}" if vocab else
-                "no vocabulary: T5X checkpoints carry none; generate/infer/eval need --vocab, training uses the task's")
-  with output.staged(dst) as tmp:
-    checkpoints.save_params(tmp, params, streaming=True)
-    del params
-    if moments:
-      checkpoints.save_params(os.path.join(tmp, MOMENTS_DIR), _moments_tree(moments))
-    record.write_record(tmp, cfg, vocab, extra_ids=extra_ids if vocab else 0,
-                        note=f"flan-jax convert from-t5x {ckpt.directory}; {vocab_note}",
-                        extra={"step": ckpt.step, "source": {"format": "t5x", "path": ckpt.directory,
-                                                             "version": ckpt.version}})
-  for note in notes + ([f"Adafactor state not carried: {why}"] if why else []) + (
-      [] if vocab else ["no vocabulary recorded (T5X checkpoints carry none): pass --vocab to generate/infer/eval, "
-                        "or convert again with --vocab"]):
-    say(f"flan-jax convert from-t5x: note: {note}")
-  return cfg, ckpt.step
-
-
-def _recipe_model(gin_files: Sequence[str]):
-  from flan_jax import plan
-  try:
-    return plan.recipe_from_gin(list(gin_files)).model_config
-  except FileNotFoundError as e:
-    raise ConversionError(f"--gin_file: {e}") from e
-
-
-def main(args) -> int:
-  """`flan-jax convert from-t5x SRC DST [--vocab F] [--extra_ids N] [--gin_file RECIPE]`."""
-  try:
-    cfg, step = from_t5x(args.src, args.dst, vocab=args.vocab, extra_ids=args.extra_ids,
-                         gin_files=args.gin_file or (), overwrite=args.overwrite,
-                         say=lambda m: print(m, file=sys.stderr))
-  except ValueError as e:  # ConversionError, CheckpointError, RecordError
-    print(f"flan-jax convert from-t5x: error: {e}", file=sys.stderr)
-    return 1
-  print(f"wrote {args.dst} ({cfg.num_encoder_layers}+{cfg.num_decoder_layers} layers, d_model {cfg.emb_dim}, "
-        f"vocab {cfg.vocab_size}, step {step})")
-  return 0
-
-
 def model_record(path: str):
   """The model record of a T5X checkpoint: the model its shapes give, no vocabulary (T5X
   checkpoints carry none), its step."""
-  from flan_jax.models import record
-  from flan_jax.models.t5 import EncoderDecoder
   ckpt = open_checkpoint(path)
   cfg, _ = infer_config(ckpt)
   return record.ModelRecord(EncoderDecoder, cfg, None, 0, ckpt.index_path, ckpt.step)

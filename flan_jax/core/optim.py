@@ -393,7 +393,7 @@ def state_shardings(optimizer: Any, opt_state: PyTree, params: PyTree, param_sha
   """NamedShardings for an optimizer state. Adafactor's statistics follow the logical rules
   of the dims they keep; for other optax states, leaves shaped like their parameter follow
   its sharding and the rest are replicated."""
-  from flan_jax import partitioning
+  from flan_jax.core import partitioning
   rules = partitioning.LOGICAL_AXIS_RULES if rules is None else rules
   rep = NamedSharding(mesh, P())
   if isinstance(optimizer, Adafactor):
@@ -441,7 +441,7 @@ def with_moments(optimizer: Any, state: PyTree, params: PyTree, moments: Mapping
                  ) -> tuple[PyTree, int, list[str]]:
   """(state, parameters carried, parameters not carried): Adafactor's second-moment
   statistics taken from `moments` ({unscanned parameter path: {keep key: array}}, the form
-  `flan_jax.convert.t5x` reads T5X's `param_states` into) wherever they are exactly the
+  `flan_jax.checkpointing.t5x` reads T5X's `param_states` into) wherever they are exactly the
   accumulators this optimizer's factoring keeps: v_row keeps the dims that are not column
   dims, v_col those that are not row dims, an unfactored v all of them; a scanned stack takes
   layer i from `layers_i`. Any other parameter keeps its fresh (zero) statistics.

@@ -1,7 +1,7 @@
 """`flan-jax eval`: evaluate a checkpoint on benchmark tasks (gin-configurable, like t5x.eval).
 
-The entry point only: the evaluator is `flan_jax.evaluator`, answers and metrics
-`flan_jax.tasks.metrics`, the reports `flan_jax.eval_report`.
+The entry point only: the evaluator is `flan_jax.evaluation.evaluator`, answers and metrics
+`flan_jax.tasks.metrics`, the reports `flan_jax.evaluation.eval_report`.
 
     flan-jax eval --gin_file=gin/recipes/quickstart_eval.gin --gin.CHECKPOINT_PATH=/tmp/flan_jax_quickstart
 
@@ -25,10 +25,15 @@ from typing import Any, Sequence
 import gin
 import jax
 
-from flan_jax import (checkpoints, data, decoding, distributed, eval_report, gin_utils, infer,
-                      models, partitioning)
-from flan_jax import evaluator as evaluator_lib
+from flan_jax.checkpointing import checkpoints
+from flan_jax.inference import decoding, loading
+from flan_jax.runtime import distributed, gin_utils
+from flan_jax.evaluation import eval_report
+from flan_jax import models
+from flan_jax.core import partitioning
+from flan_jax.evaluation import evaluator as evaluator_lib
 from flan_jax.models import record
+from flan_jax.tasks import lookup
 
 
 @gin.configurable
@@ -55,7 +60,7 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
   Returns the results dict of `evaluator.summarize`; raises `evaluator.MetricError` (after
   writing the results) when a task's own metric failed.
   """
-  data.import_task_modules(task_modules)
+  lookup.import_task_modules(task_modules)
   names = list(mixture_or_task_names)
   if bigbench_tasks:
     from flan_jax.tasks import eval_suites  # registers the paper's suites too (reads no data)
@@ -64,7 +69,7 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
       print("no BIG-bench task files (flan-jax data prepare bigbench, or an installed bigbench "
             "package); skipping BIG-bench tasks", flush=True)
     names += registered
-  task_names = evaluator_lib.expand_tasks(names)
+  task_names = lookup.expand_tasks(names)
   if checkpoint_path is None:
     if model_config is None:
       raise ValueError("evaluate: with checkpoint_path=None (untrained model) bind evaluate.model_config")
@@ -72,14 +77,14 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
     inputs = models.family_for(model_config).init_inputs(model_config)
     params = jax.jit(lambda: decoder.model.init(jax.random.key(seed), **inputs))()["params"]
     step, label = None, name or "untrained"
-    vocabulary = infer.choose_vocabulary(record.ModelRecord(models.family_for(model_config), model_config, None, 0, "gin"),
+    vocabulary = loading.choose_vocabulary(record.ModelRecord(models.family_for(model_config), model_config, None, 0, "gin"),
                                          vocabulary_file) if vocabulary_file else None
   else:
     if output_dir is None and checkpoints.is_t5x(checkpoint_path):  # refused before anything is read
       raise ValueError(f"evaluate: set output_dir (OUTPUT_DIR): {checkpoint_path} is a T5X checkpoint, and results "
                        "are not written into it")
-    decoder, params, rec = infer.load_decoder(checkpoint_path, model_config, mesh)
-    vocabulary = infer.choose_vocabulary(rec, vocabulary_file or _tasks_vocabulary(rec, task_names))
+    decoder, params, rec = loading.load_decoder(checkpoint_path, model_config, mesh)
+    vocabulary = loading.choose_vocabulary(rec, vocabulary_file or _tasks_vocabulary(rec, task_names))
     step = checkpoints.step_of(checkpoint_path)
     step = rec.step if step is None else step  # a T5X or from-t5x checkpoint records its own
     label = name or os.path.basename(os.path.normpath(checkpoint_path))
@@ -111,7 +116,7 @@ def _tasks_vocabulary(rec, task_names: Sequence[str]):
     return None
   shared = {}
   for task_name in task_names:
-    vocab = infer.seqio_vocabulary(task_name)
+    vocab = loading.seqio_vocabulary(task_name)
     shared.setdefault(getattr(vocab, "sentencepiece_model_file", repr(vocab)), vocab)
   if len(shared) != 1:
     raise ValueError(f"{rec.source} records no vocabulary and the tasks use {len(shared)}; set VOCABULARY_FILE "

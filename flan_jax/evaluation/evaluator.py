@@ -9,7 +9,7 @@ postprocessors use too); where a task's score goes and how its answers are read 
 record its suite wrote when registering it (`metrics.record_eval_task`). A task outside
 the suites (e.g. a held-out FLAN family) goes to "Held-out Direct/CoT": CoT when its FLAN
 format is a CoT one, numeric when its catalogue category is arithmetic.
-Reports are written by `flan_jax.eval_report`; `flan-jax eval` is `flan_jax.eval`.
+Reports are written by `flan_jax.evaluation.eval_report`; `flan-jax eval` is `flan_jax.evaluation.evaluate`.
 """
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ import numpy as np
 
 # At import, not lazily: DecodeConfig is gin-configurable, and gin refuses new configurables
 # once a training run has locked the config.
-from flan_jax import decoding
-from flan_jax import eval_report
-from flan_jax.tasks import api
+from flan_jax.inference import decoding
+from flan_jax.evaluation import eval_report
+from flan_jax.tasks import api, lookup
 from flan_jax.tasks import cache as task_cache
 from flan_jax.tasks import metrics
 from flan_jax.tasks import scoring
@@ -165,7 +165,7 @@ def fitting_summary(exs: Sequence[EvalExample], input_length: int | None) -> dic
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
-  """How tasks are evaluated (plain arguments; `flan_jax.eval` builds it from gin).
+  """How tasks are evaluated (plain arguments; `flan_jax.evaluation.evaluate` builds it from gin).
 
   mode: "generate" decodes with `decode`; "score" picks the option of highest
     log-likelihood for tasks outside the suites that have options (others are generated).
@@ -435,35 +435,15 @@ def summarize(tasks: Mapping[str, dict], *, step: int | None = None, name: str =
   }
 
 
-def expand_tasks(names: Sequence[str]) -> list[str]:
-  """Task names, with mixtures replaced by their tasks (sorted, no duplicates)."""
-  import seqio
-  from flan_jax.tasks import api
-  out = []
-  for n in names:
-    if api.is_sampled_mixture(n):
-      out += api.sampled_mixture_tasks(n, "validation")
-    elif n in seqio.MixtureRegistry.names():
-      out += [t.name for t in seqio.get_mixture_or_task(n).tasks]
-    elif n in seqio.TaskRegistry.names():
-      out.append(n)
-    else:  # a task family is the mixture of its formats; anything else raises, naming close names
-      from flan_jax import data
-      out += [t.name for t in getattr(data.get_mixture_or_task(n), "tasks", ())]
-  return list(dict.fromkeys(sorted(out)))
-
-
-
-
 # ----------------------------------------------------------------------------------------
-# Evaluation inside the training loop (flan_jax.train: eval_period, eval_mixture_or_task_name).
+# Evaluation inside the training loop (flan_jax.training.train: eval_period, eval_mixture_or_task_name).
 
 
 def training_evaluator(model, mesh, mixture_or_task_name: str, *, max_examples: int, input_length: int,
                        max_decode_len: int, batch_size: int = 16) -> Evaluator:
   """An Evaluator over the training mesh, greedy decoding, built once per run."""
   decoder = decoding.SequenceDecoder(model, mesh)
-  return Evaluator(decoder, expand_tasks([mixture_or_task_name]),
+  return Evaluator(decoder, lookup.expand_tasks([mixture_or_task_name]),
                    decode_config=decoding.DecodeConfig(max_decode_len=max_decode_len),
                    config=EvalConfig(max_examples=max_examples, batch_size=batch_size,
                                      input_length=input_length))

@@ -60,7 +60,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from flan_jax import models, partitioning
+from flan_jax import models
+from flan_jax.core import partitioning
 
 PyTree = Any
 Array = jax.Array

@@ -16,7 +16,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from flan_jax import decoding, gin_utils, infer, partitioning
+from flan_jax.inference import decoding, loading
+from flan_jax.runtime import gin_utils
+from flan_jax.core import partitioning
 
 
 # What one request may ask for. Decoding allocates a cache of (prompt + generated) positions
@@ -60,8 +62,8 @@ class Generator:
     `max_input_length`: the most prompt tokens (EOS included) a prompt may have; longer ones are
     refused, naming the limit."""
     check_request(config.max_decode_len, max_input_length)
-    self.decoder, self.params, self.record = infer.load_decoder(checkpoint, mesh=partitioning.MeshConfig())
-    self.vocabulary = infer.choose_vocabulary(self.record, vocabulary)
+    self.decoder, self.params, self.record = loading.load_decoder(checkpoint, mesh=partitioning.MeshConfig())
+    self.vocabulary = loading.choose_vocabulary(self.record, vocabulary)
     self.config, self.seed, self.max_input_length = config, seed, max_input_length
 
   def complete(self, prompts: Sequence[str], where: str = "prompt") -> list[str]:
@@ -96,7 +98,7 @@ def _lines(stream) -> Iterable[tuple[int, str]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  from flan_jax import cli_args
+  from flan_jax.runtime import cli_args
   parser = cli_args.generate_parser()
   args = parser.parse_args(argv)
   if not args.prompts and not args.interactive:

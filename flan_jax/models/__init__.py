@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import flax.linen as nn
+import gin
 
 from flan_jax.models.family import Family, ModelConfig, has_stacked_layers, stack_layers, unstack_layers  # noqa: F401
 
@@ -48,6 +49,21 @@ def family_for(config_or_module: Any) -> Family:
     raise ValueError(f"unknown model config {type(config).__name__}; bind train.model_config to one of "
                      f"{names} (see gin/models/)")
   return max(matches, key=lambda f: len(type.mro(f.config_class)))
+
+
+def config_from_gin() -> ModelConfig:
+  """The model a parsed gin config sets: the MODEL_CONFIG macro (what gin/models/ files set),
+  else the one model config class the files bind."""
+  try:
+    ref = gin.query_parameter("%MODEL_CONFIG")
+  except ValueError:
+    ref = None
+  if ref is not None:
+    return ref.scoped_configurable_fn()
+  bound = [f.config_class for f in _FAMILIES.values() if gin.get_bindings(f.config_class.__name__)]
+  if len(bound) != 1:
+    raise ValueError("the gin files set no model: include a gin/models/... file (it sets MODEL_CONFIG)")
+  return bound[0]()
 
 
 def build_model(config: ModelConfig) -> tuple[nn.Module, str]:

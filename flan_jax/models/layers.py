@@ -3,7 +3,7 @@
 Shape letters used in names (as in nanodo): B batch, L query length, S key/value
 length, D model width (``embed``), H heads, K head dim (``kv``), F feed-forward
 width (``mlp``), V vocabulary. Every parameter is created with logical axis names;
-``flan_jax.partitioning`` maps those names onto the device mesh.
+``flan_jax.core.partitioning`` maps those names onto the device mesh.
 """
 from __future__ import annotations
 

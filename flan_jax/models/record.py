@@ -23,6 +23,7 @@ import re
 import shutil
 from typing import Any
 
+from flan_jax import models
 from flan_jax.models.family import Family, ModelConfig
 
 RECORD_FILE = "model.json"
@@ -63,7 +64,6 @@ def write_record(directory: str, config: ModelConfig, vocabulary_file: str | Non
   """Writes DIRECTORY/model.json and copies `vocabulary_file` to DIRECTORY/spiece.model.
   `extra`: further top-level fields (a converted checkpoint's `step` and `source`).
   Returns the record's path."""
-  from flan_jax import models
   family = models.family_for(config)
   os.makedirs(directory, exist_ok=True)
   record: dict[str, Any] = {"format": FORMAT, "family": family.name, "config": config.to_dict()}
@@ -100,7 +100,6 @@ def config_from_dict(family: Family, fields: dict[str, Any], where: str) -> Mode
 
 
 def _parse_record(path: str) -> ModelRecord:
-  from flan_jax import models
   try:
     with open(path) as f:
       data = json.load(f)
@@ -130,11 +129,8 @@ def candidate_dirs(checkpoint_path: str) -> list[str]:
 
 
 def read_record(checkpoint_path: str) -> ModelRecord:
-  """The model record of a converted checkpoint, a MODEL_DIR or one of its step directories;
-  for a T5X checkpoint (which records no model), the model its parameters' shapes give."""
-  from flan_jax.convert import t5x  # the reader is light; its heavy imports are lazy
-  if t5x.looks_like_t5x(checkpoint_path) and not os.path.isfile(os.path.join(checkpoint_path, RECORD_FILE)):
-    return t5x.model_record(checkpoint_path)
+  """The model record of a converted checkpoint, a MODEL_DIR or one of its step directories
+  (a T5X checkpoint records none: `checkpoints.read_model_record` reads any checkpoint)."""
   if not os.path.isdir(checkpoint_path):
     raise RecordError(f"no such directory: {checkpoint_path}")
   dirs = candidate_dirs(checkpoint_path)
@@ -179,7 +175,6 @@ def _config_from_gin_text(text: str, where: str) -> tuple[Family, ModelConfig]:
 
   The model's class is the one `train.model_config` (or MODEL_CONFIG) refers to: an
   operative config also lists other configs that were merely constructed at import."""
-  from flan_jax import models
   stmts = _gin_statements(text)
   bound = dict(stmts)
   macros = {k: v for k, v in stmts if re.fullmatch(r"[A-Z_][A-Z0-9_]*", k)}
@@ -225,7 +220,6 @@ def check_same_model(model_dir: str, config: ModelConfig) -> None:
   if not os.path.isfile(path):
     return  # a run from before model.json: the restore itself checks the structure
   saved = _parse_record(path)
-  from flan_jax import models
   family = models.family_for(config)
   if saved.family.name != family.name:
     diff = f"it holds a {saved.family.name} model, this run is {family.name}"

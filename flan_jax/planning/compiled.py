@@ -1,6 +1,6 @@
 """`flan-jax plan --compile`: the trainer's own train step, compiled by XLA:TPU for a slice.
 
-The recipe's `trainer.Trainer` is built exactly as `flan_jax.train` builds it (model,
+The recipe's `trainer.Trainer` is built exactly as `flan_jax.training.train` builds it (model,
 Adafactor, loss settings, microbatches, remat, mesh and logical-axis rules), on the
 abstract devices of a TPU slice (`planning.tpu`), and its jitted `train_step` is
 lowered with abstract inputs (`Trainer.lower_train_step`) and compiled. No arrays
@@ -23,7 +23,10 @@ import gin
 import jax
 import jax.numpy as jnp
 
-from flan_jax import compile_cache, flops, optim, partitioning, plan, trainer
+from flan_jax.runtime import compile_cache, gin_utils
+from flan_jax.planning import flops, plan
+from flan_jax.core import optim, partitioning
+from flan_jax.training import trainer
 from flan_jax.models import build_model
 from flan_jax.planning import hlo, topology, tpu
 
@@ -61,7 +64,7 @@ def loss_config_from_gin() -> trainer.LossConfig:
   """The loss settings `train.train` receives from the parsed gin config: its own bindings
   (`train.z_loss = 1e-3` as much as the recipe's `train.z_loss = %Z_LOSS`), else its defaults.
 
-  Exact only when `flan_jax.train` was imported before the gin files were parsed (else gin
+  Exact only when `flan_jax.training.train` was imported before the gin files were parsed (else gin
   skips the `train.*` bindings): `register_train()` does that."""
   import inspect  # pylint: disable=g-import-not-at-top
   train_lib = register_train()
@@ -71,7 +74,7 @@ def loss_config_from_gin() -> trainer.LossConfig:
     try:
       value = gin.query_parameter(f"train.{name}")
     except ValueError:  # not bound, or parsed before train was registered: the recipe's macro
-      return plan.macro(macro, defaults[name].default) if macro else defaults[name].default
+      return gin_utils.macro(macro, defaults[name].default) if macro else defaults[name].default
     return value.scoped_configurable_fn() if isinstance(value, gin.config.ConfigurableReference) else value
 
   return trainer.LossConfig(z_loss=float(bound("z_loss", "Z_LOSS")),
@@ -80,10 +83,10 @@ def loss_config_from_gin() -> trainer.LossConfig:
 
 
 def register_train():
-  """Imports `flan_jax.train` (its gin configurables), so that parsing a recipe keeps the
+  """Imports `flan_jax.training.train` (its gin configurables), so that parsing a recipe keeps the
   `train.*` bindings that the compiled program depends on. Imported here, not at the top: it
   brings the data pipeline (seqio, TensorFlow), which the analytic plan does not need."""
-  from flan_jax import train as train_lib  # pylint: disable=g-import-not-at-top
+  from flan_jax.training import train as train_lib  # pylint: disable=g-import-not-at-top
   return train_lib
 
 
@@ -96,7 +99,7 @@ def device_mesh(config: partitioning.MeshConfig, devices: Sequence) -> jax.shard
 
 
 def build_trainer(recipe: plan.Recipe, devices: Sequence, loss: trainer.LossConfig | None = None) -> trainer.Trainer:
-  """`trainer.Trainer` for a recipe on `devices`, built as `flan_jax.train.train` builds it."""
+  """`trainer.Trainer` for a recipe on `devices`, built as `flan_jax.training.train.train` builds it."""
   model, converter = build_model(recipe.model_config)
   tx, lr_fn = optim.make_optimizer(recipe.optimizer_config, recipe.train_steps or 1)
   mesh = device_mesh(recipe.mesh_config, devices)
@@ -125,7 +128,7 @@ class CompiledPlan:
   code: float
   stats: hlo.HloStats
   cost_analysis_flops: float  # XLA's own figure: loop bodies counted once
-  model_flops: float   # per step, all devices (flan_jax.flops; no remat)
+  model_flops: float   # per step, all devices (flan_jax.planning.flops; no remat)
   compile_seconds: float
   lowered_text: str = ""
   effort: str = "full"

@@ -25,7 +25,9 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding
 
-from flan_jax import flops, gin_utils, optim, partitioning
+from flan_jax.planning import flops
+from flan_jax.runtime import gin_utils
+from flan_jax.core import optim, partitioning
 from flan_jax import models
 from flan_jax.models import build_model
 from flan_jax.models.family import ModelConfig
@@ -54,14 +56,6 @@ class Recipe:
     return models.family_for(self.model_config).architecture == "decoder-only"
 
 
-def macro(name: str, default: Any = None) -> Any:
-  """The value a parsed gin config gives the macro `name` (`%NAME`), else `default`."""
-  try:
-    return gin.query_parameter(f"%{name}")
-  except ValueError:
-    return default
-
-
 def recipe_from_gin(files: Sequence[str], bindings: Sequence[str] = ()) -> Recipe:
   """Parses gin files (+ `KEY = VALUE` bindings) and reads the run's numbers.
 
@@ -69,41 +63,17 @@ def recipe_from_gin(files: Sequence[str], bindings: Sequence[str] = ()) -> Recip
   recipe plans without importing the data pipeline. Clears gin's global config.
   """
   gin.clear_config()
-  gin.add_config_file_search_path(str(gin_utils.gin_root()))
-  logging.disable(logging.ERROR)  # gin logs every search-path miss while resolving includes
-  try:
-    for f in files:
-      try:
-        gin.parse_config_file(gin_utils.resolve_gin_file(f), skip_unknown=True)
-      except FileNotFoundError:
-        raise
-      except Exception as e:
-        raise ValueError(f"gin file {f}: {e}") from e
-    for b in bindings:
-      try:
-        gin.parse_config(b, skip_unknown=True)
-      except Exception as e:
-        raise ValueError(f"gin binding `{b}`: {e}") from e
-  finally:
-    logging.disable(logging.NOTSET)
-
-  ref = macro("MODEL_CONFIG")
-  if ref is not None:
-    model_config = ref.scoped_configurable_fn()
-  else:  # no MODEL_CONFIG macro: the one model class the files bind
-    bound = [f.config_class for f in models.families().values() if gin.get_bindings(f.config_class.__name__)]
-    if len(bound) != 1:
-      raise ValueError("the gin files set no model: include a gin/models/... file (it sets MODEL_CONFIG)")
-    model_config = bound[0]()
-  lengths = macro("TASK_FEATURE_LENGTHS")
-  batch_size = macro("BATCH_SIZE")
+  gin_utils.parse(files, bindings, finalize=False, skip_unknown=True)
+  model_config = models.config_from_gin()
+  lengths = gin_utils.macro("TASK_FEATURE_LENGTHS")
+  batch_size = gin_utils.macro("BATCH_SIZE")
   if not lengths or not batch_size:
     raise ValueError("the gin files must set BATCH_SIZE and TASK_FEATURE_LENGTHS (a recipe in gin/recipes/ does)")
   input_length, target_length = models.family_for(model_config).plan_lengths(lengths)
   return Recipe(
       model_config=model_config, mesh_config=partitioning.MeshConfig(), optimizer_config=optim.OptimizerConfig(),
       batch_size=int(batch_size), input_length=input_length, target_length=target_length,
-      train_steps=macro("TRAIN_STEPS"), num_microbatches=int(macro("NUM_MICROBATCHES", 1) or 1))
+      train_steps=gin_utils.macro("TRAIN_STEPS"), num_microbatches=int(gin_utils.macro("NUM_MICROBATCHES", 1) or 1))
 
 
 # ----------------------------------------------------------------------------------------
@@ -379,33 +349,3 @@ def format_plan(plan: Plan, smallest: Plan | None = None) -> str:
   lines.append(f"FITS on {t.name} with {margin:.2f} GiB to spare per device" if plan.fits
                else f"DOES NOT FIT on {t.name}: {-margin:.2f} GiB over per device")
   return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  """`flan-jax plan --gin_file=F [--gin.K=V ...] [--topology=T]` (default: the recipe's TOPOLOGY macro)."""
-  import sys
-  from flan_jax import cli_args
-  argv = list(sys.argv[1:] if argv is None else argv)
-  files, bindings, rest = gin_utils.split_gin_args(argv)
-  parser = cli_args.plan_parser()
-  args = parser.parse_args(rest)
-  if not files:
-    parser.error("give the recipe: --gin_file=gin/recipes/... (e.g. gin/recipes/flan_palm_540b.gin)")
-  recipe = recipe_from_gin(files, bindings)
-  name = args.topology or macro("TOPOLOGY")
-  if not isinstance(name, str):
-    parser.error(f"{files[-1]} sets no TOPOLOGY macro; give --topology=v4-512 (or h100x64, v5p-1024, ...)")
-  args.topology = name
-  if args.compile or args.search:
-    from flan_jax.planning import cli
-    return cli.run(files, bindings, args)
-  topology = parse_topology(args.topology)
-  planner = Planner(recipe)
-  plan = planner.plan(topology, args.mfu)
-  print(f"plan       {' '.join(files)}" + "".join(f" --gin.{b.replace(' ', '')}" for b in bindings))
-  print(format_plan(plan, smallest_fitting(planner, topology, args.mfu)))
-  return 0 if plan.fits else 1
-
-
-if __name__ == "__main__":
-  raise SystemExit(main())

@@ -1,10 +1,13 @@
-"""`flan-jax plan --compile` / `--search`: printing around `planning.compiled` and `planning.search`."""
+"""`flan-jax plan`: the analytic plan (`planning.plan`), and with --compile / --search the compiled
+train step (`planning.compiled`) and the search over settings (`planning.search`)."""
 from __future__ import annotations
 
 import dataclasses
+import sys
+from typing import Sequence
 
-from flan_jax import plan
-from flan_jax.planning import compiled, search, topology, tpu
+from flan_jax.planning import compiled, plan, search, topology, tpu
+from flan_jax.runtime import cli_args, gin_utils
 
 
 def run(files, bindings, args) -> int:
@@ -48,3 +51,30 @@ def _run(files, bindings, args, sl) -> int:
     return 1
   print(compiled.format_compiled(c, analytic))
   return 0 if c.fits else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """`flan-jax plan --gin_file=F [--gin.K=V ...] [--topology=T]` (default: the recipe's TOPOLOGY macro)."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  files, bindings, rest = gin_utils.split_gin_args(argv)
+  parser = cli_args.plan_parser()
+  args = parser.parse_args(rest)
+  if not files:
+    parser.error("give the recipe: --gin_file=gin/recipes/... (e.g. gin/recipes/flan_palm_540b.gin)")
+  recipe = plan.recipe_from_gin(files, bindings)
+  name = args.topology or gin_utils.macro("TOPOLOGY")
+  if not isinstance(name, str):
+    parser.error(f"{files[-1]} sets no TOPOLOGY macro; give --topology=v4-512 (or h100x64, v5p-1024, ...)")
+  args.topology = name
+  if args.compile or args.search:
+    return run(files, bindings, args)
+  slice_ = topology.parse_topology(args.topology)
+  planner = plan.Planner(recipe)
+  fitted = planner.plan(slice_, args.mfu)
+  print(f"plan       {' '.join(files)}" + "".join(f" --gin.{b.replace(' ', '')}" for b in bindings))
+  print(plan.format_plan(fitted, plan.smallest_fitting(planner, slice_, args.mfu)))
+  return 0 if fitted.fits else 1
+
+
+if __name__ == "__main__":
+  raise SystemExit(main())

@@ -4,7 +4,7 @@ Candidates: every mesh (data x fsdp x model) with a power-of-two `model` axis th
 divides the heads, MLP and vocabulary, parameters either FSDP-sharded or replicated
 (`MeshConfig.fsdp`), each remat policy, and the microbatch counts whose microbatches
 still split over the data-parallel size. Each is planned analytically
-(`flan_jax.plan.Planner`) and given an analytic step time (below); those that fit
+(`flan_jax.planning.plan.Planner`) and given an analytic step time (below); those that fit
 are ranked by it, and the best few are compiled for the real slice. The winner is
 printed as gin overrides to paste after the recipe.
 
@@ -19,7 +19,9 @@ import copy
 import dataclasses
 import math
 
-from flan_jax import flops, gin_utils, partitioning, plan
+from flan_jax.planning import flops, plan
+from flan_jax.runtime import gin_utils
+from flan_jax.core import partitioning
 from flan_jax.planning import compiled, topology
 
 REMAT_RECOMPUTE = {"none": 1.0, "dots": 1.0, "dots_with_no_batch_dims": 1.1, "full": 4 / 3}

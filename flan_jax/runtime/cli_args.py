@@ -2,7 +2,7 @@
 
 `plan`, `flops`, `generate` and `convert` build their argparse parsers here, in a module
 that imports neither JAX nor TensorFlow, so `flan-jax plan --help` answers at once
-(`flan_jax/cli.py` prints it without importing `flan_jax.plan`). The other subcommands'
+(`flan_jax/cli.py` prints it without importing `flan_jax.planning.plan`). The other subcommands'
 modules are light already and keep their parsers; `train`, `eval` and `infer` take gin
 flags only, and their `--help` is `gin_help` below.
 """
@@ -139,9 +139,9 @@ def convert_parser() -> argparse.ArgumentParser:
 
 RUN_FILES = {"train": "runs/finetune.gin", "eval": "runs/eval.gin", "infer": "runs/infer.gin"}
 _SUMMARY = {
-    "train": "Fine-tune a model (flan_jax.train.train); resumes from MODEL_DIR when it has a checkpoint.",
-    "eval": "Evaluate a checkpoint on benchmark tasks (flan_jax.eval.evaluate); results go to CHECKPOINT_PATH/eval.",
-    "infer": "Decode a task or mixture to JSONL (flan_jax.infer.infer), one line per example.",
+    "train": "Fine-tune a model (flan_jax.training.train.train); resumes from MODEL_DIR when it has a checkpoint.",
+    "eval": "Evaluate a checkpoint on benchmark tasks (flan_jax.evaluation.evaluate.evaluate); results go to CHECKPOINT_PATH/eval.",
+    "infer": "Decode a task or mixture to JSONL (flan_jax.inference.infer.infer), one line per example.",
 }
 _EXAMPLES = {
     "train": "flan-jax train --gin_file=gin/recipes/quickstart.gin --gin.MODEL_DIR=/tmp/flan_jax_quickstart",

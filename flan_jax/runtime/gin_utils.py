@@ -12,7 +12,7 @@ import logging
 import os
 import pathlib
 import re
-from typing import Sequence
+from typing import Any, Sequence
 
 import gin
 
@@ -79,8 +79,11 @@ def split_gin_args(argv: Sequence[str]) -> tuple[list[str], list[str], list[str]
   return files, bindings, rest
 
 
-def parse(files: Sequence[str], bindings: Sequence[str], *, finalize: bool = True) -> None:
-  """Parses gin files then bindings; errors name the file or binding at fault."""
+def parse(files: Sequence[str], bindings: Sequence[str], *, finalize: bool = True,
+          skip_unknown: bool = False) -> None:
+  """Parses gin files then bindings; errors name the file or binding at fault. `skip_unknown`:
+  bindings of configurables not imported are skipped (planning reads a recipe without the
+  modules that evaluation or inference bindings name)."""
   gin.add_config_file_search_path(str(gin_root()))
   for f in files:
     path = resolve_gin_file(f)
@@ -89,18 +92,26 @@ def parse(files: Sequence[str], bindings: Sequence[str], *, finalize: bool = Tru
     # file found in none of them is an error, and that one raises.
     logging.disable(logging.ERROR)
     try:
-      gin.parse_config_file(path)
+      gin.parse_config_file(path, skip_unknown=skip_unknown)
     except Exception as e:  # gin raises assorted types; keep the original as the cause
       raise ValueError(f"gin file {f}: {e}") from e
     finally:
       logging.disable(logging.NOTSET)
   for b in bindings:
     try:
-      gin.parse_config(b)
+      gin.parse_config(b, skip_unknown=skip_unknown)
     except Exception as e:
       raise ValueError(f"gin binding `{b}`: {e}") from e
   if finalize:
     gin.finalize()
+
+
+def macro(name: str, default: Any = None) -> Any:
+  """The value a parsed gin config gives the macro `name` (`%NAME`), else `default`."""
+  try:
+    return gin.query_parameter(f"%{name}")
+  except ValueError:
+    return default
 
 
 _MACRO = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -151,7 +162,7 @@ def set_up_process(*, memory: bool = True, compilation_cache: bool = True) -> No
   (`host_memory`). `compilation_cache`, once gin is parsed (it reads `compilation_cache.*`):
   JAX's persistent compilation cache (`compile_cache`). `run_entry_point` calls the two at
   those moments; a command without gin (`generate`) calls both at once before its work."""
-  from flan_jax import compile_cache, host_memory  # pylint: disable=g-import-not-at-top
+  from flan_jax.runtime import compile_cache, host_memory  # pylint: disable=g-import-not-at-top
   if memory:
     host_memory.retain_freed_memory_on_cpu()
   if compilation_cache:

@@ -22,7 +22,9 @@ import tempfile
 import time
 from typing import Callable, Mapping, Sequence
 
-from flan_jax import sweep as sweep_lib
+from flan_jax.launch import launch_cli
+from flan_jax.runtime import gin_utils
+from flan_jax.sweep import grid as grid_lib, manifest, runner
 from flan_jax.launch.steps import Launch
 
 STATES = ("pending", "running", "succeeded", "failed", "unknown")
@@ -198,16 +200,15 @@ def _size_topologies(value: str | None, sizes: Sequence[str]) -> dict[str, str]:
 
 
 def _recipe_topology(recipe: str) -> str | None:
-  from flan_jax import gin_utils  # pylint: disable=g-import-not-at-top
   with open(gin_utils.resolve_gin_file(recipe)) as f:
     m = re.search(r"^TOPOLOGY\s*=\s*['\"]([^'\"]+)['\"]", f.read(), re.MULTILINE)
   return m.group(1) if m else None
 
 
-def gpu_topologies_hint(grid: sweep_lib.SweepGrid, gpu_type: str = "h100", gpus_per_node: int = 8) -> str:
+def gpu_topologies_hint(grid: grid_lib.SweepGrid, gpu_type: str = "h100", gpus_per_node: int = 8) -> str:
   """A --topology value giving each size as many GPUs as its recipe's TPU slice has chips
   (rounded up to whole nodes)."""
-  from flan_jax import plan  # pylint: disable=g-import-not-at-top
+  from flan_jax.planning import plan  # pylint: disable=g-import-not-at-top
   parts = []
   for size, recipe in grid.models.items():
     tpu = _recipe_topology(recipe)
@@ -217,11 +218,10 @@ def gpu_topologies_hint(grid: sweep_lib.SweepGrid, gpu_type: str = "h100", gpus_
   return ",".join(parts)
 
 
-def submit(grid: sweep_lib.SweepGrid, runs: Sequence[sweep_lib.Run], root: str, target: str,
+def submit(grid: grid_lib.SweepGrid, runs: Sequence[grid_lib.Run], root: str, target: str,
            launch_args: Sequence[str], *, topology: str | None = None, max_in_flight: int = 0,
            poll_s: float = 60, dry_run: bool = False, say=print) -> int:
   """`flan-jax sweep --target=T`: submits every run (see the module docstring); 1 if any failed."""
-  from flan_jax.launch import cli as launch_cli  # pylint: disable=g-import-not-at-top
   parser = launch_cli._parser()  # pylint: disable=protected-access
   base = parser.parse_args(["--target", target, *launch_args])
   launch_cli._check_flags(base, parser)  # pylint: disable=protected-access
@@ -248,7 +248,7 @@ def submit(grid: sweep_lib.SweepGrid, runs: Sequence[sweep_lib.Run], root: str, 
       failed.append(r.name)
       continue
     submissions[r.name] = split_for_sweep(launch)
-  wheel_dir = os.path.join(tempfile.gettempdir(), f"flan_jax_sweep_{sweep_lib._slug(grid.name)}")
+  wheel_dir = os.path.join(tempfile.gettempdir(), f"flan_jax_sweep_{grid_lib.slug(grid.name)}")
   build, subs = share_wheel(list(submissions.values()), wheel_dir)
   submissions = dict(zip(submissions, subs))
   bound = f"at most {max_in_flight} in flight" if max_in_flight else "all submitted at once"
@@ -268,11 +268,11 @@ def submit(grid: sweep_lib.SweepGrid, runs: Sequence[sweep_lib.Run], root: str, 
     say(f"\n# then: flan-jax sweep status --root={root}")
   else:
     record = {"target": target, "launch_args": ["--target", target, *launch_args], "runs": {}}
-    sweep_lib.write_manifest(root, grid, runs, submitted=record)
+    manifest.write_manifest(root, grid, runs, submitted=record)
 
     def on_submit(name: str) -> None:
       record["runs"][name] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-      sweep_lib.write_manifest(root, grid, runs, submitted=record)
+      manifest.write_manifest(root, grid, runs, submitted=record)
 
     failed += submit_all(
         {n: submissions[n] for n in submissions}, build=build, max_in_flight=max_in_flight, poll_s=poll_s,
@@ -286,7 +286,7 @@ def submit(grid: sweep_lib.SweepGrid, runs: Sequence[sweep_lib.Run], root: str, 
 
 
 def _last_step(model_dir: str) -> int | None:
-  text = sweep_lib._read_text(model_dir.rstrip("/") + "/train_metrics.jsonl")
+  text = manifest.read_text(model_dir.rstrip("/") + "/train_metrics.jsonl")
   lines = [ln for ln in (text or "").splitlines() if ln.strip()]
   try:
     return int(json.loads(lines[-1])["step"]) if lines else None
@@ -299,18 +299,17 @@ def _has_results(model_dir: str) -> bool:
   if "://" in model_dir:
     import tensorflow as tf
     return bool(tf.io.gfile.glob(pattern))
-  return sweep_lib.latest_results(model_dir) is not None
+  return runner.latest_results(model_dir) is not None
 
 
 def status(root: str, *, run=subprocess.run) -> str:
   """`flan-jax sweep status`: one line per run with its cluster state, last step and eval results."""
-  body = sweep_lib._manifest_body(root)
-  runs = [sweep_lib.Run(**{**r, "bindings": tuple(r["bindings"])}) for r in body["runs"]]
+  body = manifest.manifest_body(root)
+  runs = [grid_lib.Run(**{**r, "bindings": tuple(r["bindings"])}) for r in body["runs"]]
   submitted = body.get("submitted") or {}
   args = None
   if submitted:
-    from flan_jax.launch import cli as launch_cli  # pylint: disable=g-import-not-at-top
-    args = launch_cli._parser().parse_args(submitted["launch_args"])  # pylint: disable=protected-access
+      args = launch_cli._parser().parse_args(submitted["launch_args"])  # pylint: disable=protected-access
   where = f"on {submitted['target']}" if submitted else "trained here (`sweep run`)"
   lines = [f"# sweep {body['grid'].get('name', 'sweep')}: {len(runs)} runs {where}; {root}",
            f"{'run':<28} {'state':<13} {'step':>15} {'eval':<5} detail"]

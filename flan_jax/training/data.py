@@ -13,12 +13,8 @@ the background. seqio and TensorFlow are imported only where a pipeline is built
 from __future__ import annotations
 
 import collections
-import difflib
-import importlib
 import json
 import os
-import re
-import sys
 import threading
 import zipfile
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
@@ -40,70 +36,6 @@ FEATURE_CONVERTERS = {  # name -> seqio class (seqio is imported only when a pip
     "decoder": "DecoderFeatureConverter",
     "prefix_lm": "PrefixLMFeatureConverter",
 }
-
-
-def import_task_modules(modules: Sequence[str]) -> None:
-  """Imports the modules whose import registers tasks (e.g. 'flan_jax.tasks.embedded').
-
-  A module not found on sys.path is looked up in the working directory too, as
-  `python -m` would: `--gin.TASK_MODULES="['flan_jax.tasks.embedded', 'my_tasks']"` finds
-  ./my_tasks.py."""
-  for name in modules:
-    if not isinstance(name, str):
-      raise ValueError(f"TASK_MODULES holds {name!r}, not a module name; give a list of names such as "
-                       "['flan_jax.tasks.embedded', 'my_tasks']")
-    try:
-      try:
-        importlib.import_module(name)
-      except ModuleNotFoundError as e:
-        cwd = os.getcwd()
-        if e.name != name.split(".")[0] or cwd in sys.path:
-          raise
-        sys.path.append(cwd)
-        importlib.import_module(name)
-    except ImportError as e:
-      where = f" (looked on sys.path and in the working directory {os.getcwd()})" if isinstance(
-          e, ModuleNotFoundError) and e.name == name.split(".")[0] else ""
-      raise ValueError(f"cannot import task module {name!r} (gin: TASK_MODULES): {e}{where}") from e
-
-
-def _catalogue_hint(name: str) -> str:
-  """Why a Flan 2022 catalogue name is not registered, if it is one."""
-  from flan_jax.tasks.collections import catalogue  # pylint: disable=g-import-not-at-top
-  family = re.sub(r"_(zsopt|zsnoopt|fsopt|fsnoopt|zscot|fscot)$", "", name)
-  try:
-    entry = catalogue.get(family)
-  except KeyError:
-    return ""
-  return (f" {family!r} is a Flan 2022 task ({entry.collection}) whose module is not imported: add "
-          f"'flan_jax.tasks.mixtures' to TASK_MODULES, e.g. "
-          f"--gin.TASK_MODULES=\"['flan_jax.tasks.embedded', 'flan_jax.tasks.mixtures']\".")
-
-
-def unknown_task_message(name: str, what: str = "MIXTURE_OR_TASK_NAME") -> str:
-  """The error for a name that is neither a task, a family nor a mixture: close names that
-  would be accepted, and where to list them."""
-  from flan_jax.tasks import api  # pylint: disable=g-import-not-at-top
-  known = api.accepted_names()
-  close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
-  hint = f" Did you mean: {', '.join(close)}?" if close else ""
-  return (f"unknown task or mixture {name!r} (gin: {what}).{hint}{_catalogue_hint(name)} Accepted: a task "
-          f"family (`flan-jax tasks list`; `--all` adds the embedded ones), a mixture (`flan-jax tasks list "
-          f"--mixtures`), or a family's format variant FAMILY_zsopt/_zsnoopt/_fsopt/_fsnoopt/_zscot/_fscot; "
-          f"the modules in TASK_MODULES register {len(known)} names.")
-
-
-def get_mixture_or_task(name: str) -> seqio.Task | seqio.Mixture:
-  """Looks a name up in both registries; a task family (as `flan-jax tasks list` prints it)
-  is the mixture of its format variants at equal rates. An unknown name lists close ones."""
-  import seqio  # pylint: disable=g-import-not-at-top
-  if name in seqio.TaskRegistry.names() or name in seqio.MixtureRegistry.names():
-    return seqio.get_mixture_or_task(name)
-  from flan_jax.tasks import api  # pylint: disable=g-import-not-at-top
-  family = api.register_family_mixture(name)
-  if family is not None:
-    return family
-  raise ValueError(unknown_task_message(name))
 
 
 def check_vocabulary(task: seqio.Task | seqio.Mixture, model_vocab_size: int) -> None:
@@ -129,7 +61,8 @@ class BatchIterator:
       raise ValueError(f"BATCH_SIZE={global_batch_size} is not divisible by the {self.process_count} processes")
     if feature_converter not in FEATURE_CONVERTERS:
       raise ValueError(f"feature_converter={feature_converter!r}; use one of {sorted(FEATURE_CONVERTERS)}")
-    self.task = get_mixture_or_task(mixture_or_task_name)
+    from flan_jax.tasks import lookup  # pylint: disable=g-import-not-at-top  (seqio: not for a resumed run's first steps)
+    self.task = lookup.get_mixture_or_task(mixture_or_task_name)
     self.global_batch_size = global_batch_size
     self.local_batch_size = global_batch_size // self.process_count
     if sharding not in DATA_SHARDING:
@@ -189,63 +122,6 @@ def non_padding_tokens(batch: Mapping[str, np.ndarray]) -> int:
     if key in batch:
       total += int(np.count_nonzero(batch[key]))
   return total
-
-
-class DevicePrefetcher:
-  """Batches read and put on the devices `depth` steps ahead, in a background thread (T5X's and
-  MaxText's prefetch to device), so the train step never waits for the input pipeline.
-
-  `next()` returns `(local numpy batch, global jax.Array batch)`; `state()` is the position of
-  the batches handed out (not of those read ahead), so a checkpoint resumes where training was.
-  """
-
-  def __init__(self, batches: BatchIterator, shardings: Mapping, depth: int = 2):
-    import queue
-    import threading
-    self._batches, self._shardings = batches, dict(shardings)
-    self._start = batches.batches_taken
-    self._handed = 0
-    self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
-    self._stop = threading.Event()
-    self._thread = threading.Thread(target=self._fill, name="flan_jax-device-prefetch", daemon=True)
-    self._thread.start()
-
-  def _fill(self) -> None:
-    try:
-      while not self._stop.is_set():
-        local = next(self._batches)
-        arrays = {k: jax.make_array_from_process_local_data(self._shardings[k], np.asarray(local[k]))
-                  for k in self._shardings}
-        while not self._stop.is_set():
-          try:
-            self._queue.put((local, arrays), timeout=0.1)
-            break
-          except Exception:  # queue.Full: wait for the consumer
-            continue
-    except BaseException as e:  # StopIteration or a pipeline error: handed to the consumer
-      self._queue.put(e)
-
-  def __iter__(self):
-    return self
-
-  def __next__(self) -> tuple[dict[str, np.ndarray], dict[str, jax.Array]]:
-    item = self._queue.get()
-    if isinstance(item, BaseException):
-      self._queue.put(item)  # every later call raises it too
-      raise item
-    self._handed += 1
-    return item
-
-  def state(self) -> dict:
-    return {"batches_taken": int(self._start + self._handed)}
-
-  def close(self) -> None:
-    self._stop.set()
-    while self._thread.is_alive():
-      try:
-        self._queue.get(timeout=0.1)
-      except Exception:  # queue.Empty
-        pass
 
 
 class ReadAhead:
@@ -365,11 +241,11 @@ def open_pipeline(task_modules: Sequence[str], mixture_or_task_name: str,
   USE_CACHED_TASKS reading `flan-jax data cache` output from `seqio_cache_dirs` (T5X's
   --seqio_additional_cache_dirs), both for this pipeline only, finds the task, checks the
   model's vocabulary against it and builds the batches. `kwargs` go to `BatchIterator`."""
-  import_task_modules(task_modules)
-  from flan_jax.tasks import api  # pylint: disable=g-import-not-at-top
+  from flan_jax.tasks import api, lookup  # pylint: disable=g-import-not-at-top
+  lookup.import_task_modules(task_modules)
   from flan_jax.tasks import cache as tasks_cache  # pylint: disable=g-import-not-at-top
   with api.fewshot_budget_for(task_feature_lengths), tasks_cache.using_cache_dirs(seqio_cache_dirs):
-    task = get_mixture_or_task(mixture_or_task_name)
+    task = lookup.get_mixture_or_task(mixture_or_task_name)
     check_vocabulary(task, vocab_size)
     return task, BatchIterator(task.name, task_feature_lengths, global_batch_size, **kwargs)
 

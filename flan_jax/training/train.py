@@ -1,4 +1,4 @@
-"""`flan-jax train` / `python -m flan_jax.train`: the gin-configurable training entry point.
+"""`flan-jax train` / `python -m flan_jax.training.train`: the gin-configurable training entry point.
 
     flan-jax train --gin_file=gin/recipes/quickstart.gin --gin.MODEL_DIR=/tmp/quickstart
 
@@ -16,9 +16,13 @@ from typing import Any, Mapping, Sequence
 import gin
 import jax
 
-from flan_jax import (checkpoints, data, distributed, flops, gin_utils,
-                      metrics, models, optim, partitioning, run_guard, trainer)
-from flan_jax import evaluator as evaluator_lib
+from flan_jax.checkpointing import checkpoints
+from flan_jax.training import data, progress, trainer
+from flan_jax.runtime import distributed, gin_utils, run_guard
+from flan_jax.planning import flops
+from flan_jax import models
+from flan_jax.core import optim, partitioning
+from flan_jax.evaluation import evaluator as evaluator_lib
 from flan_jax.models import build_model, record
 
 
@@ -45,10 +49,10 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
 
   Every `eval_period` steps (0: never) the current parameters are evaluated on the
   validation split of `eval_mixture_or_task_name` (up to `eval_max_examples` per task,
-  greedy) by `flan_jax.evaluator`; results go to the console, MODEL_DIR/eval and
+  greedy) by `flan_jax.evaluation.evaluator`; results go to the console, MODEL_DIR/eval and
   TensorBoard, and a failing evaluation does not stop the run.
 
-  A run survives (exit codes in `flan_jax.run_guard`): SIGTERM/SIGINT save the current
+  A run survives (exit codes in `flan_jax.runtime.run_guard`): SIGTERM/SIGINT save the current
   step and exit 75; a non-finite loss, gradient norm or state stops the run before
   anything non-finite is saved (`on_nonfinite='stop'`, exit 65) or skips that step's
   update (`'skip'`, counted in the `nonfinite` metric); a second trainer on the same
@@ -175,8 +179,8 @@ def _run(*, model_dir, identity, allow_changed_run, task, task_feature_lengths, 
   step_flops = flops.train_step_flops(model_config, batch_size, *models.family_for(model_config).flops_lengths(shapes))
   peak = peak_flops_per_device or flops.peak_flops_for_device(jax.devices()[0])
   if peak is None and jax.devices()[0].platform == "cpu":
-    peak = metrics.cpu_peak_flops() / jax.local_device_count()
-  logger = metrics.MetricsLogger(model_dir, train_steps, step_flops, peak and peak * jax.device_count(),
+    peak = progress.cpu_peak_flops() / jax.local_device_count()
+  logger = progress.MetricsLogger(model_dir, train_steps, step_flops, peak and peak * jax.device_count(),
                                  resume_step=start_step)
   end_step = train_steps if stop_after_steps is None else min(train_steps, start_step + stop_after_steps)
   if start_step >= train_steps:
@@ -309,7 +313,7 @@ class _DivergenceGuard:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  """Exit codes: 0 done, 2 configuration error, and those of `flan_jax.run_guard` (65 diverged,
+  """Exit codes: 0 done, 2 configuration error, and those of `flan_jax.runtime.run_guard` (65 diverged,
   73 MODEL_DIR locked, 74 save failed, 75 preempted)."""
   argv = list(sys.argv[1:] if argv is None else argv)
   try:

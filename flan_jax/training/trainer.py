@@ -17,7 +17,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding
 
-from flan_jax import losses, models, optim, partitioning
+from flan_jax.core import losses, optim, partitioning
+from flan_jax import models
 
 PyTree = Any
 Batch = dict[str, jax.Array]
