@@ -55,7 +55,7 @@ setuptools.setup(
         "matplotlib",  # `flan-jax sweep report` plots (and tests/test_sweep.py)
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-xdist"],
+        "test": ["pytest>=7", "pytest-xdist", "import-linter>=2.1"],  # import-linter: the layer contract (.importlinter)
         # Loose on purpose: a local CPU build of torch (e.g. 2.13.0) satisfies it.
         "hf": ["torch>=2.0", "transformers>=4.40", "safetensors>=0.4"],
         # Flan collection readers: Hugging Face datasets, parquet exports.

@@ -21,7 +21,7 @@ environment; `--no-retain-freed-memory` measures without it.
 On an accelerator (one GPU; see benchmarks/presets.py for what it imports): T5 v1.1 base, large
 or XL shapes at a batch that fills the device, bf16 activations in both (flan_jax's
 T5Config.dtype, transformers under torch.autocast; parameters and optimizer state fp32 in both),
-tokens/s and MFU (model FLOPs of flan_jax.planning.flops against the chip's bf16 peak, and against a
+tokens/s and MFU (model FLOPs of flan_jax.training.flops against the chip's bf16 peak, and against a
 bf16 matmul measured in the same run):
 
     python benchmarks/train_throughput.py --preset t5_large --dtype bf16 [--steps 10 --rounds 3]
@@ -134,7 +134,7 @@ def main(argv=None):
   parser.add_argument("--rounds", type=int, default=3)
   parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation for flan_jax)")
   parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads (CPU)")
-  parser.add_argument("--peak_tflops", type=float, help="bf16 peak of the device (default: flan_jax.planning.flops' table)")
+  parser.add_argument("--peak_tflops", type=float, help="bf16 peak of the device (default: flan_jax.training.flops' table)")
   parser.add_argument("--skip_flops", action="store_true", help="tokens/s only: no FLOP rates, MFU or matmul peak")
   parser.add_argument("--no-retain-freed-memory", dest="retain", action="store_false",
                       help="leave glibc malloc at its defaults (see the module docstring)")
@@ -169,7 +169,7 @@ def main(argv=None):
   print(f"ratio flan_jax / transformers: {tps['flan_jax'] / tps['transformers']:.2f}x", flush=True)
   if args.skip_flops:
     return 0
-  from flan_jax.planning import flops
+  from flan_jax.training import flops
   model_flops = flops.train_step_flops(runners["flan_jax"][0].config, p.batch, p.inputs, p.targets)
   rate = {n: model_flops * tps[n] / tokens_per_step(p) for n in tps}
   if device.platform != "cpu":

@@ -16,7 +16,7 @@ SUBCOMMANDS = {
     "generate": ("flan_jax.inference.generate", "complete prompts: --checkpoint DIR \"PROMPT\" ... | --interactive"),
     "convert": ("flan_jax.checkpointing.convert_cli", "convert checkpoints: from-hf SRC DST | to-hf SRC DST | from-t5x SRC DST"),
     "plan": ("flan_jax.planning.plan_cli", "per-chip memory and step time of a recipe on a topology (--gin_file=RECIPE)"),
-    "flops": ("flan_jax.planning.flops", "FLOPs accounting; --paper prints the paper's compute table"),
+    "flops": ("flan_jax.training.flops", "FLOPs accounting; --paper prints the paper's compute table"),
     "tasks": ("flan_jax.tasks.tasks_cli",
               "the Flan 2022 catalogue: count | list [--collection C] [--mixtures] [--all] | show NAME [--format F]"),
     "data": ("flan_jax.tasks.prepare", "fetch and cache data: prepare muffin|t0sf|niv2|cot|mmlu|bbh|tydiqa|mgsm|all; "

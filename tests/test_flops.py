@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from flan_jax.planning import flops
+from flan_jax.training import flops
 from flan_jax.models import palm, t5
 
 GIN_DIR = pathlib.Path(__file__).resolve().parents[1] / "gin"

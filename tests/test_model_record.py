@@ -22,7 +22,8 @@ import pytest
 
 from flan_jax.checkpointing import checkpoints
 from flan_jax.inference import decoding, infer, loading
-from flan_jax.planning import flops, plan
+from flan_jax.planning import plan
+from flan_jax.training import flops
 from flan_jax import models
 from flan_jax.core import optim, partitioning
 from flan_jax.training import trainer

@@ -4,7 +4,8 @@ import math
 import gin
 import pytest
 
-from flan_jax.planning import flops, plan, plan_cli
+from flan_jax.planning import plan, plan_cli
+from flan_jax.training import flops
 
 PALM_540B = ["gin/recipes/flan_palm_540b.gin"]
 GiB = 2 ** 30

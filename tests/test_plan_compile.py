@@ -8,7 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flan_jax.planning import flops, plan, plan_cli
+from flan_jax.planning import plan, plan_cli
+from flan_jax.training import flops
 from flan_jax.core import optim, partitioning
 from flan_jax.training import trainer
 from flan_jax.models import build_model
@@ -121,7 +122,7 @@ def test_tiny_models_compile_for_tpu(files, slice_name, monkeypatch):
   assert c.num_devices == sl.chips and c.mesh_shape == {"data": 1, "fsdp": sl.chips // 2, "model": 2}
   assert c.fits and 0 < c.arguments <= c.peak < c.hbm == sl.hbm_gib_per_chip * GiB
   assert c.aliased > 0.9 * c.outputs - 1024  # the donated state is written in place
-  # FLOPs read from the HLO, loops multiplied out, against flan_jax.planning.flops: full remat
+  # FLOPs read from the HLO, loops multiplied out, against flan_jax.training.flops: full remat
   # recomputes the layers' forward pass (x up to 4/3 on the layers), nothing else is extra.
   ratio = c.step_flops / flops.train_step_flops(r.model_config, 8, r.input_length, r.target_length)
   assert 1.0 < ratio < 1.45, ratio

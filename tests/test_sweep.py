@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from flan_jax.planning import flops, plan
+from flan_jax.planning import plan
+from flan_jax.training import flops
 from flan_jax.sweep import grid, sweep_cli, sweep_report
 
 PAPER = "gin/sweeps/paper_scaling.gin"

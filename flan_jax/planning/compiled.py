@@ -24,7 +24,8 @@ import jax
 import jax.numpy as jnp
 
 from flan_jax.runtime import compile_cache, gin_utils
-from flan_jax.planning import flops, plan
+from flan_jax.planning import plan
+from flan_jax.training import flops
 from flan_jax.core import optim, partitioning
 from flan_jax.training import trainer
 from flan_jax.models import build_model
@@ -128,7 +129,7 @@ class CompiledPlan:
   code: float
   stats: hlo.HloStats
   cost_analysis_flops: float  # XLA's own figure: loop bodies counted once
-  model_flops: float   # per step, all devices (flan_jax.planning.flops; no remat)
+  model_flops: float   # per step, all devices (flan_jax.training.flops; no remat)
   compile_seconds: float
   lowered_text: str = ""
   effort: str = "full"

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding
 
-from flan_jax.planning import flops
+from flan_jax.training import flops
 from flan_jax.runtime import gin_utils
 from flan_jax.core import optim, partitioning
 from flan_jax import models

@@ -19,7 +19,8 @@ import copy
 import dataclasses
 import math
 
-from flan_jax.planning import flops, plan
+from flan_jax.planning import plan
+from flan_jax.training import flops
 from flan_jax.runtime import gin_utils
 from flan_jax.core import partitioning
 from flan_jax.planning import compiled, topology

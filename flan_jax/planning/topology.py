@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from flan_jax.planning import flops
+from flan_jax.training import flops
 
 GiB = 2.0 ** 30
 
@@ -38,7 +38,7 @@ class Chip:
 
 
 # Vendor figures (Cloud TPU system architecture pages): HBM bandwidth and inter-chip
-# interconnect bandwidth per chip; HBM capacity above, bf16 peaks in flan_jax.planning.flops.
+# interconnect bandwidth per chip; HBM capacity above, bf16 peaks in flan_jax.training.flops.
 CHIPS = {
     "v4": Chip("v4", "megacore", 3, 1200e9, 2400e9 / 8),
     "v5p": Chip("v5", "megacore", 3, 2765e9, 4800e9 / 8),

@@ -82,7 +82,8 @@ def load_grid(path: str, bindings: Sequence[str] = ()) -> SweepGrid:
 
 def expand(grid: SweepGrid, root: str | None = None, extra: Sequence[str] = ()) -> list[Run]:
   """Every (size, task count, CoT) cell of the grid as a Run, with its FLOPs; leaves gin cleared."""
-  from flan_jax.planning import flops, plan  # pylint: disable=g-import-not-at-top  (JAX: not for --help)
+  from flan_jax.planning import plan  # pylint: disable=g-import-not-at-top  (JAX: not for --help)
+  from flan_jax.training import flops
   root = root or grid.root
   runs = []
   for model, recipe in grid.models.items():

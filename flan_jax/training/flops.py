@@ -213,7 +213,7 @@ def paper_compute_table() -> list[dict]:
 def format_paper_table() -> str:
   header = (f"{'model':<16}{'params':>8}{'pre-train':>11}{'fine-tune':>11}{'%':>6}   |"
             f"{'ours: fine-tune':>16}{'%':>6}{'pre-train':>11}   recipe (batch x len x steps)")
-  lines = ["Table 2 of Chung et al. 2022 (published FLOPs) | the same from flan_jax.planning.flops", header,
+  lines = ["Table 2 of Chung et al. 2022 (published FLOPs) | the same from flan_jax.training.flops", header,
            "-" * len(header)]
   for r in paper_compute_table():
     lines.append(

@@ -19,7 +19,7 @@ import jax
 from flan_jax.checkpointing import checkpoints
 from flan_jax.training import data, progress, trainer
 from flan_jax.runtime import distributed, gin_utils, run_guard
-from flan_jax.planning import flops
+from flan_jax.training import flops
 from flan_jax import models
 from flan_jax.core import optim, partitioning
 from flan_jax.evaluation import evaluator as evaluator_lib
