@@ -71,12 +71,10 @@ def packed_runner(p: presets.Preset):
   from flan_jax.training import data, trainer
   from flan_jax.core import optim, partitioning
   from flan_jax.models import t5
-  from flan_jax.tasks import api
   lookup.import_task_modules(["flan_jax.tasks.embedded"])
   lengths = {"inputs": p.inputs, "targets": p.targets}
-  with api.fewshot_budget_for(lengths):
-    batches = data.BatchIterator("flan_jax_embedded", lengths, p.batch)
-    batch = next(batches)
+  batches = data.BatchIterator("flan_jax_embedded", lengths, p.batch)
+  batch = next(batches)
   batches.close()
   mesh = partitioning.make_mesh(partitioning.MeshConfig(), jax.devices()[:1])
   tx, lr = optim.make_optimizer(optim.OptimizerConfig(learning_rate=1e-3), total_steps=1)

@@ -75,10 +75,10 @@ def first_batch(mixture: str, cache_dir: str | None) -> None:
   t0 = time.perf_counter()
   from flan_jax.tasks import lookup  # pylint: disable=g-import-not-at-top
   from flan_jax.training import data
-  from flan_jax.tasks import api, cache  # pylint: disable=g-import-not-at-top
+  from flan_jax.tasks import cache_reader
   lookup.import_task_modules(["flan_jax.tasks.mixtures"])
   t1 = time.perf_counter()
-  with api.fewshot_budget_for(LENGTHS), cache.using_cache_dirs([cache_dir] if cache_dir else []):
+  with cache_reader.using_cache_dirs([cache_dir] if cache_dir else []):
     it = data.BatchIterator(mixture, LENGTHS, 32, process_index=0, process_count=1, use_cached=bool(cache_dir))
     next(it)
   t2 = time.perf_counter()

@@ -19,7 +19,7 @@ SUBCOMMANDS = {
     "flops": ("flan_jax.training.flops", "FLOPs accounting; --paper prints the paper's compute table"),
     "tasks": ("flan_jax.tasks.tasks_cli",
               "the Flan 2022 catalogue: count | list [--collection C] [--mixtures] [--all] | show NAME [--format F]"),
-    "data": ("flan_jax.tasks.prepare", "fetch and cache data: prepare muffin|t0sf|niv2|cot|mmlu|bbh|tydiqa|mgsm|all; "
+    "data": ("flan_jax.tasks.data_cli", "fetch and cache data: prepare muffin|t0sf|niv2|cot|mmlu|bbh|tydiqa|mgsm|all; "
              "cache MIXTURE (render+tokenize once); stats"),
     "launch": ("flan_jax.launch.launch_cli", "run a recipe on TPU VMs, xpk, SLURM, SkyPilot or local processes (--dry_run)"),
     "sweep": ("flan_jax.sweep.sweep_cli", "scaling sweeps: --grid=G --list | --target=T [--dry_run] | run | status | report"),

@@ -7,7 +7,10 @@ import os
 import re
 
 import flan_jax
+from flan_jax import tasks
 from flan_jax.runtime import gin_utils
+from flan_jax.tasks import cache_reader
+from flan_jax.tasks.collections import catalogue
 
 # Cloud TPU node, queued-resource and xpk workload names; a safe subset for SLURM and SkyPilot too.
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$")
@@ -124,9 +127,7 @@ FLAN_COLLECTIONS = ("muffin", "t0sf", "niv2", "cot")
 def _mixture_tables() -> tuple[dict, dict]:
   """RATES and SCALING of flan_jax/tasks/mixtures.py, read from its source (importing it
   registers ~7,000 tasks, which a launcher does not need to name four collections)."""
-  import ast
-  from flan_jax.tasks import __file__ as tasks_init
-  path = os.path.join(os.path.dirname(tasks_init), "mixtures.py")
+  path = os.path.join(os.path.dirname(tasks.__file__), "mixtures.py")
   with open(path, encoding="utf-8") as f:
     tree = ast.parse(f.read())
   found = {}
@@ -168,7 +169,6 @@ def _join(*parts: str) -> str:
 def missing_data(collection: str, data_dir: str) -> tuple[int, int, str | None]:
   """(files missing, files expected, first missing path) of one collection under `data_dir`:
   the files `flan-jax data prepare COLLECTION` writes and the tasks read."""
-  from flan_jax.tasks.collections import catalogue
   entries = catalogue.entries(collection)
   if collection == "cot":
     names = _list_dir(_join(data_dir, "cot")) or set()
@@ -220,13 +220,12 @@ def check_cache(mixture: str, cache_dirs, lengths: dict | None, *, data_dir: str
   """Refuses (ValueError naming the exact `flan-jax data cache` command) unless `mixture` is
   cached, complete and for the recipe's TASK_FEATURE_LENGTHS, in one of `cache_dirs`; else
   returns the dry run's line."""
-  from flan_jax.tasks import cache
   lengths = {"inputs": int(lengths["inputs"]), "targets": int(lengths["targets"])} if lengths else None
-  command = cache.rebuild_command(mixture, cache_dirs[0], lengths or cache.DEFAULT_LENGTHS)
+  command = cache_reader.rebuild_command(mixture, cache_dirs[0], lengths or cache_reader.DEFAULT_LENGTHS)
   if data_dir:
     command += f" --data_dir={data_dir}"
   for d in cache_dirs:
-    manifest = cache.cached_here(mixture, d)
+    manifest = cache_reader.cached_here(mixture, d)
     if manifest is None:
       continue
     built = dict(manifest.get("task_feature_lengths", {}))
@@ -238,11 +237,10 @@ def check_cache(mixture: str, cache_dirs, lengths: dict | None, *, data_dir: str
     return (f"data: {mixture} cached in {d}: {len(manifest['members'])} member(s), {examples} examples for "
             f"lengths {built}; workers train with USE_CACHED_TASKS=True")
   raise ValueError(f"{mixture} is not cached in --cache_dir={', '.join(cache_dirs)} (no "
-                   f"{_join(cache_dirs[0], mixture, cache.MANIFEST.format(split='train'))}): build it once with "
+                   f"{_join(cache_dirs[0], mixture, cache_reader.MANIFEST.format(split='train'))}): build it once with "
                    f"`{command}`. Nothing was created (--skip_data_check launches anyway).")
 
 
 def local_data_dir() -> str:
   """This machine's data directory (FLAN_JAX_DATA_DIR or the default), which local processes read."""
-  from flan_jax.tasks.collections import catalogue
   return str(catalogue.data_dir())

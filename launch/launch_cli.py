@@ -20,7 +20,6 @@ import sys
 import tempfile
 from typing import Sequence
 
-import gin
 
 from flan_jax.runtime import gin_utils
 from flan_jax.launch import job as job_lib
@@ -113,16 +112,17 @@ def _check_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
 
 
 def read_recipe(files: Sequence[str], bindings: Sequence[str]) -> tuple[plan.Recipe, dict]:
-  """The recipe's numbers (for planning) and its TOPOLOGY and MODEL_DIR macros; leaves gin cleared."""
+  """The recipe's numbers (for planning, with the run config `flan-jax train` will run) and the
+  settings a launch needs: TOPOLOGY, MODEL_DIR, MIXTURE_OR_TASK_NAME and TASK_FEATURE_LENGTHS;
+  leaves no gin state behind."""
   from flan_jax.planning import plan
-  try:
-    recipe = plan.recipe_from_gin(files, bindings)
-    scalar = lambda v: v if isinstance(v, (str, int, float)) else None  # e.g. %gin.REQUIRED: unset
-    macros = {k: scalar(gin_utils.macro(k)) for k in ("TOPOLOGY", "MODEL_DIR", "MIXTURE_OR_TASK_NAME")}
-    lengths = gin_utils.macro("TASK_FEATURE_LENGTHS")
-    macros["TASK_FEATURE_LENGTHS"] = dict(lengths) if isinstance(lengths, dict) else None
-  finally:
-    gin.clear_config()
+  recipe = plan.recipe_from_gin(files, bindings)
+  scalar = lambda v: v if isinstance(v, (str, int, float)) else None  # e.g. %gin.REQUIRED: unset
+  run = recipe.run
+  lengths = run.data.task_feature_lengths
+  macros = {"TOPOLOGY": recipe.topology, "MODEL_DIR": scalar(run.checkpoint.model_dir),
+            "MIXTURE_OR_TASK_NAME": scalar(run.data.mixture_or_task_name),
+            "TASK_FEATURE_LENGTHS": dict(lengths) if isinstance(lengths, dict) else None}
   return recipe, macros
 
 

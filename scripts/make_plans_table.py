@@ -29,11 +29,10 @@ GiB = 2.0 ** 30
 def analytic_row(spec: str) -> dict:
   """`flan-jax plan`'s estimate for one recipe[@slice] (fast; recomputed on every table build)."""
   from flan_jax.planning import plan
-  from flan_jax.runtime import gin_utils
   from flan_jax.planning import topology
   name, _, topo = spec.partition("@")
   recipe = plan.recipe_from_gin([f"gin/recipes/{name}.gin"])
-  topo = topo or gin_utils.macro("TOPOLOGY")
+  topo = topo or recipe.topology
   analytic = plan.Planner(recipe).plan(plan.parse_topology(topo))
   return {"recipe": name, "topology": topo, "mesh": analytic.mesh_shape, "analytic_gib": analytic.total / GiB,
           "analytic_breakdown_gib": {k: getattr(analytic, k) / GiB for k in
@@ -49,7 +48,7 @@ def row(spec: str, effort: str = "full") -> dict:
   out["effort"] = effort
   recipe = plan.recipe_from_gin([f"gin/recipes/{out['recipe']}.gin"])
   topo = out["topology"]
-  loss = compiled.loss_config_from_gin()
+  loss = recipe.loss
   t0 = time.perf_counter()
   try:
     c = compiled.compile_recipe(recipe, topology.parse_compilable(topo), loss=loss, effort=effort)

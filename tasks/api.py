@@ -14,7 +14,7 @@ Each registered family has a `TaskInfo` in a module-level catalogue: `get_task_i
 """
 from __future__ import annotations
 
-import contextlib
+import copy
 import dataclasses
 import difflib
 import functools
@@ -27,7 +27,7 @@ import seqio
 import tensorflow as tf
 
 from flan_jax.tasks import metrics as metrics_lib
-from flan_jax.tasks import render
+from flan_jax.tasks import cache_reader, render
 from flan_jax.tasks import sources
 from flan_jax.tasks import templates as tpl
 from flan_jax.tasks import vocab as vocab_lib
@@ -65,49 +65,6 @@ def variant(task_name: str) -> tuple[render.Renderer, tpl.Format] | None:
   return _VARIANTS.get(task_name)
 
 
-def _renderers_of(name: str | None) -> list[render.Renderer]:
-  """The renderers a task name draws from: a variant's, a family's, a sampled or seqio
-  mixture's members'; None: every registered FLAN task's. Non-FLAN tasks have none."""
-  if name is None:
-    found = [r for r, _ in _VARIANTS.values()]
-  elif name in _VARIANTS:
-    found = [_VARIANTS[name][0]]
-  elif name in _CATALOGUE:
-    found = [_VARIANTS[n][0] for n in _CATALOGUE[name].task_names]
-  elif name in _SAMPLED:
-    found = [_VARIANTS[n][0] for n in _SAMPLED[name].member_names()]
-  elif name in seqio.MixtureRegistry.names():
-    found = [_VARIANTS[t.name][0] for t in seqio.get_mixture_or_task(name).get_subtasks()
-             if t.name in _VARIANTS]
-  else:
-    found = []
-  return list({id(r): r for r in found}.values())
-
-
-@contextlib.contextmanager
-def fewshot_budget_for(task_feature_lengths: dict | None = None,
-                       max_input_tokens: int | None = None, task: str | None = None):
-  """For the duration of a `with` block (one training run), the few-shot prompts of
-  `task` (variant, family, mixture; None: every registered FLAN task) fit the run's
-  TASK_FEATURE_LENGTHS['inputs'] (FLAN's 1,920 of 2,048 of it) or `max_input_tokens`;
-  tasks registered with their own `max_input_tokens` keep it. Each renderer gets its
-  own budget back afterwards, so a run does not change later renderings; yields the
-  budget. (Plain python, not a gin configurable: task modules are imported after gin
-  locks its config.)"""
-  inputs_length = int((task_feature_lengths or {}).get("inputs", DEFAULT_INPUTS_LENGTH))
-  renderers = _renderers_of(task)
-  saved = [(r, r.inputs_length, r.max_input_tokens) for r in renderers]
-  try:
-    for r in renderers:
-      r.inputs_length = inputs_length
-      if max_input_tokens is not None and r.max_input_tokens is None:
-        r.max_input_tokens = int(max_input_tokens)
-    yield fewshot_budget(inputs_length, max_input_tokens)
-  finally:
-    for r, length, own in saved:
-      r.inputs_length, r.max_input_tokens = length, own
-
-
 def _applicable_formats(has_rationales: bool, has_train: bool,
                         opt_without_options: bool = True) -> list[str]:
   """Few-shot needs a train split to draw exemplars from. A task without options has
@@ -120,6 +77,49 @@ def _applicable_formats(has_rationales: bool, has_train: bool,
   if has_rationales:
     names += ["zscot"] + (["fscot"] if has_train else [])
   return names
+
+
+# The task classes every FLAN variant and sampled mixture is registered with: with use_cached
+# they read `flan-jax data cache` output (checked first); without, few-shot prompts fit the
+# lengths seqio asks for.
+
+
+class FlanVariantTask(seqio.Task):
+  """A FLAN variant: with use_cached, the cache is checked (present, same lengths and
+  vocabulary) before seqio reads it."""
+
+  def get_dataset(self, sequence_length=None, split="train", use_cached=False, **kwargs):  # pylint: disable=arguments-differ
+    if use_cached:
+      cache_reader.check_member(self, sequence_length, split)
+    return seqio.Task.get_dataset(cache_reader.fitted_task(self, sequence_length), sequence_length, split=split,
+                                  use_cached=use_cached, **kwargs)
+
+class SampledMixtureTask(seqio.Task):
+  """A sampled Flan mixture: with use_cached, its members are read from the cache
+  (`sampled_dataset`) and the steps after tokenization run as without it."""
+
+  def get_dataset(self, sequence_length=None, split="train", use_cached=False, shuffle=True,  # pylint: disable=arguments-differ
+                  shuffle_buffer_size=None, seed=None, shard_info=None, num_epochs=1,
+                  trim_output_features=True, try_in_mem_cache=True):
+    if not use_cached:
+      return seqio.Task.get_dataset(cache_reader.fitted_task(self, sequence_length), sequence_length, split=split,
+                                    use_cached=False, shuffle=shuffle,
+                                 shuffle_buffer_size=shuffle_buffer_size, seed=seed, shard_info=shard_info,
+                                 num_epochs=num_epochs, trim_output_features=trim_output_features,
+                                 try_in_mem_cache=try_in_mem_cache)
+    ds = cache_reader.sampled_dataset(self, sequence_length, split, seed, shard_info)
+    if num_epochs != 1:
+      ds = ds.repeat(num_epochs)
+    # The cache holds what `tokenize` (the first step) gives; the rest runs as without it.
+    if self.preprocessors[0] is not seqio.preprocessors.tokenize:
+      raise cache_reader.CacheError(f"{self.name}: cached mixtures expect `tokenize` as their first preprocessor")
+    ds = self._preprocess_dataset(ds, self.preprocessors[1:], sequence_length=sequence_length)  # pylint: disable=protected-access
+    ds = self._validate_preprocessing(ds)  # pylint: disable=protected-access
+    if trim_output_features:
+      ds = self._trim_output_features(ds, sequence_length=sequence_length)  # pylint: disable=protected-access
+    if shuffle:
+      ds = ds.shuffle(shuffle_buffer_size or self._shuffle_buffer_size, seed=seed)  # pylint: disable=protected-access
+    return ds.prefetch(tf.data.experimental.AUTOTUNE)
 
 
 def _replace_task(name: str, **kwargs) -> None:
@@ -179,8 +179,9 @@ def register_flan_task(
       example with none is left out of the few-shot variants (None: FLAN's 1,920/2,048
       of `inputs_length`).
     inputs_length: the input length few-shot prompts are fitted to when
-      `max_input_tokens` is None; a training run sets it to its TASK_FEATURE_LENGTHS
-      for its own tasks (`fewshot_budget_for`).
+      `max_input_tokens` is None and a dataset is asked for without a sequence length;
+      a training run's datasets are fitted to its TASK_FEATURE_LENGTHS (seqio passes
+      them to `get_dataset`).
     varied_options: draw the options block's header and item style per example (per
       prompt in few-shot), with label targets for labelled styles; False: the fixed
       "OPTIONS:" list with option texts as targets (what evaluation tasks want).
@@ -238,13 +239,12 @@ def register_flan_task(
   if name in _CATALOGUE:
     remove_flan_task(name)  # re-registration replaces every old variant
   names = []
-  from flan_jax.tasks import cache as cache_lib  # pylint: disable=g-import-not-at-top
   for format_name in formats:
     fmt = tpl.FORMATS[format_name]
     task_name = f"{name}_{format_name}"
     _replace_task(
         task_name,
-        task_cls=cache_lib.task_classes()[0],  # USE_CACHED_TASKS: checks the cache seqio reads
+        task_cls=FlanVariantTask,  # USE_CACHED_TASKS: checks the cache seqio reads
         source=RenderedSource(renderer, fmt, splits),
         output_features=output_features,
         preprocessors=[
@@ -363,6 +363,16 @@ class SampledMixtureSource(seqio.DataSource):
     self._name = name
     self._tasks = [(t, None) if isinstance(t, str) else tuple(t) for t in tasks]
     self._rate = rate
+    self._inputs_length: int | None = None  # few-shot prompts fit this input length (None: each task's)
+
+  def for_inputs_length(self, inputs_length: int | None) -> "SampledMixtureSource":
+    """The same mixture with its members' few-shot prompts fitted to `inputs_length` tokens."""
+    other = copy.copy(self)
+    other._inputs_length = inputs_length  # pylint: disable=protected-access
+    return other
+
+  def _budgets(self, members) -> dict[str, int]:
+    return {name: _VARIANTS[name][0].budget_for(self._inputs_length) for name, _ in members}
 
   @property
   def supports_arbitrary_sharding(self) -> bool:
@@ -411,9 +421,11 @@ class SampledMixtureSource(seqio.DataSource):
   def sample(self, n: int, *, split: str = "train",
              seed: int = 0) -> list[tuple[str, RenderedExample]]:
     """The first `n` (variant name, example) of the stream this mixture trains on (shard
-    0 of the given seed), in python: what `flan-jax data stats` measures."""
+    0 of the given seed), in python: what `flan-jax data stats` measures. Few-shot prompts
+    fit this source's input length (`for_inputs_length`)."""
     members = self.members(split)
-    stream = self._tagged_stream(members, split, tpl.stable_hash(self._name, split, seed, 0))
+    stream = self._tagged_stream(members, split, tpl.stable_hash(self._name, split, seed, 0),
+                                 budgets=self._budgets(members))
     return [(members[i][0], ex) for i, ex in itertools.islice(stream, n)]
 
   def groups(self) -> dict[str, str]:
@@ -427,7 +439,7 @@ class SampledMixtureSource(seqio.DataSource):
   def _tagged_stream(self, members, split: str, seed: int, opener=None, budgets=None):
     """(member index, example) drawn by rate; `opener(variant)` gives a member's examples
     from the start (default: rendered; `tasks.cache` reads them from a cache instead);
-    `budgets`: variant -> few-shot budget taken when the dataset was built (default: each
+    `budgets`: variant -> few-shot budget (default: each
     renderer's own when a member starts)."""
     endless = split == "train"
     rng = np.random.default_rng(seed)
@@ -470,8 +482,7 @@ class SampledMixtureSource(seqio.DataSource):
     endless = split == "train"  # then every shard draws its own stream, none is sliced
     index = shard_info.index if shard_info and endless else 0
     stream_seed = tpl.stable_hash(self._name, split, 0 if seed is None else int(seed), index)
-    # Each member's few-shot budget now, while the run's is set: the stream is read later.
-    budgets = {name: _VARIANTS[name][0].budget for name, _ in members}
+    budgets = self._budgets(members)
     return render.rendered_dataset(lambda: self._stream(members, split, stream_seed, budgets),
                              None if endless else shard_info)
 
@@ -498,10 +509,9 @@ def register_sampled_mixture(name: str, tasks: Sequence, *, default_rate: float 
   rate = examples_rate(cap) if default_rate is None else (lambda _: default_rate)
   source = SampledMixtureSource(name, tasks, rate, splits)
   features = seqio.get_mixture_or_task(listed[0]).output_features
-  from flan_jax.tasks import cache as cache_lib  # pylint: disable=g-import-not-at-top
   _replace_task(
       name, source=source, output_features=features,
-      task_cls=cache_lib.task_classes()[1],  # USE_CACHED_TASKS reads `flan-jax data cache`'s files
+      task_cls=SampledMixtureTask,  # USE_CACHED_TASKS reads `flan-jax data cache`'s files
       preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
       postprocess_fn=metrics_lib.strip_text, metric_fns=[],
       shuffle_buffer_size=shuffle_buffer_size)

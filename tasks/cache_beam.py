@@ -39,6 +39,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from flan_jax.tasks import cache
+from flan_jax.tasks import cache_reader
 from flan_jax.tasks import storage
 from flan_jax.tasks.collections import catalogue
 
@@ -66,7 +67,7 @@ def _import_beam():
     with _quiet("", "apache_beam"):
       import apache_beam as beam  # pylint: disable=g-import-not-at-top
   except ImportError:
-    raise cache.CacheError("--engine=beam needs Apache Beam: pip install -c constraints.txt -e \".[beam]\"") from None
+    raise cache_reader.CacheError("--engine=beam needs Apache Beam: pip install -c constraints.txt -e \".[beam]\"") from None
   return beam
 
 
@@ -101,7 +102,7 @@ def _make_dofns(beam):
       members = [v for v, _ in self.manifest["members"]]
       missing = [v for v in members if v not in totals]
       if missing:
-        raise cache.CacheError(f"the pipeline finished without members {missing[:3]}")
+        raise cache_reader.CacheError(f"the pipeline finished without members {missing[:3]}")
       cache._write_json(self.path, {**self.manifest, "examples": {v: totals[v] for v in members}})  # pylint: disable=protected-access
       yield self.path
 
@@ -119,7 +120,7 @@ def pipeline_options(beam_args: Sequence[str]):
     known = options.get_all_options()
     unknown = [a for a in options.get_all_options(retain_unknown_options=True) if a not in known]
   if unknown:
-    raise cache.CacheError(f"unknown Beam pipeline option(s) {['--' + a for a in unknown]}: give Beam's own "
+    raise cache_reader.CacheError(f"unknown Beam pipeline option(s) {['--' + a for a in unknown]}: give Beam's own "
                            "options (--runner, --project, --region, --temp_location, --num_workers, ...)")
   return options
 
@@ -140,12 +141,12 @@ def check_remote(options, out: str, data_dir: str | None) -> None:
   if name == "DataflowRunner":
     missing = [f"--{k}" for k in _DATAFLOW_REQUIRED if not opts.get(k)]
     if missing:
-      raise cache.CacheError(f"--runner=DataflowRunner needs {', '.join(missing)}")
+      raise cache_reader.CacheError(f"--runner=DataflowRunner needs {', '.join(missing)}")
   if name in REMOTE_RUNNERS and name != "PrismRunner":
     local = [f"{flag} {value}" for flag, value in (("--out", out), ("--data_dir", data_dir))
              if value and not storage.is_url(value)]
     if local:
-      raise cache.CacheError(f"{name} workers cannot read this machine's paths ({'; '.join(local)}): give "
+      raise cache_reader.CacheError(f"{name} workers cannot read this machine's paths ({'; '.join(local)}): give "
                              "gs:// (or another shared store's) URLs")
 
 
@@ -165,7 +166,7 @@ def _top_level_transforms(beam, pipeline) -> list[str]:
   return labels
 
 
-def build(name: str, out, *, lengths: Mapping[str, int] = cache.DEFAULT_LENGTHS, num_shards: int = 4,
+def build(name: str, out, *, lengths: Mapping[str, int] = cache_reader.DEFAULT_LENGTHS, num_shards: int = 4,
           split: str = "train", modules: Sequence[str] = (), data_dir: str | None = None,
           beam_args: Sequence[str] = (), dry_run: bool = False, say=print) -> dict:
   """Caches `name` under `out` with an Apache Beam pipeline (see the module doc); returns the
@@ -205,4 +206,4 @@ def build(name: str, out, *, lengths: Mapping[str, int] = cache.DEFAULT_LENGTHS,
       f"{len(members) * num_shards - len(items)} shard(s) already complete")
   result = pipeline.run()
   result.wait_until_finish()
-  return cache._read_json(manifest_path)  # pylint: disable=protected-access
+  return cache_reader.read_json(manifest_path)  # pylint: disable=protected-access

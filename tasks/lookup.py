@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import os
 import re
 import sys
@@ -16,12 +17,17 @@ from flan_jax.tasks import api
 from flan_jax.tasks.collections import catalogue
 
 
-def import_task_modules(modules: Sequence[str]) -> None:
+def import_task_modules(modules: Sequence[str], data_dir: str | None = None) -> None:
   """Imports the modules whose import registers tasks (e.g. 'flan_jax.tasks.embedded').
 
   A module not found on sys.path is looked up in the working directory too, as
   `python -m` would: `--gin.TASK_MODULES="['flan_jax.tasks.embedded', 'my_tasks']"` finds
-  ./my_tasks.py."""
+  ./my_tasks.py.
+
+  `data_dir`: where prepared data is read (`flan-jax data prepare`'s directory); a module that
+  registers tasks over prepared data offers `register_all(data_dir=...)` (the Flan mixtures,
+  the held-out suites) or `register(data_dir=...)` (one collection), and is registered again
+  with it. Without one, modules read the default (FLAN_JAX_DATA_DIR, else ~/.cache/flan_jax/data)."""
   for name in modules:
     if not isinstance(name, str):
       raise ValueError(f"TASK_MODULES holds {name!r}, not a module name; give a list of names such as "
@@ -39,6 +45,16 @@ def import_task_modules(modules: Sequence[str]) -> None:
       where = f" (looked on sys.path and in the working directory {os.getcwd()})" if isinstance(
           e, ModuleNotFoundError) and e.name == name.split(".")[0] else ""
       raise ValueError(f"cannot import task module {name!r} (gin: TASK_MODULES): {e}{where}") from e
+    if data_dir is not None:
+      _register_with(sys.modules[name], data_dir)
+
+
+def _register_with(module, data_dir: str) -> None:
+  for attr in ("register_all", "register"):
+    fn = getattr(module, attr, None)
+    if callable(fn) and "data_dir" in inspect.signature(fn).parameters:
+      fn(data_dir=data_dir)
+      return
 
 
 def _catalogue_hint(name: str) -> str:

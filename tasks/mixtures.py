@@ -122,9 +122,13 @@ def _register_mix(name: str, rates: dict[str, float], sizes, counted=None) -> No
   TASK_COUNTS[name] = sum(sizes[p] for p in (counted or rates))
 
 
-def register_all() -> None:
+def register_all(data_dir=None) -> None:
   """(Re-)registers every mixture from the tasks registered now (e.g. after
-  `cot.register(data_dir=...)`: seqio mixtures hold the Task objects they were built with)."""
+  `cot.register(data_dir=...)`: seqio mixtures hold the Task objects they were built with).
+  With `data_dir`, the four collections are first registered again to read there."""
+  if data_dir is not None:
+    for collection in (muffin, t0sf, niv2, cot):
+      collection.register(data_dir=data_dir)
   MISSING.clear()
   TASK_COUNTS.clear()
   sizes = _register_submixtures()

@@ -26,9 +26,10 @@ How an example is rendered (see `templates.py` for the text of each format):
   * rendering runs in python inside the data source (lazily, one example at a time); the
     seqio preprocessors then are `tokenize` -> cache placeholder -> `append_eos_after_trim`.
 
-The few-shot budget belongs to each renderer: `inputs_length` is set when the task is
-registered (default 2,048) and, for one training run, by `api.fewshot_budget_for`, which
-sets it on the renderers of the run's task and restores it afterwards.
+The few-shot budget travels with the request for data: seqio hands every `get_dataset` the
+run's `sequence_length`, and the task (`api.FlanVariantTask`, `api.SampledMixtureTask`) gives its source the budget for
+that inputs length (`RenderedSource.for_inputs_length`); without one, the length the task was
+registered with (default 2,048). Nothing about a run is stored on the renderer.
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ import tensorflow as tf
 
 from flan_jax.tasks import sources
 from flan_jax.tasks import templates as tpl
+from flan_jax.tasks.templates import DEFAULT_INPUTS_LENGTH, FEWSHOT_MARGIN, fewshot_budget  # noqa: F401
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,24 +60,11 @@ class RenderedExample:
   fewshot_mode: str = ""            # "fixed" | "xshot" | "demonstrations" ("" zero-shot)
 
 
-# FLAN prunes few-shot prompts to 1,920 tokens of its 2,048 input length
-# (flan/v2/constants.py: FEW_SHOT_MAX_LEN, SEQUENCE_LEN): the same margin here.
-FEWSHOT_MARGIN = 1920 / 2048
-DEFAULT_INPUTS_LENGTH = 2048
 # FLAN's x-shot tasks (flan/v2/tasks.py, "_template_0to10_x_shot") draw 25 exemplars, each
 # formatted with one of the dataset's templates in turn over a shuffled stream, keep those
 # whose template is the query's (preprocessors.prune_fewshot_examples_by_template_idx),
 # prune by length, and drop the examples left with none (filter_zero_shot_in_few_shot).
 XSHOT_DRAWS = 25
-
-
-def fewshot_budget(inputs_length: int = DEFAULT_INPUTS_LENGTH,
-                   max_input_tokens: int | None = None) -> int:
-  """Tokens (with EOS) a few-shot prompt may take for an `inputs_length`-token input:
-  FLAN's margin, 1,920 of 2,048; `max_input_tokens` overrides it."""
-  if max_input_tokens is not None:
-    return int(max_input_tokens)
-  return int(int(inputs_length) * FEWSHOT_MARGIN)
 
 
 def format_demonstration(i: int, demo: dict) -> str:
@@ -121,7 +110,7 @@ class Renderer:
     self.demonstrations_key = demonstrations_key
     self.fewshot_templates = tuple(fewshot_templates)
     self.num_opt_templates = num_opt_templates
-    self.inputs_length = int(inputs_length)  # few-shot budget: see `budget`
+    self.inputs_length = int(inputs_length)  # the default few-shot budget's: see `budget_for`
 
   @functools.cached_property
   def pool(self) -> list[dict]:
@@ -205,11 +194,10 @@ class Renderer:
       kept.pop()
     return kept
 
-  @property
-  def budget(self) -> int:
-    """Tokens (with EOS) this task's few-shot prompts may take: `max_input_tokens`, else
-    FLAN's 1,920/2,048 of `inputs_length`."""
-    return fewshot_budget(self.inputs_length, self.max_input_tokens)
+  def budget_for(self, inputs_length: int | None = None) -> int:
+    """The few-shot budget for prompts of an `inputs_length`-token input (None: the length
+    the task was registered with); a task registered with `max_input_tokens` keeps it."""
+    return fewshot_budget(self.inputs_length if inputs_length is None else inputs_length, self.max_input_tokens)
 
   def _fewshot_plan(self, key: str, num_templates: int,
                     position: int) -> tuple[str, int, tpl.FewShotPattern]:
@@ -249,10 +237,8 @@ class Renderer:
     """The examples of `split` rendered in `fmt`, in source order. A few-shot example for
     which no exemplar fits the budget is left out of the few-shot variant. `shard=(k, n)`:
     only the examples at source positions k mod n (what `flan-jax data cache` writes).
-    `budget`: the few-shot budget in tokens; by default the renderer's when this is called
-    (not when the examples are read: a dataset built for one run's lengths is read later, in
-    another thread, after `api.fewshot_budget_for` has given the renderer its own back)."""
-    budget = (self.budget if budget is None else int(budget)) if fmt.fewshot else None
+    `budget`: the few-shot budget in tokens (default `budget_for()`, the registered length's)."""
+    budget = (self.budget_for() if budget is None else int(budget)) if fmt.fewshot else None
     return self._render(split, fmt, shard, budget)
 
   def _render(self, split, fmt, shard, budget) -> Iterator[RenderedExample]:
@@ -371,10 +357,16 @@ class RenderedSource(seqio.DataSource):
   """A seqio DataSource of one format of one family: rendered `inputs`/`targets` strings
   (plus `template_index`, `num_exemplars`), produced lazily from the python renderer."""
 
-  def __init__(self, renderer: Renderer, fmt: tpl.Format, splits: Sequence[str]):
+  def __init__(self, renderer: Renderer, fmt: tpl.Format, splits: Sequence[str],
+               inputs_length: int | None = None):
     super().__init__(splits=splits, caching_permitted=True)
     self._renderer = renderer
     self._format = fmt
+    self._inputs_length = inputs_length  # few-shot prompts fit this input length (None: the task's)
+
+  def for_inputs_length(self, inputs_length: int | None) -> "RenderedSource":
+    """The same source with few-shot prompts fitted to `inputs_length` tokens."""
+    return RenderedSource(self._renderer, self._format, self.splits, inputs_length)
 
   @property
   def supports_arbitrary_sharding(self) -> bool:
@@ -395,7 +387,7 @@ class RenderedSource(seqio.DataSource):
                        f"{split!r}; it has {list(self.splits)}")
 
     renderer, fmt = self._renderer, self._format
-    budget = renderer.budget  # now, while the run's budget is set: the examples are read later
+    budget = renderer.budget_for(self._inputs_length)
     if isinstance(renderer.source, sources.FILE_SOURCES):
       # A user's JSONL/TSV file is read through once here (counted, and remembered), so that a
       # malformed line is one error naming file and line, not one raised inside tf.data.

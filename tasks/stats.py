@@ -21,9 +21,8 @@ import argparse
 import collections
 import sys
 
-from flan_jax.tasks import api
+from flan_jax.tasks import api, templates
 from flan_jax.tasks import vocab as vocab_lib
-from flan_jax.tasks.collections import catalogue
 
 
 def _collection(group: str) -> str:
@@ -49,8 +48,8 @@ def mixture_stats(name: str, n: int = 20_000, *, seed: int = 0,
   """Figures of the first `n` training examples of sampled mixture `name`."""
   source = api.sampled_mixture(name)
   groups = source.groups()
-  with api.fewshot_budget_for({"inputs": inputs_length}, task=name) as budget:
-    drawn = source.sample(n, seed=seed)  # few-shot prompts fitted to `inputs_length`
+  budget = templates.fewshot_budget(inputs_length)
+  drawn = source.for_inputs_length(inputs_length).sample(n, seed=seed)  # few-shot prompts fitted to it
   vocabulary = vocab_lib.default_vocabulary()
   by_collection, by_format = collections.Counter(), collections.Counter()
   shots, modes, styles = collections.Counter(), collections.Counter(), collections.Counter()
@@ -118,10 +117,9 @@ def main(argv=None) -> int:
 
 def run(args) -> int:
   """`data stats` with parsed arguments (mixture, n, seed, inputs_length, data_dir)."""
-  import os  # pylint: disable=g-import-not-at-top
+  from flan_jax.tasks import lookup, mixtures  # pylint: disable=g-import-not-at-top
   if args.data_dir:
-    os.environ[catalogue.DATA_DIR_ENV] = str(args.data_dir)
-  from flan_jax.tasks import mixtures  # pylint: disable=g-import-not-at-top
+    lookup.import_task_modules(["flan_jax.tasks.mixtures"], data_dir=str(args.data_dir))
   if args.mixture not in api.sampled_mixture_names():
     why = mixtures.MISSING.get(args.mixture)
     print(f"data stats: {args.mixture!r} is not a registered Flan mixture"

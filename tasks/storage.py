@@ -196,3 +196,24 @@ def glob(pattern: str) -> list[str]:
     return sorted(_gfile().glob(pattern))
   import glob as glob_lib  # pylint: disable=g-import-not-at-top
   return sorted(glob_lib.glob(pattern))
+
+
+def upload_tree(local: pathlib.Path, dest) -> int:
+  """Copies every file under `local` to the same place under `dest` (a URL), each one
+  written aside (`.NAME.tmp-PID`) and renamed into place, so that a reader never sees
+  half a file and an interrupted upload leaves only whole files under their names (git's
+  objects and TFDS's raw downloads stay behind). Returns how many files were written."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  dest = path(dest)
+  n = 0
+  def wanted(rel: pathlib.Path) -> bool:  # not git's objects, nor TFDS's raw downloads
+    return ".git" not in rel.parts and rel.parts[:2] != ("tfds", "downloads")
+
+  for src in sorted(p for p in local.rglob("*") if p.is_file() and wanted(p.relative_to(local))):
+    target = dest.joinpath(*src.relative_to(local).parts)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    tf.io.gfile.copy(str(src), str(tmp), overwrite=True)
+    replace(tmp, target)
+    n += 1
+  return n

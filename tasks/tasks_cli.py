@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import importlib
-import os
 import re
 
-from flan_jax.tasks.collections import catalogue
+from flan_jax.tasks import embedded_families
+from flan_jax.tasks import templates as tpl
+from flan_jax.tasks.collections import catalogue, families
 
 FORMATS = ("zsopt", "zsnoopt", "fsopt", "fsnoopt", "zscot", "fscot")
 DEFAULT_FORMAT = "zsopt"
@@ -84,7 +84,8 @@ def list_names(collection=None, *, mixtures=False, everything=False, modules=(),
     return families
   from flan_jax.tasks import api  # pylint: disable=g-import-not-at-top
   from flan_jax.tasks import lookup  # pylint: disable=g-import-not-at-top  (seqio: not for --help)
-  lookup.import_task_modules(list(MIXTURE_MODULES if (mixtures or everything) else ()) + list(modules))
+  lookup.import_task_modules(list(MIXTURE_MODULES if (mixtures or everything) else ()) + list(modules),
+                             data_dir=data_dir)
   if mixtures:
     return api.list_mixtures()
   extra = [n for n in api.list_tasks() if n not in set(families)
@@ -93,14 +94,12 @@ def list_names(collection=None, *, mixtures=False, everything=False, modules=(),
 
 
 def _placeholder_example(family: str) -> dict:
-  from flan_jax.tasks.collections import families  # pylint: disable=g-import-not-at-top
   example = {f: f"<{f}>" for f in families.FIELDS[family]}
   example.update(options=["<option 1>", "<option 2>"], examples_text="<examples>", id="0")
   return example
 
 
 def _known_family_names(data_dir=None) -> list[str]:
-  from flan_jax.tasks import embedded_families  # pylint: disable=g-import-not-at-top
   return ([e.name for e in catalogue.entries(root=data_dir)]
           + ["embedded_" + f for f in embedded_families.FAMILIES])
 
@@ -122,11 +121,12 @@ def resolve(name: str, fmt: str | None, data_dir=None) -> tuple[str, str, catalo
   if family not in entries and f"niv2_{family}" in entries:  # the paper writes NIv2 tasks as task001_...
     family = f"niv2_{family}"
   entry = entries.get(family)
-  from flan_jax.tasks import api  # pylint: disable=g-import-not-at-top
+  from flan_jax.tasks import api, lookup  # pylint: disable=g-import-not-at-top
   if entry is not None:
-    importlib.import_module(f"flan_jax.tasks.collections.{_COLLECTION_MODULES[entry.collection]}")
+    lookup.import_task_modules([f"flan_jax.tasks.collections.{_COLLECTION_MODULES[entry.collection]}"],
+                               data_dir=data_dir)
   else:
-    importlib.import_module("flan_jax.tasks.embedded")
+    lookup.import_task_modules(["flan_jax.tasks.embedded"])
   try:
     info = api.get_task_info(family)
   except KeyError:
@@ -146,8 +146,6 @@ def resolve(name: str, fmt: str | None, data_dir=None) -> tuple[str, str, catalo
 
 def show(name: str, fmt: str | None, split: str, data_dir=None) -> str:
   from flan_jax.tasks import api  # pylint: disable=g-import-not-at-top
-  from flan_jax.tasks import templates as tpl  # pylint: disable=g-import-not-at-top
-  from flan_jax.tasks.collections import families  # pylint: disable=g-import-not-at-top
   family, fmt, entry = resolve(name, fmt, data_dir)
   info = api.get_task_info(family)
   if entry is not None:
@@ -175,8 +173,6 @@ def show(name: str, fmt: str | None, split: str, data_dir=None) -> str:
 
 def main(argv=None) -> int:
   args = _parser().parse_args(argv)
-  if args.data_dir:
-    os.environ[catalogue.DATA_DIR_ENV] = args.data_dir
   if args.command == "count":
     print("\n".join(count(args.data_dir)))
   elif args.command == "list":

@@ -283,3 +283,18 @@ def stable_hash(*parts: object) -> int:
   """A 63-bit hash of `parts` that is the same in every process and python version."""
   digest = hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).digest()
   return int.from_bytes(digest[:8], "little") >> 1
+
+
+# The few-shot budget: FLAN prunes few-shot prompts to 1,920 tokens of its 2,048 input length
+# (flan/v2/constants.py: FEW_SHOT_MAX_LEN, SEQUENCE_LEN); the same margin here.
+FEWSHOT_MARGIN = 1920 / 2048
+DEFAULT_INPUTS_LENGTH = 2048
+
+
+def fewshot_budget(inputs_length: int = DEFAULT_INPUTS_LENGTH,
+                   max_input_tokens: int | None = None) -> int:
+  """Tokens (with EOS) a few-shot prompt may take for an `inputs_length`-token input:
+  FLAN's margin, 1,920 of 2,048; `max_input_tokens` overrides it."""
+  if max_input_tokens is not None:
+    return int(max_input_tokens)
+  return int(int(inputs_length) * FEWSHOT_MARGIN)

@@ -5,6 +5,7 @@ import pathlib
 
 import pytest
 
+from flan_jax.tasks import data_cli
 from flan_jax.tasks import api
 from flan_jax.tasks import vocab
 from flan_jax.tasks.collections import catalogue
@@ -276,9 +277,9 @@ def test_export_source_filters_rows(tmp_path):
 def test_prepare_reports_failures_offline(tmp_path, monkeypatch, capsys):
   from flan_jax.tasks import prepare
   monkeypatch.setattr(prepare, "NIV2_REPO", str(tmp_path / "no_such_repo"))
-  assert prepare.main(["prepare", "niv2", f"--data_dir={tmp_path}", "--timeout=30"]) == 1
+  assert data_cli.main(["prepare", "niv2", f"--data_dir={tmp_path}", "--timeout=30"]) == 1
   monkeypatch.setattr(prepare, "COT_URL", (tmp_path / "no_such_dir").as_uri())
-  assert prepare.main(["prepare", "cot", f"--data_dir={tmp_path}"]) == 1
+  assert data_cli.main(["prepare", "cot", f"--data_dir={tmp_path}"]) == 1
   out = capsys.readouterr().out
   assert "could not get: niv2: git clone" in out and "could not get: cot:" in out
   assert "gsm8k_train.tsv" in out and not list((tmp_path / "cot").glob("*.part"))

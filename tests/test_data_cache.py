@@ -11,7 +11,9 @@ import time
 import numpy as np
 import pytest
 
+from flan_jax.tasks import data_cli
 from flan_jax.tasks import cache, prepare, storage
+from flan_jax.tasks import cache_reader
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LENGTHS = {"inputs": 128, "targets": 32}
@@ -39,7 +41,7 @@ def ram_cot(tmp_path_factory):
   url, saved = "ram://flan_test/data", prepare.COT_URL
   prepare.COT_URL = release.as_uri()
   try:
-    assert prepare.main(["prepare", "cot", f"--data_dir={url}"]) == 0
+    assert data_cli.main(["prepare", "cot", f"--data_dir={url}"]) == 0
   finally:
     prepare.COT_URL = saved
   cot.register(data_dir=url)
@@ -118,7 +120,7 @@ def test_cache_layout_resume_counts_and_seqio_reads_a_member(ram_cache):
   assert json.loads((d / "stats.train.json").read_text())["examples"] == expected
   # seqio's own reader (use_cached=True through its global cache dirs) gives the rendered examples.
   task = seqio.get_mixture_or_task("cot_gsm8k_zscot")
-  with cache.using_cache_dirs([out]), api.fewshot_budget_for(LENGTHS):
+  with cache_reader.using_cache_dirs([out]):
     cached = list(task.get_dataset(LENGTHS, split="train", use_cached=True, shuffle=False).as_numpy_iterator())
     fresh = list(task.get_dataset(LENGTHS, split="train", shuffle=False).as_numpy_iterator())
   assert sorted(x["inputs"].tolist() for x in cached) == sorted(x["inputs"].tolist() for x in fresh)
@@ -128,8 +130,7 @@ def test_cache_layout_resume_counts_and_seqio_reads_a_member(ram_cache):
 
 def _batches(name, use_cached, dirs, n, lengths=LENGTHS):
   from flan_jax.training import data
-  from flan_jax.tasks import api
-  with cache.using_cache_dirs(dirs), api.fewshot_budget_for(lengths):
+  with cache_reader.using_cache_dirs(dirs):
     it = data.BatchIterator(name, lengths, 8, process_index=0, process_count=2, use_cached=use_cached, seed=3)
     return [next(it) for _ in range(n)]
 
@@ -148,17 +149,17 @@ def test_cached_and_uncached_give_the_same_first_100_packed_batches(ram_cache):
 
 def test_a_missing_or_stale_cache_names_the_command_that_rebuilds_it(ram_cache):
   out = ram_cache[0]
-  with pytest.raises(cache.CacheError, match=r"not cached in no cache dir \(set train.seqio_cache_dirs\).*"
+  with pytest.raises(cache_reader.CacheError, match=r"not cached in no cache dir \(set train.seqio_cache_dirs\).*"
                      r"`flan-jax data cache flan2022_cot --out=DIR --inputs_length=128 --targets_length=32`"):
     _batches("flan2022_cot", True, [], 1)
   other = {"inputs": 256, "targets": 32}
-  with pytest.raises(cache.CacheError, match=r"stale: built for TASK_FEATURE_LENGTHS .*'inputs': 128.*"
+  with pytest.raises(cache_reader.CacheError, match=r"stale: built for TASK_FEATURE_LENGTHS .*'inputs': 128.*"
                      rf"`flan-jax data cache flan2022_cot --out={out} --inputs_length=256 --targets_length=32`"):
     _batches("flan2022_cot", True, [out], 1, lengths=other)
-  with pytest.raises(cache.CacheError, match=r"'cot_qasc_fscot' \(train\) is not cached"):
+  with pytest.raises(cache_reader.CacheError, match=r"'cot_qasc_fscot' \(train\) is not cached"):
     _batches("cot_qasc_fscot", True, ["ram://flan_test/empty"], 1)
   # Building into the same --out for other lengths does not mix old and new members.
-  with pytest.raises(cache.CacheError, match=r"built for TASK_FEATURE_LENGTHS \{'inputs': 128, 'targets': 32\}.*"
+  with pytest.raises(cache_reader.CacheError, match=r"built for TASK_FEATURE_LENGTHS \{'inputs': 128, 'targets': 32\}.*"
                      r"this build is for \{'inputs': 256, 'targets': 32\}.*give a new --out"):
     cache.build("flan2022_cot", out, lengths=other, num_shards=2, say=lambda *a: None)
 

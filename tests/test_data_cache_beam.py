@@ -10,7 +10,9 @@ import pytest
 
 beam = pytest.importorskip("apache_beam")
 
+from flan_jax.tasks import data_cli
 from flan_jax.tasks import cache, cache_beam, prepare, storage  # noqa: E402
+from flan_jax.tasks import cache_reader
 from tests import test_data_cache  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,7 +30,7 @@ def cot_data(tmp_path_factory):
   saved = prepare.COT_URL
   prepare.COT_URL = release.as_uri()
   try:
-    assert prepare.main(["prepare", "cot", f"--data_dir={data}"]) == 0
+    assert data_cli.main(["prepare", "cot", f"--data_dir={data}"]) == 0
   finally:
     prepare.COT_URL = saved
   cot.register(data_dir=str(data))
@@ -92,11 +94,11 @@ def test_a_rerun_keeps_finished_work_and_a_second_split_shares_the_directory(bot
                    say=lines.append)
   assert "108 shard(s) already complete" in lines[0]
   # A validation build into the same --out as the train one: both splits live side by side.
-  assert prepare.main(["cache", "cot_gsm8k_zscot", f"--out={both['beam']}", "--split=validation",
+  assert data_cli.main(["cache", "cot_gsm8k_zscot", f"--out={both['beam']}", "--split=validation",
                        "--inputs_length=256", "--targets_length=32", "--shards=2",
                        f"--data_dir={cot_data}"]) == 0
   d = storage.path(both["beam"]) / "cot_gsm8k_zscot"
-  assert cache.completed(d, "train") and cache.completed(d, "validation")
+  assert cache_reader.completed(d, "train") and cache_reader.completed(d, "validation")
   assert (d / "info.validation.json").exists() and (d / "info.train.json").exists()
 
 
@@ -120,7 +122,7 @@ def test_dry_run_prints_the_dataflow_pipeline_and_submits_nothing(capsys, tmp_pa
   argv = ["cache", "flan_jax_embedded", "--out=gs://flan-bucket/cache", "--shards=8", "--engine=beam", "--dry_run",
           "--runner=DataflowRunner", "--project=my-project", "--region=us-central1",
           "--temp_location=gs://flan-bucket/tmp", "--setup_file=./setup.py", "--num_workers=20"]
-  assert prepare.main(argv) == 0
+  assert data_cli.main(argv) == 0
   out = capsys.readouterr().out
   assert "224 work item(s) (28 member(s) x 8 shard(s)" in out and "runner DataflowRunner" in out
   assert ("pipeline: WorkItems -> Reshuffle -> RenderTokenizeWrite -> FinishedMembers -> Both -> ByMember -> "
@@ -129,11 +131,11 @@ def test_dry_run_prints_the_dataflow_pipeline_and_submits_nothing(capsys, tmp_pa
                  "--num_workers=20", "--setup_file=./setup.py"):
     assert option in out
   # Refusals name what is missing; nothing is submitted.
-  assert prepare.main(argv[:6] + ["--runner=DataflowRunner", "--project=p"]) == 2
+  assert data_cli.main(argv[:6] + ["--runner=DataflowRunner", "--project=p"]) == 2
   assert "--runner=DataflowRunner needs --region, --temp_location" in capsys.readouterr().err
-  assert prepare.main(["cache", "flan_jax_embedded", f"--out={tmp_path}", "--engine=beam", "--dry_run",
+  assert data_cli.main(["cache", "flan_jax_embedded", f"--out={tmp_path}", "--engine=beam", "--dry_run",
                        "--runner=DataflowRunner", "--project=p", "--region=r", "--temp_location=gs://b/t"]) == 2
   assert "DataflowRunner workers cannot read this machine's paths (--out" in capsys.readouterr().err
   with pytest.raises(SystemExit):
-    prepare.main(["cache", "flan_jax_embedded", f"--out={tmp_path}", "--runner=DataflowRunner"])
+    data_cli.main(["cache", "flan_jax_embedded", f"--out={tmp_path}", "--runner=DataflowRunner"])
   assert "Beam pipeline options need --engine=beam" in capsys.readouterr().err

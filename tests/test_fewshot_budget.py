@@ -1,9 +1,9 @@
 """A run's few-shot prompts are fitted to its own input length, also when they are read later.
 
-`flan-jax train` builds its tf.data pipeline while the run's budget is set on the renderers
-(`api.fewshot_budget_for`), then reads it in a background thread (`data.ReadAhead`) after the
-renderers have their own budgets back. The budget must be the run's all the same: taken when
-the dataset is built, not when its first example is rendered.
+`flan-jax train` builds its tf.data pipeline with the run's lengths, then reads it in a
+background thread (`data.ReadAhead`). The budget travels with seqio's request for data (its
+`sequence_length`), so it is the run's however late the first example is rendered, and nothing
+is left on the renderers.
 """
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ import json
 import pathlib
 
 import pytest
+import seqio
 
 from flan_jax.tasks import metrics
 from flan_jax.tasks import api, templates, vocab
@@ -254,13 +255,17 @@ def test_fewshot_budget_travels_with_the_task(register):
   shots = lambda name: [len(r.exemplar_indices)
                         for r in api.render_examples(f"fid_{name}_fsnoopt", "validation")]
   assert shots("b1") == shots("b2") == [5] * 6
-  with api.fewshot_budget_for({"inputs": 256}, task="fid_b1") as budget:
-    assert budget == 256 * FLAN_FEW_SHOT_MAX_LEN // FLAN_INPUTS_LEN
-    small = api.render_examples("fid_b1_fsnoopt", "validation")
-    assert shots("b2") == [5] * 6                   # another task keeps its own budget
+  renderer, fmt = api.variant("fid_b1_fsnoopt")
+  budget = renderer.budget_for(256)  # what a run at inputs 256 fits its prompts to
+  assert budget == 256 * FLAN_FEW_SHOT_MAX_LEN // FLAN_INPUTS_LEN
+  small = list(renderer.render("validation", fmt, budget=budget))
   assert small and all(len(vocabulary.encode(r.inputs)) + 1 <= budget for r in small)
   assert max(len(r.exemplar_indices) for r in small) < 5
-  assert shots("b1") == [5] * 6                     # restored when the run ends
+  # seqio asks for data with the run's lengths, and the prompts follow them.
+  ds = seqio.get_mixture_or_task("fid_b1_fsnoopt").get_dataset(
+      {"inputs": 256, "targets": 16}, split="validation", shuffle=False, trim_output_features=False)
+  assert [x["inputs_pretokenized"].decode() for x in ds.as_numpy_iterator()] == [r.inputs for r in small]
+  assert shots("b1") == shots("b2") == [5] * 6      # nothing about that request is kept
   register("b3", {"train": rows, "validation": rows[:6]}, tmpl, num_fewshot=5,
            inputs_length=256)                      # or set when the task is registered
   assert max(shots("b3")) < 5 and all(len(vocabulary.encode(r.inputs)) + 1 <= budget

@@ -11,6 +11,7 @@ import zipfile
 import numpy as np
 import pytest
 
+from flan_jax.tasks import data_cli, archives, package_index
 from flan_jax.checkpointing import convert_cli
 from flan_jax.tasks import prepare
 
@@ -63,7 +64,7 @@ def test_unpack_refuses_members_that_escape(tmp_path, kind, bad_member):
     members = [("data/ok.txt", b"fine"), ("data/link", f"->{outside}")]
   archive = (_tar if kind == "tar" else _zip)(tmp_path / f"evil.{'tar.gz' if kind == 'tar' else 'zip'}",
                                               members)
-  why = prepare._unpack_or_why(archive, dest)  # pylint: disable=protected-access
+  why = archives.unpack_or_why(archive, dest)  # pylint: disable=protected-access
   assert why is not None and str(archive) in why and repr(name) in why, why
   assert _all_files(tmp_path / "jail") == [] and _all_files(outside) == []
   assert not (tmp_path / "escaped.txt").exists() and archive.is_file()
@@ -74,7 +75,7 @@ def test_unpack_of_a_sound_archive_and_an_evil_download(tmp_path, monkeypatch):
   archive with a '..' member is reported by `data prepare mmlu` as one line."""
   for maker, suffix in ((_tar, "tar.gz"), (_zip, "zip")):
     archive = maker(tmp_path / f"good.{suffix}", [("top/a.csv", b"1,2"), ("top/sub/b.csv", b"3")])
-    assert prepare._unpack_or_why(archive, tmp_path / suffix) is None  # pylint: disable=protected-access
+    assert archives.unpack_or_why(archive, tmp_path / suffix) is None  # pylint: disable=protected-access
     assert _all_files(tmp_path / suffix) == ["top/a.csv", "top/sub/b.csv"] and not archive.exists()
   served = _tar(tmp_path / "data.tar", [("data/test/x_test.csv", b"q,a,b,c,d,A"),
                                         ("../../../mmlu_escape.csv", b"pwned")])
@@ -138,9 +139,9 @@ def test_prepare_bigbench_through_the_simple_index_feeds_offline_bbh(tmp_path, m
   index = _serve_index(tmp_path / "index", _bigbench_sdist(tmp_path / "bigbench-1.0.0.tar.gz"))
   monkeypatch.setenv("PIP_INDEX_URL", index)
   monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "file:///nonexistent/simple")
-  assert prepare.pip_index_urls()[:2] == [index, "file:///nonexistent/simple"]
+  assert package_index.pip_index_urls()[:2] == [index, "file:///nonexistent/simple"]
   data = tmp_path / "data"
-  assert prepare.main(["prepare", "bigbench", f"--data_dir={data}"]) == 0
+  assert data_cli.main(["prepare", "bigbench", f"--data_dir={data}"]) == 0
   assert "bigbench: 2 task files" in capsys.readouterr().out
   tasks_dir = data / "bigbench" / "benchmark_tasks"
   assert _all_files(data) == ["bigbench/benchmark_tasks/logical_deduction/five_objects/task.json",

@@ -297,19 +297,24 @@ def _run_cli(*argv, stdin: bytes | None = None, timeout=120):
   import tempfile
   import time
   env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+  # The command is started by a small python process, not by this (large) test worker: a child
+  # forked from a process counts that process's resident pages in its own peak RSS.
+  starter = ("import os, subprocess, sys; p = subprocess.Popen(sys.argv[2:]); _, s, u = os.wait4(p.pid, 0); "
+             "open(sys.argv[1], 'w').write(str(u.ru_maxrss)); sys.exit(os.waitstatus_to_exitcode(s))")
   t0 = time.perf_counter()
-  with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-    proc = subprocess.Popen([sys.executable, "-m", "flan_jax.cli", *argv], stdout=out, stderr=err,
-                            stdin=subprocess.PIPE, cwd=REPO, env=env)
+  with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+      tempfile.NamedTemporaryFile("r") as peak:
+    proc = subprocess.Popen([sys.executable, "-c", starter, peak.name, sys.executable, "-m", "flan_jax.cli", *argv],
+                            stdout=out, stderr=err, stdin=subprocess.PIPE, cwd=REPO, env=env)
     if stdin is not None:
       proc.stdin.write(stdin)
     proc.stdin.close()
-    _, status, usage = os.wait4(proc.pid, 0)
+    code = proc.wait()
     seconds = time.perf_counter() - t0
     out.seek(0)
     err.seek(0)
-    return (os.waitstatus_to_exitcode(status), out.read().decode(errors="replace"),
-            err.read().decode(errors="replace"), seconds, usage.ru_maxrss * 1024)
+    return (code, out.read().decode(errors="replace"), err.read().decode(errors="replace"), seconds,
+            int(peak.read() or 0) * 1024)
 
 
 @contextlib.contextmanager

@@ -125,3 +125,20 @@ def test_train_on_the_full_flan2022_mixture_from_gin(tmp_path):
       cwd=repo, env=env, capture_output=True, text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-2000:]
   assert "step      2/2" in out.stdout and (tmp_path / "run" / "checkpoints" / "2").is_dir()
+
+
+def test_a_data_dir_reaches_the_mixtures_as_an_argument(mixtures, tmp_path, monkeypatch):
+  """`--data_dir` / DATA_DIR: the task modules are registered with it (lookup.import_task_modules),
+  never through the environment; the mixtures are rebuilt over the re-registered tasks."""
+  import os
+  from flan_jax.tasks import lookup
+  from flan_jax.tasks.collections import catalogue
+  monkeypatch.delenv(catalogue.DATA_DIR_ENV, raising=False)
+  lookup.import_task_modules(["flan_jax.tasks.mixtures"], data_dir=str(tmp_path))
+  try:
+    assert catalogue.DATA_DIR_ENV not in os.environ
+    mix = seqio.get_mixture_or_task("flan2022_cot")
+    with pytest.raises(FileNotFoundError, match=rf"task 'cot_\w+': no data at {tmp_path}"):
+      mix.get_dataset({"inputs": 64, "targets": 64}, split="train")
+  finally:
+    mixtures.register_all(data_dir=str(catalogue.data_dir()))

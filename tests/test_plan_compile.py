@@ -81,9 +81,8 @@ def test_compiled_step_is_the_trainers_own(binding):
   """One code path: plan --compile lowers `Trainer.train_step` itself; on CPU devices the
   program it lowers is the one a Trainer built as `flan_jax.training.train` builds it lowers, whether
   the loss is set through the recipe's macro or by binding `train.z_loss` directly."""
-  compiled.register_train()  # as `plan --compile` does before parsing
   r = plan.recipe_from_gin(TINY_PALM, SMALL_RUN + ["NUM_MICROBATCHES = 2", binding])
-  loss = compiled.loss_config_from_gin()
+  loss = r.loss
   assert loss == trainer.LossConfig(z_loss=1e-3)
   ours = compiled.build_trainer(r, jax.devices(), loss)
   model, _ = build_model(r.model_config)
@@ -104,7 +103,7 @@ def test_compiled_step_is_the_trainers_own(binding):
 
 def _compile(files, bindings, slice_name):
   r = plan.recipe_from_gin(files, bindings)
-  return r, compiled.compile_recipe(r, tpu_topology.parse_compilable(slice_name), loss=compiled.loss_config_from_gin())
+  return r, compiled.compile_recipe(r, tpu_topology.parse_compilable(slice_name), loss=r.loss)
 
 
 @pytest.mark.slow
@@ -155,7 +154,7 @@ def test_tpu_compiles_leave_the_persistent_compilation_cache_alone(tmp_path):
       "before = files()\n"
       f"r = plan.recipe_from_gin({TINY_PALM!r}, {SMALL_RUN + ['VOCAB_SIZE = 512']!r})\n"
       "for _ in range(2):\n"
-      "  c = compiled.compile_recipe(r, topology.parse_compilable('v4-8'), loss=compiled.loss_config_from_gin())\n"
+      "  c = compiled.compile_recipe(r, topology.parse_compilable('v4-8'), loss=r.loss)\n"
       "assert files() == before, (before, files())\n"
       "jax.jit(lambda x: x * 3 - 1)(1.0)  # and uses it again afterwards\n"
       "assert len(files()) > len(before), (before, files())\n"

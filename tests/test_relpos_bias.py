@@ -40,7 +40,7 @@ def test_long_inputs_keep_no_lane_padded_bias_buffer():
   with the one-hot contraction the whole step peaks at 0.13 GiB."""
   r = plan.recipe_from_gin(["gin/models/t5_1_1/tiny.gin"], [
       "BATCH_SIZE = 4", "TASK_FEATURE_LENGTHS = {'inputs': 1024, 'targets': 64}", "REMAT_POLICY = 'full'"])
-  c = compiled.compile_recipe(r, tpu_topology.parse_compilable("v4-8"), loss=compiled.loss_config_from_gin(),
+  c = compiled.compile_recipe(r, tpu_topology.parse_compilable("v4-8"), loss=r.loss,
                               effort="fast")
   bias_bytes = r.model_config.num_heads * 1024 * 1024 * 4  # one sequence's [H, S, S] float32
   assert c.peak < 0.25 * GiB, f"peak {c.peak / GiB:.3f} GiB; bias [H,S,S] is {bias_bytes / GiB:.3f} GiB"

@@ -57,6 +57,8 @@ def test_train_learns_and_leaves_a_checkpoint(tmp_path):
   assert ckpts == ["20", "40"], ckpts
   assert any(name.startswith("events.out.tfevents") for name in os.listdir(model_dir / "train"))
   assert (model_dir / "config.gin").read_text().count("train.") > 5
+  run = json.loads((model_dir / "run_config.json").read_text())  # the typed config the run ran with
+  assert run["checkpoint"]["model_dir"] == str(model_dir) and run["train_steps"] == 40
 
 
 @pytest.mark.slow

@@ -3,16 +3,15 @@ writes, and writes into a new or empty directory (`--overwrite` replaces) that i
 renamed into place (`staging`)."""
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any, Sequence
 
-import gin
 import jax
 
 from flan_jax.checkpointing import checkpoints, hf, param_trees, staging, t5x
 from flan_jax.models import record
+from flan_jax.models.t5 import EncoderDecoder, T5Config
 from flan_jax.runtime import cli_args, gin_utils
 from flan_jax import models
 from flan_jax.tasks import vocab
@@ -21,10 +20,10 @@ from flan_jax.tasks import vocab
 def _hf_extra_ids(src_dir: str) -> int:
   """How many T5 sentinel ids (<extra_id_N>) the HF tokenizer adds after the SentencePiece
   pieces: tokenizer_config.json's `extra_ids`, else its sentinel tokens, else none."""
-  path = os.path.join(src_dir, TOKENIZER_CONFIG_FILE)
+  path = os.path.join(src_dir, hf.TOKENIZER_CONFIG_FILE)
   if not os.path.isfile(path):
     return 0
-  tok = _read_json(path)
+  tok = hf.read_json(path)
   if not isinstance(tok, dict):
     raise hf.ConversionError(f"{path}: expected a JSON object, got {type(tok).__name__}")
   if isinstance(tok.get("extra_ids"), int):
@@ -61,7 +60,7 @@ def to_hf(src: str, dst_dir: str, *, overwrite: bool = False) -> T5Config:
   staging.check_destination(dst_dir, src, overwrite=overwrite)
   checkpoints.params_item(src)  # "no such directory" / "no checkpoint in"
   rec = checkpoints.read_model_record(src)
-  if rec.family.name != hf.EncoderDecoder.name:
+  if rec.family.name != EncoderDecoder.name:
     raise hf.ConversionError(f"{rec.source} records a {rec.family.name} model; to-hf writes T5ForConditionalGeneration "
                           "(encoder_decoder models) only")
   cfg = rec.config
@@ -115,10 +114,9 @@ def from_t5x(src: str, dst: str, *, vocab: str | None = None, extra_ids: int = 1
 
 def _recipe_model(gin_files: Sequence[str]):
   """The model a recipe's gin files set (what --gin_file gives from-t5x to check against)."""
-  gin.clear_config()
   try:
-    gin_utils.parse(list(gin_files), (), finalize=False, skip_unknown=True)
-    return models.config_from_gin()
+    with gin_utils.parsed(list(gin_files)):
+      return models.config_from_gin()
   except FileNotFoundError as e:
     raise hf.ConversionError(f"--gin_file: {e}") from e
 

@@ -23,14 +23,13 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 from typing import Any, Iterator, Mapping
 
 import numpy as np
 from flax import traverse_util
 
 from flan_jax.models.family import stack_layers, unstack_layers
-from flan_jax.models.t5 import EncoderDecoder, T5Config, Transformer
+from flan_jax.models.t5 import T5Config, Transformer
 
 PyTree = Any
 Layout = str  # "same" | "transpose" | "qkv" | "out"
@@ -374,7 +373,7 @@ def _load_safetensors(path: str) -> dict[str, np.ndarray]:
                           "download or save it again") from e
 
 
-def _read_json(path: str) -> Any:
+def read_json(path: str) -> Any:
   """A JSON file's content; invalid JSON is a ConversionError naming the file and position."""
   try:
     with open(path, encoding="utf-8") as f:
@@ -391,12 +390,12 @@ def read_hf_dir(src_dir: str) -> tuple[dict[str, Any], dict[str, np.ndarray], di
   if not os.path.isfile(config_path):
     raise ConversionError(f"{src_dir} has no {CONFIG_FILE}; expected a Hugging Face model directory "
                           "(save_pretrained output)")
-  hf_config = _read_json(config_path)
+  hf_config = read_json(config_path)
   if not isinstance(hf_config, dict):
     raise ConversionError(f"{config_path}: expected a JSON object, got {type(hf_config).__name__}")
   index_path = os.path.join(src_dir, WEIGHTS_INDEX_FILE)
   if os.path.isfile(index_path):
-    index = _read_json(index_path)
+    index = read_json(index_path)
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not weight_map or not isinstance(weight_map, dict):
       raise ConversionError(f"{index_path} has no weight_map")

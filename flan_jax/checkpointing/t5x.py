@@ -36,7 +36,6 @@ import functools
 import json
 import os
 import re
-import sys
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np

@@ -36,6 +36,8 @@ import numpy as np
 import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from flan_jax.core import partitioning
+
 PyTree = Any
 
 
@@ -66,9 +68,27 @@ LOGICAL_FACTOR_RULES: Mapping[str, FactorDim] = {
 }
 
 
+@dataclasses.dataclass(frozen=True, eq=False)  # each subclass says how it compares
+class AdafactorSettings:
+  """Adafactor's hyperparameters, as T5X names them; the one list both the gin-configurable
+  `OptimizerConfig` and the `Adafactor` transformation take their fields from."""
+  decay_rate: float = 0.8
+  step_offset: int = 0
+  clipping_threshold: float | None = 1.0
+  momentum: float | None = None
+  multiply_by_parameter_scale: bool = True
+  factored: bool = True
+  weight_decay_rate: float | None = None
+  max_grad_norm: float | None = None  # global-norm clipping before Adafactor (off in T5X)
+  min_dim_size_to_factor: int = 128
+  epsilon1: float = 1e-30
+  epsilon2: float = 1e-3
+  max_parameter_scale: float | None = None
+
+
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
-class OptimizerConfig:
+class OptimizerConfig(AdafactorSettings):
   """T5X fine-tuning defaults: factored second moments, decay 0.8, update clipping 1.0,
   no momentum, updates scaled by parameter RMS, constant learning rate 1e-3.
 
@@ -80,18 +100,6 @@ class OptimizerConfig:
   schedule: str = "constant"          # 'constant' | 'rsqrt' | 'linear_decay' | 'cosine'
   warmup_steps: int = 0
   decay_steps: int = 0                # for linear_decay / cosine; 0 = TRAIN_STEPS
-  decay_rate: float = 0.8
-  clipping_threshold: float | None = 1.0
-  momentum: float | None = None
-  multiply_by_parameter_scale: bool = True
-  factored: bool = True
-  weight_decay_rate: float | None = None
-  max_grad_norm: float | None = None  # global-norm clipping before Adafactor (off in T5X)
-  step_offset: int = 0
-  min_dim_size_to_factor: int = 128
-  epsilon1: float = 1e-30
-  epsilon2: float = 1e-3
-  max_parameter_scale: float | None = None
   factor_rules: tuple[tuple[str, str], ...] = ()
 
 
@@ -222,7 +230,7 @@ def _delete(seq: Sequence, dims: Sequence[int]) -> tuple:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity (jit caches on it)
-class Adafactor:
+class Adafactor(AdafactorSettings):
   """T5X's Adafactor as an optax gradient transformation (see the module docstring).
 
   `param_axes`: a tree like the parameters whose leaves are tuples of logical axis names
@@ -230,18 +238,6 @@ class Adafactor:
   Unpacks as `(init, update)` like `optax.GradientTransformation`, so `optax.chain` takes it.
   """
   learning_rate: float | Callable = 1e-3
-  decay_rate: float = 0.8
-  step_offset: int = 0
-  clipping_threshold: float | None = 1.0
-  momentum: float | None = None
-  multiply_by_parameter_scale: bool = True
-  factored: bool = True
-  weight_decay_rate: float | None = None
-  max_grad_norm: float | None = None
-  min_dim_size_to_factor: int = 128
-  epsilon1: float = 1e-30
-  epsilon2: float = 1e-3
-  max_parameter_scale: float | None = None
   rules: Mapping[str, FactorDim] = dataclasses.field(default_factory=lambda: dict(LOGICAL_FACTOR_RULES))
   param_axes: PyTree = None
 
@@ -393,7 +389,6 @@ def state_shardings(optimizer: Any, opt_state: PyTree, params: PyTree, param_sha
   """NamedShardings for an optimizer state. Adafactor's statistics follow the logical rules
   of the dims they keep; for other optax states, leaves shaped like their parameter follow
   its sharding and the rest are replicated."""
-  from flan_jax.core import partitioning
   rules = partitioning.LOGICAL_AXIS_RULES if rules is None else rules
   rep = NamedSharding(mesh, P())
   if isinstance(optimizer, Adafactor):
@@ -414,13 +409,8 @@ def make_optimizer(cfg: OptimizerConfig, total_steps: int) -> tuple[Adafactor, o
   schedule = learning_rate_schedule(cfg, total_steps)
   rules = dict(LOGICAL_FACTOR_RULES)
   rules.update({k: _factor_dim(v) for k, v in cfg.factor_rules})
-  tx = Adafactor(
-      learning_rate=schedule, decay_rate=cfg.decay_rate, step_offset=cfg.step_offset,
-      clipping_threshold=cfg.clipping_threshold, momentum=cfg.momentum,
-      multiply_by_parameter_scale=cfg.multiply_by_parameter_scale, factored=cfg.factored,
-      weight_decay_rate=cfg.weight_decay_rate, max_grad_norm=cfg.max_grad_norm,
-      min_dim_size_to_factor=cfg.min_dim_size_to_factor, epsilon1=cfg.epsilon1, epsilon2=cfg.epsilon2,
-      max_parameter_scale=cfg.max_parameter_scale, rules=rules)
+  settings = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(AdafactorSettings)}
+  tx = Adafactor(learning_rate=schedule, rules=rules, **settings)
   return tx, schedule
 
 

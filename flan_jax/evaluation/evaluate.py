@@ -47,7 +47,7 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
              score_targets: bool = True, output_dir: str | None = None, name: str | None = None,
              task_modules: Sequence[str] = ("flan_jax.tasks.embedded",),
              bigbench_tasks: Sequence[str] = (), mesh: partitioning.MeshConfig = partitioning.MeshConfig(),
-             seed: int = 0) -> dict:
+             seed: int = 0, data_dir: str | None = None) -> dict:
   """Evaluates a checkpoint (or, with checkpoint_path=None, the initialised model) on tasks.
 
   mixture_or_task_names: seqio tasks or mixtures (mixtures expand to their tasks).
@@ -57,14 +57,15 @@ def evaluate(*, checkpoint_path: str | None = gin.REQUIRED, mixture_or_task_name
     checkpoint); every prompt is tokenized with the checkpoint's vocabulary, whatever
     vocabulary a task was registered with.
   scoring, drop_exemplars, self_consistency, sc_temperature, sc_top_k: `evaluator.EvalConfig`.
+  data_dir: prepared benchmark and Flan data (DATA_DIR; None: $FLAN_JAX_DATA_DIR or the default).
   Returns the results dict of `evaluator.summarize`; raises `evaluator.MetricError` (after
   writing the results) when a task's own metric failed.
   """
-  lookup.import_task_modules(task_modules)
+  lookup.import_task_modules(task_modules, data_dir=data_dir)
   names = list(mixture_or_task_names)
   if bigbench_tasks:
     from flan_jax.tasks import eval_suites  # registers the paper's suites too (reads no data)
-    registered = eval_suites.register_bigbench_tasks(bigbench_tasks)
+    registered = eval_suites.register_bigbench_tasks(bigbench_tasks, data_dir=data_dir)
     if not registered:
       print("no BIG-bench task files (flan-jax data prepare bigbench, or an installed bigbench "
             "package); skipping BIG-bench tasks", flush=True)

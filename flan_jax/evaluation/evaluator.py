@@ -26,7 +26,7 @@ import numpy as np
 from flan_jax.inference import decoding
 from flan_jax.evaluation import eval_report
 from flan_jax.tasks import api, lookup
-from flan_jax.tasks import cache as task_cache
+from flan_jax.tasks import cache_reader
 from flan_jax.tasks import metrics
 from flan_jax.tasks import scoring
 from flan_jax.tasks import templates
@@ -146,8 +146,8 @@ def load_examples(task, split: str, max_examples: int | None, input_length: int 
 
 def _same_vocabulary(a, b) -> bool:
   """Whether two vocabularies tokenize alike: the same object, or the same model (its hash)."""
-  return a is b or (task_cache.vocabulary_fields(a)["sha256"] is not None
-                    and task_cache.vocabulary_fields(a) == task_cache.vocabulary_fields(b))
+  return a is b or (cache_reader.vocabulary_fields(a)["sha256"] is not None
+                    and cache_reader.vocabulary_fields(a) == cache_reader.vocabulary_fields(b))
 
 
 def fitting_summary(exs: Sequence[EvalExample], input_length: int | None) -> dict:

@@ -21,6 +21,7 @@ name (`get_family`), which is what a checkpoint's `model.json` records.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, Mapping, Protocol
 
 import flax.linen as nn
@@ -38,6 +39,32 @@ REMAT_POLICIES = {
     "dots": jax.checkpoint_policies.checkpoint_dots,
     "dots_with_no_batch_dims": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
 }
+
+
+def layer_stack(layer_cls, config, num_layers: int, static: tuple[str, ...] = ("deterministic", "decode")):
+  """The layer class rematerialised under `config.remat_policy` and, with `config.scan_layers`,
+  one `nn.scan` over `num_layers` stacked layers (T5X's scalable layout). The static
+  arguments and the broadcast inputs are read from the layer's `__call__` signature by name:
+  `(self, x, *inputs broadcast to every layer, deterministic, decode)`; each layer returns
+  `(x, None)` so that it can be the body of the scan."""
+  names = list(inspect.signature(layer_cls.__call__).parameters)
+  static_argnums = tuple(names.index(n) for n in static)  # flax counts `self` as argument 0
+  block = remat_layer(layer_cls, config.remat_policy, static_argnums, prevent_cse=not config.scan_layers)
+  if config.scan_layers:
+    block = nn.scan(block, variable_axes={"params": 0, "cache": 0},
+                    split_rngs={"params": True, "dropout": True},
+                    in_axes=(nn.broadcast,) * (len(names) - 2), length=num_layers,
+                    metadata_params={nn.PARTITION_NAME: "layers"})
+  return block
+
+
+def run_stack(block, config, num_layers: int, x, *args):
+  """Runs a `layer_stack`: the scanned stack `layers`, or the layers `layers_0`, `layers_1`, ..."""
+  if config.scan_layers:
+    return block(config, name="layers")(x, *args)[0]
+  for i in range(num_layers):
+    x = block(config, name=f"layers_{i}")(x, *args)[0]
+  return x
 
 
 def remat_layer(layer_cls, policy: str, static_argnums: tuple[int, ...], *, prevent_cse: bool = True):
@@ -143,6 +170,42 @@ class DecodeHooks(Protocol):
   def target_logprobs(self, params: PyTree, inputs_BxS: Array, targets_BxL: Array) -> Array: ...
 
 
+@dataclasses.dataclass(frozen=True)
+class Attention:
+  """One attention block of a layer, as the planner counts its activations."""
+  query_length: int
+  kv_length: int
+  kv_heads: int  # key/value heads (fewer than the query heads: multi-query)
+
+
+@dataclasses.dataclass(frozen=True)
+class Stack:
+  """A stack of identical layers, as the planner counts its activations."""
+  num_layers: int
+  length: int                       # tokens per sequence through the stack
+  attention: tuple[Attention, ...]  # the attention blocks of one layer
+  other: int                        # further per-token activations of a layer (norms, residuals), in emb_dim units
+
+
+@dataclasses.dataclass(frozen=True)
+class ActivationLayout:
+  """What `planning.plan.activation_bytes` needs to know of a family's train step: its layer
+  stacks, what else the backward pass keeps per sequence, the logits, and how XLA:TPU holds
+  a rematerialised layer (fitted on the family's compiled recipes, docs/plans.md)."""
+  stacks: tuple[Stack, ...]
+  saved_activations: float        # per sequence, activation-dtype elements beside the layers (encoder output)
+  saved_float32: float            # per sequence, float32 values beside the layers (masks, position biases)
+  logits_length: int              # tokens per sequence with logits
+  logits_float32: bool            # a dense float32 head (else logits in the activation dtype)
+  float32_attention_logits: bool  # attention logits upcast to float32 (else kept in the activation dtype)
+  recompute_fuses_softmax_cast: bool  # a recomputed layer keeps no activation-dtype copy of its softmax
+  layer_phase_copies: int         # the recomputed layer plus its gradients: 2, or 1 where XLA writes over them
+
+  @property
+  def num_layers(self) -> int:
+    return sum(s.num_layers for s in self.stacks)
+
+
 class Family:
   """Base of the model families; subclasses set the class attributes and the methods
   that raise NotImplementedError."""
@@ -177,6 +240,10 @@ class Family:
     raise NotImplementedError
 
   def param_count(self, config: ModelConfig) -> int:
+    raise NotImplementedError
+
+  def activation_layout(self, config: ModelConfig, input_length: int, target_length: int) -> ActivationLayout:
+    """The train step's activations as the planner counts them (`plan_lengths`' lengths)."""
     raise NotImplementedError
 
   def forward_flops(self, config: ModelConfig, input_length: int, target_length: int) -> float:

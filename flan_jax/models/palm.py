@@ -36,7 +36,8 @@ from flan_jax.models import layers
 from flan_jax.models.layers import Array, constrain
 
 PyTree = Any
-from flan_jax.models.family import Family, ModelConfig, mlp_params, remat_layer
+from flan_jax.models.family import (ActivationLayout, Attention, Family, ModelConfig, Stack, layer_stack,
+                                    mlp_params, run_stack)
 
 
 @gin.configurable
@@ -85,18 +86,6 @@ class DecoderLayer(nn.Module):
     branch_BxLxD = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(
         attn_BxLxD + mlp_BxLxD, deterministic=deterministic)
     return constrain(x_BxLxD + branch_BxLxD, ("batch", "length", "embed")), None
-
-
-def _layer_stack(cfg: PaLMConfig):
-  """The layer class, rematerialised and/or scanned as the config asks."""
-  # static_argnums count `self` as 0: (deterministic, decode) are arguments 4 and 5.
-  block = remat_layer(DecoderLayer, cfg.remat_policy, static_argnums=(4, 5), prevent_cse=not cfg.scan_layers)
-  if cfg.scan_layers:
-    block = nn.scan(block, variable_axes={"params": 0, "cache": 0},
-                    split_rngs={"params": True, "dropout": True},
-                    in_axes=(nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
-                    length=cfg.num_layers, metadata_params={nn.PARTITION_NAME: "layers"})
-  return block
 
 
 def attention_bias(segment_ids_BxL: Array, causal_attention_BxL: Array | None, prefix_bidirectional: bool) -> Array:
@@ -152,12 +141,8 @@ class DecoderOnlyLM(nn.Module):
     x_BxLxD = embedder(tokens_BxL)
     x_BxLxD = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x_BxLxD, deterministic=deterministic)
 
-    block = _layer_stack(cfg)
-    if cfg.scan_layers:
-      x_BxLxD, _ = block(cfg, name="layers")(x_BxLxD, bias, positions_BxL, deterministic, decode)
-    else:
-      for i in range(cfg.num_layers):
-        x_BxLxD, _ = block(cfg, name=f"layers_{i}")(x_BxLxD, bias, positions_BxL, deterministic, decode)
+    block = layer_stack(DecoderLayer, cfg, cfg.num_layers)
+    x_BxLxD = run_stack(block, cfg, cfg.num_layers, x_BxLxD, bias, positions_BxL, deterministic, decode)
 
     x_BxLxD = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="decoder_norm")(x_BxLxD)
     x_BxLxD = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x_BxLxD, deterministic=deterministic)
@@ -242,6 +227,15 @@ class DecoderOnly(Family):
 
   def plan_lengths(self, task_feature_lengths) -> tuple[int, int]:
     return 0, int(task_feature_lengths.get("inputs", 0)) + int(task_feature_lengths["targets"])
+
+  def activation_layout(self, config: PaLMConfig, input_length: int, target_length: int) -> ActivationLayout:
+    del input_length  # decoder-only: inputs and targets are one packed sequence of target_length
+    t = target_length
+    return ActivationLayout(
+        stacks=(Stack(config.num_layers, t, (Attention(t, t, config.num_kv_heads),), other=2),),
+        saved_activations=0, saved_float32=t * t,  # the [B, 1, L, L] float32 mask bias
+        logits_length=t, logits_float32=False,      # tied embedding: logits in the activation dtype
+        float32_attention_logits=True, recompute_fuses_softmax_cast=False, layer_phase_copies=2)
 
   def param_count(self, config: PaLMConfig) -> int:
     d, h, k, v = config.emb_dim, config.num_heads, config.head_dim, config.vocab_size

@@ -25,6 +25,7 @@ from typing import Any
 
 from flan_jax import models
 from flan_jax.models.family import Family, ModelConfig
+from flan_jax.runtime import gin_utils
 
 RECORD_FILE = "model.json"
 VOCAB_FILE = "spiece.model"
@@ -153,31 +154,14 @@ def read_record(checkpoint_path: str) -> ModelRecord:
 # The fallback for old directories: a run's operative config.gin or a converted model.gin.
 
 
-def _gin_statements(text: str) -> list[tuple[str, str]]:
-  """(key, value text) of each binding in a gin file's text; continuation lines joined."""
-  stmts: list[list[str]] = []
-  for line in text.splitlines():
-    if not line.strip() or line.lstrip().startswith("#"):
-      continue
-    if line[0] in " \t" and stmts:
-      stmts[-1].append(line.strip())
-    elif "=" in line:
-      stmts.append([line.strip()])
-  out = []
-  for parts in stmts:
-    key, value = " ".join(parts).split("=", 1)
-    out.append((key.strip(), value.strip()))
-  return out
-
-
 def _config_from_gin_text(text: str, where: str) -> tuple[Family, ModelConfig]:
   """The family and config a saved gin text binds (literal values and %MACROs only).
 
   The model's class is the one `train.model_config` (or MODEL_CONFIG) refers to: an
   operative config also lists other configs that were merely constructed at import."""
-  stmts = _gin_statements(text)
+  stmts = [(k, v) for k, v, _ in gin_utils.gin_statements(text)]
   bound = dict(stmts)
-  macros = {k: v for k, v in stmts if re.fullmatch(r"[A-Z_][A-Z0-9_]*", k)}
+  macros = {k: v for k, v in stmts if gin_utils.MACRO_NAME.fullmatch(k)}
 
   def value(v: str, depth: int = 0):
     if v.startswith("%") and depth < 10:
@@ -211,6 +195,12 @@ def _config_from_gin_text(text: str, where: str) -> tuple[Family, ModelConfig]:
   raise RecordError(f"{where} binds no model config ({', '.join(by_class)}); bind evaluate.model_config / "
                     "infer.model_config in gin (e.g. include 'models/t5_1_1/tiny.gin' and set it to "
                     "%MODEL_CONFIG)")
+
+
+def config_from_gin_file(path: str) -> tuple[Family, ModelConfig]:
+  """The family and config a model gin file (gin/models/...) sets, read from its text and its
+  includes without touching gin's global state."""
+  return _config_from_gin_text(gin_utils.gin_text(path), path)
 
 
 def check_same_model(model_dir: str, config: ModelConfig) -> None:

@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 
 from flan_jax.models import layers
-from flan_jax.models.family import Family, ModelConfig, mlp_params, remat_layer
+from flan_jax.models.family import (ActivationLayout, Attention, Family, ModelConfig, Stack, layer_stack,
+                                    mlp_params, run_stack)
 from flan_jax.models.layers import Array, constrain
 
 PyTree = Any
@@ -46,27 +47,6 @@ class T5Config(ModelConfig):
   # One relative-position table per layer (T5X's scalable_t5 and umT5 networks) instead of one
   # per stack shared by its layers (T5 v1.1, the released Flan-T5): `encoder/layers_i/relpos_bias`.
   relpos_per_layer: bool = False
-
-
-def _layer_stack(block_cls, cfg: T5Config, num_layers: int):
-  """The layer class, rematerialised and/or scanned as the config asks; every layer
-  returns `(x, None)` so that it can be the body of `nn.scan`."""
-  # static_argnums count `self` as 0: (deterministic, decode) are positions 5 and 6.
-  block = remat_layer(block_cls, cfg.remat_policy, static_argnums=(5, 6), prevent_cse=not cfg.scan_layers)
-  if cfg.scan_layers:
-    block = nn.scan(block, variable_axes={"params": 0, "cache": 0},
-                    split_rngs={"params": True, "dropout": True},
-                    in_axes=(nn.broadcast,) * 5, length=num_layers,
-                    metadata_params={nn.PARTITION_NAME: "layers"})
-  return block
-
-
-def _run_stack(block, cfg: T5Config, num_layers: int, x: Array, *args) -> Array:
-  if cfg.scan_layers:
-    return block(cfg, name="layers")(x, *args)[0]
-  for i in range(num_layers):
-    x = block(cfg, name=f"layers_{i}")(x, *args)[0]
-  return x
 
 
 def _relpos(cfg: T5Config, bidirectional: bool) -> layers.RelativePositionBias:
@@ -164,8 +144,8 @@ class Encoder(nn.Module):
     x = self.shared_embedding(tokens_BxS)
     x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
     relpos_HxN = None if cfg.relpos_per_layer else _relpos(cfg, bidirectional=True).table()
-    block = _layer_stack(EncoderLayer, cfg, cfg.num_encoder_layers)
-    x = _run_stack(block, cfg, cfg.num_encoder_layers, x, relpos_HxN, segment_ids_BxS, None, deterministic, False)
+    block = layer_stack(EncoderLayer, cfg, cfg.num_encoder_layers)
+    x = run_stack(block, cfg, cfg.num_encoder_layers, x, relpos_HxN, segment_ids_BxS, None, deterministic, False)
     x = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="encoder_norm")(x)
     return nn.Dropout(cfg.dropout_rate)(x, deterministic=deterministic)  # elementwise, as T5X
 
@@ -202,8 +182,8 @@ class T5Decoder(nn.Module):
     else:  # the layers build their biases (DecoderLayer)
       self_bias = None if relpos is None else relpos.table()
       cross_bias = (segment_ids_BxL, encoder_segment_ids_BxS)
-    block = _layer_stack(DecoderLayer, cfg, cfg.num_decoder_layers)
-    x = _run_stack(block, cfg, cfg.num_decoder_layers, x, self_bias, encoded_BxSxD, cross_bias,
+    block = layer_stack(DecoderLayer, cfg, cfg.num_decoder_layers)
+    x = run_stack(block, cfg, cfg.num_decoder_layers, x, self_bias, encoded_BxSxD, cross_bias,
                    deterministic, decode)
     x = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="decoder_norm")(x)
     x = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(x, deterministic=deterministic)
@@ -313,6 +293,20 @@ class EncoderDecoder(Family):
 
   def plan_lengths(self, task_feature_lengths) -> tuple[int, int]:
     return int(task_feature_lengths.get("inputs", 0)), int(task_feature_lengths["targets"])
+
+  def activation_layout(self, config: T5Config, input_length: int, target_length: int) -> ActivationLayout:
+    s, t, h = input_length, target_length, config.num_heads
+    return ActivationLayout(
+        stacks=(Stack(config.num_encoder_layers, s, (Attention(s, s, h),), other=3),
+                # cross-attention K/V are computed on the encoder's s tokens
+                Stack(config.num_decoder_layers, t, (Attention(t, t, h), Attention(t, s, h)), other=4)),
+        saved_activations=s * config.emb_dim,    # the encoder output
+        saved_float32=s * s + t * t + t * s,     # mask / position biases
+        logits_length=t, logits_float32=not config.logits_via_embedding,
+        float32_attention_logits=config.float32_attention_logits,
+        # XLA:TPU fuses the softmax's cast into the matmul that reads it (scanned Flan-T5 compiles),
+        # and writes the [B, H, S, S] attention buffers' gradients over them.
+        recompute_fuses_softmax_cast=True, layer_phase_copies=1)
 
   def param_count(self, config: T5Config) -> int:
     d, h, k, v = config.emb_dim, config.num_heads, config.head_dim, config.vocab_size

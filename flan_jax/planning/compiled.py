@@ -19,11 +19,10 @@ import dataclasses
 import time
 from typing import Sequence
 
-import gin
 import jax
 import jax.numpy as jnp
 
-from flan_jax.runtime import compile_cache, gin_utils
+from flan_jax.runtime import compile_cache
 from flan_jax.planning import plan
 from flan_jax.training import flops
 from flan_jax.core import optim, partitioning
@@ -59,36 +58,6 @@ def abstract_batch(recipe: plan.Recipe, converter: str) -> dict[str, jax.ShapeDt
                                     jnp.int32) for k in _ENC_DEC}
   names = _DECODER + (("decoder_causal_attention",) if converter == "prefix_lm" else ())
   return {k: jax.ShapeDtypeStruct((b, recipe.target_length), jnp.int32) for k in names}
-
-
-def loss_config_from_gin() -> trainer.LossConfig:
-  """The loss settings `train.train` receives from the parsed gin config: its own bindings
-  (`train.z_loss = 1e-3` as much as the recipe's `train.z_loss = %Z_LOSS`), else its defaults.
-
-  Exact only when `flan_jax.training.train` was imported before the gin files were parsed (else gin
-  skips the `train.*` bindings): `register_train()` does that."""
-  import inspect  # pylint: disable=g-import-not-at-top
-  train_lib = register_train()
-  defaults = inspect.signature(train_lib.train).parameters
-
-  def bound(name: str, macro: str | None):
-    try:
-      value = gin.query_parameter(f"train.{name}")
-    except ValueError:  # not bound, or parsed before train was registered: the recipe's macro
-      return gin_utils.macro(macro, defaults[name].default) if macro else defaults[name].default
-    return value.scoped_configurable_fn() if isinstance(value, gin.config.ConfigurableReference) else value
-
-  return trainer.LossConfig(z_loss=float(bound("z_loss", "Z_LOSS")),
-                            label_smoothing=float(bound("label_smoothing", None)),
-                            loss_normalizing_factor=bound("loss_normalizing_factor", "LOSS_NORMALIZING_FACTOR"))
-
-
-def register_train():
-  """Imports `flan_jax.training.train` (its gin configurables), so that parsing a recipe keeps the
-  `train.*` bindings that the compiled program depends on. Imported here, not at the top: it
-  brings the data pipeline (seqio, TensorFlow), which the analytic plan does not need."""
-  from flan_jax.training import train as train_lib  # pylint: disable=g-import-not-at-top
-  return train_lib
 
 
 def device_mesh(config: partitioning.MeshConfig, devices: Sequence) -> jax.sharding.Mesh:
@@ -169,9 +138,10 @@ class CompiledPlan:
 def compile_recipe(recipe: plan.Recipe, sl: topology.Topology, num_slices: int = 1,
                    loss: trainer.LossConfig | None = None, effort: str = "full") -> CompiledPlan:
   """Compiles the recipe's train step for `num_slices` x `sl`; raises CompilerOutOfMemory.
-  `effort`: 'full' (the trainer's program) or 'fast' (less XLA work on speed, see COMPILE_EFFORT)."""
+  `loss`: default the recipe's (its run config's `train.*` loss bindings). `effort`: 'full' (the trainer's program) or 'fast' (less XLA work on speed, see COMPILE_EFFORT)."""
   if effort not in COMPILE_EFFORT:
     raise ValueError(f"compile effort {effort!r}: use one of {sorted(COMPILE_EFFORT)}")
+  loss = recipe.loss if loss is None else loss
   devices = tpu.topology_devices(sl, num_slices)
   if recipe.mesh_config.num_slices != num_slices:
     recipe = dataclasses.replace(recipe, mesh_config=dataclasses.replace(recipe.mesh_config, num_slices=num_slices))

@@ -15,17 +15,15 @@ topology type (`planning.topology.Topology`) also serves `plan --compile` and la
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
-from typing import Any, Sequence
+from typing import Sequence
 
 import flax.linen as nn
-import gin
 import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding
 
-from flan_jax.training import flops
+from flan_jax.training import config as config_lib, flops, trainer
 from flan_jax.runtime import gin_utils
 from flan_jax.core import optim, partitioning
 from flan_jax import models
@@ -34,6 +32,7 @@ from flan_jax.models.family import ModelConfig
 from flan_jax.planning.topology import Topology, parse_topology  # noqa: F401  (plan.Topology for callers)
 
 GiB = 2.0 ** 30
+RUN_FILE = "runs/finetune.gin"  # the run logic every training recipe includes
 
 
 # ----------------------------------------------------------------------------------------
@@ -50,6 +49,10 @@ class Recipe:
   target_length: int  # decoder length (decoder-only: inputs + targets, packed)
   train_steps: int | None
   num_microbatches: int = 1
+  loss: trainer.LossConfig = trainer.LossConfig()
+  topology: str | None = None  # the recipe's TOPOLOGY macro: its slice for `plan` and `launch`
+  # The whole run these numbers come from (not part of the recipe's identity or hash).
+  run: config_lib.RunConfig | None = dataclasses.field(default=None, compare=False, hash=False)
 
   @property
   def is_decoder_only(self) -> bool:
@@ -59,21 +62,26 @@ class Recipe:
 def recipe_from_gin(files: Sequence[str], bindings: Sequence[str] = ()) -> Recipe:
   """Parses gin files (+ `KEY = VALUE` bindings) and reads the run's numbers.
 
-  Bindings to configurables the plan does not load (`train.*`) are skipped, so a
-  recipe plans without importing the data pipeline. Clears gin's global config.
+  The numbers are the run config's (`training.config.from_parsed_gin`: the same `train.*`
+  bindings `flan-jax train` runs with); bindings to configurables the plan does not load
+  (evaluation, inference) are skipped. Leaves no gin state behind (`gin_utils.parsed`).
   """
-  gin.clear_config()
-  gin_utils.parse(files, bindings, finalize=False, skip_unknown=True)
-  model_config = models.config_from_gin()
-  lengths = gin_utils.macro("TASK_FEATURE_LENGTHS")
-  batch_size = gin_utils.macro("BATCH_SIZE")
+  # The run file first: a recipe includes it anyway (its own settings come after), and a model
+  # file planned on its own (with BATCH_SIZE and TASK_FEATURE_LENGTHS bound) gets the run that
+  # `flan-jax train` would give it.
+  with gin_utils.parsed([RUN_FILE, *files], bindings):
+    run = config_lib.from_parsed_gin()
+    topology = gin_utils.macro("TOPOLOGY")
+    model_config = run.model if run.model is not None else models.config_from_gin()
+  lengths, batch_size = run.data.task_feature_lengths, run.data.batch_size
   if not lengths or not batch_size:
     raise ValueError("the gin files must set BATCH_SIZE and TASK_FEATURE_LENGTHS (a recipe in gin/recipes/ does)")
   input_length, target_length = models.family_for(model_config).plan_lengths(lengths)
   return Recipe(
-      model_config=model_config, mesh_config=partitioning.MeshConfig(), optimizer_config=optim.OptimizerConfig(),
+      model_config=model_config, mesh_config=run.partitioning, optimizer_config=run.optimizer,
       batch_size=int(batch_size), input_length=input_length, target_length=target_length,
-      train_steps=gin_utils.macro("TRAIN_STEPS"), num_microbatches=int(gin_utils.macro("NUM_MICROBATCHES", 1) or 1))
+      train_steps=run.train_steps, num_microbatches=int(run.num_microbatches or 1), loss=run.loss,
+      topology=topology if isinstance(topology, str) else None, run=run)
 
 
 # ----------------------------------------------------------------------------------------
@@ -220,6 +228,7 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
   backward starts, so the two do not add.
   """
   cfg = recipe.model_config
+  layout = models.family_for(cfg).activation_layout(cfg, recipe.input_length, recipe.target_length)
   m = mesh_shape["model"]
   dp = mesh_shape["data"] * mesh_shape["fsdp"]
   seqs = recipe.batch_size / recipe.num_microbatches / dp
@@ -237,51 +246,32 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
   # Fitted on the compiled Flan-T5 rows (docs/plans.md): saved for the backward, such a model
   # keeps two activation-dtype [B, H, L, S] buffers besides the logits (the probabilities and
   # their dropped-out copy); the layer being recomputed, one.
-  f32_logits = getattr(cfg, "float32_attention_logits", True)
+  f32_logits = layout.float32_attention_logits
   soft = f32 if f32_logits else 2
   copy = 1 if act != 4 and f32_logits else 0
+  work = dict(copy=0, soft=f32 if f32_logits else 1) if layout.recompute_fuses_softmax_cast else {}
 
-  def attention(q_len: int, kv_len: int, kvh: float, project_kv: bool = True, copy: float = copy,
-                soft: float = soft) -> list[float]:
+  def attention(block, copy: float = copy, soft: float = soft) -> list[float]:
     """[proj, scores, other] per query token (K/V projections amortised per query token)."""
-    kv = 2 * kvh * k * (kv_len / q_len if project_kv else 0)
-    return [h * k + kv + d, h * kv_len + h * k, (soft + copy) * h * kv_len + 3 * h * k]
+    kvh = split(block.kv_heads) if block.kv_heads == cfg.num_heads else block.kv_heads
+    kv = 2 * kvh * k * (block.kv_length / block.query_length)
+    return [h * k + kv + d, h * block.kv_length + h * k, (soft + copy) * h * block.kv_length + 3 * h * k]
 
-  def layer(parts: list[list[float]], extra_other: float) -> tuple[float, float]:
+  def layer(stack, **kw) -> tuple[float, float]:
+    parts = [attention(a, **kw) for a in stack.attention]
     proj = sum(p[0] for p in parts) + mlp_proj
     scores = sum(p[1] for p in parts)
-    other = sum(p[2] for p in parts) + mlp_other + extra_other
+    other = sum(p[2] for p in parts) + mlp_other + stack.other * d
     cats = [d, proj, scores, other]
     return sum(cats[:keep + 1]), sum(cats)
 
-  if recipe.is_decoder_only:
-    t = recipe.target_length
-    kvh = split(cfg.num_kv_heads) if cfg.num_kv_heads == cfg.num_heads else cfg.num_kv_heads
-    saved_tok, full_tok = layer([attention(t, t, kvh)], 2 * d)
-    tokens = seqs * t
-    saved = cfg.num_layers * tokens * saved_tok * act + seqs * t * t * 4  # + the [B,1,L,L] fp32 mask bias
-    working = tokens * full_tok * act
-    logits_tokens, logit_bytes = tokens, act
-  else:
-    s, t = recipe.input_length, recipe.target_length
-    hkv = h
-    enc_saved, _ = layer([attention(s, s, hkv)], 3 * d)
-    cross = attention(t, s, hkv)  # cross K/V are computed on the encoder's s tokens
-    dec_saved, _ = layer([attention(t, t, hkv), cross], 4 * d)
-    saved = seqs * (cfg.num_encoder_layers * s * enc_saved + cfg.num_decoder_layers * t * dec_saved) * act
-    saved += seqs * s * d * act + seqs * 4 * (s * s + t * t + t * s)  # encoder output; mask / position biases
-    # The layer being recomputed holds no activation-dtype copy of its softmax: XLA:TPU fuses
-    # the cast into the matmul that reads it (fitted on the scanned Flan-T5 compiles, docs/plans.md).
-    work = dict(copy=0, soft=f32 if f32_logits else 1)
-    enc_full = layer([attention(s, s, hkv, **work)], 3 * d)[1]
-    dec_full = layer([attention(t, t, hkv, **work), attention(t, s, hkv, **work)], 4 * d)[1]
-    working = seqs * max(s * enc_full, t * dec_full) * act
-    logits_tokens, logit_bytes = seqs * t, (act if cfg.logits_via_embedding else 4)
-  # Rematerialised decoder-only layers hold the recomputed layer and its gradients (2x). An
-  # encoder-decoder's working set is mostly [B, H, S, S] attention buffers whose gradients
-  # XLA writes over them: 1x (T5 compiles on v4-8 after the gather-free relative-position bias, docs/plans.md).
-  layer_phase = (2 if keep < 3 and recipe.is_decoder_only else 1) * working
-  loss_phase = logits_tokens * v * logit_bytes  # the logits, then their gradient in the same buffer
+  saved = seqs * sum(s.num_layers * s.length * layer(s)[0] for s in layout.stacks) * act
+  saved += seqs * (layout.saved_activations * act + layout.saved_float32 * 4)
+  working = seqs * max(s.length * layer(s, **work)[1] for s in layout.stacks) * act
+  # A rematerialised layer holds the recomputed layer and its gradients (`layer_phase_copies`).
+  layer_phase = (layout.layer_phase_copies if keep < 3 else 1) * working
+  logit_bytes = 4 if layout.logits_float32 else act
+  loss_phase = seqs * layout.logits_length * v * logit_bytes  # the logits, then their gradient in place
   return saved, layer_phase, loss_phase
 
 

@@ -32,9 +32,8 @@ def _run(files, bindings, args, sl) -> int:
                                 say=lambda s: print(s, flush=True))
     print(search.format_search(cands, best, files))
     return 0 if best is not None else 1
-  compiled.register_train()  # before parsing: the train.* bindings shape the compiled program
   recipe = plan.recipe_from_gin(files, bindings)
-  loss = compiled.loss_config_from_gin()
+  loss = recipe.loss
   num_slices = args.num_slices or recipe.mesh_config.num_slices
   if num_slices != recipe.mesh_config.num_slices:
     recipe = dataclasses.replace(recipe, mesh_config=dataclasses.replace(recipe.mesh_config, num_slices=num_slices))
@@ -62,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   if not files:
     parser.error("give the recipe: --gin_file=gin/recipes/... (e.g. gin/recipes/flan_palm_540b.gin)")
   recipe = plan.recipe_from_gin(files, bindings)
-  name = args.topology or gin_utils.macro("TOPOLOGY")
+  name = args.topology or recipe.topology
   if not isinstance(name, str):
     parser.error(f"{files[-1]} sets no TOPOLOGY macro; give --topology=v4-512 (or h100x64, v5p-1024, ...)")
   args.topology = name

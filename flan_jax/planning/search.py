@@ -19,6 +19,7 @@ import copy
 import dataclasses
 import math
 
+from flan_jax import models
 from flan_jax.planning import plan
 from flan_jax.training import flops
 from flan_jax.runtime import gin_utils
@@ -66,7 +67,7 @@ def analytic_step_seconds(p: plan.Plan, sl: topology.Topology) -> float:
   traffic = r.num_microbatches * gathers * 2 * shard * ring(mesh["fsdp"])   # bf16 weight all-gathers
   traffic += r.num_microbatches * 4 * shard * ring(mesh["fsdp"])            # f32 gradient reduce-scatter
   traffic += 2 * 4 * shard / mesh["fsdp"] * ring(mesh["data"])              # f32 gradient all-reduce
-  layers = getattr(cfg, "num_layers", 0) or (cfg.num_encoder_layers + cfg.num_decoder_layers)
+  layers = models.family_for(cfg).activation_layout(cfg, r.input_length, r.target_length).num_layers
   tokens = r.batch_size * (r.input_length + r.target_length) / (mesh["data"] * mesh["fsdp"])
   traffic += layers * 4 * 2 * tokens * cfg.emb_dim * 2 * ring(mesh["model"])  # activation all-reduces
   return max(compute, traffic / chip.ici_bytes_per_s)
@@ -119,9 +120,8 @@ def search(files, bindings, topology_name: str, num_slices: int = 1, compile_top
     if compiled_count >= compile_top or c.analytic.total > c.analytic.hbm:
       break
     compiled_count += 1
-    compiled.register_train()  # before parsing: the train.* bindings shape the compiled program
     recipe = plan.recipe_from_gin(files, list(bindings) + gin_utils.split_gin_args(c.overrides())[1])
-    loss = compiled.loss_config_from_gin()
+    loss = recipe.loss
     try:
       c.compiled = compiled.compile_recipe(recipe, sl, num_slices, loss, effort)
     except compiled.CompilerOutOfMemory as e:

@@ -12,6 +12,8 @@ import argparse
 import os
 import re
 
+from flan_jax.runtime import gin_utils
+
 _RAW = argparse.RawDescriptionHelpFormatter
 _GIN_EPILOG = ("gin: --gin_file=F (repeatable; shipped files resolve as gin/recipes/NAME.gin from any directory) "
                "and --gin.KEY=VALUE overrides, as for `flan-jax train`")
@@ -149,32 +151,12 @@ _EXAMPLES = {
     "infer": ("flan-jax infer --gin_file=gin/runs/infer.gin --gin.CHECKPOINT_PATH=/tmp/flan_jax_quickstart \\\n"
               "    --gin.MIXTURE_OR_TASK_NAME=flan_jax_embedded_heldout --gin.INFER_OUTPUT_DIR=/tmp/preds"),
 }
-_MACRO = re.compile(r"^([A-Z][A-Z0-9_]*)\s*=\s*(.*?)\s*(?:#\s*(.*))?$")
-_INCLUDE = re.compile(r"""^include\s+['"]([^'"]+)['"]""", re.MULTILINE)
-
-
-def _read_gin_text(path: str, root: str, seen: set[str] | None = None) -> list[tuple[str, str, str]]:
+def _read_gin_text(path: str, root: str) -> list[tuple[str, str, str]]:
   """(macro, value, comment) assignments of a gin file and its includes, in order, read as text."""
-  seen = set() if seen is None else seen
-  if path in seen or not os.path.isfile(path):
+  if not os.path.isfile(path):
     return []
-  seen.add(path)
-  out = []
-  with open(path, encoding="utf-8") as f:
-    for line in f:
-      line = line.rstrip()
-      inc = _INCLUDE.match(line)
-      if inc:
-        name = inc.group(1)
-        for candidate in (os.path.join(root, name), os.path.join(os.path.dirname(path), name)):
-          if os.path.isfile(candidate):
-            out += _read_gin_text(candidate, root, seen)
-            break
-        continue
-      m = _MACRO.match(line)
-      if m:
-        out.append((m.group(1), m.group(2), m.group(3) or ""))
-  return out
+  return [(k, v, c) for k, v, c in gin_utils.gin_statements(gin_utils.gin_text(path, root))
+          if gin_utils.MACRO_NAME.fullmatch(k)]
 
 
 def _first_sentence(text: str, width: int = 100) -> str:
@@ -198,7 +180,7 @@ def _recipes(root: str, run_file: str) -> list[tuple[str, str]]:
       continue
     with open(os.path.join(recipes, name), encoding="utf-8") as f:
       text = f.read()
-    includes = _INCLUDE.findall("\n".join(line.strip() for line in text.splitlines()))
+    includes = gin_utils.INCLUDE.findall("\n".join(line.strip() for line in text.splitlines()))
     if any(i == run_file or i.endswith("/" + run_file) for i in includes):
       out.append((name, _first_sentence(text)))
   return out

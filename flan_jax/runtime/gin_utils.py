@@ -7,6 +7,7 @@ statements inside them resolve against that directory too.
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import logging
 import os
@@ -106,6 +107,19 @@ def parse(files: Sequence[str], bindings: Sequence[str], *, finalize: bool = Tru
     gin.finalize()
 
 
+@contextlib.contextmanager
+def parsed(files: Sequence[str], bindings: Sequence[str] = (), *, skip_unknown: bool = True):
+  """Gin files and bindings parsed into a fresh config for a `with` block, cleared again after
+  it: a command that reads a recipe (planning, launching, a sweep, a conversion) leaves no gin
+  state behind for the next reader. `skip_unknown`: see `parse`."""
+  gin.clear_config()
+  try:
+    parse(files, bindings, finalize=False, skip_unknown=skip_unknown)
+    yield
+  finally:
+    gin.clear_config()
+
+
 def macro(name: str, default: Any = None) -> Any:
   """The value a parsed gin config gives the macro `name` (`%NAME`), else `default`."""
   try:
@@ -114,7 +128,74 @@ def macro(name: str, default: Any = None) -> Any:
     return default
 
 
-_MACRO = re.compile(r"^[A-Z][A-Z0-9_]*$")
+MACRO_NAME = re.compile(r"[A-Z][A-Z0-9_]*")  # gin macros as flan_jax and T5X write them
+INCLUDE = re.compile(r"""^include\s+['"]([^'"]+)['"]""", re.MULTILINE)
+
+
+# ----------------------------------------------------------------------------------------
+# Gin files read as text, without gin's global state: for --help, for the model a saved or
+# shipped file sets, and for launch settings. Parsing proper is `parse` above.
+
+
+def gin_text(path: str, root: str | None = None, _seen: set[str] | None = None) -> str:
+  """A gin file's text with each `include` replaced by the included file's text (found under
+  `root`, default the gin root, then beside the including file; each file once)."""
+  root = str(gin_root()) if root is None else root
+  seen = set() if _seen is None else _seen
+  if path in seen:
+    return ""
+  seen.add(path)
+  out = []
+  with open(path, encoding="utf-8") as f:
+    for line in f.read().splitlines():
+      inc = INCLUDE.match(line)
+      if not inc:
+        out.append(line)
+        continue
+      for candidate in (os.path.join(root, inc.group(1)), os.path.join(os.path.dirname(path), inc.group(1))):
+        if os.path.isfile(candidate):
+          out.append(gin_text(candidate, root, seen))
+          break
+  return "\n".join(out)
+
+
+def gin_statements(text: str) -> list[tuple[str, str, str]]:
+  """(key, value text, trailing comment) of each binding in gin text, in order; indented
+  continuation lines are joined to the binding they continue."""
+  stmts: list[list[str]] = []
+  for line in text.splitlines():
+    if not line.strip() or line.lstrip().startswith("#"):
+      continue
+    if line[0] in " \t" and stmts:
+      stmts[-1].append(line.strip())
+    elif "=" in line:
+      stmts.append([line.strip()])
+  out = []
+  for parts in stmts:
+    key, rest = " ".join(parts).split("=", 1)
+    value, comment = _split_comment(rest)
+    out.append((key.strip(), value.strip(), comment.strip()))
+  return out
+
+
+def _split_comment(text: str) -> tuple[str, str]:
+  """(value, comment) of a binding's right-hand side: the first '#' outside a string."""
+  quote = None
+  for i, ch in enumerate(text):
+    if quote:
+      quote = None if ch == quote else quote
+    elif ch in "'\"":
+      quote = ch
+    elif ch == "#":
+      return text[:i], text[i + 1:]
+  return text, ""
+
+
+def text_macros(path: str) -> dict[str, str]:
+  """{macro: value text} a gin file and its includes set (the last setting wins)."""
+  return {k: v for k, v, _ in gin_statements(gin_text(path)) if MACRO_NAME.fullmatch(k)}
+
+
 _PLACEHOLDERS = {"MODEL_DIR": "DIR", "CHECKPOINT_PATH": "PATH", "INITIAL_CHECKPOINT_PATH": "PATH",
                  "INFER_OUTPUT_DIR": "DIR", "MIXTURE_OR_TASK_NAME": "NAME", "EVAL_MIXTURES_OR_TASKS": "NAMES",
                  "TRAIN_STEPS": "N", "BATCH_SIZE": "N"}
@@ -138,7 +219,7 @@ def check_config(bindings: Sequence[str]) -> None:
   defined, referenced = _macros(config)
   for b in bindings:
     key, value = (part.strip() for part in b.split("=", 1))
-    if _MACRO.match(key) and key not in referenced:
+    if MACRO_NAME.fullmatch(key) and key not in referenced:
       close = difflib.get_close_matches(key, sorted((set(defined) | referenced) - {key}), n=3, cutoff=0.6)
       hint = f"; did you mean {' or '.join(close)}?" if close else ""
       raise ValueError(f"--gin.{key}={value}: no binding in the config uses %{key}, so it would have no "

@@ -65,12 +65,8 @@ def slug(text: str) -> str:
 
 def load_grid(path: str, bindings: Sequence[str] = ()) -> SweepGrid:
   """Parses a sweep gin file (+ `SweepGrid.*` bindings) into a SweepGrid; leaves gin cleared."""
-  gin.clear_config()
-  try:
-    gin_utils.parse([path], bindings, finalize=False)
+  with gin_utils.parsed([path], bindings, skip_unknown=False):
     grid = SweepGrid()
-  finally:
-    gin.clear_config()
   if not grid.models or not grid.task_counts or not grid.cot:
     raise ValueError(f"{path}: SweepGrid.models, SweepGrid.task_counts and SweepGrid.cot must be non-empty")
   unknown = set(grid.model_overrides) - set(grid.models)

@@ -9,7 +9,6 @@ import sys
 import time
 from typing import Sequence
 
-import gin
 
 from flan_jax.sweep.grid import Run, SweepGrid, flag
 from flan_jax.sweep.manifest import MANIFEST, read_manifest, write_manifest
@@ -43,8 +42,7 @@ def run_one(train_args: Sequence[str], eval_args: Sequence[str]) -> int:
   from flan_jax.evaluation import evaluate as eval_lib
   from flan_jax.training import train as train_lib
   t0 = time.perf_counter()
-  train_lib.main(list(train_args))
-  gin.clear_config()
+  train_lib.main(list(train_args))  # each entry point parses its own gin config afresh
   t1 = time.perf_counter()
   eval_lib.main(list(eval_args))
   print(f"SWEEP_TIMES {t1 - t0:.1f} {time.perf_counter() - t1:.1f}", flush=True)

@@ -12,10 +12,10 @@ logged step and evaluation results. ROOT/sweep.json records what was submitted w
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -200,9 +200,13 @@ def _size_topologies(value: str | None, sizes: Sequence[str]) -> dict[str, str]:
 
 
 def _recipe_topology(recipe: str) -> str | None:
-  with open(gin_utils.resolve_gin_file(recipe)) as f:
-    m = re.search(r"^TOPOLOGY\s*=\s*['\"]([^'\"]+)['\"]", f.read(), re.MULTILINE)
-  return m.group(1) if m else None
+  """The TOPOLOGY a recipe (and its includes) sets, read as text: no gin state is touched."""
+  value = gin_utils.text_macros(gin_utils.resolve_gin_file(recipe)).get("TOPOLOGY")
+  try:
+    topology = ast.literal_eval(value) if value else None
+  except (ValueError, SyntaxError):
+    return None
+  return topology if isinstance(topology, str) else None
 
 
 def gpu_topologies_hint(grid: grid_lib.SweepGrid, gpu_type: str = "h100", gpus_per_node: int = 8) -> str:

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 import jax
 import numpy as np
 
+from flan_jax.tasks import cache_reader  # light: no seqio or TensorFlow
+
 if TYPE_CHECKING:
   import seqio
 
@@ -235,16 +237,17 @@ def pipeline_from(batches: BatchIterator) -> Callable[[int], Iterator[dict]]:
 
 def open_pipeline(task_modules: Sequence[str], mixture_or_task_name: str,
                   task_feature_lengths: Mapping[str, int], global_batch_size: int, *,
-                  vocab_size: int, seqio_cache_dirs: Sequence[str] = (), **kwargs):
+                  vocab_size: int, seqio_cache_dirs: Sequence[str] = (), data_dir: str | None = None,
+                  **kwargs):
   """(task, BatchIterator) of a training run, the one place `flan-jax train` builds its input:
-  imports the task modules, then, with few-shot prompts fitted to these lengths and
-  USE_CACHED_TASKS reading `flan-jax data cache` output from `seqio_cache_dirs` (T5X's
-  --seqio_additional_cache_dirs), both for this pipeline only, finds the task, checks the
-  model's vocabulary against it and builds the batches. `kwargs` go to `BatchIterator`."""
-  from flan_jax.tasks import api, lookup  # pylint: disable=g-import-not-at-top
-  lookup.import_task_modules(task_modules)
-  from flan_jax.tasks import cache as tasks_cache  # pylint: disable=g-import-not-at-top
-  with api.fewshot_budget_for(task_feature_lengths), tasks_cache.using_cache_dirs(seqio_cache_dirs):
+  imports the task modules (reading prepared data from `data_dir`, see `lookup`), then, with USE_CACHED_TASKS reading `flan-jax data cache` output
+  from `seqio_cache_dirs` (T5X's --seqio_additional_cache_dirs) for this pipeline only, finds
+  the task, checks the model's vocabulary against it and builds the batches (seqio hands the
+  lengths to every dataset it builds, and with them the few-shot budget: `render.py`).
+  `kwargs` go to `BatchIterator`."""
+  from flan_jax.tasks import lookup  # pylint: disable=g-import-not-at-top
+  lookup.import_task_modules(task_modules, data_dir=data_dir)
+  with cache_reader.using_cache_dirs(seqio_cache_dirs):
     task = lookup.get_mixture_or_task(mixture_or_task_name)
     check_vocabulary(task, vocab_size)
     return task, BatchIterator(task.name, task_feature_lengths, global_batch_size, **kwargs)

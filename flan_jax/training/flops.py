@@ -13,12 +13,13 @@ the parameter count including the embedding (PaLM's formula).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Sequence
 
 from flan_jax import models
+from flan_jax.models import record
 from flan_jax.models.family import ModelConfig
-from flan_jax.models.palm import PaLMConfig
-from flan_jax.models.t5 import T5Config
+from flan_jax.runtime import gin_utils
 
 # Dense bf16 peak per chip (vendor figures). TPU v2/v3 chips hold two TensorCores that
 # JAX shows as two devices; `peak_flops_for_device` divides accordingly.
@@ -99,23 +100,13 @@ def flops_per_token(config: ModelConfig, input_length: int, target_length: int) 
 # ----------------------------------------------------------------------------------------
 # Table 2 of Chung et al. 2022 ("Scaling Instruction-Finetuned Language Models").
 
-T5_1_1 = {  # T5 v1.1 shapes (t5x gin t5_1_1/*.gin), the bases of Flan-T5.
-    "small": T5Config(emb_dim=512, num_heads=6, num_encoder_layers=8, num_decoder_layers=8, head_dim=64,
-                      mlp_dim=1024),
-    "base": T5Config(emb_dim=768, num_heads=12, num_encoder_layers=12, num_decoder_layers=12, head_dim=64,
-                     mlp_dim=2048),
-    "large": T5Config(emb_dim=1024, num_heads=16, num_encoder_layers=24, num_decoder_layers=24, head_dim=64,
-                      mlp_dim=2816),
-    "xl": T5Config(emb_dim=2048, num_heads=32, num_encoder_layers=24, num_decoder_layers=24, head_dim=64,
-                   mlp_dim=5120),
-    "xxl": T5Config(emb_dim=4096, num_heads=64, num_encoder_layers=24, num_decoder_layers=24, head_dim=64,
-                    mlp_dim=10240),
-}
-PALM = {  # PaLM paper Table 1 (gin/models/palm/*.gin; tests check the two agree).
-    "8b": PaLMConfig(emb_dim=4096, num_heads=16, head_dim=256, num_layers=32, mlp_dim=16384),
-    "62b": PaLMConfig(emb_dim=8192, num_heads=32, head_dim=256, num_layers=64, mlp_dim=32768),
-    "540b": PaLMConfig(emb_dim=18432, num_heads=48, head_dim=256, num_layers=118, mlp_dim=73728),
-}
+@functools.lru_cache(maxsize=None)
+def paper_model(gin_file: str) -> ModelConfig:
+  """The model a gin/models file sets (T5 v1.1 shapes, the bases of Flan-T5; PaLM paper Table 1),
+  read from the file's text: gin/models is the one place model sizes are written."""
+  return record.config_from_gin_file(gin_utils.resolve_gin_file(gin_file))[1]
+
+
 PALM_PRETRAIN_TOKENS = 780e9  # PaLM paper section 3: every PaLM size saw 780B tokens
 
 
@@ -139,7 +130,7 @@ class PaperRun:
   """One row of Table 2, with the fine-tuning recipe of Table 22 (Appendix E)."""
   model: str
   params_label: str
-  config: ModelConfig
+  gin_file: str                # the model's gin/models file
   batch_size: int
   steps: int
   pretrain_flops: float        # Table 2, as published
@@ -148,6 +139,10 @@ class PaperRun:
   pretraining: Pretraining
   input_length: int = 2048     # packed inputs / targets of the Flan fine-tuning runs
   target_length: int = 512
+
+  @property
+  def config(self) -> ModelConfig:
+    return paper_model(self.gin_file)
 
   @property
   def architecture(self) -> str:
@@ -178,14 +173,14 @@ class PaperRun:
 # attention over 2048 tokens weighs more. Pre-training: ours are 1.21-1.32x the published
 # T5 figures (which look like 3 N D over 1T tokens) and 1.01-1.09x PaLM's (6 N D).
 PAPER_RUNS: tuple[PaperRun, ...] = (
-    PaperRun("Flan-T5-Small", "80M", T5_1_1["small"], 64, 98_000, 1.8e20, 2.9e18, 1.6, T5_PRETRAINING),
-    PaperRun("Flan-T5-Base", "250M", T5_1_1["base"], 64, 84_000, 6.6e20, 9.1e18, 1.4, T5_PRETRAINING),
-    PaperRun("Flan-T5-Large", "780M", T5_1_1["large"], 64, 64_000, 2.3e21, 2.4e19, 1.1, T5_PRETRAINING),
-    PaperRun("Flan-T5-XL", "3B", T5_1_1["xl"], 64, 38_000, 9.0e21, 5.6e19, 0.6, T5_PRETRAINING),
-    PaperRun("Flan-T5-XXL", "11B", T5_1_1["xxl"], 64, 14_000, 3.3e22, 7.6e19, 0.2, T5_PRETRAINING),
-    PaperRun("Flan-PaLM 8B", "8B", PALM["8b"], 32, 40_000, 3.7e22, 1.6e20, 0.4, PALM_PRETRAINING),
-    PaperRun("Flan-PaLM 62B", "62B", PALM["62b"], 32, 40_000, 2.9e23, 1.2e21, 0.4, PALM_PRETRAINING),
-    PaperRun("Flan-PaLM 540B", "540B", PALM["540b"], 32, 21_000, 2.5e24, 5.6e21, 0.2, PALM_PRETRAINING),
+    PaperRun("Flan-T5-Small", "80M", "models/t5_1_1/small.gin", 64, 98_000, 1.8e20, 2.9e18, 1.6, T5_PRETRAINING),
+    PaperRun("Flan-T5-Base", "250M", "models/t5_1_1/base.gin", 64, 84_000, 6.6e20, 9.1e18, 1.4, T5_PRETRAINING),
+    PaperRun("Flan-T5-Large", "780M", "models/t5_1_1/large.gin", 64, 64_000, 2.3e21, 2.4e19, 1.1, T5_PRETRAINING),
+    PaperRun("Flan-T5-XL", "3B", "models/t5_1_1/xl.gin", 64, 38_000, 9.0e21, 5.6e19, 0.6, T5_PRETRAINING),
+    PaperRun("Flan-T5-XXL", "11B", "models/t5_1_1/xxl.gin", 64, 14_000, 3.3e22, 7.6e19, 0.2, T5_PRETRAINING),
+    PaperRun("Flan-PaLM 8B", "8B", "models/palm/8b.gin", 32, 40_000, 3.7e22, 1.6e20, 0.4, PALM_PRETRAINING),
+    PaperRun("Flan-PaLM 62B", "62B", "models/palm/62b.gin", 32, 40_000, 2.9e23, 1.2e21, 0.4, PALM_PRETRAINING),
+    PaperRun("Flan-PaLM 540B", "540B", "models/palm/540b.gin", 32, 21_000, 2.5e24, 5.6e21, 0.2, PALM_PRETRAINING),
 )
 
 

@@ -8,16 +8,17 @@ TASK_FEATURE_LENGTHS, BATCH_SIZE, INITIAL_CHECKPOINT_PATH, USE_CACHED_TASKS).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import gin
 import jax
 
 from flan_jax.checkpointing import checkpoints
-from flan_jax.training import data, progress, trainer
+from flan_jax.training import config as config_lib, data, progress, trainer
 from flan_jax.runtime import distributed, gin_utils, run_guard
 from flan_jax.training import flops
 from flan_jax import models
@@ -26,31 +27,13 @@ from flan_jax.evaluation import evaluator as evaluator_lib
 from flan_jax.models import build_model, record
 
 
-@gin.configurable(denylist=["stop_after_steps"])
-def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQUIRED,
-          task_feature_lengths: Mapping[str, int] = gin.REQUIRED, batch_size: int = gin.REQUIRED,
-          train_steps: int = gin.REQUIRED, model_config: Any = gin.REQUIRED,
-          optimizer: optim.OptimizerConfig = optim.OptimizerConfig(),
-          mesh: partitioning.MeshConfig = partitioning.MeshConfig(),
-          initial_checkpoint_path: str | None = None, initial_checkpoint_step: int | None = None,
-          use_cached_tasks: bool = False, seqio_cache_dirs: Sequence[str] = (),
-          task_modules: Sequence[str] = ("flan_jax.tasks.embedded",), num_microbatches: int = 1,
-          z_loss: float = 1e-4, label_smoothing: float = 0.0,
-          loss_normalizing_factor: float | str | None = "NUM_REAL_TARGET_TOKENS",
-          checkpoint_period: int = 1000, keep_checkpoints: int | None = 3, async_checkpointing: bool = True,
-          log_every: int = 10, seed: int = 0, data_seed: int = 0, pack: bool = True,
-          data_sharding: str = "per_process",
-          peak_flops_per_device: float | None = None, eval_period: int = 0,
-          eval_mixture_or_task_name: str | None = None, eval_max_examples: int = 16,
-          on_nonfinite: str = "stop", fallback_to_previous_checkpoint: bool = False,
-          input_lookahead: int = 64, allow_changed_run: bool = False,
-          stop_after_steps: int | None = None) -> list[dict]:
-  """Fine-tunes `model_config` on a seqio task or mixture; resumes from MODEL_DIR if it has a checkpoint.
+def train(config: config_lib.RunConfig, *, stop_after_steps: int | None = None) -> list[dict]:
+  """Fine-tunes `config.model` on a seqio task or mixture; resumes from MODEL_DIR if it has a checkpoint.
 
-  Every `eval_period` steps (0: never) the current parameters are evaluated on the
-  validation split of `eval_mixture_or_task_name` (up to `eval_max_examples` per task,
-  greedy) by `flan_jax.evaluation.evaluator`; results go to the console, MODEL_DIR/eval and
-  TensorBoard, and a failing evaluation does not stop the run.
+  Every `config.evaluation.period` steps (0: never) the current parameters are evaluated on the
+  validation split of its mixture (up to `max_examples` per task, greedy) by
+  `flan_jax.evaluation.evaluator`; results go to the console, MODEL_DIR/eval and TensorBoard, and
+  a failing evaluation does not stop the run.
 
   A run survives (exit codes in `flan_jax.runtime.run_guard`): SIGTERM/SIGINT save the current
   step and exit 75; a non-finite loss, gradient norm or state stops the run before
@@ -63,7 +46,8 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
   budget, batch size, data seed, packing, and the model) is recorded in MODEL_DIR/run.json;
   a resume that changes any of it stops before anything is compiled, naming each change,
   unless `allow_changed_run` (then the new settings are recorded and the change printed).
-  TRAIN_STEPS, logging, checkpoint and evaluation periods may change on resume.
+  TRAIN_STEPS, logging, checkpoint and evaluation periods may change on resume. The whole
+  config is written to MODEL_DIR/run_config.json at every start.
 
   Batches are read up to `input_lookahead` steps ahead in a background thread; those read
   ahead at a checkpoint are kept in MODEL_DIR (`data.save_lookahead`), and a resumed run
@@ -74,74 +58,99 @@ def train(*, model_dir: str = gin.REQUIRED, mixture_or_task_name: str = gin.REQU
   """
   is_chief = jax.process_index() == 0
   say = (lambda *a: print(*a, flush=True)) if is_chief else (lambda *a: None)
+  data_cfg, ckpt_cfg, model_dir = config.data, config.checkpoint, config.checkpoint.model_dir
 
   # Settings first: nothing is written and nothing slow runs before they are known good.
-  run_guard.check_positive(TRAIN_STEPS=train_steps, CHECKPOINT_PERIOD=checkpoint_period, BATCH_SIZE=batch_size,
-                           NUM_MICROBATCHES=num_microbatches, **{"train.log_every": log_every})
-  if batch_size % num_microbatches:
-    raise ValueError(f"BATCH_SIZE={batch_size} is not divisible by NUM_MICROBATCHES={num_microbatches}; "
-                     "choose a NUM_MICROBATCHES that divides BATCH_SIZE")
-  if on_nonfinite not in ("stop", "skip"):
-    raise ValueError(f"train.on_nonfinite={on_nonfinite!r}: use 'stop' or 'skip'")
+  run_guard.check_positive(TRAIN_STEPS=config.train_steps, CHECKPOINT_PERIOD=ckpt_cfg.period,
+                           BATCH_SIZE=data_cfg.batch_size, NUM_MICROBATCHES=config.num_microbatches,
+                           **{"train.log_every": config.log_every})
+  if data_cfg.batch_size % config.num_microbatches:
+    raise ValueError(f"BATCH_SIZE={data_cfg.batch_size} is not divisible by NUM_MICROBATCHES="
+                     f"{config.num_microbatches}; choose a NUM_MICROBATCHES that divides BATCH_SIZE")
+  if config.on_nonfinite not in ("stop", "skip"):
+    raise ValueError(f"train.on_nonfinite={config.on_nonfinite!r}: use 'stop' or 'skip'")
   run_guard.check_model_dir(model_dir)
   resuming = checkpoints.has_run_checkpoints(model_dir)
-  if initial_checkpoint_path and not resuming:
-    checkpoints.check_params_path(initial_checkpoint_path)
+  if ckpt_cfg.initial_checkpoint_path and not resuming:
+    checkpoints.check_params_path(ckpt_cfg.initial_checkpoint_path)
 
   with run_guard.StopSignals() as signals:
     lock = run_guard.acquire_writer_lock(model_dir, say)
     try:
       identity = run_guard.run_identity(
-          MIXTURE_OR_TASK_NAME=mixture_or_task_name, TASK_FEATURE_LENGTHS=dict(task_feature_lengths),
-          BATCH_SIZE=batch_size, **{"train.data_seed": data_seed, "train.pack": pack,
-                                    "train.data_sharding": data_sharding, "model": model_config.to_dict()})
+          MIXTURE_OR_TASK_NAME=data_cfg.mixture_or_task_name,
+          TASK_FEATURE_LENGTHS=dict(data_cfg.task_feature_lengths), BATCH_SIZE=data_cfg.batch_size,
+          **{"train.data_seed": data_cfg.seed, "train.pack": data_cfg.pack,
+             "train.data_sharding": data_cfg.sharding, "model": config.model.to_dict()})
       if resuming:
-        run_guard.check_same_run(model_dir, identity, allow_changed_run, say)
-      model, converter = build_model(model_config)
-      stream = dict(task_modules=list(task_modules), mixture_or_task_name=mixture_or_task_name,
-                    task_feature_lengths=dict(task_feature_lengths), batch_size=batch_size,
-                    feature_converter=converter, pack=pack, seed=data_seed, use_cached=use_cached_tasks,
-                    sharding=data_sharding, process_count=jax.process_count())
+        run_guard.check_same_run(model_dir, identity, config.allow_changed_run, say)
+      model, converter = build_model(config.model)
+      stream = dict(task_modules=list(data_cfg.task_modules), mixture_or_task_name=data_cfg.mixture_or_task_name,
+                    task_feature_lengths=dict(data_cfg.task_feature_lengths), batch_size=data_cfg.batch_size,
+                    feature_converter=converter, pack=data_cfg.pack, seed=data_cfg.seed,
+                    use_cached=data_cfg.use_cached_tasks, sharding=data_cfg.sharding,
+                    process_count=jax.process_count())
       kept = None
-      if (resuming and input_lookahead and not (eval_period and eval_mixture_or_task_name)
+      if (resuming and data_cfg.input_lookahead and not (config.evaluation.period and
+                                                         config.evaluation.mixture_or_task_name)
           and os.path.isfile(os.path.join(model_dir, record.RECORD_FILE))):
         kept = data.load_lookahead(model_dir, stream)
       # The input: task modules, the task, its vocabulary against the model's (data.open_pipeline).
-      args = (task_modules, mixture_or_task_name, task_feature_lengths, batch_size)
-      kw = dict(vocab_size=model_config.vocab_size, seqio_cache_dirs=seqio_cache_dirs, feature_converter=converter,
-                pack=pack, seed=data_seed, use_cached=use_cached_tasks, sharding=data_sharding)
+      args = (data_cfg.task_modules, data_cfg.mixture_or_task_name, data_cfg.task_feature_lengths,
+              data_cfg.batch_size)
+      kw = dict(vocab_size=config.model.vocab_size, seqio_cache_dirs=data_cfg.seqio_cache_dirs,
+                data_dir=data_cfg.data_dir,
+                feature_converter=converter, pack=data_cfg.pack, seed=data_cfg.seed,
+                use_cached=data_cfg.use_cached_tasks, sharding=data_cfg.sharding)
       if kept is not None:  # checked when this stream was first built; it is rebuilt in the background
         task, batches = None, None
         pipeline = data.pipeline_built_later(*args, **kw)
       else:  # fail fast on names before anything slow
         task, batches = data.open_pipeline(*args, **kw)
         pipeline = data.pipeline_from(batches)
-      return _run(**locals())
+      started = _Started(identity=identity, task=task, model=model, signals=signals, stream=stream, kept=kept,
+                         batches=batches, pipeline=pipeline, is_chief=is_chief, say=say)
+      return _run(config, started, stop_after_steps)
     finally:
       if lock is not None:
         lock.release()
 
 
-def _run(*, model_dir, identity, allow_changed_run, task, task_feature_lengths, batch_size, train_steps, model_config, optimizer, mesh,
-         initial_checkpoint_path, initial_checkpoint_step, use_cached_tasks, num_microbatches, z_loss, label_smoothing,
-         loss_normalizing_factor, checkpoint_period, keep_checkpoints, async_checkpointing, log_every, seed,
-         data_seed, pack, data_sharding, peak_flops_per_device, eval_period, eval_mixture_or_task_name,
-         eval_max_examples, on_nonfinite, fallback_to_previous_checkpoint, stop_after_steps, is_chief, say,
-         model, signals, input_lookahead, stream, kept, batches, pipeline, **_) -> list[dict]:
-  device_mesh = partitioning.make_mesh(mesh)
+@dataclasses.dataclass
+class _Started:
+  """What `train` has set up before the run proper: the run's identity, task and model, the
+  stop signals, and its input (kept read-ahead batches, the pipeline)."""
+  identity: dict
+  task: Any
+  model: Any
+  signals: run_guard.StopSignals
+  stream: dict
+  kept: Any
+  batches: Any
+  pipeline: Any
+  is_chief: bool
+  say: Any
+
+
+def _run(config: config_lib.RunConfig, started: _Started, stop_after_steps: int | None) -> list[dict]:
+  data_cfg, ckpt_cfg, model_dir = config.data, config.checkpoint, config.checkpoint.model_dir
+  say, is_chief, kept, batches, task = started.say, started.is_chief, started.kept, started.batches, started.task
+  model_config, train_steps, batch_size = config.model, config.train_steps, data_cfg.batch_size
+  task_feature_lengths, stream, signals = data_cfg.task_feature_lengths, started.stream, started.signals
+  device_mesh = partitioning.make_mesh(config.partitioning)
   say(f"mesh {dict(device_mesh.shape)} over {jax.device_count()} {jax.devices()[0].platform} devices "
       f"in {jax.process_count()} process(es)")
-  ckpts = checkpoints.RunCheckpoints(model_dir, max_to_keep=keep_checkpoints, async_save=async_checkpointing)
+  ckpts = checkpoints.RunCheckpoints(model_dir, max_to_keep=ckpt_cfg.keep, async_save=ckpt_cfg.async_save)
 
   example = kept.global_shapes(batch_size) if kept is not None else batches.global_shapes()
-  tx, lr_fn = optim.make_optimizer(optimizer, train_steps)
-  loss_cfg = trainer.LossConfig(z_loss, label_smoothing, loss_normalizing_factor)
-  tr = trainer.Trainer(model, tx, device_mesh, example, loss=loss_cfg, num_microbatches=num_microbatches,
-                       learning_rate_fn=lr_fn, dropout_seed=seed, skip_nonfinite_steps=on_nonfinite == "skip")
+  tx, lr_fn = optim.make_optimizer(config.optimizer, train_steps)
+  tr = trainer.Trainer(started.model, tx, device_mesh, example, loss=config.loss,
+                       num_microbatches=config.num_microbatches, learning_rate_fn=lr_fn, dropout_seed=config.seed,
+                       skip_nonfinite_steps=config.on_nonfinite == "skip")
 
   if ckpts.latest_step() is not None:  # a MODEL_DIR of another model is named before any restore
     record.check_same_model(model_dir, model_config)
-  restored = ckpts.restore_latest(tr.abstract_state, fallback=fallback_to_previous_checkpoint, say=say)
+  restored = ckpts.restore_latest(tr.abstract_state, fallback=ckpt_cfg.fallback_to_previous, say=say)
   if restored:
     start_step, state, data_state = restored
     position = data_state.get("batches_taken") if isinstance(data_state, dict) else None
@@ -154,7 +163,8 @@ def _run(*, model_dir, identity, allow_changed_run, task, task_feature_lengths, 
     say(f"resumed from {ckpts.directory} at step {start_step}")
   else:
     start_step, position = 0, 0
-    state = tr.init_state(seed)
+    state = tr.init_state(config.seed)
+    initial_checkpoint_path, initial_checkpoint_step = ckpt_cfg.initial_checkpoint_path, ckpt_cfg.initial_checkpoint_step
     if initial_checkpoint_path:
       params, ckpt_step, moments, no_moments = checkpoints.load_initial(initial_checkpoint_path,
                                                                         tr.abstract_state.params)
@@ -167,8 +177,9 @@ def _run(*, model_dir, identity, allow_changed_run, task, task_feature_lengths, 
   if is_chief:  # the settings this start runs with (TRAIN_STEPS may differ from the first start's)
     os.makedirs(model_dir, exist_ok=True)
     run_guard.write_owned_file(os.path.join(model_dir, "config.gin"), gin.operative_config_str())
-    if not restored or allow_changed_run or not os.path.isfile(os.path.join(model_dir, run_guard.RUN_FILE)):
-      run_guard.record_run(model_dir, identity)
+    run_guard.write_owned_file(os.path.join(model_dir, config_lib.RUN_CONFIG_FILE), config.to_json())
+    if not restored or config.allow_changed_run or not os.path.isfile(os.path.join(model_dir, run_guard.RUN_FILE)):
+      run_guard.record_run(model_dir, started.identity)
   has_record = os.path.isfile(os.path.join(model_dir, record.RECORD_FILE))
   if is_chief and task is not None and (not start_step or not has_record):
     vocab = task.output_features["targets"].vocabulary  # the model and its vocabulary, as data
@@ -177,7 +188,7 @@ def _run(*, model_dir, identity, allow_changed_run, task, task_feature_lengths, 
 
   shapes = {k: v.shape[1] for k, v in example.items()}
   step_flops = flops.train_step_flops(model_config, batch_size, *models.family_for(model_config).flops_lengths(shapes))
-  peak = peak_flops_per_device or flops.peak_flops_for_device(jax.devices()[0])
+  peak = config.peak_flops_per_device or flops.peak_flops_for_device(jax.devices()[0])
   if peak is None and jax.devices()[0].platform == "cpu":
     peak = progress.cpu_peak_flops() / jax.local_device_count()
   logger = progress.MetricsLogger(model_dir, train_steps, step_flops, peak and peak * jax.device_count(),
@@ -187,14 +198,15 @@ def _run(*, model_dir, identity, allow_changed_run, task, task_feature_lengths, 
     say(f"{model_dir} is already at step {start_step} >= TRAIN_STEPS={train_steps}; nothing to do")
 
   evaluator = None
-  if eval_period and eval_mixture_or_task_name:
+  eval_period = config.evaluation.period
+  if eval_period and config.evaluation.mixture_or_task_name:
     evaluator = evaluator_lib.training_evaluator(
-        model, device_mesh, eval_mixture_or_task_name, max_examples=eval_max_examples,
+        started.model, device_mesh, config.evaluation.mixture_or_task_name, max_examples=config.evaluation.max_examples,
         input_length=task_feature_lengths["inputs"], max_decode_len=task_feature_lengths["targets"])
 
-  guard = _DivergenceGuard(on_nonfinite, ckpts, say)
+  guard = _DivergenceGuard(config.on_nonfinite, ckpts, say)
   saved = kept.batches if kept is not None and kept.position == position else []
-  inputs = data.ReadAhead(pipeline, position, depth=max(input_lookahead, 2), saved=saved, defer=True)
+  inputs = data.ReadAhead(started.pipeline, position, depth=max(data_cfg.input_lookahead, 2), saved=saved, defer=True)
 
   def save(step: int) -> None:
     guard.check()
@@ -202,7 +214,7 @@ def _run(*, model_dir, identity, allow_changed_run, task, task_feature_lengths, 
       raise run_guard.Diverged(f"parameters or optimizer state became non-finite at step {step}; not saved. "
                                f"{guard.last_good()}. {_DIVERGED_HINT}")
     ckpts.save(step, state, inputs.state())
-    if input_lookahead:
+    if data_cfg.input_lookahead:
       data.save_lookahead(model_dir, inputs.state()["batches_taken"], inputs.ahead(), stream)
 
   step = start_step
@@ -229,10 +241,10 @@ def _run(*, model_dir, identity, allow_changed_run, task, task_feature_lengths, 
         logger.reset_clock()
         guard.check()
         inputs.start()  # a resumed run's pipeline is built from here on, its read-ahead feeding the steps
-      elif step % log_every == 0 or step == end_step or stop:
+      elif step % config.log_every == 0 or step == end_step or stop:
         logger.log(step)
         guard.check()
-      if step % checkpoint_period == 0 or step == end_step or stop:
+      if step % ckpt_cfg.period == 0 or step == end_step or stop:
         save(step)
       if stop:
         ckpts.wait()
@@ -314,11 +326,22 @@ class _DivergenceGuard:
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Exit codes: 0 done, 2 configuration error, and those of `flan_jax.runtime.run_guard` (65 diverged,
-  73 MODEL_DIR locked, 74 save failed, 75 preempted)."""
+  73 MODEL_DIR locked, 74 save failed, 75 preempted). `--print_config` prints the run's config
+  (JSON, as MODEL_DIR/run_config.json will hold it) and exits before anything is built."""
   argv = list(sys.argv[1:] if argv is None else argv)
+  print_only = "--print_config" in argv
+  argv = [a for a in argv if a != "--print_config"]
+
+  def entry():
+    config = config_lib.run_config()
+    if print_only:
+      print(config.to_json(), end="", flush=True)
+      return None
+    return train(config)
+
   try:
-    return gin_utils.run_entry_point("train", argv, "gin/recipes/quickstart.gin", train,
-                                     before_parse=distributed.initialize_from_env)
+    return gin_utils.run_entry_point("train", argv, "gin/recipes/quickstart.gin", entry,
+                                     before_parse=None if print_only else distributed.initialize_from_env)
   except run_guard.RunStopped as e:
     print(f"flan-jax train: {gin_utils.strip_gin_context(str(e))}", file=sys.stderr, flush=True)
     if isinstance(e, run_guard.SaveFailed):
@@ -327,6 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
       sys.stdout.flush()
       os._exit(e.exit_code)
     return e.exit_code
+
 
 if __name__ == "__main__":
   sys.exit(main())

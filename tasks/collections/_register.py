@@ -7,6 +7,7 @@ from flan_jax.tasks import api
 from flan_jax.tasks.collections import catalogue
 from flan_jax.tasks.collections import families
 from flan_jax.tasks.collections import muffin_templates
+from flan_jax.tasks.collections import readers
 
 NUM_FEWSHOT = 5   # FLAN's fixed-count few-shot format ("five_shot"); x-shot takes 1-10
 INVERSION_SUFFIX = "_inversion"
@@ -72,7 +73,6 @@ def register_cot_inversions(entries: Iterable[catalogue.Entry],
 
 def register_file_collection(collection: str, data_dir=None) -> list[str]:
   """Registers a collection whose tasks read `<data_dir>/<collection>/<task>/<split>.jsonl`."""
-  from flan_jax.tasks.collections import readers
   root = catalogue.data_dir(data_dir)
   return register_entries(
       catalogue.entries(collection),
