@@ -59,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--cleanup", action="store_true", help="delete the TPU VM / workload / cluster afterwards")
   p.add_argument("--topology", help="v4-512, v5p-1024, v5e-256, h100x64, ... (default: the recipe's TOPOLOGY)")
   p.add_argument("--skip_fit_check", action="store_true", help="launch even if `flan-jax plan` says it won't fit")
-  p.add_argument("--data_dir", help="prepared Flan data every worker reads (FLAN_JAX_DATA_DIR); checked first")
+  p.add_argument("--data_dir", help="prepared Flan data every worker reads (FLAN_JAX_DATA_DIR; default the "
+                                    "recipe's DATA_DIR); checked first")
   p.add_argument("--cache_dir", action="append", default=[],
                  help="a `flan-jax data cache` output every worker reads (repeatable): the workers train with "
                       "USE_CACHED_TASKS=True and train.seqio_cache_dirs; checked first instead of --data_dir")
@@ -113,7 +114,7 @@ def _check_flags(args: argparse.Namespace, parser: argparse.ArgumentParser) -> N
 
 def read_recipe(files: Sequence[str], bindings: Sequence[str]) -> tuple[plan.Recipe, dict]:
   """The recipe's numbers (for planning, with the run config `flan-jax train` will run) and the
-  settings a launch needs: TOPOLOGY, MODEL_DIR, MIXTURE_OR_TASK_NAME and TASK_FEATURE_LENGTHS;
+  settings a launch needs: TOPOLOGY, MODEL_DIR, MIXTURE_OR_TASK_NAME, TASK_FEATURE_LENGTHS and DATA_DIR;
   leaves no gin state behind."""
   from flan_jax.planning import plan
   recipe = plan.recipe_from_gin(files, bindings)
@@ -122,7 +123,8 @@ def read_recipe(files: Sequence[str], bindings: Sequence[str]) -> tuple[plan.Rec
   lengths = run.data.task_feature_lengths
   macros = {"TOPOLOGY": recipe.topology, "MODEL_DIR": scalar(run.checkpoint.model_dir),
             "MIXTURE_OR_TASK_NAME": scalar(run.data.mixture_or_task_name),
-            "TASK_FEATURE_LENGTHS": dict(lengths) if isinstance(lengths, dict) else None}
+            "TASK_FEATURE_LENGTHS": dict(lengths) if isinstance(lengths, dict) else None,
+            "DATA_DIR": scalar(run.data.data_dir)}
   return recipe, macros
 
 
@@ -165,6 +167,7 @@ def make_launch(files: Sequence[str], bindings: Sequence[str], args: argparse.Na
   if args.num_slices > 1:  # hybrid mesh: fsdp/model inside a slice, data across slices
     bindings = [*bindings, f"MeshConfig.num_slices = {args.num_slices}"]
   recipe, macros = read_recipe(files, bindings)
+  data_dir = args.data_dir or macros["DATA_DIR"]  # else the run's own DATA_DIR is what its workers read
   name = job_lib.check_name(args.name or job_lib.default_name(files))
   model_dir = macros["MODEL_DIR"]
   if not model_dir:
@@ -174,16 +177,16 @@ def make_launch(files: Sequence[str], bindings: Sequence[str], args: argparse.Na
   if cache_dirs:  # every worker reads the cache (T5X: USE_CACHED_TASKS + --seqio_additional_cache_dirs)
     bindings = [*bindings, "USE_CACHED_TASKS = True", f"train.seqio_cache_dirs = {cache_dirs!r}"]
   job = job_lib.Job(name, tuple(job_lib.portable_gin_file(f) for f in files), tuple(bindings), str(model_dir),
-                    data_dir=args.data_dir)
+                    data_dir=data_dir)
   what = os.path.basename(files[-1])
   if args.skip_data_check:
     data_line = "data check skipped (--skip_data_check)"
   elif cache_dirs:
     data_line = job_lib.check_cache(str(macros["MIXTURE_OR_TASK_NAME"]), cache_dirs,
-                                    macros["TASK_FEATURE_LENGTHS"], data_dir=args.data_dir)
+                                    macros["TASK_FEATURE_LENGTHS"], data_dir=data_dir)
   else:
     data_line = job_lib.check_data(
-        str(macros["MIXTURE_OR_TASK_NAME"]), args.data_dir or (job_lib.local_data_dir() if args.target == "local" else None),
+        str(macros["MIXTURE_OR_TASK_NAME"]), data_dir or (job_lib.local_data_dir() if args.target == "local" else None),
         where=f"--target={args.target}'s workers")
 
   if args.target == "local":

@@ -187,9 +187,11 @@ def register_flan_task(
       "OPTIONS:" list with option texts as targets (what evaluation tasks want).
     fewshot_patterns: prefix/separator patterns of the few-shot prompts, one drawn per
       example.
-    xshot: mix in FLAN's "x-shot" format: half the few-shot examples take the exemplars
-      of 25 draws that match their own template (`render.xshot_count`) instead of
-      `num_fewshot`; those left with none are dropped, as in FLAN.
+    xshot: FLAN's few-shot forms of its Flan 2021 and T0 tasks: with options, half the
+      prompts take `num_fewshot` exemplars in the format's other templates in turn, half
+      are x-shot; without options, x-shot only. x-shot: of 25 consecutive exemplars whose
+      templates rotate, those with the query's template (`render.xshot_count`); those left
+      with none are dropped, as in FLAN.
     demonstrations_key, fewshot_templates: few-shot from the example's own list of
       demonstrations (dicts of input, output, explanation; NIv2's positive examples)
       rendered into `{demonstrations}` of `fewshot_templates`, instead of exemplars.

@@ -12,13 +12,14 @@ How an example is rendered (see `templates.py` for the text of each format):
     example's `id_key` field or "split:index"; the same choice in every process.
   * options (`varied_options`): header, item style and layout drawn from the same key, one
     style for a whole few-shot prompt; a labelled style makes the target the label.
-  * few-shot: a fixed-count prompt (`num_fewshot`) or, with `xshot`, FLAN's x-shot form
-    (`xshot_count`: of 25 candidate exemplars, each given a random template of the
-    format, those that drew the query's own template), in a prefix/separator pattern
+  * few-shot: a fixed-count prompt (`num_fewshot`) or, with `xshot`, FLAN's forms: with
+    options half "mix" prompts (`num_fewshot` exemplars in the format's other templates, in
+    turn) and half x-shot, without options x-shot only (`xshot_count`: of 25 consecutive
+    exemplars whose templates rotate, those with the query's own template), in a prefix/separator pattern
     drawn from `fewshot_patterns`. Exemplars come from the task's own train split (its
     first `fewshot_pool_size`), in an order seeded by the key, never the example itself
-    nor one whose prompt equals its prompt, rendered with the same template; they are
-    added only while the prompt plus EOS fits the renderer's budget (`budget`:
+    nor one whose prompt equals its prompt, rendered with the query's template (the "mix"
+    form: the others); they are added only while the prompt plus EOS fits the budget (`budget_for`:
     `max_input_tokens`, else FLAN's 1,920/2,048 of `inputs_length`); an example with no
     exemplar that fits (or an x-shot draw of none) is left out of the few-shot variant.
     With `demonstrations_key` (NIv2) the few-shot form is the example's own
@@ -76,13 +77,13 @@ def format_demonstration(i: int, demo: dict) -> str:
 
 
 def xshot_count(num_templates: int, position: int, *key: object) -> int:
-  """Exemplars of one x-shot prompt before length pruning, FLAN's rule: of
-  `XSHOT_DRAWS` (25) candidates, each formatted with one of the format's `num_templates`
-  templates, those whose template is the query's (`position`); a draw per candidate,
-  seeded by `key`. Binomial(25, 1/num_templates): FLAN's ten templates give 2.5 on
-  average, 0 for 7% of examples (dropped), rarely more than 7."""
-  return sum(tpl.stable_hash(*key, "xshot", d) % num_templates == position
-             for d in range(XSHOT_DRAWS))
+  """Exemplars of one x-shot prompt before length pruning, FLAN's rule: its templates are
+  given to consecutive training examples in turn (0, 1, ..., n-1, 0, ...), an x-shot prompt
+  takes `XSHOT_DRAWS` (25) consecutive exemplars, and keeps those with the query's template
+  (`position` of `num_templates`). The window's start is seeded by `key`. Ten templates:
+  2 or 3, never 0; one template: all 25; more than 25 templates: 0 or 1 (0: dropped)."""
+  start = tpl.stable_hash(*key, "xshot") % num_templates
+  return sum((start + d) % num_templates == position for d in range(XSHOT_DRAWS))
 
 
 class Renderer:
@@ -199,20 +200,28 @@ class Renderer:
     the task was registered with); a task registered with `max_input_tokens` keeps it."""
     return fewshot_budget(self.inputs_length if inputs_length is None else inputs_length, self.max_input_tokens)
 
-  def _fewshot_plan(self, key: str, num_templates: int,
+  def _fewshot_plan(self, key: str, fmt: tpl.Format, num_templates: int,
                     position: int) -> tuple[str, int, tpl.FewShotPattern]:
-    """(mode, number of exemplars wanted, pattern) of one few-shot prompt: FLAN mixes a
-    fixed-count format with its x-shot one (`xshot_count`; 0 means the example has no
-    x-shot form, as FLAN's filter drops it). `position`: the query's template among the
-    `num_templates` of its format."""
+    """(mode, number of exemplars wanted, pattern) of one few-shot prompt. For x-shot tasks
+    (FLAN's Flan 2021 and T0 collections), as FLAN's mixtures build them: with options, half
+    the prompts are the fixed-count "mix" form and half x-shot; without options, x-shot only
+    (`xshot_count`; 0 means the example has no x-shot form, as FLAN's filter drops it).
+    `position`: the query's template among the `num_templates` of its format."""
     h = tpl.stable_hash(self.seed, self.name, key, "plan")
     pattern = self.fewshot_patterns[(h >> 8) % len(self.fewshot_patterns)]
-    if self.xshot and h % 2:
+    if self.xshot and (not fmt.options or h % 2):
       return "xshot", xshot_count(num_templates, position, self.seed, self.name, key), pattern
     return "fixed", self.num_fewshot, pattern
 
-  def _exemplars(self, template, fmt, key, split, index, query_inputs, want, style):
-    """Up to `want` (train index, inputs, targets), never equal to the query."""
+  def _mix_templates(self, indices: Sequence[int], position: int) -> Callable[[int], tpl.Template]:
+    """The template of exemplar k in FLAN's fixed-count "mix" form: the format's templates in
+    turn after the query's, never the query's own (one template: that one)."""
+    others = [indices[(position + d) % len(indices)] for d in range(1, len(indices))] or [indices[position]]
+    return lambda k: self.templates[others[k % len(others)]]
+
+  def _exemplars(self, template_of, fmt, key, split, index, query_inputs, want, style):
+    """Up to `want` (train index, inputs, targets), never equal to the query; exemplar k is
+    rendered with `template_of(k)`."""
     pool = self.pool
     chosen = []
     for j in self._candidates(key, len(pool), want) if pool else ():
@@ -222,7 +231,7 @@ class Renderer:
         continue
       if fmt.cot and not pool[j].get(self.rationale_key):
         continue
-      x, y = self._render_one(template, pool[j], fmt, f"train example {j}", style)
+      x, y = self._render_one(template_of(len(chosen)), pool[j], fmt, f"train example {j}", style)
       if x == query_inputs:
         continue
       chosen.append((j, x, y))
@@ -270,12 +279,15 @@ class Renderer:
       if not fmt.fewshot:
         yield RenderedExample(inputs, targets, index, t, (), **info)
         continue
-      mode, want, pattern = self._fewshot_plan(key, len(indices), indices.index(t))
+      position = indices.index(t)
+      mode, want, pattern = self._fewshot_plan(key, fmt, len(indices), position)
       if not want:
         continue  # an x-shot draw with no exemplar of the query's template: dropped
       if inputs.rstrip().endswith(":"):  # the template has its own answer prefix
         pattern = tpl.FewShotPattern("", "", pattern.x_y, pattern.separator)
-      chosen = self._exemplars(template, fmt, key, split, index, inputs, want, style)
+      template_of = (self._mix_templates(indices, position) if self.xshot and mode == "fixed"
+                     else lambda k, template=template: template)
+      chosen = self._exemplars(template_of, fmt, key, split, index, inputs, want, style)
       kept = self._fitting(chosen, inputs, pattern, budget)
       if not kept:
         continue  # nothing fits next to the query (or no exemplar): not a few-shot example

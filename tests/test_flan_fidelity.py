@@ -210,40 +210,57 @@ def test_fewshot_prompt_patterns_one_style_and_xshot(register):
     assert r.targets == (style.label(1) if style.labelled else rows[r.index]["answer"])
 
 
-def _flan_xshot_count(num_templates, query_template, rng):
-  """FLAN's x-shot rule re-typed (flan/v2/tasks.py `_template_0to10_x_shot`: num_shots=25;
-  preprocessors.py: each exemplar formatted with one of the templates in turn over a
-  shuffled stream, `prune_fewshot_examples_by_template_idx` keeps those with the query's
-  template, `filter_zero_shot_in_few_shot` drops examples left with none)."""
-  return int(sum(rng.integers(num_templates) == query_template for _ in range(25)))
+def _flan_xshot_counts(num_templates: int, num_queries: int, train_start: int) -> list[int]:
+  """FLAN's x-shot rule re-typed over a stream: `batch_apply_template` (flan/v2/preprocessors.py)
+  gives consecutive examples the templates 0..n-1 in turn; the x-shot task's
+  `FewshotDataSource(num_shots=25)` (flan/v2/tasks.py) pairs each query with the next 25
+  consecutive training exemplars; `prune_fewshot_examples_by_template_idx` keeps those with
+  the query's template; `filter_zero_shot_in_few_shot` drops a query left with none (count 0).
+  The training stream starts anywhere in its rotation (`train_start`: it is shuffled and repeated)."""
+  counts = []
+  for k in range(num_queries):
+    query_template = k % num_templates                     # the queries rotate too
+    window = [(train_start + 25 * k + d) % num_templates for d in range(25)]
+    counts.append(sum(t == query_template for t in window))
+  return counts
 
 
-def test_xshot_draws_as_flan_does(register):
+def test_xshot_counts_follow_flans_template_rotation(register):
+  import collections
   import numpy as np
   from flan_jax.tasks import render
-  # The count's distribution equals the re-typed rule's, for FLAN's ten templates.
-  rng = np.random.default_rng(0)
-  ours = np.array([render.xshot_count(10, k % 10, 0, "t", k) for k in range(6000)])
-  flan = np.array([_flan_xshot_count(10, k % 10, rng) for k in range(6000)])
-  assert abs(ours.mean() - 2.5) < 0.08 and abs(flan.mean() - ours.mean()) < 0.12
-  assert abs((ours == 0).mean() - 0.9 ** 25) < 0.015   # dropped: 7.2%
-  assert abs((ours == 0).mean() - (flan == 0).mean()) < 0.015
-  assert ours.max() <= 25 and (ours > 10).sum() == 0 and (ours >= 7).sum() > 0
-  # Rendered: each x-shot prompt has exactly the rule's count (nothing pruned here), and
-  # the examples whose draw matched no candidate have no few-shot form.
-  rows = [{"q": f"{i} plus one?", "answer": str(i + 1)} for i in range(240)]
-  tmpl = [templates.Template(f"Q{k}: {{q}}", "{answer}") for k in range(20)]
+  for n in (1, 3, 8, 10, 30):  # one template, FLAN's ten, and more than 25
+    # Every start of the rotation equally likely: the rule's exact proportions.
+    flan = collections.Counter(c for start in range(n) for c in _flan_xshot_counts(n, 100, start))
+    ours = collections.Counter(render.xshot_count(n, k % n, 0, "t", k) for k in range(6000))
+    assert set(ours) == set(flan), (n, ours, flan)   # the same possible counts
+    for count in flan:                                 # in the same proportions
+      share = flan[count] / sum(flan.values())
+      assert abs(ours[count] / 6000 - share) < 0.03, (n, count, ours, flan)
+  # Ten templates: every count is 2 or 3 (no example dropped); the mean is 2.5.
+  ten = [render.xshot_count(10, k % 10, 0, "t", k) for k in range(6000)]
+  assert set(ten) == {2, 3} and abs(np.mean(ten) - 2.5) < 0.05
+  # Rendered on a 10-template format: each x-shot prompt has exactly the rule's count, the
+  # fixed-count "mix" prompts take the format's other templates, and a short task keeps its
+  # zero-shot examples in x-shot form (nothing pruned here).
+  rows = [{"q": f"{i} plus one?", "answer": str(i + 1), "options": [str(i + 1), str(i + 2)]} for i in range(240)]
+  tmpl = [templates.Template(f"Q{k}: {{q}}{{options}}", "{answer}") for k in range(10)] + [
+      templates.Template(f"Q{k}: {{q}}", "{answer}") for k in range(10, 20)]
   register("xs", {"train": rows[:60], "validation": rows[60:]}, tmpl, xshot=True,
            num_fewshot=5, options_key="options", num_opt_templates=10)
   zs = {r.index: r for r in api.render_examples("fid_xs_zsnoopt", "validation")}
   fs = {r.index: r for r in api.render_examples("fid_xs_fsnoopt", "validation")}
-  count = lambda i: render.xshot_count(10, zs[i].template_index - 10, 0, "fid_xs",
-                                       f"validation:{i}")
-  xshot = [r for r in fs.values() if r.fewshot_mode == "xshot"]
-  assert len(xshot) > 60
-  assert all(len(r.exemplar_indices) == count(r.index) >= 1 for r in xshot)
-  missing = set(zs) - set(fs)
-  assert missing and all(count(i) == 0 for i in missing)
+  assert {r.fewshot_mode for r in fs.values()} == {"xshot"}  # without options: x-shot only
+  count = lambda i: render.xshot_count(10, zs[i].template_index - 10, 0, "fid_xs", f"validation:{i}")
+  assert all(len(r.exemplar_indices) == count(r.index) in (2, 3) for r in fs.values())
+  assert len(fs) >= 0.99 * len(zs)
+  fsopt = api.render_examples("fid_xs_fsopt", "validation")
+  modes = collections.Counter(r.fewshot_mode for r in fsopt)
+  assert set(modes) == {"fixed", "xshot"} and abs(modes["fixed"] / len(fsopt) - 0.5) < 0.1
+  for r in fsopt:
+    if r.fewshot_mode == "fixed":  # five exemplars, in templates other than the query's
+      own = f"Q{r.template_index}: "
+      assert len(r.exemplar_indices) == 5 and r.inputs.count(own) == 1, r.inputs
 
 
 def test_fewshot_budget_travels_with_the_task(register):

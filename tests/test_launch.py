@@ -379,6 +379,13 @@ def test_launch_checks_the_data_dir_before_anything_is_created(capsys, tmp_path)
                 f"--data_dir={_PREPARED[0]}")
   assert f"# data: flan2022_submix reads muffin, t0sf, niv2, cot from {_PREPARED[0]}: all" in out
   assert f"FLAN_JAX_DATA_DIR={_PREPARED[0]}" in out
+  # The run's own DATA_DIR (its run config) is the workers' directory when --data_dir is not given.
+  capsys.readouterr()
+  assert cli.main(["--target=tpu-vm", f"--gin_file={XL}", "--topology=v4-64", "--gin.MODEL_DIR=gs://b/r",
+                   f"--gin.DATA_DIR={_PREPARED[0]}", "--dry_run"]) == 0
+  out = capsys.readouterr().out
+  assert f"# data: flan2022_submix reads muffin, t0sf, niv2, cot from {_PREPARED[0]}: all" in out
+  assert f"FLAN_JAX_DATA_DIR={_PREPARED[0]}" in out
   # The embedded mixture needs nothing prepared.
   out = _launch(capsys, "--target=slurm", "--gin_file=gin/recipes/quickstart.gin", "--num_nodes=1",
                 "--gin.MODEL_DIR=/shared/q", "--skip_fit_check", "--data_dir=/nonexistent")

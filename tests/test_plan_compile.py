@@ -12,6 +12,8 @@ from flan_jax.planning import plan, plan_cli
 from flan_jax.training import flops
 from flan_jax.core import optim, partitioning
 from flan_jax.training import trainer
+from flan_jax.training import config as config_lib
+from flan_jax.runtime import gin_utils
 from flan_jax.models import build_model
 from flan_jax.planning import compiled, hlo, search, tpu
 from flan_jax.planning import topology as tpu_topology
@@ -81,16 +83,19 @@ def test_compiled_step_is_the_trainers_own(binding):
   """One code path: plan --compile lowers `Trainer.train_step` itself; on CPU devices the
   program it lowers is the one a Trainer built as `flan_jax.training.train` builds it lowers, whether
   the loss is set through the recipe's macro or by binding `train.z_loss` directly."""
-  r = plan.recipe_from_gin(TINY_PALM, SMALL_RUN + ["NUM_MICROBATCHES = 2", binding])
-  loss = r.loss
-  assert loss == trainer.LossConfig(z_loss=1e-3)
-  ours = compiled.build_trainer(r, jax.devices(), loss)
-  model, _ = build_model(r.model_config)
-  tx, lr = optim.make_optimizer(r.optimizer_config, r.train_steps or 1)
-  mesh = partitioning.make_mesh(r.mesh_config)
+  bindings = SMALL_RUN + ["NUM_MICROBATCHES = 2", "MODEL_DIR = '/tmp/unused'", binding]
+  r = plan.recipe_from_gin(TINY_PALM, bindings)
+  assert r.loss == trainer.LossConfig(z_loss=1e-3)
+  ours = compiled.build_trainer(r, jax.devices(), r.loss)
+  # The trainer as `flan-jax train` builds it: from the run config its entry point reads.
+  with gin_utils.parsed([plan.RUN_FILE, *TINY_PALM], bindings):
+    run = config_lib.run_config()
+  model, _ = build_model(run.model)
+  tx, lr = optim.make_optimizer(run.optimizer, run.train_steps or 1)
+  mesh = partitioning.make_mesh(run.partitioning)
   batch = {k: np.zeros(v.shape, np.int32) for k, v in compiled.abstract_batch(r, "prefix_lm").items()}
   theirs = trainer.Trainer(model, tx, mesh, {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch.items()},
-                           loss=loss, num_microbatches=2, learning_rate_fn=lr)
+                           loss=run.loss, num_microbatches=run.num_microbatches, learning_rate_fn=lr)
   with partitioning.mesh_context(mesh):
     real = theirs.train_step.lower(theirs.abstract_state, trainer.global_batch(batch, theirs.batch_shardings))
   assert ours.lower_train_step().as_text() == real.as_text()

@@ -349,6 +349,7 @@ def test_tasks_show_explains_bad_names_and_formats(argv, error, capsys, tmp_path
     (["show", "task001_quoref_question_generation", "--format", "fsopt"],           # the paper's NIv2 spelling
      "[niv2_task001_quoref_question_generation_fsopt: no data"),
     (["show", "embedded_arithmetic", "--format", "fscot"], "[embedded_arithmetic_fscot validation #0, template"),
+    (["show", "cot_gsm8k_inversion"], "[cot_gsm8k_inversion_zsopt: no data"),       # a CoT inversion (CoT-II)
 ])
 def test_tasks_show_variants_embedded_tasks_and_niv2_spelling(argv, header, capsys, tmp_path, monkeypatch):
   from flan_jax.tasks import tasks_cli as cli

@@ -208,7 +208,8 @@ def gin_help(command: str, gin_files: list[str], gin_root: str) -> str:
         macros[name][0], macros[name][2] = value, True
       else:
         macros[name] = [value, comment, True]
-  lines = [f"usage: flan-jax {command} --gin_file=FILE [--gin_file=FILE ...] [--gin.KEY=VALUE ...]", "",
+  extra = " [--print_config]" if command == "train" else ""
+  lines = [f"usage: flan-jax {command} --gin_file=FILE [--gin_file=FILE ...] [--gin.KEY=VALUE ...]{extra}", "",
            _SUMMARY[command], "", "example:", "  " + _EXAMPLES[command], "",
            f"gin macros of gin/{run_file}" + (f" as {', '.join(gin_files)} set them" if gin_files else "")
            + " (override with --gin.NAME=VALUE; REQUIRED ones must be set by a recipe or a flag):"]
@@ -223,4 +224,7 @@ def gin_help(command: str, gin_files: list[str], gin_root: str) -> str:
     lines += [f"  {n:<{w}}  {about}" for n, about in recipes]
   lines += ["", "Bare paths and words are quoted for you (--gin.MODEL_DIR=/tmp/x); gin literals, %MACROS and "
             "@references pass through.", "Any configurable is bindable too, e.g. --gin.MeshConfig.model_parallel=2."]
+  if command == "train":
+    lines += ["--print_config prints the run config these files give (JSON, as MODEL_DIR/run_config.json "
+              "will hold it) and exits before anything is built."]
   return "\n".join(lines)

@@ -10,7 +10,7 @@ from flan_jax.tasks.collections import muffin_templates
 from flan_jax.tasks.collections import readers
 
 NUM_FEWSHOT = 5   # FLAN's fixed-count few-shot format ("five_shot"); x-shot takes 1-10
-INVERSION_SUFFIX = "_inversion"
+INVERSION_SUFFIX = catalogue.INVERSION_SUFFIX
 
 
 def _entry_kwargs(e: catalogue.Entry) -> dict:

@@ -32,6 +32,7 @@ from flan_jax.tasks import storage
 PAPER_COUNTS = {"muffin": 80, "t0sf": 193, "niv2": 1554, "cot": 9}
 COLLECTIONS = tuple(PAPER_COUNTS)
 DATA_DIR_ENV = "FLAN_JAX_DATA_DIR"
+INVERSION_SUFFIX = "_inversion"  # a CoT task's input inversion (CoT-II), registered beside it
 DEFAULT_DATA_DIR = "~/.cache/flan_jax/data"
 BUNDLED_NIV2_LIST = pathlib.Path(__file__).parent / "data" / "niv2_tasks.txt"
 
