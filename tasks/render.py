@@ -10,8 +10,9 @@ How an example is rendered (see `templates.py` for the text of each format):
     "noopt" formats have separate sets; a task without options splits its templates so
     that its "opt" variants never repeat the "noopt" prompts), where `key` is the
     example's `id_key` field or "split:index"; the same choice in every process.
-  * options (`varied_options`): header, item style and layout drawn from the same key, one
-    style for a whole few-shot prompt; a labelled style makes the target the label.
+  * options (`varied_options`): header, item style and layout drawn from the same key in
+    zero-shot prompts (a labelled style makes the target the label); few-shot prompts show
+    FLAN's fixed "OPTIONS:" list with option texts as targets.
   * few-shot: a fixed-count prompt (`num_fewshot`) or, with `xshot`, FLAN's forms: with
     options half "mix" prompts (`num_fewshot` exemplars in the format's other templates, in
     turn) and half x-shot, without options x-shot only (`xshot_count`: of 25 consecutive
@@ -264,7 +265,9 @@ class Renderer:
         continue
       t = indices[tpl.stable_hash(self.seed, self.name, key) % len(indices)]
       template = self.templates[t]
-      style = self._style(key)
+      # Few-shot prompts show options as FLAN's few-shot templates do: the fixed "OPTIONS:" list
+      # with option texts as targets, in the exemplars and the query alike.
+      style = tpl.FIXED_OPTIONS if fmt.fewshot else self._style(key)
       where = f"{split} example {index}"
       inputs, targets = self._render_one(template, example, fmt, where, style)
       options = self._options(example, where)

@@ -1,12 +1,13 @@
 """The Flan 2022 catalogue, its readers and the `tasks`/`data` commands."""
 import csv
+import itertools
 import json
 import pathlib
 
 import pytest
 
 from flan_jax.tasks import data_cli
-from flan_jax.tasks import api
+from flan_jax.tasks import api, templates
 from flan_jax.tasks import vocab
 from flan_jax.tasks.collections import catalogue
 from flan_jax.tasks.collections import readers
@@ -499,9 +500,15 @@ def test_every_catalogued_task_renders_in_each_format(tmp_path):
         # (an x-shot draw of no exemplar drops an example: compare the same example)
         zs = api.render_examples(name.replace("_fs", "_zs"), "validation",
                                  limit=r.index + 1)[r.index]
-        # The query comes last, followed at most by the pattern's answer prefix.
-        assert r.inputs.count(zs.inputs) == 1, name
-        assert len(r.inputs) - r.inputs.index(zs.inputs) - len(zs.inputs) < 40, name
+        # The query comes last, followed at most by the pattern's answer prefix: the zero-shot
+        # prompt of the same example and template, its options in FLAN's few-shot "OPTIONS:"
+        # block.
+        renderer, zs_format = api.variant(name.replace("_fs", "_zs"))
+        example = next(itertools.islice(renderer.source.examples("validation"), r.index, None))
+        query, _ = renderer._render_one(renderer.templates[zs.template_index], example, zs_format, name,  # pylint: disable=protected-access
+                                        templates.FIXED_OPTIONS)
+        assert r.inputs.count(query) == 1, name
+        assert len(r.inputs) - r.inputs.index(query) - len(query) < 40, name
   finally:
     for m in modules:
       m.register()

@@ -184,7 +184,7 @@ def test_option_styles_vary_by_example_and_label_targets():
                           style=bullets)[1] == "four"
 
 
-def test_fewshot_prompt_patterns_one_style_and_xshot(register):
+def test_fewshot_prompt_patterns_fixed_options_and_xshot(register):
   rows = [{"q": f"{i} or {i + 1}?", "answer": str(i + 1), "options": [str(i), str(i + 1)]}
           for i in range(40)]
   tmpl = [templates.Template("Which is bigger, {q}{options}", "{answer}")]
@@ -200,14 +200,13 @@ def test_fewshot_prompt_patterns_one_style_and_xshot(register):
   prefixed = [r for r in fs if r.inputs.endswith(("A:", "Answer:", "Choice:"))]
   assert prefixed, "no prompt ends with its pattern's answer prefix"
   for r in fs:
-    style = templates.option_style(0, "fid_pat", f"validation:{r.index}")
-    # One style within the prompt: every exemplar's options look like the query's.
+    # FLAN's few-shot options: the fixed "OPTIONS:" list in every exemplar and the query, option
+    # texts as targets, never a label.
     blocks = len(r.exemplar_indices) + 1
-    assert r.inputs.count(f"{style.label(0)} ") >= blocks, (style, r.inputs)
-    assert r.inputs.count(f"{style.label(1)} ") >= blocks, (style, r.inputs)
-    if style.header:
-      assert r.inputs.count(style.header) == blocks
-    assert r.targets == (style.label(1) if style.labelled else rows[r.index]["answer"])
+    assert r.inputs.count("OPTIONS:\n- ") == blocks, r.inputs
+    assert r.targets == rows[r.index]["answer"] and r.option_style == "fixed" and not r.label_target
+  zs = api.render_examples("fid_pat_zsopt", "validation")
+  assert len({r.option_style for r in zs}) > 3  # zero-shot prompts vary the options' style
 
 
 def _flan_xshot_counts(num_templates: int, num_queries: int, train_start: int) -> list[int]:
