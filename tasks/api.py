@@ -149,6 +149,7 @@ def register_flan_task(
     xshot: bool = False,
     demonstrations_key: str | None = None,
     fewshot_templates: Sequence[tpl.Template] = (),
+    instance_templates: Sequence[tpl.Template] = (),
     num_opt_templates: int | None = None,
     fewshot_pool_size: int = 1000,
     seed: int = 0,
@@ -194,7 +195,9 @@ def register_flan_task(
       with none are dropped, as in FLAN.
     demonstrations_key, fewshot_templates: few-shot from the example's own list of
       demonstrations (dicts of input, output, explanation; NIv2's positive examples)
-      rendered into `{demonstrations}` of `fewshot_templates`, instead of exemplars.
+      rendered into `{demonstrations}` of `fewshot_templates`, instead of exemplars: one
+      positive example with its explanation. With `instance_templates`, half the few-shot
+      prompts show instead two other instances of the task (input, output) in them (NIv2).
     num_opt_templates: the first this many `templates` serve the "opt" formats and the
       rest the "noopt" ones (FLAN's two template sets); None: all serve both (without
       options, even / odd positions).
@@ -233,6 +236,7 @@ def register_flan_task(
       max_input_tokens=max_input_tokens, seed=seed, vocabulary=vocabulary,
       varied_options=varied_options, fewshot_patterns=fewshot_patterns, xshot=xshot,
       demonstrations_key=demonstrations_key, fewshot_templates=fewshot_templates,
+      instance_templates=instance_templates,
       num_opt_templates=num_opt_templates, inputs_length=inputs_length)
   output_features = {
       "inputs": seqio.Feature(vocabulary, add_eos=True),

@@ -23,8 +23,9 @@ How an example is rendered (see `templates.py` for the text of each format):
     form: the others); they are added only while the prompt plus EOS fits the budget (`budget_for`:
     `max_input_tokens`, else FLAN's 1,920/2,048 of `inputs_length`); an example with no
     exemplar that fits (or an x-shot draw of none) is left out of the few-shot variant.
-    With `demonstrations_key` (NIv2) the few-shot form is the example's own
-    demonstrations (positive examples with explanations) in `fewshot_templates`.
+    With `demonstrations_key` (NIv2) the few-shot form is, in equal shares, one of the
+    example's own positive examples with its explanation (`fewshot_templates`), or two other
+    instances of the task without explanations (`instance_templates`).
   * rendering runs in python inside the data source (lazily, one example at a time); the
     seqio preprocessors then are `tokenize` -> cache placeholder -> `append_eos_after_trim`.
 
@@ -93,8 +94,8 @@ class Renderer:
   def __init__(self, name, source, templates, *, options_key, rationale_key, id_key,
                num_fewshot, fewshot_pool_size, max_input_tokens, seed, vocabulary,
                varied_options=False, fewshot_patterns=(tpl.PLAIN,), xshot=False,
-               demonstrations_key=None, fewshot_templates=(), num_opt_templates=None,
-               inputs_length=DEFAULT_INPUTS_LENGTH):
+               demonstrations_key=None, fewshot_templates=(), instance_templates=(),
+               num_opt_templates=None, inputs_length=DEFAULT_INPUTS_LENGTH):
     self.name = name
     self.source = source
     self.templates = tuple(templates)
@@ -111,6 +112,7 @@ class Renderer:
     self.xshot = xshot
     self.demonstrations_key = demonstrations_key
     self.fewshot_templates = tuple(fewshot_templates)
+    self.instance_templates = tuple(instance_templates)
     self.num_opt_templates = num_opt_templates
     self.inputs_length = int(inputs_length)  # the default few-shot budget's: see `budget_for`
 
@@ -299,19 +301,42 @@ class Renderer:
                             fewshot_mode=mode, **info)
 
   def _render_demonstrations(self, example, fmt, key, split, index, budget):
-    """NIv2's few-shot form: the definition with the task's positive examples (and their
-    explanations), as many as fit, then the query; None when none fits."""
-    t = tpl.stable_hash(self.seed, self.name, key) % len(self.fewshot_templates)
-    template = self.fewshot_templates[t]
+    """NIv2's few-shot forms, FLAN's two kinds at equal shares (with `instance_templates`):
+    "demonstrations": the definition, one of the task's positive examples with its
+    explanation, then the query; "instances": the definition, two other instances of the
+    task from its train split (input and output, no explanation), then the query. An
+    instance that does not fit is left out; None when nothing fits."""
+    h = tpl.stable_hash(self.seed, self.name, key, "niv2")
+    if self.instance_templates and h % 2 and self.pool:
+      return self._render_instances(example, fmt, key, split, index, budget, h)
     demos = list(example.get(self.demonstrations_key) or ())
-    where = f"{split} example {index}"
-    for k in range(len(demos), 0, -1):
-      text = "\n\n".join(format_demonstration(i, d) for i, d in enumerate(demos[:k]))
-      inputs, targets = self._render_one(template, {**example, "demonstrations": text},
-                                         fmt, where)
+    t = (h >> 1) % len(self.fewshot_templates)
+    d = (h >> 8) % len(demos)
+    text = format_demonstration(0, demos[d])
+    inputs, targets = self._render_one(self.fewshot_templates[t], {**example, "demonstrations": text}, fmt,
+                                       f"{split} example {index}")
+    if not self._fits(inputs, budget):
+      return None
+    return RenderedExample(inputs, targets, index, len(self.templates) + t, (d,), fewshot_mode="demonstrations")
+
+  def _render_instances(self, example, fmt, key, split, index, budget, h):
+    t = (h >> 1) % len(self.instance_templates)
+    chosen = []
+    for j in self._candidates(key, len(self.pool), 2):
+      if len(chosen) == 2:
+        break
+      other = self.pool[j]
+      if (split == "train" and j == index) or other.get("input") == example.get("input"):
+        continue
+      chosen.append(j)
+    for k in range(len(chosen), 0, -1):
+      text = "\n\n".join(f"Input: {self.pool[j].get('input', '')}\nOutput: {self.pool[j].get('output', '')}"
+                         for j in chosen[:k])
+      inputs, targets = self._render_one(self.instance_templates[t], {**example, "demonstrations": text}, fmt,
+                                         f"{split} example {index}")
       if self._fits(inputs, budget):
-        return RenderedExample(inputs, targets, index, len(self.templates) + t,
-                               tuple(range(k)), fewshot_mode="demonstrations")
+        return RenderedExample(inputs, targets, index, len(self.templates) + len(self.fewshot_templates) + t,
+                               tuple(chosen[:k]), fewshot_mode="instances")
     return None
 
 

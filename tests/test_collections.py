@@ -139,10 +139,20 @@ def test_niv2_task_json_source_and_registration(tmp_path):
                                                          "fsnoopt")]
     val = api.render_examples(f"niv2_{task_id}_zsnoopt", "validation")
     assert [r.targets for r in val] == ["odd"]   # the last instance: a tenth of 12, at most 10
-    fs = api.render_examples(f"niv2_{task_id}_fsnoopt", "validation")[0]
-    assert fs.fewshot_mode == "demonstrations" and fs.exemplar_indices == (0,)
-    assert "Input: 4\nOutput: even\nWhy: ." in fs.inputs and "input: 11\n" in fs.inputs.lower()
-    assert fs.inputs.endswith(("Output:", "Solution:")) and fs.targets == "odd"
+    # FLAN's two few-shot kinds: a positive example with its explanation, or two other
+    # instances without one; both end with the query and an answer prefix.
+    fs = api.render_examples(f"niv2_{task_id}_fsnoopt", "train")
+    assert {r.fewshot_mode for r in fs} == {"demonstrations", "instances"}
+    for r in fs:
+      query, prefix = r.inputs.rstrip().split("\n")[-2:]  # the query's input, then an answer prefix
+      assert query.endswith(f" {r.index}") and prefix.endswith(":"), r.inputs
+      assert r.targets == ["even", "odd"][r.index % 2] and "Say whether the number is even." in r.inputs
+      if r.fewshot_mode == "demonstrations":
+        assert r.exemplar_indices == (0,) and "Input: 4\nOutput: even\nWhy: ." in r.inputs
+      else:
+        assert len(r.exemplar_indices) == 2 and r.index not in r.exemplar_indices and "Why:" not in r.inputs
+        for j in r.exemplar_indices:
+          assert f"Input: {j}\nOutput: {['even', 'odd'][j % 2]}" in r.inputs
     assert "Say whether the number is even." in val[0].inputs
     with pytest.raises(FileNotFoundError, match="task002_quoref_answer_generation"):
       api.render_examples("niv2_task002_quoref_answer_generation_zsnoopt", "validation")
@@ -495,7 +505,7 @@ def test_every_catalogued_task_renders_in_each_format(tmp_path):
       if name.endswith(("_fsopt", "_fsnoopt", "_fscot")):
         assert r.exemplar_indices, name
         assert len(vocabulary.encode(r.inputs)) + 1 <= budget, name   # fits its budget
-        if r.fewshot_mode == "demonstrations":  # NIv2: definition + positive examples
+        if r.fewshot_mode in ("demonstrations", "instances"):  # NIv2: definition + examples
           continue
         # (an x-shot draw of no exemplar drops an example: compare the same example)
         zs = api.render_examples(name.replace("_fs", "_zs"), "validation",

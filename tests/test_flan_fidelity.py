@@ -353,7 +353,7 @@ def test_data_stats_of_the_released_mixture(fixture_mixtures, capsys):
   assert s["over_input_length"] == 0 and s["fewshot_over_budget"] == 0
   assert len(s["option_styles"]) >= 12
   assert s["zsopt_label_targets"] >= 30
-  assert set(s["fewshot_modes"]) == {"fixed", "xshot", "demonstrations"}
+  assert set(s["fewshot_modes"]) == {"fixed", "xshot", "demonstrations", "instances"}
   assert max(s["exemplars"]) <= 25  # FLAN's x-shot draws 25 candidates
   print("\n".join(stats.format_stats(s)))
   out = capsys.readouterr().out
@@ -430,3 +430,26 @@ def test_data_stats_names_an_unknown_mixture(capsys):
   assert stats.main(["no_such_mix"]) == 2
   err = capsys.readouterr().err
   assert "'no_such_mix' is not a registered Flan mixture" in err and "flan2022_submix" in err
+
+
+def test_niv2_fewshot_is_flans_two_kinds_at_equal_shares(register):
+  """FLAN's NIv2 few-shot: half definition + one positive example with its explanation (10
+  templates), half definition + two other instances without explanations (10 templates)."""
+  import collections
+  rows = [{"definition": "Name the parity of the number.", "input": str(i), "output": ["even", "odd"][i % 2],
+           "positive_examples": [{"input": "2", "output": "even", "explanation": "2 is divisible by 2."}]}
+          for i in range(1200)]
+  register("niv2like", {"train": rows}, families.TEMPLATES["niv2"], formats=("fsnoopt",), splits=("train",),
+           demonstrations_key="positive_examples", fewshot_templates=families.NIV2_FEWSHOT,
+           instance_templates=families.NIV2_INSTANCES)
+  fs = api.render_examples("fid_niv2like_fsnoopt", "train")
+  kinds = collections.Counter(r.fewshot_mode for r in fs)
+  assert set(kinds) == {"demonstrations", "instances"} and len(fs) == len(rows)
+  assert abs(kinds["demonstrations"] / len(fs) - 0.5) <= 0.03, kinds
+  assert len(families.NIV2_FEWSHOT) == len(families.NIV2_INSTANCES) == 10
+  used = collections.Counter((r.fewshot_mode, r.template_index) for r in fs)
+  assert len(used) == 20  # every template of both kinds in use
+  for r in fs:
+    explained = r.inputs.count("2 is divisible by 2.")
+    assert explained == (1 if r.fewshot_mode == "demonstrations" else 0), r.inputs
+    assert len(r.exemplar_indices) == (1 if r.fewshot_mode == "demonstrations" else 2)

@@ -37,7 +37,7 @@ def _entry_kwargs(e: catalogue.Entry) -> dict:
     kw.update(rationale_key="rationale", formats=("zscot", "fscot"))
   if e.family == "niv2":
     kw.update(demonstrations_key="positive_examples",
-              fewshot_templates=families.NIV2_FEWSHOT)
+              fewshot_templates=families.NIV2_FEWSHOT, instance_templates=families.NIV2_INSTANCES)
   return dict(templates=templates, **kw)
 
 

@@ -236,18 +236,49 @@ COT_TEMPLATES: dict[str, tuple[T, ...]] = {
     for dataset, prompts in _COT_PROMPTS.items()
 }
 
-# NIv2 few-shot: the task definition, its positive examples with their explanations
-# (`{demonstrations}`, filled by the renderer with as many as fit), then the query.
+# NIv2 few-shot, FLAN's two kinds at equal shares. Positive: the task definition, one of its
+# positive examples with its explanation (`{demonstrations}`), then the query.
 NIV2_FEWSHOT = (
     T("{definition}\n\n{demonstrations}\n\nNow do the same for this input.\nInput: {input}"
       "\nOutput:", "{output}"),
-    T("Definition: {definition}\n\nSolved examples:\n{demonstrations}\n\nNew input: "
+    T("Definition: {definition}\n\nSolved example:\n{demonstrations}\n\nNew input: "
       "{input}\nSolution:", "{output}"),
     T("Task: {definition}\n\n{demonstrations}\n\nYour turn.\nInput: {input}\nOutput:",
       "{output}"),
-    T("Instructions: {definition}\nHere are examples with explanations.\n\n"
+    T("Instructions: {definition}\nHere is an example with an explanation.\n\n"
       "{demonstrations}\n\nInput: {input}\nOutput:", "{output}"),
+    T("{definition}\nStudy this worked example first.\n{demonstrations}\n\nNow solve: {input}\nAnswer:",
+      "{output}"),
+    T("Detailed instructions: {definition}\n\n{demonstrations}\n\nProblem: {input}\nSolution:",
+      "{output}"),
+    T("You are given a task. {definition}\nAn example and why its answer is right:\n{demonstrations}\n\n"
+      "Apply the same to: {input}\nOutput:", "{output}"),
+    T("Teacher: {definition}\n{demonstrations}\n\nStudent input: {input}\nStudent output:", "{output}"),
+    T("Read the task and the example, then answer.\nTask: {definition}\n{demonstrations}\n\n"
+      "Input: {input}\nOutput:", "{output}"),
+    T("{definition}\n\nFor instance:\n{demonstrations}\n\nQ: {input}\nA:", "{output}"),
 )
+# Instances: the task definition, two other instances of the task as exemplars (input and
+# output, no explanation: `{demonstrations}`), then the query.
+NIV2_INSTANCES = (
+    T("{definition}\n\n{demonstrations}\n\nInput: {input}\nOutput:", "{output}"),
+    T("Definition: {definition}\n\nExamples:\n{demonstrations}\n\nNew input: {input}\nSolution:",
+      "{output}"),
+    T("Task: {definition}\n\n{demonstrations}\n\nNow this one.\nInput: {input}\nOutput:", "{output}"),
+    T("Instructions: {definition}\nSome inputs with their outputs:\n\n{demonstrations}\n\n"
+      "Input: {input}\nOutput:", "{output}"),
+    T("{definition}\nSee how it is done:\n{demonstrations}\n\nYour input: {input}\nYour output:",
+      "{output}"),
+    T("Detailed instructions: {definition}\n\n{demonstrations}\n\nProblem: {input}\nSolution:",
+      "{output}"),
+    T("Follow the instructions. {definition}\nPrevious cases:\n{demonstrations}\n\nCase: {input}\n"
+      "Result:", "{output}"),
+    T("Teacher: {definition}\n{demonstrations}\n\nStudent input: {input}\nStudent output:", "{output}"),
+    T("Here is a task with solved cases.\nTask: {definition}\n{demonstrations}\n\nInput: {input}\n"
+      "Output:", "{output}"),
+    T("{definition}\n\n{demonstrations}\n\nQ: {input}\nA:", "{output}"),
+)
+
 
 # Few-shot prompt patterns per family: (input prefix, answer prefix, separator between
 # an exemplar's input and answer, separator between exemplars). FLAN's patterns carry
