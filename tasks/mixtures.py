@@ -58,6 +58,12 @@ SCALING = {9: ("cot",), 89: ("cot", "muffin"), 282: ("cot", "muffin", "t0sf"),
 SCALING_RATES = {"cot": RATES["cot"], "muffin": RATES["flan2021"] + RATES["dialog"],
                  "t0sf": RATES["t0sf"], "niv2": RATES["niv2"], "niv2_400": RATES["niv2"]}
 
+# FLAN's format submixtures (flan/v2/mixtures_utils.py, run_example.py's combination_scores): a
+# collection's zero-/few-shot x with/without options variants are separate mixtures combined at
+# equal weight (25% each for Flan 2021 and T0-SF); NIv2 mixes zero- and few-shot at 50/50.
+FORMAT_GROUPS = {"zsopt": ("zsopt",), "fsopt": ("fsopt",), "zsnoopt": ("zsnoopt",), "fsnoopt": ("fsnoopt",)}
+NIV2_FORMAT_GROUPS = {"zs": ("zsopt", "zsnoopt"), "fs": ("fsopt", "fsnoopt")}
+
 VARIANTS = {"muffin": muffin.TASKS, "t0sf": t0sf.TASKS, "niv2": niv2.TASKS, "cot": cot.TASKS}
 TASK_COUNTS: dict[str, int] = {}
 MISSING: dict[str, str] = {}
@@ -69,6 +75,19 @@ def _families(collection: str) -> list[str]:
 
 def _variants_of(families: list[str]) -> list[str]:
   return [n for f in families for n in api.get_task_info(f).task_names]
+
+
+def _register_by_format(name: str, families: list[str], groups: dict[str, tuple[str, ...]], cap: int) -> None:
+  """`name` as FLAN builds a collection's mixture: one examples-proportional submixture per
+  format group (`{name}_{group}`, capped per task), the groups at equal rates."""
+  variants = _variants_of(families)
+  members = []
+  for group, formats in groups.items():
+    chosen = [v for v in variants if v.rsplit("_", 1)[1] in formats]
+    if chosen:
+      api.register_sampled_mixture(f"{name}_{group}", chosen, cap=cap)
+      members.append((f"{name}_{group}", 1.0))
+  api.register_sampled_mixture(name, members)
 
 
 def _muffin_split() -> tuple[list[str], list[str]]:
@@ -101,13 +120,12 @@ def _register_submixtures() -> dict[str, int]:
         members.append(("flan2022_cot_inversion", COT_INVERSION_RATE))
       api.register_sampled_mixture("flan2022_cot", members)
     else:
-      api.register_sampled_mixture(f"flan2022_{part}", _variants_of(families),
-                                   cap=CAPS[part])
+      _register_by_format(f"flan2022_{part}", families,
+                          NIV2_FORMAT_GROUPS if part == "niv2" else FORMAT_GROUPS, CAPS[part])
     sizes[part] = len(families)
   niv2_families = _families("niv2")[:NIV2_TASKS_AT_682]
   if len(niv2_families) == NIV2_TASKS_AT_682:
-    api.register_sampled_mixture("flan2022_niv2_400", _variants_of(niv2_families),
-                                 cap=CAPS["niv2"])
+    _register_by_format("flan2022_niv2_400", niv2_families, NIV2_FORMAT_GROUPS, CAPS["niv2"])
     sizes["niv2_400"] = NIV2_TASKS_AT_682
   return sizes
 

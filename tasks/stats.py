@@ -52,12 +52,15 @@ def mixture_stats(name: str, n: int = 20_000, *, seed: int = 0,
   drawn = source.for_inputs_length(inputs_length).sample(n, seed=seed)  # few-shot prompts fitted to it
   vocabulary = vocab_lib.default_vocabulary()
   by_collection, by_format = collections.Counter(), collections.Counter()
+  by_collection_format = collections.Counter()
   shots, modes, styles = collections.Counter(), collections.Counter(), collections.Counter()
   rationale = zsopt_shown = zsopt_label = over = fewshot_over = 0
   for variant, ex in drawn:
     fmt = _format(variant)
-    by_collection[_collection(groups.get(variant, variant))] += 1
+    collection = _collection(groups.get(variant, variant))
+    by_collection[collection] += 1
     by_format[fmt] += 1
+    by_collection_format[collection, fmt] += 1
     rationale += ex.rationale
     if ex.option_style:
       styles[ex.option_style] += 1
@@ -74,6 +77,10 @@ def mixture_stats(name: str, n: int = 20_000, *, seed: int = 0,
       "mixture": name, "n": total, "inputs_length": inputs_length, "fewshot_budget": budget,
       "collections": {k: _pct(v, total) for k, v in by_collection.most_common()},
       "formats": {k: _pct(v, total) for k, v in sorted(by_format.items())},
+      # Within each collection, the share of each format (FLAN: equal, see mixtures.FORMAT_GROUPS).
+      "collection_formats": {c: {f: _pct(by_collection_format[c, f], n_c)
+                                 for f in sorted(f for (cc, f) in by_collection_format if cc == c)}
+                             for c, n_c in by_collection.most_common()},
       "rationale": _pct(rationale, total),
       "exemplars": dict(sorted(shots.items())),
       "fewshot_modes": dict(modes.most_common()),
@@ -90,6 +97,8 @@ def format_stats(s: dict) -> list[str]:
            f"few-shot budget {s['fewshot_budget']} tokens)"]
   lines.append("collection  " + "  ".join(f"{k} {v:.1f}%" for k, v in s["collections"].items()))
   lines.append("format      " + "  ".join(f"{k} {v:.1f}%" for k, v in s["formats"].items()))
+  for c, shares in s["collection_formats"].items():
+    lines.append(f"  {c:<10}" + "  ".join(f"{k} {v:.1f}%" for k, v in shares.items()))
   lines.append(f"rationale   {s['rationale']:.1f}% of examples carry one")
   lines.append("exemplars   " + "  ".join(f"{k}:{v}" for k, v in s["exemplars"].items())
                + "  (" + ", ".join(f"{k} {v}" for k, v in s["fewshot_modes"].items()) + ")")
