@@ -63,6 +63,12 @@ SCALING_RATES = {"cot": RATES["cot"], "muffin": RATES["flan2021"] + RATES["dialo
 # equal weight (25% each for Flan 2021 and T0-SF); NIv2 mixes zero- and few-shot at 50/50.
 FORMAT_GROUPS = {"zsopt": ("zsopt",), "fsopt": ("fsopt",), "zsnoopt": ("zsnoopt",), "fsnoopt": ("fsnoopt",)}
 NIV2_FORMAT_GROUPS = {"zs": ("zsopt", "zsnoopt"), "fs": ("fsopt", "fsnoopt")}
+# T0-SF is not split yet: its tasks render the P3 prompt as their one template, so only the 19
+# tasks with separate options have "opt" variants, and an "opt" quarter of T0 would be theirs
+# alone (FLAN gives every T0 task option forms through its T0 wrapper templates). It stays one
+# examples-proportional mixture of its variants.
+BY_FORMAT = {"flan2021": FORMAT_GROUPS, "dialog": FORMAT_GROUPS, "muffin": FORMAT_GROUPS,
+             "niv2": NIV2_FORMAT_GROUPS}
 
 VARIANTS = {"muffin": muffin.TASKS, "t0sf": t0sf.TASKS, "niv2": niv2.TASKS, "cot": cot.TASKS}
 TASK_COUNTS: dict[str, int] = {}
@@ -119,9 +125,10 @@ def _register_submixtures() -> dict[str, int]:
                                      cap=CAPS["cot"])
         members.append(("flan2022_cot_inversion", COT_INVERSION_RATE))
       api.register_sampled_mixture("flan2022_cot", members)
+    elif part in BY_FORMAT:
+      _register_by_format(f"flan2022_{part}", families, BY_FORMAT[part], CAPS[part])
     else:
-      _register_by_format(f"flan2022_{part}", families,
-                          NIV2_FORMAT_GROUPS if part == "niv2" else FORMAT_GROUPS, CAPS[part])
+      api.register_sampled_mixture(f"flan2022_{part}", _variants_of(families), cap=CAPS[part])
     sizes[part] = len(families)
   niv2_families = _families("niv2")[:NIV2_TASKS_AT_682]
   if len(niv2_families) == NIV2_TASKS_AT_682:
