@@ -124,7 +124,7 @@ def markdown(rows: list[dict]) -> str:
       "+96% on the tiny T5 / decoder of `tests/test_plan_compile.py` (against speed-effort -1 compiles); that "
       "test now checks the 15% band against the trainer's own compile (tiny T5 +4%).",
       "",
-      "Flan-T5 and the relative-position bias (issue 13). T5-small shapes, inputs 2048 / targets 512, 2 "
+      "Flan-T5 and the relative-position bias. T5-small shapes, inputs 2048 / targets 512, 2 "
       "sequences per v4-8 chip, remat `full`, speed effort -1, 1 / 2 / 4 layers per stack: peak 2.38 / 2.32 / "
       "2.36 GiB before. XLA's buffer report named the cause: the bias lookup `take(table[H, buckets], "
       "buckets[L, S])` and its scatter gradient put the heads axis minor-most (f32[2048, 2048, 6], "
@@ -144,7 +144,7 @@ def markdown(rows: list[dict]) -> str:
       "score matmuls' backward, 11% and 9%; the softmax's backward, 8%) and the bias gradient's sum over the "
       "batch (6%); the one-hot contraction itself is under 2%.",
       "",
-      "Flan-T5 and scanned stacks (issue 13). The paper's Flan-T5 recipes set `SCAN_LAYERS = True`: each "
+      "Flan-T5 and scanned stacks. The paper's Flan-T5 recipes set `SCAN_LAYERS = True`: each "
       "stack is one `nn.scan` over its layers (T5X scalable_t5's layout, parameters stacked under "
       "`encoder/layers/...`; a converted or unscanned checkpoint is stacked when loaded, "
       "`tests/test_t5_scan.py`). Unrolled, XLA:TPU compiled each layer's code separately: Flan-T5-large on "
@@ -155,7 +155,7 @@ def markdown(rows: list[dict]) -> str:
       "a float32 softmax (XLA fuses that cast into the matmul reading it); before, it was +21% / +10% / +10% / "
       "+18% on base / large / XL / XXL.",
       "",
-      "Flan-T5 and bf16 attention logits (issue 13). T5X's T5 v1.1 network keeps attention logits, bias and "
+      "Flan-T5 and bf16 attention logits. T5X's T5 v1.1 network keeps attention logits, bias and "
       "softmax in the activation dtype (`float32_attention_logits = False`, its default, which its T5 v1.1 gin "
       "files keep); flan_jax upcast them to float32 after the dot. T5 now follows T5X "
       "(`T5Config.float32_attention_logits`, tested against T5X's formula re-typed; PaLM keeps float32 "

@@ -259,7 +259,7 @@ def test_unsupported_config_is_refused():
 
 @pytest.mark.slow
 def test_converted_model_generates_with_its_own_vocabulary(tmp_path):
-  """Issue 19: a converted T5 decodes with the SentencePiece model it came with. The reference
+  """A converted T5 decodes with the SentencePiece model it came with. The reference
   is transformers' greedy `generate` + its tokenizer's decode; ours is `flan-jax generate`
   in a fresh process (nothing imported), reading the vocabulary from the checkpoint's record."""
   import shutil

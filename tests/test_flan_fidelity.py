@@ -1,4 +1,4 @@
-"""Flan 2022 rendering and mixing as FLAN's released v2 pipeline does it (issue 18).
+"""Flan 2022 rendering and mixing as FLAN's released v2 pipeline does it.
 
 Reference numbers are re-typed from google-research/FLAN, flan/v2/: run_example.py (the
 `flan2022_submix` rates), mixtures.py (caps, CoT : CoT-II rate), constants.py (few-shot

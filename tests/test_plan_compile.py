@@ -205,7 +205,7 @@ def test_search_returns_a_setting_the_compiler_accepts():
 @pytest.mark.slow
 @needs_libtpu
 def test_search_finds_a_flan_t5_xxl_setting_that_the_compiler_accepts_on_v4_64():
-  """Issue 13's acceptance: the paper recipe (11B, scanned stacks) on a slice half its paper
+  """The paper recipe (11B, scanned stacks) on a slice half its paper
   one. The best analytic setting is compiled at full effort (about 2 minutes, 5 GB of host
   memory here) and must fit, with the estimate within 15% of the compiler's peak."""
   cands, best = search.search(["gin/recipes/flan_t5_xxl.gin"], [], "v4-64", compile_top=1, say=lambda s: None)

@@ -1,4 +1,4 @@
-"""Runs that survive (issue 16): preemption, divergence, one writer per MODEL_DIR, checkpoint
+"""Runs that survive: preemption, divergence, one writer per MODEL_DIR, checkpoint
 integrity, failed saves, and settings checked before anything is compiled or written."""
 import glob
 import json

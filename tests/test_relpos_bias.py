@@ -1,4 +1,4 @@
-"""The T5 relative-position bias: T5X's gather-free lookup, built inside each layer (issue 13).
+"""The T5 relative-position bias: T5X's gather-free lookup, built inside each layer.
 
 A gather from the [H, buckets] table (and its scatter gradient) puts the heads axis
 minor-most, [L*S, H], which XLA:TPU pads to 128 lanes: for 2048-token inputs that was

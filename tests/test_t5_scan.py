@@ -1,6 +1,6 @@
 """T5 with `scan_layers=True` (T5X scalable_t5's layout): the same model as unrolled layers.
 
-The paper's Flan-T5 recipes scan their stacks (compile time flat in depth, issue 13), so
+The paper's Flan-T5 recipes scan their stacks (compile time flat in depth), so
 a scanned T5 must compute, train, decode, convert and load checkpoints exactly as the
 unrolled one whose parameter names HF and T5X checkpoints use.
 """
