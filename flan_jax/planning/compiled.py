@@ -69,11 +69,12 @@ def device_mesh(config: partitioning.MeshConfig, devices: Sequence) -> jax.shard
 
 
 def build_trainer(recipe: plan.Recipe, devices: Sequence, loss: trainer.LossConfig | None = None) -> trainer.Trainer:
-  """`trainer.Trainer` for a recipe on `devices`, built as `flan_jax.training.train.train` builds it."""
+  """`trainer.Trainer` for a recipe on `devices`, built as `flan_jax.training.train.train` builds it;
+  `loss` defaults to the recipe's (its run config's `train.*` loss bindings)."""
   model, converter = build_model(recipe.model_config)
   tx, lr_fn = optim.make_optimizer(recipe.optimizer_config, recipe.train_steps or 1)
   mesh = device_mesh(recipe.mesh_config, devices)
-  return trainer.Trainer(model, tx, mesh, abstract_batch(recipe, converter), loss=loss or trainer.LossConfig(),
+  return trainer.Trainer(model, tx, mesh, abstract_batch(recipe, converter), loss=recipe.loss if loss is None else loss,
                          num_microbatches=recipe.num_microbatches, learning_rate_fn=lr_fn)
 
 
@@ -141,7 +142,6 @@ def compile_recipe(recipe: plan.Recipe, sl: topology.Topology, num_slices: int =
   `loss`: default the recipe's (its run config's `train.*` loss bindings). `effort`: 'full' (the trainer's program) or 'fast' (less XLA work on speed, see COMPILE_EFFORT)."""
   if effort not in COMPILE_EFFORT:
     raise ValueError(f"compile effort {effort!r}: use one of {sorted(COMPILE_EFFORT)}")
-  loss = recipe.loss if loss is None else loss
   devices = tpu.topology_devices(sl, num_slices)
   if recipe.mesh_config.num_slices != num_slices:
     recipe = dataclasses.replace(recipe, mesh_config=dataclasses.replace(recipe.mesh_config, num_slices=num_slices))

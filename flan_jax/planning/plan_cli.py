@@ -33,7 +33,6 @@ def _run(files, bindings, args, sl) -> int:
     print(search.format_search(cands, best, files))
     return 0 if best is not None else 1
   recipe = plan.recipe_from_gin(files, bindings)
-  loss = recipe.loss
   num_slices = args.num_slices or recipe.mesh_config.num_slices
   if num_slices != recipe.mesh_config.num_slices:
     recipe = dataclasses.replace(recipe, mesh_config=dataclasses.replace(recipe.mesh_config, num_slices=num_slices))
@@ -42,7 +41,7 @@ def _run(files, bindings, args, sl) -> int:
   print(f"\ncompiling  the trainer's train step for {sl.name}"
         + (f" x {num_slices} slices" if num_slices > 1 else "") + " with XLA:TPU (libtpu) ...", flush=True)
   try:
-    c = compiled.compile_recipe(recipe, sl, num_slices, loss, getattr(args, 'compile_effort', 'full'))
+    c = compiled.compile_recipe(recipe, sl, num_slices, effort=getattr(args, 'compile_effort', 'full'))
   except compiled.CompilerOutOfMemory as e:
     print(f"DOES NOT FIT on {sl.name}: XLA:TPU refused the program after {e.seconds:.0f} s:\n{e.message}")
     print("see the analytic breakdown above for what to change (MODEL_PARALLEL, REMAT_POLICY, "

@@ -121,9 +121,8 @@ def search(files, bindings, topology_name: str, num_slices: int = 1, compile_top
       break
     compiled_count += 1
     recipe = plan.recipe_from_gin(files, list(bindings) + gin_utils.split_gin_args(c.overrides())[1])
-    loss = recipe.loss
     try:
-      c.compiled = compiled.compile_recipe(recipe, sl, num_slices, loss, effort)
+      c.compiled = compiled.compile_recipe(recipe, sl, num_slices, effort=effort)
     except compiled.CompilerOutOfMemory as e:
       c.compile_error = e.message.splitlines()[0]
     say(f"  compiled {c.label()}: " + (f"peak {c.compiled.peak / compiled.GiB:.2f} GiB, roofline "
