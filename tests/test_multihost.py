@@ -65,3 +65,18 @@ def test_two_processes_match_one_process_and_checkpoint_restores_in_one(tmp_path
   assert out.returncode == 0, out.stderr[-3000:]
   assert "resumed from" in out.stdout and "at step 20" in out.stdout
   assert _last_metrics(two)["step"] == 22
+
+
+def test_a_one_host_tpu_environment_is_a_single_process(monkeypatch):
+  """TPU_WORKER_HOSTNAMES naming one host (what `console.quiet_libtpu` sets on a machine
+  without TPU chips, and a single-host TPU VM's own value) starts no jax.distributed; a
+  slice's list of hosts does."""
+  import jax
+  from flan_jax.runtime import distributed
+  calls = []
+  monkeypatch.setattr(jax.distributed, "initialize", lambda *a, **k: calls.append((a, k)))
+  monkeypatch.setattr(distributed, "_initialized", False)
+  assert distributed.initialize_from_env({"TPU_WORKER_HOSTNAMES": "localhost"}) is False
+  assert not calls
+  assert distributed.initialize_from_env({"TPU_WORKER_HOSTNAMES": "t1v-0,t1v-1"}) is True
+  assert calls == [((), {})]

@@ -1,7 +1,8 @@
 """Multi-process start-up: `jax.distributed` from the environment.
 
 - Cloud TPU pods: `jax.distributed.initialize()` discovers everything itself; set
-  FLAN_JAX_DISTRIBUTED=1 (the TPU launcher does) or rely on TPU_WORKER_HOSTNAMES.
+  FLAN_JAX_DISTRIBUTED=1 (the TPU launcher does) or rely on TPU_WORKER_HOSTNAMES listing
+  more than one host.
 - GPU clusters and local multi-process runs: JAX_COORDINATOR_ADDRESS (host:port),
   JAX_NUM_PROCESSES and JAX_PROCESS_ID (SLURM's variables work too: jax reads them
   when JAX_COORDINATOR_ADDRESS is unset and SLURM_JOB_ID is present).
@@ -14,6 +15,13 @@ import os
 import jax
 
 _initialized = False
+
+
+def _tpu_workers(env) -> int:
+  """Hosts of a TPU slice (TPU_WORKER_HOSTNAMES lists them, comma-separated). One host is
+  a single process: nothing to coordinate (console.quiet_libtpu sets "localhost" on
+  machines without TPU chips)."""
+  return len([h for h in env.get("TPU_WORKER_HOSTNAMES", "").split(",") if h.strip()])
 
 
 def initialize_from_env(env: dict | None = None) -> bool:
@@ -31,7 +39,7 @@ def initialize_from_env(env: dict | None = None) -> bool:
     local = env.get("JAX_LOCAL_DEVICE_IDS")
     jax.distributed.initialize(coordinator_address=coordinator, num_processes=int(num), process_id=int(pid),
                                local_device_ids=[int(i) for i in local.split(",")] if local else None)
-  elif env.get("FLAN_JAX_DISTRIBUTED") == "1" or "TPU_WORKER_HOSTNAMES" in env or "SLURM_JOB_ID" in env:
+  elif env.get("FLAN_JAX_DISTRIBUTED") == "1" or _tpu_workers(env) > 1 or "SLURM_JOB_ID" in env:
     jax.distributed.initialize()
   else:
     return False
