@@ -33,7 +33,9 @@ ROWS = {"classify": {"text": "a short text {i}", "answer": "yes {i}", "options":
         "translate": {"text": "hello {i}", "source_lang": "English", "target_lang": "French",
                       "answer": "bonjour {i}"},
         "generate": {"text": "input {i}", "answer": "output {i}"},
-        "dialog": {"text": "A: hi {i}\nB: hello", "answer": "A: bye {i}"}}
+        "dialog": {"turns": ["hi {i}", "hello", "how is it going {i}?"], "answer": "fine {i}"},
+        # T0-SF files hold rendered P3 prompts (prepare.p3_row), line breaks included.
+        "p3": {"inputs": "P3 prompt {i}\n\nQuestion {i}?", "targets": "b {i}", "options": ["a", "b {i}"]}}
 
 
 def _fill(row, i):
@@ -51,7 +53,8 @@ def write_fixtures(root: pathlib.Path, n_train=20, n_val=2) -> None:
     d.mkdir(parents=True)
     for split, n in (("train", n_train), ("validation", n_val)):
       (d / f"{split}.jsonl").write_text(
-          "".join(json.dumps(_fill(ROWS[e.family], i)) + "\n" for i in range(n)))
+          "".join(json.dumps(_fill(ROWS["p3" if e.collection == "t0sf" else e.family], i)) + "\n"
+                  for i in range(n)))
   (root / "cot").mkdir()
   for e in catalogue.entries("cot"):
     (root / "cot" / f"{e.dataset}_train.tsv").write_text("".join(

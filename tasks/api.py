@@ -68,8 +68,8 @@ def variant(task_name: str) -> tuple[render.Renderer, tpl.Format] | None:
 def _applicable_formats(has_rationales: bool, has_train: bool,
                         opt_without_options: bool = True) -> list[str]:
   """Few-shot needs a train split to draw exemplars from. A task without options has
-  "opt" variants only when it has two or more templates: they then use other templates
-  than the "noopt" ones (see `render.Renderer.template_indices`), never the same prompts."""
+  "opt" variants only when it has two or more templates: they then draw their templates
+  apart from the "noopt" ones (see `render.Renderer.template_indices`)."""
   opt = ["zsopt"] if opt_without_options else []
   names = opt + ["zsnoopt"]
   if has_train:
@@ -201,7 +201,8 @@ def register_flan_task(
     num_opt_templates: the first this many `templates` serve the "opt" formats and the
       rest the "noopt" ones (FLAN's two template sets); None: all serve both (without
       options, even / odd positions).
-    fewshot_pool_size: how many leading train examples exemplars are drawn from.
+    fewshot_pool_size: how many train examples exemplars are drawn from (a uniform,
+      seeded sample of the whole train split).
     seed: seed of the template and exemplar choice.
     vocabulary: of both features; default `vocab.default_vocabulary()`.
     splits: splits to expose, a subset of the source's.

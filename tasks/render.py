@@ -5,10 +5,11 @@ is the seqio DataSource of one (family, format) pair. `api.register_flan_task` b
 this module holds no registry.
 
 How an example is rendered (see `templates.py` for the text of each format):
-  * template: `templates[stable_hash(seed, name, key) % len(templates)]` over the templates
-    of its format (`Renderer.template_indices`: with `num_opt_templates` the "opt" and
-    "noopt" formats have separate sets; a task without options splits its templates so
-    that its "opt" variants never repeat the "noopt" prompts), where `key` is the
+  * template: `templates[stable_hash(seed, name, key[, "noopt"]) % len(templates)]` over the
+    templates of its format (`Renderer.template_indices`: FLAN's collections (`xshot`) render
+    "opt" and "noopt" from one list, the latter without options; with `num_opt_templates`
+    the two formats have separate sets; another task without options splits its templates
+    so that its "opt" variants never repeat the "noopt" prompts), where `key` is the
     example's `id_key` field or "split:index"; the same choice in every process.
   * options (`varied_options`): header, item style and layout drawn from the same key in
     zero-shot prompts (a labelled style makes the target the label); few-shot prompts show
@@ -17,8 +18,8 @@ How an example is rendered (see `templates.py` for the text of each format):
     options half "mix" prompts (`num_fewshot` exemplars in the format's other templates, in
     turn) and half x-shot, without options x-shot only (`xshot_count`: of 25 consecutive
     exemplars whose templates rotate, those with the query's own template), in a prefix/separator pattern
-    drawn from `fewshot_patterns`. Exemplars come from the task's own train split (its
-    first `fewshot_pool_size`), in an order seeded by the key, never the example itself
+    drawn from `fewshot_patterns`. Exemplars come from the task's own train split
+    (`fewshot_pool_size` drawn uniformly from the whole split), in an order seeded by the key, never the example itself
     nor one whose prompt equals its prompt, rendered with the query's template (the "mix"
     form: the others); they are added only while the prompt plus EOS fits the budget (`budget_for`:
     `max_input_tokens`, else FLAN's 1,920/2,048 of `inputs_length`); an example with no
@@ -26,6 +27,8 @@ How an example is rendered (see `templates.py` for the text of each format):
     With `demonstrations_key` (NIv2) the few-shot form is, in equal shares, one of the
     example's own positive examples with its explanation (`fewshot_templates`), or two other
     instances of the task without explanations (`instance_templates`).
+  * dialogs (a `turns` list) are written into `text` in a start string and speaker style
+    drawn per example in zero-shot prompts, the fixed "DIALOG:" list in few-shot ones.
   * rendering runs in python inside the data source (lazily, one example at a time); the
     seqio preprocessors then are `tokenize` -> cache placeholder -> `append_eos_after_trim`.
 
@@ -60,7 +63,8 @@ class RenderedExample:
   option_style: str = ""            # name of the options item style shown ("" none)
   label_target: bool = False        # the target is an option's label, e.g. "(B)"
   rationale: bool = False           # the prompt or target carries a rationale
-  fewshot_mode: str = ""            # "fixed" | "xshot" | "demonstrations" ("" zero-shot)
+  fewshot_mode: str = ""            # "fixed" | "xshot" | "demonstrations" | "instances" ("" zero-shot)
+  exemplars_wanted: int = 0         # exemplars drawn before length pruning (few-shot)
 
 
 # FLAN's x-shot tasks (flan/v2/tasks.py, "_template_0to10_x_shot") draw 25 exemplars, each
@@ -117,27 +121,52 @@ class Renderer:
     self.inputs_length = int(inputs_length)  # the default few-shot budget's: see `budget_for`
 
   @functools.cached_property
+  def _pool(self) -> tuple[list[int], list[dict]]:
+    """(positions in the train split, examples): `fewshot_pool_size` train examples drawn
+    uniformly from the whole split (reservoir sampling, Li's algorithm L, seeded by the
+    task), as FLAN's few-shot tasks draw exemplars from the whole shuffled split. One pass
+    over the split, memory bounded by the pool size."""
+    k = self.fewshot_pool_size
+    rng = np.random.default_rng(tpl.stable_hash(self.seed, self.name, "pool"))
+    positions, pool = [], []
+    w = np.exp(np.log(rng.random()) / k)
+    next_pick = k + int(np.floor(np.log(rng.random()) / np.log1p(-w)))
+    for i, ex in enumerate(self.source.examples("train")):
+      if i < k:
+        positions.append(i)
+        pool.append(ex)
+      elif i == next_pick:
+        slot = int(rng.integers(k))
+        positions[slot], pool[slot] = i, ex
+        w *= np.exp(np.log(rng.random()) / k)
+        next_pick = i + 1 + int(np.floor(np.log(rng.random()) / np.log1p(-w)))
+    order = sorted(range(len(pool)), key=positions.__getitem__)
+    return [positions[o] for o in order], [pool[o] for o in order]
+
+  @property
   def pool(self) -> list[dict]:
-    """The train examples exemplars are drawn from (the first `fewshot_pool_size`)."""
-    pool = []
-    for ex in self.source.examples("train"):
-      if len(pool) >= self.fewshot_pool_size:
-        break
-      pool.append(ex)
-    return pool
+    """The train examples exemplars are drawn from (see `_pool`)."""
+    return self._pool[1]
+
+  def pool_position(self, j: int) -> int:
+    """The position in the train split of pool example `j`."""
+    return self._pool[0][j]
 
   def _key(self, example, split: str, index: int) -> str:
     return str(example[self.id_key]) if self.id_key else f"{split}:{index}"
 
   def template_indices(self, fmt: tpl.Format) -> tuple[int, ...]:
-    """The templates `fmt` draws from. Without options the "opt" and "noopt" formats
-    would render alike, so they split the templates (even / odd positions), as FLAN's
-    two template sets differ; CoT formats use them all."""
+    """The templates `fmt` draws from. FLAN's collections (`xshot`) render both formats
+    from one list, the "noopt" one with the options left out (FLAN's PATTERNS_NO_OPTIONS
+    is its PATTERNS with `{options_}` removed), so x-shot rotates over the same ten
+    templates in both. Other tasks without options split their templates (even / odd
+    positions) so that their "opt" variants are not the "noopt" prompts again; CoT
+    formats use them all."""
     n = len(self.templates)
-    if self.num_opt_templates and not fmt.cot:  # separate sets, as FLAN's are
+    if self.num_opt_templates and not fmt.cot:  # two sets given by the caller
       k = self.num_opt_templates
       return tuple(range(k)) if fmt.options else tuple(range(k, n))
-    if fmt.cot or self.options_key or n < 2:
+    if fmt.cot or self.options_key or self.xshot or n < 2:
       return tuple(range(n))
     return tuple(range(0, n, 2)) if fmt.options else tuple(range(1, n, 2))
 
@@ -151,6 +180,11 @@ class Renderer:
 
   def _render_one(self, template, example, fmt, where, style=tpl.FIXED_OPTIONS):
     rationale = example.get(self.rationale_key) if self.rationale_key else None
+    turns = example.get(tpl.DIALOG_FIELD)
+    if isinstance(turns, (list, tuple)) and "text" not in example:
+      layout = (tpl.FIXED_DIALOG if fmt.fewshot else
+                tpl.dialog_style(self.seed, self.name, len(turns), *turns[:2]))
+      example = {**example, "text": tpl.dialog_text([str(t) for t in turns], layout)}
     try:
       return tpl.render(template, example, fmt, options=self._options(example, where),
                         rationale=rationale, style=style)
@@ -222,22 +256,24 @@ class Renderer:
     others = [indices[(position + d) % len(indices)] for d in range(1, len(indices))] or [indices[position]]
     return lambda k: self.templates[others[k % len(others)]]
 
-  def _exemplars(self, template_of, fmt, key, split, index, query_inputs, want, style):
-    """Up to `want` (train index, inputs, targets), never equal to the query; exemplar k is
-    rendered with `template_of(k)`."""
+  def _exemplars(self, template_of, fmt, key, split, index, query, query_inputs, want, style):
+    """Up to `want` (train index, inputs, targets), never the query example (nor a train
+    row equal to it) nor a prompt equal to the query's; exemplar k is rendered with
+    `template_of(k)`."""
     pool = self.pool
     chosen = []
     for j in self._candidates(key, len(pool), want) if pool else ():
       if len(chosen) == want:
         break
-      if split == "train" and j == index:
+      position = self.pool_position(j)
+      if split == "train" and position == index:
         continue
-      if fmt.cot and not pool[j].get(self.rationale_key):
+      if (fmt.cot and not pool[j].get(self.rationale_key)) or pool[j] == query:
         continue
-      x, y = self._render_one(template_of(len(chosen)), pool[j], fmt, f"train example {j}", style)
+      x, y = self._render_one(template_of(len(chosen)), pool[j], fmt, f"train example {position}", style)
       if x == query_inputs:
         continue
-      chosen.append((j, x, y))
+      chosen.append((position, x, y))
     return chosen
 
   def _style(self, key: str):
@@ -265,7 +301,10 @@ class Renderer:
         if r is not None:
           yield r
         continue
-      t = indices[tpl.stable_hash(self.seed, self.name, key) % len(indices)]
+      # Each format draws its own template: the "opt" and "noopt" prompts of one example
+      # differ even where both formats share the list.
+      salt = () if fmt.options else ("noopt",)
+      t = indices[tpl.stable_hash(self.seed, self.name, key, *salt) % len(indices)]
       template = self.templates[t]
       # Few-shot prompts show options as FLAN's few-shot templates do: the fixed "OPTIONS:" list
       # with option texts as targets, in the exemplars and the query alike.
@@ -292,13 +331,13 @@ class Renderer:
         pattern = tpl.FewShotPattern("", "", pattern.x_y, pattern.separator)
       template_of = (self._mix_templates(indices, position) if self.xshot and mode == "fixed"
                      else lambda k, template=template: template)
-      chosen = self._exemplars(template_of, fmt, key, split, index, inputs, want, style)
+      chosen = self._exemplars(template_of, fmt, key, split, index, example, inputs, want, style)
       kept = self._fitting(chosen, inputs, pattern, budget)
       if not kept:
         continue  # nothing fits next to the query (or no exemplar): not a few-shot example
       prompt = tpl.fewshot_prompt([(x, y) for _, x, y in kept], inputs, pattern)
       yield RenderedExample(prompt, targets, index, t, tuple(j for j, _, _ in kept),
-                            fewshot_mode=mode, **info)
+                            fewshot_mode=mode, exemplars_wanted=want, **info)
 
   def _render_demonstrations(self, example, fmt, key, split, index, budget):
     """NIv2's few-shot forms, FLAN's two kinds at equal shares (with `instance_templates`):
@@ -317,7 +356,8 @@ class Renderer:
                                        f"{split} example {index}")
     if not self._fits(inputs, budget):
       return None
-    return RenderedExample(inputs, targets, index, len(self.templates) + t, (d,), fewshot_mode="demonstrations")
+    return RenderedExample(inputs, targets, index, len(self.templates) + t, (d,), fewshot_mode="demonstrations",
+                           exemplars_wanted=1)
 
   def _render_instances(self, example, fmt, key, split, index, budget, h):
     t = (h >> 1) % len(self.instance_templates)
@@ -326,7 +366,7 @@ class Renderer:
       if len(chosen) == 2:
         break
       other = self.pool[j]
-      if (split == "train" and j == index) or other.get("input") == example.get("input"):
+      if (split == "train" and self.pool_position(j) == index) or other.get("input") == example.get("input"):
         continue
       chosen.append(j)
     for k in range(len(chosen), 0, -1):
@@ -336,7 +376,8 @@ class Renderer:
                                          f"{split} example {index}")
       if self._fits(inputs, budget):
         return RenderedExample(inputs, targets, index, len(self.templates) + len(self.fewshot_templates) + t,
-                               tuple(chosen[:k]), fewshot_mode="instances")
+                               tuple(self.pool_position(j) for j in chosen[:k]), fewshot_mode="instances",
+                               exemplars_wanted=2)
     return None
 
 

@@ -7,7 +7,11 @@ python) and prints, as percentages of N unless said otherwise:
     cot / dialog) and by format (zsopt, fsnoopt, zscot, ...);
   * the share of examples that carry a rationale (CoT targets, CoT inversions' inputs);
   * the histogram of exemplars per few-shot prompt, and the few-shot format used
-    (fixed-count, x-shot, NIv2 demonstrations);
+    (fixed-count, x-shot, NIv2 demonstrations or instances); the exemplars drawn before
+    length pruning, and the share of fixed-count and x-shot prompts whose draw is not
+    FLAN's (x-shot 2 or 3 of 25 over ten templates, five-shot 5);
+  * per collection, the few-shot modes of its fs-opt prompts (FLAN: five-shot : x-shot =
+    1 : 1), and the share of T0-SF examples from its 19 separated-options prompts;
   * the options item styles seen, and the share of zero-shot-with-options examples whose
     target is an option's label;
   * prompts over the input length (tokens + EOS > --inputs_length), and few-shot prompts
@@ -22,6 +26,7 @@ import collections
 import sys
 
 from flan_jax.tasks import api, templates
+from flan_jax.tasks.collections import catalogue
 from flan_jax.tasks import vocab as vocab_lib
 
 
@@ -54,10 +59,21 @@ def mixture_stats(name: str, n: int = 20_000, *, seed: int = 0,
   by_collection, by_format = collections.Counter(), collections.Counter()
   by_collection_format = collections.Counter()
   shots, modes, styles = collections.Counter(), collections.Counter(), collections.Counter()
-  rationale = zsopt_shown = zsopt_label = over = fewshot_over = 0
+  drawn_counts, fsopt_modes = collections.Counter(), collections.Counter()
+  rationale = zsopt_shown = zsopt_label = over = fewshot_over = off_rule = ruled = 0
+  t0_separated = t0_total = 0
   for variant, ex in drawn:
     fmt = _format(variant)
     collection = _collection(groups.get(variant, variant))
+    if collection.startswith("t0sf"):
+      t0_total += 1
+      t0_separated += variant.rsplit("_", 1)[0] in catalogue.T0SF_SEPARATED_OPTIONS
+    if fmt == "fsopt" and ex.fewshot_mode:
+      fsopt_modes[collection, ex.fewshot_mode] += 1
+    if ex.fewshot_mode in ("xshot", "fixed"):
+      ruled += 1
+      drawn_counts[ex.exemplars_wanted] += 1
+      off_rule += ex.exemplars_wanted not in ((2, 3) if ex.fewshot_mode == "xshot" else (5,))
     by_collection[collection] += 1
     by_format[fmt] += 1
     by_collection_format[collection, fmt] += 1
@@ -83,6 +99,12 @@ def mixture_stats(name: str, n: int = 20_000, *, seed: int = 0,
                              for c, n_c in by_collection.most_common()},
       "rationale": _pct(rationale, total),
       "exemplars": dict(sorted(shots.items())),
+      "exemplars_drawn": dict(sorted(drawn_counts.items())),
+      "fewshot_off_rule": _pct(off_rule, ruled),
+      "fsopt_modes": {c: {m: _pct(fsopt_modes[c, m], sum(v for (cc, _), v in fsopt_modes.items() if cc == c))
+                          for m in sorted(m for (cc, m) in fsopt_modes if cc == c)}
+                      for c in sorted({c for c, _ in fsopt_modes})},
+      "t0_separated_options": _pct(t0_separated, t0_total),
       "fewshot_modes": dict(modes.most_common()),
       "option_styles": dict(styles.most_common()),
       "zsopt_with_options": zsopt_shown,
@@ -102,6 +124,13 @@ def format_stats(s: dict) -> list[str]:
   lines.append(f"rationale   {s['rationale']:.1f}% of examples carry one")
   lines.append("exemplars   " + "  ".join(f"{k}:{v}" for k, v in s["exemplars"].items())
                + "  (" + ", ".join(f"{k} {v}" for k, v in s["fewshot_modes"].items()) + ")")
+  lines.append("drawn       " + "  ".join(f"{k}:{v}" for k, v in s["exemplars_drawn"].items())
+               + f"  (before length pruning; {s['fewshot_off_rule']:.2f}% of five-shot and x-shot "
+               "prompts off FLAN's 5 and 2-3)")
+  for c, shares in s["fsopt_modes"].items():
+    lines.append(f"  {c:<10}fs-opt " + "  ".join(f"{k} {v:.1f}%" for k, v in shares.items()))
+  lines.append(f"t0sf        {s['t0_separated_options']:.1f}% of T0-SF examples from its 19 "
+               "separated-options prompts")
   lines.append(f"options     {len(s['option_styles'])} item styles: " + "  ".join(
       f"{k} {v}" for k, v in s["option_styles"].items()))
   lines.append(f"labels      {s['zsopt_label_targets']:.1f}% of {s['zsopt_with_options']} "

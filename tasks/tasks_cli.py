@@ -121,9 +121,10 @@ def resolve(name: str, fmt: str | None, data_dir=None) -> tuple[str, str, catalo
   if family not in entries and f"niv2_{family}" in entries:  # the paper writes NIv2 tasks as task001_...
     family = f"niv2_{family}"
   entry = entries.get(family)
-  # CoT inversions (CoT-II) are registered with their CoT task, under its catalogue entry.
+  # CoT and dialog inversions (CoT-II, Dialog-II) are registered with their task, under its
+  # catalogue entry.
   inverted = entries.get(family[:-len(catalogue.INVERSION_SUFFIX)]) if family.endswith(catalogue.INVERSION_SUFFIX) else None
-  if entry is None and inverted is not None and inverted.collection == "cot":
+  if entry is None and inverted is not None and inverted.family in ("cot", "dialog"):
     entry = inverted
   from flan_jax.tasks import api, lookup  # pylint: disable=g-import-not-at-top
   if entry is not None:
@@ -152,7 +153,7 @@ def show(name: str, fmt: str | None, split: str, data_dir=None) -> str:
   from flan_jax.tasks import api  # pylint: disable=g-import-not-at-top
   family, fmt, entry = resolve(name, fmt, data_dir)
   info = api.get_task_info(family)
-  inversion = entry is not None and entry.name != family  # a CoT-II task, catalogued with its CoT task
+  inversion = entry is not None and entry.name != family  # a CoT-II or Dialog-II task, catalogued with its task
   if entry is not None and not inversion:
     about = (f"# {entry.name}: {entry.collection}, dataset {entry.dataset}, {entry.category}, "
              f"language {entry.language}, splits {'/'.join(entry.splits)}, "
@@ -170,7 +171,8 @@ def show(name: str, fmt: str | None, split: str, data_dir=None) -> str:
   except FileNotFoundError as e:
     if entry is None:
       raise
-    template = (families.COT_INVERSION if inversion else families.TEMPLATES[entry.family])[0]
+    inversions = families.DIALOG_INVERSIONS if entry.family == "dialog" else families.COT_INVERSION
+    template = (inversions if inversion else families.TEMPLATES[entry.family])[0]
     x, y = tpl.render(template, _placeholder_example(entry.family), tpl.FORMATS[fmt],
                       options=["<option 1>", "<option 2>"], rationale="<rationale>")
     return f"{about}[{variant}: no data ({e}); template 0 with placeholder fields]\n{x}\n-> {y}"

@@ -204,6 +204,39 @@ def _as_label(style: OptionStyle, options: Sequence[str], targets: str) -> str:
   return style.label(hits[0]) if len(hits) == 1 else targets
 
 
+# Dialogs (`turns`: a list of utterances, speakers alternating) are written into the `text`
+# field of the dialog templates. Zero-shot prompts draw the layout per example from
+# `DIALOG_STARTS` x `DIALOG_SPEAKERS`, as FLAN's `format_dialog_non_deterministic` does; few-shot
+# prompts use the fixed "DIALOG:" list.
+DIALOG_FIELD = "turns"
+DIALOG_STARTS = (
+    "", "DIALOG:", "Dialog:", "Conversation:", "Chat log:", "Transcript:", "Here is a dialog:",
+    "A conversation between two people:", "Two people talk:", "Read the dialog:",
+    "The exchange so far:", "Messages:", "Chat:", "Conversation history:",
+)
+DIALOG_SPEAKERS = (
+    ("- ", "- "), ("A: ", "B: "), ("Person A: ", "Person B: "), ("Speaker 1: ", "Speaker 2: "),
+    ("[1] ", "[2] "), ("(1) ", "(2) "), ("User: ", "Agent: "), ("Q: ", "A: "), ("X: ", "Y: "),
+    ("Alice: ", "Bob: "), ("1) ", "2) "), ("> ", ">> "), ("Customer: ", "Assistant: "),
+    ("P1: ", "P2: "), ("* ", "* "), ("Human: ", "Bot: "),
+)
+FIXED_DIALOG = ("DIALOG:", ("- ", "- "))
+
+
+def dialog_style(*key: object) -> tuple[str, tuple[str, str]]:
+  """(start string, speaker prefixes) of one zero-shot dialog, drawn from `key`."""
+  return (DIALOG_STARTS[stable_hash(*key, "dialog-start") % len(DIALOG_STARTS)],
+          DIALOG_SPEAKERS[stable_hash(*key, "dialog-speakers") % len(DIALOG_SPEAKERS)])
+
+
+def dialog_text(turns: Sequence[str], style: tuple[str, tuple[str, str]] = FIXED_DIALOG) -> str:
+  """A dialog as one text block: the start string, then one turn per line with its
+  speaker's prefix."""
+  start, speakers = style
+  lines = [f"{speakers[i % 2]}{t}" for i, t in enumerate(turns)]
+  return "\n".join(([start] if start else []) + lines)
+
+
 def add_cot_trigger(inputs: str, trigger: str = COT_TRIGGER) -> str:
   """The prompt followed by the CoT trigger: after a space when the prompt ends with an
   answer prefix such as "A:", else on its own line. Train and eval prompts use this."""
@@ -235,7 +268,7 @@ def render(template: Template, example: Mapping[str, object], fmt: Format, *,
     style = dataclasses.replace(style, name="dash", item="-", labels=())  # too many to label
   options_text = render_options(options, style) if show else ""
   fields = {**example, OPTIONS_FIELD: options_text}
-  inputs = _fill(template.inputs, fields)
+  inputs = _fill(template.inputs, fields).lstrip("\n")  # a template may open with the options
   if options_text and OPTIONS_FIELD not in _placeholders(template.inputs):
     inputs += options_text
   targets = _fill(template.targets, fields)

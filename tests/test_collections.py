@@ -10,6 +10,7 @@ from flan_jax.tasks import data_cli
 from flan_jax.tasks import api, templates
 from flan_jax.tasks import vocab
 from flan_jax.tasks.collections import catalogue
+from flan_jax.tasks.collections import families
 from flan_jax.tasks.collections import readers
 
 SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -96,14 +97,14 @@ def test_cot_renders_real_tsvs(cot_data_dir):
   names = cot.register(data_dir=cot_data_dir)
   assert "cot_gsm8k_zscot" in names and "cot_gsm8k_fscot" in names
   zs = api.render_examples("cot_gsm8k_zscot", "validation", limit=2)
-  assert zs[0].inputs.endswith("Let's think step by step.")
+  assert zs[0].inputs.endswith(families.COT_TRIGGERS)  # each template carries its own trigger
   # The rationale, then one of the CoT templates' answer phrasings, which the metric reads back.
   from flan_jax.tasks import metrics
   rows = list(readers.CotTsvSource(cot_data_dir / "cot" / "gsm8k_train.tsv").examples("validation"))[:2]
   for r, row in zip(zs, rows):
     assert r.targets.startswith(row["rationale"]) and metrics.cot_answer(r.targets) == row["answer"], r.targets
   fs = api.render_examples("cot_ecqa_fscot", "train", limit=1)[0]
-  assert fs.exemplar_indices and fs.inputs.count("Let's think step by step.") == len(
+  assert fs.exemplar_indices and sum(fs.inputs.count(t) for t in families.COT_TRIGGERS) == len(
       fs.exemplar_indices) + 1
   assert "\\n" not in fs.inputs  # literal \n in the TSVs are line breaks
   src = readers.CotTsvSource(cot_data_dir / "cot" / "gsm8k_train.tsv")
@@ -362,12 +363,15 @@ def test_tfds_converters_under_mock_data(tmp_path):
   try:
     for e in converted:
       row = json.loads((tmp_path / "muffin" / e.name / "train.jsonl").read_text().split("\n")[0])
-      assert set(families.FIELDS[e.family]) <= set(row), (e.name, row)
-      assert all(isinstance(row[k], str) for k in families.FIELDS[e.family])
-      for fmt in ("zsopt", "fsnoopt"):
+      fields = ("turns", "answer") if e.family == "dialog" else families.FIELDS[e.family]
+      assert set(fields) <= set(row), (e.name, row)   # a dialog is its list of turns
+      assert all(isinstance(row[k], list if k == "turns" else str) for k in fields)
+      for fmt in (("zsopt", "fsopt") if e.family == "dialog" else ("zsopt", "fsnoopt")):
         assert f"{e.name}_{fmt}" in names
-        (r,) = api.render_examples(f"{e.name}_{fmt}", "train", limit=1)
-        assert r.inputs and r.targets  # (inversion templates ask for another field)
+        # (TFDS's mock rows are long random strings: few-shot gets room for its exemplars)
+        renderer, f = api.variant(f"{e.name}_{fmt}")
+        r = next(iter(renderer.render("train", f, budget=1 << 20)), None)
+        assert r is not None and r.inputs and r.targets, (e.name, fmt)  # (inversions ask for another field)
   finally:
     _register.register_file_collection("muffin")
 
@@ -427,12 +431,22 @@ def test_tfds_converters_for_the_datasets_flan_derived_or_filtered():
        "_critics": {"key": ["k"] * 12, "value": [f"r{i}" for i in range(12)]}}, {})
   assert rt["answer"] == "Fine." and "the film" in rt["text"] and "10. r9" in rt["text"]
   assert "r10" not in rt["text"]
-  wd = tc.converter_for(by_name["wiki_dialog"])(
-      {"title": "T", "passage": "P", "utterances": ["u1", "u2", "u3"]}, {})
-  assert wd == {"text": "T\nP\n\nA: u1\nB: u2", "answer": "u3"}
+  # WikiDialog as FLAN builds it: a drawn odd turn among the first 20 is the target, the
+  # turns before it the dialog, and the passage is not shown.
+  wiki = tc.converter_for(by_name["wiki_dialog"])
+  wd = wiki({"title": "T", "passage": "P", "utterances": ["u1", "u2", "u3"]}, {})
+  assert wd == {"turns": ["u1"], "answer": "u2"}
+  targets = set()
+  for k in range(200):
+    utterances = [f"d{k} u{t}" for t in range(30)]
+    row = wiki({"title": "T", "passage": "Passage text", "utterances": utterances}, {})
+    t = len(row["turns"])
+    assert t % 2 == 1 and t < 20 and row["answer"] == utterances[t] and row["turns"] == utterances[:t]
+    targets.add(t)
+  assert targets == set(range(1, 20, 2))
   qr = tc.converter_for(by_name["qrecc"])({"context": ["q1", "a1"], "question": "q2",
                                            "answer": "a2"}, {})
-  assert qr == {"text": "A: q1\nB: a1\nA: q2", "answer": "a2"}
+  assert qr == {"turns": ["q1", "a1", "q2"], "answer": "a2"}
 
 
 def test_prepare_t0sf_from_p3_rows(tmp_path, monkeypatch):
@@ -460,16 +474,19 @@ def test_prepare_t0sf_from_p3_rows(tmp_path, monkeypatch):
   try:
     name = "t0sf_adversarial_qa_dbert_based_on"
     (zs,) = api.render_examples(f"{name}_zsnoopt", "validation", limit=1)
-    assert zs.inputs == "adversarial_qa_dbert_based_on prompt 10\nYes or no?"
+    # FLAN's T0 preprocessing: the prompt's line breaks become spaces; a T0 template wraps it.
+    assert "adversarial_qa_dbert_based_on prompt 10 Yes or no?" in zs.inputs and "\nYes" not in zs.inputs
     assert zs.targets == "no"
     (opt,) = api.render_examples("t0sf_sciq_Direct_Question_zsopt", "validation", limit=1)
-    assert opt.inputs.endswith("OPTIONS:\n- yes\n- no")  # FLAN appends this prompt's options
+    assert opt.option_style and opt.inputs.index("yes") > opt.inputs.index("prompt 10")  # FLAN shows this prompt's options
     # This prompt lists its choices in its P3 text (FLAN's "t0_multiple_choice"): no second
     # list, and no "opt" variant that would repeat the "noopt" prompt.
     (own,) = api.render_examples("t0sf_cos_e_v1.11_description_question_option_text_zsnoopt",
                                  "validation", limit=1)
     assert "OPTIONS" not in own.inputs
-    assert "t0sf_cos_e_v1.11_description_question_option_text_zsopt" not in names
+    (own,) = api.render_examples("t0sf_cos_e_v1.11_description_question_option_text_zsopt",
+                                 "validation", limit=1)
+    assert "OPTIONS" not in own.inputs and "- yes" not in own.inputs
     fs = api.render_examples(f"{name}_fsnoopt", "validation", limit=1)[0]
     n = len(fs.exemplar_indices)  # 5 in FLAN's fixed-count format, 1-10 in its x-shot one
     assert n == (5 if fs.fewshot_mode == "fixed" else n) and fs.inputs.count("prompt") == n + 1
@@ -477,7 +494,7 @@ def test_prepare_t0sf_from_p3_rows(tmp_path, monkeypatch):
     held = (tmp_path / "t0sf" / "t0sf_app_reviews_categorize_rating_using_review" /
             "validation.jsonl").read_text().splitlines()
     assert len(held) == 1 and "prompt 9" in held[0]
-    assert f"{name}_fsnoopt" in names and f"{name}_fsopt" not in names  # free-form QA
+    assert f"{name}_fsnoopt" in names and f"{name}_fsopt" in names  # FLAN's four T0 formats
   finally:
     t0sf.register()
 
@@ -513,10 +530,10 @@ def test_every_catalogued_task_renders_in_each_format(tmp_path):
         # The query comes last, followed at most by the pattern's answer prefix: the zero-shot
         # prompt of the same example and template, its options in FLAN's few-shot "OPTIONS:"
         # block.
-        renderer, zs_format = api.variant(name.replace("_fs", "_zs"))
+        renderer, fs_format = api.variant(name)
         example = next(itertools.islice(renderer.source.examples("validation"), r.index, None))
-        query, _ = renderer._render_one(renderer.templates[zs.template_index], example, zs_format, name,  # pylint: disable=protected-access
-                                        templates.FIXED_OPTIONS)
+        query, _ = renderer._render_one(renderer.templates[zs.template_index], example, fs_format, name,  # pylint: disable=protected-access
+                                        templates.FIXED_OPTIONS)  # (a dialog: the fixed "DIALOG:" list)
         assert r.inputs.count(query) == 1, name
         assert len(r.inputs) - r.inputs.index(query) - len(query) < 40, name
   finally:

@@ -80,8 +80,48 @@ def test_p3_prompts_keep_only_their_own_choices():
   assert t0["t0sf_sciq_Direct_Question"].options          # separated options
   assert not t0["t0sf_quail_no_prompt_text"].options      # lists its own choices
   assert not t0["t0sf_web_questions_get_the_answer"].options  # free-form QA
+  # FLAN's T0 wrappers give every T0 task the four formats (options are shown only where
+  # FLAN separates them).
   names = api.get_task_info("t0sf_quail_no_prompt_text").task_names
-  assert names == ("t0sf_quail_no_prompt_text_zsnoopt", "t0sf_quail_no_prompt_text_fsnoopt")
+  assert sorted(names) == sorted(f"t0sf_quail_no_prompt_text_{f}"
+                                 for f in ("zsopt", "zsnoopt", "fsopt", "fsnoopt"))
+
+
+def test_t0_prompts_are_flattened_and_wrapped_in_ten_templates(tmp_path):
+  """FLAN's T0 preprocessor turns the P3 prompt's line breaks into spaces, and its ten T0
+  templates wrap it; the separated-options prompts show their choices in varied styles."""
+  import collections
+  from flan_jax.tasks.collections import _register
+  prompts = {"t0sf_sciq_Direct_Question": True, "t0sf_quail_no_prompt_text": False}
+  for name, separated in prompts.items():
+    d = tmp_path / "t0sf" / name
+    d.mkdir(parents=True)
+    rows = [{"inputs": f"Passage {i}.\n\n\nQuestion {i}?\nPick:", "targets": f"ans {i}\n",
+             "options": [f"ans {i}", f"other {i}"]} for i in range(220)]
+    (d / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:20]))
+    (d / "validation.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[20:]))
+  entries = [e for e in catalogue.entries("t0sf") if e.name in prompts]
+  try:
+    _register.register_entries(
+        entries, lambda e: readers.P3TaskFilesSource(tmp_path, "t0sf", e.name, e.splits))
+    for name, separated in prompts.items():
+      zs = api.render_examples(f"{name}_zsopt", "validation", limit=200)
+      assert len(zs) == 200 and len({r.template_index for r in zs}) == 10  # all ten wrappers
+      wrapped = collections.Counter(r.inputs.split("Passage", 1)[0] + "|" + r.inputs.rsplit("Pick:", 1)[1][:12]
+                                    for r in zs)
+      assert len(wrapped) >= 10, wrapped
+      for r in zs:
+        body = f"Passage {r.index + 20}.   Question {r.index + 20}? Pick:"
+        assert body in r.inputs, r.inputs        # the P3 text with its line breaks as spaces
+        assert r.targets in (f"ans {r.index + 20}", "(A)", "A.", "A)", "[A]", "(a)", "a.", "1.", "(1)",
+                             "1)", "[1]", "I.", "(i)", "i.")  # the target's line break dropped
+      if separated:
+        assert len({r.option_style for r in zs}) >= 5     # FLAN's non-deterministic options
+      else:
+        assert not any("other" in r.inputs for r in zs)   # this prompt lists its own choices
+  finally:
+    from flan_jax.tasks.collections import t0sf
+    t0sf.register()
 
 
 def test_long_documents_fewshot_keeps_the_whole_query(register):
@@ -350,29 +390,40 @@ def test_data_stats_of_the_released_mixture(fixture_mixtures, capsys):
   for k, v in expected.items():
     assert abs(s["collections"][k] - v) <= 1.5, (k, s["collections"])
   assert s["rationale"] >= 4.5
-  # FLAN's format submixtures at equal weight: Flan 2021 (and dialog) 25% per format, NIv2 50/50.
-  # (T0-SF waits for its wrapper templates: mixtures.BY_FORMAT.)
-  for collection in ("flan2021", "dialog"):
+  # FLAN's format submixtures at equal weight: Flan 2021 and T0-SF 25% per format, NIv2 and
+  # dialog zero-/few-shot 50/50 (dialog: "opt" forms only).
+  for collection in ("flan2021", "t0sf"):
     shares = s["collection_formats"][collection]
     assert set(shares) == {"zsopt", "fsopt", "zsnoopt", "fsnoopt"}, shares
-    assert all(abs(v - 25) <= (1.5 if collection == "flan2021" else 3) for v in shares.values()), (collection, shares)
+    assert all(abs(v - 25) <= 1.5 for v in shares.values()), (collection, shares)
   niv2 = s["collection_formats"]["niv2"]
   zero = niv2.get("zsopt", 0) + niv2.get("zsnoopt", 0)
   assert abs(zero - 50) <= 1.5, niv2
+  dialog = s["collection_formats"]["dialog"]
+  assert set(dialog) == {"zsopt", "fsopt"} and abs(dialog["zsopt"] - 50) <= 4, dialog
+  # T0's 19 separated-options prompts weigh as FLAN's rule gives them (9.8% of T0 here).
+  assert abs(s["t0_separated_options"] - 9.8) <= 1, s["t0_separated_options"]
+  # fs-opt is half five-shot "mix", half x-shot (so x-shot is 75% of few-shot); every draw
+  # before length pruning is x-shot's 2 or 3 or five-shot's 5.
+  for collection in ("flan2021", "t0sf"):
+    modes = s["fsopt_modes"][collection]
+    assert abs(modes["fixed"] - 50) <= 3, (collection, modes)
+  assert s["fewshot_off_rule"] < 1, s["exemplars_drawn"]
   assert s["over_input_length"] == 0 and s["fewshot_over_budget"] == 0
   assert len(s["option_styles"]) >= 12
   assert s["zsopt_label_targets"] >= 30
   assert set(s["fewshot_modes"]) == {"fixed", "xshot", "demonstrations", "instances"}
-  assert max(s["exemplars"]) <= 25  # FLAN's x-shot draws 25 candidates
+  assert set(s["exemplars_drawn"]) <= {2, 3, 5}
   print("\n".join(stats.format_stats(s)))
   out = capsys.readouterr().out
   assert "collection  flan2021" in out and "item styles" in out
 
 
 def test_every_muffin_dataset_has_templates_that_state_its_task():
-  """Each of the 80 Muffin datasets maps to a group of >= 7 "opt" and >= 7 "noopt"
-  templates plus inversions, reading only its dataset's fields; a group is shared only by
-  the datasets `SAME_TASK` lists as one task, and no two groups share a template."""
+  """Each of the 80 Muffin datasets maps to a group of "opt" and "noopt" templates plus
+  inversions, reading only its dataset's fields, and renders ten of them (FLAN's count); a
+  group is shared only by the datasets `SAME_TASK` lists as one task, and no two groups
+  share a template."""
   from flan_jax.tasks.collections import muffin, muffin_templates  # pylint: disable=unused-import
   entries = catalogue.entries("muffin")
   assert len(entries) == 80 and {e.dataset for e in entries} == set(muffin_templates.DATASETS)
@@ -383,7 +434,7 @@ def test_every_muffin_dataset_has_templates_that_state_its_task():
     features = set(families.FIELDS[e.family])
     for kind in ("opt", "noopt"):
       plain = [t for t in sets[kind] if not t.inverted]
-      assert len(plain) >= 7, (e.dataset, kind)
+      assert len(plain) >= 6, (e.dataset, kind)
       for t in sets[kind]:
         assert set(t.fields) <= features, (e.dataset, t)
       assert len({t.inputs for t in sets[kind]}) == len(sets[kind]), (e.dataset, kind)
@@ -393,18 +444,34 @@ def test_every_muffin_dataset_has_templates_that_state_its_task():
                if t.inverted or not e.options or t in sets["noopt"]), e.dataset
     assert not {t.inputs for t in sets["opt"]} & {t.inputs for t in sets["noopt"]}, e.dataset
     info = api.get_task_info(e.name)
-    assert info.num_templates == len(sets["opt"] + sets["noopt"]), e.name
+    assert info.num_templates == 10 == len(set(muffin_templates.templates_of(e.dataset))), e.name
   shared = sorted(sorted(u) for u in users.values() if len(u) > 1)
   assert shared == sorted(sorted(g) for g in muffin_templates.SAME_TASK.values())
   assert len(users) == 80 - sum(len(g) - 1 for g in muffin_templates.SAME_TASK.values())
   owner = {}
   for key, datasets in users.items():
     sets = muffin_templates.DATASETS[next(iter(datasets))]
-    for t in sets["opt"] + sets["noopt"]:
+    for t in sets["opt"] + sets["noopt"] + sets.get("more_inversions", ()) + sets.get("reverse", ()):
       assert owner.setdefault(t.inputs, key) == key, (sorted(datasets), t.inputs)
-  # FLAN's v2 templates invert the dialog, CodeContests and DrRepair tasks: ours too.
-  for d in ("qrecc", "task_master", "wiki_dialog", "dmcc_python", "dr_repair_plain_code",
-            "dr_repair_error_comments"):
+  # Input inversions per dataset as FLAN's ten templates have them (flan/v2); translation
+  # pairs also translate the other way in three of the ten.
+  flan_inversions = {"anli_r1": 1, "rte": 1, "squad_v1": 2, "cnn_dailymail": 3,
+                     "wmt16_translate_deen": 2, "trec": 1, "winogrande": 0, "cosmos_qa": 2,
+                     "common_gen": 4, "stsb": 2}
+  translation = set(muffin_templates.text.TRANSLATION["reverse"]) | {
+      t for t in muffin_templates.text.TRANSLATION["opt"] + muffin_templates.text.TRANSLATION["noopt"] if t.inverted}
+  for d, n in flan_inversions.items():
+    ours = muffin_templates.templates_of(d)
+    inverted = [t for t in ours if t.inverted and t not in translation]
+    assert len(ours) == 10 and len(inverted) == n, (d, len(inverted))
+  wmt = muffin_templates.templates_of("wmt16_translate_deen")
+  assert sum(t in translation for t in wmt) == 3
+  assert not any("unanswerable" in t.inputs or "cannot be answered" in t.inputs
+                 for t in muffin_templates.templates_of("squad_v1"))  # v1 has no such questions
+  # FLAN's v2 templates invert the CodeContests and DrRepair tasks (and dialog, as tasks of
+  # their own: families.DIALOG_INVERSIONS): ours too.
+  assert all(t.inverted and t.targets == "{text}" for t in families.DIALOG_INVERSIONS)
+  for d in ("dmcc_python", "dr_repair_plain_code", "dr_repair_error_comments"):
     inverted = [t for t in muffin_templates.DATASETS[d]["noopt"] if t.inverted]
     assert inverted and all(t.targets == "{text}" for t in inverted), d
   row = {"premise": "A man eats.", "hypothesis": "Someone is eating.", "answer": "4"}
@@ -462,3 +529,51 @@ def test_niv2_fewshot_is_flans_two_kinds_at_equal_shares(register):
     explained = r.inputs.count("2 is divisible by 2.")
     assert explained == (1 if r.fewshot_mode == "demonstrations" else 0), r.inputs
     assert len(r.exemplar_indices) == (1 if r.fewshot_mode == "demonstrations" else 2)
+
+
+def test_dialog_rows_and_layouts_are_flans(register):
+  """FLAN's dialog tasks: the target is an odd turn among the first 20 (the converter's
+  draw, tests/test_collections.py), the passage is not shown, zero-shot prompts vary the
+  dialog's start string and speaker style, few-shot prompts use the fixed "DIALOG:" list."""
+  from flan_jax.tasks.collections import muffin_templates, tfds_converters
+  wiki = tfds_converters.CONVERTERS["wiki_dialog"]
+  rows = [wiki({"title": f"Title {k}", "passage": f"Passage about thing {k}.",
+                "utterances": [f"turn {t} of {k}" for t in range(24)]}, {}) for k in range(260)]
+  register("dlg", {"train": rows[:60], "validation": rows[60:]},
+           muffin_templates.templates_of("wiki_dialog"), xshot=True, num_fewshot=5,
+           formats=("zsopt", "fsopt"), fewshot_patterns=families.FEWSHOT_PATTERNS["dialog"])
+  zs = api.render_examples("fid_dlg_zsopt", "validation")
+  assert len(zs) == 200
+  layouts = set()
+  for r in zs:
+    assert "Passage about" not in r.inputs and "Title" not in r.inputs
+    first = next(l for l in r.inputs.splitlines() if "turn 0 of" in l)
+    start = r.inputs.splitlines()[r.inputs.splitlines().index(first) - 1] if r.inputs.index(first) else ""
+    layouts.add((first.split("turn 0 of")[0], start if start.endswith(":") else ""))
+  assert len(layouts) >= 10, layouts
+  fs = api.render_examples("fid_dlg_fsopt", "validation", limit=50)
+  assert fs and all(r.inputs.count("DIALOG:\n- turn 0 of") == len(r.exemplar_indices) + 1 for r in fs)
+
+
+def test_cot_templates_triggers_and_inversion_directions():
+  """FLAN's CoT: ten templates per dataset, each with its own trigger and answer phrase (at
+  least five distinct triggers), and input inversions in four directions."""
+  assert set(families.COT_TEMPLATES) == {e.dataset for e in catalogue.entries("cot")}
+  for dataset, tmpls in families.COT_TEMPLATES.items():
+    assert len(tmpls) >= 10 and len({t.inputs for t in tmpls}) == len(tmpls), dataset
+    assert len({t.cot_trigger for t in tmpls}) >= 5, dataset
+    assert len({t.cot_targets for t in tmpls}) >= 3, dataset
+    for t in tmpls:  # every phrasing reads back as the answer
+      _, target = templates.render(t, {"question": "2+2?", "answer": "4"}, templates.ZSCOT, rationale="2 and 2 make 4.")
+      assert metrics.cot_answer(target) == "4", target
+  row = {"question": "<q>", "answer": "<a>", "rationale": "<r>"}
+  directions = set()
+  for t in families.COT_INVERSION:
+    inputs, target = templates.render(t, row, templates.ZSNOOPT)
+    given = frozenset(f for f in ("<q>", "<a>", "<r>") if f in inputs)
+    asked = frozenset(f for f in ("<q>", "<a>", "<r>") if f in target)
+    assert t.inverted and not given & asked, t
+    directions.add((given, asked))
+  q, a, r = "<q>", "<a>", "<r>"
+  assert directions == {(frozenset({r, a}), frozenset({q})), (frozenset({q, a}), frozenset({r})),
+                        (frozenset({r}), frozenset({q, a})), (frozenset({a}), frozenset({q, r}))}

@@ -47,7 +47,9 @@ def test_submixtures_and_scaling_are_registered(mixtures):
   assert mixtures.TASK_COUNTS["flan_scaling_282_tasks"] == 282
   assert mixtures.TASK_COUNTS["flan_scaling_282_tasks_no_cot"] == 273
   assert mixtures.TASK_COUNTS["flan2022_muffin"] == 80  # dialog counted in Muffin's 80
-  assert mixtures.TASK_COUNTS["flan2022_dialog"] == 3
+  # FLAN's released membership, and the paper's as a variant of its own.
+  assert mixtures.TASK_COUNTS["flan2022_dialog"] == 2 and mixtures.TASK_COUNTS["flan2022_dialog_paper"] == 3
+  assert mixtures.TASK_COUNTS["flan2022_flan2021"] == 71 and mixtures.TASK_COUNTS["flan2022_flan2021_paper"] == 77
   # Without an NIv2 listing the NIv2 mixtures are absent and say why.
   if "flan2022_niv2" not in names:
     assert "data prepare niv2" in mixtures.MISSING["flan2022_niv2"]

@@ -9,14 +9,15 @@ from flan_jax.tasks.collections import families
 from flan_jax.tasks.collections import muffin_templates
 from flan_jax.tasks.collections import readers
 
-NUM_FEWSHOT = 5   # FLAN's fixed-count few-shot format ("five_shot"); x-shot takes 1-10
+NUM_FEWSHOT = 5   # FLAN's fixed-count few-shot format ("five_shot"); x-shot takes 2-3 of 25
 INVERSION_SUFFIX = catalogue.INVERSION_SUFFIX
 
 
 def _entry_kwargs(e: catalogue.Entry) -> dict:
   """How one catalogue entry renders, as FLAN renders its collection: Flan 2021 draws its
-  options' look per example (label targets included); T0-SF shows the options only of the
-  P3 prompts that do not list their own, in the plain "OPTIONS:" list; CoT trains with
+  options' look per example (label targets included) over ten templates per dataset;
+  T0-SF wraps the P3 prompt in FLAN's ten T0 templates and shows the options only of the
+  prompts that do not list their own; CoT trains with
   rationales only (its formats are the CoT ones) and its dataset's own templates; NIv2's
   few-shot form is the definition with the task's positive examples."""
   kw = dict(
@@ -24,14 +25,16 @@ def _entry_kwargs(e: catalogue.Entry) -> dict:
       varied_options=e.collection == "muffin",
       fewshot_patterns=families.FEWSHOT_PATTERNS[e.family], xshot=True,
       num_fewshot=NUM_FEWSHOT, id_key="id" if e.family == "niv2" else None)
-  if e.collection == "t0sf" and not e.options:
-    # P3 rows are prompts already: without options both formats would be the same text.
-    kw["formats"] = ("zsnoopt", "fsnoopt")
   templates = families.TEMPLATES[e.family]
-  own = muffin_templates.DATASETS.get(e.dataset) if e.collection == "muffin" else None
-  if own:
-    templates = own["opt"] + own["noopt"]
-    kw["num_opt_templates"] = len(own["opt"])
+  if e.collection == "t0sf":
+    # FLAN's T0 wrappers around the P3 prompt, in all four formats; the separated-options
+    # prompts show their choices in a style drawn per example.
+    templates = families.T0_WRAPPERS_OPTIONS if e.options else families.T0_WRAPPERS
+    kw.update(varied_options=e.options, fewshot_patterns=families.FEWSHOT_PATTERNS["t0"])
+  if e.collection == "muffin" and e.dataset in muffin_templates.DATASETS:
+    templates = muffin_templates.templates_of(e.dataset)
+  if e.family == "dialog":
+    kw["formats"] = DIALOG_FORMATS
   if e.family == "cot":
     templates = families.COT_TEMPLATES.get(e.dataset, templates)
     kw.update(rationale_key="rationale", formats=("zscot", "fscot"))
@@ -71,9 +74,32 @@ def register_cot_inversions(entries: Iterable[catalogue.Entry],
   return names
 
 
-def register_file_collection(collection: str, data_dir=None) -> list[str]:
-  """Registers a collection whose tasks read `<data_dir>/<collection>/<task>/<split>.jsonl`."""
+def register_dialog_inversions(data_dir=None) -> list[str]:
+  """FLAN's dialog input inversions ("Dialog-II"): write the dialog before a given turn,
+  one task per dialog dataset (`<task>_inversion`, catalogued as
+  `flan2022_dialog_inversion`), in the dialog formats (zero- and few-shot)."""
   root = catalogue.data_dir(data_dir)
+  names = []
+  for e in catalogue.entries("muffin"):
+    if e.family != "dialog":
+      continue
+    names += api.register_flan_task(
+        e.name + INVERSION_SUFFIX, readers.TaskFilesSource(root, "muffin", e.name, e.splits),
+        families.DIALOG_INVERSIONS, metrics=("token_f1",), collection="flan2022_dialog_inversion",
+        category=e.category, language=e.language, dataset=e.dataset, splits=e.splits,
+        xshot=True, num_fewshot=NUM_FEWSHOT, fewshot_patterns=families.FEWSHOT_PATTERNS["dialog"],
+        formats=DIALOG_FORMATS)
+  return names
+
+
+# FLAN's dialog mixtures have zero- and few-shot "opt" forms only (a dialog has no options).
+DIALOG_FORMATS = ("zsopt", "fsopt")
+
+
+def register_file_collection(collection: str, data_dir=None) -> list[str]:
+  """Registers a collection whose tasks read `<data_dir>/<collection>/<task>/<split>.jsonl`
+  (T0-SF's as FLAN reads P3: `readers.P3TaskFilesSource`)."""
+  root = catalogue.data_dir(data_dir)
+  files = readers.P3TaskFilesSource if collection == "t0sf" else readers.TaskFilesSource
   return register_entries(
-      catalogue.entries(collection),
-      lambda e: readers.TaskFilesSource(root, collection, e.name, e.splits))
+      catalogue.entries(collection), lambda e: files(root, collection, e.name, e.splits))

@@ -172,17 +172,77 @@ TEMPLATES: dict[str, tuple[T, ...]] = {
     ),
 }
 
-# CoT input inversion (question from rationale + answer): FLAN's "CoT-II" tasks.
+# T0-SF: FLAN wraps each P3 prompt (its line breaks turned into spaces, readers.p3_fields)
+# in one of ten T0 templates. `T0_WRAPPERS` serve the free-form prompts and those that list
+# their own choices in the P3 text; `T0_WRAPPERS_OPTIONS` the prompts whose choices FLAN
+# shows as a separate options block (`{options}`, in a style drawn per example).
+T0_WRAPPERS = (
+    T("{question}", "{answer}"),
+    T("{question}\nAnswer:", "{answer}"),
+    T("{question}\nA:", "{answer}"),
+    T("Q: {question}\nA:", "{answer}"),
+    T("Question: {question}\nResponse:", "{answer}"),
+    T("Respond to the following. {question}\nAnswer:", "{answer}"),
+    T("Here is a question: {question}\nThe right answer:", "{answer}"),
+    T("{question}\nWhat is the answer?", "{answer}"),
+    T("Please help with this question: {question}\nA:", "{answer}"),
+    T("Consider this: {question}\nYour answer:", "{answer}"),
+)
+T0_WRAPPERS_OPTIONS = (
+    T("{question}{options}", "{answer}"),
+    T("{question}{options}\nAnswer:", "{answer}"),
+    T("{question}{options}\n\nA:", "{answer}"),
+    T("Q: {question}{options}\nA:", "{answer}"),
+    T("Choose the answer to this question: {question}{options}\nAnswer:", "{answer}"),
+    T("{options}\n\n{question}\nAnswer:", "{answer}"),
+    T("{options}\nQ: {question}\nA:", "{answer}"),
+    T("{question}{options}\nThe correct choice is:", "{answer}"),
+    T("From the choices below, answer: {question}{options}\nA:", "{answer}"),
+    T("Question: {question}{options}\nThe answer is:", "{answer}"),
+)
+
+# Dialog input inversions (FLAN's "Dialog-II"): given a turn, write the dialog before it.
+DIALOG_INVERSIONS = (
+    I("Write a conversation that leads up to this reply: \"{answer}\"", "{text}"),
+    I("The next thing said is \"{answer}\". What was said before it?", "{text}"),
+    I("Reply: {answer}\n\nWrite the dialog this reply answers.", "{text}"),
+    I("Make up the earlier turns of a chat whose next message is:\n{answer}", "{text}"),
+    I("{answer}\n\nWhat conversation could come right before this turn?", "{text}"),
+    I("Here is a turn from a dialog: {answer}\nWrite the dialog up to it.", "{text}"),
+    I("Someone answered \"{answer}\". Write the conversation that prompted it.", "{text}"),
+    I("Next turn: {answer}\nPrevious turns:", "{text}"),
+    I("Invent the dialog history for the response below.\n{answer}", "{text}"),
+    I("Given the final reply \"{answer}\", reconstruct the chat that came before.", "{text}"),
+)
+
+# CoT input inversions (FLAN's "CoT-II") in FLAN's four directions, three templates each
+# (twelve: x-shot's 25 consecutive exemplars then keep 2 or 3 of the query's template).
 COT_INVERSION = (
+    # the question, from the rationale and the answer
     I("Answer: {answer}\nReasoning: {rationale}\nWhat was the question?", "{question}"),
     I("Here is an explanation: {rationale} The answer is {answer}. Write the question.",
       "{question}"),
-    I("Reverse-engineer the question from this reasoning and answer.\nReasoning: "
-      "{rationale}\nAnswer: {answer}", "{question}"),
     I("Someone reasoned \"{rationale}\" and concluded \"{answer}\". What were they asked?",
       "{question}"),
-    I("Come up with a question for which this step-by-step reasoning gives the answer "
-      "{answer}.\n{rationale}", "Question: {question}"),
+    # the rationale, from the question and the answer
+    I("{question}\nThe answer is {answer}. Explain how to get there.", "{rationale}"),
+    I("Question: {question}\nAnswer: {answer}\nWrite the reasoning that leads to this answer.",
+      "{rationale}"),
+    I("Why is \"{answer}\" the answer to the following? {question}", "{rationale}"),
+    # the question and the answer, from the rationale
+    I("Reasoning: {rationale}\nWhat question and answer does this reasoning go with?",
+      "Question: {question}\nAnswer: {answer}"),
+    I("Come up with a question and its answer that fit this explanation.\n{rationale}",
+      "Q: {question}\nA: {answer}"),
+    I("{rationale}\n\nWrite the question this reasons about, then its answer.",
+      "{question}\nAnswer: {answer}"),
+    # the question and the rationale, from the answer
+    I("The answer is {answer}. Write a question with this answer and the reasoning for it.",
+      "Question: {question}\nReasoning: {rationale}"),
+    I("Make up a problem whose answer is \"{answer}\", and explain the steps.",
+      "{question}\nExplanation: {rationale}"),
+    I("Answer: {answer}\nGive a question for it, then reason to the answer.",
+      "Q: {question}\nStep by step: {rationale}"),
 )
 
 # CoT answers end in one of several phrasings (FLAN's CoT templates vary them too); every
@@ -194,14 +254,27 @@ COT_ANSWERS = (
     "{rationale} Thus, the final answer is {target}.",
     "{rationale}\nSo the final answer is {target}.",
 )
+# CoT triggers, one per template in turn (FLAN's CoT templates each carry their own); the
+# evaluation suites keep the benchmarks' own "Let's think step by step.".
+COT_TRIGGERS = (
+    "Let's think step by step.",
+    "Let's work this out in steps.",
+    "Reason it through first.",
+    "Think carefully, then answer.",
+    "Let's reason about it.",
+    "Step-by-step reasoning:",
+    "Explain your reasoning, then give the answer.",
+)
 
 
 def _cot(inputs: str, k: int) -> T:
-  return T(inputs, "{answer}", cot_targets=COT_ANSWERS[k % len(COT_ANSWERS)])
+  return T(inputs, "{answer}", cot_trigger=COT_TRIGGERS[k % len(COT_TRIGGERS)],
+           cot_targets=COT_ANSWERS[(3 * k) % len(COT_ANSWERS)])
 
 
 # Dataset-specific CoT templates (the published CoT TSVs hold the question with its own
-# options, when it has any): each states the task of its dataset.
+# options, when it has any): each states the task of its dataset; ten per dataset, its four
+# own prompts then six of the general ones.
 _COT_PROMPTS = {
     "gsm8k": ("Solve this math word problem.\n{question}",
               "{question} Work out the number.", "Q: {question}\nA:",
@@ -230,9 +303,9 @@ _COT_PROMPTS = {
                     "Q: {question}\nA:", "{question}\nUse commonsense.",
                     "Commonsense check: {question}"),
 }
+_COT_GENERAL = [t.inputs for t in TEMPLATES["cot"] if t.inputs != "Q: {question}\nA:"]
 COT_TEMPLATES: dict[str, tuple[T, ...]] = {
-    dataset: tuple(_cot(p, k) for k, p in enumerate(prompts)) +
-    tuple(_cot(t.inputs, k + len(prompts)) for k, t in enumerate(TEMPLATES["cot"][:3]))
+    dataset: tuple(_cot(p, k) for k, p in enumerate(prompts + tuple(_COT_GENERAL[:10 - len(prompts)])))
     for dataset, prompts in _COT_PROMPTS.items()
 }
 
@@ -305,6 +378,8 @@ _PREFIXES = {
     "dialog": (("", ""), ("Conversation: ", "Next: "), ("Input: ", "Response: "),
                ("Q: ", "A: "), ("Chat: ", "Reply: ")),
     "niv2": (("", ""), ("Input: ", "Output: ")),
+    "t0": (("", ""), ("Q: ", "A: "), ("Question: ", "Answer: "), ("Problem: ", "Answer: "),
+           ("input: ", "output: ")),
     "cot": (("", ""),),   # CoT templates carry their own "Q:"/"A:" where they want them
 }
 FEWSHOT_PATTERNS: dict[str, tuple[P, ...]] = {

@@ -12,7 +12,13 @@ COLLECTION = "muffin"
 
 
 def register(data_dir=None) -> list[str]:
+  """Registers the 80 Muffin tasks and the dialog inversions; returns the Muffin task names
+  (the inversions' are in `DIALOG_INVERSION_TASKS`)."""
+  DIALOG_INVERSION_TASKS[:] = _register.register_dialog_inversions(data_dir)
   return _register.register_file_collection(COLLECTION, data_dir)
+
+
+DIALOG_INVERSION_TASKS: list[str] = []
 
 
 TASKS = register()

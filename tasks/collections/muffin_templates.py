@@ -1,10 +1,12 @@
 """Dataset templates of Muffin tasks that state their task, in our own words.
 
-FLAN writes about ten templates per dataset, and a separate set for the formats with and
-without options. Here every one of the 80 Muffin datasets has a template group: `opt`
-templates (the "opt" formats; `{options}` marks the options block) and `noopt` ones (the
-"noopt" formats; they name the answer space in words where the task has one), each
-ending with one input inversion. This module holds the classification, inference,
+FLAN writes ten templates per dataset, rendered by both the formats with and without options
+(the latter with the options removed). Here every one of the 80 Muffin datasets has a
+template group: `opt` templates (`{options}` marks the options block) and `noopt` ones (they
+name the answer space in words where the task has one), each ending with one input
+inversion, plus more inversions (`more_inversions`) or reverse-direction templates
+(`reverse`, translation) where FLAN has them. `templates_of(dataset)` picks the dataset's ten:
+task templates, then its reverse ones, then `INVERSIONS[dataset]` inversions. This module holds the classification, inference,
 data-to-text, summary and reading groups; `muffin_templates_qa.py` the other question
 answering and multiple-choice ones; `muffin_templates_text.py` the text-writing ones
 (emails, debates, translation, text repair, dialog, code). `DATASETS` maps each dataset
@@ -243,6 +245,10 @@ COMMON_GEN = dict(
         T("Words to use: {text}\nYour sentence:", "{answer}"),
         I("Sentence: {answer}\nList the main concepts in it, separated by commas.", "{text}"),
     ),
+    more_inversions=(
+        I("Sentence: {answer}\n\nWhich words in it carry the most meaning?", "{text}"),
+        I("Pick out the important words of this sentence.\n{answer}", "{text}"),
+    ),
 )
 
 TRIPLES = dict(  # DART, WebNLG: subject | relation | object triples -> text
@@ -317,6 +323,10 @@ SENTIMENT = dict(  # IMDB, SST-2, Yelp polarity, Sentiment140: positive or negat
         T("{text}\nOverall tone of the writer?", "{answer}"),
         T("Decide the polarity of this opinion: {text}", "{answer}"),
         I("Write something a person might post that sounds {answer}.", "{text}"),
+    ),
+    more_inversions=(
+        I("Write a {answer} comment about a product or a film.", "{text}"),
+        I("Give an example of a {answer} review.", "{text}"),
     ),
 )
 
@@ -418,6 +428,9 @@ NEWS_SUMMARY = dict(  # CNN/DailyMail, XSum, Newsroom, Multi-News
         T("{text}\nSum this up in a few sentences.", "{answer}"),
         I("Summary: {answer}\nWrite the news article it summarizes.", "{text}"),
     ),
+    more_inversions=(
+        I("Key points:\n{answer}\n\nExpand these points into a full news report.", "{text}"),
+    ),
 )
 
 HEADLINE = dict(  # Gigaword: the first sentence of a story -> its headline
@@ -464,6 +477,9 @@ DIALOG_SUMMARY = dict(  # SAMSum: chat -> summary
         T("Dialogue summary task.\n{text}", "{answer}"),
         I("Summary: {answer}\nWrite the conversation.", "{text}"),
     ),
+    more_inversions=(
+        I("{answer}\n\nWrite the messenger chat this describes.", "{text}"),
+    ),
 )
 
 SCIENCE_MC = dict(  # ARC (easy, challenge), OpenBookQA: grade-school science questions
@@ -489,6 +505,9 @@ SCIENCE_MC = dict(  # ARC (easy, challenge), OpenBookQA: grade-school science qu
         T("Explain in a few words: {question}", "{answer}"),
         T("Test item: {question}", "{answer}"),
         I("The answer is \"{answer}\". Write a science exam question for it.", "{question}"),
+    ),
+    more_inversions=(
+        I("Make up a science test question answered by: {answer}", "{question}"),
     ),
 )
 
@@ -680,3 +699,59 @@ SAME_TASK = {
     "fix a C++ compile error (DrRepair without the error comment)": (
         "dr_repair_plain_code", "dr_repair_line_numbers", "dr_repair_no_errors"),
 }
+
+# Ten templates per dataset, as FLAN writes them; the "opt" and "noopt" formats render the
+# same ten, the "noopt" ones without the options block (FLAN's no-options patterns are its
+# patterns with `{options_}` removed), so x-shot rotates over ten in both.
+TEMPLATES_PER_DATASET = 10
+
+# Input inversions per dataset: how many of FLAN's ten templates for it (flan/v2's
+# flan_templates_branched.py and templates.py) ask for one of the inputs, or for the source
+# side of a generation task, instead of the answer. Datasets not listed keep one. Translation
+# pairs also translate the other way (`reverse` in their group): three of FLAN's ten.
+INVERSIONS = {
+    "rte": 1, "wnli": 0, "cb": 1, "anli_r1": 1, "anli_r2": 1, "anli_r3": 1,
+    "mnli_matched": 0, "mnli_mismatched": 0, "snli": 1, "qnli": 1, "wic": 0, "wsc": 0,
+    "record": 0, "natural_questions": 0, "trivia_qa": 0, "trivia_qa_wiki_missing": 0,
+    "math_dataset": 0, "aeslc": 2, "cnn_dailymail": 3, "gigaword": 2, "multi_news": 2,
+    "newsroom": 3, "samsum": 3, "xsum": 2, "squad_v1": 2, "squad_v2": 0, "drop": 3,
+    "quac": 2, "para_crawl_enes": 0, "wmt14_enfr": 2, "wmt16_translate_csen": 2,
+    "wmt16_translate_deen": 2, "wmt16_translate_fien": 2, "wmt16_translate_roen": 2,
+    "wmt16_translate_ruen": 2, "wmt16_translate_tren": 2, "true_case": 1, "fix_punct": 0,
+    "word_segment": 2, "cosmos_qa": 2, "ag_news_subset": 2, "bool_q": 0,
+    "definite_pronoun_resolution": 0, "glue_mrpc": 0, "glue_qqp": 0, "imdb_reviews": 3,
+    "paws_wiki": 0, "sentiment140": 4, "story_cloze": 2, "copa": 2, "winogrande": 0,
+    "yelp_polarity_reviews": 3, "arc_easy": 3, "arc_challenge": 3, "coqa": 1,
+    "opinion_abstracts_rotten_tomatoes": 3, "opinion_abstracts_idebate": 4, "common_gen": 4,
+    "dart": 2, "e2e_nlg": 0, "web_nlg_en": 2, "wiki_lingua_english_en": 2, "multirc": 2,
+    "cola": 2, "sst2": 2, "trec": 1, "stsb": 2, "hellaswag": 0, "piqa": 2, "openbookqa": 3,
+    # Dialog: FLAN trains the inversions as tasks of their own (Dialog-II, at 0.3 of dialog).
+    "qrecc": 0, "task_master": 0, "wiki_dialog": 0,
+}
+
+# SQuAD v1.1 has no unanswerable questions: its list leaves out the templates that offer
+# "unanswerable" (SQuAD v2's wording).
+_V2_WORDING = ("unanswerable", "cannot be answered")
+
+
+def templates_of(dataset: str) -> tuple:
+  """The ten templates of one Muffin dataset: its group's task templates, then its
+  reverse-direction ones (translation), then its input inversions (`INVERSIONS`)."""
+  group = DATASETS[dataset]
+  both = tuple(group["opt"]) + tuple(group["noopt"])
+  regular = [t for t in both if not t.inverted]
+  if dataset == "squad_v1":
+    regular = [t for t in regular if not any(w in t.inputs for w in _V2_WORDING)]
+  inverted = [t for t in both if t.inverted]
+  if "reverse" in group:
+    reverse, pool = inverted + list(group["reverse"]), list(group.get("inversions", ()))
+  else:
+    reverse, pool = [], inverted + list(group.get("more_inversions", ()))
+  k = INVERSIONS.get(dataset, 1)
+  if k > len(pool):
+    raise ValueError(f"Muffin dataset {dataset!r} wants {k} inversions; its group has {len(pool)}")
+  chosen = regular[:TEMPLATES_PER_DATASET - k - len(reverse)] + reverse + pool[:k]
+  if len(chosen) != TEMPLATES_PER_DATASET:
+    raise ValueError(f"Muffin dataset {dataset!r} has {len(chosen)} templates, not "
+                     f"{TEMPLATES_PER_DATASET}")
+  return tuple(chosen)

@@ -137,6 +137,9 @@ DROP = dict(  # DROP: counting, arithmetic and sorting over a passage
         I("Passage: {context}\nAnswer: {answer}\nWrite a question that requires reasoning "
           "over the passage to reach this answer.", "{question}"),
     ),
+    more_inversions=(
+        I("Write a question about this passage that asks for a count or a sum.\n\n{context}\n\nIts answer: {answer}", "{question}"),
+    ),
 )
 
 HELLASWAG = dict(  # HellaSwag: pick the ending that continues a scene

@@ -68,6 +68,10 @@ DEBATE_CLAIM = dict(  # Opinion abstracts, idebate: arguments of a debate -> the
         T("Give the point of view argued here: {text}", "{answer}"),
         I("Claim: {answer}\nWrite a debate name and numbered arguments for it.", "{text}"),
     ),
+    more_inversions=(
+        I("Write the arguments of a debate whose claim is \"{answer}\".", "{text}"),
+        I("{answer}\n\nGive a debate title and numbered points that back this up.", "{text}"),
+    ),
 )
 
 CRITICS_CONSENSUS = dict(  # Opinion abstracts, Rotten Tomatoes: reviews -> consensus
@@ -95,6 +99,9 @@ CRITICS_CONSENSUS = dict(  # Opinion abstracts, Rotten Tomatoes: reviews -> cons
         T("Give the verdict of these film critics in one sentence.\n{text}", "{answer}"),
         I("Here is a consensus about a movie: {answer}\nWrite the reviews it summarizes.",
           "{text}"),
+    ),
+    more_inversions=(
+        I("Consensus: {answer}\nName a movie it could be about and list a few critic reviews.", "{text}"),
     ),
 )
 
@@ -145,6 +152,13 @@ TRANSLATION = dict(  # ParaCrawl, WMT'14, WMT'16: the language pair is in the fi
         T("Machine translation, {source_lang} to {target_lang}.\nInput: {text}",
           "{answer}"),
         I("{target_lang}: {answer}\nWrite it in {source_lang}.", "{text}"),
+    ),
+    reverse=(
+        I("{target_lang}: {answer}\n{source_lang}:", "{text}"),
+    ),
+    inversions=(
+        I("{answer}\n\nWhat language is this written in?", "{target_lang}"),
+        I("Write a sentence in {source_lang}.", "{text}"),
     ),
 )
 

@@ -82,6 +82,31 @@ class TaskFilesSource(_Lazy):
     return f"TaskFilesSource({self._dir})"
 
 
+def p3_fields(row: dict) -> dict:
+  """A T0/P3 row as FLAN's T0 preprocessor reads it: the P3 prompt becomes `question` with
+  each line break turned into a space, the target `answer` and each answer choice `options`
+  without line breaks (flan/v2 preprocessors.t0). Rows that already carry `question` and
+  `answer` get the same clean-up."""
+  question = row["inputs"] if "inputs" in row else row.get("question", "")
+  answer = row["targets"] if "targets" in row else row.get("answer", "")
+  out = {"question": str(question).replace("\n", " ").strip(),
+         "answer": str(answer).replace("\n", "").strip()}
+  if row.get("options"):
+    out["options"] = [str(o).replace("\n", "").strip() for o in row["options"]]
+  return out
+
+
+class P3TaskFilesSource(TaskFilesSource):
+  """The JSONL files of a T0-SF task (rendered P3 prompts), read as FLAN's T0 tasks read P3:
+  question / answer / options (`p3_fields`), for FLAN's T0 wrapper templates."""
+
+  def examples(self, split):
+    yield from map(p3_fields, super().examples(split))
+
+  def __repr__(self):
+    return f"P3TaskFilesSource({self._dir})"
+
+
 class TfdsSource(_Lazy):
   """A TFDS dataset prepared under `data_dir`; `convert(example) -> dict` maps its
   features to the template family's fields (default: decode bytes, keep names)."""

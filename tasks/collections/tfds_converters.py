@@ -157,26 +157,26 @@ def _trivia_qa_without_wikipedia(ex, names):
   return {"question": ex["question"], "answer": ex["answer"]["value"]}
 
 
-def _turns(utterances) -> str:
-  """Alternating speakers A and B, one turn per line."""
-  return "\n".join(f"{'AB'[i % 2]}: {u}" for i, u in enumerate(utterances))
+# WikiDialog's target: an odd turn (the answering speaker's) among the first 20, drawn per
+# dialog, as FLAN's WikiDialog task does; the passage is not shown.
+DIALOG_TURNS = 20
 
 
 def _wiki_dialog(ex, names):
-  """WikiDialog: an imagined dialog grounded in one passage; the task is its last turn."""
-  utterances = list(ex["utterances"])
-  if len(utterances) < 2:
+  """WikiDialog: the turns before a drawn odd turn, and that turn as the target."""
+  utterances = [str(u) for u in ex["utterances"]]
+  odd = list(range(1, min(len(utterances), DIALOG_TURNS), 2))
+  if not odd:
     return None
-  return {"text": f"{ex['title']}\n{ex['passage']}\n\n{_turns(utterances[:-1])}",
-          "answer": utterances[-1]}
+  t = odd[zlib.crc32("\x1f".join(utterances[:2]).encode("utf-8")) % len(odd)]
+  return {"turns": utterances[:t], "answer": utterances[t]}
 
 
 def _qrecc(ex, names):
   """QReCC: the conversation so far plus the new question; the answer is the next turn."""
   if not ex["answer"].strip() or not ex["question"].strip():
     return None
-  history = list(ex["context"]) + [ex["question"]]
-  return {"text": _turns(history), "answer": ex["answer"]}
+  return {"turns": list(ex["context"]) + [ex["question"]], "answer": ex["answer"]}
 
 
 def _sentence_edit(slot: int, corrupt: Callable[[str], str]):
