@@ -22,7 +22,7 @@ from flan_jax.tasks.collections import muffin_templates_text as text
 
 _THREE_WAY = "Answer yes, no, or it is not possible to tell."
 
-NLI3 = dict(
+NLI3 = dict(  # ANLI: adversarial three-way entailment
     opt=(
         T("Premise: {premise}\nHypothesis: {hypothesis}\nDoes the premise entail the "
           "hypothesis?{options}", "{answer}"),
@@ -56,7 +56,7 @@ NLI3 = dict(
     ),
 )
 
-NLI2 = dict(  # RTE: two-way entailment
+NLI2 = dict(  # RTE: two-way entailment of a sentence by a text
     opt=(
         T("{premise}\n\nDoes the text above entail \"{hypothesis}\"?{options}", "{answer}"),
         T("Text: {premise}\nHypothesis: {hypothesis}\nIs the hypothesis entailed?{options}",
@@ -407,7 +407,7 @@ QUESTION_TYPE = dict(  # TREC: what kind of answer a question asks for
     ),
 )
 
-NEWS_SUMMARY = dict(  # CNN/DailyMail, XSum, Newsroom, Multi-News
+NEWS_SUMMARY = dict(  # CNN/DailyMail: an article -> its highlights
     opt=(
         T("{text}\n\nWrite a short summary of this news article.", "{answer}"),
         T("Summarize the main points of the article below.\n\n{text}", "{answer}"),
@@ -639,16 +639,200 @@ LAST_WORD = dict(  # LAMBADA: predict the final word of a passage
     ),
 )
 
+_TELL = "Answer yes, no, or it is impossible to say."
+
+MNLI = dict(  # MultiNLI: premises from ten genres of written and spoken English
+    opt=(
+        T("{premise}\n\nIf that is true, is this also true? {hypothesis}{options}", "{answer}"),
+        T("Statement one: {premise}\nStatement two: {hypothesis}\nDoes the first statement "
+          "imply the second?{options}", "{answer}"),
+        T("Here is a sentence from a longer text: \"{premise}\"\nWould \"{hypothesis}\" then "
+          "be right?{options}", "{answer}"),
+        T("Is the claim \"{hypothesis}\" entailed by the following?\n{premise}{options}",
+          "{answer}"),
+        T("{premise}\nGiven the sentence above, does it hold that {hypothesis}{options}",
+          "{answer}"),
+        T("Genre-agnostic inference.\nPremise: {premise}\nHypothesis: {hypothesis}{options}",
+          "{answer}"),
+        I("Premise: {premise}\nWrite a hypothesis whose relation to it is \"{answer}\".",
+          "{hypothesis}"),
+    ),
+    noopt=(
+        T("{premise}\nDoes that mean {hypothesis} " + _TELL, "{answer}"),
+        T("Premise: \"{premise}\" Hypothesis: \"{hypothesis}\" Entailment, contradiction or "
+          "neither (yes / no / it is not possible to tell)?", "{answer}"),
+        T("Suppose it is true that {premise} Then is it true that {hypothesis}?", "{answer}"),
+        T("Sentence A: {premise}\nSentence B: {hypothesis}\nDoes A support B?", "{answer}"),
+        T("Think about this: {premise}\nCould one conclude \"{hypothesis}\"?", "{answer}"),
+        T("{premise} Therefore, {hypothesis}? Is this a valid inference?", "{answer}"),
+        I("Write a sentence that stands in the relation \"{answer}\" to this one: {premise}",
+          "{hypothesis}"),
+    ),
+)
+
+CB = dict(  # CommitmentBank: does the speaker of a short text commit to an embedded clause
+    opt=(
+        T("{premise}\n\nDoes the speaker of this text believe that \"{hypothesis}\"?{options}",
+          "{answer}"),
+        T("Text: {premise}\nIs the author committed to \"{hypothesis}\" being true?{options}",
+          "{answer}"),
+        T("Read the passage and decide if it implies the clause that follows.\n{premise}\n"
+          "Clause: {hypothesis}{options}", "{answer}"),
+        T("{premise}\nFrom this, can you tell that {hypothesis}?{options}", "{answer}"),
+        T("Here is a piece of conversation or prose: {premise}\nDoes it commit to this: "
+          "{hypothesis}{options}", "{answer}"),
+        T("Passage:\n{premise}\n\nQuestion: is \"{hypothesis}\" implied?{options}", "{answer}"),
+        I("{premise}\n\nWrite a clause that this passage relates to as \"{answer}\".",
+          "{hypothesis}"),
+    ),
+    noopt=(
+        T("{premise}\nDoes the writer hold that {hypothesis}? " + _TELL, "{answer}"),
+        T("Given the text \"{premise}\", is it the case that \"{hypothesis}\"?", "{answer}"),
+        T("Commitment check.\nText: {premise}\nProposition: {hypothesis}", "{answer}"),
+        T("{premise}\n\nWould the speaker agree that {hypothesis}?", "{answer}"),
+        T("Decide whether the text entails the statement (yes, no, or unclear).\n{premise}\n"
+          "Statement: {hypothesis}", "{answer}"),
+        T("Based only on this passage: {premise}\nIs it true that {hypothesis}?", "{answer}"),
+        I("Text: {premise}\nWrite an embedded statement; the text's commitment to it: {answer}.",
+          "{hypothesis}"),
+    ),
+)
+
+SNLI = dict(  # SNLI: image captions as premises
+    opt=(
+        T("A photo caption reads: \"{premise}\"\nCan we say that \"{hypothesis}\"?{options}",
+          "{answer}"),
+        T("Caption: {premise}\nStatement: {hypothesis}\nDoes the caption entail the "
+          "statement?{options}", "{answer}"),
+        T("{premise}\n\nIf this describes a picture, is the following true of it? "
+          "{hypothesis}{options}", "{answer}"),
+        T("Picture description: {premise}\nClaim about the picture: {hypothesis}\nIs the claim "
+          "right?{options}", "{answer}"),
+        T("Given the scene \"{premise}\", is \"{hypothesis}\" accurate?{options}", "{answer}"),
+        T("Scene: {premise}\nInference: {hypothesis}\nValid?{options}", "{answer}"),
+        I("Scene: {premise}\nDescribe the same scene in a sentence whose relation to it is "
+          "\"{answer}\".", "{hypothesis}"),
+    ),
+    noopt=(
+        T("{premise}\nDoes that imply that {hypothesis}? " + _TELL, "{answer}"),
+        T("An image shows: {premise}\nIs it true that {hypothesis}?", "{answer}"),
+        T("Look at this caption: \"{premise}\" Then judge: \"{hypothesis}\"", "{answer}"),
+        T("If \"{premise}\" is what we see, must \"{hypothesis}\" be true?", "{answer}"),
+        T("Caption entailment. {premise} => {hypothesis}?", "{answer}"),
+        T("Premise (a caption): {premise}\nHypothesis: {hypothesis}\nAnswer:", "{answer}"),
+        I("Caption: {premise}\nWrite a second caption that is \"{answer}\" given the first.",
+          "{hypothesis}"),
+    ),
+)
+
+WNLI = dict(  # WNLI: a Winograd sentence and the same sentence with a pronoun resolved
+    opt=(
+        T("{premise}\n\nWith the pronoun filled in, is this still what it says? "
+          "{hypothesis}{options}", "{answer}"),
+        T("Sentence 1: {premise}\nSentence 2: {hypothesis}\nDoes the second follow from the "
+          "first?{options}", "{answer}"),
+        T("Read: \"{premise}\"\nDoes that mean \"{hypothesis}\"?{options}", "{answer}"),
+        T("{premise}\nIf a pronoun above is replaced as below, is the result true?\n"
+          "{hypothesis}{options}", "{answer}"),
+        T("Pronoun resolution as entailment.\nText: {premise}\nReading: {hypothesis}{options}",
+          "{answer}"),
+        T("Is \"{hypothesis}\" a correct reading of \"{premise}\"?{options}", "{answer}"),
+        I("{premise}\n\nRewrite this sentence with one pronoun replaced so that the answer to "
+          "\"is it entailed?\" is {answer}.", "{hypothesis}"),
+    ),
+    noopt=(
+        T("{premise}\nDoes this imply that {hypothesis}? Yes or no?", "{answer}"),
+        T("Original: {premise}\nResolved: {hypothesis}\nIs the resolution right?", "{answer}"),
+        T("Does the sentence \"{premise}\" tell us that {hypothesis}?", "{answer}"),
+        T("{premise} -- so, {hypothesis} True or not?", "{answer}"),
+        T("Here, who does the pronoun mean? {premise}\nIs it as in: {hypothesis}", "{answer}"),
+        T("Check whether the second sentence follows.\n{premise}\n{hypothesis}", "{answer}"),
+        I("Sentence: {premise}\nWrite a version of it with a pronoun spelled out; entailed: "
+          "{answer}.", "{hypothesis}"),
+    ),
+)
+
+XSUM = dict(  # XSum: a BBC article -> its one-sentence summary
+    opt=(
+        T("{text}\n\nSum up this article in one sentence.", "{answer}"),
+        T("Write a single-sentence summary of the story below.\n\n{text}", "{answer}"),
+        T("Article: {text}\n\nOne-line summary:", "{answer}"),
+        T("What is this BBC report about, in one sentence?\n{text}", "{answer}"),
+        T("{text}\n\nGive the article's main point in a sentence.", "{answer}"),
+        T("Here is a news story. Write the sentence that would introduce it.\n\n{text}",
+          "{answer}"),
+        I("Write a news article that could be summarised as: {answer}", "{text}"),
+    ),
+    noopt=(
+        T("Summarise in one sentence:\n\n{text}", "{answer}"),
+        T("{text}\n\nIn one sentence:", "{answer}"),
+        T("Story: {text}\nExtreme summary:", "{answer}"),
+        T("Read this and say in a sentence what it reports.\n{text}", "{answer}"),
+        T("{text}\nWhat is the single most important fact here?", "{answer}"),
+        T("Compress this article to one sentence.\n{text}", "{answer}"),
+        I("One-sentence summary: {answer}\nWrite the article.", "{text}"),
+    ),
+)
+
+NEWSROOM = dict(  # Newsroom: a news article -> its summary from the publisher's metadata
+    opt=(
+        T("{text}\n\nWrite a short summary for this news article, as a newspaper's web page "
+          "would show it.", "{answer}"),
+        T("Summarize the following article in a sentence or two.\n\n{text}", "{answer}"),
+        T("Article text: {text}\n\nTeaser:", "{answer}"),
+        T("What would be a good blurb for this article?\n{text}", "{answer}"),
+        T("{text}\n\nWhat is the article's summary?", "{answer}"),
+        T("Here is a news article from a publisher's site. Write its summary.\n\n{text}",
+          "{answer}"),
+        I("Write an article to go with this summary: {answer}", "{text}"),
+    ),
+    noopt=(
+        T("Write a summary of this news piece:\n\n{text}", "{answer}"),
+        T("{text}\n\nBlurb:", "{answer}"),
+        T("News text: {text}\nShort description:", "{answer}"),
+        T("In a couple of sentences, what does this article say?\n{text}", "{answer}"),
+        T("{text}\nSummarize for a news feed.", "{answer}"),
+        T("Give a brief description of this article.\n{text}", "{answer}"),
+        I("Summary: {answer}\nWrite the full news article.", "{text}"),
+    ),
+    more_inversions=(
+        I("A newspaper describes a story as \"{answer}\". Write that story.", "{text}"),
+    ),
+)
+
+MULTI_NEWS = dict(  # Multi-News: several articles on one event -> one summary
+    opt=(
+        T("{text}\n\nWrite one summary that covers these news articles.", "{answer}"),
+        T("Summarize what these reports say together.\n\n{text}", "{answer}"),
+        T("Articles: {text}\n\nCombined summary:", "{answer}"),
+        T("Several sources report on the same event:\n{text}\nSummarize the event.",
+          "{answer}"),
+        T("{text}\n\nWhat do these articles tell us, in a paragraph?", "{answer}"),
+        T("Here are news reports from different outlets. Write a single overview.\n\n{text}",
+          "{answer}"),
+        I("Write several news reports on the event summarised here: {answer}", "{text}"),
+    ),
+    noopt=(
+        T("Multi-document summary:\n\n{text}", "{answer}"),
+        T("{text}\n\nOverview:", "{answer}"),
+        T("Sources: {text}\nWrite what they agree happened.", "{answer}"),
+        T("Merge these reports into one summary.\n{text}", "{answer}"),
+        T("{text}\nGive a short account of the event these articles describe.", "{answer}"),
+        T("Read the articles and write one paragraph summing them up.\n{text}", "{answer}"),
+        I("Summary: {answer}\nWrite the news articles it is drawn from.", "{text}"),
+    ),
+)
+
 # catalogue dataset name -> its template sets
 DATASETS = {
-    "anli_r1": NLI3, "anli_r2": NLI3, "anli_r3": NLI3, "cb": NLI3, "mnli_matched": NLI3,
-    "mnli_mismatched": NLI3, "snli": NLI3, "rte": NLI2, "wnli": NLI2, "qnli": QNLI,
+    "anli_r1": NLI3, "anli_r2": NLI3, "anli_r3": NLI3, "cb": CB, "mnli_matched": MNLI,
+    "mnli_mismatched": MNLI, "snli": SNLI, "rte": NLI2, "wnli": WNLI, "qnli": QNLI,
     "glue_mrpc": PARAPHRASE, "glue_qqp": PARAPHRASE, "paws_wiki": PARAPHRASE, "stsb": STSB,
     "wic": WIC, "common_gen": COMMON_GEN, "dart": TRIPLES, "web_nlg_en": TRIPLES,
     "e2e_nlg": E2E, "imdb_reviews": SENTIMENT, "sst2": SENTIMENT,
     "yelp_polarity_reviews": SENTIMENT, "sentiment140": SENTIMENT, "ag_news_subset": TOPIC,
     "cola": ACCEPTABILITY, "trec": QUESTION_TYPE, "cnn_dailymail": NEWS_SUMMARY,
-    "xsum": NEWS_SUMMARY, "newsroom": NEWS_SUMMARY, "multi_news": NEWS_SUMMARY,
+    "xsum": XSUM, "newsroom": NEWSROOM, "multi_news": MULTI_NEWS,
     "gigaword": HEADLINE, "samsum": DIALOG_SUMMARY, "arc_easy": SCIENCE_MC,
     "arc_challenge": SCIENCE_MC, "openbookqa": SCIENCE_MC, "copa": CAUSAL, "piqa": PHYSICAL,
     "bool_q": YES_NO_QA, "squad_v1": EXTRACTIVE, "squad_v2": EXTRACTIVE, "lambada": LAST_WORD,
@@ -678,15 +862,13 @@ DATASETS = {
 # The groups several datasets share, and why they are one task. Every other group
 # belongs to one dataset (tests/test_flan_fidelity.py checks both).
 SAME_TASK = {
-    "three-way entailment (yes / no / cannot tell)": (
-        "anli_r1", "anli_r2", "anli_r3", "cb", "mnli_matched", "mnli_mismatched", "snli"),
-    "two-way entailment of a sentence by a text": ("rte", "wnli"),
+    "three-way entailment over adversarial rounds (ANLI r1-r3)": ("anli_r1", "anli_r2", "anli_r3"),
+    "MultiNLI, matched and mismatched genres": ("mnli_matched", "mnli_mismatched"),
     "paraphrase or duplicate: do two texts mean the same": (
         "glue_mrpc", "glue_qqp", "paws_wiki"),
     "positive or negative sentiment of a review or post": (
         "imdb_reviews", "sst2", "yelp_polarity_reviews", "sentiment140"),
     "subject | relation | object triples to text": ("dart", "web_nlg_en"),
-    "summarise a news article": ("cnn_dailymail", "xsum", "newsroom", "multi_news"),
     "grade-school science multiple choice": ("arc_easy", "arc_challenge", "openbookqa"),
     "extractive QA over a Wikipedia paragraph (SQuAD v1 and v2)": ("squad_v1", "squad_v2"),
     "trivia question without a document (one TriviaQA question set)": (
