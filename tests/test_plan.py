@@ -58,18 +58,21 @@ def test_palm_540b_fits_the_papers_512_chips():
   assert p.gradients == p.params
   # Adafactor factored moments are tiny next to the parameters even replicated.
   assert p.optimizer < 0.3 * p.params
-  # remat='full' keeps one [tokens, D] bf16 carry per layer: 118 x 2560 x 18432 x 2 bytes.
-  assert p.activations == pytest.approx(118 * 2560 * 18432 * 2, rel=0.01)
+  # remat='full' keeps one [tokens, D] bf16 carry per layer, sharded over the 16 model shards
+  # as well (ModelConfig.shard_residual): 118 x 2560 x 18432 x 2 bytes / 16; beside the layers,
+  # the sequence's float32 [2560, 2560] attention mask.
+  assert p.activations == pytest.approx(118 * 2560 * 18432 * 2 / 16 + 2560 * 2560 * 4, rel=0.01)
 
 
 def test_palm_540b_does_not_fit_small_slices(capsys):
   _, tiny_slice = _plan(PALM_540B, "v4-8")
   assert not tiny_slice.fits and tiny_slice.total - tiny_slice.hbm > 1000 * GiB
   assert any("does not divide 4 devices" in n for n in tiny_slice.notes)
-  # Half the paper's chips: with fp32 parameters and gradients (16 GiB) and two sequences
-  # per data shard, the recipe's 16-way tensor x 16-way FSDP mesh is over 32 GiB.
+  # Half the paper's chips: fp32 parameters and gradients (16 GiB) and two sequences per data
+  # shard fit the recipe's 16-way tensor x 16-way FSDP mesh only because the saved residual
+  # stream is split over the tensor axis too (XLA:TPU: 22.81 GiB, docs/plans.md).
   _, half = _plan(PALM_540B, "v4-512")
-  assert not half.fits and half.total - half.hbm > 5 * GiB
+  assert half.fits and half.total > 16 * GiB
 
   assert plan_cli.main(["--gin_file=" + PALM_540B[0], "--topology=v4-8"]) == 1
   out = capsys.readouterr().out
@@ -77,7 +80,7 @@ def test_palm_540b_does_not_fit_small_slices(capsys):
   assert last.startswith("DOES NOT FIT on v4-8:") and last.endswith("GiB over per device")
   over_gib = float(last.split(":")[1].split("GiB")[0])
   assert over_gib == pytest.approx((tiny_slice.total - tiny_slice.hbm) / GiB, abs=0.01)
-  assert "smallest   v4-1024 fits" in out
+  assert "smallest   v4-512 fits" in out
 
 
 def test_main_reports_fit(capsys):

@@ -33,6 +33,8 @@ LOGICAL_AXIS_RULES: tuple[tuple[str, Any], ...] = (
     ("heads", "model"),
     ("kv", None),
     ("embed", "fsdp"),
+    # The residual stream between layers when a model shards it (ModelConfig.shard_residual).
+    ("residual_embed", "model"),
     ("length", None),
     ("layers", None),
     ("relpos_buckets", None),

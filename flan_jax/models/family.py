@@ -40,6 +40,9 @@ REMAT_POLICIES = {
     "dots_with_no_batch_dims": jax.checkpoint_policies.checkpoint_dots_with_no_batch_dims,
 }
 
+# Model fields that change how, not what, is computed: a run may resume with other values.
+HOW_NOT_WHAT = ("dropout_rate", "remat_policy", "dtype", "shard_residual")
+
 
 def layer_stack(layer_cls, config, num_layers: int, static: tuple[str, ...] = ("deterministic", "decode")):
   """The layer class rematerialised under `config.remat_policy` and, with `config.scan_layers`,
@@ -124,6 +127,14 @@ class ModelConfig:
 
   vocab_size V, emb_dim D, num_heads H, head_dim K, mlp_dim F; `mlp_activations` has one
   entry per input projection of the (gated) MLP; `dtype` is the activation dtype.
+  `shard_residual`: the residual stream between layers (what a rematerialised layer stack
+  saves for the backward pass) is sharded over the `model` axis as well as the batch
+  (logical name `residual_embed`), so each chip keeps 1/model of it; the tensor-parallel
+  all-reduce after a layer becomes a reduce-scatter, and the next layer gathers its input
+  (the same bytes on the wire). It changes where values live, not what is computed. On by
+  default: XLA:TPU gives Flan-T5-XXL on v4-128 3.87 GiB/chip and 870 GiB of HBM traffic per
+  step against 6.90 and 1,156 without it, Flan-PaLM 62B 12.53 against 22.59 GiB
+  (docs/plans.md); without a `model` axis it changes nothing.
   """
   vocab_size: int = 32128
   emb_dim: int = 512
@@ -135,6 +146,7 @@ class ModelConfig:
   dtype: str = "float32"
   layer_norm_epsilon: float = 1e-6
   remat_policy: str = "none"
+  shard_residual: bool = True
 
   def __post_init__(self):
     object.__setattr__(self, "mlp_activations", tuple(self.mlp_activations))

@@ -85,7 +85,8 @@ class DecoderLayer(nn.Module):
         y_BxLxD, deterministic)
     branch_BxLxD = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(
         attn_BxLxD + mlp_BxLxD, deterministic=deterministic)
-    return constrain(x_BxLxD + branch_BxLxD, ("batch", "length", "embed")), None
+    residual = "residual_embed" if cfg.shard_residual else "embed"
+    return constrain(x_BxLxD + branch_BxLxD, ("batch", "length", residual)), None
 
 
 def attention_bias(segment_ids_BxL: Array, causal_attention_BxL: Array | None, prefix_bidirectional: bool) -> Array:

@@ -24,7 +24,7 @@ import shutil
 from typing import Any
 
 from flan_jax import models
-from flan_jax.models.family import Family, ModelConfig
+from flan_jax.models.family import HOW_NOT_WHAT, Family, ModelConfig
 from flan_jax.runtime import gin_utils
 
 RECORD_FILE = "model.json"
@@ -215,7 +215,7 @@ def check_same_model(model_dir: str, config: ModelConfig) -> None:
     diff = f"it holds a {saved.family.name} model, this run is {family.name}"
   else:
     old, new = saved.config.to_dict(), config.to_dict()
-    fields = [k for k in new if old.get(k) != new[k] and k not in ("dropout_rate", "remat_policy", "dtype")]
+    fields = [k for k in new if old.get(k) != new[k] and k not in HOW_NOT_WHAT]
     if not fields:
       return
     diff = ", ".join(f"{k}={old.get(k)!r} there, {new[k]!r} here" for k in fields[:4])

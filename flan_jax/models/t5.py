@@ -89,7 +89,7 @@ class EncoderLayer(nn.Module):
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_mlp_layer_norm")(x_BxLxD)
     y = layers.GatedMlp(cfg.mlp_dim, cfg.mlp_activations, cfg.dropout_rate, dt, name="mlp")(y, deterministic)
     x_BxLxD = x_BxLxD + nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(y, deterministic=deterministic)
-    return constrain(x_BxLxD, ("batch", "length", "embed")), None
+    return constrain(x_BxLxD, ("batch", "length", "residual_embed" if cfg.shard_residual else "embed")), None
 
 
 class DecoderLayer(nn.Module):
@@ -131,7 +131,7 @@ class DecoderLayer(nn.Module):
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_mlp_layer_norm")(x_BxLxD)
     y = layers.GatedMlp(cfg.mlp_dim, cfg.mlp_activations, cfg.dropout_rate, dt, name="mlp")(y, deterministic)
     x_BxLxD = x_BxLxD + drop(y)
-    return constrain(x_BxLxD, ("batch", "length", "embed")), None
+    return constrain(x_BxLxD, ("batch", "length", "residual_embed" if cfg.shard_residual else "embed")), None
 
 
 class Encoder(nn.Module):

@@ -251,18 +251,24 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
   copy = 1 if act != 4 and f32_logits else 0
   work = dict(copy=0, soft=f32 if f32_logits else 1) if layout.recompute_fuses_softmax_cast else {}
 
+  # A policy that saves matmul outputs keeps only those the backward reads: not the output
+  # projections' (attention out, MLP wo), which only feed the residual sum. Fitted on the
+  # compiled Flan-PaLM 62B row (docs/plans.md, remat dots_with_no_batch_dims).
+  out_proj = 0 if keep in (1, 2) else d
+
   def attention(block, copy: float = copy, soft: float = soft) -> list[float]:
     """[proj, scores, other] per query token (K/V projections amortised per query token)."""
     kvh = split(block.kv_heads) if block.kv_heads == cfg.num_heads else block.kv_heads
     kv = 2 * kvh * k * (block.kv_length / block.query_length)
-    return [h * k + kv + d, h * block.kv_length + h * k, (soft + copy) * h * block.kv_length + 3 * h * k]
+    return [h * k + kv + out_proj, h * block.kv_length + h * k, (soft + copy) * h * block.kv_length + 3 * h * k]
 
   def layer(stack, **kw) -> tuple[float, float]:
     parts = [attention(a, **kw) for a in stack.attention]
-    proj = sum(p[0] for p in parts) + mlp_proj
+    proj = sum(p[0] for p in parts) + mlp_proj - d + out_proj
     scores = sum(p[1] for p in parts)
     other = sum(p[2] for p in parts) + mlp_other + stack.other * d
-    cats = [d, proj, scores, other]
+    residual = d / m if cfg.shard_residual and d % m == 0 else d  # the layer's input, kept
+    cats = [residual, proj, scores, other]
     return sum(cats[:keep + 1]), sum(cats)
 
   saved = seqs * sum(s.num_layers * s.length * layer(s)[0] for s in layout.stacks) * act
