@@ -92,3 +92,28 @@ def test_mesh_config_errors_name_the_setting():
   with pytest.raises(ValueError, match="model parallel size 3 does not divide the 8 devices"):
     partitioning.make_mesh(partitioning.MeshConfig(model_parallel=3))
   assert partitioning.MeshConfig(num_partitions=4, fsdp=True).axis_sizes(8) == (1, 2, 4)
+
+
+@pytest.mark.slow
+def test_the_residual_stream_is_sharded_over_the_model_axis(reference):
+  """`ModelConfig.shard_residual` (the default): the layers' outputs carry a sharding over
+  ('data', 'fsdp') x 'model'; turned off, over the batch only. The step is the same."""
+  import dataclasses
+  from tests.helpers import TINY_T5
+  from jax.sharding import PartitionSpec as P
+  assert partitioning.logical_to_mesh_spec(("batch", "length", "residual_embed")) == P(("data", "fsdp"), None, "model")
+  batch, ref_loss, ref_grads, _, _ = reference
+  texts = {}
+  for on in (True, False):
+    tr = make_trainer(partitioning.MeshConfig(model_parallel=2), batch=batch,
+                      config=dataclasses.replace(TINY_T5, shard_residual=on))
+    state = tr.init_state(0)
+    gbatch = trainer.global_batch(batch, tr.batch_shardings)
+    loss, grads = tr.loss_and_grads(state.params, gbatch)
+    assert abs(float(loss) - ref_loss) / ref_loss < 1e-5
+    assert tree_max_rel_diff(jax.device_get(grads), ref_grads) < 1e-5
+    texts[on] = tr.lower_loss_and_grads(state.params, gbatch).as_text()
+  # [batch over data and fsdp, length, embed over model] on the residual, only when on.
+  tiled = '[{"data", "fsdp"}, {}, {"model"}]'
+
+  assert texts[True].count(tiled) > texts[False].count(tiled)
