@@ -122,7 +122,7 @@ QNLI = dict(  # question + sentence: does the sentence answer it
     ),
 )
 
-PARAPHRASE = dict(  # MRPC, QQP, PAWS: do two texts say the same thing
+PARAPHRASE = dict(  # MRPC: do two news sentences say the same thing
     opt=(
         T("Do these two sentences mean the same thing?\n{premise}\n{hypothesis}{options}",
           "{answer}"),
@@ -302,7 +302,7 @@ E2E = dict(  # restaurant meaning representations -> description
     ),
 )
 
-SENTIMENT = dict(  # IMDB, SST-2, Yelp polarity, Sentiment140: positive or negative
+SENTIMENT = dict(  # IMDB: a film review, positive or negative
     opt=(
         T("{text}\n\nIs the sentiment of this review positive or negative?{options}",
           "{answer}"),
@@ -482,7 +482,7 @@ DIALOG_SUMMARY = dict(  # SAMSum: chat -> summary
     ),
 )
 
-SCIENCE_MC = dict(  # ARC (easy, challenge), OpenBookQA: grade-school science questions
+SCIENCE_MC = dict(  # ARC (easy, challenge): grade-school science questions
     opt=(
         T("Answer this science question.\n{question}{options}", "{answer}"),
         T("Question: {question}\nWhich answer is scientifically correct?{options}",
@@ -587,7 +587,7 @@ YES_NO_QA = dict(  # BoolQ: passage + yes/no question
     ),
 )
 
-EXTRACTIVE = dict(  # SQuAD v1/v2: answer span from the passage ("unanswerable" in v2)
+EXTRACTIVE = dict(  # SQuAD v1.1: an answer span from the passage
     opt=(
         T("{context}\n\nAnswer with a span from the passage: {question}", "{answer}"),
         T("Passage: {context}\nQuestion: {question}\nCopy the answer from the passage "
@@ -823,19 +823,191 @@ MULTI_NEWS = dict(  # Multi-News: several articles on one event -> one summary
     ),
 )
 
+QQP = dict(  # Quora Question Pairs: are two questions asking the same thing
+    opt=(
+        T("Are these two questions asking the same thing?\n{premise}\n{hypothesis}{options}",
+          "{answer}"),
+        T("Question 1: {premise}\nQuestion 2: {hypothesis}\nWould one answer serve both?{options}",
+          "{answer}"),
+        T("On a Q&A site, should \"{hypothesis}\" be merged into \"{premise}\"?{options}",
+          "{answer}"),
+        T("{premise}\n{hypothesis}\nDuplicate questions?{options}", "{answer}"),
+        T("Is \"{premise}\" the same question as \"{hypothesis}\"?{options}", "{answer}"),
+        T("Two users asked:\n- {premise}\n- {hypothesis}\nDid they ask the same thing?{options}",
+          "{answer}"),
+        I("Write a question that is {answer} a duplicate of: {premise}", "{hypothesis}"),
+    ),
+    noopt=(
+        T("Do the questions \"{premise}\" and \"{hypothesis}\" have the same intent? Yes or no.",
+          "{answer}"),
+        T("First question: {premise}\nSecond question: {hypothesis}\nSame question?", "{answer}"),
+        T("Would an answer to \"{premise}\" also answer \"{hypothesis}\"?", "{answer}"),
+        T("Duplicate-question check.\n{premise}\n{hypothesis}", "{answer}"),
+        T("{premise} / {hypothesis} -- the same question asked twice?", "{answer}"),
+        T("Someone asks \"{premise}\" and someone else \"{hypothesis}\". Same thing?", "{answer}"),
+        I("Question: {premise}\nWrite another question; a duplicate of it? {answer}.", "{hypothesis}"),
+    ),
+)
+
+PAWS = dict(  # PAWS: paraphrase pairs with high word overlap
+    opt=(
+        T("These sentences use nearly the same words. Do they mean the same?\n{premise}\n"
+          "{hypothesis}{options}", "{answer}"),
+        T("Sentence A: {premise}\nSentence B: {hypothesis}\nDoes swapping words change the "
+          "meaning here?{options}", "{answer}"),
+        T("\"{premise}\"\n\"{hypothesis}\"\nSame meaning, or does the word order change it?{options}",
+          "{answer}"),
+        T("Is the second sentence a paraphrase of the first?\n{premise}\n{hypothesis}{options}",
+          "{answer}"),
+        T("Read both carefully: {premise} | {hypothesis} Equivalent?{options}", "{answer}"),
+        T("Word-overlap paraphrase test.\n1: {premise}\n2: {hypothesis}{options}", "{answer}"),
+        I("Rearrange the words of \"{premise}\" so that the answer to \"same meaning?\" is {answer}.",
+          "{hypothesis}"),
+    ),
+    noopt=(
+        T("Do these mean the same thing? {premise} / {hypothesis}", "{answer}"),
+        T("{premise}\n{hypothesis}\nParaphrases, yes or no?", "{answer}"),
+        T("Same words, same meaning? First: {premise} Second: {hypothesis}", "{answer}"),
+        T("Decide if the two sentences say the same.\n{premise}\n{hypothesis}", "{answer}"),
+        T("Does \"{hypothesis}\" restate \"{premise}\"?", "{answer}"),
+        T("Compare: \"{premise}\" vs. \"{hypothesis}\". Equivalent meaning?", "{answer}"),
+        I("Sentence: {premise}\nScramble some of its words into a new sentence; same meaning: {answer}.",
+          "{hypothesis}"),
+    ),
+)
+
+SST2 = dict(  # SST-2: one sentence from a film review
+    opt=(
+        T("Film review sentence: \"{text}\"\nIs it positive or negative?{options}", "{answer}"),
+        T("{text}\n\nHow does this sentence from a movie review feel?{options}", "{answer}"),
+        T("Sentiment of this line about a film: {text}{options}", "{answer}"),
+        T("Does the critic like the movie, judging from \"{text}\"?{options}", "{answer}"),
+        T("Movie review snippet: {text}\nTone?{options}", "{answer}"),
+        T("Classify this review phrase: {text}{options}", "{answer}"),
+        I("Write a {answer} sentence from a film review.", "{text}"),
+    ),
+    noopt=(
+        T("Is this movie review sentence positive or negative? {text}", "{answer}"),
+        T("\"{text}\" -- did the reviewer enjoy the film?", "{answer}"),
+        T("Review line: {text}\nSentiment:", "{answer}"),
+        T("{text}\nIs the critic praising or panning?", "{answer}"),
+        T("What is the polarity of this film critique? {text}", "{answer}"),
+        T("Tell whether the following movie comment is favourable: {text}", "{answer}"),
+        I("Give a one-sentence {answer} opinion of a movie.", "{text}"),
+    ),
+)
+
+YELP = dict(  # Yelp polarity: a business review
+    opt=(
+        T("Business review: {text}\nDid the customer have a good experience?{options}", "{answer}"),
+        T("{text}\n\nIs this review of a restaurant or shop positive or negative?{options}",
+          "{answer}"),
+        T("What does this Yelp-style review say about the place?\n{text}{options}", "{answer}"),
+        T("Customer feedback: \"{text}\"\nSentiment?{options}", "{answer}"),
+        T("Would the writer of this review come back?\n{text}{options}", "{answer}"),
+        T("Rate the tone of this local-business review.\n{text}{options}", "{answer}"),
+        I("Write a {answer} review of a local business.", "{text}"),
+    ),
+    noopt=(
+        T("Is this business review positive or negative?\n{text}", "{answer}"),
+        T("{text}\nWas the reviewer pleased with the place?", "{answer}"),
+        T("Review: {text}\nOverall sentiment:", "{answer}"),
+        T("Judge this customer's opinion: {text}", "{answer}"),
+        T("Does the following review recommend the business? {text}", "{answer}"),
+        T("Positive or negative experience? {text}", "{answer}"),
+        I("Write a customer review of a restaurant that is {answer}.", "{text}"),
+    ),
+    more_inversions=(
+        I("A diner's review was {answer}. Write it.", "{text}"),
+    ),
+)
+
+SENTIMENT140 = dict(  # Sentiment140: a tweet
+    opt=(
+        T("Tweet: {text}\nWhat is its sentiment?{options}", "{answer}"),
+        T("{text}\n\nIs the person who tweeted this happy or unhappy?{options}", "{answer}"),
+        T("Classify the mood of this tweet: \"{text}\"{options}", "{answer}"),
+        T("How does this short post sound?\n{text}{options}", "{answer}"),
+        T("Social media post: {text}\nFeeling:{options}", "{answer}"),
+        T("Read the tweet and pick its sentiment.\n{text}{options}", "{answer}"),
+        I("Write a {answer} tweet.", "{text}"),
+    ),
+    noopt=(
+        T("Is this tweet positive or negative? {text}", "{answer}"),
+        T("{text}\nHow is the tweeter feeling?", "{answer}"),
+        T("Tweet sentiment: {text}", "{answer}"),
+        T("What mood does this post express? {text}", "{answer}"),
+        T("Decide the sentiment of the following tweet.\n{text}", "{answer}"),
+        T("\"{text}\" -- a positive or a negative tweet?", "{answer}"),
+        I("Post something on social media that sounds {answer}.", "{text}"),
+    ),
+    more_inversions=(
+        I("Give an example of a {answer} tweet.", "{text}"),
+        I("Compose a short {answer} status update.", "{text}"),
+    ),
+)
+
+OPENBOOKQA = dict(  # OpenBookQA: elementary science, answered with a core fact and common knowledge
+    opt=(
+        T("Use a basic science fact to answer: {question}{options}", "{answer}"),
+        T("Open-book science question: {question}\nWhich choice is right?{options}", "{answer}"),
+        T("{question}\n\nThink of an elementary science fact that applies, then choose.{options}",
+          "{answer}"),
+        T("Q: {question}{options}\nA:", "{answer}"),
+        T("Which answer follows from everyday science knowledge? {question}{options}", "{answer}"),
+        T("Pick the best completion. {question}{options}", "{answer}"),
+        I("Write an elementary science question answered by \"{answer}\".", "{question}"),
+    ),
+    noopt=(
+        T("Answer using a science fact: {question}", "{answer}"),
+        T("{question}\nWhat does basic science say?", "{answer}"),
+        T("Elementary science: {question}", "{answer}"),
+        T("Complete the statement with the right science: {question}", "{answer}"),
+        T("Question from a science open-book test: {question}", "{answer}"),
+        T("Use what you know about nature to answer this. {question}", "{answer}"),
+        I("The answer is {answer}. What open-book science question was asked?", "{question}"),
+    ),
+    more_inversions=(
+        I("Make up a question about the natural world whose answer is {answer}.", "{question}"),
+    ),
+)
+
+SQUAD_V2 = dict(  # SQuAD v2: a span from the paragraph, or "unanswerable"
+    opt=(
+        T("{context}\n\nAnswer from the paragraph, or say unanswerable: {question}", "{answer}"),
+        T("Paragraph: {context}\nQuestion: {question}\nIf the paragraph does not say, answer "
+          "unanswerable.", "{answer}"),
+        T("Read this. Some questions about it have no answer in it.\n\n{context}\n\n{question}",
+          "{answer}"),
+        T("{question}\n\nIs the answer in this text? If so, give it; if not, say unanswerable.\n{context}",
+          "{answer}"),
+        T("Context: {context}\nQ: {question} (unanswerable if the context lacks it)\nA:", "{answer}"),
+        T("Extract the answer to \"{question}\", or reply unanswerable.\n{context}", "{answer}"),
+    ),
+    noopt=(
+        T("{context}\n\n{question}\nAnswer with words from the text, or unanswerable.", "{answer}"),
+        T("Article: {context}\nQuestion: {question}\nAnswer (unanswerable if not in the article):",
+          "{answer}"),
+        T("Can this be answered from the passage? {question}\n{context}", "{answer}"),
+        T("Text: {context}\nFind the answer to: {question}", "{answer}"),
+        T("From \"{context}\", answer: {question}", "{answer}"),
+        T("Wikipedia passage: {context}\n{question}\nShort answer or unanswerable:", "{answer}"),
+    ),
+)
+
 # catalogue dataset name -> its template sets
 DATASETS = {
     "anli_r1": NLI3, "anli_r2": NLI3, "anli_r3": NLI3, "cb": CB, "mnli_matched": MNLI,
     "mnli_mismatched": MNLI, "snli": SNLI, "rte": NLI2, "wnli": WNLI, "qnli": QNLI,
-    "glue_mrpc": PARAPHRASE, "glue_qqp": PARAPHRASE, "paws_wiki": PARAPHRASE, "stsb": STSB,
+    "glue_mrpc": PARAPHRASE, "glue_qqp": QQP, "paws_wiki": PAWS, "stsb": STSB,
     "wic": WIC, "common_gen": COMMON_GEN, "dart": TRIPLES, "web_nlg_en": TRIPLES,
-    "e2e_nlg": E2E, "imdb_reviews": SENTIMENT, "sst2": SENTIMENT,
-    "yelp_polarity_reviews": SENTIMENT, "sentiment140": SENTIMENT, "ag_news_subset": TOPIC,
+    "e2e_nlg": E2E, "imdb_reviews": SENTIMENT, "sst2": SST2,
+    "yelp_polarity_reviews": YELP, "sentiment140": SENTIMENT140, "ag_news_subset": TOPIC,
     "cola": ACCEPTABILITY, "trec": QUESTION_TYPE, "cnn_dailymail": NEWS_SUMMARY,
     "xsum": XSUM, "newsroom": NEWSROOM, "multi_news": MULTI_NEWS,
     "gigaword": HEADLINE, "samsum": DIALOG_SUMMARY, "arc_easy": SCIENCE_MC,
-    "arc_challenge": SCIENCE_MC, "openbookqa": SCIENCE_MC, "copa": CAUSAL, "piqa": PHYSICAL,
-    "bool_q": YES_NO_QA, "squad_v1": EXTRACTIVE, "squad_v2": EXTRACTIVE, "lambada": LAST_WORD,
+    "arc_challenge": SCIENCE_MC, "openbookqa": OPENBOOKQA, "copa": CAUSAL, "piqa": PHYSICAL,
+    "bool_q": YES_NO_QA, "squad_v1": EXTRACTIVE, "squad_v2": SQUAD_V2, "lambada": LAST_WORD,
     # question answering and multiple choice (muffin_templates_qa.py)
     "coqa": qa.COQA, "cosmos_qa": qa.COSMOS_QA, "definite_pronoun_resolution": qa.PRONOUN,
     "drop": qa.DROP, "hellaswag": qa.HELLASWAG, "math_dataset": qa.MATH,
@@ -864,13 +1036,8 @@ DATASETS = {
 SAME_TASK = {
     "three-way entailment over adversarial rounds (ANLI r1-r3)": ("anli_r1", "anli_r2", "anli_r3"),
     "MultiNLI, matched and mismatched genres": ("mnli_matched", "mnli_mismatched"),
-    "paraphrase or duplicate: do two texts mean the same": (
-        "glue_mrpc", "glue_qqp", "paws_wiki"),
-    "positive or negative sentiment of a review or post": (
-        "imdb_reviews", "sst2", "yelp_polarity_reviews", "sentiment140"),
     "subject | relation | object triples to text": ("dart", "web_nlg_en"),
-    "grade-school science multiple choice": ("arc_easy", "arc_challenge", "openbookqa"),
-    "extractive QA over a Wikipedia paragraph (SQuAD v1 and v2)": ("squad_v1", "squad_v2"),
+    "grade-school science multiple choice (ARC easy and challenge)": ("arc_easy", "arc_challenge"),
     "trivia question without a document (one TriviaQA question set)": (
         "trivia_qa", "trivia_qa_wiki_missing"),
     "translate a sentence between the pair in the fields": (
