@@ -236,8 +236,12 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
   d, k = cfg.emb_dim, cfg.head_dim
   h, f, v = split(cfg.num_heads), split(cfg.mlp_dim), split(cfg.vocab_size)
   n_wi = len(cfg.mlp_activations)
-  mlp_proj, mlp_other = n_wi * f + d, 2 * f
   keep = {"full": 0, "dots_with_no_batch_dims": 1, "dots": 2, "none": 3}[cfg.remat_policy]
+  # A policy that saves matmul outputs keeps only those the backward reads: not the output
+  # projections' (attention out, MLP wo), which only feed the residual sum. Fitted on the
+  # compiled Flan-PaLM 62B row (docs/plans.md, remat dots_with_no_batch_dims).
+  out_proj = 0 if keep in (1, 2) else d
+  mlp_proj, mlp_other = n_wi * f + out_proj, 2 * f
   act = cfg.activation_dtype.itemsize
   f32 = 4 / act  # a float32 value in activation-dtype elements
   # The softmax: float32 with a copy in activation dtype (none when that is float32), or, for
@@ -251,11 +255,6 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
   copy = 1 if act != 4 and f32_logits else 0
   work = dict(copy=0, soft=f32 if f32_logits else 1) if layout.recompute_fuses_softmax_cast else {}
 
-  # A policy that saves matmul outputs keeps only those the backward reads: not the output
-  # projections' (attention out, MLP wo), which only feed the residual sum. Fitted on the
-  # compiled Flan-PaLM 62B row (docs/plans.md, remat dots_with_no_batch_dims).
-  out_proj = 0 if keep in (1, 2) else d
-
   def attention(block, copy: float = copy, soft: float = soft) -> list[float]:
     """[proj, scores, other] per query token (K/V projections amortised per query token)."""
     kvh = split(block.kv_heads) if block.kv_heads == cfg.num_heads else block.kv_heads
@@ -264,7 +263,7 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
 
   def layer(stack, **kw) -> tuple[float, float]:
     parts = [attention(a, **kw) for a in stack.attention]
-    proj = sum(p[0] for p in parts) + mlp_proj - d + out_proj
+    proj = sum(p[0] for p in parts) + mlp_proj
     scores = sum(p[1] for p in parts)
     other = sum(p[2] for p in parts) + mlp_other + stack.other * d
     residual = d / m if cfg.shard_residual and d % m == 0 else d  # the layer's input, kept

@@ -11,6 +11,8 @@ from flan_jax.tasks.collections import readers
 
 NUM_FEWSHOT = 5   # FLAN's fixed-count few-shot format ("five_shot"); x-shot takes 2-3 of 25
 INVERSION_SUFFIX = catalogue.INVERSION_SUFFIX
+# FLAN's dialog mixtures have zero- and few-shot "opt" forms only (a dialog has no options).
+DIALOG_FORMATS = ("zsopt", "fsopt")
 
 
 def _entry_kwargs(e: catalogue.Entry) -> dict:
@@ -92,14 +94,9 @@ def register_dialog_inversions(data_dir=None) -> list[str]:
   return names
 
 
-# FLAN's dialog mixtures have zero- and few-shot "opt" forms only (a dialog has no options).
-DIALOG_FORMATS = ("zsopt", "fsopt")
-
-
-def register_file_collection(collection: str, data_dir=None) -> list[str]:
+def register_file_collection(collection: str, data_dir=None, files=readers.TaskFilesSource) -> list[str]:
   """Registers a collection whose tasks read `<data_dir>/<collection>/<task>/<split>.jsonl`
-  (T0-SF's as FLAN reads P3: `readers.P3TaskFilesSource`)."""
+  through `files` (a `readers.TaskFilesSource` class)."""
   root = catalogue.data_dir(data_dir)
-  files = readers.P3TaskFilesSource if collection == "t0sf" else readers.TaskFilesSource
   return register_entries(
       catalogue.entries(collection), lambda e: files(root, collection, e.name, e.splits))
