@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flan_jax.models.layers import Array
+from flan_jax.models.layers import ATTENTION_KERNELS, Array
 
 PyTree = Any
 
@@ -41,7 +41,7 @@ REMAT_POLICIES = {
 }
 
 # Model fields that change how, not what, is computed: a run may resume with other values.
-HOW_NOT_WHAT = ("dropout_rate", "remat_policy", "dtype", "shard_residual")
+HOW_NOT_WHAT = ("dropout_rate", "remat_policy", "dtype", "shard_residual", "attention_kernel")
 
 
 def layer_stack(layer_cls, config, num_layers: int, static: tuple[str, ...] = ("deterministic", "decode")):
@@ -135,6 +135,9 @@ class ModelConfig:
   default: XLA:TPU gives Flan-T5-XXL on v4-128 3.87 GiB/chip and 870 GiB of HBM traffic per
   step against 6.90 and 1,156 without it, Flan-PaLM 62B 12.53 against 22.59 GiB
   (docs/plans.md); without a `model` axis it changes nothing.
+  `attention_kernel`: "auto" (the Pallas flash kernels where the mesh's devices are TPUs,
+  XLA attention elsewhere), "xla" or "flash" (interpreted on CPU: slow, for tests); see
+  `layers.flash_platform`. Decoding one token at a time always uses XLA attention.
   """
   vocab_size: int = 32128
   emb_dim: int = 512
@@ -147,12 +150,16 @@ class ModelConfig:
   layer_norm_epsilon: float = 1e-6
   remat_policy: str = "none"
   shard_residual: bool = True
+  attention_kernel: str = "auto"
 
   def __post_init__(self):
     object.__setattr__(self, "mlp_activations", tuple(self.mlp_activations))
     if self.remat_policy not in REMAT_POLICIES:
       raise ValueError(f"{type(self).__name__}.remat_policy={self.remat_policy!r}; "
                        f"choose from {sorted(REMAT_POLICIES)}")
+    if self.attention_kernel not in ATTENTION_KERNELS:
+      raise ValueError(f"{type(self).__name__}.attention_kernel={self.attention_kernel!r}; "
+                       f"choose from {list(ATTENTION_KERNELS)}")
 
   @property
   def activation_dtype(self) -> jnp.dtype:

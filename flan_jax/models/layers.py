@@ -8,12 +8,16 @@ width (``mlp``), V vocabulary. Every parameter is created with logical axis name
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable, Sequence
 
 import flax.linen as nn
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from flan_jax.models import flash_attention as fa
 
 Array = jax.Array
 Dtype = jnp.dtype
@@ -259,6 +263,74 @@ def mask_to_bias(mask: Array, dtype: Dtype = jnp.float32) -> Array:
 # ----------------------------------------------------------------------------------------
 # Attention.
 
+# `ModelConfig.attention_kernel`: "xla" (einsums and a softmax over [B, H, L, S]), "flash"
+# (the Pallas kernels of `flash_attention`: compiled for TPU, interpreted on CPU, for tests)
+# or "auto" (flash where the mesh's devices are TPUs, XLA elsewhere).
+ATTENTION_KERNELS = ("auto", "xla", "flash")
+
+
+def flash_platform(choice: str) -> str | None:
+  """The platform the flash kernels run for under `choice` ("tpu": compiled, "cpu":
+  interpreted), or None for XLA attention. Read while tracing: the platform of the mesh in
+  context (a TPU topology when compiling ahead of time), else JAX's default backend."""
+  if choice == "xla":
+    return None
+  mesh = jax.sharding.get_abstract_mesh()
+  device = None if mesh.empty else getattr(mesh, "abstract_device", None)
+  platform = device.platform if device is not None else jax.default_backend()
+  if choice == "auto":
+    return "tpu" if platform == "tpu" else None
+  if platform not in ("tpu", "cpu"):
+    raise ValueError(f"attention_kernel='flash' runs on TPU (and interpreted on CPU, for tests), not on "
+                     f"{platform}; use 'auto' or 'xla'")
+  return platform
+
+
+@flax.struct.dataclass
+class FlashMask:
+  """What the flash kernels mask and add, passed where the XLA path takes its additive
+  bias: packing segment ids (0 = padding), causality and an optional position bias
+  [H, L, S] shared by the batch (T5's relative positions)."""
+  q_segment_ids_BxL: Array
+  kv_segment_ids_BxS: Array
+  position_bias_HxLxS: Array | None = None
+  causal: bool = flax.struct.field(pytree_node=False, default=False)
+
+
+def _mesh_axes(name: str, size: int, mesh) -> str | tuple[str, ...] | None:
+  """The mesh axes the logical rules give `name`, where they divide `size` (else None: a
+  dimension that does not split, such as a batch of one at initialisation, is replicated)."""
+  axes = nn.logical_to_mesh_axes((name,))
+  axes = None if axes is None else axes[0]
+  names = (axes,) if isinstance(axes, str) else tuple(axes or ())
+  return axes if names and size % math.prod(mesh.shape[a] for a in names) == 0 else None
+
+
+def flash_attention(q_BxHxLxK: Array, k_BxGxSxK: Array, v_BxGxSxK: Array, mask: FlashMask,
+                    platform: str) -> Array:
+  """`flash_attention.flash_attention` on each device's shard of the batch and heads (a
+  Pallas kernel is per-device code: under a mesh it runs inside `shard_map`, with the
+  batch and heads split as the logical rules split them)."""
+  b, h, g = q_BxHxLxK.shape[0], q_BxHxLxK.shape[1], k_BxGxSxK.shape[1]
+  mesh = jax.sharding.get_abstract_mesh()
+  heads = None if mesh.empty else _mesh_axes("heads", h, mesh)
+  if heads is not None and 1 < g < h:  # grouped KV heads do not split with the query heads
+    k_BxGxSxK, v_BxGxSxK = jnp.repeat(k_BxGxSxK, h // g, axis=1), jnp.repeat(v_BxGxSxK, h // g, axis=1)
+    g = h
+  kernel = functools.partial(fa.flash_attention, causal=mask.causal, interpret=platform != "tpu")
+  bias = mask.position_bias_HxLxS
+  if mesh.empty:
+    return kernel(q_BxHxLxK, k_BxGxSxK, v_BxGxSxK, bias, mask.q_segment_ids_BxL, mask.kv_segment_ids_BxS)
+  P = jax.sharding.PartitionSpec
+  batch = _mesh_axes("batch", b, mesh)
+  q_spec = P(batch, heads, None, None)
+  kv_spec = P(batch, heads if g == h else None, None, None)
+  in_specs = (q_spec, kv_spec, kv_spec, None if bias is None else P(heads, None, None), P(batch, None),
+              P(batch, None))
+  return jax.shard_map(kernel, mesh=mesh, in_specs=in_specs, out_specs=q_spec, check_vma=False)(
+      q_BxHxLxK, k_BxGxSxK, v_BxGxSxK, bias, mask.q_segment_ids_BxL, mask.kv_segment_ids_BxS)
+
+
 
 # Logical axes of the KV cache [B, G, S, K] (partitioning.py maps them to mesh axes). A
 # decoder reads the batch axis of every cache entry from these names.
@@ -276,6 +348,11 @@ class Attention(nn.Module):
   softmax (MaxText's `float32_logits`). False keeps logits, bias and softmax in `dtype`,
   as T5X's `dot_product_attention(float32_logits=False)`, the T5 v1.1 default. Either way
   the dot itself runs in `dtype`; with float32 activations the two are the same.
+
+  Passing a `FlashMask` as the bias (outside decoding) runs the flash kernels on `platform`
+  (see `flash_platform`): logits in float32, the same parameters, and the same dropout. The
+  dropout mask is one per (batch, head, key), shared by all queries, so dropping attention
+  weights equals scaling the value rows: the kernels never see it.
   """
   num_heads: int
   head_dim: int
@@ -323,6 +400,8 @@ class Attention(nn.Module):
 
     if self.scale_logits:
       q = q * (k ** -0.5)
+    if isinstance(bias, FlashMask):
+      return self._flash(x_BxLxD, q, k_BxGxSxK, v_BxGxSxK, bias, deterministic)
     if kvh != h:  # grouped / multi-query: broadcast KV heads over query groups
       q = q.reshape(q.shape[:2] + (kvh, h // kvh, k))
       logits = jnp.einsum("blgqk,bgsk->bgqls", q, k_BxGxSxK).reshape(q.shape[0], h, q.shape[1], k_BxGxSxK.shape[2])
@@ -342,6 +421,23 @@ class Attention(nn.Module):
       out = jnp.einsum("bhls,bhsk->blhk", weights, v_BxGxSxK)
     out = constrain(out, ("batch", "length", "heads", "kv"))
     return DenseGeneral((d,), ("heads", "kv", "embed"), num_in_dims=2, dtype=self.dtype, name="out")(out)
+
+  def _flash(self, x_BxLxD: Array, q_BxLxHxK: Array, k_BxGxSxK: Array, v_BxGxSxK: Array, mask: FlashMask,
+             deterministic: bool) -> Array:
+    h, g = q_BxLxHxK.shape[2], k_BxGxSxK.shape[1]
+    if self.dropout_rate > 0 and not deterministic:
+      b, s = v_BxGxSxK.shape[0], v_BxGxSxK.shape[2]
+      # The XLA path's Dropout (same name, same shape [B, H, 1, S]): the same mask.
+      keep_BxHx1xS = nn.Dropout(self.dropout_rate, broadcast_dims=(-2,))(
+          jnp.ones((b, h, 1, s), self.dtype), deterministic=False)
+      if g != h:
+        k_BxGxSxK, v_BxGxSxK = jnp.repeat(k_BxGxSxK, h // g, axis=1), jnp.repeat(v_BxGxSxK, h // g, axis=1)
+      v_BxGxSxK = v_BxGxSxK * keep_BxHx1xS[:, :, 0, :, None]
+    platform = flash_platform("flash")
+    out = flash_attention(q_BxLxHxK.transpose(0, 2, 1, 3), k_BxGxSxK, v_BxGxSxK, mask, platform)
+    out = constrain(out.transpose(0, 2, 1, 3), ("batch", "length", "heads", "kv"))
+    return DenseGeneral((x_BxLxD.shape[-1],), ("heads", "kv", "embed"), num_in_dims=2, dtype=self.dtype,
+                        name="out")(out)
 
   def _update_cache(self, k_BxGx1xK: Array, v_BxGx1xK: Array, bias: Array | None):
     """Writes this step's key/value at `cache_index`; returns the full cache [B, G, S, K] and

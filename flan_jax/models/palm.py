@@ -136,7 +136,11 @@ class DecoderOnlyLM(nn.Module):
       positions_BxL = decoder_positions if decoder_positions is not None else full_positions_BxL
       segment_ids_BxL = (decoder_segment_ids if decoder_segment_ids is not None
                          else jnp.ones((b, l), jnp.int32))
-      bias = attention_bias(segment_ids_BxL, decoder_causal_attention, cfg.prefix_bidirectional)
+      prefix = cfg.prefix_bidirectional and decoder_causal_attention is not None
+      if layers.flash_platform(cfg.attention_kernel) and not prefix:  # the kernels know causal masks only
+        bias = layers.FlashMask(segment_ids_BxL, segment_ids_BxL, causal=True)
+      else:
+        bias = attention_bias(segment_ids_BxL, decoder_causal_attention, cfg.prefix_bidirectional)
 
     embedder = layers.Embed(cfg.vocab_size, cfg.emb_dim, dt, name="token_embedder")
     x_BxLxD = embedder(tokens_BxL)

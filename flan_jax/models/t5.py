@@ -69,6 +69,15 @@ def _self_attention_bias(cfg: T5Config, table_HxN: Array, segment_ids_BxL: Array
           + layers.mask_to_bias(mask))
 
 
+def _self_attention_flash(cfg: T5Config, table_HxN: Array, segment_ids_BxL: Array,
+                          causal: bool) -> layers.FlashMask:
+  """The flash kernels' form of `_self_attention_bias`: the [H, L, L] position bias shared by
+  the batch, with the mask left to the segment ids (and causality)."""
+  l = segment_ids_BxL.shape[1]
+  bias = layers.relative_bias(table_HxN, l, l, not causal, cfg.relative_attention_max_distance)[0]
+  return layers.FlashMask(segment_ids_BxL, segment_ids_BxL, bias, causal=causal)
+
+
 class EncoderLayer(nn.Module):
   config: T5Config
 
@@ -80,7 +89,9 @@ class EncoderLayer(nn.Module):
     cfg, dt = self.config, self.config.activation_dtype
     if cfg.relpos_per_layer:
       relpos_HxN = _relpos(cfg, bidirectional=True).table()
-    bias = _self_attention_bias(cfg, relpos_HxN, segment_ids_BxL, causal=False)
+    flash = layers.flash_platform(cfg.attention_kernel)
+    bias = (_self_attention_flash(cfg, relpos_HxN, segment_ids_BxL, False) if flash else
+            _self_attention_bias(cfg, relpos_HxN, segment_ids_BxL, causal=False))
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_attention_layer_norm")(x_BxLxD)
     y = layers.Attention(cfg.num_heads, cfg.head_dim, dropout_rate=cfg.dropout_rate, dtype=dt,
                          float32_logits=cfg.float32_attention_logits,
@@ -112,7 +123,12 @@ class DecoderLayer(nn.Module):
         query_offset, slots = self_bias
         l = x_BxLxD.shape[1]
         self_bias = relpos(l, l) if query_offset is None else relpos(1, slots.shape[0], query_offset=query_offset)
-    if not decode:
+    flash = None if decode else layers.flash_platform(cfg.attention_kernel)
+    if flash:
+      segment_ids_BxL, encoder_segment_ids_BxS = cross_bias
+      self_bias = _self_attention_flash(cfg, self_bias, segment_ids_BxL, True)
+      cross_bias = layers.FlashMask(segment_ids_BxL, encoder_segment_ids_BxS)
+    elif not decode:
       segment_ids_BxL, encoder_segment_ids_BxS = cross_bias
       self_bias = _self_attention_bias(cfg, self_bias, segment_ids_BxL, causal=True)
       cross_bias = layers.mask_to_bias(layers.segment_mask(segment_ids_BxL, encoder_segment_ids_BxS))

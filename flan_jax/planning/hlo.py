@@ -13,6 +13,11 @@ and multiplies each loop body by its trip count, for:
   * bytes read and written by top-level instructions (fusions read their operands
     from and write their result to HBM): the memory term of a roofline.
 
+A Pallas kernel (a `tpu_custom_call`) is opaque to both counts: it is priced by the
+`cost_estimate` its `pallas_call` attaches (flops, and the HBM bytes its pipeline moves),
+which the compiler keeps in the call's backend config; a kernel without one counts its
+operands and result once and no FLOPs.
+
 Trip counts come from the loop condition `counter < N` (or `N > counter`), with the
 counter's initial value and increment read from the loop's operand and body; a loop
 whose count cannot be read counts once and is reported in `unknown_loops`.
@@ -175,6 +180,7 @@ class HloStats:
   # bytes_accessed by the source operation that XLA records (layers_N folded): what the HBM
   # time of the roofline is spent on.
   traffic_by_source: dict[str, float] = dataclasses.field(default_factory=dict)
+  kernels: float = 0  # custom-call kernels priced by their cost estimate, loops multiplied out
 
   def top_traffic(self, n: int = 5) -> list[tuple[str, float]]:
     return sorted(self.traffic_by_source.items(), key=lambda kv: -kv[1])[:n]
@@ -325,7 +331,9 @@ class _Walker:
     self._flops_cache[comp] = 0.0  # guards recursion
     total = 0.0
     for ins in self.comps.get(comp, ()):
-      if ins.opcode == "dot":
+      if (cost := kernel_cost(ins)) is not None:
+        total += cost[0]
+      elif ins.opcode == "dot":
         total += self.dot_flops(ins)
       elif ins.opcode == "convolution":
         total += self.conv_flops(ins)
@@ -370,7 +378,10 @@ class _Walker:
         self._collective(base, ins, times)
       if op in _FREE or op.endswith("-done"):
         continue
-      b = times * self.instr_bytes(ins)
+      cost = kernel_cost(ins)
+      if cost is not None:
+        self.stats.kernels += times
+      b = times * (cost[1] if cost is not None else self.instr_bytes(ins))
       self.stats.bytes_accessed += b
       src = _source(ins)
       self.stats.traffic_by_source[src] = self.stats.traffic_by_source.get(src, 0.0) + b
@@ -433,6 +444,21 @@ def _source(ins: "Instr") -> str:
   parts = [p for p in name.split("/") if p and not re.match(r"^(jit|jvp|transpose|closed_call|checkpoint|while|body|"
                                                              r"rematted_computation)\b", p)]
   return "/".join(parts[-4:]) + (" (backward)" if backward else "")
+
+
+_COST = re.compile(r'cost_estimate\\?"\s*:\s*\{([^}]*)\}')
+
+
+def kernel_cost(ins: "Instr") -> tuple[float, float] | None:
+  """(flops, bytes accessed) of a custom call's attached cost estimate, or None."""
+  if ins.opcode != "custom-call":
+    return None
+  m = _COST.search(ins.attrs)
+  if not m:
+    return None
+  value = lambda key: re.search(key + r'\\?"\s*:\s*\\?"?([0-9.e+]+)', m.group(1))
+  flops, nbytes = value("flops"), value("bytes_accessed")
+  return (float(flops.group(1)) if flops else 0.0, float(nbytes.group(1)) if nbytes else 0.0)
 
 
 def analyse(hlo_text: str, num_devices: int) -> HloStats:

@@ -261,7 +261,8 @@ def _changes(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 # Model fields that may change on resume: they change how, not what, is computed (the same
 # list as models.family.HOW_NOT_WHAT, which this layer cannot import).
-_MAY_CHANGE = ("model.dropout_rate", "model.remat_policy", "model.dtype", "model.shard_residual")
+_MAY_CHANGE = ("model.dropout_rate", "model.remat_policy", "model.dtype", "model.shard_residual",
+               "model.attention_kernel")
 
 
 def check_same_run(model_dir: str, identity: dict, allow_changed: bool, say=print) -> None:
