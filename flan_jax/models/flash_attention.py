@@ -82,15 +82,29 @@ class _Spec:
     return self.kv_len // self.block_k_dkv
 
 
-def _block(length: int, preferred: int) -> int:
-  """The largest of `preferred`, its halves down to 128 (8 for short test shapes) that
-  divides `length`; else the whole length (one block)."""
+def _block(length: int, preferred: int, interpret: bool) -> int:
+  """The largest of `preferred` and its halves that divides `length` and that Mosaic can
+  tile (a multiple of 128 lanes); else the whole length (one block). Interpreted, any
+  divisor down to 8 will do, so that tests see several blocks at short lengths."""
   b = preferred
   while b >= SUBLANES:
-    if length % b == 0 and (b % LANES == 0 or b == length or length < LANES):
+    if length % b == 0 and (b % LANES == 0 or b == length or interpret):
       return b
     b //= 2
   return length
+
+
+def _start(index, size: int):
+  """Offset of block `index` (a static 0 when the loop has a single block)."""
+  return index * size if isinstance(index, int) else pl.multiple_of(index * size, size)
+
+
+def _loop(lo, hi, count: int, body, init):
+  """`fori_loop(lo, hi)`; with a single block, the body once at block 0, so that its slices
+  start at a static 0 (Mosaic must prove a dynamic lane offset a multiple of 128)."""
+  if count == 1:
+    return body(0, init)
+  return jax.lax.fori_loop(lo, hi, body, init)
 
 
 def _mask(spec: _Spec, q_start, k_start, qseg_ref, kseg_ref, bq: int, bk: int, k_slice=None):
@@ -140,7 +154,7 @@ def _fwd_kernel(q_ref, k_ref, v_ref, *refs, spec: _Spec):
 
   def body(j, carry):
     m, l, acc = carry
-    ks = pl.multiple_of(j * bk, bk)
+    ks = _start(j, bk)
     bias = None if bias_ref is None else bias_ref[:, pl.ds(ks, bk)]
     s = _logits(spec, q, k_ref[pl.ds(ks, bk), :], bias)
     mask = _mask(spec, qi * bq, ks, qseg_ref, kseg_ref, bq, bk, pl.ds(ks, bk))
@@ -156,7 +170,7 @@ def _fwd_kernel(q_ref, k_ref, v_ref, *refs, spec: _Spec):
 
   init = (jnp.full((bq, 1), -jnp.inf, jnp.float32), jnp.zeros((bq, 1), jnp.float32),
           jnp.zeros((bq, spec.head_dim), jnp.float32))
-  m, l, acc = jax.lax.fori_loop(0, _causal_key_blocks(spec, qi), body, init)
+  m, l, acc = _loop(0, _causal_key_blocks(spec, qi), spec.nk, body, init)
   o_ref[...] = (acc / l).astype(o_ref.dtype)
   lse_ref[...] = jnp.broadcast_to(m + jnp.log(l), (bq, LANES))
 
@@ -182,7 +196,7 @@ def _dq_kernel(q_ref, k_ref, v_ref, o_ref, do_ref, lse_ref, *refs, spec: _Spec):
       dbias_ref[...] = jnp.zeros_like(dbias_ref)
 
   def body(j, dq):
-    ks = pl.multiple_of(j * bk, bk)
+    ks = _start(j, bk)
     bias = None if bias_ref is None else bias_ref[:, pl.ds(ks, bk)]
     kj = k_ref[pl.ds(ks, bk), :]
     s = _logits(spec, q, kj, bias)
@@ -198,8 +212,7 @@ def _dq_kernel(q_ref, k_ref, v_ref, o_ref, do_ref, lse_ref, *refs, spec: _Spec):
     return dq + jax.lax.dot_general(ds.astype(kj.dtype), kj, (((1,), (0,)), ((), ())),
                                     preferred_element_type=jnp.float32)
 
-  dq = jax.lax.fori_loop(0, _causal_key_blocks(spec, qi), body,
-                         jnp.zeros((bq, spec.head_dim), jnp.float32))
+  dq = _loop(0, _causal_key_blocks(spec, qi), spec.nk, body, jnp.zeros((bq, spec.head_dim), jnp.float32))
   dq_ref[...] = dq.astype(dq_ref.dtype)
 
 
@@ -222,7 +235,7 @@ def _dkv_kernel(q_ref, k_ref, v_ref, o_ref, do_ref, lse_ref, *refs, spec: _Spec)
 
   def body(i, carry):
     dk, dv = carry
-    qs = pl.multiple_of(i * bq, bq)
+    qs = _start(i, bq)
     qi, doi = q_ref[pl.ds(qs, bq), :], do_ref[pl.ds(qs, bq), :]
     bias = None if bias_ref is None else bias_ref[pl.ds(qs, bq), :]
     s = _logits(spec, qi, k, bias)
@@ -243,7 +256,7 @@ def _dkv_kernel(q_ref, k_ref, v_ref, o_ref, do_ref, lse_ref, *refs, spec: _Spec)
 
   first = jax.lax.div(kj_idx * bk, bq) if spec.causal else 0
   zeros = jnp.zeros((bk, spec.head_dim), jnp.float32)
-  dk, dv = jax.lax.fori_loop(first, spec.nq, body, (zeros, zeros))
+  dk, dv = _loop(first, spec.nq, spec.nq, body, (zeros, zeros))
   dk_acc[...] += dk
   dv_acc[...] += dv
 
@@ -452,8 +465,8 @@ def flash_attention(q_BxHxLxK: Array, k_BxGxSxK: Array, v_BxGxSxK: Array, bias_H
     raise ValueError(f"flash_attention: segment ids {q_segment_ids_BxL.shape} and {kv_segment_ids_BxS.shape}, "
                      f"expected {(b, l)} and {(b, s)}")
   spec = _Spec(batch=b, heads=h, kv_heads=g, q_len=l, kv_len=s, head_dim=kd,
-               block_q=_block(l, block_q), block_k=_block(s, block_k),
-               block_k_dkv=_block(s, block_k_dkv), causal=causal,
+               block_q=_block(l, block_q, interpret), block_k=_block(s, block_k, interpret),
+               block_k_dkv=_block(s, block_k_dkv, interpret), causal=causal,
                has_bias=bias_HxLxS is not None, has_segments=q_segment_ids_BxL is not None,
                interpret=interpret)
   return _attention(spec, q_BxHxLxK, k_BxGxSxK, v_BxGxSxK, bias_HxLxS, q_segment_ids_BxL, kv_segment_ids_BxS)

@@ -389,7 +389,16 @@ class _Walker:
   def instr_bytes(self, ins: Instr) -> float:
     """HBM bytes an instruction reads and writes. Slices read only what they keep; an
     in-place dynamic-update-slice writes only its update (as HloCostAnalysis counts)."""
-    if ins.opcode in ("dynamic-slice", "slice", "slice-start", "gather"):
+    if ins.opcode in ("slice-start", "copy-start") and ins.type.startswith("("):
+      # An async copy or slice: ((operand), result, context). It reads from HBM what it
+      # keeps (a slice: only the slice) and writes its result, to HBM only where the result's
+      # layout does not place it on chip (S(n)).
+      result = tuple_elements(ins.type)[1]
+      source = self.types.get(ins.operands[0], "") if ins.operands else ""
+      kept = type_bytes(result) if ins.opcode == "slice-start" else type_bytes(source)
+      read = kept if type_bytes(source, True) > 0 else 0.0
+      return read + type_bytes(result, True)
+    if ins.opcode in ("dynamic-slice", "slice", "gather"):
       return 2 * type_bytes(ins.type, True)
     if ins.opcode == "dynamic-update-slice" and len(ins.operands) > 1:
       return 2 * type_bytes(self.types.get(ins.operands[1], ""), True)

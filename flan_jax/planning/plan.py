@@ -250,15 +250,21 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
   # Fitted on the compiled Flan-T5 rows (docs/plans.md): saved for the backward, such a model
   # keeps two activation-dtype [B, H, L, S] buffers besides the logits (the probabilities and
   # their dropped-out copy); the layer being recomputed, one.
+  # The planner sizes TPU runs, where "auto" attention is the flash kernels.
+  flash = cfg.attention_kernel != "xla"
   f32_logits = layout.float32_attention_logits
   soft = f32 if f32_logits else 2
   copy = 1 if act != 4 and f32_logits else 0
   work = dict(copy=0, soft=f32 if f32_logits else 1) if layout.recompute_fuses_softmax_cast else {}
 
   def attention(block, copy: float = copy, soft: float = soft) -> list[float]:
-    """[proj, scores, other] per query token (K/V projections amortised per query token)."""
+    """[proj, scores, other] per query token (K/V projections amortised per query token).
+    The flash kernels keep no [L, S] scores: their output and a float32 log-sum-exp row
+    (128 lanes wide) per head, which no dots policy saves (a kernel is not a dot)."""
     kvh = split(block.kv_heads) if block.kv_heads == cfg.num_heads else block.kv_heads
     kv = 2 * kvh * k * (block.kv_length / block.query_length)
+    if flash:
+      return [h * k + kv + out_proj, 0, h * k + h * 128 * f32 + 3 * h * k]
     return [h * k + kv + out_proj, h * block.kv_length + h * k, (soft + copy) * h * block.kv_length + 3 * h * k]
 
   def layer(stack, **kw) -> tuple[float, float]:
@@ -271,8 +277,10 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
     return sum(cats[:keep + 1]), sum(cats)
 
   saved = seqs * sum(s.num_layers * s.length * layer(s)[0] for s in layout.stacks) * act
-  saved += seqs * (layout.saved_activations * act + layout.saved_float32 * 4)
+  saved += seqs * (layout.saved_activations * act + (0 if flash else layout.saved_float32 * 4))
   working = seqs * max(s.length * layer(s, **work)[1] for s in layout.stacks) * act
+  if flash and layout.saved_float32:  # a position bias [H, L, S] and its gradient, shared by the batch
+    working += 2 * h * max(s.length * s.length for s in layout.stacks) * 4
   # A rematerialised layer holds the recomputed layer and its gradients (`layer_phase_copies`).
   layer_phase = (layout.layer_phase_copies if keep < 3 else 1) * working
   logit_bytes = 4 if layout.logits_float32 else act
