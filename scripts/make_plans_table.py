@@ -112,9 +112,35 @@ def markdown(rows: list[dict]) -> str:
       "matmuls: its recipe saves their outputs (remat `dots_with_no_batch_dims`) in 4 microbatches of 8 "
       "(full remat with the sharded residual: 12.53 GiB, 2.208 s).",
       "",
-      "What bounds the T5 rows without a `model` axis (small to XL, data- or FSDP-parallel, as the paper's "
-      "slices give them): HBM traffic; the largest sources are listed under Flan-T5 and the "
-      "relative-position bias below. Their est. MFU stays under 40%.",
+      "Attention in Pallas kernels. On TPU every row runs attention in flan_jax's flash kernels "
+      "(`flan_jax/models/flash_attention.py`; `ModelConfig.attention_kernel = 'auto'`): no [B, H, L, S] score, "
+      "probability or mask buffer reaches HBM; T5's relative-position bias is one [H, L, S] slice shared by the "
+      "batch, and its gradient is summed over the batch inside the kernel. With XLA attention "
+      "(`--gin.T5Config.attention_kernel=\"'xla'\"`, the figures of 2026-12-06 before the kernels, HBM counted "
+      "as then): Flan-T5-small 16.93 GiB, 0.20 s, est. MFU 8%; base 4.11 GiB, 0.30 s, 22%; large 2.68 GiB, "
+      "0.53 s, 20%; XL 3.28 GiB, 0.54 s, 33%; XXL 3.87 GiB, 0.78 s, 42%. The PaLM rows change little: "
+      "they are compute-bound, and a causal multi-query model's scores were a small part of their traffic.",
+      "",
+      "How a kernel is counted. A Pallas kernel is a custom call XLA cannot see into; each of the three "
+      "(forward, dq with the bias gradient, dk/dv) attaches a `pl.CostEstimate`: the FLOPs of the blocks it "
+      "computes (two, three and four matmuls per visited block pair; causal kernels skip the pairs above the "
+      "diagonal) and the HBM bytes its pipeline moves: every input block fetched again whenever its block index "
+      "changes between consecutive grid steps (the whole K and V of a head per query block and batch row, the "
+      "bias slice once per head and query block), every output written once, the row statistics as float32 "
+      "[rows, 128]. XLA's `cost_analysis()` and `flan_jax.planning.hlo` read the estimate from the call's "
+      "backend config; the HLO counter prices the call at those bytes and FLOPs.",
+      "",
+      "Async copies and slices are counted as the bytes they move: a slice reads only what it keeps, and a "
+      "result placed on chip (`S(n)`) writes no HBM. Before, the counter charged an async slice twice its "
+      "whole source (Flan-T5-XXL: 215 GiB of its 697 GiB per step were such slices; 27 GiB now), so HBM "
+      "figures of earlier tables are not comparable with these.",
+      "",
+      "What bounds the T5 rows: HBM traffic, still; with the kernels their est. MFU is 40-75% except "
+      "Flan-T5-small (25%, 76 GiB per step and chip). Its largest sources are now the kernels themselves: "
+      "the dk/dv kernel reads a head's whole queries, outputs, output gradients and float32 row statistics "
+      "([rows, 128]) once per 256-key block (9.6 GiB, 13%), the dq kernel 6.0 GiB and the forward 5.1 GiB; "
+      "then the MLP's backward (wo 6.6 GiB). Keeping the row statistics as [1, rows] and handing the "
+      "dq kernel's row sums to the dk/dv kernel would cut that kernel's reads about threefold; not done.",
       "",
       "Columns: *compiled peak* is `compiled.memory_analysis().peak_memory_in_bytes`, the figure XLA checks "
       "against HBM; *analytic* is `flan-jax plan`'s total. FLOPs are read from the optimised HLO with every loop "

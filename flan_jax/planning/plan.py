@@ -271,8 +271,13 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
     parts = [attention(a, **kw) for a in stack.attention]
     proj = sum(p[0] for p in parts) + mlp_proj
     scores = sum(p[1] for p in parts)
-    other = sum(p[2] for p in parts) + mlp_other + stack.other * d
     residual = d / m if cfg.shard_residual and d % m == 0 else d  # the layer's input, kept
+    other = sum(p[2] for p in parts) + mlp_other + stack.other * d
+    if flash and keep == 3:
+      # Without remat a layer also keeps its norms' float32 inputs and the MLP's intermediate
+      # products (about 10 d + 3 f per token, read off the compiled Flan-T5-small program);
+      # with XLA attention the fitted [B, H, L, S] terms above absorbed them.
+      other += 10 * d + 3 * f
     cats = [residual, proj, scores, other]
     return sum(cats[:keep + 1]), sum(cats)
 
@@ -283,8 +288,11 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
     working += 2 * h * max(s.length * s.length for s in layout.stacks) * 4
   # A rematerialised layer holds the recomputed layer and its gradients (`layer_phase_copies`).
   layer_phase = (layout.layer_phase_copies if keep < 3 else 1) * working
-  logit_bytes = 4 if layout.logits_float32 else act
-  loss_phase = seqs * layout.logits_length * v * logit_bytes  # the logits, then their gradient in place
+  # The logits, then their gradient in place; logits in the activation dtype (a tied
+  # embedding) are upcast to a float32 copy beside them (XLA:TPU's Flan-PaLM 8B program keeps
+  # both, bf16 and float32 [tokens, vocab], at its peak).
+  logit_bytes = 4 if layout.logits_float32 else act + 4
+  loss_phase = seqs * layout.logits_length * v * logit_bytes
   return saved, layer_phase, loss_phase
 
 
