@@ -91,6 +91,10 @@ def test_bad_shapes_are_named():
     fa.flash_attention(q, k[:, :3], v[:, :3], bias, qs, ks, interpret=True)
   with pytest.raises(ValueError, match="attention_kernel"):
     t5.T5Config(attention_kernel="cudnn")
+  # Lengths whose rows do not fit on chip are refused before anything compiles, naming the way out.
+  long = jax.ShapeDtypeStruct((1, 8, 16384, 64), jnp.bfloat16)
+  with pytest.raises(ValueError, match=r"16384 x 16384 .* MiB of VMEM .* attention_kernel='xla'"):
+    jax.eval_shape(lambda q: fa.flash_attention(q, q, q), long)
 
 
 def _t5_batch():
@@ -214,3 +218,19 @@ def test_kernels_compile_for_tpu_and_are_priced():
   assert kernel_flops <= cost["flops"] <= 1.05 * kernel_flops
   # No [B, H, L, L] buffer: the largest temporary is far below one score matrix in float32.
   assert compiled.memory_analysis().temp_size_in_bytes < b * h * l * l * 4 / 2
+
+
+def test_off_tpu_the_default_train_step_is_the_xla_attention_program():
+  """'auto' on CPU lowers to exactly the XLA-attention program: the quickstart's numbers do
+  not move. The planner, too, counts XLA attention for GPU slices and the kernels for TPU."""
+  from flan_jax.planning import plan
+  batch = random_encdec_batch()
+  auto = make_trainer(num_devices=1, batch=batch, config=dataclasses.replace(TINY_T5, attention_kernel="auto"))
+  xla = make_trainer(num_devices=1, batch=batch, config=dataclasses.replace(TINY_T5, attention_kernel="xla"))
+  assert auto.lower_train_step().as_text() == xla.lower_train_step().as_text()
+  files = ["gin/recipes/flan_t5_base.gin"]
+  on_gpu = {k: plan.Planner(plan.recipe_from_gin(files, [f"T5Config.attention_kernel = '{k}'"])).plan(
+      plan.parse_topology("h100x8")).activations for k in ("auto", "xla")}
+  on_tpu = {k: plan.Planner(plan.recipe_from_gin(files, [f"T5Config.attention_kernel = '{k}'"])).plan(
+      plan.parse_topology("v4-16")).activations for k in ("auto", "xla")}
+  assert on_gpu["auto"] == on_gpu["xla"] and on_tpu["auto"] < on_tpu["xla"]

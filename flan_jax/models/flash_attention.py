@@ -329,6 +329,49 @@ def _dkv_bytes(spec: _Spec, dtype) -> int:
 
 
 # ----------------------------------------------------------------------------------------
+# VMEM: each kernel keeps whole rows or columns of a head on chip.
+
+# TPU v4's VMEM (the smallest of the TPUs flan_jax compiles for).
+VMEM_BUDGET = 16 * 2 ** 20
+
+
+def vmem_bytes(spec: _Spec, itemsize: int) -> dict[str, int]:
+  """On-chip bytes of each kernel: its blocks, double-buffered, and its [bq, bk] float32
+  intermediates."""
+  l, s, k, bq, bk, bkd = spec.q_len, spec.kv_len, spec.head_dim, spec.block_q, spec.block_k, spec.block_k_dkv
+  seg_q = lambda rows: rows * LANES * 4 if spec.has_segments else 0
+  seg_k = lambda cols: SUBLANES * cols * 4 if spec.has_segments else 0
+  bias = lambda rows, cols: rows * cols * 4 if spec.has_bias else 0
+  work = lambda rows, cols: 3 * rows * cols * 4  # logits, probabilities and one gradient live at once
+  fwd = 2 * (2 * bq * k * itemsize + 2 * s * k * itemsize + bias(bq, s) + bq * LANES * 4 + seg_q(bq) + seg_k(s))
+  dq = 2 * (4 * bq * k * itemsize + 2 * s * k * itemsize + 2 * bias(bq, s) + bq * LANES * 4 + seg_q(bq) + seg_k(s))
+  dkv = (2 * (3 * l * k * itemsize + 4 * bkd * k * itemsize + l * LANES * 4 + bias(l, bkd) + seg_q(l) + seg_k(bkd))
+         + 2 * bkd * k * 4)
+  return {"fwd": fwd + work(bq, bk), "dq": dq + work(bq, bk), "dkv": dkv + work(bq, bkd)}
+
+
+def _fit_vmem(spec: _Spec, itemsize: int) -> _Spec:
+  """Narrower blocks (down to 128) until every kernel fits VMEM_BUDGET; a clear error if
+  even those do not (the sequence is too long for kernels that hold whole rows of a head)."""
+  while True:
+    need = vmem_bytes(spec, itemsize)
+    if max(need.values()) <= VMEM_BUDGET:
+      return spec
+    if need["dkv"] > VMEM_BUDGET and spec.block_k_dkv > LANES and spec.kv_len % (spec.block_k_dkv // 2) == 0:
+      spec = dataclasses.replace(spec, block_k_dkv=spec.block_k_dkv // 2)
+    elif max(need["fwd"], need["dq"]) > VMEM_BUDGET and spec.block_q > LANES and spec.q_len % (spec.block_q // 2) == 0:
+      spec = dataclasses.replace(spec, block_q=spec.block_q // 2)
+    elif spec.block_k > LANES and spec.kv_len % (spec.block_k // 2) == 0:
+      spec = dataclasses.replace(spec, block_k=spec.block_k // 2)
+    else:
+      worst = max(need, key=need.get)
+      raise ValueError(
+          f"flash attention: lengths {spec.q_len} x {spec.kv_len} with head dim {spec.head_dim} need "
+          f"{need[worst] / 2 ** 20:.1f} MiB of VMEM in the {worst} kernel, over its {VMEM_BUDGET / 2 ** 20:.0f} "
+          "MiB (the kernels hold whole rows of a head); use attention_kernel='xla' for these lengths")
+
+
+# ----------------------------------------------------------------------------------------
 # The calls.
 
 
@@ -469,6 +512,8 @@ def flash_attention(q_BxHxLxK: Array, k_BxGxSxK: Array, v_BxGxSxK: Array, bias_H
                block_k_dkv=_block(s, block_k_dkv, interpret), causal=causal,
                has_bias=bias_HxLxS is not None, has_segments=q_segment_ids_BxL is not None,
                interpret=interpret)
+  if not interpret:
+    spec = _fit_vmem(spec, q_BxHxLxK.dtype.itemsize)
   return _attention(spec, q_BxHxLxK, k_BxGxSxK, v_BxGxSxK, bias_HxLxS, q_segment_ids_BxL, kv_segment_ids_BxS)
 
 

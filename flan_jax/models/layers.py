@@ -331,7 +331,6 @@ def flash_attention(q_BxHxLxK: Array, k_BxGxSxK: Array, v_BxGxSxK: Array, mask: 
       q_BxHxLxK, k_BxGxSxK, v_BxGxSxK, bias, mask.q_segment_ids_BxL, mask.kv_segment_ids_BxS)
 
 
-
 # Logical axes of the KV cache [B, G, S, K] (partitioning.py maps them to mesh axes). A
 # decoder reads the batch axis of every cache entry from these names.
 CACHE_AXES = ("cache_batch", "cache_heads", "cache_length", "cache_kv")
@@ -430,7 +429,8 @@ class Attention(nn.Module):
       # The XLA path's Dropout (same name, same shape [B, H, 1, S]): the same mask.
       keep_BxHx1xS = nn.Dropout(self.dropout_rate, broadcast_dims=(-2,))(
           jnp.ones((b, h, 1, s), self.dtype), deterministic=False)
-      if g != h:
+      if g != h:  # the mask differs per query head: each head gets its own values (and keys, which
+        # the kernels read with the same head index)
         k_BxGxSxK, v_BxGxSxK = jnp.repeat(k_BxGxSxK, h // g, axis=1), jnp.repeat(v_BxGxSxK, h // g, axis=1)
       v_BxGxSxK = v_BxGxSxK * keep_BxHx1xS[:, :, 0, :, None]
     platform = flash_platform("flash")

@@ -181,7 +181,7 @@ class Planner:
     opt_sh = jax.tree.leaves(opt_sh, is_leaf=lambda x: isinstance(x, NamedSharding))
     opt = sum(_per_device_bytes(x.shape, x.dtype, s) for x, s in zip(jax.tree.leaves(self.opt_state), opt_sh))
     grads = params * (2 if micro > 1 else 1)  # + the accumulator when microbatching
-    saved, layer_phase, loss_phase = activation_bytes(r, shape)
+    saved, layer_phase, loss_phase = activation_bytes(r, shape, tpu=not topology.is_gpu)
     if shape["fsdp"] > 1:  # one layer's weights all-gathered over fsdp, double-buffered, in activation dtype
       layer_bytes = _largest_layer_bytes(per_param) * shape["fsdp"]
       layer_phase += 2 * layer_bytes * r.model_config.activation_dtype.itemsize / 4
@@ -204,7 +204,7 @@ def _largest_layer_bytes(per_param) -> float:
   return max(layers.values(), default=0.0)
 
 
-def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float, float, float]:
+def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int], tpu: bool = True) -> tuple[float, float, float]:
   """(saved, layer phase, loss phase) activation bytes per device for one microbatch.
 
   Saved: what the backward pass keeps per layer under the remat policy, times the
@@ -250,8 +250,8 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int]) -> tuple[float,
   # Fitted on the compiled Flan-T5 rows (docs/plans.md): saved for the backward, such a model
   # keeps two activation-dtype [B, H, L, S] buffers besides the logits (the probabilities and
   # their dropped-out copy); the layer being recomputed, one.
-  # The planner sizes TPU runs, where "auto" attention is the flash kernels.
-  flash = cfg.attention_kernel != "xla"
+  # On TPU "auto" attention is the flash kernels (`layers.flash_platform`); elsewhere XLA's.
+  flash = cfg.attention_kernel == "flash" or (cfg.attention_kernel == "auto" and tpu)
   f32_logits = layout.float32_attention_logits
   soft = f32 if f32_logits else 2
   copy = 1 if act != 4 and f32_logits else 0
