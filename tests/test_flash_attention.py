@@ -46,12 +46,21 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 def test_kernels_equal_xla_attention_forward_and_gradients(name, dtype):
-  c = CASES[name]
+  _check_kernels(CASES[name], dtype, dict(block_q=64, block_k=128, block_k_dkv=64))
+
+
+def test_kernels_equal_xla_attention_at_a_small_size():
+  """The fast tier's check: causal multi-query with bias and packing, several blocks per axis."""
+  c = dict(b=2, h=2, g=1, l=64, s=64, k=16, causal=True, bias=True)
+  _check_kernels(c, jnp.float32, dict(block_q=32, block_k=32, block_k_dkv=32))
+
+
+def _check_kernels(c, dtype, blocks):
   q, k, v, bias, qs, ks = _inputs(c["b"], c["h"], c["g"], c["l"], c["s"], c["k"], dtype, bias=c["bias"])
-  blocks = dict(block_q=64, block_k=128, block_k_dkv=64)  # several blocks per axis at these lengths
   flash = lambda q, k, v, bias: fa.flash_attention(q, k, v, bias, qs, ks, causal=c["causal"], interpret=True,
                                                    **blocks)
   ref = lambda q, k, v, bias: fa.reference_attention(q, k, v, bias, qs, ks, causal=c["causal"])
@@ -108,6 +117,7 @@ def _t5_batch():
               encoder_segment_ids=seg, decoder_segment_ids=dseg)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["t5", "palm"])
 @pytest.mark.parametrize("dropout", [False, True])
 def test_models_with_flash_equal_xla_attention(family, dropout):
