@@ -31,6 +31,14 @@ def summary(peer: str, what: str, plan) -> dict:
           "top_traffic": [(src, b / GiB) for src, b in plan.stats.top_traffic(8)]}
 
 
+def write_figures(figures: dict, out: str | None) -> None:
+  """Prints the figures as JSON and, with `out`, writes them there."""
+  text = json.dumps(figures, indent=1)
+  print(text)
+  if out:
+    pathlib.Path(out).write_text(text)
+
+
 def count(prefix: str) -> dict:
   from flan_jax.planning import compiled, hlo, plan, topology
   from flan_jax.training import flops
@@ -52,10 +60,7 @@ def main(argv=None) -> int:
   p.add_argument("prefix", help="<prefix>.hlo.txt and <prefix>.json, as maxtext_compile.py writes them")
   p.add_argument("--out", default=None)
   args = p.parse_args(argv)
-  text = json.dumps(count(args.prefix), indent=1)
-  print(text)
-  if args.out:
-    pathlib.Path(args.out).write_text(text)
+  write_figures(count(args.prefix), args.out)
   return 0
 
 

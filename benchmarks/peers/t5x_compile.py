@@ -20,7 +20,6 @@ packed tokens, dropout 0.05, bfloat16: the Flan-T5 fine-tuning recipe
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 import time
@@ -34,7 +33,6 @@ import count_hlo  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 
 GiB = 2.0 ** 30
 SIZES = {"xxl": "t5x/examples/scalable_t5/t5_1_1/xxl.gin", "xl": "t5x/examples/scalable_t5/t5_1_1/xl.gin",
@@ -61,7 +59,6 @@ def compile_t5x(t5x_dir: str, size: str, topology_name: str, remat: str, batch: 
   sys.path.insert(0, t5x_dir)
   _shims()
   import gin
-  import seqio
   from jax.experimental import mesh_utils
   from t5x import partitioning, trainer, utils
 
@@ -150,10 +147,7 @@ def main(argv=None) -> int:
   args = p.parse_args(argv)
   result = compile_t5x(args.t5x_dir, args.size, args.topology, args.remat, args.batch, args.inputs, args.targets,
                        args.model_parallel)
-  text = json.dumps(result, indent=1)
-  print(text)
-  if args.out:
-    pathlib.Path(args.out).write_text(text)
+  count_hlo.write_figures(result, args.out)
   return 0
 
 
