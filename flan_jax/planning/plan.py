@@ -288,10 +288,10 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int], tpu: bool = Tru
     working += 2 * h * max(s.length * s.length for s in layout.stacks) * 4
   # A rematerialised layer holds the recomputed layer and its gradients (`layer_phase_copies`).
   layer_phase = (layout.layer_phase_copies if keep < 3 else 1) * working
-  # The logits, then their gradient in place; logits in the activation dtype (a tied
-  # embedding) are upcast to a float32 copy beside them (XLA:TPU's Flan-PaLM 8B program keeps
-  # both, bf16 and float32 [tokens, vocab], at its peak).
-  logit_bytes = 4 if layout.logits_float32 else act + 4
+  # The logits, then their gradient in place; bfloat16 logits (a tied embedding) are upcast
+  # to a float32 copy beside them (XLA:TPU's Flan-PaLM 8B program keeps both [tokens, vocab]
+  # at its peak); float32 logits need no copy.
+  logit_bytes = 4 if layout.logits_float32 or act == 4 else act + 4
   loss_phase = seqs * layout.logits_length * v * logit_bytes
   return saved, layer_phase, loss_phase
 
