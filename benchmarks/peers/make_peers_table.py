@@ -37,14 +37,15 @@ FLAN_ROWS = [
 ]
 
 
-def flan_row(name: str, recipe_name: str, bindings: list[str], folder: pathlib.Path, recompile: bool) -> dict:
+def flan_row(name: str, recipe_name: str, bindings: list[str], what: str, folder: pathlib.Path,
+             recompile: bool) -> dict:
   path = folder / f"flan_jax_{name}.json"
   if path.exists() and not recompile:
     return json.loads(path.read_text())
   from flan_jax.planning import compiled, plan, topology
   recipe = plan.recipe_from_gin([str(ROOT / "gin" / "recipes" / f"{recipe_name}.gin")], bindings)
   cp = compiled.compile_recipe(recipe, topology.parse_compilable(recipe.topology), loss=recipe.loss)
-  row = count_hlo.summary("flan_jax", " ".join(bindings) or "the recipe", cp)
+  row = count_hlo.summary("flan_jax", f"{recipe_name}: {what}", cp)
   path.write_text(json.dumps(row, indent=1))
   return row
 
@@ -147,7 +148,8 @@ def main(argv=None) -> int:
   p.add_argument("--out", default=str(ROOT / "docs" / "peers.md"))
   args = p.parse_args(argv)
   folder = pathlib.Path(args.figures)
-  flan = {name: flan_row(name, recipe, bindings, folder, args.recompile) for name, recipe, bindings, _ in FLAN_ROWS}
+  flan = {name: flan_row(name, recipe, bindings, what, folder, args.recompile)
+          for name, recipe, bindings, what in FLAN_ROWS}
   peers = {}
   for f in folder.glob("*.json"):
     if f.name.startswith("t5x_"):

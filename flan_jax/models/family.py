@@ -162,6 +162,11 @@ class ModelConfig:
                        f"choose from {list(ATTENTION_KERNELS)}")
 
   @property
+  def residual_axis(self) -> str:
+    """The logical name of the embedding axis of the residual stream between layers."""
+    return "residual_embed" if self.shard_residual else "embed"
+
+  @property
   def activation_dtype(self) -> jnp.dtype:
     return jnp.dtype(self.dtype)
 

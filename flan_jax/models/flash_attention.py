@@ -122,7 +122,7 @@ def _mask(spec: _Spec, q_start, k_start, qseg_ref, kseg_ref, bq: int, bk: int, k
   return mask
 
 
-def _logits(spec: _Spec, q, k, bias):
+def _logits(q, k, bias):
   s = jax.lax.dot_general(q, k, (((1,), (1,)), ((), ())), preferred_element_type=jnp.float32)
   return s if bias is None else s + bias.astype(jnp.float32)
 
@@ -156,7 +156,7 @@ def _fwd_kernel(q_ref, k_ref, v_ref, *refs, spec: _Spec):
     m, l, acc = carry
     ks = _start(j, bk)
     bias = None if bias_ref is None else bias_ref[:, pl.ds(ks, bk)]
-    s = _logits(spec, q, k_ref[pl.ds(ks, bk), :], bias)
+    s = _logits(q, k_ref[pl.ds(ks, bk), :], bias)
     mask = _mask(spec, qi * bq, ks, qseg_ref, kseg_ref, bq, bk, pl.ds(ks, bk))
     if mask is not None:
       s = jnp.where(mask, s, MASK_VALUE)
@@ -199,7 +199,7 @@ def _dq_kernel(q_ref, k_ref, v_ref, o_ref, do_ref, lse_ref, *refs, spec: _Spec):
     ks = _start(j, bk)
     bias = None if bias_ref is None else bias_ref[:, pl.ds(ks, bk)]
     kj = k_ref[pl.ds(ks, bk), :]
-    s = _logits(spec, q, kj, bias)
+    s = _logits(q, kj, bias)
     mask = _mask(spec, qi * bq, ks, qseg_ref, kseg_ref, bq, bk, pl.ds(ks, bk))
     if mask is not None:
       s = jnp.where(mask, s, MASK_VALUE)
@@ -238,7 +238,7 @@ def _dkv_kernel(q_ref, k_ref, v_ref, o_ref, do_ref, lse_ref, *refs, spec: _Spec)
     qs = _start(i, bq)
     qi, doi = q_ref[pl.ds(qs, bq), :], do_ref[pl.ds(qs, bq), :]
     bias = None if bias_ref is None else bias_ref[pl.ds(qs, bq), :]
-    s = _logits(spec, qi, k, bias)
+    s = _logits(qi, k, bias)
     mask = _mask(spec, qs, kj_idx * bk, None if qseg_ref is None else qseg_ref.at[pl.ds(qs, bq), :],
                  kseg_ref, bq, bk)
     if mask is not None:
@@ -379,7 +379,7 @@ def _params(*semantics: str):
   return pltpu.CompilerParams(dimension_semantics=semantics)
 
 
-def _seg_specs(spec: _Spec, q_index, kv_index, q_block, kv_block):
+def _seg_specs(q_index, kv_index, q_block, kv_block):
   return [pl.BlockSpec((None, q_block, LANES), q_index), pl.BlockSpec((None, SUBLANES, kv_block), kv_index)]
 
 
@@ -400,7 +400,7 @@ def _forward(spec: _Spec, q, k, v, bias, qseg, kseg):
     in_specs.append(pl.BlockSpec((None, bq, s), lambda h, i, b: (h, i, 0)))
     args.append(bias)
   if spec.has_segments:
-    in_specs += _seg_specs(spec, lambda h, i, b: (b, i, 0), lambda h, i, b: (b, 0, 0), bq, s)
+    in_specs += _seg_specs(lambda h, i, b: (b, i, 0), lambda h, i, b: (b, 0, 0), bq, s)
     args += _seg_arrays(spec, qseg, kseg)
   out_shape = [jax.ShapeDtypeStruct(q.shape, q.dtype),
                jax.ShapeDtypeStruct((spec.batch, spec.heads, spec.q_len, LANES), jnp.float32)]
@@ -429,7 +429,7 @@ def _backward(spec: _Spec, q, k, v, bias, qseg, kseg, o, lse, do):
     args.append(bias)
   segs = _seg_arrays(spec, qseg, kseg)
   if spec.has_segments:
-    in_specs += _seg_specs(spec, lambda h, i, b: (b, i, 0), lambda h, i, b: (b, 0, 0), bq, s)
+    in_specs += _seg_specs(lambda h, i, b: (b, i, 0), lambda h, i, b: (b, 0, 0), bq, s)
     args += segs
   out_shape = [jax.ShapeDtypeStruct(q.shape, q.dtype)]
   out_specs = [pl.BlockSpec((None, None, bq, kd), row)]
@@ -456,7 +456,7 @@ def _backward(spec: _Spec, q, k, v, bias, qseg, kseg, o, lse, do):
     in_specs.append(pl.BlockSpec((None, l, bk), lambda g, j, b, r: (g * grp + r, 0, j)))
     args.append(bias)
   if spec.has_segments:
-    in_specs += _seg_specs(spec, lambda g, j, b, r: (b, 0, 0), lambda g, j, b, r: (b, 0, j), l, bk)
+    in_specs += _seg_specs(lambda g, j, b, r: (b, 0, 0), lambda g, j, b, r: (b, 0, j), l, bk)
     args += segs
   dk, dv = pl.pallas_call(
       functools.partial(_dkv_kernel, spec=spec),

@@ -269,15 +269,11 @@ def mask_to_bias(mask: Array, dtype: Dtype = jnp.float32) -> Array:
 ATTENTION_KERNELS = ("auto", "xla", "flash")
 
 
-def flash_platform(choice: str) -> str | None:
-  """The platform the flash kernels run for under `choice` ("tpu": compiled, "cpu":
-  interpreted), or None for XLA attention. Read while tracing: the platform of the mesh in
-  context (a TPU topology when compiling ahead of time), else JAX's default backend."""
+def attention_platform(choice: str, platform: str) -> str | None:
+  """The platform the flash kernels run for under `choice` on devices of `platform` ("tpu":
+  compiled, "cpu": interpreted), or None for XLA attention."""
   if choice == "xla":
     return None
-  mesh = jax.sharding.get_abstract_mesh()
-  device = None if mesh.empty else getattr(mesh, "abstract_device", None)
-  platform = device.platform if device is not None else jax.default_backend()
   if choice == "auto":
     return "tpu" if platform == "tpu" else None
   if platform not in ("tpu", "cpu"):
@@ -286,15 +282,25 @@ def flash_platform(choice: str) -> str | None:
   return platform
 
 
+def flash_platform(choice: str) -> str | None:
+  """`attention_platform` for the devices being traced for: the platform of the mesh in
+  context (a TPU topology when compiling ahead of time), else JAX's default backend."""
+  mesh = jax.sharding.get_abstract_mesh()
+  device = None if mesh.empty else getattr(mesh, "abstract_device", None)
+  return attention_platform(choice, device.platform if device is not None else jax.default_backend())
+
+
 @flax.struct.dataclass
 class FlashMask:
   """What the flash kernels mask and add, passed where the XLA path takes its additive
   bias: packing segment ids (0 = padding), causality and an optional position bias
-  [H, L, S] shared by the batch (T5's relative positions)."""
+  [H, L, S] shared by the batch (T5's relative positions); `platform` is the one
+  `flash_platform` chose ("tpu": compiled, "cpu": interpreted)."""
   q_segment_ids_BxL: Array
   kv_segment_ids_BxS: Array
   position_bias_HxLxS: Array | None = None
   causal: bool = flax.struct.field(pytree_node=False, default=False)
+  platform: str = flax.struct.field(pytree_node=False, default="tpu")
 
 
 def _mesh_axes(name: str, size: int, mesh) -> str | tuple[str, ...] | None:
@@ -306,8 +312,7 @@ def _mesh_axes(name: str, size: int, mesh) -> str | tuple[str, ...] | None:
   return axes if names and size % math.prod(mesh.shape[a] for a in names) == 0 else None
 
 
-def flash_attention(q_BxHxLxK: Array, k_BxGxSxK: Array, v_BxGxSxK: Array, mask: FlashMask,
-                    platform: str) -> Array:
+def flash_attention(q_BxHxLxK: Array, k_BxGxSxK: Array, v_BxGxSxK: Array, mask: FlashMask) -> Array:
   """`flash_attention.flash_attention` on each device's shard of the batch and heads (a
   Pallas kernel is per-device code: under a mesh it runs inside `shard_map`, with the
   batch and heads split as the logical rules split them)."""
@@ -317,7 +322,7 @@ def flash_attention(q_BxHxLxK: Array, k_BxGxSxK: Array, v_BxGxSxK: Array, mask: 
   if heads is not None and 1 < g < h:  # grouped KV heads do not split with the query heads
     k_BxGxSxK, v_BxGxSxK = jnp.repeat(k_BxGxSxK, h // g, axis=1), jnp.repeat(v_BxGxSxK, h // g, axis=1)
     g = h
-  kernel = functools.partial(fa.flash_attention, causal=mask.causal, interpret=platform != "tpu")
+  kernel = functools.partial(fa.flash_attention, causal=mask.causal, interpret=mask.platform != "tpu")
   bias = mask.position_bias_HxLxS
   if mesh.empty:
     return kernel(q_BxHxLxK, k_BxGxSxK, v_BxGxSxK, bias, mask.q_segment_ids_BxL, mask.kv_segment_ids_BxS)
@@ -348,8 +353,8 @@ class Attention(nn.Module):
   as T5X's `dot_product_attention(float32_logits=False)`, the T5 v1.1 default. Either way
   the dot itself runs in `dtype`; with float32 activations the two are the same.
 
-  Passing a `FlashMask` as the bias (outside decoding) runs the flash kernels on `platform`
-  (see `flash_platform`): logits in float32, the same parameters, and the same dropout. The
+  Passing a `FlashMask` as the bias (outside decoding) runs the flash kernels on its
+  platform (see `flash_platform`): logits in float32, the same parameters, and the same dropout. The
   dropout mask is one per (batch, head, key), shared by all queries, so dropping attention
   weights equals scaling the value rows: the kernels never see it.
   """
@@ -433,8 +438,7 @@ class Attention(nn.Module):
         # the kernels read with the same head index)
         k_BxGxSxK, v_BxGxSxK = jnp.repeat(k_BxGxSxK, h // g, axis=1), jnp.repeat(v_BxGxSxK, h // g, axis=1)
       v_BxGxSxK = v_BxGxSxK * keep_BxHx1xS[:, :, 0, :, None]
-    platform = flash_platform("flash")
-    out = flash_attention(q_BxLxHxK.transpose(0, 2, 1, 3), k_BxGxSxK, v_BxGxSxK, mask, platform)
+    out = flash_attention(q_BxLxHxK.transpose(0, 2, 1, 3), k_BxGxSxK, v_BxGxSxK, mask)
     out = constrain(out.transpose(0, 2, 1, 3), ("batch", "length", "heads", "kv"))
     return DenseGeneral((x_BxLxD.shape[-1],), ("heads", "kv", "embed"), num_in_dims=2, dtype=self.dtype,
                         name="out")(out)

@@ -85,8 +85,7 @@ class DecoderLayer(nn.Module):
         y_BxLxD, deterministic)
     branch_BxLxD = nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(
         attn_BxLxD + mlp_BxLxD, deterministic=deterministic)
-    residual = "residual_embed" if cfg.shard_residual else "embed"
-    return constrain(x_BxLxD + branch_BxLxD, ("batch", "length", residual)), None
+    return constrain(x_BxLxD + branch_BxLxD, ("batch", "length", cfg.residual_axis)), None
 
 
 def attention_bias(segment_ids_BxL: Array, causal_attention_BxL: Array | None, prefix_bidirectional: bool) -> Array:
@@ -137,8 +136,9 @@ class DecoderOnlyLM(nn.Module):
       segment_ids_BxL = (decoder_segment_ids if decoder_segment_ids is not None
                          else jnp.ones((b, l), jnp.int32))
       prefix = cfg.prefix_bidirectional and decoder_causal_attention is not None
-      if layers.flash_platform(cfg.attention_kernel) and not prefix:  # the kernels know causal masks only
-        bias = layers.FlashMask(segment_ids_BxL, segment_ids_BxL, causal=True)
+      flash = None if prefix else layers.flash_platform(cfg.attention_kernel)  # the kernels know causal masks only
+      if flash:
+        bias = layers.FlashMask(segment_ids_BxL, segment_ids_BxL, causal=True, platform=flash)
       else:
         bias = attention_bias(segment_ids_BxL, decoder_causal_attention, cfg.prefix_bidirectional)
 

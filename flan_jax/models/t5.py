@@ -69,13 +69,13 @@ def _self_attention_bias(cfg: T5Config, table_HxN: Array, segment_ids_BxL: Array
           + layers.mask_to_bias(mask))
 
 
-def _self_attention_flash(cfg: T5Config, table_HxN: Array, segment_ids_BxL: Array,
-                          causal: bool) -> layers.FlashMask:
+def _self_attention_flash(cfg: T5Config, table_HxN: Array, segment_ids_BxL: Array, causal: bool,
+                          platform: str) -> layers.FlashMask:
   """The flash kernels' form of `_self_attention_bias`: the [H, L, L] position bias shared by
   the batch, with the mask left to the segment ids (and causality)."""
   l = segment_ids_BxL.shape[1]
   bias = layers.relative_bias(table_HxN, l, l, not causal, cfg.relative_attention_max_distance)[0]
-  return layers.FlashMask(segment_ids_BxL, segment_ids_BxL, bias, causal=causal)
+  return layers.FlashMask(segment_ids_BxL, segment_ids_BxL, bias, causal=causal, platform=platform)
 
 
 class EncoderLayer(nn.Module):
@@ -90,7 +90,7 @@ class EncoderLayer(nn.Module):
     if cfg.relpos_per_layer:
       relpos_HxN = _relpos(cfg, bidirectional=True).table()
     flash = layers.flash_platform(cfg.attention_kernel)
-    bias = (_self_attention_flash(cfg, relpos_HxN, segment_ids_BxL, False) if flash else
+    bias = (_self_attention_flash(cfg, relpos_HxN, segment_ids_BxL, False, flash) if flash else
             _self_attention_bias(cfg, relpos_HxN, segment_ids_BxL, causal=False))
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_attention_layer_norm")(x_BxLxD)
     y = layers.Attention(cfg.num_heads, cfg.head_dim, dropout_rate=cfg.dropout_rate, dtype=dt,
@@ -100,7 +100,7 @@ class EncoderLayer(nn.Module):
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_mlp_layer_norm")(x_BxLxD)
     y = layers.GatedMlp(cfg.mlp_dim, cfg.mlp_activations, cfg.dropout_rate, dt, name="mlp")(y, deterministic)
     x_BxLxD = x_BxLxD + nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(y, deterministic=deterministic)
-    return constrain(x_BxLxD, ("batch", "length", "residual_embed" if cfg.shard_residual else "embed")), None
+    return constrain(x_BxLxD, ("batch", "length", cfg.residual_axis)), None
 
 
 class DecoderLayer(nn.Module):
@@ -123,15 +123,15 @@ class DecoderLayer(nn.Module):
         query_offset, slots = self_bias
         l = x_BxLxD.shape[1]
         self_bias = relpos(l, l) if query_offset is None else relpos(1, slots.shape[0], query_offset=query_offset)
-    flash = None if decode else layers.flash_platform(cfg.attention_kernel)
-    if flash:
+    if not decode:
       segment_ids_BxL, encoder_segment_ids_BxS = cross_bias
-      self_bias = _self_attention_flash(cfg, self_bias, segment_ids_BxL, True)
-      cross_bias = layers.FlashMask(segment_ids_BxL, encoder_segment_ids_BxS)
-    elif not decode:
-      segment_ids_BxL, encoder_segment_ids_BxS = cross_bias
-      self_bias = _self_attention_bias(cfg, self_bias, segment_ids_BxL, causal=True)
-      cross_bias = layers.mask_to_bias(layers.segment_mask(segment_ids_BxL, encoder_segment_ids_BxS))
+      flash = layers.flash_platform(cfg.attention_kernel)
+      if flash:
+        self_bias = _self_attention_flash(cfg, self_bias, segment_ids_BxL, True, flash)
+        cross_bias = layers.FlashMask(segment_ids_BxL, encoder_segment_ids_BxS, platform=flash)
+      else:
+        self_bias = _self_attention_bias(cfg, self_bias, segment_ids_BxL, causal=True)
+        cross_bias = layers.mask_to_bias(layers.segment_mask(segment_ids_BxL, encoder_segment_ids_BxS))
     drop = lambda v: nn.Dropout(cfg.dropout_rate, broadcast_dims=(-2,))(v, deterministic=deterministic)
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_self_attention_layer_norm")(x_BxLxD)
     y = layers.Attention(cfg.num_heads, cfg.head_dim, dropout_rate=cfg.dropout_rate, dtype=dt,
@@ -147,7 +147,7 @@ class DecoderLayer(nn.Module):
     y = layers.RMSNorm(cfg.layer_norm_epsilon, dt, name="pre_mlp_layer_norm")(x_BxLxD)
     y = layers.GatedMlp(cfg.mlp_dim, cfg.mlp_activations, cfg.dropout_rate, dt, name="mlp")(y, deterministic)
     x_BxLxD = x_BxLxD + drop(y)
-    return constrain(x_BxLxD, ("batch", "length", "residual_embed" if cfg.shard_residual else "embed")), None
+    return constrain(x_BxLxD, ("batch", "length", cfg.residual_axis)), None
 
 
 class Encoder(nn.Module):

@@ -27,7 +27,7 @@ from flan_jax.training import config as config_lib, flops, trainer
 from flan_jax.runtime import gin_utils
 from flan_jax.core import optim, partitioning
 from flan_jax import models
-from flan_jax.models import build_model
+from flan_jax.models import build_model, layers
 from flan_jax.models.family import ModelConfig
 from flan_jax.planning.topology import Topology, parse_topology  # noqa: F401  (plan.Topology for callers)
 
@@ -250,8 +250,7 @@ def activation_bytes(recipe: Recipe, mesh_shape: dict[str, int], tpu: bool = Tru
   # Fitted on the compiled Flan-T5 rows (docs/plans.md): saved for the backward, such a model
   # keeps two activation-dtype [B, H, L, S] buffers besides the logits (the probabilities and
   # their dropped-out copy); the layer being recomputed, one.
-  # On TPU "auto" attention is the flash kernels (`layers.flash_platform`); elsewhere XLA's.
-  flash = cfg.attention_kernel == "flash" or (cfg.attention_kernel == "auto" and tpu)
+  flash = layers.attention_platform(cfg.attention_kernel, "tpu" if tpu else "gpu") is not None
   f32_logits = layout.float32_attention_logits
   soft = f32 if f32_logits else 2
   copy = 1 if act != 4 and f32_logits else 0
